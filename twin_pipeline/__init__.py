@@ -1,0 +1,1 @@
+"""twin-pipeline: privacy-safe synthetic digital twins of credit and loan tables."""
