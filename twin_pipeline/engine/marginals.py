@@ -1,0 +1,260 @@
+"""Univariate marginals: how one column's values map to and from the copula's normal scale.
+
+Two shapes cover every modelled column:
+
+* `SlicedMarginal` (discrete, boolean, categorical, text): each value owns a slice of [0, 1] sized by its
+  frequency; a normal score falls in exactly one slice. Values seen fewer than `k` times are never stored:
+  categories are pooled into "Other", rare discrete numbers merge into their nearest frequent neighbour.
+* `NumericMarginal` (continuous, integer, datetime): point masses (values carrying at least 0.5 % of the rows,
+  such as zero debt) plus a continuous part, either a parametric family chosen by a Kolmogorov-Smirnov test or,
+  when none fits, a quantile grid of the data smoothed by averaging `k` neighbouring order statistics. Both
+  compile to one monotone quantile function, so sampling is a single `np.interp` per column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+
+K_MIN = 5  # no value seen fewer than this many times is stored verbatim
+OTHER = "Other"
+ATOM_SHARE = 0.005  # a value repeated on at least this share of rows is a point mass
+GRID_POINTS = 1025
+KS_ALPHA = 0.05  # a family is kept only when the KS test cannot reject it at this level
+MAX_CATEGORIES = 5000
+Z_CLIP = 1e-12
+
+
+def _normal_bounds(cumulative: np.ndarray) -> np.ndarray:
+    return special.ndtri(np.clip(cumulative, Z_CLIP, 1 - Z_CLIP))
+
+
+class SlicedMarginal:
+    """Ordered values, each with a slice of [0, 1] sized by its frequency."""
+
+    def __init__(self, values: list, probabilities: np.ndarray, pooled: int = 0):
+        self.values = list(values)
+        self.probabilities = np.asarray(probabilities, dtype=float)
+        self.pooled = pooled  # how many distinct raw values were pooled or merged for privacy
+        self.thresholds = _normal_bounds(np.cumsum(self.probabilities)[:-1])
+
+    @classmethod
+    def fit(cls, values: pd.Series, kind: str, k: int = K_MIN) -> "SlicedMarginal":
+        counts = values.value_counts(sort=True)
+        pooled = 0
+        if kind == "discrete":
+            counts, pooled = _merge_rare_numbers(counts.sort_index(), k)
+        elif kind == "boolean":
+            counts = counts.sort_index()
+        else:
+            counts, pooled = _pool_rare_categories(counts, k)
+        return cls(counts.index.tolist(), counts.to_numpy() / counts.sum(), pooled)
+
+    def codes(self, values: pd.Series) -> np.ndarray:
+        """Slice index of each value; pooled values map to "Other", merged numbers to their neighbour."""
+        index = pd.Index(self.values)
+        codes = index.get_indexer(values)
+        unknown = codes < 0
+        if unknown.any():
+            if OTHER in self.values and not pd.api.types.is_numeric_dtype(values):
+                codes[unknown] = self.values.index(OTHER)
+            else:  # merged rare numbers: their nearest kept value
+                kept = np.asarray(self.values, dtype=float)
+                target = values.to_numpy(dtype=float)[unknown]
+                codes[unknown] = np.abs(target[:, None] - kept[None, :]).argmin(axis=1)
+        return codes
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.thresholds, z)
+
+    def to_dict(self) -> dict:
+        return {"shape": "sliced", "values": self.values, "probabilities": self.probabilities.tolist(),
+                "pooled": self.pooled}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SlicedMarginal":
+        return cls(data["values"], np.asarray(data["probabilities"]), data.get("pooled", 0))
+
+
+def _pool_rare_categories(counts: pd.Series, k: int) -> tuple[pd.Series, int]:
+    """Categories seen fewer than k times (and past the MAX_CATEGORIES most frequent) become "Other"."""
+    keep = (counts >= k) & (np.arange(len(counts)) < MAX_CATEGORIES)
+    rare = counts[~keep]
+    if rare.empty:
+        return counts, 0
+    kept = counts[keep].copy()
+    kept[OTHER] = kept.get(OTHER, 0) + rare.sum()
+    return kept.sort_values(ascending=False), int(len(rare))
+
+
+def _merge_rare_numbers(counts: pd.Series, k: int) -> tuple[pd.Series, int]:
+    """Numbers seen fewer than k times join their nearest frequent value (ordered by value)."""
+    frequent = counts[counts >= k]
+    if frequent.empty:
+        frequent = counts.nlargest(1)
+    rare = counts.drop(frequent.index)
+    if rare.empty:
+        return counts, 0
+    kept_values = frequent.index.to_numpy(dtype=float)
+    nearest = np.abs(rare.index.to_numpy(dtype=float)[:, None] - kept_values[None, :]).argmin(axis=1)
+    merged = frequent.copy()
+    np.add.at(merged.values, nearest, rare.to_numpy())
+    return merged, int(len(rare))
+
+
+class NumericMarginal:
+    """Point masses plus a continuous part, compiled to a quantile function on the normal scale."""
+
+    def __init__(self, atoms: np.ndarray, atom_probabilities: np.ndarray, family: str, parameters: dict,
+                 fit_statistic: float | None, p_value: float | None, u_points: np.ndarray, x_points: np.ndarray):
+        self.atoms = np.asarray(atoms, dtype=float)
+        self.atom_probabilities = np.asarray(atom_probabilities, dtype=float)
+        self.family = family
+        self.parameters = parameters
+        self.fit_statistic = fit_statistic
+        self.p_value = p_value
+        self.u_points = np.asarray(u_points, dtype=float)
+        self.x_points = np.asarray(x_points, dtype=float)
+        self.z_points = _normal_bounds(self.u_points)
+
+    @classmethod
+    def fit(cls, numbers: np.ndarray, k: int = K_MIN, families: tuple[str, ...] | None = None) -> "NumericMarginal":
+        numbers = np.sort(numbers[np.isfinite(numbers)])
+        values, counts = np.unique(numbers, return_counts=True)
+        is_atom = counts >= max(k, ATOM_SHARE * len(numbers))
+        atoms, atom_probabilities = values[is_atom], counts[is_atom] / len(numbers)
+        rest = numbers[~np.isin(numbers, atoms)]
+        family, parameters, statistic, p_value = "empirical", {}, None, None
+        if len(rest) >= max(k, 2):
+            smoothed = _smooth_order_statistics(rest, k)
+            low, high = smoothed[0], smoothed[-1]
+            family, parameters, statistic, p_value = select_family(rest, low, high, families)
+            u_grid = np.linspace(0.0, 1.0, min(GRID_POINTS, len(smoothed)))
+            if family == "empirical":
+                x_grid = np.quantile(smoothed, u_grid)
+            else:
+                x_grid = _truncated_quantiles(family, parameters, low, high, u_grid)
+        elif len(rest):
+            u_grid, x_grid = np.array([0.0, 1.0]), np.full(2, rest.mean())
+        else:
+            u_grid, x_grid = np.array([]), np.array([])
+        u_points, x_points = _mix_atoms(atoms, atom_probabilities, u_grid, x_grid)
+        return cls(atoms, atom_probabilities, family, parameters, statistic, p_value, u_points, x_points)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        return np.interp(z, self.z_points, self.x_points)
+
+    def to_dict(self) -> dict:
+        return {"shape": "numeric", "atoms": self.atoms.tolist(), "atom_probabilities": self.atom_probabilities.tolist(),
+                "family": self.family, "parameters": self.parameters, "fit_statistic": self.fit_statistic,
+                "p_value": self.p_value, "u_points": self.u_points.tolist(), "x_points": self.x_points.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NumericMarginal":
+        return cls(data["atoms"], data["atom_probabilities"], data["family"], data["parameters"],
+                   data["fit_statistic"], data["p_value"], data["u_points"], data["x_points"])
+
+
+def _smooth_order_statistics(sorted_values: np.ndarray, k: int) -> np.ndarray:
+    """Moving average of k consecutive order statistics: every stored grid value blends at least k records."""
+    width = min(k, len(sorted_values))
+    cumulative = np.concatenate([[0.0], np.cumsum(sorted_values)])
+    return (cumulative[width:] - cumulative[:-width]) / width
+
+
+def _mix_atoms(atoms, probabilities, u_grid, x_grid) -> tuple[np.ndarray, np.ndarray]:
+    """Quantile function of atoms (flat steps) mixed with a continuous part given as a quantile grid."""
+    weight = 1.0 - probabilities.sum() if len(x_grid) else 0.0
+    mass_below = np.concatenate([[0.0], np.cumsum(probabilities)])  # atom mass below the i-th atom
+    f_grid = weight * u_grid + mass_below[np.searchsorted(atoms, x_grid, side="left")]
+    continuous_cdf = np.interp(atoms, x_grid, u_grid, left=0.0, right=1.0) if len(x_grid) else np.zeros(len(atoms))
+    start = weight * continuous_cdf + mass_below[:-1]
+    f_all = np.concatenate([f_grid, start, start + probabilities])
+    x_all = np.concatenate([x_grid, atoms, atoms])
+    order = np.lexsort((f_all, x_all))
+    return np.maximum.accumulate(np.clip(f_all[order], 0.0, 1.0)), x_all[order]
+
+
+FAMILIES = ("normal", "lognormal", "uniform", "gamma", "beta", "truncnorm")
+
+
+def _frozen(family: str, parameters: dict):
+    return {
+        "normal": lambda p: stats.norm(p["loc"], p["scale"]),
+        "lognormal": lambda p: stats.lognorm(p["s"], 0.0, p["scale"]),
+        "uniform": lambda p: stats.uniform(p["loc"], p["scale"]),
+        "gamma": lambda p: stats.gamma(p["a"], 0.0, p["scale"]),
+        "beta": lambda p: stats.beta(p["a"], p["b"], p["loc"], p["scale"]),
+        "truncnorm": lambda p: stats.truncnorm((p["low"] - p["loc"]) / p["scale"], (p["high"] - p["loc"]) / p["scale"],
+                                               p["loc"], p["scale"]),
+    }[family](parameters)
+
+
+def _fit_parameters(family: str, x: np.ndarray, low: float, high: float) -> dict | None:
+    """Fast estimates (moments or closed-form MLE); None when the family cannot describe the data."""
+    mean, var = float(x.mean()), float(x.var())
+    if var <= 0:
+        return None
+    if family == "normal":
+        return {"loc": mean, "scale": var**0.5}
+    if family == "uniform":
+        return {"loc": float(x.min()), "scale": float(x.max() - x.min())}
+    if family in ("lognormal", "gamma") and x.min() <= 0:
+        return None
+    if family == "lognormal":
+        logs = np.log(x)
+        return {"s": float(logs.std()), "scale": float(np.exp(logs.mean()))} if logs.std() > 0 else None
+    if family == "gamma":
+        return {"a": mean**2 / var, "scale": var / mean}
+    if family == "beta":
+        margin = (high - low) * 1e-3
+        loc, scale = low - margin, high - low + 2 * margin
+        m, v = (mean - loc) / scale, var / scale**2
+        common = m * (1 - m) / v - 1
+        return {"a": m * common, "b": (1 - m) * common, "loc": loc, "scale": scale} if common > 0 else None
+    if family == "truncnorm":
+        def negative_log_likelihood(theta):
+            loc, log_scale = theta
+            scale = np.exp(log_scale)
+            mass = special.ndtr((high - loc) / scale) - special.ndtr((low - loc) / scale)
+            return -(stats.norm.logpdf(x, loc, scale).sum() - len(x) * np.log(max(mass, 1e-300)))
+        result = optimize.minimize(negative_log_likelihood, [mean, 0.5 * np.log(var)], method="Nelder-Mead",
+                                   options={"maxiter": 200, "xatol": 1e-4, "fatol": 1e-4})
+        return {"loc": float(result.x[0]), "scale": float(np.exp(result.x[1])), "low": low, "high": high}
+    raise ValueError(f"unknown family {family!r}")
+
+
+def select_family(x: np.ndarray, low: float, high: float, families: tuple[str, ...] | None = None,
+                  sample_size: int = 5000) -> tuple[str, dict, float | None, float | None]:
+    """The family (truncated to [low, high]) with the smallest KS distance, or "empirical" if the test rejects all.
+
+    Returns (family, parameters, KS statistic, p-value). Fits and tests run on at most `sample_size` values, an
+    evenly spaced subsample of the sorted data, so the cost does not grow with the table.
+    """
+    x = x[:: max(1, len(x) // sample_size)] if len(x) > sample_size else x
+    best = ("empirical", {}, None, None)
+    for family in families or FAMILIES:
+        parameters = _fit_parameters(family, x, low, high)
+        if parameters is None or not all(np.isfinite(list(parameters.values()))):
+            continue
+        frozen = _frozen(family, parameters)
+        lower, upper = frozen.cdf(low), frozen.cdf(high)
+        if not upper > lower:
+            continue
+        result = stats.kstest(x, lambda v: np.clip((frozen.cdf(v) - lower) / (upper - lower), 0.0, 1.0))
+        if best[2] is None or result.statistic < best[2]:
+            best = (family, parameters, float(result.statistic), float(result.pvalue))
+    if best[3] is None or best[3] < KS_ALPHA:
+        return "empirical", {}, best[2], best[3]
+    return best
+
+
+def _truncated_quantiles(family: str, parameters: dict, low: float, high: float, u: np.ndarray) -> np.ndarray:
+    frozen = _frozen(family, parameters)
+    lower, upper = frozen.cdf(low), frozen.cdf(high)
+    return np.clip(frozen.ppf(lower + u * (upper - lower)), low, high)
+
+
+def marginal_from_dict(data: dict) -> SlicedMarginal | NumericMarginal:
+    return SlicedMarginal.from_dict(data) if data["shape"] == "sliced" else NumericMarginal.from_dict(data)
