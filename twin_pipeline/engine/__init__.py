@@ -1,0 +1,5 @@
+"""The statistics engine: column kinds, marginals, latent correlation, the copula and the cloner (no Dagster)."""
+
+from .copula import GaussianCopulaEngine
+
+__all__ = ["GaussianCopulaEngine"]

@@ -1,0 +1,348 @@
+"""GaussianCopulaEngine: fit a table, sample any number of rows in bounded memory, save and load the model.
+
+The model has one variable per modelled column plus one "is null" variable per column that has some nulls
+(so nulls that depend on other columns, such as a joint income that is null for individual applications,
+keep that dependence). Each variable has a marginal (see marginals.py); the variables are joined by a
+correlation matrix of latent normal scores (see dependence.py). Sampling draws correlated normals in chunks
+and maps each through its marginal's quantile function.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..tables import TwinInputError, atomic_path
+from . import columns as col
+from .dependence import hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
+from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "twin-pipeline/gaussian-copula"
+MODEL_VERSION = 1
+NULL_SUFFIX = " (is null)"
+DEFAULT_CHUNK = 100_000
+MIN_DEPENDENCE_ROWS = 30  # a variable with fewer rows off its most common value is modelled as independent
+BACKENDS = ("native", "copulas")
+
+
+class GaussianCopulaEngine:
+    """A Gaussian copula over automatically typed marginals.
+
+    backend="native" (default) is this package's vectorised NumPy/SciPy engine; backend="copulas" fits the
+    `copulas` library's GaussianMultivariate on the same encoded variables, as a reference to compare with.
+    `k` is the smallest count of a value that the model may store verbatim (rarer values are pooled).
+    """
+
+    def __init__(self, backend: str = "native", k: int = K_MIN):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.k = k
+        self.specs: list[col.ColumnSpec] = []
+        self.variables: list[tuple[str, str]] = []  # (column, "value" | "null")
+        self.marginals: list[SlicedMarginal | NumericMarginal] = []
+        self.correlation: np.ndarray | None = None
+        self.n_rows = 0
+        self.primary_key: str | None = None
+        self._reference = None  # the copulas backend's fitted GaussianMultivariate
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, df: pd.DataFrame, primary_key: str | None = None,
+            column_kinds: dict[str, str] | None = None) -> "GaussianCopulaEngine":
+        """Learn marginals and the latent correlation of `df`; the primary key is not modelled."""
+        _check_frame(df, primary_key, column_kinds)
+        self.primary_key, self.n_rows = primary_key, len(df)
+        kinds = column_kinds or {}
+        self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name))
+                      for name in df.columns]
+        self.variables, self.marginals = [], []
+        scores, present, coefficients, informative = [], [], [], []
+        for spec in self.specs:
+            series = df[spec.name]
+            for role, marginal, keys, mask in _variables_of(spec, series, self.k):
+                self.variables.append((spec.name, role))
+                self.marginals.append(marginal)
+                column_scores, upper, block_scores = tied_normal_scores(keys)
+                full = np.zeros(len(df))
+                full[mask] = column_scores
+                scores.append(full)
+                present.append(mask)
+                coefficients.append(hermite_coefficients(upper, block_scores))
+                informative.append(len(keys) * (1 - np.diff(np.concatenate([[0.0], upper])).max()) >= MIN_DEPENDENCE_ROWS)
+        if self.variables:
+            latent = latent_correlation(np.column_stack(scores), np.column_stack(present), np.vstack(coefficients))
+            # Too few rows off the mode (a column null on 3 rows) give wild estimates that would distort the
+            # whole matrix when it is repaired: such variables keep their frequencies but join independently.
+            weak = ~np.asarray(informative)
+            latent[weak, :] = latent[:, weak] = 0.0
+            np.fill_diagonal(latent, 1.0)
+            self.correlation = nearest_correlation(latent)
+        else:
+            self.correlation = np.zeros((0, 0))
+        if self.backend == "copulas":
+            from .copulas_backend import fit_reference
+            self._reference = fit_reference(self, df)
+        log.info("fitted %d columns (%d copula variables) on %d rows", len(self.specs), len(self.variables), len(df))
+        return self
+
+    # ----------------------------------------------------------------- sampling
+    def sample(self, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK) -> pd.DataFrame:
+        """`n` synthetic rows; the same seed gives the same rows."""
+        chunks = list(self.iter_samples(n, seed=seed, chunk_size=chunk_size))
+        return pd.concat(chunks, ignore_index=True) if chunks else self._assemble({}, 0, 0, np.random.default_rng(0))
+
+    def iter_samples(self, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK) -> Iterator[pd.DataFrame]:
+        """Yield `n` rows in chunks of `chunk_size`: memory does not grow with `n`."""
+        self._require_fit()
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"number of rows must be >= 0, got {n}")
+        rng = np.random.default_rng(seed)
+        cholesky = np.linalg.cholesky(self.correlation) if len(self.variables) else None
+        done = 0
+        while done < n:
+            size = min(chunk_size, n - done)
+            if self._reference is not None:
+                from .copulas_backend import sample_reference
+                decoded = sample_reference(self, size, rng)
+            else:
+                normals = rng.standard_normal((size, len(self.variables))) @ cholesky.T if cholesky is not None else None
+                decoded = {i: marginal.decode(normals[:, i]) for i, marginal in enumerate(self.marginals)}
+            yield self._assemble(decoded, size, done, rng)
+            done += size
+
+    def write_sample(self, path: str | Path, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK,
+                     progress=None) -> Path:
+        """Stream `n` rows to CSV or Parquet (by suffix) atomically; `progress(done, n)` is called per chunk."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        parquet = path.suffix.lower() == ".parquet"
+        done = 0
+        with atomic_path(path) as tmp:
+            writer = None
+            for chunk in self.iter_samples(n, seed=seed, chunk_size=chunk_size):
+                if parquet:
+                    table = pa.Table.from_pandas(chunk, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+                else:
+                    chunk.to_csv(tmp, mode="a" if done else "w", header=not done, index=False)
+                done += len(chunk)
+                if progress:
+                    progress(done, n)
+            if writer is not None:
+                writer.close()
+            elif done == 0:
+                self.sample(0).to_parquet(tmp, index=False) if parquet else self.sample(0).to_csv(tmp, index=False)
+        return path
+
+    def _assemble(self, decoded: dict[int, np.ndarray], size: int, start: int, rng: np.random.Generator) -> pd.DataFrame:
+        """Turn decoded model variables into a frame with the input's columns, order, dtypes and formats."""
+        position = {variable: i for i, variable in enumerate(self.variables)}
+        out = {}
+        for spec in self.specs:
+            value_index, null_index = position.get((spec.name, "value")), position.get((spec.name, "null"))
+            if spec.kind == "identifier":
+                values = pd.Series(col.mint_identifiers(spec.id_pattern, start, size, rng))
+            elif value_index is None:
+                values = pd.Series([spec.value] * size, dtype=object)
+            else:
+                values = _restore(spec, self.marginals[value_index], decoded[value_index])
+            if spec.null_rate >= 1.0:
+                values = pd.Series([None] * size, dtype=object)
+            elif null_index is not None:
+                is_null = np.asarray(decoded[null_index]) == 1
+                if is_null.any():
+                    values = values.astype(_nullable(values.dtype)).mask(is_null)
+            out[spec.name] = _cast(values, spec)
+        return pd.DataFrame(out, index=pd.RangeIndex(size))
+
+    # ----------------------------------------------------------- inspection
+    @property
+    def correlation_matrix(self) -> pd.DataFrame:
+        """Latent correlation of the model variables, labelled by column ("<col> (is null)" for null indicators)."""
+        self._require_fit()
+        labels = [name if role == "value" else name + NULL_SUFFIX for name, role in self.variables]
+        return pd.DataFrame(self.correlation, index=labels, columns=labels)
+
+    def describe(self) -> dict[str, dict]:
+        """Per column: kind, chosen family and its KS statistic, null rate, values pooled for privacy."""
+        self._require_fit()
+        marginal_of = {name: self.marginals[i] for i, (name, role) in enumerate(self.variables) if role == "value"}
+        summary = {}
+        for spec in self.specs:
+            marginal = marginal_of.get(spec.name)
+            entry = {"kind": spec.kind, "dtype": spec.dtype, "null_rate": round(spec.null_rate, 6),
+                     "family": None, "fit_statistic": None}
+            if isinstance(marginal, NumericMarginal):
+                entry.update(family=marginal.family, fit_statistic=marginal.fit_statistic, p_value=marginal.p_value,
+                             point_masses=len(marginal.atoms))
+            elif isinstance(marginal, SlicedMarginal):
+                entry.update(family="categorical", categories=len(marginal.values), pooled_values=marginal.pooled)
+            summary[spec.name] = entry
+        return summary
+
+    @staticmethod
+    def compare_correlations(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, float]:
+        """Errors between the Pearson correlations of the numeric columns of two frames (off-diagonal pairs)."""
+        numeric = [name for name in real.columns
+                   if name in synthetic.columns and pd.api.types.is_numeric_dtype(real[name])
+                   and pd.api.types.is_numeric_dtype(synthetic[name]) and real[name].nunique() > 1]
+        if len(numeric) < 2:
+            return {"frobenius_error": 0.0, "max_abs_error": 0.0, "mean_abs_error": 0.0}
+        difference = (real[numeric].astype(float).corr() - synthetic[numeric].astype(float).corr()).fillna(0.0).to_numpy()
+        upper = difference[np.triu_indices(len(numeric), 1)]
+        return {"frobenius_error": float(np.linalg.norm(difference)), "max_abs_error": float(np.abs(upper).max()),
+                "mean_abs_error": float(np.abs(upper).mean())}
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        """The model as statistical summaries only: no raw row, no value seen fewer than k times."""
+        self._require_fit()
+        return {
+            "format": MODEL_FORMAT, "version": MODEL_VERSION, "backend": self.backend, "k": self.k,
+            "n_rows": self.n_rows, "primary_key": self.primary_key,
+            "columns": [spec.to_dict() for spec in self.specs],
+            "variables": [{"column": name, "role": role, "marginal": marginal.to_dict()}
+                          for (name, role), marginal in zip(self.variables, self.marginals)],
+            "correlation": self.correlation.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GaussianCopulaEngine":
+        if data.get("format") != MODEL_FORMAT:
+            raise ValueError("not a twin-pipeline Gaussian copula model")
+        if data["backend"] != "native":
+            raise ValueError("only native models can be saved and loaded; refit the copulas reference")
+        engine = cls(backend=data["backend"], k=data["k"])
+        engine.n_rows, engine.primary_key = data["n_rows"], data["primary_key"]
+        engine.specs = [col.ColumnSpec.from_dict(spec) for spec in data["columns"]]
+        engine.variables = [(variable["column"], variable["role"]) for variable in data["variables"]]
+        engine.marginals = [marginal_from_dict(variable["marginal"]) for variable in data["variables"]]
+        engine.correlation = np.asarray(data["correlation"], dtype=float).reshape(len(engine.variables), -1)
+        return engine
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as one JSON file, atomically."""
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), default=_json_scalar, allow_nan=False))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GaussianCopulaEngine":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise TwinInputError(path, f"is not a readable model file ({error})") from None
+        return cls.from_dict(data)
+
+    def _require_fit(self) -> None:
+        if self.correlation is None:
+            raise RuntimeError("the engine is not fitted: call fit(df) first")
+
+
+def _check_frame(df: pd.DataFrame, primary_key: str | None, column_kinds: dict | None) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"fit expects a pandas DataFrame, got {type(df).__name__}")
+    if len(df) < 2:
+        raise TwinInputError(None, f"the table has {len(df)} row(s); at least 2 are needed to learn a distribution")
+    if df.columns.duplicated().any():
+        duplicated = sorted(set(df.columns[df.columns.duplicated()].astype(str)))
+        raise TwinInputError(None, f"duplicate column names: {', '.join(duplicated)}")
+    if primary_key is not None:
+        if primary_key not in df.columns:
+            raise TwinInputError(None, f"primary key {primary_key!r} is not a column (columns: {', '.join(map(str, df.columns))})")
+        if df[primary_key].isna().any() or df[primary_key].duplicated().any():
+            raise TwinInputError(None, f"primary key {primary_key!r} is not unique and non-null on every row")
+    unknown = set(column_kinds or {}) - set(df.columns)
+    if unknown:
+        raise TwinInputError(None, f"column kinds given for unknown columns: {', '.join(sorted(map(str, unknown)))}")
+
+
+def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int):
+    """Yield (role, marginal, sortable keys of the present rows, present mask) for one column."""
+    present = series.notna().to_numpy()
+    if spec.kind in col.NUMERIC_KINDS:
+        numbers = to_numbers(series[present], spec)
+        yield "value", NumericMarginal.fit(numbers, k), numbers, present
+    elif spec.kind in col.SLICED_KINDS:
+        marginal = SlicedMarginal.fit(series[present], spec.kind, k)
+        yield "value", marginal, marginal.codes(series[present]), present
+    if 0.0 < spec.null_rate < 1.0 and spec.kind != "identifier":
+        is_null = (~present).astype(np.int8)
+        rate = float(is_null.mean())
+        yield "null", SlicedMarginal([0, 1], np.array([1 - rate, rate])), is_null, np.ones(len(series), dtype=bool)
+
+
+def to_numbers(series: pd.Series, spec: col.ColumnSpec) -> np.ndarray:
+    """Numeric view of a column: datetimes become seconds since 1970."""
+    if spec.kind != "datetime":
+        return series.to_numpy(dtype=float)
+    if spec.date_format:
+        stamps = pd.to_datetime(series.astype(str).str.strip(), format=spec.date_format, errors="coerce")
+    else:
+        stamps = pd.to_datetime(series, errors="coerce")
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert(None)
+    return (stamps.astype("datetime64[ns]").astype("int64") // 10**9).to_numpy(dtype=float)
+
+
+ROUNDING_SHIFT = {"Y": pd.Timedelta(days=182), "M": pd.Timedelta(days=15), "D": pd.Timedelta(hours=12), "s": pd.Timedelta(0)}
+
+
+def _restore(spec: col.ColumnSpec, marginal, decoded: np.ndarray) -> pd.Series:
+    """Decoded model values back to the column's own type and format."""
+    if isinstance(marginal, SlicedMarginal):
+        return pd.Series(np.asarray(marginal.values, dtype=object)[decoded])
+    if spec.kind == "integer":
+        return pd.Series(np.rint(decoded))
+    if spec.kind == "continuous":
+        return pd.Series(np.round(decoded, spec.decimals if spec.decimals is not None else 6))
+    stamps = pd.Series(pd.to_datetime(np.rint(decoded).astype("int64"), unit="s"))
+    resolution = spec.date_resolution or "s"
+    if resolution != "s":
+        stamps = (stamps + ROUNDING_SHIFT[resolution]).dt.to_period(resolution).dt.to_timestamp()
+    if not spec.date_format:
+        return stamps
+    unique = stamps.drop_duplicates()
+    labels = pd.Series(unique.dt.strftime(spec.date_format).to_numpy(), index=unique.to_numpy())
+    return pd.Series(labels.reindex(stamps.to_numpy()).to_numpy(), dtype=object)
+
+
+def _nullable(dtype) -> object:
+    if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
+        return float
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return dtype
+    return object
+
+
+def _cast(values: pd.Series, spec: col.ColumnSpec) -> pd.Series:
+    """Cast to the input dtype where the values allow it (an int column with sampled nulls stays float)."""
+    target = spec.dtype
+    try:
+        if target.startswith(("int", "uint")) and values.isna().any():
+            return values.astype(float)
+        if target == "bool" and values.isna().any():
+            return values.astype(object)
+        if target == "object":
+            return values.astype(object)
+        return values.astype(target)
+    except (TypeError, ValueError):
+        return values
+
+
+def _json_scalar(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
