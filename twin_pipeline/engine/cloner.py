@@ -1,0 +1,62 @@
+"""DigitalTwinCloner: the notebook API. Train a model on a table, keep it by id, generate twins from it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..paths import data_dir
+from ..tables import TwinInputError
+from .copula import GaussianCopulaEngine
+
+
+class DigitalTwinCloner:
+    """Models are saved under `<data>/models/<model_id>.json` (statistical summaries only), so a twin can be
+    regenerated later, or elsewhere, without the original table."""
+
+    def __init__(self, data_directory: str | os.PathLike | None = None, k: int = 5):
+        self.models_dir = data_dir(data_directory) / "models"
+        self.k = k
+
+    def train(self, df: pd.DataFrame, primary_key: str | None = None,
+              column_kinds: dict[str, str] | None = None) -> tuple[str, dict]:
+        """Fit a copula on `df`; returns (model_id, metadata with columns, n_rows, kinds and chosen families)."""
+        engine = GaussianCopulaEngine(k=self.k).fit(df, primary_key=primary_key, column_kinds=column_kinds)
+        model = engine.to_dict()
+        model_id = "twin-" + hashlib.sha256(json.dumps(model, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        engine.save(self.models_dir / f"{model_id}.json")
+        described = engine.describe()
+        metadata = {
+            "model_id": model_id,
+            "columns": list(df.columns),
+            "n_rows": len(df),
+            "primary_key": primary_key,
+            "column_kinds": {name: entry["kind"] for name, entry in described.items()},
+            "families": {name: entry["family"] for name, entry in described.items() if entry["family"]},
+            "model_path": str(self.models_dir / f"{model_id}.json"),
+        }
+        return model_id, metadata
+
+    def load(self, model_id: str) -> GaussianCopulaEngine:
+        path = self.models_dir / f"{model_id}.json"
+        if not path.exists():
+            raise TwinInputError(path, f"no model with id {model_id!r}")
+        return GaussianCopulaEngine.load(path)
+
+    def generate(self, model_id: str, num_samples: int, seed: int | None = None) -> pd.DataFrame:
+        """`num_samples` synthetic rows from a trained model (same seed, same rows)."""
+        return self.load(model_id).sample(num_samples, seed=seed)
+
+    @staticmethod
+    def get_comparison(original: pd.DataFrame, synthetic: pd.DataFrame, primary_key: str | None = None) -> dict:
+        """similarity_score (0-100), correlation_error, ks_statistics and categorical_match of a twin."""
+        from ..quality import quality_report
+
+        return quality_report(original, synthetic, primary_key=primary_key)
+
+    def list_models(self) -> list[str]:
+        return sorted(path.stem for path in Path(self.models_dir).glob("twin-*.json"))
