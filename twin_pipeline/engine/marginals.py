@@ -186,8 +186,9 @@ def _frozen(family: str, parameters: dict):
         "uniform": lambda p: stats.uniform(p["loc"], p["scale"]),
         "gamma": lambda p: stats.gamma(p["a"], 0.0, p["scale"]),
         "beta": lambda p: stats.beta(p["a"], p["b"], p["loc"], p["scale"]),
-        "truncnorm": lambda p: stats.truncnorm((p["low"] - p["loc"]) / p["scale"], (p["high"] - p["loc"]) / p["scale"],
-                                               p["loc"], p["scale"]),
+        # Every family is truncated to the observed range where it is used, so the truncated normal is the normal
+        # with its own (truncation-aware) maximum-likelihood parameters.
+        "truncnorm": lambda p: stats.norm(p["loc"], p["scale"]),
     }[family](parameters)
 
 
@@ -242,12 +243,19 @@ def select_family(x: np.ndarray, low: float, high: float, families: tuple[str, .
         lower, upper = frozen.cdf(low), frozen.cdf(high)
         if not upper > lower:
             continue
-        result = stats.kstest(x, lambda v: np.clip((frozen.cdf(v) - lower) / (upper - lower), 0.0, 1.0))
-        if best[2] is None or result.statistic < best[2]:
-            best = (family, parameters, float(result.statistic), float(result.pvalue))
+        statistic = _ks_distance(x, np.clip((frozen.cdf(x) - lower) / (upper - lower), 0.0, 1.0))
+        if best[2] is None or statistic < best[2]:
+            best = (family, parameters, statistic, float(stats.kstwo.sf(statistic, len(x))))
     if best[3] is None or best[3] < KS_ALPHA:
         return "empirical", {}, best[2], best[3]
     return best
+
+
+def _ks_distance(sorted_x: np.ndarray, cdf: np.ndarray) -> float:
+    """One-sample Kolmogorov-Smirnov distance of sorted data to a fitted CDF evaluated at the data."""
+    n = len(sorted_x)
+    steps = np.arange(1, n + 1) / n
+    return float(max((steps - cdf).max(), (cdf - steps + 1 / n).max()))
 
 
 def _truncated_quantiles(family: str, parameters: dict, low: float, high: float, u: np.ndarray) -> np.ndarray:

@@ -1,0 +1,46 @@
+"""Shared fixtures: the bundled public credit samples and small synthetic frames with every column kind."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def credit_data() -> pd.DataFrame:
+    return pd.read_csv(SAMPLES / "credit_data.csv")
+
+
+@pytest.fixture(scope="session")
+def credit_card() -> pd.DataFrame:
+    return pd.read_csv(SAMPLES / "credit_card.csv")
+
+
+@pytest.fixture(scope="session")
+def loan_book() -> pd.DataFrame:
+    """A loan table with every column kind the engine knows, including joint-application nulls."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    income = np.round(rng.lognormal(10.5, 0.5, n), 2)
+    joint = rng.random(n) < 0.2
+    debt = np.where(rng.random(n) < 0.4, 0.0, np.round(rng.gamma(2.0, 2000.0, n)))
+    months = pd.period_range("2015-01", "2020-12", freq="M").strftime("%b-%Y")
+    return pd.DataFrame({
+        "loan_id": [f"LN{i:06d}" for i in range(1, n + 1)],
+        "income": income,
+        "loan_amount": np.round(income * rng.uniform(0.1, 0.5, n) / 100) * 100,
+        "age": rng.integers(21, 75, n),
+        "term": rng.choice([36, 60], n, p=[0.7, 0.3]),
+        "grade": rng.choice(list("ABCDEFG"), n, p=[0.2, 0.25, 0.2, 0.15, 0.1, 0.06, 0.04]),
+        "defaulted": rng.random(n) < 0.1,
+        "issue_d": rng.choice(months, n),
+        "application_type": np.where(joint, "Joint App", "Individual"),
+        "annual_inc_joint": np.where(joint, np.round(income * rng.uniform(1.3, 2.0, n), 2), np.nan),
+        "debt": debt,
+        "emp_title": [f"title {i}" if i % 10 else "manager" for i in range(n)],
+        "country": "NL",
+        "notes": np.nan,
+    })

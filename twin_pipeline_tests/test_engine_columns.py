@@ -1,0 +1,57 @@
+"""Column kinds are detected from values and names, and can be overridden."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin_pipeline.engine.columns import count_decimals, detect_date_format, detect_spec
+
+
+def kind(values, name="x", **kwargs):
+    return detect_spec(pd.Series(values, name=name), **kwargs).kind
+
+
+def test_kinds_of_the_loan_book(loan_book):
+    kinds = {name: detect_spec(loan_book[name]).kind for name in loan_book.columns}
+    assert kinds == {
+        "loan_id": "identifier", "income": "continuous", "loan_amount": "integer", "age": "integer",
+        "term": "discrete", "grade": "categorical", "defaulted": "boolean", "issue_d": "datetime",
+        "application_type": "categorical", "annual_inc_joint": "continuous", "debt": "integer",
+        "emp_title": "text", "country": "constant", "notes": "constant",
+    }
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["Mar-2018", "Apr-2018", "Dec-2019"], ("%b-%Y", "M")),
+    (["2018-03-01", "2019-12-31"], ("%Y-%m-%d", "D")),
+    (["2018-03-01 10:00:00", "2019-12-31 23:59:59"], ("%Y-%m-%d %H:%M:%S", "s")),
+    (["31/12/2019", "13/01/2020"], ("%d/%m/%Y", "D")),
+    (["apple", "pear"], (None, None)),
+])
+def test_text_date_formats(values, expected):
+    assert detect_date_format(pd.Series(values)) == expected
+
+
+def test_year_numbers_stay_integers():
+    assert kind(np.arange(1990, 2021).repeat(3), name="year_built") == "integer"
+
+
+def test_yes_no_is_boolean_and_zero_one_is_boolean():
+    assert kind(["yes", "no", "yes"] * 10) == "boolean"
+    assert kind([0, 1, 1, 0] * 10) == "boolean"
+
+
+def test_numeric_id_needs_an_id_name():
+    assert kind(np.arange(100), name="customer_id") == "identifier"
+    assert kind(np.arange(100), name="balance") == "integer"
+
+
+def test_override_and_unknown_kind():
+    assert kind([1.5, 2.5, 3.5] * 10, kind="categorical") == "categorical"
+    with pytest.raises(ValueError, match="unknown kind"):
+        kind([1, 2], kind="fancy")
+
+
+def test_decimals_counted_from_values():
+    assert count_decimals(np.array([1.25, 3.5, 7.0])) == 2
+    assert count_decimals(np.array([10.0, 20.0])) == 0
