@@ -1,1 +1,11 @@
-"""twin-pipeline: privacy-safe synthetic digital twins of credit and loan tables."""
+"""twin-pipeline: privacy-safe synthetic digital twins of credit and loan tables.
+
+The notebook API: `GaussianCopulaEngine` (fit / sample / compare_correlations), `DigitalTwinCloner`
+(train / generate / get_comparison) and `enforce_k_anonymity(df, target_k=5)`. None of it imports Dagster;
+the orchestration lives in `twin_pipeline.defs`.
+"""
+
+from .engine import DigitalTwinCloner, GaussianCopulaEngine
+from .privacy import enforce_k_anonymity
+
+__all__ = ["DigitalTwinCloner", "GaussianCopulaEngine", "enforce_k_anonymity"]

@@ -1,0 +1,66 @@
+"""Every bad input gives one clear line naming the file and the problem, exit code 2, no traceback."""
+
+import pytest
+
+from twin_pipeline.cli import main
+
+ROWS = "grade,income\nA,100\nB,200\nA,150\n"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("empty.csv", b"", "is empty"),
+    ("blank.csv", b"\n\n  \n", "is empty"),
+    ("header.csv", "grade,income\n", "header but no data rows"),
+    ("binary.csv", bytes(range(256)) * 20, "binary"),
+    ("latin1.csv", "name,city\nJos\xe9,M\xe1laga\nAna,Z\xfcrich\n".encode("latin-1"), "not valid UTF-8"),
+    ("one_row.csv", "grade,income\nA,100\n", "only 1 data row"),
+    ("dupes.csv", "grade,grade,income\nA,B,1\nC,D,2\n", "duplicate column names: grade"),
+])
+def test_bad_files(tmp_path, capsys, name, content, problem):
+    path = write(tmp_path, name, content)
+    code, err = run(capsys, "clone", str(path), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert len(err.splitlines()) == 1 and str(path) in err and problem in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_file(tmp_path, capsys):
+    code, err = run(capsys, "clone", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "nope.csv: file not found" in err
+
+
+def test_unknown_and_non_unique_primary_key(tmp_path, capsys):
+    path = write(tmp_path, "loans.csv", ROWS)
+    code, err = run(capsys, "clone", str(path), "--out", str(tmp_path / "o"), "--primary-key", "id")
+    assert code == 2 and "loans.csv" in err and "primary key 'id' is not a column" in err
+    code, err = run(capsys, "clone", str(path), "--out", str(tmp_path / "o"), "--primary-key", "grade")
+    assert code == 2 and "primary key 'grade' is not unique" in err
+
+
+@pytest.mark.parametrize("rows", ["ten", "1.5", "0", "-3"])
+def test_unparseable_rows(tmp_path, capsys, rows):
+    path = write(tmp_path, "loans.csv", ROWS)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["clone", str(path), "--out", str(tmp_path / "o"), "--rows", rows])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "--rows" in err
+
+
+def test_help_documents_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(command in out for command in ("clone", "demo", "audit"))
