@@ -1,0 +1,148 @@
+"""Engine benchmark: quality, speed and memory of the native engine beside the `copulas` reference, in one run.
+
+    python bench/bench_engine.py            # full run (about 5 minutes, most of it in the copulas reference)
+    python bench/bench_engine.py --quick    # skip the 10,000,000-row memory run and sample copulas less
+
+Figures (printed as a markdown table and saved to bench/results/engine.json):
+* SDMetrics QualityReport score and our correlation_error of a 10x twin, native and copulas backends;
+* fit time of credit_data.csv, and time to sample 1,000,000 rows;
+* copulas' GaussianMultivariate fitted directly on the numeric columns, fit and sample time;
+* peak RSS of writing 10,000,000 rows to Parquet (in a child process, so this process's memory does not count);
+* attacker risks (anonymeter singling-out, linkability, inference) of a twin fitted on 80 % of the rows, with the
+  other 20 % as the control set, beside the quality figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+warnings.filterwarnings("ignore")
+
+from twin_pipeline.engine import GaussianCopulaEngine  # noqa: E402
+from twin_pipeline.quality import quality_report  # noqa: E402
+
+SAMPLES = ROOT / "data" / "samples"
+RESULTS = ROOT / "bench" / "results"
+
+
+def sdmetrics_score(real: pd.DataFrame, synthetic: pd.DataFrame) -> float:
+    """SDMetrics QualityReport (0-100); numeric columns with more than 10 values are numerical, others categorical."""
+    from sdmetrics.reports.single_table import QualityReport
+
+    columns = {name: {"sdtype": "numerical" if pd.api.types.is_numeric_dtype(real[name]) and real[name].nunique() > 10
+                      else "categorical"} for name in real.columns}
+    report = QualityReport()
+    report.generate(real, synthetic, {"columns": columns}, verbose=False)
+    return round(100 * report.get_score(), 2)
+
+
+def timed(function, repeat: int = 1):
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - started)
+    return result, best
+
+
+def quality_row(name: str, real: pd.DataFrame, backend: str, rows: int) -> dict:
+    engine, fit_seconds = timed(lambda: GaussianCopulaEngine(backend=backend).fit(real), repeat=3 if backend == "native" else 1)
+    twin, sample_seconds = timed(lambda: engine.sample(rows, seed=0))
+    ours = quality_report(real, twin)
+    return {"table": name, "backend": backend, "rows": rows, "fit_s": round(fit_seconds, 3),
+            "sample_s": round(sample_seconds, 3), "sdmetrics": sdmetrics_score(real, twin),
+            "similarity_score": round(ours["similarity_score"], 2), "correlation_error": round(ours["correlation_error"], 4)}
+
+
+def attacker_row(name: str, real: pd.DataFrame) -> dict:
+    from twin_pipeline.privacy import attacker_risk
+
+    shuffled = real.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    cut = int(0.8 * len(shuffled))
+    train, control = shuffled.iloc[:cut], shuffled.iloc[cut:]
+    twin = GaussianCopulaEngine().fit(train).sample(len(train), seed=1)
+    risks = attacker_risk(twin, train, control)
+    return {"table": name, **risks}
+
+
+def copulas_numeric_row(name: str, real: pd.DataFrame, rows: int) -> dict:
+    from copulas.multivariate import GaussianMultivariate
+
+    numeric = real.select_dtypes("number")
+    numeric = numeric.fillna(numeric.median())
+    model = GaussianMultivariate()
+    _, fit_seconds = timed(lambda: model.fit(numeric))
+    _, sample_seconds = timed(lambda: model.sample(rows))
+    ours = GaussianCopulaEngine()
+    _, our_fit = timed(lambda: ours.fit(numeric), repeat=3)
+    _, our_sample = timed(lambda: ours.sample(rows, seed=0))
+    return {"table": name, "columns": numeric.shape[1], "rows_sampled": rows,
+            "copulas_fit_s": round(fit_seconds, 2), "copulas_sample_s": round(sample_seconds, 2),
+            "native_fit_s": round(our_fit, 3), "native_sample_s": round(our_sample, 3)}
+
+
+def memory_row(rows: int) -> dict:
+    """Write `rows` rows of a credit_data twin to Parquet in a child process and read its peak RSS."""
+    code = (
+        "import sys, time, pandas as pd, resource;"
+        f"sys.path.insert(0, {str(ROOT)!r});"
+        "from twin_pipeline.engine import GaussianCopulaEngine;"
+        f"e = GaussianCopulaEngine().fit(pd.read_csv({str(SAMPLES / 'credit_data.csv')!r}));"
+        "t = time.perf_counter();"
+        f"e.write_sample('/tmp/twin_bench.parquet', {rows}, seed=0);"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    Path("/tmp/twin_bench.parquet").unlink(missing_ok=True)
+    return {"rows": rows, "seconds": round(float(output[0]), 1), "peak_rss_mib": round(int(output[1]) / 1024)}
+
+
+def markdown(rows: list[dict]) -> str:
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the 10M-row memory run; sample copulas less")
+    args = parser.parse_args()
+    tables = {name: pd.read_csv(SAMPLES / f"{name}.csv") for name in ("credit_data", "credit_card")}
+    results = {"quality": [], "speed": [], "copulas_numeric": [], "attacker": [], "memory": []}
+    for name, real in tables.items():
+        for backend in ("native", "copulas"):
+            rows = 10 * len(real) if backend == "native" or not args.quick else len(real)
+            results["quality"].append(quality_row(name, real, backend, rows))
+            print(results["quality"][-1], flush=True)
+        results["attacker"].append(attacker_row(name, real))
+        print(results["attacker"][-1], flush=True)
+    credit = tables["credit_data"]
+    engine, fit_seconds = timed(lambda: GaussianCopulaEngine().fit(credit), repeat=5)
+    _, million = timed(lambda: engine.sample(1_000_000, seed=0), repeat=3)
+    results["speed"].append({"fit_credit_data_s": round(fit_seconds, 3), "sample_1M_rows_s": round(million, 3)})
+    results["copulas_numeric"].append(copulas_numeric_row("credit_data", credit, 2_000 if args.quick else 10_000))
+    if not args.quick:
+        results["memory"].append(memory_row(10_000_000))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
+    for section, rows in results.items():
+        if rows:
+            print(f"\n### {section}\n{markdown(rows)}")
+    print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")
+
+
+if __name__ == "__main__":
+    main()
