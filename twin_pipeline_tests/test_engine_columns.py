@@ -55,3 +55,18 @@ def test_override_and_unknown_kind():
 def test_decimals_counted_from_values():
     assert count_decimals(np.array([1.25, 3.5, 7.0])) == 2
     assert count_decimals(np.array([10.0, 20.0])) == 0
+
+
+def test_numbers_written_as_text_are_modelled_as_numbers_and_written_back_alike():
+    from twin_pipeline.engine import GaussianCopulaEngine
+
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"int_rate": [f"{rate:.2f}%" for rate in rng.uniform(5, 25, 2000)],
+                         "amount": [f"${amount:,.2f}" for amount in rng.lognormal(9, 0.5, 2000)]})
+    spec = detect_spec(real["int_rate"])
+    assert spec.kind == "continuous" and spec.number_format["suffix"] == "%"
+    twin = GaussianCopulaEngine().fit(real).sample(1000, seed=1)
+    assert twin["int_rate"].str.fullmatch(r"\d{1,2}\.\d{2}%").all()
+    assert twin["amount"].str.fullmatch(r"\$\d{1,3}(,\d{3})*\.\d{2}").all()
+    rates = twin["int_rate"].str.rstrip("%").astype(float)
+    assert 5 <= rates.min() and rates.max() <= 25 and abs(rates.mean() - 15) < 0.6

@@ -44,6 +44,7 @@ class ColumnSpec:
     decimals: int | None = None  # numeric: decimals seen in the input; datetime: None
     date_format: str | None = None  # text dates: strptime/strftime format; None for native datetime64
     date_resolution: str | None = None  # "Y", "M", "D" or "s"
+    number_format: dict | None = None  # numbers written as text ("13.5%", "$1,200"): prefix, suffix, decimals
     value: object = None  # constant kind: the single value
     id_pattern: dict = field(default_factory=dict)  # identifier kind: how fresh keys are formed
 
@@ -79,8 +80,14 @@ def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None =
                 raise ValueError(f"column {series.name!r}: values are not dates in a recognised format")
         else:
             spec.date_resolution = "s"
-    elif spec.kind in ("continuous", "integer") and pd.api.types.is_numeric_dtype(series):
-        spec.decimals = count_decimals(values.to_numpy(dtype=float))
+    elif spec.kind in ("continuous", "integer"):
+        if not pd.api.types.is_numeric_dtype(series):
+            spec.number_format = detect_number_format(values)
+            if spec.number_format is None:
+                raise ValueError(f"column {series.name!r}: values are not numbers")
+            spec.decimals = spec.number_format["decimals"]
+        else:
+            spec.decimals = count_decimals(values.to_numpy(dtype=float))
     return spec
 
 
@@ -109,6 +116,9 @@ def _detect_kind(series: pd.Series, values: pd.Series) -> str:
         return "datetime"
     if n_distinct == len(values) and len(values) >= 20 and (ID_NAME.search(str(series.name)) or _looks_like_key(strings)):
         return "identifier"
+    number_format = detect_number_format(values) if n_distinct > DISCRETE_MAX_VALUES else None
+    if number_format is not None:
+        return "integer" if number_format["decimals"] == 0 else "continuous"
     if n_distinct > TEXT_MIN_VALUES and n_distinct > 0.2 * len(values):
         return "text"
     return "categorical"
@@ -134,6 +144,30 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
         if parsed.notna().all():
             return fmt, resolution
     return None, None
+
+
+NUMBER_TEXT = re.compile(r"^(?P<prefix>[^\d+-]*?)(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[^\d]*)$")
+
+
+def detect_number_format(values: pd.Series) -> dict | None:
+    """Numbers written as text with one fixed prefix and suffix ("13.56%", "$1,200.50", " 36 months")."""
+    parts = values.astype(str).str.extract(NUMBER_TEXT)
+    if values.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
+        return None
+    decimals = parts["number"].str.extract(r"\.(\d+)$")[0].str.len().fillna(0).max()
+    return {"prefix": parts["prefix"].iloc[0], "suffix": parts["suffix"].iloc[0], "decimals": int(decimals),
+            "thousands": bool(parts["number"].str.contains(",").any())}
+
+
+def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
+    numbers = values.astype(str).str.extract(NUMBER_TEXT)["number"].str.replace(",", "", regex=False)
+    return pd.to_numeric(numbers, errors="coerce").to_numpy(dtype=float)
+
+
+def format_number_text(numbers: np.ndarray, number_format: dict) -> np.ndarray:
+    pattern = "{:" + ("," if number_format["thousands"] else "") + f".{number_format['decimals']}f" + "}"
+    text = pd.Series(numbers).map(pattern.format)
+    return (number_format["prefix"] + text + number_format["suffix"]).to_numpy(dtype=object)
 
 
 def count_decimals(numbers: np.ndarray, most: int = 8) -> int:

@@ -323,6 +323,8 @@ def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int):
 
 def to_numbers(series: pd.Series, spec: col.ColumnSpec) -> np.ndarray:
     """Numeric view of a column: datetimes become seconds since 1970."""
+    if spec.number_format:
+        return col.parse_number_text(series, spec.number_format)
     if spec.kind != "datetime":
         return series.to_numpy(dtype=float)
     if spec.date_format:
@@ -341,10 +343,9 @@ def _restore(spec: col.ColumnSpec, marginal, decoded: np.ndarray) -> pd.Series:
     """Decoded model values back to the column's own type and format."""
     if isinstance(marginal, SlicedMarginal):
         return pd.Series(np.asarray(marginal.values, dtype=object)[decoded])
-    if spec.kind == "integer":
-        return pd.Series(np.rint(decoded))
-    if spec.kind == "continuous":
-        return pd.Series(np.round(decoded, spec.decimals if spec.decimals is not None else 6))
+    if spec.kind in ("integer", "continuous"):
+        numbers = np.round(decoded, spec.decimals if spec.decimals is not None else 6)
+        return pd.Series(col.format_number_text(numbers, spec.number_format) if spec.number_format else numbers)
     stamps = pd.Series(pd.to_datetime(np.rint(decoded).astype("int64"), unit="s"))
     resolution = spec.date_resolution or "s"
     if resolution != "s":
