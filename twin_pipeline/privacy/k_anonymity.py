@@ -1,0 +1,297 @@
+"""k-anonymity on a synthetic twin with the least information loss, numeric columns kept numeric.
+
+Passes, ordered to lose the least (each only touches rows that still need it):
+1. optional bands for numeric quasi-identifiers (only when asked: bands are the coarsest tool);
+2. categorical values seen fewer than k times are grouped into "Other", least frequent first;
+3. local recoding: in combinations of categorical values still rarer than k, one column at a time is set
+   to "Other" for just those rows, the column that resolves most rows first;
+4. record suppression of rows no recoding can save, capped (default 1% of rows): above the cap we fail
+   loudly rather than silently drop data;
+5. numeric micro-aggregation: rows whose exact values are still rarer than k are grouped (Mondrian median
+   splits inside each categorical combination) and get their group's mean, rounded like the input; a few
+   leftover rows join their nearest already-safe neighbour instead.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from twin_pipeline.privacy.grouping import column_codes, combine_codes, group_keys, group_sizes, smallest_group
+from twin_pipeline.privacy.microaggregation import group_means, mondrian_groups
+from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
+from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
+from twin_pipeline.tables import TwinInputError
+
+OTHER = "Other"
+GENERALIZATIONS = (None, "bands")
+
+
+class KAnonymityError(TwinInputError):
+    """k-anonymity cannot be reached within the caller's limits; the message says which limit and why."""
+
+    def __init__(self, problem: str):
+        super().__init__(None, problem)
+
+
+def enforce_k_anonymity(
+    df: pd.DataFrame,
+    target_k: int = 5,
+    quasi_identifiers: Sequence[str] | None = None,
+    generalize: str | None = None,
+    max_suppression: float = 0.01,
+) -> tuple[pd.DataFrame, dict]:
+    """Make every combination of quasi-identifier values occur at least `target_k` times.
+
+    Returns the protected frame (same columns, order and dtypes; suppressed rows removed, index kept)
+    and a report with initial_k, final_k, bank_compliant, records_suppressed, transformations_applied,
+    quasi_identifiers and information_loss.
+    """
+    qis = _checked_arguments(df, target_k, quasi_identifiers, generalize, max_suppression)
+    n = len(df)
+    protected = df.copy()
+    numeric = [q for q in qis if is_numeric_qi(df[q])]
+    categorical = [q for q in qis if q not in numeric]
+    steps: dict[str, list[dict]] = {q: [] for q in qis}
+
+    if generalize == "bands":
+        for column in numeric:
+            protected[column] = _bands(protected[column], steps[column])
+    pooled = {c: _rare_values(protected[c], target_k, df.shape[1]) for c in categorical}
+    for column, (mask, _) in pooled.items():
+        protected[column] = _set_other(protected[column], mask)
+
+    codec = {c: NumericColumn.of(df[c]) for c in numeric}
+    values = np.column_stack([codec[c].values(protected[c]) for c in numeric]) if numeric else np.zeros((n, 0))
+    missing_flags = [(np.isnan(values[:, j]).astype(np.int64), 2) for j in range(len(numeric))]
+    recoded, rare = _local_recoding(protected, categorical, missing_flags, target_k)
+    for column, mask in recoded.items():
+        protected[column] = _set_other(protected[column], mask)
+
+    cap = math.floor(max_suppression * n + 1e-9)
+    if rare.sum() > cap:
+        raise KAnonymityError(
+            f"k-anonymity with k={target_k} on quasi-identifiers {qis} would need suppressing {int(rare.sum())} "
+            f"of {n} rows ({rare.mean():.1%}), above the max_suppression cap of {cap} rows ({max_suppression:.1%}); "
+            "use fewer quasi-identifiers, a smaller k, generalize='bands' or a higher max_suppression"
+        )
+    kept = ~rare
+    for column in categorical:
+        mask, n_values = pooled[column]
+        if (mask & kept).any():
+            steps[column].append({"what": f"values seen fewer than k times grouped into '{OTHER}'",
+                                  "values_grouped": n_values, "rows_changed": int((mask & kept).sum())})
+        if (recoded[column] & kept).any():
+            steps[column].append({"what": f"set to '{OTHER}' in combinations rarer than k (local recoding)",
+                                  "rows_changed": int((recoded[column] & kept).sum())})
+    if numeric:
+        strata = combine_codes([column_codes(protected[c][kept]) for c in categorical]
+                               + [(flags[kept], 2) for flags, _ in missing_flags], int(kept.sum()))
+        new_values = _microaggregate(values[kept], strata, target_k, codec, numeric, steps)
+        for j, column in enumerate(numeric):
+            full = values[:, j].copy()
+            full[kept] = new_values[:, j]
+            protected[column] = codec[column].restore(full, protected.index)
+    protected = protected[kept]
+
+    changed = {c: (pooled[c][0] | recoded[c])[kept] for c in categorical}
+    final_k = smallest_group(protected, qis)
+    report = {
+        "quasi_identifiers": list(qis),
+        "target_k": int(target_k),
+        "initial_k": smallest_group(df, qis),
+        "final_k": final_k,
+        "bank_compliant": final_k >= target_k,
+        "records_suppressed": int(rare.sum()),
+        "max_suppression_rows": int(cap),
+        "transformations_applied": steps,
+        "information_loss": _information_loss(df[kept], protected, codec, changed),
+    }
+    report["information_loss"]["share_suppressed"] = float(rare.mean())
+    return protected, report
+
+
+def _checked_arguments(df, target_k, quasi_identifiers, generalize, max_suppression) -> list[str]:
+    if isinstance(target_k, bool) or not isinstance(target_k, (int, np.integer)) or target_k < 1:
+        raise TwinInputError(None, f"target_k must be a whole number >= 1, got {target_k!r}")
+    if len(df) == 0:
+        raise TwinInputError(None, "the table has no rows: nothing to anonymise")
+    if target_k > len(df):
+        raise TwinInputError(
+            None, f"target_k={target_k} is larger than the number of rows ({len(df)}): no group of {target_k} "
+                  "identical records can exist; lower k or provide more rows")
+    if generalize not in GENERALIZATIONS:
+        raise TwinInputError(None, f"generalize must be None or 'bands', got {generalize!r}")
+    if not 0 <= max_suppression <= 1:
+        raise TwinInputError(None, f"max_suppression must be a share between 0 and 1, got {max_suppression!r}")
+    qis = list(dict.fromkeys(detect_quasi_identifiers(df) if quasi_identifiers is None else quasi_identifiers))
+    unknown = [q for q in qis if q not in df.columns]
+    if unknown:
+        raise TwinInputError(None, f"quasi-identifier(s) {unknown} are not columns of the table "
+                                   f"(columns: {list(df.columns)})")
+    return qis
+
+
+def _set_other(series: pd.Series, mask: np.ndarray) -> pd.Series:
+    if not mask.any():
+        return series
+    if isinstance(series.dtype, pd.CategoricalDtype) and OTHER not in series.cat.categories:
+        series = series.cat.add_categories([OTHER])
+    return series.mask(mask, OTHER)
+
+
+def _codes_with_other(series: pd.Series) -> tuple[np.ndarray, int, int]:
+    """Codes (missing = its own code), the number of codes counting "Other", and the code of "Other"."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    other = int(pd.Index(uniques).get_indexer([OTHER])[0])
+    n_codes = len(uniques)
+    return codes.astype(np.int64, copy=False), n_codes + (other < 0), other if other >= 0 else n_codes
+
+
+def _rare_values(series: pd.Series, k: int, row_width: int) -> tuple[np.ndarray, int]:
+    """Rows to pool into "Other" and how many values were pooled.
+
+    Values rarer than k are pooled. If the pool itself stays below k rows, the next least frequent values
+    join it only while that changes fewer cells than dropping the pooled rows would (row_width cells each);
+    otherwise those few rows are left to suppression.
+    """
+    codes, n_codes, other = _codes_with_other(series)
+    counts = np.bincount(codes, minlength=n_codes)
+    pooled = counts < k
+    pooled[other] = True
+    pooled_rows = counts[pooled].sum()
+    for code in np.lexsort((np.arange(n_codes), counts)):  # least frequent first, ties by first appearance
+        if pooled_rows == 0 or pooled_rows >= k:
+            break
+        if not pooled[code]:
+            if counts[code] > pooled_rows * row_width:
+                break
+            pooled[code] = True
+            pooled_rows += counts[code]
+    pooled[other] = False  # already "Other": not a change
+    return pooled[codes], int(pooled.sum())
+
+
+def _local_recoding(protected, categorical, missing_flags, k) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Greedy local recoding; returns per-column masks of rows set to "Other" and the rows still rarer than k."""
+    n = len(protected)
+    coded = {column: list(_codes_with_other(protected[column])) for column in categorical}
+    recoded = {column: np.zeros(n, dtype=bool) for column in categorical}
+    rare = group_sizes(combine_codes([(c, m) for c, m, _ in coded.values()] + missing_flags, n)) < k
+    candidates = list(categorical)
+    while rare.any() and candidates:
+        best = None
+        for column in candidates:
+            codes, n_codes, other = coded[column]
+            trial = np.where(rare, other, codes)
+            # Only rows already "Other" in this column can share a group with the recoded rows.
+            subset = rare | (codes == other)
+            parts = [(trial[subset], n_codes)]
+            parts += [(c[subset], m) for name, (c, m, _) in coded.items() if name != column]
+            parts += [(flags[subset], m) for flags, m in missing_flags]
+            still_rare = np.zeros(n, dtype=bool)
+            still_rare[subset] = group_sizes(combine_codes(parts, int(subset.sum()))) < k
+            still_rare &= rare
+            score = (int(still_rare.sum()), -len(np.unique(codes[rare])))  # fewest left, then most merged
+            if best is None or score < best[0]:
+                best = (score, column, trial, still_rare)
+        _, column, trial, still_rare = best
+        recoded[column] = rare & (coded[column][0] != coded[column][2])
+        coded[column][0] = trial
+        rare = still_rare
+        candidates.remove(column)
+    return recoded, rare
+
+
+def _microaggregate(values, strata, k, codec, numeric, steps) -> np.ndarray:
+    """New numeric values: untouched where the exact combination already has k rows, aggregated elsewhere."""
+    n = len(values)
+    if n == 0:
+        return values
+    n_strata = int(strata.max()) + 1
+    full = combine_codes([(strata, n_strata)] + [column_codes(pd.Series(values[:, j])) for j in range(len(numeric))], n)
+    rare = group_sizes(full) < k
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column has no mean: handled below
+        centre, spread = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+    # Standardised, so a cut's gain is measured in the normalised SSE that the report shows.
+    points = np.nan_to_num((values - centre) / np.where(spread > 0, spread, 1.0))  # missing: constant per stratum
+    rare_per_stratum = np.bincount(strata[rare], minlength=n_strata)
+    partitioned = rare & (rare_per_stratum[strata] >= k)
+    joined = rare & ~partitioned
+    result = values.copy()
+    groups = mondrian_groups(points[partitioned], strata[partitioned], k)
+    means = group_means(values[partitioned], groups)
+    for j, column in enumerate(numeric):
+        result[partitioned, j] = codec[column].round(means[:, j])
+    result[joined] = values[_nearest_safe_rows(points, strata, full, rare, joined)]
+    for j, column in enumerate(numeric):
+        changed = ~((result[:, j] == values[:, j]) | (np.isnan(result[:, j]) & np.isnan(values[:, j])))
+        if changed.any():
+            steps[column].append({
+                "what": "micro-aggregation: values replaced by the mean of their group of >= k similar rows "
+                        "(multi-dimensional median partition), rounded like the input",
+                "rows_changed": int(changed.sum()),
+                "groups": int(groups.max()) + 1 if len(groups) else 0,
+                "rows_joined_to_nearest_safe_group": int((changed & joined).sum()),
+                "rounded_to_decimals": codec[column].decimals,
+            })
+    return result
+
+
+def _nearest_safe_rows(points, strata, full, rare, joined) -> np.ndarray:
+    """For each row in `joined`, the nearest row of its stratum whose exact values already occur >= k times.
+
+    Candidate pairs are at most (k - 1) x (number of safe combinations) <= n, so this stays vectorised.
+    """
+    query = np.flatnonzero(joined)
+    if len(query) == 0:
+        return query
+    safe = np.flatnonzero(~rare)
+    safe = safe[np.unique(full[safe], return_index=True)[1]]  # one row per safe combination
+    safe = safe[np.argsort(strata[safe], kind="stable")]
+    first = np.searchsorted(strata[safe], strata[query], side="left")
+    counts = np.searchsorted(strata[safe], strata[query], side="right") - first
+    owner = np.repeat(np.arange(len(query)), counts)
+    block_starts = np.cumsum(counts) - counts
+    candidate = safe[np.repeat(first - block_starts, counts) + np.arange(counts.sum())]
+    distance = np.abs(points[query[owner]] - points[candidate]).sum(axis=1)
+    best = np.lexsort((distance, owner))
+    return candidate[best[block_starts]]
+
+
+def _bands(series: pd.Series, steps: list[dict]) -> pd.Series:
+    """Replace values by the midpoint of about ten equal-width bands with a round width."""
+    codec = NumericColumn.of(series)
+    values = codec.values(series)
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0 or finite.max() == finite.min():
+        return series
+    raw = (finite.max() - finite.min()) / 10
+    width = next(m * 10 ** math.floor(math.log10(raw)) for m in (1, 2, 2.5, 5, 10)
+                 if m * 10 ** math.floor(math.log10(raw)) >= raw)
+    if codec.decimals is not None and width <= 10.0 ** -codec.decimals:
+        return series  # bands no wider than the input's own precision change nothing
+    origin = math.floor(finite.min() / width) * width
+    midpoints = origin + (np.floor((values - origin) / width) + 0.5) * width
+    steps.append({"what": "generalised to bands (value = band midpoint)", "band_width": width, "origin": origin})
+    return codec.restore(codec.round(midpoints), series.index)
+
+
+def _information_loss(original, protected, codec, changed) -> dict:
+    """Normalised SSE (SSE / total sum of squares) per numeric QI; share of values regrouped per categorical QI."""
+    numeric_loss = {}
+    for column, column_codec in codec.items():
+        before, after = column_codec.values(original[column]), column_codec.values(protected[column])
+        present = ~np.isnan(before) & ~np.isnan(after)
+        total = ((before[present] - before[present].mean()) ** 2).sum() if present.any() else 0.0
+        sse = ((before[present] - after[present]) ** 2).sum()
+        numeric_loss[column] = float(sse / total) if total > 0 else 0.0
+    return {
+        "numeric_normalised_sse": numeric_loss,
+        "categorical_share_regrouped": {c: float(mask.mean()) if len(mask) else 0.0 for c, mask in changed.items()},
+    }

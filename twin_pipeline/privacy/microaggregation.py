@@ -1,0 +1,99 @@
+"""Multi-dimensional micro-aggregation (Mondrian-style recursive cuts), vectorised over all partitions at once.
+
+Why Mondrian and not bands: each group of at least k records gets its mean, so a numeric column stays numeric,
+its mean is kept (up to rounding) and only within-group variation is lost. Why vectorised: every level of the
+recursion splits all partitions in one sort, so a million rows need about log2(n / k) sorts, not n Python steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _segments(sorted_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start offset and size of each run of equal labels in a sorted label array."""
+    n = len(sorted_labels)
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    return starts, np.diff(np.r_[starts, n])
+
+
+def mondrian_groups(points: np.ndarray, strata: np.ndarray, k: int, min_share: float = 0.1) -> np.ndarray:
+    """Group ids such that every group has >= k rows, lies inside one stratum and is compact in `points`.
+
+    points: (n, d) float array, each dimension already scaled to a comparable range, no NaN.
+    strata: (n,) int labels; groups never cross strata, and every stratum must hold >= k rows.
+    Each round, every partition of >= 2k rows is cut along the dimension holding most of its sum of squares,
+    at the position that minimises the within-group sum of squares (each side >= k rows and >= min_share).
+    """
+    n = len(strata)
+    groups = np.empty(n, dtype=np.int64)
+    order = np.argsort(strata, kind="stable")
+    labels = np.cumsum(np.r_[True, strata[order][1:] != strata[order][:-1]]) - 1 if n else order
+    n_groups = 0
+    while len(order):
+        starts, sizes = _segments(labels)
+        partition = np.repeat(np.arange(len(starts)), sizes)
+        sorted_points = points[order]
+        low = np.minimum.reduceat(sorted_points, starts, axis=0)
+        spans = np.maximum.reduceat(sorted_points, starts, axis=0) - low
+        # Cut the dimension holding most of the partition's sum of squares: that is the loss a cut can remove.
+        sums = np.add.reduceat(sorted_points, starts, axis=0)
+        squares = np.add.reduceat(sorted_points**2, starts, axis=0) - sums**2 / sizes[:, None]
+        dimension = np.where(spans > 0, squares, -1.0).argmax(axis=1)
+        width = spans[np.arange(len(starts)), dimension]
+        splittable = (sizes >= 2 * k) & (width > 0)  # identical points gain nothing from a cut
+        # Partitions that cannot be cut are final groups: retire their rows so later rounds skip them.
+        done = ~splittable[partition]
+        groups[order[done]] = n_groups + (np.cumsum(~splittable) - 1)[partition[done]]
+        n_groups += int((~splittable).sum())
+        if done.all():
+            break
+        order, sorted_points = order[~done], sorted_points[~done]
+        sizes, low, width, dimension = sizes[splittable], low[splittable], width[splittable], dimension[splittable]
+        starts = np.cumsum(sizes) - sizes
+        partition = np.repeat(np.arange(len(sizes)), sizes)
+        row_dimension = dimension[partition]
+        offset = (sorted_points[np.arange(len(order)), row_dimension] - low[partition, row_dimension]) / width[partition]
+        # Sorting by partition + offset in [0, 0.5] orders rows inside each partition along its cut dimension.
+        within = np.argsort(partition + 0.5 * offset, kind="stable")
+        order = order[within]
+        cut = np.zeros(len(order), dtype=bool)
+        cut[_best_cuts(offset[within], partition, starts, sizes, k, min_share)] = True
+        labels = np.cumsum(np.r_[True, partition[1:] != partition[:-1]] | cut) - 1
+    return groups
+
+
+def _best_cuts(sorted_values, partition, starts, sizes, k, min_share) -> np.ndarray:
+    """Position of the cut in each partition, rows sorted along the cut dimension (`sorted_values`).
+
+    The cut maximises L^2/a + R^2/b (L, R: sums left and right of the cut, a, b: their sizes), which is the
+    same as minimising the within-group sum of squares along that dimension; both sides keep >= k rows and
+    at least `min_share` of the partition, so the recursion depth stays logarithmic.
+    """
+    n = len(sorted_values)
+    left_size = np.arange(n) - starts[partition]
+    right_size = sizes[partition] - left_size
+    floor = np.maximum(k, np.floor(sizes * min_share).astype(np.int64))[partition]
+    valid = (left_size >= floor) & (right_size >= floor)
+    cumulative = np.r_[0.0, np.cumsum(sorted_values)]
+    left = cumulative[:-1] - cumulative[starts][partition]
+    right = cumulative[starts + sizes][partition] - cumulative[:-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gain = np.where(valid, left**2 / left_size + right**2 / right_size, -np.inf)
+    best = np.maximum.reduceat(gain, starts)
+    winners = np.flatnonzero(valid & (gain == best[partition]))
+    first = np.r_[True, partition[winners][1:] != partition[winners][:-1]]  # one cut per partition
+    return winners[first]
+
+
+def group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per-row mean of `values` (n, d) over each row's group; NaN where the group's values are missing."""
+    counts = np.bincount(groups)
+    means = np.empty_like(values, dtype=np.float64)
+    for column in range(values.shape[1]):  # loop over a handful of columns, not rows
+        present = ~np.isnan(values[:, column])
+        sums = np.bincount(groups, weights=np.where(present, values[:, column], 0.0), minlength=len(counts))
+        present_counts = np.bincount(groups, weights=present, minlength=len(counts))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[:, column] = (sums / present_counts)[groups]
+    return means
