@@ -4,13 +4,15 @@ The score follows the SDMetrics QualityReport so that figures are comparable wit
 but everything here is vectorised NumPy/pandas and runs on a million rows in seconds.
 
 Column types (decided on the REAL frame, see `column_types`):
-  * numeric     -- numeric dtype with more than 10 distinct values; scored with KS and Pearson correlation.
+  * numeric     -- more than 10 distinct numbers (numeric dtype, or text with one fixed prefix/suffix such as
+                   "13.5%" or "$1,200"); scored with KS and Pearson correlation.
   * datetime    -- datetime dtype, or text that parses as dates with one format ("Mar-2018", "2001-12-31");
                    compared as numbers (nanoseconds since the epoch), exactly like numeric.
   * categorical -- text, category, boolean, and numeric columns with at most 10 distinct values (0/1 flags,
                    number of dependants): their values are labels, so frequencies are compared, not shapes.
   * excluded    -- the primary key and identifier-like columns (text whose values are all unique, or all-unique
-                   integers whose name ends in id/key/no/number...): nothing to learn from, so never scored.
+                   integers named like an id: loan_id, key, ...): nothing to learn from, so never scored.
+Text formats are recognised by the engine's own detectors, so both read a column the same way.
 
 Formulas (R = real, S = synthetic; NaN is dropped from numeric values and is its own category otherwise):
   KS statistic          D = max_x |F_R(x) - F_S(x)|, F the empirical CDFs of the non-null values.
@@ -28,27 +30,21 @@ Formulas (R = real, S = synthetic; NaN is dropped from numeric values and is its
 from __future__ import annotations
 
 import itertools
-import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.api import guess_datetime_format
 
+from twin_pipeline.engine.columns import ID_NAME, detect_date_format, detect_number_format, parse_number_text
 from twin_pipeline.tables import TwinInputError
 
 CATEGORICAL_MAX_DISTINCT = 10
 CONTINGENCY_BINS = 10
-DATE_SAMPLE = 500
+TEXT_SAMPLE = 500  # values looked at to recognise dates or numbers written as text
 HEAD_ROWS = 10_000
 TIES_SHARE = 0.5  # a sample with fewer distinct values than this share of its size: count values, don't sort
-DATE_MIN_PARSED = 0.95
-# Formats guess_datetime_format does not infer but credit tables use (e.g. Lending Club's "issue_d").
-MONTH_FORMATS = ("%b-%Y", "%b-%y", "%B %Y", "%b %Y", "%Y-%m", "%m/%Y")
-ID_NAME_TOKENS = {"id", "key", "uuid", "guid", "no", "nr", "number"}
 # Engine column kinds (twin_pipeline.engine) mapped onto the metric types above.
 KIND_TYPES = {
     "continuous": "numeric",
@@ -69,7 +65,8 @@ MAX_DENSE_JOINT = 1 << 22  # joint category grids larger than this are counted b
 @dataclass(frozen=True)
 class _Column:
     type: str
-    date_format: str | None = None  # set for text dates, parsed with this format in both tables
+    date_format: str | None = None  # text dates: parsed with this format in both tables
+    number_format: dict | None = None  # numbers written as text ("13.5%", "$1,200"): parsed back to numbers
 
 
 def column_types(
@@ -100,15 +97,13 @@ def _plan(
     plan = {}
     for name in real.columns:
         series = real[name]
-        if name in kinds:
-            kind_type = KIND_TYPES[kinds[name]]
-            if kind_type == "datetime" and not pd.api.types.is_datetime64_any_dtype(series):
-                date_format = _text_date_format(series)
-                plan[name] = _Column("datetime", date_format) if date_format else _Column("categorical")
-            else:
-                plan[name] = _Column(kind_type)
-        else:
+        if name not in kinds:
             plan[name] = _detect(name, series)
+        elif KIND_TYPES[kinds[name]] in ("numeric", "datetime"):
+            wanted = KIND_TYPES[kinds[name]]
+            plan[name] = _numeric_column(series, wanted) or _numeric_column(series, "numeric") or _Column("categorical")
+        else:
+            plan[name] = _Column(KIND_TYPES[kinds[name]])
     return plan
 
 
@@ -119,48 +114,47 @@ def _detect(name: str, series: pd.Series) -> _Column:
         return _Column("categorical")
     if pd.api.types.is_datetime64_any_dtype(series):
         return _Column("datetime")
-    if pd.api.types.is_numeric_dtype(series):
-        if pd.api.types.is_integer_dtype(series) and _looks_like_id(name) and head.is_unique and series.is_unique:
+    numeric = pd.api.types.is_numeric_dtype(series)
+    if numeric and pd.api.types.is_integer_dtype(series) and ID_NAME.search(str(name)):
+        if head.is_unique and series.is_unique:
             return _Column("excluded")
-        many = head.nunique() > CATEGORICAL_MAX_DISTINCT or series.nunique() > CATEGORICAL_MAX_DISTINCT
-        return _Column("numeric" if many else "categorical")
-    date_format = _text_date_format(series)
-    if date_format and series.nunique() > CATEGORICAL_MAX_DISTINCT:
-        return _Column("datetime", date_format)
+    if head.nunique() <= CATEGORICAL_MAX_DISTINCT and series.nunique() <= CATEGORICAL_MAX_DISTINCT:
+        return _Column("categorical")
+    if numeric:
+        return _Column("numeric")
+    if dates := _numeric_column(series, "datetime"):
+        return dates
     if len(series) > 1 and head.notna().all() and head.is_unique and series.notna().all() and series.is_unique:
-        return _Column("excluded")
-    return _Column("categorical")
+        return _Column("excluded")  # keys such as "LN000123" would otherwise pass for numbers with a prefix
+    return _numeric_column(series, "numeric") or _Column("categorical")
 
 
-def _looks_like_id(name: object) -> bool:
-    tokens = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", str(name))
-    return bool(tokens) and tokens[-1].lower() in ID_NAME_TOKENS
-
-
-def _text_date_format(series: pd.Series) -> str | None:
-    """The one strftime format that parses (nearly) all sampled values of a text column, or None."""
+def _numeric_column(series: pd.Series, wanted: str) -> _Column | None:
+    """The column read as `wanted` (numeric or datetime), with the text format that makes it so, or None."""
+    if wanted == "numeric" and pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return _Column("numeric")
+    if wanted == "datetime" and pd.api.types.is_datetime64_any_dtype(series):
+        return _Column("datetime")
     if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
         return None
-    sample = series.sample(min(len(series), DATE_SAMPLE), random_state=0).dropna().astype(str)
+    sample = series.sample(min(len(series), TEXT_SAMPLE), random_state=0).dropna()
     if sample.empty:
         return None
-    if sample.str.fullmatch(r"[+-]?\d*\.?\d+").mean() > 0.5 and not sample.str.fullmatch(r"\d{4}").all():
-        return None  # numbers stored as text are not dates (four-digit years are)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # pandas' dayfirst hint; every format is verified below
-        guessed = guess_datetime_format(sample.iloc[0])
-    for date_format in ((guessed,) if guessed else ()) + MONTH_FORMATS:
-        parsed = pd.to_datetime(sample, format=date_format, errors="coerce")
-        if parsed.notna().mean() >= DATE_MIN_PARSED:
-            return date_format
-    return None
+    if wanted == "datetime":
+        date_format = detect_date_format(sample)[0]
+        return _Column("datetime", date_format=date_format) if date_format else None
+    number_format = detect_number_format(sample)
+    return _Column("numeric", number_format=number_format) if number_format else None
 
 
 def _as_numbers(series: pd.Series, column: _Column) -> np.ndarray:
     """Float64 values of a numeric or datetime column; NaN where missing or unparseable."""
+    if column.number_format:
+        return parse_number_text(series, column.number_format)
     if column.type == "datetime":
         if column.date_format and not pd.api.types.is_datetime64_any_dtype(series):
-            series = pd.to_datetime(series.astype("string"), format=column.date_format, errors="coerce")
+            text = series.astype("string").str.strip()
+            series = pd.to_datetime(text, format=column.date_format, errors="coerce")
         else:
             series = pd.to_datetime(series, errors="coerce")
         if getattr(series.dt, "tz", None) is not None:
@@ -264,11 +258,11 @@ class _Comparison:
         for label, frame in (("real data", real), ("synthetic data", synthetic)):
             if not isinstance(frame, pd.DataFrame):
                 raise TwinInputError(label, f"must be a pandas DataFrame, got {type(frame).__name__}")
-            if frame.empty:
+            if len(frame) == 0:
                 raise TwinInputError(label, "has no rows")
-        self.plan = {
-            name: column for name, column in _plan(real, primary_key, column_kinds).items() if column.type != "excluded"
-        }
+        plan = _plan(real, primary_key, column_kinds)
+        self.types = {name: column.type for name, column in plan.items()}
+        self.plan = {name: column for name, column in plan.items() if column.type != "excluded"}
         missing = [str(name) for name in self.plan if name not in synthetic.columns]
         if missing:
             raise TwinInputError("synthetic data", f"lacks column(s) of the real data: {', '.join(missing)}")
@@ -359,7 +353,7 @@ class _Comparison:
             "column_shapes": column_shapes,
             "pair_trends": pair_trends,
             "contingency_similarity": {"pairs": contingency, "mean": _mean_score(contingency)},
-            "column_types": {name: column.type for name, column in self.plan.items()},
+            "column_types": self.types,
             "n_real": len(self.real),
             "n_synthetic": len(self.synthetic),
         }
