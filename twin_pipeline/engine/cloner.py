@@ -47,9 +47,11 @@ class DigitalTwinCloner:
             raise TwinInputError(path, f"no model with id {model_id!r}")
         return GaussianCopulaEngine.load(path)
 
-    def generate(self, model_id: str, num_samples: int, seed: int | None = None) -> pd.DataFrame:
-        """`num_samples` synthetic rows from a trained model (same seed, same rows)."""
-        return self.load(model_id).sample(num_samples, seed=seed)
+    def generate(self, model_id: str, num_samples: int, seed: int | None = None,
+                 conditions: dict | None = None) -> pd.DataFrame:
+        """`num_samples` synthetic rows from a trained model (same seed, same rows); `conditions` as in
+        GaussianCopulaEngine.iter_samples, e.g. {"Status": "bad"} or {"Income": (None, 120)} for stress tests."""
+        return self.load(model_id).sample(num_samples, seed=seed, conditions=conditions)
 
     @staticmethod
     def get_comparison(original: pd.DataFrame, synthetic: pd.DataFrame, primary_key: str | None = None) -> dict:

@@ -20,6 +20,7 @@ from scipy import special
 
 from ..tables import TwinInputError, atomic_path
 from . import columns as col
+from .conditional import conditional_normals, latent_box
 from .dependence import fit_t_degrees, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 
@@ -119,20 +120,29 @@ class GaussianCopulaEngine:
         return next(spec for spec in self.specs if spec.name == name)
 
     # ----------------------------------------------------------------- sampling
-    def sample(self, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK) -> pd.DataFrame:
-        """`n` synthetic rows; the same seed gives the same rows."""
-        chunks = list(self.iter_samples(n, seed=seed, chunk_size=chunk_size))
+    def sample(self, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK,
+               conditions: dict | None = None) -> pd.DataFrame:
+        """`n` synthetic rows; the same seed gives the same rows. See `iter_samples` for `conditions`."""
+        chunks = list(self.iter_samples(n, seed=seed, chunk_size=chunk_size, conditions=conditions))
         return pd.concat(chunks, ignore_index=True) if chunks else self._assemble({}, 0, 0, np.random.default_rng(0))
 
-    def iter_samples(self, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK) -> Iterator[pd.DataFrame]:
-        """Yield `n` rows in chunks of `chunk_size`: memory does not grow with `n`."""
+    def iter_samples(self, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK,
+                     conditions: dict | None = None) -> Iterator[pd.DataFrame]:
+        """Yield `n` rows in chunks of `chunk_size`: memory does not grow with `n`.
+
+        `conditions` restricts every row: {"Status": "bad"} for a category, {"Income": (None, 120)} for a numeric
+        range (None is an open end). Conditioned rows come from the conditional copula, not from rejection.
+        """
         self._require_fit()
         n = int(n)
         if n < 0:
             raise ValueError(f"number of rows must be >= 0, got {n}")
+        if conditions and self._reference is not None:
+            raise ValueError("conditional sampling needs the native backend")
+        box = self._latent_box(conditions or {})
         rng = np.random.default_rng(seed)
         cholesky = np.linalg.cholesky(self.correlation) if len(self.variables) else None
-        t_scale = _t_to_normal_table(self.tails["degrees_of_freedom"]) if self.tails["copula"] == "t" else None
+        t_table = _t_to_normal_table(self.tails["degrees_of_freedom"]) if self.tails["copula"] == "t" else None
         done = 0
         while done < n:
             size = min(chunk_size, n - done)
@@ -140,13 +150,67 @@ class GaussianCopulaEngine:
                 from .copulas_backend import sample_reference
                 decoded = sample_reference(self, size, rng)
             else:
-                normals = rng.standard_normal((size, len(self.variables))) @ cholesky.T if cholesky is not None else None
-                if normals is not None and t_scale is not None:
-                    t_values = normals / np.sqrt(rng.chisquare(t_scale[0], size) / t_scale[0])[:, None]
-                    normals = np.interp(t_values, t_scale[1], t_scale[2])
+                normals = self._latent_normals(size, rng, cholesky, t_table, box)
                 decoded = {i: marginal.decode(normals[:, i]) for i, marginal in enumerate(self.marginals)}
+                for index, condition in (conditions or {}).items():
+                    variable = self.variables.index((index, "value"))
+                    if isinstance(self.marginals[variable], NumericMarginal):
+                        low, high = condition
+                        decoded[variable] = np.clip(decoded[variable], -np.inf if low is None else low,
+                                                    np.inf if high is None else high)
             yield self._assemble(decoded, size, done, rng)
             done += size
+
+    def sample_scenario(self, n: int, column: str, shares: dict, seed: int | None = None) -> pd.DataFrame:
+        """A stress portfolio: `shares` of the rows take the given values of `column` ({"bad": 0.2} = 20 % defaults);
+        the remaining rows keep the column's other values in their modelled proportions."""
+        if not 0 < sum(shares.values()) <= 1:
+            raise TwinInputError(column, f"scenario shares must add up to at most 1, got {sum(shares.values())}")
+        marginal = self.marginals[self.variables.index((column, "value"))]
+        counts = {value: int(round(share * n)) for value, share in shares.items()}
+        others = [(value, p) for value, p in zip(marginal.values, marginal.probabilities) if value not in shares]
+        remaining = n - sum(counts.values())
+        total = sum(p for _, p in others)
+        for value, p in others:
+            counts[value] = counts.get(value, 0) + int(round(remaining * p / total)) if total > 0 else 0
+        seeds = np.random.SeedSequence(seed).spawn(len(counts) + 1)
+        parts = [self.sample(count, seed=np.random.default_rng(child).integers(2**63 - 1), conditions={column: value})
+                 for (value, count), child in zip(counts.items(), seeds) if count > 0]
+        frame = pd.concat(parts, ignore_index=True)
+        order = np.random.default_rng(seeds[-1]).permutation(len(frame))
+        return frame.iloc[order].reset_index(drop=True)
+
+    def _latent_box(self, conditions: dict) -> dict[int, tuple[float, float]]:
+        box = {}
+        for name, condition in conditions.items():
+            if (name, "value") not in self.variables:
+                raise TwinInputError(name, "cannot condition on this column: it is not modelled (unknown, key or constant)")
+            variable = self.variables.index((name, "value"))
+            box[variable] = latent_box(self.marginals[variable], condition, name)
+            if box[variable][0] >= box[variable][1]:
+                raise TwinInputError(name, f"condition {condition!r} selects no modelled values")
+            if (name, "null") in self.variables:  # a conditioned value is a present value
+                null_variable = self.variables.index((name, "null"))
+                box[null_variable] = (-np.inf, float(self.marginals[null_variable].thresholds[0]))
+        return box
+
+    def _latent_normals(self, size: int, rng: np.random.Generator, cholesky, t_table, box) -> np.ndarray:
+        """Correlated normal scores for `size` rows: Gaussian, or Student-t mapped back to normal scores."""
+        if cholesky is None:
+            return np.zeros((size, 0))
+        mixing = None
+        if t_table is not None:
+            nu = t_table[0]
+            mixing = np.sqrt(rng.chisquare(nu, size) / nu)
+            box = {index: tuple(bound if np.isinf(bound) else float(special.stdtrit(nu, special.ndtr(bound)))
+                                for bound in bounds) for index, bounds in box.items()}
+        if box:
+            normals = conditional_normals(self.correlation, box, size, rng, row_scale=mixing)
+        else:
+            normals = rng.standard_normal((size, len(self.variables))) @ cholesky.T
+        if mixing is not None:
+            normals = np.interp(normals / mixing[:, None], t_table[1], t_table[2])
+        return normals
 
     def write_sample(self, path: str | Path, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK,
                      progress=None) -> Path:
