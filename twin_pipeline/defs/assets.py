@@ -1,0 +1,179 @@
+"""The six assets of a portfolio's digital twin: thin Dagster bodies over `twin_pipeline.pipeline`.
+
+Value shapes (persisted by `PortfolioIOManager`, see LAYOUT there):
+  raw_upload           {"manifest", "schema"}: where the immutable raw copy is, its SHA-256, the resolved clone
+                       parameters, and the pandera schema of the upload. Real rows never leave raw/<key>/:
+                       steps that need them read the copy through the manifest.
+  fitted_marginals     the fitted model as the engine's own JSON (`GaussianCopulaEngine.to_dict`): marginals
+                       and the latent correlation they were fitted with, one consistent artifact that
+                       `GaussianCopulaEngine.load(model.json)` opens outside Dagster too.
+  correlation_matrix   the model's latent correlation as a table, for the catalog and its own contract.
+  synthetic_sample     the sampled twin before protection.
+  k_anonymized_output  {"table", "protection"}: the product (synthetic.csv|parquet) and how it was protected.
+  quality_report       {"quality", "privacy"}: quality_report.json and privacy_report.json.
+"""
+
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+
+from .. import pipeline
+from ..engine import GaussianCopulaEngine
+from ..tables import read_table, sha256_file
+from .config import CloneConfig, check_request
+from .display import heatmap_markdown, markdown_table
+from .io_manager import CODE_VERSION
+from .partitions import portfolios
+from .raw import delete_raw, keep_raw_copy, load_real, options_of
+from .resources import TwinStorage
+from .schemas import (CORRELATION_SCHEMA, SchemaMismatch, conform, infer_twin_schema, marginals_summary,
+                      quality_columns, schema_from_dict, schema_to_dict)
+
+GROUP = "digital_twin"
+DUCKDB_POOL = "twin_duckdb"  # every asset appends to the DuckDB audit log, and DuckDB allows one writer
+
+
+def twin_asset(*audit_operations: str, **kwargs):
+    """An asset of the digital twin: partitioned per portfolio, in the DuckDB writer pool, audited on write."""
+    return dg.asset(partitions_def=portfolios, group_name=GROUP, pool=DUCKDB_POOL, code_version=CODE_VERSION,
+                    metadata={"audit_operations": list(audit_operations)}, **kwargs)
+
+
+def _engine(model: dict) -> GaussianCopulaEngine:
+    return GaussianCopulaEngine.from_dict(model)
+
+
+def _conform(frame: pd.DataFrame, schema, what: str) -> None:
+    """Fail the asset, naming every broken column and check, when a stage's output breaks its contract."""
+    try:
+        conform(frame, schema, what)
+    except SchemaMismatch as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+
+
+@twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", kinds={"csv"})
+def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: TwinStorage) -> dg.Output[dict]:
+    """The landed table, validated, kept as an immutable copy (0700/0600) with its SHA-256; records the
+    clone parameters every later step uses and infers the pandera schema every twin must match."""
+    portfolio = context.partition_key
+    copy = keep_raw_copy(storage, portfolio, config.source)
+    real = read_table(copy)
+    options = config.to_options()
+    rows = check_request(real, options, copy)
+    sha = sha256_file(copy)
+    schema = infer_twin_schema(real, options.k, options.primary_key, name=f"the schema of upload {portfolio}")
+    manifest = {"portfolio": portfolio, "file_name": copy.name, "source": config.source or None, "sha256": sha,
+                "rows": len(real), "columns": [str(c) for c in real.columns], "target_rows": rows,
+                "options": options.to_dict(), "delete_raw": config.delete_raw,
+                "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return dg.Output({"manifest": manifest, "schema": schema_to_dict(schema)}, metadata={
+        "rows": len(real), "columns": real.shape[1], "target_rows": rows, "data_hash": sha,
+        "input_hashes": {"upload": sha}, "parameters": manifest["options"], "raw_copy": dg.MetadataValue.path(str(copy)),
+        "schema": dg.MetadataValue.md(markdown_table(pd.DataFrame(
+            {"column": real.columns.astype(str), "dtype": real.dtypes.astype(str).to_numpy()}))),
+    })
+
+
+@twin_asset("MODEL_FITTED", kinds={"python"})
+def fitted_marginals(storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
+    """The fitted Gaussian-copula model (engine JSON, statistical summaries only): one marginal family per
+    column, chosen by goodness of fit, and the latent correlation joining them."""
+    manifest = raw_upload["manifest"]
+    engine = pipeline.fit_model(load_real(storage, manifest), options_of(manifest))
+    summary = marginals_summary(engine.describe())
+    return dg.Output(engine.to_dict(), metadata={
+        "columns": len(summary), "copula_variables": len(engine.variables), "parameters": manifest["options"],
+        "marginal_families": dg.MetadataValue.md(markdown_table(summary)),
+    })
+
+
+@twin_asset(kinds={"python"})
+def correlation_matrix(fitted_marginals: dict) -> dg.Output[pd.DataFrame]:
+    """The model's latent (normal-score) correlation between variables; symmetric, unit diagonal, PSD."""
+    matrix = _engine(fitted_marginals).correlation_matrix
+    _conform(matrix, CORRELATION_SCHEMA, "the latent correlation")
+    return dg.Output(matrix.rename_axis("variable").reset_index(), metadata={
+        "variables": len(matrix), "heatmap": dg.MetadataValue.md(heatmap_markdown({"latent correlation": matrix})),
+    })
+
+
+@twin_asset("SAMPLE_GENERATED", kinds={"parquet"})
+def synthetic_sample(raw_upload: dict, fitted_marginals: dict) -> dg.Output[pd.DataFrame]:
+    """Synthetic rows drawn from the model (target_rows, seeded), validated against the upload's schema."""
+    manifest = raw_upload["manifest"]
+    options = options_of(manifest)
+    synthetic = pipeline.generate(_engine(fitted_marginals), manifest["target_rows"], options.seed)
+    _conform(synthetic, schema_from_dict(raw_upload["schema"]), "the synthetic sample")
+    return dg.Output(synthetic, metadata={
+        "rows": len(synthetic), "parameters": manifest["options"],
+        "preview": dg.MetadataValue.md(markdown_table(synthetic.head(5))),
+    })
+
+
+@twin_asset("K_ANONYMITY_ENFORCED", kinds={"csv"})
+def k_anonymized_output(storage: TwinStorage, raw_upload: dict, fitted_marginals: dict,
+                        synthetic_sample: pd.DataFrame) -> dg.Output[dict]:
+    """The product: the twin with copies of real rows replaced, rare strings pooled and every
+    quasi-identifier combination shared by at least k rows; validated against the upload's schema."""
+    manifest = raw_upload["manifest"]
+    options = options_of(manifest)
+    protected, protection = pipeline.protect(synthetic_sample, load_real(storage, manifest),
+                                             _engine(fitted_marginals), options)
+    _conform(protected, schema_from_dict(raw_upload["schema"]), "the k-anonymised twin")
+    table_format = options.output_format or ("parquet" if len(protected) >= pipeline.PARQUET_FROM_ROWS else "csv")
+    k_report = protection["k_anonymity"]
+    return dg.Output({"table": protected, "protection": protection}, metadata={
+        "rows": len(protected), "rows_suppressed": k_report["records_suppressed"], "k": k_report["final_k"],
+        "quasi_identifiers": ", ".join(k_report["quasi_identifiers"]) or "(none)", "table_format": table_format,
+        "parameters": manifest["options"],
+    })
+
+
+@twin_asset("QUALITY_REPORTED", kinds={"json"})
+def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, raw_upload: dict,
+                   fitted_marginals: dict, k_anonymized_output: dict) -> dg.Output[dict]:
+    """How close the protected twin is to the real table (similarity score, KS, category match,
+    correlations) and how private (exact copies, distances, attacker risk). Deletes the raw upload
+    afterwards when the clone asked for it: this is the last step that needs real rows."""
+    manifest = raw_upload["manifest"]
+    options = options_of(manifest)
+    real, twin = load_real(storage, manifest), k_anonymized_output["table"]
+    quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, k_anonymized_output["protection"])
+    columns = quality_columns(quality)
+    metadata = {
+        "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
+        "rows_real": len(real), "rows_twin": len(twin), "parameters": manifest["options"],
+        "ks_statistics": dg.MetadataValue.md(markdown_table(_metric(columns, "ks_statistic", "KS D"))),
+        "category_match": dg.MetadataValue.md(markdown_table(_metric(columns, "category_match", "1 - TVD"))),
+        "correlation_heatmap": dg.MetadataValue.md(heatmap_markdown(_pearson_panels(real, twin))),
+    }
+    if manifest["delete_raw"]:
+        deleted = delete_raw(storage, manifest)
+        storage.audit().append("RAW_DATA_DELETED", context.partition_key, manifest["sha256"],
+                               {"run_id": context.run_id, "deleted": deleted})
+        metadata["raw_deleted"] = dg.MetadataValue.json(deleted)
+    return dg.Output({"quality": quality, "privacy": privacy}, metadata=metadata)
+
+
+def _metric(columns: pd.DataFrame, metric: str, label: str) -> pd.DataFrame:
+    chosen = columns[columns["metric"] == metric]
+    return pd.DataFrame({"column": chosen["column"].to_numpy(), label: chosen["value"].to_numpy()})
+
+
+def _pearson_panels(real: pd.DataFrame, twin: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Pearson correlations of the numeric columns in both tables: real, twin, and their difference."""
+    numeric = [c for c in real.columns if c in twin.columns and pd.api.types.is_numeric_dtype(real[c])
+               and pd.api.types.is_numeric_dtype(twin[c]) and not pd.api.types.is_bool_dtype(real[c])
+               and real[c].nunique() > 1]
+    real_corr, twin_corr = real[numeric].astype(float).corr(), twin[numeric].astype(float).corr()
+    return {"real": real_corr, "twin": twin_corr, "twin - real": twin_corr - real_corr}
+
+
+ASSETS = [raw_upload, fitted_marginals, correlation_matrix, synthetic_sample, k_anonymized_output, quality_report]
+
+clone_portfolio = dg.define_asset_job(
+    "clone_portfolio", selection=dg.AssetSelection.assets(*ASSETS), partitions_def=portfolios,
+    description="Clone one portfolio end to end: ingest, fit, sample, protect, report (with the asset checks).",
+)

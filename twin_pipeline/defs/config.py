@@ -1,0 +1,91 @@
+"""The run config of a clone: what the launchpad shows, what a sidecar `<file>.json` may set.
+
+The fields mirror `pipeline.CloneOptions` (the CLI's options) so a run from the UI and `twin clone` mean the
+same thing; `source` and `delete_raw` are the orchestration-only extras. Only `raw_upload` takes this
+config: it resolves the parameters once and records them in the portfolio's manifest, so every later asset
+(and a re-execution of just one of them) uses exactly the parameters the upload was cloned with.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field, ValidationError
+
+from ..pipeline import CloneOptions, target_rows
+from ..tables import TwinInputError
+
+
+class CloneConfig(dg.Config):
+    """Parameters of one clone; every field has a default."""
+
+    source: str = Field(default="", description="File to ingest; empty: the portfolio's kept raw copy (re-runs)")
+    rows: Optional[int] = Field(default=None, description="Synthetic rows to generate (give rows or scale)")
+    scale: Optional[float] = Field(default=None, description="Synthetic rows = scale x real rows; default 1x")
+    primary_key: Optional[str] = Field(default=None, description="Column with a unique id per row (not modelled)")
+    k: int = Field(default=5, description="k-anonymity target: each quasi-identifier combination >= k rows")
+    quasi_identifiers: Optional[list[str]] = Field(default=None, description="Columns an attacker may know; "
+                                                   "default: detected by name and kind")
+    generalize: Optional[str] = Field(default=None, description='"bands" to generalise numeric quasi-identifiers')
+    max_suppression: float = Field(default=0.01, description="Largest share of rows k-anonymity may drop")
+    seed: Optional[int] = Field(default=0, description="Random seed; the same seed gives the same twin")
+    output_format: Optional[str] = Field(default=None, description='"csv" or "parquet"; default by size')
+    column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
+    delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
+                                                        "real rows has run (audited as RAW_DATA_DELETED)")
+
+    def to_options(self) -> CloneOptions:
+        fields = self.model_dump()
+        return CloneOptions(**{name: fields[name] for name in CloneOptions.__dataclass_fields__})
+
+
+def sidecar_of(table: Path) -> Path | None:
+    """The settings file beside a landed table: `<file>.json` (loans.csv.json) or `<stem>.json` (loans.json)."""
+    for candidate in (table.with_name(table.name + ".json"), table.with_suffix(".json")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def config_for_landed_file(table: Path) -> CloneConfig:
+    """The run config of a landed table: its sidecar's settings (if any) with `source` set to the table."""
+    settings: dict = {}
+    sidecar = sidecar_of(table)
+    if sidecar is not None:
+        try:
+            settings = json.loads(sidecar.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise TwinInputError(sidecar, f"is not a readable JSON settings file ({error})") from None
+        if not isinstance(settings, dict):
+            raise TwinInputError(sidecar, "must hold a JSON object of clone settings")
+        unknown = sorted(set(settings) - (set(CloneConfig.model_fields) - {"source"}))
+        if unknown:
+            allowed = ", ".join(name for name in CloneConfig.model_fields if name != "source")
+            raise TwinInputError(sidecar, f"unknown setting(s) {', '.join(unknown)}; allowed: {allowed}")
+    try:
+        return CloneConfig(**settings, source=str(table))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise TwinInputError(sidecar, f"invalid settings: {problems}") from None
+
+
+def check_request(real: pd.DataFrame, options: CloneOptions, source: str | Path) -> int:
+    """Fail early, naming the file, when the parameters do not fit the table; returns the rows to generate."""
+    columns = set(real.columns)
+    named = {"primary_key": [options.primary_key] if options.primary_key else [],
+             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds)}
+    for setting, names in named.items():
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise TwinInputError(source, f"{setting} names unknown column(s) {', '.join(missing)} "
+                                         f"(columns: {', '.join(map(str, real.columns))})")
+    key = options.primary_key
+    if key is not None and (real[key].isna().any() or real[key].duplicated().any()):
+        raise TwinInputError(source, f"primary key {key!r} is not unique and non-null on every row")
+    if options.k < 2:
+        raise TwinInputError(source, f"k must be at least 2, got {options.k}")
+    return target_rows(len(real), options.rows, options.scale)

@@ -1,0 +1,130 @@
+"""Persist each asset of a portfolio as plain files under `<data>/portfolios/<key>/`, and audit every write.
+
+Tables are Parquet (the twin itself CSV, or Parquet when large or asked for), everything else JSON; every file
+is written atomically, so a crash never leaves half a file and a re-run of one portfolio only rewrites that
+portfolio's folder. Writing is where an artifact becomes real, so the IO manager is also what appends the
+asset's audit operations and its lineage row (input hashes, output hash, code version, parameters): no asset
+body can forget to.
+"""
+
+
+import json
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from ..tables import sha256_file, write_frame, write_json
+from .resources import TwinStorage
+
+try:
+    CODE_VERSION = package_metadata.version("twin-pipeline")
+except package_metadata.PackageNotFoundError:  # running from a source checkout that is not installed
+    CODE_VERSION = "0+source"
+
+# Files of each asset, by part; an asset with one part persists its value as is, otherwise a dict of parts.
+LAYOUT: dict[str, dict[str, str]] = {
+    "raw_upload": {"manifest": "raw_upload.json", "schema": "schema.json"},
+    "fitted_marginals": {"model": "model.json"},
+    "correlation_matrix": {"matrix": "correlation_matrix.parquet"},
+    "synthetic_sample": {"table": "synthetic_sample.parquet"},
+    "k_anonymized_output": {"table": "synthetic.csv", "protection": "protection_report.json"},
+    "quality_report": {"quality": "quality_report.json", "privacy": "privacy_report.json"},
+}
+TABLE_FORMATS = (".csv", ".parquet")
+
+
+def asset_files(folder: Path, asset: str) -> dict[str, Path]:
+    """The existing files of `asset` in a portfolio folder, by part (a table may be .csv or .parquet)."""
+    found = {}
+    for part, name in LAYOUT[asset].items():
+        candidates = [folder / name] if Path(name).suffix not in TABLE_FORMATS else \
+            [(folder / name).with_suffix(suffix) for suffix in TABLE_FORMATS]
+        existing = [path for path in candidates if path.exists()]
+        if existing:
+            found[part] = max(existing, key=lambda path: path.stat().st_mtime_ns)
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """Output metadata arrives as Dagster MetadataValue objects; audit rows want plain JSON."""
+    return getattr(value, "value", value)
+
+
+class PortfolioIOManager(dg.ConfigurableIOManager):
+    """Files per portfolio partition; audit operations and lineage appended after each write."""
+
+    storage: TwinStorage
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        asset, portfolio = context.asset_key.path[-1], context.partition_key
+        folder = self.storage.portfolio_dir(portfolio)
+        parts = LAYOUT[asset]
+        values = {next(iter(parts)): obj} if len(parts) == 1 else obj
+        table_format = _plain(context.output_metadata.get("table_format"))
+        written = {part: self._write(values[part], folder / name, table_format) for part, name in parts.items()}
+        hashes = {path.name: sha256_file(path) for path in written.values()}
+        output_hash = hashes[next(iter(written.values())).name]
+        self._audit(context, asset, portfolio, folder, output_hash, hashes)
+        context.add_output_metadata({
+            **{f"path {part}": dg.MetadataValue.path(str(path)) for part, path in written.items()},
+            "sha256": dg.MetadataValue.json(hashes),
+        })
+
+    @staticmethod
+    def _write(value: Any, target: Path, table_format: str | None) -> Path:
+        if isinstance(value, pd.DataFrame):
+            if target.suffix == ".csv" and table_format == "parquet":
+                target = target.with_suffix(".parquet")
+            for stale in (target.with_suffix(suffix) for suffix in TABLE_FORMATS):
+                if stale != target:
+                    stale.unlink(missing_ok=True)
+            return write_frame(value, target)
+        return write_json(value, target)
+
+    def _audit(self, context: dg.OutputContext, asset: str, portfolio: str, folder: Path,
+               output_hash: str, hashes: dict[str, str]) -> None:
+        """Audit operations declared on the asset, then its lineage row (inputs hashed as they are on disk)."""
+        declared = context.output_metadata
+        inputs = {dep.asset_key.path[-1]: files for dep in context.asset_spec.deps
+                  if (files := asset_files(folder, dep.asset_key.path[-1]))}
+        input_hashes = {name: sha256_file(next(iter(files.values()))) for name, files in inputs.items()}
+        input_hashes.update(_plain(declared.get("input_hashes")) or {})
+        parameters = _plain(declared.get("parameters")) or {}
+        data_hash = _plain(declared.get("data_hash")) or output_hash
+        summary = {name: _plain(value) for name, value in declared.items()
+                   if isinstance(_plain(value), (int, float, str, bool)) and name != "data_hash"}
+        log = self.storage.audit()
+        for operation in context.definition_metadata.get("audit_operations", []):
+            log.append(operation, portfolio, data_hash,
+                       {"asset": asset, "run_id": context.run_id, "files": hashes, **summary})
+        log.record_lineage(portfolio=portfolio, asset=asset, run_id=context.run_id, input_hashes=input_hashes,
+                           output_hash=output_hash, code_version=CODE_VERSION, parameters=parameters)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        asset, portfolio = context.asset_key.path[-1], context.asset_partition_key
+        folder = self.storage.portfolio_dir(portfolio)
+        files = asset_files(folder, asset)
+        if set(files) != set(LAYOUT[asset]):
+            raise dg.Failure(f"portfolio {portfolio} has no complete {asset} in {folder}: materialize {asset} first")
+        values = {part: _read(path, folder) for part, path in files.items()}
+        return next(iter(values.values())) if len(values) == 1 else values
+
+
+def _read(path: Path, folder: Path) -> Any:
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype=_text_columns(folder), low_memory=False)
+
+
+def _text_columns(folder: Path) -> dict[str, str]:
+    """Columns the portfolio's schema declares as text, so a CSV round trip keeps "007" a string."""
+    schema = folder / LAYOUT["raw_upload"]["schema"]
+    if not schema.exists():
+        return {}
+    columns = json.loads(schema.read_text()).get("columns", {})
+    return {name: "object" for name, column in columns.items() if column.get("dtype") in ("object", "str", "string")}

@@ -1,0 +1,86 @@
+"""The one place real rows are kept: an immutable copy of each upload in a directory only its owner can read.
+
+`raw/<key>/<file>` (directory 0700, file 0600) is written once and verified by its SHA-256 whenever it is read;
+everything under `portfolios/` is derived and holds no real row. Deleting the upload after the clone (the
+seed's "original data can be deleted") removes this copy and the landed file, and is audited.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from ..pipeline import CloneOptions
+from ..tables import TwinInputError, atomic_path, read_table, sha256_file
+from .config import sidecar_of
+from .partitions import portfolio_key
+from .resources import TwinStorage
+
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def keep_raw_copy(storage: TwinStorage, portfolio: str, source: str) -> Path:
+    """Copy `source` into raw/<portfolio>/ unless already there; with no source, return the kept copy."""
+    folder = storage.raw_dir(portfolio)
+    if source:
+        source_path = Path(source)
+        if not source_path.is_file():
+            raise TwinInputError(source_path, "file not found")
+        belongs_to = portfolio_key(source_path.name, sha256_file(source_path))
+        if belongs_to != portfolio:
+            raise TwinInputError(source_path, f"is portfolio {belongs_to} (name + content hash), not {portfolio}")
+        target = folder / source_path.name
+        if not target.exists():
+            _private_dir(folder)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source_path, tmp)
+                os.chmod(tmp, PRIVATE_FILE)
+    else:
+        kept = sorted(folder.iterdir()) if folder.is_dir() else []
+        if not kept:
+            raise TwinInputError(None, f"portfolio {portfolio} has no raw upload in {folder}: it was deleted after "
+                                       "its clone or never landed; land the file again (or set `source`)")
+        target = kept[0]
+    found = portfolio_key(target.name, sha256_file(target))
+    if found != portfolio:
+        raise TwinInputError(target, f"the kept raw copy changed (it now hashes to {found}): refusing to use it")
+    return target
+
+
+def _private_dir(folder: Path) -> None:
+    for directory in (folder.parent, folder):
+        directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        os.chmod(directory, PRIVATE_DIR)
+
+
+def options_of(manifest: dict) -> CloneOptions:
+    return CloneOptions(**manifest["options"])
+
+
+def load_real(storage: TwinStorage, manifest: dict) -> pd.DataFrame:
+    """The real table of a portfolio, read from its raw copy after checking the copy's SHA-256."""
+    path = storage.raw_dir(manifest["portfolio"]) / manifest["file_name"]
+    if not path.exists():
+        raise TwinInputError(path, "the raw upload was deleted after its clone (RAW_DATA_DELETED); "
+                                   "steps that compare with real rows need the file landed again")
+    if sha256_file(path) != manifest["sha256"]:
+        raise TwinInputError(path, "the raw copy no longer matches the SHA-256 recorded at ingestion")
+    return read_table(path)
+
+
+def delete_raw(storage: TwinStorage, manifest: dict) -> list[str]:
+    """Delete the raw copy and, when it was landed in landing/, the landed file and its settings file."""
+    folder = storage.raw_dir(manifest["portfolio"])
+    deleted = [folder / manifest["file_name"]]
+    source = Path(manifest["source"]) if manifest.get("source") else None
+    if source is not None and source.resolve().parent == storage.landing.resolve() and source.exists() \
+            and sha256_file(source) == manifest["sha256"]:
+        deleted += [source] + [sidecar for sidecar in [sidecar_of(source)] if sidecar is not None]
+    for path in deleted:
+        path.unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return [str(path) for path in deleted]
