@@ -11,7 +11,8 @@ import pandas as pd
 
 from ..paths import data_dir
 from ..tables import TwinInputError
-from .copula import GaussianCopulaEngine
+from .copula import GaussianCopulaEngine, write_model
+from .multitable import MultiTableEngine
 
 
 class DigitalTwinCloner:
@@ -26,9 +27,7 @@ class DigitalTwinCloner:
               column_kinds: dict[str, str] | None = None) -> tuple[str, dict]:
         """Fit a copula on `df`; returns (model_id, metadata with columns, n_rows, kinds and chosen families)."""
         engine = GaussianCopulaEngine(k=self.k).fit(df, primary_key=primary_key, column_kinds=column_kinds)
-        model = engine.to_dict()
-        model_id = "twin-" + hashlib.sha256(json.dumps(model, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        engine.save(self.models_dir / f"{model_id}.json")
+        model_id = self._store(engine.to_dict())
         described = engine.describe()
         metadata = {
             "model_id": model_id,
@@ -41,11 +40,32 @@ class DigitalTwinCloner:
         }
         return model_id, metadata
 
-    def load(self, model_id: str) -> GaussianCopulaEngine:
+    def train_tables(self, tables: dict[str, pd.DataFrame], relationships: list[tuple[str, str, str, str]],
+                     primary_keys: dict[str, str] | None = None) -> tuple[str, dict]:
+        """Fit related tables; relationships are (child, foreign_key, parent, primary_key) tuples."""
+        engine = MultiTableEngine(k=self.k).fit(tables, relationships, primary_keys)
+        model_id = self._store(engine.to_dict())
+        return model_id, {"model_id": model_id, "tables": engine.order, "rows": engine.rows,
+                          "relationships": [list(relation) for relation in relationships]}
+
+    def generate_tables(self, model_id: str, scale: float = 1.0, rows: dict[str, int] | None = None,
+                        seed: int | None = None) -> dict[str, pd.DataFrame]:
+        """Synthetic related tables; every foreign key references a synthetic parent."""
+        return MultiTableEngine.from_dict(self._read(model_id)).sample(rows=rows, scale=scale, seed=seed)
+
+    def _store(self, model: dict) -> str:
+        model_id = "twin-" + hashlib.sha256(json.dumps(model, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        write_model(model, self.models_dir / f"{model_id}.json")
+        return model_id
+
+    def _read(self, model_id: str) -> dict:
         path = self.models_dir / f"{model_id}.json"
         if not path.exists():
             raise TwinInputError(path, f"no model with id {model_id!r}")
-        return GaussianCopulaEngine.load(path)
+        return json.loads(path.read_text())
+
+    def load(self, model_id: str) -> GaussianCopulaEngine:
+        return GaussianCopulaEngine.from_dict(self._read(model_id))
 
     def generate(self, model_id: str, num_samples: int, seed: int | None = None,
                  conditions: dict | None = None) -> pd.DataFrame:

@@ -36,15 +36,36 @@ def latent_box(marginal, condition, column: str) -> tuple[float, float]:
 def _score_at(marginal: NumericMarginal, value, side: str) -> float:
     if value is None:
         return -np.inf if side == "left" else np.inf
+    return float(scores_at(marginal, np.array([float(value)]), side)[0])
+
+
+def scores_at(marginal: NumericMarginal, values: np.ndarray, side: str) -> np.ndarray:
+    """Normal scores where the quantile function reaches `values`: the start ("left") or end ("right") of a
+    point mass's flat step; -inf / +inf beyond the modelled range."""
     x, z = marginal.x_points, marginal.z_points
-    index = np.searchsorted(x, float(value), side=side)
-    if index == 0:
-        return -np.inf
-    if index == len(x):
-        return np.inf
-    left, right = x[index - 1], x[index]
-    weight = 0.0 if right == left else (float(value) - left) / (right - left)
-    return float(z[index - 1] + weight * (z[index] - z[index - 1]))
+    index = np.searchsorted(x, values, side=side)
+    inner = np.clip(index, 1, len(x) - 1)
+    left, right = x[inner - 1], x[inner]
+    span = np.where(right > left, right - left, 1.0)
+    weight = np.clip(np.where(right > left, (values - left) / span, 0.0), 0.0, 1.0)
+    score = z[inner - 1] + weight * (z[inner] - z[inner - 1])
+    return np.where(index == 0, -np.inf, np.where(index == len(x), np.inf, score))
+
+
+def value_boxes(marginal, model_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row score intervals that decode to the given values (slice codes, or numbers); missing: unbounded."""
+    if isinstance(marginal, SlicedMarginal):
+        edges = np.concatenate([[-np.inf], marginal.thresholds, [np.inf]])
+        codes = np.asarray(model_values)
+        missing = codes < 0
+        codes = np.where(missing, 0, codes)
+        return np.where(missing, -np.inf, edges[codes]), np.where(missing, np.inf, edges[codes + 1])
+    numbers = np.clip(np.asarray(model_values, dtype=float), marginal.x_points[0], marginal.x_points[-1])
+    missing = np.isnan(numbers)
+    low, high = scores_at(marginal, numbers, "left"), scores_at(marginal, numbers, "right")
+    low = np.where(np.isneginf(low), marginal.z_points[0], low)
+    high = np.where(np.isposinf(high), marginal.z_points[-1], high)
+    return np.where(missing, -np.inf, low), np.where(missing, np.inf, high)
 
 
 def truncated_normal(mean: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray,

@@ -20,7 +20,7 @@ from scipy import special
 
 from ..tables import TwinInputError, atomic_path
 from . import columns as col
-from .conditional import conditional_normals, latent_box
+from .conditional import conditional_normals, latent_box, value_boxes
 from .dependence import fit_t_degrees, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 
@@ -180,6 +180,42 @@ class GaussianCopulaEngine:
         order = np.random.default_rng(seeds[-1]).permutation(len(frame))
         return frame.iloc[order].reset_index(drop=True)
 
+    def sample_given(self, given: pd.DataFrame, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK) -> pd.DataFrame:
+        """One synthetic row per row of `given`, conditioned on that row's values of `given`'s columns.
+
+        This is how a child table is generated under its synthetic parents: each child row is drawn from the
+        conditional copula given its parent's values, so parent-child relations carry over.
+        """
+        self._require_fit()
+        unknown = [name for name in given.columns if (name, "value") not in self.variables]
+        if unknown:
+            raise TwinInputError(", ".join(map(str, unknown)), "cannot condition on columns that are not modelled")
+        rng = np.random.default_rng(seed)
+        cholesky = np.linalg.cholesky(self.correlation)
+        t_table = _t_to_normal_table(self.tails["degrees_of_freedom"]) if self.tails["copula"] == "t" else None
+        parts = []
+        for start in range(0, len(given), chunk_size):
+            block = given.iloc[start:start + chunk_size]
+            box = {}
+            for name in block.columns:
+                variable = self.variables.index((name, "value"))
+                marginal, spec = self.marginals[variable], self._spec(name)
+                present = block[name].notna().to_numpy()
+                if isinstance(marginal, SlicedMarginal):
+                    keys = np.full(len(block), -1)
+                    keys[present] = marginal.codes(block.loc[present, name])
+                else:
+                    keys = np.full(len(block), np.nan)
+                    keys[present] = to_numbers(block.loc[present, name], spec)
+                box[variable] = value_boxes(marginal, keys)
+            normals = self._latent_normals(len(block), rng, cholesky, t_table, box)
+            decoded = {i: marginal.decode(normals[:, i]) for i, marginal in enumerate(self.marginals)}
+            frame = self._assemble(decoded, len(block), start, rng)
+            for name in block.columns:
+                frame[name] = block[name].to_numpy()
+            parts.append(frame)
+        return pd.concat(parts, ignore_index=True) if parts else self.sample(0)
+
     def _latent_box(self, conditions: dict) -> dict[int, tuple[float, float]]:
         box = {}
         for name, condition in conditions.items():
@@ -202,7 +238,7 @@ class GaussianCopulaEngine:
         if t_table is not None:
             nu = t_table[0]
             mixing = np.sqrt(rng.chisquare(nu, size) / nu)
-            box = {index: tuple(bound if np.isinf(bound) else float(special.stdtrit(nu, special.ndtr(bound)))
+            box = {index: tuple(np.where(np.isinf(bound), bound, special.stdtrit(nu, special.ndtr(bound)))
                                 for bound in bounds) for index, bounds in box.items()}
         if box:
             normals = conditional_normals(self.correlation, box, size, rng, row_scale=mixing)
@@ -328,10 +364,7 @@ class GaussianCopulaEngine:
 
     def save(self, path: str | Path) -> Path:
         """Write the model as one JSON file, atomically."""
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), default=_json_scalar, allow_nan=False))
-        return path
+        return write_model(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> "GaussianCopulaEngine":
@@ -442,6 +475,14 @@ def _cast(values: pd.Series, spec: col.ColumnSpec) -> pd.Series:
         return values.astype(target)
     except (TypeError, ValueError):
         return values
+
+
+def write_model(model: dict, path: str | Path) -> Path:
+    """Write a model dictionary as one JSON file, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(model, default=_json_scalar, allow_nan=False))
+    return path
 
 
 def _json_scalar(value):
