@@ -73,35 +73,60 @@ def generate(engine: GaussianCopulaEngine, n: int, seed: int | None) -> pd.DataF
 
 def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaEngine,
             options: CloneOptions) -> tuple[pd.DataFrame, dict]:
-    """Remove copies of real rows and rare raw strings, then enforce k-anonymity on the quasi-identifiers."""
-    from .privacy import enforce_k_anonymity, protect_copies
+    """Rare raw strings out, copies of real rows resampled, k-anonymity on the quasi-identifiers."""
+    from .privacy import protect_twin
 
-    seeds = np.random.SeedSequence(options.seed).spawn(1)[0]
-    resample_rng = np.random.default_rng(seeds)
-    cleaned, copy_report = protect_copies(
-        synthetic, real, k=options.k, primary_key=options.primary_key,
-        resample=lambda n: engine.sample(n, seed=int(resample_rng.integers(2**63 - 1))),
+    resample_rng = np.random.default_rng(np.random.SeedSequence(options.seed).spawn(1)[0])
+    return protect_twin(
+        synthetic, real, resample=lambda n: engine.sample(n, seed=int(resample_rng.integers(2**63 - 1))),
+        k=options.k, quasi_identifiers=options.quasi_identifiers, generalize=options.generalize,
+        max_suppression=options.max_suppression, primary_key=options.primary_key,
     )
-    protected, k_report = enforce_k_anonymity(
-        cleaned, target_k=options.k, quasi_identifiers=options.quasi_identifiers,
-        generalize=options.generalize, max_suppression=options.max_suppression,
-        exclude=[options.primary_key] if options.primary_key else None,
-    )
-    return protected, {"copy_protection": copy_report, "k_anonymity": k_report}
+
+
+def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: float = 0.2,
+                  attacker: bool = True) -> dict:
+    """Risk as an attacker would measure it: refit the same pipeline on 80 % of the rows and compare the
+    protected twin's closeness (and anonymeter's singling-out, linkability and inference attacks) on those
+    training rows against the 20 % it never saw. 0 advantage = the twin leaks nothing about who was in it."""
+    from .privacy import attacker_risk, privacy_report
+
+    shuffled = real.sample(frac=1.0, random_state=options.seed or 0).reset_index(drop=True)
+    cut = int(round(len(shuffled) * (1 - holdout_share)))
+    train, holdout = shuffled.iloc[:cut], shuffled.iloc[cut:]
+    if len(holdout) < 20 or len(train) < 20:
+        return {"skipped": f"{len(real)} rows are too few to hold out a control set"}
+    engine = fit_model(train, options)
+    twin, protection = protect(engine.sample(len(train), seed=options.seed), train, engine, options)
+    ignore = [options.primary_key] if options.primary_key else []
+    audit = {"method": f"fit on {len(train)} rows, {len(holdout)} held out as the control set",
+             "holdout": privacy_report(twin, train, holdout, quasi_identifiers=protection["quasi_identifiers"],
+                                       k=options.k, ignore_columns=ignore)}
+    try:
+        audit["attacker_risk"] = attacker_risk(twin, train, holdout, quasi_identifiers=protection["quasi_identifiers"],
+                                               ignore_columns=ignore) if attacker else None
+    except ImportError:
+        audit["attacker_risk"] = {"skipped": "anonymeter is not installed (pip install twin-pipeline[dev])"}
+    return audit
 
 
 def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
            protection: dict) -> tuple[dict, dict]:
-    """Quality of the protected twin against the real table, and its privacy figures."""
+    """Quality of the protected twin against the real table, and its privacy figures beside it."""
     from .privacy import privacy_report
     from .quality import quality_report
+    from .quality.tails import tail_report
 
     quality = quality_report(real, protected, primary_key=options.primary_key)
     quality["correlation_errors"] = engine.compare_correlations(real, protected)
+    quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key)
     quality["marginals"] = engine.describe()
-    privacy = privacy_report(protected, real, quasi_identifiers=protection["k_anonymity"]["quasi_identifiers"],
-                             k=options.k, primary_key=options.primary_key)
-    privacy.update(protection)
+    quality["copula"] = engine.tails
+    ignore = [options.primary_key] if options.primary_key else []
+    privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
+                             anonymity=protection["k_anonymity"], ignore_columns=ignore)
+    privacy["protection"] = protection
+    privacy["audit"] = privacy_audit(real, options)
     return quality, privacy
 
 
@@ -125,9 +150,10 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
     say(f"sampled {n:,} rows")
     protected, protection = protect(synthetic, real, engine, options)
     k_report = protection["k_anonymity"]
-    say(f"k-anonymity: k={k_report['final_k']} on {', '.join(k_report['quasi_identifiers']) or 'no quasi-identifiers'}; "
+    say(f"k-anonymity: k={k_report['final_k']} on {', '.join(protection['quasi_identifiers']) or 'no quasi-identifiers'}; "
         f"{k_report['records_suppressed']} rows suppressed")
     quality, privacy = report(real, protected, engine, options, protection)
+    say("measured quality and privacy (with an 80/20 held-out attacker audit)")
     fmt = options.output_format or ("parquet" if len(protected) >= PARQUET_FROM_ROWS else "csv")
     outputs = {
         "synthetic": write_frame(protected, out_dir / f"synthetic.{fmt}"),
