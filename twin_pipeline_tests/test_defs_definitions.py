@@ -1,0 +1,90 @@
+"""The code location loads and validates; the instance config, run config, partition keys and PNG are sound."""
+
+import dataclasses
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from twin_pipeline.definitions import defs
+from twin_pipeline.defs.config import CloneConfig
+from twin_pipeline.defs.display import png_bytes
+from twin_pipeline.defs.partitions import portfolio_key
+from twin_pipeline.pipeline import CloneOptions
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SIX = {"raw_upload", "fitted_marginals", "correlation_matrix", "synthetic_sample", "k_anonymized_output", "quality_report"}
+
+
+@pytest.mark.parametrize("target", [["-m", "twin_pipeline.definitions"], ["-w", "workspace.yaml"]])
+def test_dagster_validates_the_code_location(target):
+    completed = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", *target], cwd=REPOSITORY,
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Validation successful" in completed.stderr + completed.stdout
+
+
+def test_six_described_partitioned_assets_in_one_group_in_the_duckdb_pool_and_one_job():
+    graph = defs.resolve_asset_graph()
+    nodes = {key.path[-1]: graph.get(key) for key in graph.get_all_asset_keys()}
+    assert set(nodes) == SIX
+    for name, node in nodes.items():
+        assert node.group_name == "digital_twin", name
+        assert node.partitions_def.name == "portfolios", name
+        assert node.description and len(node.description) > 40, name
+        assert node.pools == {"twin_duckdb"}, name
+    job = defs.resolve_job_def("clone_portfolio")
+    assert {key.path[-1] for key in job.asset_layer.selected_asset_keys} == SIX
+    sensor = defs.resolve_sensor_def("landing_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.job_name == "clone_portfolio"
+
+
+def test_the_instance_config_queues_runs_limits_the_duckdb_pool_to_one_and_stores_sqlite_in_the_home(tmp_path):
+    shutil.copyfile(REPOSITORY / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        concurrency = instance.get_concurrency_config()
+        assert concurrency.pool_config.default_pool_limit == 1
+        assert concurrency.run_queue_config.max_concurrent_runs >= 1
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+    assert (tmp_path / "history" / "runs.db").exists()
+
+
+def test_the_run_config_offers_every_cli_option_with_its_default():
+    options = {field.name: field for field in dataclasses.fields(CloneOptions)}
+    config = CloneConfig()
+    assert set(options) <= set(CloneConfig.model_fields)
+    defaults = CloneOptions()
+    assert config.to_options() == defaults
+    assert all(CloneConfig.model_fields[name].description for name in CloneConfig.model_fields)
+
+
+def test_portfolio_keys_are_safe_stable_and_tell_contents_apart():
+    digest_a, digest_b = "ab" * 32, "cd" * 32
+    assert portfolio_key("Loans Q3 (2024)/final.v2.csv", digest_a) == "final-ababab"
+    assert portfolio_key("Lën$ 2024.csv", digest_a) == portfolio_key("Lën$ 2024.csv", digest_a) == "l_n_2024-ababab"
+    assert portfolio_key("loans.csv", digest_a) != portfolio_key("loans.csv", digest_b)
+    assert portfolio_key("....csv", digest_a) == "upload-ababab"
+    with pytest.raises(ValueError):
+        portfolio_key("loans.csv", "not a digest")
+
+
+def test_the_png_encoder_writes_a_valid_image_that_decodes_to_the_same_pixels():
+    rgb = np.random.default_rng(1).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    png = png_bytes(rgb)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, chunks = 8, {}
+    while offset < len(png):
+        (length,) = struct.unpack(">I", png[offset:offset + 4])
+        tag, data = png[offset + 4:offset + 8], png[offset + 8:offset + 8 + length]
+        assert struct.unpack(">I", png[offset + 8 + length:offset + 12 + length])[0] == zlib.crc32(tag + data)
+        chunks[tag] = data
+        offset += 12 + length
+    assert struct.unpack(">II", chunks[b"IHDR"][:8]) == (5, 7)
+    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(7, 1 + 15)
+    assert (rows[:, 0] == 0).all() and np.array_equal(rows[:, 1:].reshape(7, 5, 3), rgb)
