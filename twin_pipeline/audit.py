@@ -108,12 +108,19 @@ def sha256_frame(frame: pd.DataFrame) -> str:
 
 
 def _plain_json(value: Any, argument: str) -> Any:
-    """A JSON-ready copy (numpy scalars, NaN, timestamps and paths converted) of a metadata-like argument."""
+    """A plain-JSON copy of a metadata-like argument: numpy values, arrays, timestamps and paths converted,
+    NaN and infinities as null."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise ValueError(f"{argument} must be a mapping (a JSON object), got {type(value).__name__}")
-    return json.loads(json.dumps(to_jsonable(value), default=str, allow_nan=False))
+    return to_jsonable(json.loads(json.dumps(value, default=_json_value)))
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    return str(value)
 
 
 def _utc_now() -> datetime:

@@ -1,0 +1,201 @@
+"""Audit trail: the chain verifies, any edit or deletion made behind the code's back is caught and named,
+concurrent writers cannot fork it, and lineage and frame hashes round-trip."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin_pipeline.audit import GENESIS_HASH, OPERATIONS, AuditLog, entry_hash, sha256_frame
+
+HASH = "ab" * 32
+
+
+@pytest.fixture
+def log(tmp_path) -> AuditLog:
+    return AuditLog(tmp_path / "twin.duckdb")
+
+
+def fill(log: AuditLog, count: int = 6) -> list[dict]:
+    return [log.append(OPERATIONS[i % len(OPERATIONS)], f"portfolio-{i % 2}", HASH, {"step": i, "rows": 10 * i})
+            for i in range(count)]
+
+
+def raw_sql(log: AuditLog, statement: str) -> None:
+    with duckdb.connect(str(log.path)) as db:
+        db.execute(statement)
+
+
+def test_chain_links_every_entry_to_the_previous_one_and_verifies(log):
+    entries = fill(log)
+    assert [entry["id"] for entry in entries] == [1, 2, 3, 4, 5, 6]
+    assert entries[0]["prev_hash"] == GENESIS_HASH
+    assert all(later["prev_hash"] == earlier["entry_hash"] for earlier, later in zip(entries, entries[1:]))
+    assert all(entry["entry_hash"] == entry_hash(entry) for entry in entries)
+    result = log.verify()
+    assert (result.ok, result.checked, result.first_broken_id, result.reason) == (True, 6, None, None)
+    assert result.head_hash == entries[-1]["entry_hash"]
+
+
+def test_empty_log_verifies(log):
+    assert log.verify().ok and log.verify().checked == 0 and log.verify().head_hash == GENESIS_HASH
+
+
+@pytest.mark.parametrize("column, value", [
+    ("metadata", """'{"step": 2, "rows": 999}'"""),
+    ("operation", "'RAW_DATA_DELETED'"),
+    ("portfolio", "'someone-else'"),
+    ("data_hash", f"'{'cd' * 32}'"),
+    ("timestamp", "timestamp + INTERVAL 1 SECOND"),
+])
+def test_an_edited_entry_is_named(log, column, value):
+    fill(log)
+    raw_sql(log, f"UPDATE audit_log SET {column} = {value} WHERE id = 3")
+    result = log.verify()
+    assert not result.ok and result.first_broken_id == 3 and result.checked == 2
+    assert "altered" in result.reason
+
+
+def test_a_forger_who_rewrites_the_hash_is_caught_at_the_next_entry(log):
+    entries = fill(log)
+    forged = {**entries[2], "metadata": {"step": 2, "rows": 0}}
+    raw_sql(log, f"""UPDATE audit_log SET metadata = '{{"step": 2, "rows": 0}}', entry_hash = '{entry_hash(forged)}'
+                     WHERE id = 3""")
+    result = log.verify()
+    assert not result.ok and result.first_broken_id == 4 and "prev_hash" in result.reason
+
+
+@pytest.mark.parametrize("deleted", [1, 4])
+def test_a_deleted_entry_is_named(log, deleted):
+    fill(log)
+    raw_sql(log, f"DELETE FROM audit_log WHERE id = {deleted}")
+    result = log.verify()
+    assert not result.ok and result.first_broken_id == deleted
+    assert f"entry {deleted} is missing" in result.reason
+
+
+def test_invalid_appends_are_refused_and_leave_no_trace(log):
+    with pytest.raises(ValueError, match="unknown audit operation 'MODEL_STOLEN'"):
+        log.append("MODEL_STOLEN", "portfolio-0", HASH)
+    with pytest.raises(ValueError, match="data_hash"):
+        log.append("MODEL_FITTED", "portfolio-0", "not-a-hash")
+    with pytest.raises(ValueError, match="metadata must be a mapping"):
+        log.append("MODEL_FITTED", "portfolio-0", HASH, ["a", "list"])
+    assert log.entries().empty
+
+
+def test_the_code_offers_no_way_to_rewrite_history():
+    public = {name for name in dir(AuditLog) if not name.startswith("_")}
+    assert public == {"append", "record_lineage", "verify", "entries", "lineage"}
+
+
+def test_entries_are_filtered_by_portfolio_with_metadata_as_dicts(log):
+    fill(log)
+    mine = log.entries("portfolio-1")
+    assert mine["id"].tolist() == [2, 4, 6]
+    assert set(mine["portfolio"]) == {"portfolio-1"}
+    assert mine["metadata"].iloc[0] == {"step": 1, "rows": 10}
+    assert str(mine["timestamp"].dt.tz) == "UTC"
+    assert len(log.entries()) == 6 and log.entries("nobody").empty
+
+
+def test_metadata_with_numpy_values_and_nan_is_stored_as_plain_json(log):
+    entry = log.append("QUALITY_REPORTED", "p", HASH, {"score": np.float64(97.5), "missing": float("nan"),
+                                                       "counts": np.array([1, 2])})
+    assert entry["metadata"] == {"score": 97.5, "missing": None, "counts": [1, 2]}
+    assert log.entries()["metadata"].iloc[0] == entry["metadata"]
+    assert log.verify().ok
+
+
+def test_lineage_round_trips(log):
+    recorded = log.record_lineage("portfolio-0", "synthetic_sample", "run-42", {"fitted_marginals": HASH},
+                                  "cd" * 32, "0.1.0+abc", {"num_samples": 1000, "seed": 7})
+    log.record_lineage("portfolio-1", "raw_upload", "run-43", {}, HASH, "0.1.0+abc")
+    rows = log.lineage("portfolio-0")
+    assert len(rows) == 1 and len(log.lineage()) == 2
+    row = rows.iloc[0]
+    assert (row.asset, row.run_id, row.output_hash, row.code_version) == (
+        "synthetic_sample", "run-42", "cd" * 32, "0.1.0+abc")
+    assert row.input_hashes == {"fitted_marginals": HASH} and row.parameters == {"num_samples": 1000, "seed": 7}
+    assert row.timestamp.tz_localize(None) == pd.Timestamp(recorded["timestamp"])
+
+
+def test_concurrent_appends_in_one_process_keep_a_single_chain(log):
+    def writer(number: int) -> None:
+        for step in range(15):
+            log.append("SAMPLE_GENERATED", f"writer-{number}", HASH, {"step": step})
+
+    threads = [threading.Thread(target=writer, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert log.entries()["id"].tolist() == list(range(1, 61))
+    assert log.verify().ok and log.verify().checked == 60
+
+
+HOLD_LOCK = """
+import sys, time, duckdb
+db = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.close()
+"""
+
+
+def test_append_waits_for_another_process_holding_the_file(tmp_path):
+    log = AuditLog(tmp_path / "twin.duckdb")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(log.path), "1.0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        start = time.monotonic()
+        log.append("UPLOAD_INGESTED", "p", HASH)
+        assert time.monotonic() - start > 0.2  # it had to wait for the other process
+    finally:
+        holder.wait(timeout=30)
+    assert log.verify().ok
+
+
+def test_a_lock_held_too_long_gives_a_clear_timeout(tmp_path):
+    log = AuditLog(tmp_path / "twin.duckdb", lock_timeout=0.3)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(log.path), "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(TimeoutError, match="still locked by another process"):
+            log.append("UPLOAD_INGESTED", "p", HASH)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+def sample_frame() -> pd.DataFrame:
+    return pd.DataFrame({"income": [52000.5, np.nan, 61000.0], "grade": ["A", None, "C"],
+                         "opened": pd.to_datetime(["2020-01-01", "2021-06-30", None]), "flag": [True, False, True]})
+
+
+def test_sha256_frame_identifies_content_not_the_index():
+    frame = sample_frame()
+    digest = sha256_frame(frame)
+    assert len(digest) == 64 and digest == sha256_frame(frame.copy())
+    assert sha256_frame(frame.set_axis([10, 11, 12])) == digest
+    changed = [
+        frame.assign(income=[52000.5, np.nan, 61000.01]),
+        frame.assign(grade=["A", "B", "C"]),
+        frame.rename(columns={"grade": "rating"}),
+        frame.astype({"flag": "int64"}),
+        frame.iloc[::-1].reset_index(drop=True),
+        frame.iloc[:2],
+    ]
+    assert len({digest, *map(sha256_frame, changed)}) == 1 + len(changed)
+
+
+def test_sha256_frame_is_the_same_in_another_process():
+    code = ("import numpy as np, pandas as pd; from twin_pipeline.audit import sha256_frame; "
+            "from twin_pipeline_tests.test_audit import sample_frame; print(sha256_frame(sample_frame()))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == sha256_frame(sample_frame())
