@@ -2,6 +2,7 @@
 
     python bench/bench_privacy.py            # 1,000,000 rows x 5 QIs, then both sample tables at 10x rows
     python bench/bench_privacy.py --quick    # 100,000 rows, sample tables at 2x rows
+    python bench/bench_privacy.py --attacks  # also privacy report + anonymeter risks (train 2/3, control 1/3)
 
 Speed: a synthetic bank table (age, income, region, sex, free-text job title with thousands of values) and an
 all-numeric one (the worst case for micro-aggregation), k = 5. Quality: fit the Gaussian copula engine on
@@ -15,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +25,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from twin_pipeline.privacy import (  # noqa: E402
-    enforce_k_anonymity,
-    privacy_report,
-    remove_exact_copies,
-    replace_rare_strings,
-)
+from twin_pipeline.privacy import attacker_risk, enforce_k_anonymity, privacy_report, protect_twin  # noqa: E402
 from twin_pipeline.privacy.grouping import smallest_group  # noqa: E402
 
 SAMPLES = {
@@ -78,7 +75,9 @@ def time_k_anonymity(name: str, frame: pd.DataFrame, qis: list[str]) -> dict:
 
 
 def quality_score(real: pd.DataFrame, synthetic: pd.DataFrame) -> float:
-    from sdmetrics.reports.single_table import QualityReport
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # sdmetrics marks the single-table import as moving
+        from sdmetrics.reports.single_table import QualityReport
 
     metadata = {"columns": {
         column: {"sdtype": "numerical" if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
@@ -100,11 +99,10 @@ def twin_quality(file_name: str, qis: list[str], factor: int, seed: int = 0) -> 
     twin = engine.sample(factor * len(real), seed=seed)
     fit_sample_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    safe, rare_counts = replace_rare_strings(twin, real, k=5)
-    draws = iter(range(seed + 1, seed + 1000))
-    safe, copies = remove_exact_copies(safe, real, lambda n: replace_rare_strings(
-        engine.sample(n, seed=next(draws)), real, k=5)[0])
-    protected, report = enforce_k_anonymity(safe, target_k=5, quasi_identifiers=qis)
+    seeds = iter(range(seed + 1, seed + 1000))
+    protected, protection = protect_twin(twin, real, lambda n: engine.sample(n, seed=next(seeds)), k=5,
+                                         quasi_identifiers=qis)
+    report = protection["k_anonymity"]
     protect_seconds = time.perf_counter() - start
     privacy = privacy_report(protected, real, quasi_identifiers=qis, k=5, anonymity=report)
     result = {
@@ -112,8 +110,9 @@ def twin_quality(file_name: str, qis: list[str], factor: int, seed: int = 0) -> 
         "fit_and_sample_seconds": round(fit_sample_seconds, 2), "protect_seconds": round(protect_seconds, 2),
         "initial_k": report["initial_k"], "final_k_recounted": smallest_group(protected, qis),
         "records_suppressed": report["records_suppressed"],
-        "exact_copies_found": copies["exact_copies_found"], "exact_match_rate_after": privacy["exact_match_rate"],
-        "rare_string_cells_replaced": sum(c["cells_replaced"] for c in rare_counts.values()),
+        "exact_copies_found": protection["exact_copies"]["exact_copies_found"],
+        "exact_match_rate_after": privacy["exact_match_rate"],
+        "rare_string_cells_replaced": sum(c["cells_replaced"] for c in protection["rare_strings"].values()),
         "information_loss": report["information_loss"],
         "quality_unprotected": round(quality_score(real, twin), 2),
         "quality_protected": round(quality_score(real, protected), 2),
@@ -123,10 +122,36 @@ def twin_quality(file_name: str, qis: list[str], factor: int, seed: int = 0) -> 
     return result
 
 
+def attack_risk(file_name: str, qis: list[str], seed: int = 0) -> dict:
+    """anonymeter risks of a protected twin trained on 2/3 of a sample table, the last third as control."""
+    from twin_pipeline.engine import GaussianCopulaEngine
+
+    real = pd.read_csv(ROOT / "data" / "samples" / file_name)
+    shuffled = real.sample(frac=1, random_state=seed).reset_index(drop=True)
+    train, holdout = shuffled.iloc[: 2 * len(real) // 3], shuffled.iloc[2 * len(real) // 3:]
+    engine = GaussianCopulaEngine().fit(train)
+    seeds = iter(range(seed + 1, seed + 1000))
+    twin, protection = protect_twin(engine.sample(5_000, seed=seed), train,
+                                    lambda n: engine.sample(n, seed=next(seeds)), k=5, quasi_identifiers=qis)
+    start = time.perf_counter()
+    privacy = privacy_report(twin, train, holdout, quasi_identifiers=qis, anonymity=protection["k_anonymity"])
+    report_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    risk = attacker_risk(twin, train, holdout, quasi_identifiers=qis, n_attacks=500, seed=seed)
+    result = {"table": file_name, "privacy_report_seconds": round(report_seconds, 2),
+              "attacker_risk_seconds": round(time.perf_counter() - start, 2),
+              "distance_to_closest_record": privacy["distance_to_closest_record"],
+              "share_closer_to_train_than_holdout": privacy["share_closer_to_train_than_holdout"],
+              "exact_match_rate": privacy["exact_match_rate"], **risk}
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="100,000 rows and 2x twins instead of 1,000,000 and 10x")
     parser.add_argument("--skip-quality", action="store_true", help="only the k-anonymity speed benchmark")
+    parser.add_argument("--attacks", action="store_true", help="also run anonymeter attacks (about 20 s a table)")
     args = parser.parse_args()
     rows = 100_000 if args.quick else 1_000_000
     time_k_anonymity("bank (mixed QIs)", bank_table(rows), ["age", "annual_income", "region", "sex", "job_title"])
@@ -134,6 +159,9 @@ def main() -> None:
     if not args.skip_quality:
         for file_name, qis in SAMPLES.items():
             twin_quality(file_name, qis, factor=2 if args.quick else 10)
+    if args.attacks:
+        for file_name, qis in SAMPLES.items():
+            attack_risk(file_name, qis)
 
 
 if __name__ == "__main__":

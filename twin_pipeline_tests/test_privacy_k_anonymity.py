@@ -53,10 +53,14 @@ def test_credit_data_reaches_k5_keeps_numbers_numeric_with_small_loss():
     assert_same_schema(real, protected)
     assert protected["Age"].dtype == np.int64 and protected["Income"].dtype == np.float64
     assert (protected["Income"].dropna() == protected["Income"].dropna().round(0)).all()  # rounded like the input
-    # Measured: Age 0.080, Income 0.123 normalised SSE; categorical <= 2.7% regrouped; 5 rows (0.11%) suppressed.
+    for column in ["Age", "Income"]:  # the range survives, so histograms over each table's range line up
+        assert protected[column].min() == real[column].min() and protected[column].max() == real[column].max()
+    # Measured: Age 0.081, Income 0.194 normalised SSE; categorical <= 2.7% regrouped; 5 rows (0.11%) suppressed.
+    # At 1x rows many category combinations hold only 5-20 people, and the group holding the top income keeps
+    # it (the column's range is kept); a 10x twin loses ~0.03 (bench/bench_privacy.py).
     loss = report["information_loss"]
     assert loss["numeric_normalised_sse"]["Age"] < 0.12
-    assert loss["numeric_normalised_sse"]["Income"] < 0.18
+    assert loss["numeric_normalised_sse"]["Income"] < 0.25
     assert max(loss["categorical_share_regrouped"].values()) < 0.05
     assert report["records_suppressed"] <= 0.01 * len(real)
     # Non-QI columns are untouched row by row.

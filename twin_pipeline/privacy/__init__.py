@@ -5,6 +5,7 @@ No Dagster import: the statistics are usable from the CLI, tests and notebooks a
 
 from twin_pipeline.privacy.copies import exact_copy_mask, remove_exact_copies, replace_rare_strings
 from twin_pipeline.privacy.k_anonymity import KAnonymityError, enforce_k_anonymity
+from twin_pipeline.privacy.protect import protect_twin
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
 from twin_pipeline.privacy.risk import attacker_risk, privacy_report
 
@@ -15,6 +16,7 @@ __all__ = [
     "enforce_k_anonymity",
     "exact_copy_mask",
     "privacy_report",
+    "protect_twin",
     "remove_exact_copies",
     "replace_rare_strings",
 ]

@@ -229,6 +229,7 @@ def _microaggregate(values, strata, k, codec, numeric, steps) -> np.ndarray:
     for j, column in enumerate(numeric):
         result[partitioned, j] = codec[column].round(means[:, j])
     result[joined] = values[_nearest_safe_rows(points, strata, full, rare, joined)]
+    _keep_range(result, values, partitioned, groups)
     for j, column in enumerate(numeric):
         changed = ~((result[:, j] == values[:, j]) | (np.isnan(result[:, j]) & np.isnan(values[:, j])))
         if changed.any():
@@ -241,6 +242,27 @@ def _microaggregate(values, strata, k, codec, numeric, steps) -> np.ndarray:
                 "rounded_to_decimals": codec[column].decimals,
             })
     return result
+
+
+def _keep_range(result: np.ndarray, values: np.ndarray, partitioned: np.ndarray, groups: np.ndarray) -> None:
+    """Give each column's minimum and maximum back to one aggregated group that held it, in place.
+
+    Histograms and quality reports bin every table over its own range; averaging the extremes away would
+    shift every bin edge. Per column at most two groups move, each to a single shared value, so k holds.
+    """
+    for j in range(values.shape[1]):  # a handful of columns
+        representative = np.zeros(groups.max() + 1 if len(groups) else 0)
+        representative[groups] = result[partitioned, j]
+        for extreme in (np.fmin.reduce(values[:, j]), np.fmax.reduce(values[:, j])):
+            if np.isnan(extreme) or (result[:, j] == extreme).any():
+                continue
+            holders = groups[values[partitioned, j] == extreme]
+            if len(holders) == 0:
+                continue  # the extreme row joined a neighbour's values (a stratum with fewer than k to group)
+            nearest = holders[np.argmin(np.abs(representative[holders] - extreme))]  # moves the least
+            rows = np.flatnonzero(partitioned)[groups == nearest]
+            result[rows, j] = extreme
+            representative[nearest] = extreme
 
 
 def _nearest_safe_rows(points, strata, full, rare, joined) -> np.ndarray:

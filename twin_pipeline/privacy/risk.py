@@ -9,8 +9,9 @@ columns. Subsamples (default 5,000 rows a side) and chunked numpy keep it to sec
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -162,7 +163,7 @@ def attacker_risk(
     secret_columns = list(secrets) if secrets is not None else [c for c in columns if c not in known][:3]
     half = len(known) // 2
     result: dict = {"n_attacks": n_attacks, "rows": {"synthetic": len(syn), "train": len(train), "control": len(control)}}
-    with warnings.catch_warnings(record=True) as caught:
+    with _seeded_global_numpy(seed), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result["singling_out"] = _risk(SinglingOutEvaluator(
             ori=train, syn=syn, control=control, n_attacks=n_attacks, n_cols=min(3, len(columns)), seed=seed,
@@ -182,6 +183,17 @@ def attacker_risk(
     # anonymeter warns when an attack does no better than random guessing: worth showing, not raising.
     result["notes"] = sorted({str(w.message) for w in caught})
     return result
+
+
+@contextlib.contextmanager
+def _seeded_global_numpy(seed: int) -> Iterator[None]:
+    """anonymeter draws attack targets from numpy's global generator: seed it for repeatable reports, then restore."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def _risk(evaluator) -> dict:
