@@ -135,8 +135,7 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     """The first format in DATE_FORMATS that parses every sampled non-null string value."""
     if pd.api.types.is_numeric_dtype(values):
         return None, None
-    sample = values.astype(str).str.strip()
-    sample = sample.iloc[:: max(1, len(sample) // 500)][:500]
+    sample = values.iloc[:: max(1, len(values) // 500)][:500].astype(str).str.strip()
     if sample.empty or not sample.str.contains(r"\d").all():
         return None, None
     for fmt, resolution in DATE_FORMATS:

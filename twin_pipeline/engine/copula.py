@@ -21,7 +21,7 @@ from scipy import special
 from ..tables import TwinInputError, atomic_path
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
-from .dependence import fit_t_degrees, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
+from .dependence import T_MAX_ROWS, fit_t_degrees, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 
 log = logging.getLogger(__name__)
@@ -69,21 +69,24 @@ class GaussianCopulaEngine:
         self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name))
                       for name in df.columns]
         self.variables, self.marginals = [], []
-        scores, present, coefficients, informative = [], [], [], []
+        width = sum((spec.kind in col.NUMERIC_KINDS + col.SLICED_KINDS)
+                    + (0.0 < spec.null_rate < 1.0 and spec.kind != "identifier") for spec in self.specs)
+        scores = np.zeros((len(df), width))  # zero where a value is missing: filled in place, one copy only
+        present = np.zeros((len(df), width), dtype=bool)
+        coefficients, informative = [], []
         for spec in self.specs:
-            series = df[spec.name]
-            for role, marginal, keys, mask in _variables_of(spec, series, self.k):
+            for role, marginal, keys, mask in _variables_of(spec, df[spec.name], self.k):
+                column = len(self.variables)
                 self.variables.append((spec.name, role))
                 self.marginals.append(marginal)
                 column_scores, upper, block_scores = tied_normal_scores(keys)
-                full = np.zeros(len(df))
-                full[mask] = column_scores
-                scores.append(full)
-                present.append(mask)
+                scores[mask, column] = column_scores
+                present[:, column] = mask
                 coefficients.append(hermite_coefficients(upper, block_scores))
                 informative.append(len(keys) * (1 - np.diff(np.concatenate([[0.0], upper])).max()) >= MIN_DEPENDENCE_ROWS)
         if self.variables:
-            latent = latent_correlation(np.column_stack(scores), np.column_stack(present), np.vstack(coefficients))
+            latent = latent_correlation(scores, present, np.vstack(coefficients))
+            del scores, present
             # Too few rows off the mode (a column null on 3 rows) give wild estimates that would distort the
             # whole matrix when it is repaired: such variables keep their frequencies but join independently.
             weak = ~np.asarray(informative)
@@ -110,6 +113,7 @@ class GaussianCopulaEngine:
         frame = pd.DataFrame({i: to_numbers(df[self.variables[i][0]], self._spec(self.variables[i][0])) for i in chosen}).dropna()
         if len(frame) < 200:
             return {"copula": "gaussian", "reason": "fewer than 200 complete rows"}
+        frame = frame.sample(min(len(frame), T_MAX_ROWS), random_state=0)
         uniforms = frame.rank(method="average").to_numpy() / (len(frame) + 1)
         fit = fit_t_degrees(uniforms, self.correlation[np.ix_(chosen, chosen)], np.random.default_rng(0))
         return {"copula": "t" if fit["use_t"] else "gaussian", "degrees_of_freedom": fit["degrees_of_freedom"],

@@ -12,6 +12,7 @@ so the latent rho of every pair is the root of that series, found by vectorised 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import special
 
 HERMITE_TERMS = 60
@@ -24,11 +25,12 @@ def tied_normal_scores(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
     Returns (scores per row, cumulative probability at each block's upper edge, score per block).
     """
-    unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    inverse, _ = pd.factorize(np.asarray(keys), sort=True)  # hashing: several times faster than np.unique's sort
+    counts = np.bincount(inverse)
     upper = np.cumsum(counts) / len(keys)
     lower = np.concatenate([[0.0], upper[:-1]])
     block_scores = truncated_normal_mean(lower, upper)
-    return block_scores[inverse.ravel()], upper, block_scores
+    return block_scores[inverse], upper, block_scores
 
 
 def truncated_normal_mean(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -72,11 +74,11 @@ def _coarsen(upper: np.ndarray, block_scores: np.ndarray) -> tuple[np.ndarray, n
 
 
 def latent_correlation(scores: np.ndarray, present: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """Latent correlation matrix from normal scores (rows x variables) with missing cells masked out.
+    """Latent correlation matrix from normal scores (rows x variables, 0 where `present` is False).
 
     Covariances use pairwise-complete rows; each pair's rho solves sum_k rho^k a_k b_k = observed covariance.
     """
-    filled = np.where(present, scores, 0.0)
+    filled = scores
     weights = present.astype(float)
     pair_rows = np.maximum(weights.T @ weights, 1.0)
     pair_means = (weights.T @ filled) / pair_rows  # [j, i]: mean of variable i over the rows where j is present
@@ -121,7 +123,7 @@ def nearest_correlation(matrix: np.ndarray, floor: float = 1e-6, iterations: int
 
 
 T_DEGREES = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
-T_MAX_ROWS = 20_000
+T_MAX_ROWS = 10_000
 
 
 def fit_t_degrees(uniforms: np.ndarray, correlation: np.ndarray, rng: np.random.Generator) -> dict:

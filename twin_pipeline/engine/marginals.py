@@ -121,10 +121,11 @@ class NumericMarginal:
     @classmethod
     def fit(cls, numbers: np.ndarray, k: int = K_MIN, families: tuple[str, ...] | None = None) -> "NumericMarginal":
         numbers = np.sort(numbers[np.isfinite(numbers)])
-        values, counts = np.unique(numbers, return_counts=True)
+        starts = np.flatnonzero(np.concatenate([[True], numbers[1:] != numbers[:-1]]))  # runs of equal values
+        counts = np.diff(np.append(starts, len(numbers)))
         is_atom = counts >= max(k, ATOM_SHARE * len(numbers))
-        atoms, atom_probabilities = values[is_atom], counts[is_atom] / len(numbers)
-        rest = numbers[~np.isin(numbers, atoms)]
+        atoms, atom_probabilities = numbers[starts[is_atom]], counts[is_atom] / len(numbers)
+        rest = numbers[np.repeat(~is_atom, counts)]
         family, parameters, statistic, p_value = "empirical", {}, None, None
         if len(rest) >= max(k, 2):
             smoothed = _smooth_order_statistics(rest, k)
@@ -219,7 +220,7 @@ def _fit_parameters(family: str, x: np.ndarray, low: float, high: float) -> dict
             loc, log_scale = theta
             scale = np.exp(log_scale)
             mass = special.ndtr((high - loc) / scale) - special.ndtr((low - loc) / scale)
-            return -(stats.norm.logpdf(x, loc, scale).sum() - len(x) * np.log(max(mass, 1e-300)))
+            return 0.5 * np.square((x - loc) / scale).sum() + len(x) * (log_scale + np.log(max(mass, 1e-300)))
         result = optimize.minimize(negative_log_likelihood, [mean, 0.5 * np.log(var)], method="Nelder-Mead",
                                    options={"maxiter": 200, "xatol": 1e-4, "fatol": 1e-4})
         return {"loc": float(result.x[0]), "scale": float(np.exp(result.x[1])), "low": low, "high": high}
