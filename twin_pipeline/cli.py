@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest share of rows k-anonymity may suppress before failing (default 0.01)")
     clone.add_argument("--format", choices=["csv", "parquet"],
                        help="output format (default: csv, parquet from 1,000,000 rows)")
+    clone.add_argument("--workers", type=int, default=1,
+                       help="processes that sample and protect shards of 500,000 rows in parallel (default 1)")
 
     demo = commands.add_parser("demo", help="materialize the bundled sample portfolio end to end with Dagster",
                                description="Run the Dagster pipeline (six assets and their checks) on the bundled "
@@ -93,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _clone(args) -> int:
     options = CloneOptions(rows=args.rows, scale=args.scale, primary_key=args.primary_key, k=args.k,
                            quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
-                           max_suppression=args.max_suppression, seed=args.seed, output_format=args.format)
+                           max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
+                           workers=args.workers)
     summary = clone_file(args.input, args.out, options, progress=lambda message: print(f"  {message}", flush=True))
     print(f"twin of {summary['source']}: {summary['rows_synthetic']:,} rows, similarity {summary['similarity_score']:.1f}/100, "
           f"correlation error {summary['correlation_error']:.3f}, k = {summary['k']}, "

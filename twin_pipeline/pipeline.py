@@ -7,15 +7,16 @@ line and the orchestrated pipeline cannot drift apart.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .engine import GaussianCopulaEngine
-from .tables import TwinInputError, read_table, write_frame, write_json
+from .tables import TwinInputError, read_table, write_json
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class CloneOptions:
     max_suppression: float = 0.01
     seed: int | None = 0
     output_format: str | None = None  # "csv" or "parquet"; None: by size
+    workers: int = 1  # processes sampling and protecting shards
     column_kinds: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -72,16 +74,18 @@ def generate(engine: GaussianCopulaEngine, n: int, seed: int | None) -> pd.DataF
 
 
 def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaEngine,
-            options: CloneOptions) -> tuple[pd.DataFrame, dict]:
-    """Rare raw strings out, copies of real rows resampled, k-anonymity on the quasi-identifiers."""
+            options: CloneOptions, first_row: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Rare raw strings out, copies of real rows resampled, k-anonymity on the quasi-identifiers; keys are
+    renumbered from `first_row` afterwards so replaced and suppressed rows leave them unique."""
     from .privacy import protect_twin
 
-    resample_rng = np.random.default_rng(np.random.SeedSequence(options.seed).spawn(1)[0])
-    return protect_twin(
+    resample_rng = np.random.default_rng(np.random.SeedSequence([options.seed or 0, first_row]))
+    protected, protection = protect_twin(
         synthetic, real, resample=lambda n: engine.sample(n, seed=int(resample_rng.integers(2**63 - 1))),
         k=options.k, quasi_identifiers=options.quasi_identifiers, generalize=options.generalize,
         max_suppression=options.max_suppression, primary_key=options.primary_key,
     )
+    return engine.renumber_keys(protected, first_row, seed=options.seed), protection
 
 
 def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: float = 0.2,
@@ -130,8 +134,28 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     return quality, privacy
 
 
+def combine_protection(results: list[dict]) -> dict:
+    """One protection summary for a twin made of shards: counts add up, the rules are the same in each."""
+    first = results[0]["protection"]
+    total = lambda pick: sum(pick(item["protection"]) or 0 for item in results)  # noqa: E731
+    anonymity = dict(first["k_anonymity"])
+    anonymity.update(records_suppressed=total(lambda p: p["k_anonymity"]["records_suppressed"]),
+                     initial_k=min(item["protection"]["k_anonymity"]["initial_k"] for item in results),
+                     shards=len(results), transformations_note="transformations_applied are those of shard 0")
+    return {"quasi_identifiers": first["quasi_identifiers"], "k_anonymity": anonymity,
+            "rare_strings": first["rare_strings"] if len(results) == 1 else {"shards": len(results)},
+            "exact_copies": {key: total(lambda p, key=key: p["exact_copies"].get(key))
+                             for key, value in first["exact_copies"].items() if isinstance(value, (int, float))}}
+
+
 def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, progress=None) -> dict:
-    """Run the whole pipeline on a file; write the twin, its model and both reports under `out_dir`."""
+    """Run the whole pipeline on a file; write the twin, its model and both reports under `out_dir`.
+
+    The twin is made in shards (see shards.py), so memory stays bounded however many rows are asked for.
+    """
+    from .privacy import detect_quasi_identifiers
+    from .shards import make_shards, merge_shards, sample_shards, verify_shards
+
     source, out_dir = Path(source), Path(out_dir)
     real = read_table(source)
     if options.primary_key is not None and options.primary_key not in real.columns:
@@ -140,28 +164,37 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
     if options.primary_key is not None and (real[options.primary_key].isna().any()
                                             or real[options.primary_key].duplicated().any()):
         raise TwinInputError(source, f"primary key {options.primary_key!r} is not unique and non-null on every row")
+    unknown = sorted(set(options.quasi_identifiers or []) - set(real.columns))
+    if unknown:
+        raise TwinInputError(source, f"quasi-identifiers not in the table: {', '.join(unknown)}")
     n = target_rows(len(real), options.rows, options.scale)
     say = progress or (lambda message: None)
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")
+    qis = options.quasi_identifiers or detect_quasi_identifiers(real, primary_key=options.primary_key)
+    options = replace(options, quasi_identifiers=list(qis))
     engine = fit_model(real, options)
     say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                           for name, entry in engine.describe().items()))
-    synthetic = generate(engine, n, options.seed)
-    say(f"sampled {n:,} rows")
-    protected, protection = protect(synthetic, real, engine, options)
-    k_report = protection["k_anonymity"]
-    say(f"k-anonymity: k={k_report['final_k']} on {', '.join(protection['quasi_identifiers']) or 'no quasi-identifiers'}; "
-        f"{k_report['records_suppressed']} rows suppressed")
-    quality, privacy = report(real, protected, engine, options, protection)
-    say("measured quality and privacy (with an 80/20 held-out attacker audit)")
-    fmt = options.output_format or ("parquet" if len(protected) >= PARQUET_FROM_ROWS else "csv")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
+        results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
+        protection = combine_protection(results)
+        verified = verify_shards(Path(folder), real, list(qis), [options.primary_key] if options.primary_key else [])
+        say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
+            f"{protection['k_anonymity']['records_suppressed']} rows suppressed; {verified['exact_matches']} copies")
+        quality, privacy = report(real, sample_shards(Path(folder)), engine, options, protection)
+        privacy.update({key: verified[key] for key in ("rows", "k", "exact_matches", "exact_match_rate")})
+        privacy["k_satisfied"] = verified["k"] is None or verified["k"] >= options.k
+        say("measured quality and privacy (with an 80/20 held-out attacker audit)")
+        fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
+        synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}")
     outputs = {
-        "synthetic": write_frame(protected, out_dir / f"synthetic.{fmt}"),
+        "synthetic": synthetic_path,
         "model": engine.save(out_dir / "model.json"),
         "quality_report": write_json(quality, out_dir / "quality_report.json"),
         "privacy_report": write_json(privacy, out_dir / "privacy_report.json"),
     }
-    return {"source": str(source), "rows_real": len(real), "rows_synthetic": len(protected),
+    return {"source": str(source), "rows_real": len(real), "rows_synthetic": verified["rows"],
             "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
-            "k": k_report["final_k"], "exact_match_rate": privacy.get("exact_match_rate"),
+            "k": verified["k"], "exact_match_rate": verified["exact_match_rate"],
             "outputs": {name: str(path) for name, path in outputs.items()}}

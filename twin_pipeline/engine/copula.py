@@ -125,17 +125,18 @@ class GaussianCopulaEngine:
 
     # ----------------------------------------------------------------- sampling
     def sample(self, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK,
-               conditions: dict | None = None) -> pd.DataFrame:
-        """`n` synthetic rows; the same seed gives the same rows. See `iter_samples` for `conditions`."""
-        chunks = list(self.iter_samples(n, seed=seed, chunk_size=chunk_size, conditions=conditions))
+               conditions: dict | None = None, first_row: int = 0) -> pd.DataFrame:
+        """`n` synthetic rows; the same seed gives the same rows. See `iter_samples` for the other arguments."""
+        chunks = list(self.iter_samples(n, seed=seed, chunk_size=chunk_size, conditions=conditions, first_row=first_row))
         return pd.concat(chunks, ignore_index=True) if chunks else self._assemble({}, 0, 0, np.random.default_rng(0))
 
     def iter_samples(self, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK,
-                     conditions: dict | None = None) -> Iterator[pd.DataFrame]:
+                     conditions: dict | None = None, first_row: int = 0) -> Iterator[pd.DataFrame]:
         """Yield `n` rows in chunks of `chunk_size`: memory does not grow with `n`.
 
         `conditions` restricts every row: {"Status": "bad"} for a category, {"Income": (None, 120)} for a numeric
         range (None is an open end). Conditioned rows come from the conditional copula, not from rejection.
+        `first_row` numbers the fresh keys, so shards sampled apart get keys that do not collide.
         """
         self._require_fit()
         n = int(n)
@@ -162,7 +163,7 @@ class GaussianCopulaEngine:
                         low, high = condition
                         decoded[variable] = np.clip(decoded[variable], -np.inf if low is None else low,
                                                     np.inf if high is None else high)
-            yield self._assemble(decoded, size, done, rng)
+            yield self._assemble(decoded, size, first_row + done, rng)
             done += size
 
     def sample_scenario(self, n: int, column: str, shares: dict, seed: int | None = None) -> pd.DataFrame:
@@ -219,6 +220,16 @@ class GaussianCopulaEngine:
                 frame[name] = block[name].to_numpy()
             parts.append(frame)
         return pd.concat(parts, ignore_index=True) if parts else self.sample(0)
+
+    def renumber_keys(self, frame: pd.DataFrame, first_row: int = 0, seed: int | None = None) -> pd.DataFrame:
+        """Fresh identifier values numbered from `first_row`: after rows were replaced or dropped, keys stay
+        unique and never real."""
+        frame = frame.reset_index(drop=True)
+        rng = np.random.default_rng(seed)
+        for spec in self.specs:
+            if spec.kind == "identifier":
+                frame[spec.name] = _cast(pd.Series(col.mint_identifiers(spec.id_pattern, first_row, len(frame), rng)), spec)
+        return frame
 
     def _latent_box(self, conditions: dict) -> dict[int, tuple[float, float]]:
         box = {}

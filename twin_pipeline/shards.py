@@ -1,0 +1,169 @@
+"""Twins of any size in bounded memory: independent shards, each sampled, protected and written on its own.
+
+Why shards work for privacy as well as for memory: every shard is made k-anonymous and copy-free by itself,
+and a union of k-anonymous tables is k-anonymous (a quasi-identifier combination that occurs k times in one
+shard occurs at least k times in the union), so no step ever needs the whole twin in memory. A shard's seed
+is derived from (clone seed, shard number) only, so the twin is the same whether its shards run in one
+process, in a pool of processes, or as separate Dagster steps on a cluster. DuckDB then recounts k and looks
+for copies of real rows across all shards out of core, and the quality report reads a uniform sample.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .engine import GaussianCopulaEngine
+from .tables import write_frame
+
+SHARD_ROWS = 500_000
+QUALITY_SAMPLE_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    first_row: int
+    rows: int
+
+    @property
+    def file_name(self) -> str:
+        return f"shard-{self.index:05d}.parquet"
+
+
+def plan_shards(n: int, shard_rows: int = SHARD_ROWS) -> list[Shard]:
+    """Split `n` rows into shards of at most `shard_rows` (the last one smaller)."""
+    count = max(1, math.ceil(n / shard_rows))
+    return [Shard(i, i * shard_rows, min(shard_rows, n - i * shard_rows)) for i in range(count) if n - i * shard_rows > 0]
+
+
+def shard_seed(seed: int | None, shard: int) -> int:
+    """The seed of one shard: a function of (clone seed, shard number) only."""
+    return int(np.random.SeedSequence([seed or 0, shard]).generate_state(1, dtype=np.uint64)[0])
+
+
+def make_shard(engine: GaussianCopulaEngine, real: pd.DataFrame, options, shard: Shard, folder: Path) -> dict:
+    """Sample, protect and write one shard; returns its protection figures."""
+    from .pipeline import protect
+
+    synthetic = engine.sample(shard.rows, seed=shard_seed(options.seed, shard.index), first_row=shard.first_row)
+    protected, protection = protect(synthetic, real, engine, options, first_row=shard.first_row)
+    write_frame(protected, Path(folder) / shard.file_name)
+    return {"shard": shard.index, "rows": len(protected), "protection": protection}
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(engine, real, options, folder) -> None:
+    _WORKER.update(engine=engine, real=real, options=options, folder=folder)
+
+
+def _run_in_worker(shard: Shard) -> dict:
+    return make_shard(_WORKER["engine"], _WORKER["real"], _WORKER["options"], shard, _WORKER["folder"])
+
+
+def make_shards(engine: GaussianCopulaEngine, real: pd.DataFrame, options, n: int, folder: Path,
+                workers: int = 1, progress=None, shard_rows: int = SHARD_ROWS) -> list[dict]:
+    """All shards of an `n`-row twin into `folder`, in `workers` processes; `progress(message)` after each."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = plan_shards(n, shard_rows)
+    started, results = time.perf_counter(), []
+
+    def report(result: dict) -> None:
+        results.append(result)
+        if progress:
+            done = sum(item["rows"] for item in results)
+            elapsed = time.perf_counter() - started
+            eta = elapsed / len(results) * (len(shards) - len(results))
+            progress(f"shard {len(results)}/{len(shards)}: {done:,} rows in {elapsed:.0f} s, about {eta:.0f} s to go")
+
+    if workers <= 1 or len(shards) == 1:
+        for shard in shards:
+            report(make_shard(engine, real, options, shard, folder))
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(engine, real, options, folder)) as pool:
+            for result in pool.map(_run_in_worker, shards):
+                report(result)
+    return sorted(results, key=lambda item: item["shard"])
+
+
+def _duckdb(memory_limit: str):
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute(f"SET memory_limit = '{memory_limit}'")
+    connection.execute("SET preserve_insertion_order = false")
+    return connection
+
+
+def _quoted(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def verify_shards(folder: Path, real: pd.DataFrame, quasi_identifiers: list[str], ignore_columns: list[str],
+                  memory_limit: str = "1GB") -> dict:
+    """Recount k over all shards and count rows equal to a real row, out of core in DuckDB."""
+    pattern = str(Path(folder) / "shard-*.parquet")
+    with _duckdb(memory_limit) as connection:
+        rows = connection.execute(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchall()[0][0]
+        k = None
+        if quasi_identifiers:
+            groups = ", ".join(map(_quoted, quasi_identifiers))
+            k = connection.execute(f"SELECT min(c) FROM (SELECT count(*) AS c FROM read_parquet('{pattern}') "
+                                   f"GROUP BY {groups})").fetchall()[0][0]
+        compared = [name for name in real.columns if name not in set(ignore_columns)]
+        connection.register("real_rows", real[compared])
+        condition = " AND ".join(f"s.{_quoted(name)} IS NOT DISTINCT FROM r.{_quoted(name)}" for name in compared)
+        copies = connection.execute(f"SELECT count(*) FROM read_parquet('{pattern}') s "
+                                    f"WHERE EXISTS (SELECT 1 FROM real_rows r WHERE {condition})").fetchall()[0][0]
+    return {"rows": int(rows), "k": None if k is None else int(k), "exact_matches": int(copies),
+            "exact_match_rate": copies / rows if rows else 0.0}
+
+
+def sample_shards(folder: Path, rows: int = QUALITY_SAMPLE_ROWS, seed: int = 0) -> pd.DataFrame:
+    """A uniform random sample of at most `rows` rows across all shards, read one shard at a time."""
+    files = sorted(Path(folder).glob("shard-*.parquet"))
+    sizes = [_row_count(path) for path in files]
+    total = sum(sizes)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for path, size in zip(files, sizes):
+        take = size if total <= rows else int(rng.binomial(size, rows / total))
+        frame = pd.read_parquet(path)
+        parts.append(frame if take >= size else frame.iloc[np.sort(rng.choice(size, take, replace=False))])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _row_count(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def merge_shards(folder: Path, target: Path) -> Path:
+    """Concatenate shard files into one CSV or Parquet file (by suffix), one shard in memory at a time, atomically."""
+    import pyarrow.parquet as pq
+
+    from .tables import atomic_path
+
+    files = sorted(Path(folder).glob("shard-*.parquet"))
+    with atomic_path(target) as tmp:
+        writer = None
+        for number, path in enumerate(files):
+            if Path(target).suffix.lower() == ".parquet":
+                table = pq.read_table(path)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+            else:
+                pd.read_parquet(path).to_csv(tmp, mode="a" if number else "w", header=not number, index=False)
+        if writer is not None:
+            writer.close()
+    return Path(target)
