@@ -126,7 +126,7 @@ def k_anonymized_output(storage: TwinStorage, raw_upload: dict, fitted_marginals
     k_report = protection["k_anonymity"]
     return dg.Output({"table": protected, "protection": protection}, metadata={
         "rows": len(protected), "rows_suppressed": k_report["records_suppressed"], "k": k_report["final_k"],
-        "quasi_identifiers": ", ".join(k_report["quasi_identifiers"]) or "(none)", "table_format": table_format,
+        "quasi_identifiers": ", ".join(protection["quasi_identifiers"]) or "(none)", "table_format": table_format,
         "parameters": manifest["options"],
     })
 

@@ -6,12 +6,14 @@ report of the step that made it. Blocking checks stop `quality_report` (and so a
 
 
 import math
+import warnings
 
 import dagster as dg
 
 from ..privacy import exact_copy_mask
 from ..privacy.grouping import smallest_group
 from .assets import k_anonymized_output, quality_report
+from .partitions import portfolios
 from .raw import load_real, options_of
 from .resources import TwinStorage
 from .schemas import SchemaMismatch, conform, schema_from_dict
@@ -21,12 +23,21 @@ MAX_CORRELATION_ERROR = 0.10
 WITH_UPLOAD = {"raw_upload": dg.AssetIn("raw_upload")}
 
 
-@dg.asset_check(asset=k_anonymized_output, blocking=True, additional_ins=WITH_UPLOAD,
+def per_portfolio_check(**kwargs):
+    """A check of one portfolio partition: without a partitions_def, a check of a partitioned asset loads every
+    portfolio at once. Partitioned checks are a Dagster preview feature; its warning is silenced here only."""
+    def decorate(function):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
+            return dg.asset_check(partitions_def=portfolios, **kwargs)(function)
+    return decorate
+
+
+@per_portfolio_check(asset=k_anonymized_output, blocking=True, additional_ins=WITH_UPLOAD,
                 description="Every combination of quasi-identifier values occurs in at least k rows of the twin.")
 def k_anonymity_at_least_k(k_anonymized_output: dict, raw_upload: dict) -> dg.AssetCheckResult:
-    table, k_report = k_anonymized_output["table"], k_anonymized_output["protection"]["k_anonymity"]
+    table, quasi_identifiers = k_anonymized_output["table"], k_anonymized_output["protection"]["quasi_identifiers"]
     k = options_of(raw_upload["manifest"]).k
-    quasi_identifiers = k_report["quasi_identifiers"]
     smallest = smallest_group(table, quasi_identifiers)
     return dg.AssetCheckResult(passed=smallest >= k, metadata={
         "smallest_group": smallest, "k": k, "rows": len(table),
@@ -34,7 +45,7 @@ def k_anonymity_at_least_k(k_anonymized_output: dict, raw_upload: dict) -> dg.As
     })
 
 
-@dg.asset_check(asset=k_anonymized_output, blocking=True, additional_ins=WITH_UPLOAD,
+@per_portfolio_check(asset=k_anonymized_output, blocking=True, additional_ins=WITH_UPLOAD,
                 description="No row of the twin equals a real row on every column (primary key excluded).")
 def no_exact_copies(storage: TwinStorage, k_anonymized_output: dict, raw_upload: dict) -> dg.AssetCheckResult:
     manifest = raw_upload["manifest"]
@@ -46,7 +57,7 @@ def no_exact_copies(storage: TwinStorage, k_anonymized_output: dict, raw_upload:
     })
 
 
-@dg.asset_check(asset=k_anonymized_output, additional_ins=WITH_UPLOAD,
+@per_portfolio_check(asset=k_anonymized_output, additional_ins=WITH_UPLOAD,
                 description="The twin, as stored, has the upload's columns, dtypes, ranges and category sets.")
 def matches_upload_schema(k_anonymized_output: dict, raw_upload: dict) -> dg.AssetCheckResult:
     try:
@@ -56,7 +67,7 @@ def matches_upload_schema(k_anonymized_output: dict, raw_upload: dict) -> dg.Ass
     return dg.AssetCheckResult(passed=True, metadata={"columns": len(raw_upload["schema"]["columns"])})
 
 
-@dg.asset_check(asset=quality_report,
+@per_portfolio_check(asset=quality_report,
                 description=f"Similarity score (0-100, SDMetrics-style) is at least {MIN_SIMILARITY:g}.")
 def similarity_score_at_least_85(quality_report: dict) -> dg.AssetCheckResult:
     score = quality_report["quality"]["similarity_score"]
@@ -64,7 +75,7 @@ def similarity_score_at_least_85(quality_report: dict) -> dg.AssetCheckResult:
                                metadata={"similarity_score": score, "threshold": MIN_SIMILARITY})
 
 
-@dg.asset_check(asset=quality_report,
+@per_portfolio_check(asset=quality_report,
                 description=f"Mean absolute Pearson-correlation difference is at most {MAX_CORRELATION_ERROR:g}.")
 def correlation_error_at_most_0_10(quality_report: dict) -> dg.AssetCheckResult:
     error = quality_report["quality"]["correlation_error"]

@@ -1,7 +1,8 @@
 """The run config of a clone: what the launchpad shows, what a sidecar `<file>.json` may set.
 
 The fields mirror `pipeline.CloneOptions` (the CLI's options) so a run from the UI and `twin clone` mean the
-same thing; `source` and `delete_raw` are the orchestration-only extras. Only `raw_upload` takes this
+same thing; `source` and `delete_raw` are the orchestration-only extras, and `workers` is left out: in Dagster,
+parallelism belongs to the executor (EXECUTOR_OWNED). Only `raw_upload` takes this
 config: it resolves the parameters once and records them in the portfolio's manifest, so every later asset
 (and a re-execution of just one of them) uses exactly the parameters the upload was cloned with.
 """
@@ -18,6 +19,9 @@ from pydantic import Field, ValidationError
 
 from ..pipeline import CloneOptions, target_rows
 from ..tables import TwinInputError
+
+
+EXECUTOR_OWNED = {"workers"}
 
 
 class CloneConfig(dg.Config):
@@ -40,7 +44,7 @@ class CloneConfig(dg.Config):
 
     def to_options(self) -> CloneOptions:
         fields = self.model_dump()
-        return CloneOptions(**{name: fields[name] for name in CloneOptions.__dataclass_fields__})
+        return CloneOptions(**{name: fields[name] for name in CloneOptions.__dataclass_fields__ if name in fields})
 
 
 def sidecar_of(table: Path) -> Path | None:

@@ -34,6 +34,8 @@ LAYOUT: dict[str, dict[str, str]] = {
     "quality_report": {"quality": "quality_report.json", "privacy": "privacy_report.json"},
 }
 TABLE_FORMATS = (".csv", ".parquet")
+# Output metadata copied into audit entries: figures and short labels, not the UI's markdown and JSON.
+SCALAR_METADATA = (dg.IntMetadataValue, dg.FloatMetadataValue, dg.BoolMetadataValue, dg.TextMetadataValue)
 
 
 def asset_files(folder: Path, asset: str) -> dict[str, Path]:
@@ -94,12 +96,12 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
         input_hashes.update(_plain(declared.get("input_hashes")) or {})
         parameters = _plain(declared.get("parameters")) or {}
         data_hash = _plain(declared.get("data_hash")) or output_hash
-        summary = {name: _plain(value) for name, value in declared.items()
-                   if isinstance(_plain(value), (int, float, str, bool)) and name != "data_hash"}
+        summary = {name: value.value for name, value in declared.items()
+                   if isinstance(value, SCALAR_METADATA) and name != "data_hash"}
         log = self.storage.audit()
         for operation in context.definition_metadata.get("audit_operations", []):
-            log.append(operation, portfolio, data_hash,
-                       {"asset": asset, "run_id": context.run_id, "files": hashes, **summary})
+            log.append(operation, portfolio, data_hash, {"asset": asset, "run_id": context.run_id, "files": hashes,
+                                                         "parameters": parameters, **summary})
         log.record_lineage(portfolio=portfolio, asset=asset, run_id=context.run_id, input_hashes=input_hashes,
                            output_hash=output_hash, code_version=CODE_VERSION, parameters=parameters)
 

@@ -1,0 +1,194 @@
+"""The six assets materialized on an ephemeral Dagster instance: files, contracts, checks, audit and lineage."""
+
+import base64
+import json
+import re
+import stat
+import zlib
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin_pipeline import pipeline
+from twin_pipeline.audit import AuditLog
+from twin_pipeline.defs.assets import ASSETS
+from twin_pipeline.defs.checks import CHECKS
+from twin_pipeline.defs.config import CloneConfig
+from twin_pipeline.defs.io_manager import PortfolioIOManager
+from twin_pipeline.defs.partitions import portfolio_key, portfolios
+from twin_pipeline.defs.resources import TwinStorage
+from twin_pipeline.defs.schemas import conform, schema_from_dict
+from twin_pipeline.tables import sha256_file
+
+SIX = ["raw_upload", "fitted_marginals", "correlation_matrix", "synthetic_sample", "k_anonymized_output", "quality_report"]
+OPERATIONS = ["UPLOAD_INGESTED", "CLONE_INITIATED", "MODEL_FITTED", "SAMPLE_GENERATED", "K_ANONYMITY_ENFORCED",
+              "QUALITY_REPORTED"]
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return TwinStorage(data_dir=str(tmp_path / "data"))
+
+
+@pytest.fixture
+def landed(storage, credit_data):
+    """Land a 400-row slice of the bundled credit table; return a function landing other slices too."""
+    def land(name="loans.csv", rows=slice(0, 400)):
+        storage.landing.mkdir(parents=True, exist_ok=True)
+        path = storage.landing / name
+        credit_data.iloc[rows].to_csv(path, index=False)
+        return path
+    return land
+
+
+def clone(storage, source, instance=None, raise_on_error=True, **settings):
+    """Materialize the six assets and their checks for the portfolio of `source`, as the sensor's run would."""
+    instance = instance or dg.DagsterInstance.ephemeral()
+    key = portfolio_key(source.name, sha256_file(source))
+    if not instance.has_dynamic_partition(portfolios.name, key):
+        instance.add_dynamic_partitions(portfolios.name, [key])
+    result = dg.materialize(
+        [*ASSETS, *CHECKS], partition_key=key, instance=instance, raise_on_error=raise_on_error,
+        resources={"storage": storage, "io_manager": PortfolioIOManager(storage=storage)},
+        run_config=dg.RunConfig(ops={"raw_upload": CloneConfig(source=str(source), **settings)}),
+    )
+    return key, result
+
+
+def files_state(folder):
+    return {path.name: (sha256_file(path), path.stat().st_mtime_ns) for path in sorted(folder.iterdir())}
+
+
+def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit_trail(storage, landed):
+    source = landed()
+    key, result = clone(storage, source, seed=3)
+    assert result.success
+    assert {event.asset_key.path[-1] for event in result.get_asset_materialization_events()} == set(SIX)
+
+    folder = storage.portfolio_dir(key)
+    names = {path.name for path in folder.iterdir()}
+    assert {"synthetic.csv", "quality_report.json", "privacy_report.json", "model.json", "schema.json",
+            "raw_upload.json", "correlation_matrix.parquet", "synthetic_sample.parquet"} <= names
+    manifest = json.loads((folder / "raw_upload.json").read_text())
+    twin = pd.read_csv(folder / "synthetic.csv")
+    assert manifest["rows"] == 400 and manifest["target_rows"] == 400
+    assert 0.95 * 400 <= len(twin) <= 400  # k-anonymity may suppress at most 1% of rows (plus removed copies)
+    conform(pd.read_csv(folder / "synthetic.csv", dtype={c: object for c in twin.select_dtypes(object)}),
+            schema_from_dict(json.loads((folder / "schema.json").read_text())), "the product")
+
+    raw = storage.raw_dir(key) / "loans.csv"
+    assert stat.S_IMODE(raw.stat().st_mode) == 0o600 and stat.S_IMODE(raw.parent.stat().st_mode) == 0o700
+    assert sha256_file(raw) == manifest["sha256"] == sha256_file(source)
+    assert not any(name.endswith(".csv") and "loans" in name for name in names), "real rows must stay in raw/"
+
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {"k_anonymity_at_least_k", "no_exact_copies", "matches_upload_schema",
+                           "similarity_score_at_least_85", "correlation_error_at_most_0_10"}
+    assert checks["k_anonymity_at_least_k"].passed and checks["k_anonymity_at_least_k"].metadata["smallest_group"].value >= 5
+    assert checks["no_exact_copies"].passed and checks["matches_upload_schema"].passed
+
+    log = AuditLog(storage.audit_db)
+    assert list(log.entries(key)["operation"]) == OPERATIONS
+    assert log.verify().ok
+    lineage = log.lineage(key)
+    assert sorted(lineage["asset"]) == sorted(SIX)
+    outputs = dict(zip(lineage["asset"], lineage["output_hash"]))
+    for row in lineage.itertuples():  # every input hash is the hash its upstream asset recorded as its output
+        inputs = row.input_hashes if isinstance(row.input_hashes, dict) else json.loads(row.input_hashes)
+        for upstream, digest in inputs.items():
+            assert digest == (outputs[upstream] if upstream in outputs else manifest["sha256"])
+
+
+def test_the_ui_gets_marginal_families_ks_tables_and_a_real_correlation_heatmap_png(storage, landed):
+    key, result = clone(storage, landed())
+    metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert "| Age |" in metadata["fitted_marginals"]["marginal_families"].value
+    assert "KS D" in metadata["quality_report"]["ks_statistics"].value
+    assert "| Home |" in metadata["quality_report"]["category_match"].value
+    assert metadata["k_anonymized_output"]["rows"].value > 0
+    assert str(storage.portfolio_dir(key) / "synthetic.csv") == metadata["k_anonymized_output"]["path table"].value
+
+    png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)\)", metadata["quality_report"]["correlation_heatmap"].value)[1])
+    width, height = np.frombuffer(png[16:24], ">u4")
+    pixels = np.frombuffer(zlib.decompress(png[png.index(b"IDAT") + 4:png.index(b"IEND") - 8]), np.uint8)
+    assert png.startswith(b"\x89PNG") and len(pixels) == height * (1 + 3 * width)
+    assert len(set(pixels.tolist())) > 10, "a heatmap of real correlations has many colours"
+
+
+def test_rerunning_one_portfolio_rewrites_only_its_own_folder(storage, landed):
+    instance = dg.DagsterInstance.ephemeral()
+    loose = {"max_suppression": 0.05}  # 400-row slices: the 80/20 privacy audit may need to drop a few rows
+    key_a, _ = clone(storage, landed("a.csv", slice(0, 400)), instance, **loose)
+    key_b, _ = clone(storage, landed("b.csv", slice(400, 800)), instance, **loose)
+    before_a, before_b = files_state(storage.portfolio_dir(key_a)), files_state(storage.portfolio_dir(key_b))
+
+    clone(storage, storage.landing / "a.csv", instance, seed=7, **loose)
+
+    assert files_state(storage.portfolio_dir(key_b)) == before_b
+    after_a = files_state(storage.portfolio_dir(key_a))
+    assert after_a["synthetic.csv"] != before_a["synthetic.csv"]
+    assert after_a["schema.json"][0] == before_a["schema.json"][0]  # same upload, same contract
+
+
+def test_a_twin_that_breaks_the_upload_schema_fails_its_asset_with_the_column_named(storage, landed, monkeypatch):
+    real_generate = pipeline.generate
+
+    def out_of_range(engine, n, seed):
+        synthetic = real_generate(engine, n, seed)
+        synthetic.loc[0, "Amount"] = 10**9
+        synthetic.loc[1, "Home"] = "castle"
+        return synthetic
+
+    monkeypatch.setattr(pipeline, "generate", out_of_range)
+    _, result = clone(storage, landed(), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "synthetic_sample")
+    message = failure.step_failure_data.error.to_string()
+    assert "'Amount'" in message and "in_range" in message and "'Home'" in message and "castle" in message
+
+
+def test_a_blocking_privacy_check_stops_the_reports_when_real_rows_leak(storage, landed, monkeypatch):
+    def leaky(synthetic, real, engine, options):
+        protected, report = pipeline_protect(synthetic, real, engine, options)
+        return pd.concat([protected, real.head(3)], ignore_index=True), report
+
+    pipeline_protect = pipeline.protect
+    monkeypatch.setattr(pipeline, "protect", leaky)
+    key, result = clone(storage, landed(), raise_on_error=False)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["no_exact_copies"].passed and checks["no_exact_copies"].metadata["exact_copies"].value >= 3
+    assert "quality_report" not in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert not (storage.portfolio_dir(key) / "quality_report.json").exists()
+
+
+def test_deleting_the_raw_upload_after_the_clone_is_audited_and_later_steps_say_why_they_cannot_run(storage, landed):
+    source = landed()
+    key, result = clone(storage, source, delete_raw=True)
+    assert result.success
+    assert not source.exists() and not storage.raw_dir(key).exists()
+    assert (storage.portfolio_dir(key) / "synthetic.csv").exists()
+    entries = AuditLog(storage.audit_db).entries(key)
+    assert list(entries["operation"]) == OPERATIONS[:-1] + ["RAW_DATA_DELETED", "QUALITY_REPORTED"]
+    assert set(entries.iloc[-2]["metadata"]["deleted"]) == {str(source), str(storage.raw_dir(key) / "loans.csv")}
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(portfolios.name, [key])
+    rerun = dg.materialize([*ASSETS], partition_key=key, instance=instance, raise_on_error=False,
+                           resources={"storage": storage, "io_manager": PortfolioIOManager(storage=storage)},
+                           selection=["raw_upload"])
+    failure = next(e for e in rerun.all_events if e.is_step_failure)
+    assert "deleted after its clone" in failure.step_failure_data.error.to_string()
+
+
+def test_tampering_with_one_audit_row_breaks_the_chain_at_that_row(storage, landed):
+    key, _ = clone(storage, landed())
+    log = AuditLog(storage.audit_db)
+    entries = log.entries(key)
+    target = entries.iloc[2]
+    with duckdb.connect(str(storage.audit_db)) as connection:
+        connection.execute("UPDATE audit_log SET data_hash = ? WHERE entry_hash = ?", ["0" * 64, target["entry_hash"]])
+    result = AuditLog(storage.audit_db).verify()
+    assert not result.ok and result.first_broken_id == target["id"] and result.checked == target["id"] - 1
