@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.stats import ks_2samp
 
@@ -147,6 +147,7 @@ def test_shuffled_columns_lose_their_correlations_but_keep_their_shapes(credit):
     st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=60),
     st.booleans(),
 )
+@example(real=[1.0, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0], synthetic=[1.0, -1.0, 0.0], few_values=False)  # same value set
 @settings(max_examples=200, deadline=None)
 def test_ks_statistic_equals_scipy(real, synthetic, few_values):
     real, synthetic = np.array(real), np.array(synthetic)

@@ -178,7 +178,7 @@ def ks_statistic(real_values: np.ndarray, synthetic_values: np.ndarray) -> float
     if len(np.unique(head)) < TIES_SHARE * len(head):
         real_counts = pd.Series(real_values).value_counts(sort=False)
         synth_counts = pd.Series(synthetic_values).value_counts(sort=False)
-        grid = real_counts.index.union(synth_counts.index)
+        grid = real_counts.index.union(synth_counts.index).sort_values()  # union keeps equal indexes unsorted
         real_share = real_counts.reindex(grid, fill_value=0).to_numpy() / len(real_values)
         synth_share = synth_counts.reindex(grid, fill_value=0).to_numpy() / len(synthetic_values)
         return float(np.abs(np.cumsum(real_share - synth_share)).max())
