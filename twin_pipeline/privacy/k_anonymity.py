@@ -7,9 +7,10 @@ Passes, ordered to lose the least (each only touches rows that still need it):
    to "Other" for just those rows, the column that resolves most rows first;
 4. record suppression of rows no recoding can save, capped (default 1% of rows): above the cap we fail
    loudly rather than silently drop data;
-5. numeric micro-aggregation: rows whose exact values are still rarer than k are grouped (Mondrian median
-   splits inside each categorical combination) and get their group's mean, rounded like the input; a few
-   leftover rows join their nearest already-safe neighbour instead.
+5. numeric micro-aggregation: rows whose exact values are still rarer than k are grouped (Mondrian-style
+   cuts inside each categorical combination, see microaggregation.py) and get their group's mean, rounded
+   like the input; the groups holding a column's minimum and maximum keep that value, so the column's range
+   survives; a stratum's last few (< k) rare rows join their nearest already-safe neighbour instead.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from twin_pipeline.privacy.grouping import column_codes, combine_codes, group_keys, group_sizes, smallest_group
+from twin_pipeline.privacy.grouping import column_codes, combine_codes, group_sizes, smallest_group
 from twin_pipeline.privacy.microaggregation import group_means, mondrian_groups
 from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
@@ -235,7 +236,7 @@ def _microaggregate(values, strata, k, codec, numeric, steps) -> np.ndarray:
         if changed.any():
             steps[column].append({
                 "what": "micro-aggregation: values replaced by the mean of their group of >= k similar rows "
-                        "(multi-dimensional median partition), rounded like the input",
+                        "(multi-dimensional partition), rounded like the input; range kept",
                 "rows_changed": int(changed.sum()),
                 "groups": int(groups.max()) + 1 if len(groups) else 0,
                 "rows_joined_to_nearest_safe_group": int((changed & joined).sum()),

@@ -64,7 +64,8 @@ class NumericColumn:
     def restore(self, values: np.ndarray, index: pd.Index) -> pd.Series:
         """A series of the original dtype holding `values` (already rounded)."""
         if self.is_datetime:
-            nanos = np.where(np.isnan(values), 0, np.round(values * NS_PER_DAY)).astype(np.int64)
+            seconds = np.where(np.isnan(values), 0, np.round(values * 86_400)).astype(np.int64)
+            nanos = seconds * 10**9  # via whole seconds: days as floats cannot hold nanoseconds exactly
             stamps = pd.Series(nanos.view("datetime64[ns]"), index=index).where(~np.isnan(values))
             tz = getattr(self.dtype, "tz", None)
             stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(tz) if tz is not None else stamps
