@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from twin_pipeline.privacy.grouping import column_codes, combine_codes, group_sizes, smallest_group
-from twin_pipeline.privacy.microaggregation import group_means, mondrian_groups
+from twin_pipeline.privacy.microaggregation import group_lower_medians, group_means, mondrian_groups
 from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
 from twin_pipeline.tables import TwinInputError
@@ -92,7 +92,8 @@ def enforce_k_anonymity(
     if numeric:
         strata = combine_codes([column_codes(protected[c][kept]) for c in categorical]
                                + [(flags[kept], 2) for flags, _ in missing_flags], int(kept.sum()))
-        new_values = _microaggregate(values[kept], strata, target_k, codec, numeric, steps)
+        new_values = _microaggregate(values[kept], strata, target_k, codec, numeric, steps,
+                                     keep_bands=generalize == "bands")
         for j, column in enumerate(numeric):
             full = values[:, j].copy()
             full[kept] = new_values[:, j]
@@ -208,8 +209,11 @@ def _local_recoding(protected, categorical, missing_flags, k) -> tuple[dict[str,
     return recoded, rare
 
 
-def _microaggregate(values, strata, k, codec, numeric, steps) -> np.ndarray:
-    """New numeric values: untouched where the exact combination already has k rows, aggregated elsewhere."""
+def _microaggregate(values, strata, k, codec, numeric, steps, keep_bands=False) -> np.ndarray:
+    """New numeric values: untouched where the exact combination already has k rows, aggregated elsewhere.
+
+    A group's value is its mean (least squared error); with bands it is its lower median, itself a band.
+    """
     n = len(values)
     if n == 0:
         return values
@@ -226,17 +230,18 @@ def _microaggregate(values, strata, k, codec, numeric, steps) -> np.ndarray:
     joined = rare & ~partitioned
     result = values.copy()
     groups = mondrian_groups(points[partitioned], strata[partitioned], k)
-    means = group_means(values[partitioned], groups)
+    representatives = (group_lower_medians if keep_bands else group_means)(values[partitioned], groups)
     for j, column in enumerate(numeric):
-        result[partitioned, j] = codec[column].round(means[:, j])
+        result[partitioned, j] = codec[column].round(representatives[:, j])
     result[joined] = values[_nearest_safe_rows(points, strata, full, rare, joined)]
     _keep_range(result, values, partitioned, groups)
     for j, column in enumerate(numeric):
         changed = ~((result[:, j] == values[:, j]) | (np.isnan(result[:, j]) & np.isnan(values[:, j])))
         if changed.any():
             steps[column].append({
-                "what": "micro-aggregation: values replaced by the mean of their group of >= k similar rows "
-                        "(multi-dimensional partition), rounded like the input; range kept",
+                "what": f"micro-aggregation: values replaced by the {'lower median' if keep_bands else 'mean'} of "
+                        "their group of >= k similar rows (multi-dimensional partition), rounded like the input; "
+                        "range kept",
                 "rows_changed": int(changed.sum()),
                 "groups": int(groups.max()) + 1 if len(groups) else 0,
                 "rows_joined_to_nearest_safe_group": int((changed & joined).sum()),
@@ -301,6 +306,8 @@ def _bands(series: pd.Series, steps: list[dict]) -> pd.Series:
         return series  # bands no wider than the input's own precision change nothing
     origin = math.floor(finite.min() / width) * width
     midpoints = origin + (np.floor((values - origin) / width) + 0.5) * width
+    if codec.decimals is not None:  # on the input's grid, rounded down: ages 15-19 -> 17, 20-29 -> 25
+        midpoints = np.floor(midpoints * 10.0**codec.decimals + 1e-9) / 10.0**codec.decimals
     steps.append({"what": "generalised to bands (value = band midpoint)", "band_width": width, "origin": origin})
     return codec.restore(codec.round(midpoints), series.index)
 

@@ -88,6 +88,16 @@ def _best_cuts(sorted_values, partition, starts, sizes, k, min_share) -> np.ndar
     return winners[first]
 
 
+def group_lower_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per-row lower median of `values` (n, d) over each row's group: always one of the group's own values."""
+    medians = np.empty_like(values, dtype=np.float64)
+    for column in range(values.shape[1]):  # loop over a handful of columns, not rows
+        order = np.lexsort((values[:, column], groups))
+        starts, sizes = _segments(groups[order])
+        medians[:, column] = values[order[starts + (sizes - 1) // 2], column][groups]
+    return medians
+
+
 def group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Per-row mean of `values` (n, d) over each row's group; NaN where the group's values are missing."""
     counts = np.bincount(groups)
