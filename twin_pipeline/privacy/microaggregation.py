@@ -91,6 +91,8 @@ def _best_cuts(sorted_values, partition, starts, sizes, k, min_share) -> np.ndar
 def group_lower_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Per-row lower median of `values` (n, d) over each row's group: always one of the group's own values."""
     medians = np.empty_like(values, dtype=np.float64)
+    if len(groups) == 0:
+        return medians
     for column in range(values.shape[1]):  # loop over a handful of columns, not rows
         order = np.lexsort((values[:, column], groups))
         starts, sizes = _segments(groups[order])

@@ -27,13 +27,15 @@ def protect_twin(
     max_suppression: float = 0.01,
     primary_key: str | None = None,
     max_rounds: int = 10,
+    ignore_columns: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, dict]:
     """Rare strings -> "Other", copies of real rows resampled, k-anonymity enforced; returns (twin, report).
 
     `resample(n)` draws n fresh synthetic rows (e.g. `lambda n: engine.sample(n, seed=...)`); `primary_key`
-    is excluded from string replacement and from copy comparison (a new id does not make a copy new).
+    is excluded from string replacement and from copy comparison (a new id does not make a copy new), and so
+    are `ignore_columns` (foreign keys to synthetic parents).
     """
-    ignore = [primary_key] if primary_key else []
+    ignore = ([primary_key] if primary_key else []) + list(ignore_columns)
     qis = list(detect_quasi_identifiers(synthetic, primary_key=primary_key)
                if quasi_identifiers is None else quasi_identifiers)
 
