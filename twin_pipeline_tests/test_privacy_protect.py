@@ -53,3 +53,17 @@ def test_copies_created_by_micro_aggregation_are_removed():
     assert not exact_copy_mask(protected, real).any()
     assert report["exact_copies"]["copies_created_by_k_anonymity_dropped"] == 5
     assert report["k_anonymity"]["final_k"] >= 5
+
+
+def test_ignored_columns_are_neither_compared_nor_replaced():
+    real = applicants(500, seed=1).assign(branch_id=[f"B{i % 150}" for i in range(500)])  # each branch < 5 times
+    common = real[real["emp_title"].isin(["clerk", "nurse", "driver"])]
+    twin = common.iloc[:20].assign(application_id=[f"S{i}" for i in range(20)])  # copies with new keys
+    fresh = applicants(200, seed=7).assign(branch_id="B1")
+    protected, report = protect_twin(twin, real, lambda n: fresh.iloc[:n], k=5, quasi_identifiers=["age"],
+                                     primary_key="application_id", ignore_columns=["branch_id"],
+                                     max_suppression=1.0)
+    assert report["exact_copies"]["exact_copies_found"] == 20
+    assert "branch_id" not in report["exact_copies"]["columns_compared"]
+    assert "branch_id" not in report["rare_strings"]
+    assert protected["branch_id"].str.startswith("B").all()
