@@ -58,12 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Fit a Gaussian copula on INPUT, sample a twin, enforce k-anonymity, and "
                                             "write DIR/synthetic.csv (or .parquet), DIR/model.json, "
                                             "DIR/quality_report.json and DIR/privacy_report.json.")
-    clone.add_argument("input", help="CSV (comma, semicolon, tab or pipe separated) or Parquet file")
+    clone.add_argument("input", nargs="+",
+                       help="CSV (comma, semicolon, tab or pipe separated) or Parquet file; several related tables "
+                            "with --foreign-key")
     clone.add_argument("--out", required=True, help="output directory (created if missing)")
     size = clone.add_mutually_exclusive_group()
     size.add_argument("--rows", type=_positive_int, help="number of synthetic rows (default: as many as the input)")
     size.add_argument("--scale", type=_positive_float, help="synthetic rows as a multiple of the input rows, e.g. 10")
-    clone.add_argument("--primary-key", help="key column: not modelled, regenerated with fresh values")
+    clone.add_argument("--primary-key", action="append",
+                       help="key column: not modelled, regenerated with fresh values (TABLE.COLUMN for related tables)")
+    clone.add_argument("--foreign-key", action="append", default=[], metavar="CHILD.COL=PARENT.COL",
+                       help="relationship between related tables, e.g. loans.borrower_id=borrowers.borrower_id")
     clone.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same twin (default 0)")
     clone.add_argument("--k", type=int, default=5, help="k-anonymity target on the quasi-identifiers (default 5)")
     clone.add_argument("--quasi-identifiers", type=_names,
@@ -93,16 +98,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _clone(args) -> int:
-    options = CloneOptions(rows=args.rows, scale=args.scale, primary_key=args.primary_key, k=args.k,
-                           quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
+    keys = args.primary_key or []
+    related = len(args.input) > 1 or args.foreign_key
+    if not related and len(keys) > 1:
+        raise TwinInputError("--primary-key", "give one primary key for a single table")
+    options = CloneOptions(rows=args.rows, scale=args.scale, primary_key=None if related or not keys else keys[0],
+                           k=args.k, quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
                            workers=args.workers)
-    summary = clone_file(args.input, args.out, options, progress=lambda message: print(f"  {message}", flush=True))
+    say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
+    if related:
+        return _clone_related(args, options, keys, say)
+    summary = clone_file(args.input[0], args.out, options, progress=say)
     print(f"twin of {summary['source']}: {summary['rows_synthetic']:,} rows, similarity {summary['similarity_score']:.1f}/100, "
           f"correlation error {summary['correlation_error']:.3f}, k = {summary['k']}, "
           f"exact copies {summary['exact_match_rate']:.0%}")
     for name, path in summary["outputs"].items():
         print(f"  {name:15s} {path}")
+    return 0
+
+
+def _clone_related(args, options: CloneOptions, keys: list[str], say) -> int:
+    from .related import clone_tables, parse_foreign_key
+
+    if args.rows:
+        raise TwinInputError("--rows", "related tables take --scale (children follow their parents)")
+    if not args.foreign_key:
+        raise TwinInputError("--foreign-key", "several input tables need at least one --foreign-key relationship")
+    primary_keys = {}
+    for key in keys:
+        if "." not in key:
+            raise TwinInputError("--primary-key", f"use TABLE.COLUMN with related tables, got {key!r}")
+        table, column = key.split(".", 1)
+        primary_keys[table] = column
+    summary = clone_tables(args.input, args.out, [parse_foreign_key(text) for text in args.foreign_key], options,
+                           primary_keys=primary_keys, progress=say)
+    print("twin of related tables: " + ", ".join(f"{name} {rows:,} rows" for name, rows in summary["tables"].items()))
+    for path in summary["outputs"]:
+        print(f"  {path}")
     return 0
 
 

@@ -73,17 +73,20 @@ def generate(engine: GaussianCopulaEngine, n: int, seed: int | None) -> pd.DataF
     return synthetic
 
 
-def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaEngine,
-            options: CloneOptions, first_row: int = 0) -> tuple[pd.DataFrame, dict]:
+def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
+            first_row: int = 0, resample=None, ignore_columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
     """Rare raw strings out, copies of real rows resampled, k-anonymity on the quasi-identifiers; keys are
-    renumbered from `first_row` afterwards so replaced and suppressed rows leave them unique."""
+    renumbered from `first_row` afterwards so replaced and suppressed rows leave them unique.
+
+    `resample(n)` draws replacement rows (default: from `engine`); `ignore_columns` (foreign keys) are left out
+    of the copy comparison, like the primary key."""
     from .privacy import protect_twin
 
     resample_rng = np.random.default_rng(np.random.SeedSequence([options.seed or 0, first_row]))
     protected, protection = protect_twin(
-        synthetic, real, resample=lambda n: engine.sample(n, seed=int(resample_rng.integers(2**63 - 1))),
+        synthetic, real, resample=resample or (lambda n: engine.sample(n, seed=int(resample_rng.integers(2**63 - 1)))),
         k=options.k, quasi_identifiers=options.quasi_identifiers, generalize=options.generalize,
-        max_suppression=options.max_suppression, primary_key=options.primary_key,
+        max_suppression=options.max_suppression, primary_key=options.primary_key, ignore_columns=ignore_columns or (),
     )
     return engine.renumber_keys(protected, first_row, seed=options.seed), protection
 

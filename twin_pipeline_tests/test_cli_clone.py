@@ -46,3 +46,36 @@ def test_same_seed_same_twin(cloned, tmp_path):
     assert main(["clone", str(source), "--out", str(tmp_path / "again"), "--scale", "2", "--seed", "7",
                  "--quasi-identifiers", "Age,Marital,Home,Job,Income"]) == 0
     assert pd.read_csv(tmp_path / "again" / "synthetic.csv").equals(pd.read_csv(out / "synthetic.csv"))
+
+
+def test_related_tables_keep_valid_foreign_keys(tmp_path, capsys):
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    borrowers = pd.DataFrame({"borrower_id": range(1, 801), "income": rng.lognormal(10, 0.5, 800).round(2),
+                              "region": rng.choice(["north", "south", "east"], 800)})
+    counts = rng.poisson(1.5, 800)
+    loans = pd.DataFrame({"loan_id": range(1, counts.sum() + 1),
+                          "borrower_id": np.repeat(borrowers["borrower_id"], counts),
+                          "amount": (np.repeat(borrowers["income"], counts) * rng.uniform(0.1, 0.4, counts.sum())).round(-2)})
+    borrowers.to_csv(tmp_path / "borrowers.csv", index=False)
+    loans.to_csv(tmp_path / "loans.csv", index=False)
+    code = main(["clone", str(tmp_path / "borrowers.csv"), str(tmp_path / "loans.csv"), "--out", str(tmp_path / "out"),
+                 "--primary-key", "borrowers.borrower_id", "--primary-key", "loans.loan_id",
+                 "--foreign-key", "loans.borrower_id=borrowers.borrower_id", "--scale", "2"])
+    assert code == 0
+    twin_borrowers = pd.read_csv(tmp_path / "out" / "borrowers.csv")
+    twin_loans = pd.read_csv(tmp_path / "out" / "loans.csv")
+    assert twin_loans["borrower_id"].isin(twin_borrowers["borrower_id"]).all()
+    assert twin_loans["loan_id"].is_unique and len(twin_borrowers) >= 0.99 * 1600
+    report = json.loads((tmp_path / "out" / "quality_report.json").read_text())
+    assert report["loans->borrowers"]["valid_foreign_keys"] == 1.0
+    assert report["loans->borrowers"]["children_per_parent_ks"] <= 0.05
+    assert report["loans"]["quality"]["similarity_score"] > 85
+
+
+def test_related_tables_need_a_relationship(tmp_path, capsys):
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text("x,y\n1,2\n3,4\n5,6\n")
+    assert main(["clone", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert "--foreign-key" in capsys.readouterr().err

@@ -54,7 +54,7 @@ class MultiTableEngine:
         self.columns = {name: list(frame.columns) for name, frame in tables.items()}
         self.rows = {name: len(frame) for name, frame in tables.items()}
         for name in self.order:
-            self.engines[name] = GaussianCopulaEngine(k=self.k).fit(self._training_frame(name, tables),
+            self.engines[name] = GaussianCopulaEngine(k=self.k).fit(self.joined_frame(name, tables),
                                                                     primary_key=self.primary_keys[name])
         return self
 
@@ -79,8 +79,11 @@ class MultiTableEngine:
     def _foreign_keys(self, table: str) -> list[str]:
         return [relation.foreign_key for relation in self.relationships if relation.child == table]
 
-    def _training_frame(self, name: str, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-        """The table without foreign keys, plus its children counts, plus (for a child) its parent's columns."""
+    def joined_frame(self, name: str, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """The table as modelled: without foreign keys, plus its children counts, plus its parent's columns.
+
+        It is also the record that privacy protection looks at: a loan together with its borrower's columns.
+        """
         frame = tables[name].drop(columns=self._foreign_keys(name))
         for relation in self.relationships:
             if relation.parent == name:
