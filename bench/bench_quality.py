@@ -29,7 +29,7 @@ def resampled_credit(rows: int, seed: int) -> pd.DataFrame:
 
 
 def wide_mixed(rows: int, seed: int, numeric: int = 40, categorical: int = 20) -> pd.DataFrame:
-    """A 60-column table: correlated normals with 5% nulls, categories of 3-30 levels, one datetime."""
+    """A 60-column table: correlated normals with 5% nulls, text categories of 3-22 levels, one datetime."""
     rng = np.random.default_rng(seed)
     base = rng.normal(size=(rows, 4))
     columns = {}

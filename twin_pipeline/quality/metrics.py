@@ -150,18 +150,28 @@ def _numeric_column(series: pd.Series, wanted: str) -> _Column | None:
 def _as_numbers(series: pd.Series, column: _Column) -> np.ndarray:
     """Float64 values of a numeric or datetime column; NaN where missing or unparseable."""
     if column.number_format:
-        return parse_number_text(series, column.number_format)
+        return _parse_distinct(series, lambda text: parse_number_text(text, column.number_format))
+    if column.date_format and not pd.api.types.is_datetime64_any_dtype(series):
+        return _parse_distinct(series, lambda text: _datetime_numbers(
+            pd.to_datetime(text.astype(str).str.strip(), format=column.date_format, errors="coerce")))
     if column.type == "datetime":
-        if column.date_format and not pd.api.types.is_datetime64_any_dtype(series):
-            text = series.astype("string").str.strip()
-            series = pd.to_datetime(text, format=column.date_format, errors="coerce")
-        else:
-            series = pd.to_datetime(series, errors="coerce")
-        if getattr(series.dt, "tz", None) is not None:
-            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-        values = series.to_numpy(dtype="datetime64[ns]")
-        return np.where(np.isnat(values), np.nan, values.view("int64").astype("float64"))
+        return _datetime_numbers(pd.to_datetime(series, errors="coerce"))
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _parse_distinct(series: pd.Series, parse) -> np.ndarray:
+    """Parse each distinct text once (text columns repeat values), then spread the numbers back to the rows."""
+    codes, distinct = pd.factorize(series)
+    numbers = np.append(np.asarray(parse(pd.Series(distinct, dtype=object)), dtype="float64"), np.nan)
+    return numbers[codes]  # code -1 (missing) picks the appended NaN
+
+
+def _datetime_numbers(stamps: pd.Series) -> np.ndarray:
+    """Nanoseconds since the epoch (UTC) as float64, NaN for missing."""
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    values = stamps.to_numpy(dtype="datetime64[ns]")
+    return np.where(np.isnat(values), np.nan, values.view("int64").astype("float64"))
 
 
 def ks_statistic(real_values: np.ndarray, synthetic_values: np.ndarray) -> float:
