@@ -199,6 +199,21 @@ def test_contingency_sees_a_lost_dependence_on_a_skewed_column():
     assert contingency_similarity(real, lost)["mean"] < 0.6
 
 
+def test_contingency_of_two_high_cardinality_columns_is_exact():
+    """2,600 x 2,600 possible cells: counted by hashing instead of a dense grid, same definition."""
+
+    def frame(seed):
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame({"a": rng.integers(0, 2600, 8000).astype(str), "b": rng.integers(0, 2600, 8000).astype(str)})
+
+    real, synthetic = frame(0), frame(1)
+    real_share = real.value_counts(normalize=True)
+    synth_share = synthetic.value_counts(normalize=True)
+    expected = 1 - 0.5 * real_share.sub(synth_share, fill_value=0).abs().sum()
+    labels = {"a": "categorical", "b": "categorical"}  # digit strings would otherwise be read as numbers
+    assert contingency_similarity(real, synthetic, column_kinds=labels)["mean"] == pytest.approx(expected, abs=1e-12)
+
+
 def test_categorical_pairs_equal_sdmetrics_contingency_similarity(credit):
     from sdmetrics.column_pairs import ContingencySimilarity
 
