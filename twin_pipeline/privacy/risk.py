@@ -84,7 +84,9 @@ def _subsample(df: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFra
     return df.iloc[np.sort(rng.choice(len(df), size=n, replace=False))]
 
 
-def _summary(distances: np.ndarray) -> dict:
+def _summary(distances: np.ndarray) -> dict | None:
+    if len(distances) == 0:
+        return None
     return {"median": float(np.median(distances)), "p5": float(np.percentile(distances, 5))}
 
 
