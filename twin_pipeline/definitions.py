@@ -11,8 +11,13 @@ from .defs.resources import TwinStorage
 from .defs.sensors import landing_sensor
 
 
+# Steps run in their own processes (what issue 6's shards will scale out on), forked from a server that has
+# already imported this package: a spawned process would re-import pandas, SciPy and DuckDB for every step.
+STEP_EXECUTOR = dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
+
+
 def build_definitions(data_dir: str = "") -> dg.Definitions:
-    """All assets, checks, the clone job and the landing sensor over one data directory ("" = $TWIN_DATA_DIR or ./data)."""
+    """Assets, checks, the clone job and the landing sensor over one data directory ("": $TWIN_DATA_DIR or ./data)."""
     storage = TwinStorage(data_dir=str(data_dir))
     return dg.Definitions(
         assets=ASSETS,
@@ -20,6 +25,7 @@ def build_definitions(data_dir: str = "") -> dg.Definitions:
         jobs=[clone_portfolio],
         sensors=[landing_sensor],
         resources={"storage": storage, "io_manager": PortfolioIOManager(storage=storage)},
+        executor=STEP_EXECUTOR,
     )
 
 

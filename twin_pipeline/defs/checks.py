@@ -51,7 +51,8 @@ def no_exact_copies(storage: TwinStorage, k_anonymized_output: dict, raw_upload:
     manifest = raw_upload["manifest"]
     primary_key = options_of(manifest).primary_key
     table = k_anonymized_output["table"]
-    copies = int(exact_copy_mask(table, load_real(storage, manifest), ignore_columns=[primary_key] if primary_key else ()).sum())
+    ignore = [primary_key] if primary_key else []
+    copies = int(exact_copy_mask(table, load_real(storage, manifest), ignore_columns=ignore).sum())
     return dg.AssetCheckResult(passed=copies == 0, metadata={
         "exact_copies": copies, "exact_copy_rate": copies / len(table) if len(table) else 0.0, "rows": len(table),
     })

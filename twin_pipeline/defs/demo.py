@@ -65,8 +65,8 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE) -> dict:
         failures = [event.step_key for event in result.all_events if event.is_step_failure]
         raise RuntimeError(f"portfolio {portfolio}: run {result.run_id} failed at {', '.join(failures)}")
     folder = storage.portfolio_dir(portfolio)
-    outputs = {path.name: str(path) for asset in ("k_anonymized_output", "quality_report", "fitted_marginals", "raw_upload")
-               for path in asset_files(folder, asset).values()}
+    shown = ("k_anonymized_output", "quality_report", "fitted_marginals", "raw_upload")
+    outputs = {path.name: str(path) for asset in shown for path in asset_files(folder, asset).values()}
     quality = result.output_for_node("quality_report")["quality"]
     return {
         "portfolio": portfolio, "run_id": result.run_id, "portfolio_dir": str(folder), "outputs": outputs,

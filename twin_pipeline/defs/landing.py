@@ -35,7 +35,7 @@ def candidates(folder: Path) -> dict[str, tuple[int, int]]:
     found = {}
     for path in folder.iterdir():
         name = path.name
-        if name.startswith(".") or name.endswith(IGNORED_SUFFIXES) or name.endswith(SETTINGS_SUFFIX) or not path.is_file():
+        if name.startswith(".") or name.endswith((*IGNORED_SUFFIXES, SETTINGS_SUFFIX)) or not path.is_file():
             continue
         stat = path.stat()
         found[name] = (stat.st_size, stat.st_mtime_ns)

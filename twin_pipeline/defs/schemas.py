@@ -158,8 +158,9 @@ def quality_columns(quality: dict) -> pd.DataFrame:
     """Validate a quality report; return its per-column table (the UI's KS / category-match tables)."""
     scores = pd.DataFrame([{name: quality[name] for name in QualityScores.to_schema().columns}])
     conform(scores, QualityScores.to_schema(), "the quality report's scores")
-    rows = [{"column": name, "metric": "ks_statistic", "value": value} for name, value in quality["ks_statistics"].items()]
-    rows += [{"column": name, "metric": "category_match", "value": value}
-             for name, value in quality["categorical_match"].items()]
-    frame = pd.DataFrame(rows, columns=["column", "metric", "value"]).astype({"column": str, "metric": str, "value": float})
+    rows = [{"column": name, "metric": metric, "value": value}
+            for metric, key in (("ks_statistic", "ks_statistics"), ("category_match", "categorical_match"))
+            for name, value in quality[key].items()]
+    frame = pd.DataFrame(rows, columns=["column", "metric", "value"])
+    frame = frame.astype({"column": str, "metric": str, "value": float})
     return conform(frame, QualityColumns.to_schema(), "the quality report's columns")
