@@ -175,6 +175,8 @@ def to_jsonable(obj: Any) -> Any:
         return {str(key): to_jsonable(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(value) for value in obj]
+    if hasattr(obj, "tolist") and getattr(obj, "ndim", 0) > 0:  # numpy arrays
+        return to_jsonable(obj.tolist())
     if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
         obj = obj.item()
     if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):

@@ -165,3 +165,20 @@ def test_copulas_reference_backend_runs_behind_the_same_interface(credit_card):
     assert list(twin.columns) == list(credit_card.columns)
     assert set(twin["card"]) <= {"yes", "no"}
     assert twin.equals(engine.sample(200, seed=1))
+
+
+@pytest.mark.parametrize("table", ["credit_data", "credit_card"])
+def test_ten_x_twins_of_the_public_credit_tables_meet_the_targets(table, request):
+    from twin_pipeline.quality import quality_report
+
+    real = request.getfixturevalue(table)
+    report = quality_report(real, GaussianCopulaEngine().fit(real).sample(10 * len(real), seed=0))
+    assert report["correlation_error"] <= 0.03 and report["similarity_score"] >= 95
+
+
+def test_pearson_matching_beats_rank_correlation_on_pearson(credit_data):
+    from twin_pipeline.quality import correlation_error
+
+    errors = [correlation_error(credit_data, GaussianCopulaEngine(match_pearson=flag).fit(credit_data).sample(20_000, seed=1))
+              for flag in (True, False)]
+    assert errors[0] < errors[1]

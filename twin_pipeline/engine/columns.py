@@ -153,7 +153,8 @@ def detect_number_format(values: pd.Series) -> dict | None:
     parts = values.astype(str).str.extract(NUMBER_TEXT)
     if values.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
         return None
-    decimals = parts["number"].str.extract(r"\.(\d+)$")[0].str.len().fillna(0).max()
+    decimals = pd.to_numeric(parts["number"].str.extract(r"\.(\d+)$")[0].str.len(), errors="coerce").max()
+    decimals = 0 if pd.isna(decimals) else decimals
     return {"prefix": parts["prefix"].iloc[0], "suffix": parts["suffix"].iloc[0], "decimals": int(decimals),
             "thousands": bool(parts["number"].str.contains(",").any())}
 

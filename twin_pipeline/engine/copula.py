@@ -21,7 +21,7 @@ from scipy import special
 from ..tables import TwinInputError, atomic_path
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
-from .dependence import T_MAX_ROWS, fit_t_degrees, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
+from .dependence import T_MAX_ROWS, fit_t_degrees, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class GaussianCopulaEngine:
     a Gaussian copula has no tail dependence, so it understates joint extremes (joint defaults in a crisis).
     """
 
-    def __init__(self, backend: str = "native", k: int = K_MIN, preserve_tails: bool = True):
+    def __init__(self, backend: str = "native", k: int = K_MIN, preserve_tails: bool = True, match_pearson: bool = True):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
@@ -56,6 +56,7 @@ class GaussianCopulaEngine:
         self.n_rows = 0
         self.primary_key: str | None = None
         self.preserve_tails = preserve_tails
+        self.match_pearson = match_pearson
         self.tails: dict = {"copula": "gaussian"}
         self._reference = None  # the copulas backend's fitted GaussianMultivariate
 
@@ -90,6 +91,8 @@ class GaussianCopulaEngine:
             # Too few rows off the mode (a column null on 3 rows) give wild estimates that would distort the
             # whole matrix when it is repaired: such variables keep their frequencies but join independently.
             weak = ~np.asarray(informative)
+            if self.match_pearson:
+                latent = self._match_pearson(df, latent, weak)
             latent[weak, :] = latent[:, weak] = 0.0
             np.fill_diagonal(latent, 1.0)
             self.correlation = nearest_correlation(latent)
@@ -103,6 +106,18 @@ class GaussianCopulaEngine:
             self._reference = fit_reference(self, df)
         log.info("fitted %d columns (%d copula variables) on %d rows", len(self.specs), len(self.variables), len(df))
         return self
+
+    def _match_pearson(self, df: pd.DataFrame, latent: np.ndarray, weak: np.ndarray) -> np.ndarray:
+        """Adjust numeric pairs so the twin reproduces the real Pearson correlations, not only the ranks."""
+        numeric = [i for i, (name, role) in enumerate(self.variables)
+                   if role == "value" and not weak[i] and self._spec(name).kind in ("continuous", "integer")]
+        if len(numeric) < 2:
+            return latent
+        values = pd.DataFrame({i: to_numbers(df[self.variables[i][0]], self._spec(self.variables[i][0])) for i in numeric})
+        pearson = values.corr().to_numpy()
+        targets = {(numeric[a], numeric[b]): pearson[a, b] for a in range(len(numeric)) for b in range(a + 1, len(numeric))
+                   if np.isfinite(pearson[a, b])}
+        return match_pearson(latent, {i: self.marginals[i].decode for i in numeric}, targets)
 
     def _fit_tails(self, df: pd.DataFrame) -> dict:
         """Choose between the Gaussian and a Student-t copula on the continuous variables' rank pseudo-observations."""
