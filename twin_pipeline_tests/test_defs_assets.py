@@ -35,8 +35,8 @@ def storage(tmp_path):
 
 @pytest.fixture
 def landed(storage, credit_data):
-    """Land a 400-row slice of the bundled credit table; return a function landing other slices too."""
-    def land(name="loans.csv", rows=slice(0, 400)):
+    """Land a 600-row slice of the bundled credit table; return a function landing other slices too."""
+    def land(name="loans.csv", rows=slice(0, 600)):
         storage.landing.mkdir(parents=True, exist_ok=True)
         path = storage.landing / name
         credit_data.iloc[rows].to_csv(path, index=False)
@@ -74,8 +74,8 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
             "raw_upload.json", "correlation_matrix.parquet", "synthetic_sample.parquet"} <= names
     manifest = json.loads((folder / "raw_upload.json").read_text())
     twin = pd.read_csv(folder / "synthetic.csv")
-    assert manifest["rows"] == 400 and manifest["target_rows"] == 400
-    assert 0.95 * 400 <= len(twin) <= 400  # k-anonymity may suppress at most 1% of rows (plus removed copies)
+    assert manifest["rows"] == 600 and manifest["target_rows"] == 600
+    assert 0.95 * 600 <= len(twin) <= 600  # k-anonymity may suppress at most 1% of rows (plus removed copies)
     conform(pd.read_csv(folder / "synthetic.csv", dtype={c: object for c in twin.select_dtypes(object)}),
             schema_from_dict(json.loads((folder / "schema.json").read_text())), "the product")
 

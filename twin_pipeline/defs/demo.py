@@ -44,13 +44,14 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE) -> dict:
     home = prepare_home(storage.root / "dagster_home")
     sample = Path(sample).resolve()
     portfolio = portfolio_key(sample.name, sha256_file(sample))
-    job = build_definitions(str(storage.root)).get_job_def("clone_portfolio")
+    job = build_definitions(str(storage.root)).resolve_job_def("clone_portfolio")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         if not instance.has_dynamic_partition(portfolios.name, portfolio):
             instance.add_dynamic_partitions(portfolios.name, [portfolio])
         result = job.execute_in_process(
             instance=instance, partition_key=portfolio, raise_on_error=False,
-            run_config=dg.RunConfig(ops={"raw_upload": CloneConfig(source=str(sample))}),
+            run_config=dg.RunConfig(ops={"raw_upload": CloneConfig(source=str(sample))},
+                                    loggers={"console": {"config": {"log_level": "WARNING"}}}),
         )
     checks = {evaluation.check_name: {"passed": evaluation.passed, "severity": evaluation.severity.value,
                                       "blocking": evaluation.blocking,

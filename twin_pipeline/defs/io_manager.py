@@ -42,11 +42,11 @@ def asset_files(folder: Path, asset: str) -> dict[str, Path]:
     """The existing files of `asset` in a portfolio folder, by part (a table may be .csv or .parquet)."""
     found = {}
     for part, name in LAYOUT[asset].items():
-        candidates = [folder / name] if Path(name).suffix not in TABLE_FORMATS else \
-            [(folder / name).with_suffix(suffix) for suffix in TABLE_FORMATS]
-        existing = [path for path in candidates if path.exists()]
-        if existing:
-            found[part] = max(existing, key=lambda path: path.stat().st_mtime_ns)
+        path = folder / name
+        variants = [path.with_suffix(suffix) for suffix in TABLE_FORMATS] if path.suffix in TABLE_FORMATS else [path]
+        existing = next((variant for variant in variants if variant.exists()), None)  # writes remove the other
+        if existing is not None:
+            found[part] = existing
     return found
 
 

@@ -111,11 +111,11 @@ def marginals_summary(described: dict[str, dict]) -> pd.DataFrame:
 
 def _symmetric(matrix: pd.DataFrame) -> bool:
     values = matrix.to_numpy(dtype=float)
-    return bool(np.allclose(values, values.T, atol=1e-9))
+    return bool(np.allclose(values, values.T, atol=ROUNDING))
 
 
 def _unit_diagonal(matrix: pd.DataFrame) -> bool:
-    return bool(np.allclose(np.diag(matrix.to_numpy(dtype=float)), 1.0, atol=1e-9))
+    return bool(np.allclose(np.diag(matrix.to_numpy(dtype=float)), 1.0, atol=ROUNDING))
 
 
 def _positive_semidefinite(matrix: pd.DataFrame) -> bool:
@@ -123,8 +123,10 @@ def _positive_semidefinite(matrix: pd.DataFrame) -> bool:
     return values.size == 0 or bool(np.linalg.eigvalsh(values).min() >= -1e-8)
 
 
+ROUNDING = 1e-9  # a repaired correlation matrix may hold 1.0000000000000002 on its diagonal
+
 CORRELATION_SCHEMA = pa.DataFrameSchema(
-    {".+": pa.Column(float, pa.Check.in_range(-1.0, 1.0), regex=True)},
+    {".+": pa.Column(float, pa.Check.in_range(-1.0 - ROUNDING, 1.0 + ROUNDING), regex=True)},
     index=pa.Index(str, unique=True),
     checks=[pa.Check(_symmetric, error="symmetric"), pa.Check(_unit_diagonal, error="unit diagonal"),
             pa.Check(_positive_semidefinite, error="positive semi-definite"),

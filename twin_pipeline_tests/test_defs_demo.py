@@ -1,0 +1,39 @@
+"""run_demo: the CLI's `twin demo` materializes a portfolio on a persistent local instance, or fails loudly."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from twin_pipeline import pipeline
+from twin_pipeline.defs.demo import BlockingCheckFailed, run_demo
+
+
+@pytest.fixture
+def sample(tmp_path, credit_data) -> Path:
+    path = tmp_path / "sample.csv"
+    credit_data.head(600).to_csv(path, index=False)
+    return path
+
+
+def test_the_demo_run_is_recorded_in_the_data_dirs_dagster_home_with_its_outputs_and_checks(tmp_path, sample):
+    result = run_demo(tmp_path / "data", sample=sample)
+    assert Path(result["outputs"]["synthetic.csv"]).exists() and Path(result["outputs"]["quality_report.json"]).exists()
+    assert len(pd.read_csv(result["outputs"]["synthetic.csv"])) > 0
+    assert all(check["passed"] for check in result["checks"].values() if check["blocking"])
+    assert len(result["checks"]) == 5 and result["similarity_score"] > 0
+    assert Path(result["dagster_home"], "dagster.yaml").exists()
+    with dg.DagsterInstance.from_config(result["dagster_home"]) as instance:  # what `dagster dev` will show
+        run = instance.get_run_by_id(result["run_id"])
+        assert run.status == dg.DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == result["portfolio"]
+    assert f"DAGSTER_HOME={result['dagster_home']}" in result["open_ui"]
+
+
+def test_the_demo_raises_when_a_blocking_privacy_check_fails(tmp_path, sample, monkeypatch):
+    protect = pipeline.protect
+    monkeypatch.setattr(pipeline, "protect", lambda synthetic, real, engine, options: (
+        pd.concat([protect(synthetic, real, engine, options)[0], real.head(2)], ignore_index=True),
+        protect(synthetic, real, engine, options)[1]))
+    with pytest.raises(BlockingCheckFailed, match="no_exact_copies"):
+        run_demo(tmp_path / "data", sample=sample)
