@@ -189,6 +189,20 @@ def test_rare_categories_are_grouped_least_frequent_first():
     assert report["information_loss"]["categorical_share_regrouped"]["job"] == pytest.approx(7 / 97)
 
 
+def test_local_recoding_changes_the_fewest_cells_and_spares_rare_free_text():
+    common = pd.DataFrame({"job_title": ["clerk"] * 500, "state": list("PQRST") * 100})
+    # 25 rows, each a unique (title, state) pair: recoding either column for them makes groups of 5.
+    grid = pd.DataFrame([(title, state) for title in ["actuary", "baker", "cook", "diver", "envoy"]
+                         for state in "PQRST"], columns=["job_title", "state"])
+    df = pd.concat([common, grid], ignore_index=True)
+    protected, report = enforce_k_anonymity(df, target_k=5, quasi_identifiers=["job_title", "state"])
+    assert recount_k(protected, ["job_title", "state"]) >= 5 and report["records_suppressed"] == 0
+    # Same number of cells either way; a state carries fewer bits than a rare job title, so the state goes.
+    assert (protected["state"].iloc[500:] == "Other").all()
+    assert protected["job_title"].equals(df["job_title"])
+    assert report["information_loss"]["categorical_share_regrouped"] == {"job_title": 0.0, "state": 25 / 525}
+
+
 def test_bands_only_when_asked():
     df = people(1_000, seed=6)
     protected, report = enforce_k_anonymity(df, target_k=5, quasi_identifiers=["age", "sex"], generalize="bands")

@@ -4,7 +4,8 @@ Passes, ordered to lose the least (each only touches rows that still need it):
 1. optional bands for numeric quasi-identifiers (only when asked: bands are the coarsest tool);
 2. categorical values seen fewer than k times are grouped into "Other", least frequent first;
 3. local recoding: in combinations of categorical values still rarer than k, one column at a time is set
-   to "Other" for just those rows, the column that resolves most rows first;
+   to "Other" for just those rows, the column that needs the fewest changed cells first (near ties: the
+   one losing the fewest bits of information);
 4. record suppression of rows no recoding can save, capped (default 1% of rows): above the cap we fail
    loudly rather than silently drop data;
 5. numeric micro-aggregation: rows whose exact values are still rarer than k are grouped (Mondrian-style
@@ -184,9 +185,11 @@ def _local_recoding(protected, categorical, missing_flags, k) -> tuple[dict[str,
     coded = {column: list(_codes_with_other(protected[column])) for column in categorical}
     recoded = {column: np.zeros(n, dtype=bool) for column in categorical}
     rare = group_sizes(combine_codes([(c, m) for c, m, _ in coded.values()] + missing_flags, n)) < k
+    information_bits = {column: -np.log2(np.maximum(np.bincount(codes, minlength=m), 1) / n)
+                        for column, (codes, m, _) in coded.items()}
     candidates = list(categorical)
     while rare.any() and candidates:
-        best = None
+        trials = []
         for column in candidates:
             codes, n_codes, other = coded[column]
             trial = np.where(rare, other, codes)
@@ -198,10 +201,14 @@ def _local_recoding(protected, categorical, missing_flags, k) -> tuple[dict[str,
             still_rare = np.zeros(n, dtype=bool)
             still_rare[subset] = group_sizes(combine_codes(parts, int(subset.sum()))) < k
             still_rare &= rare
-            score = (int(still_rare.sum()), -len(np.unique(codes[rare])))  # fewest left, then most merged
-            if best is None or score < best[0]:
-                best = (score, column, trial, still_rare)
-        _, column, trial, still_rare = best
+            changed = rare & (codes != other)
+            # Cells changed now plus at least one more for every row left rare; a recoded cell loses
+            # -log2 p(value) bits, so between near-equal choices a state goes before a rare free-text title.
+            cells = int(changed.sum() + still_rare.sum())
+            trials.append((cells, information_bits[column][codes[changed]].sum(), column, trial, still_rare))
+        fewest = min(cells for cells, *_ in trials)
+        near = [t for t in trials if t[0] <= fewest + max(1, 0.01 * rare.sum())]
+        _, _, column, trial, still_rare = min(near, key=lambda t: t[1])
         recoded[column] = rare & (coded[column][0] != coded[column][2])
         coded[column][0] = trial
         rare = still_rare
