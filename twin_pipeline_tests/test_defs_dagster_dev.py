@@ -49,7 +49,7 @@ def dagster_dev(tmp_path):
 
 def test_dagster_dev_clones_a_file_dropped_into_landing(dagster_dev, credit_data):
     home, data, log = dagster_dev
-    credit_data.head(400).to_csv(data / "landing" / "loans.csv", index=False)
+    credit_data.head(600).to_csv(data / "landing" / "loans.csv", index=False)
     started = time.monotonic()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         while time.monotonic() - started < DEADLINE_SECONDS:

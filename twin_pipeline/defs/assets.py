@@ -14,6 +14,7 @@ Value shapes (persisted by `PortfolioIOManager`, see LAYOUT there):
 """
 
 
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -48,10 +49,11 @@ def _engine(model: dict) -> GaussianCopulaEngine:
     return GaussianCopulaEngine.from_dict(model)
 
 
-def _conform(frame: pd.DataFrame, schema, what: str) -> None:
-    """Fail the asset, naming every broken column and check, when a stage's output breaks its contract."""
+@contextmanager
+def _contract():
+    """Fail the asset with the contract's message (every broken column and check), not a stack trace."""
     try:
-        conform(frame, schema, what)
+        yield
     except SchemaMismatch as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
@@ -85,7 +87,8 @@ def fitted_marginals(storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
     column, chosen by goodness of fit, and the latent correlation joining them."""
     manifest = raw_upload["manifest"]
     engine = pipeline.fit_model(load_real(storage, manifest), options_of(manifest))
-    summary = marginals_summary(engine.describe())
+    with _contract():
+        summary = marginals_summary(engine.describe())
     return dg.Output(engine.to_dict(), metadata={
         "columns": len(summary), "copula_variables": len(engine.variables), "parameters": manifest["options"],
         "marginal_families": dg.MetadataValue.md(markdown_table(summary)),
@@ -96,7 +99,8 @@ def fitted_marginals(storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
 def correlation_matrix(fitted_marginals: dict) -> dg.Output[pd.DataFrame]:
     """The model's latent (normal-score) correlation between variables; symmetric, unit diagonal, PSD."""
     matrix = _engine(fitted_marginals).correlation_matrix
-    _conform(matrix, CORRELATION_SCHEMA, "the latent correlation")
+    with _contract():
+        conform(matrix, CORRELATION_SCHEMA, "the latent correlation")
     return dg.Output(matrix.rename_axis("variable").reset_index(), metadata={
         "variables": len(matrix), "heatmap": dg.MetadataValue.md(heatmap_markdown({"latent correlation": matrix})),
     })
@@ -108,7 +112,8 @@ def synthetic_sample(raw_upload: dict, fitted_marginals: dict) -> dg.Output[pd.D
     manifest = raw_upload["manifest"]
     options = options_of(manifest)
     synthetic = pipeline.generate(_engine(fitted_marginals), manifest["target_rows"], options.seed)
-    _conform(synthetic, schema_from_dict(raw_upload["schema"]), "the synthetic sample")
+    with _contract():
+        conform(synthetic, schema_from_dict(raw_upload["schema"]), "the synthetic sample")
     return dg.Output(synthetic, metadata={
         "rows": len(synthetic), "parameters": manifest["options"],
         "preview": dg.MetadataValue.md(markdown_table(synthetic.head(5))),
@@ -124,7 +129,8 @@ def k_anonymized_output(storage: TwinStorage, raw_upload: dict, fitted_marginals
     options = options_of(manifest)
     protected, protection = pipeline.protect(synthetic_sample, load_real(storage, manifest),
                                              _engine(fitted_marginals), options)
-    _conform(protected, schema_from_dict(raw_upload["schema"]), "the k-anonymised twin")
+    with _contract():
+        conform(protected, schema_from_dict(raw_upload["schema"]), "the k-anonymised twin")
     table_format = options.output_format or ("parquet" if len(protected) >= pipeline.PARQUET_FROM_ROWS else "csv")
     k_report = protection["k_anonymity"]
     return dg.Output({"table": protected, "protection": protection}, metadata={
@@ -144,7 +150,8 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, raw_
     options = options_of(manifest)
     real, twin = load_real(storage, manifest), k_anonymized_output["table"]
     quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, k_anonymized_output["protection"])
-    columns = quality_columns(quality)
+    with _contract():
+        columns = quality_columns(quality)
     metadata = {
         "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
         "rows_real": len(real), "rows_twin": len(twin), "parameters": manifest["options"],
