@@ -58,7 +58,7 @@ def _contract():
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
-@twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", kinds={"csv"})
+@twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", kinds={"pandera"})
 def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: TwinStorage) -> dg.Output[dict]:
     """The landed table, validated, kept as an immutable copy (0700/0600) with its SHA-256; records the
     clone parameters every later step uses and infers the pandera schema every twin must match."""
@@ -81,7 +81,7 @@ def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: 
     })
 
 
-@twin_asset("MODEL_FITTED", kinds={"python"})
+@twin_asset("MODEL_FITTED", kinds={"json"})
 def fitted_marginals(storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
     """The fitted Gaussian-copula model (engine JSON, statistical summaries only): one marginal family per
     column, chosen by goodness of fit, and the latent correlation joining them."""
@@ -95,7 +95,7 @@ def fitted_marginals(storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
     })
 
 
-@twin_asset(kinds={"python"})
+@twin_asset(kinds={"parquet"})
 def correlation_matrix(fitted_marginals: dict) -> dg.Output[pd.DataFrame]:
     """The model's latent (normal-score) correlation between variables; symmetric, unit diagonal, PSD."""
     matrix = _engine(fitted_marginals).correlation_matrix
