@@ -140,9 +140,13 @@ def _clone_related(args, options: CloneOptions, keys: list[str], say) -> int:
 
 
 def _demo(args) -> int:
-    from .defs.demo import run_demo
+    from .defs.demo import BlockingCheckFailed, run_demo
 
-    result = run_demo(data_dir(args.data_dir))
+    try:
+        result = run_demo(data_dir(args.data_dir))
+    except BlockingCheckFailed as error:
+        print(f"twin: demo twin failed a blocking check: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -96,7 +96,7 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
     """Risk as an attacker would measure it: refit the same pipeline on 80 % of the rows and compare the
     protected twin's closeness (and anonymeter's singling-out, linkability and inference attacks) on those
     training rows against the 20 % it never saw. 0 advantage = the twin leaks nothing about who was in it."""
-    from .privacy import attacker_risk, privacy_report
+    from .privacy import KAnonymityError, attacker_risk, privacy_report
 
     shuffled = real.sample(frac=1.0, random_state=options.seed or 0).reset_index(drop=True)
     cut = int(round(len(shuffled) * (1 - holdout_share)))
@@ -104,7 +104,10 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
     if len(holdout) < 20 or len(train) < 20:
         return {"skipped": f"{len(real)} rows are too few to hold out a control set"}
     engine = fit_model(train, options)
-    twin, protection = protect(engine.sample(len(train), seed=options.seed), train, engine, options)
+    try:
+        twin, protection = protect(engine.sample(len(train), seed=options.seed), train, engine, options)
+    except KAnonymityError as error:  # a small table's 80 % can be too small to anonymise within the cap
+        return {"skipped": f"the 80 % refit could not be made {options.k}-anonymous: {error.problem}"}
     ignore = [options.primary_key] if options.primary_key else []
     audit = {"method": f"fit on {len(train)} rows, {len(holdout)} held out as the control set",
              "holdout": privacy_report(twin, train, holdout, quasi_identifiers=protection["quasi_identifiers"],
