@@ -145,11 +145,14 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     return None, None
 
 
-NUMBER_TEXT = re.compile(r"^(?P<prefix>[^\d+-]*?)(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[^\d]*)$")
+NUMBER_TEXT = re.compile(r"^(?P<prefix>[^\w+-]*?)(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[^\d]*)$")
 
 
 def detect_number_format(values: pd.Series) -> dict | None:
-    """Numbers written as text with one fixed prefix and suffix ("13.56%", "$1,200.50", " 36 months")."""
+    """Numbers written as text with one fixed prefix and suffix ("13.56%", "$1,200.50", " 36 months").
+
+    The prefix may hold symbols only (a currency sign, spaces): "customer 0042" is a label, not a number.
+    """
     parts = values.astype(str).str.extract(NUMBER_TEXT)
     if values.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
         return None

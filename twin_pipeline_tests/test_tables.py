@@ -1,0 +1,62 @@
+"""Reading uploads: delimiters and encodings are detected; problems are one clear line; writes are atomic."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin_pipeline.engine import GaussianCopulaEngine
+from twin_pipeline.tables import TwinInputError, read_table, write_frame
+
+
+@pytest.mark.parametrize("separator", [",", ";", "\t", "|"])
+def test_delimiters_are_sniffed(tmp_path, separator):
+    path = tmp_path / "loans.csv"
+    path.write_text(separator.join(["grade", "income", "note"]) + "\n"
+                    + "\n".join(separator.join([g, str(i), "a b"]) for g, i in [("A", 10), ("B", 20), ("C", 30)]))
+    frame = read_table(path)
+    assert list(frame.columns) == ["grade", "income", "note"] and frame["income"].sum() == 60
+
+
+def test_bom_and_parquet(tmp_path):
+    (tmp_path / "bom.csv").write_bytes("\ufeffgrade,income\nA,1\nB,2\n".encode("utf-8"))
+    assert list(read_table(tmp_path / "bom.csv").columns) == ["grade", "income"]
+    pd.DataFrame({"x": [1, 2, 3]}).to_parquet(tmp_path / "t.parquet")
+    assert read_table(tmp_path / "t.parquet")["x"].tolist() == [1, 2, 3]
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(TwinInputError, match="bad.parquet: is not a readable Parquet file"):
+        read_table(tmp_path / "bad.parquet")
+
+
+def test_ragged_rows_are_a_clear_error(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b\n1,2\n3,4,5,6\n")
+    with pytest.raises(TwinInputError, match="ragged.csv: is not a well-formed table"):
+        read_table(path)
+
+
+def test_a_failed_write_leaves_the_old_file_untouched(tmp_path):
+    target = tmp_path / "synthetic.csv"
+    write_frame(pd.DataFrame({"x": [1]}), target)
+
+    class Exploding(pd.DataFrame):
+        def to_csv(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_frame(Exploding({"x": [2]}), target)
+    assert pd.read_csv(target)["x"].tolist() == [1] and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_column_with_a_huge_number_of_categories_is_pooled_and_fast():
+    rng = np.random.default_rng(0)
+    n = 200_000
+    frame = pd.DataFrame({"customer_name": [f"name {i}" for i in range(n)],
+                          "employer": rng.choice([f"employer {i}" for i in range(8000)], n),
+                          "income": rng.lognormal(10, 0.5, n).round(2)})
+    engine = GaussianCopulaEngine().fit(frame)
+    described = engine.describe()
+    assert described["customer_name"]["kind"] == "text" and described["customer_name"]["categories"] == 1
+    assert described["employer"]["categories"] <= 5001
+    twin = engine.sample(10_000, seed=1)
+    assert set(twin["customer_name"]) == {"Other"}
+    assert twin["employer"].isin(set(frame["employer"]) | {"Other"}).all()
