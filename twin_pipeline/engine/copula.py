@@ -69,22 +69,28 @@ class GaussianCopulaEngine:
         kinds = column_kinds or {}
         self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name))
                       for name in df.columns]
-        self.variables, self.marginals = [], []
-        width = sum((spec.kind in col.NUMERIC_KINDS + col.SLICED_KINDS)
-                    + (0.0 < spec.null_rate < 1.0 and spec.kind != "identifier") for spec in self.specs)
-        scores = np.zeros((len(df), width))  # zero where a value is missing: filled in place, one copy only
-        present = np.zeros((len(df), width), dtype=bool)
-        coefficients, informative = [], []
-        for spec in self.specs:
-            for role, marginal, keys, mask in _variables_of(spec, df[spec.name], self.k):
-                column = len(self.variables)
-                self.variables.append((spec.name, role))
-                self.marginals.append(marginal)
+        candidates = [(spec, *variable) for spec in self.specs for variable in _variables_of(spec, df[spec.name], self.k)]
+        self.variables = [(spec.name, role) for spec, role, *_ in candidates]
+        self.marginals = [marginal for _, _, marginal, _, _ in candidates]
+        scores = np.zeros((len(df), len(candidates)))  # zero where a value is missing: filled in place, one copy only
+        present = np.zeros((len(df), len(candidates)), dtype=bool)
+        coefficients, informative = [None] * len(candidates), [False] * len(candidates)
+        unordered = [i for i, (spec, role, marginal, _, _) in enumerate(candidates)
+                     if role == "value" and spec.kind in ("categorical", "text") and len(marginal.values) >= 3]
+        # Categories have no order of their own; the copula needs one. Score every other variable first, then
+        # order each categorical's values along the direction in which they differ most on those scores
+        # (grade A..G follows the interest rate), so the latent correlation can carry the association.
+        for pass_indices in ([i for i in range(len(candidates)) if i not in unordered], unordered):
+            reference = np.flatnonzero([i not in unordered for i in range(len(candidates))])
+            for i in pass_indices:
+                _, _, marginal, keys, mask = candidates[i]
+                if i in unordered:
+                    keys = marginal.reorder(keys, scores[np.ix_(mask, reference)])
                 column_scores, upper, block_scores = tied_normal_scores(keys)
-                scores[mask, column] = column_scores
-                present[:, column] = mask
-                coefficients.append(hermite_coefficients(upper, block_scores))
-                informative.append(len(keys) * (1 - np.diff(np.concatenate([[0.0], upper])).max()) >= MIN_DEPENDENCE_ROWS)
+                scores[mask, i] = column_scores
+                present[:, i] = mask
+                coefficients[i] = hermite_coefficients(upper, block_scores)
+                informative[i] = len(keys) * (1 - np.diff(np.concatenate([[0.0], upper])).max()) >= MIN_DEPENDENCE_ROWS
         if self.variables:
             latent = latent_correlation(scores, present, np.vstack(coefficients))
             del scores, present

@@ -68,6 +68,24 @@ class SlicedMarginal:
     def decode(self, z: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.thresholds, z)
 
+    def reorder(self, codes: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """Order the values along the first principal direction of their mean `reference` scores (rows x
+        variables, frequency-weighted); returns the rows' codes in the new order."""
+        if reference.shape[1] == 0 or len(codes) == 0:
+            return codes
+        counts = np.bincount(codes, minlength=len(self.values)).astype(float)
+        sums = np.column_stack([np.bincount(codes, weights=reference[:, j], minlength=len(self.values))
+                                for j in range(reference.shape[1])])
+        centroids = sums / np.maximum(counts, 1.0)[:, None]
+        weights = counts / counts.sum()
+        centred = (centroids - weights @ centroids) * np.sqrt(weights)[:, None]
+        direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+        order = np.argsort(centroids @ direction, kind="stable")
+        self.values = [self.values[i] for i in order]
+        self.probabilities = self.probabilities[order]
+        self.thresholds = _normal_bounds(np.cumsum(self.probabilities)[:-1])
+        return np.argsort(order)[codes]
+
     def to_dict(self) -> dict:
         return {"shape": "sliced", "values": self.values, "probabilities": self.probabilities.tolist(),
                 "pooled": self.pooled}
