@@ -182,3 +182,19 @@ def test_pearson_matching_beats_rank_correlation_on_pearson(credit_data):
     errors = [correlation_error(credit_data, GaussianCopulaEngine(match_pearson=flag).fit(credit_data).sample(20_000, seed=1))
               for flag in (True, False)]
     assert errors[0] < errors[1]
+
+
+def test_ordinal_categories_follow_their_association():
+    rng = np.random.default_rng(4)
+    n = 6000
+    grade = rng.choice(list("ABCDEFG"), n, p=[0.1, 0.25, 0.25, 0.2, 0.1, 0.06, 0.04])
+    level = pd.Series(grade).map({letter: i for i, letter in enumerate("ABCDEFG")}).to_numpy()
+    real = pd.DataFrame({"grade": grade, "sub_grade": [g + str(rng.integers(1, 6)) for g in grade],
+                         "int_rate": np.round(6 + 3.5 * level + rng.normal(0, 1, n), 2)})
+    engine = GaussianCopulaEngine().fit(real)
+    grades = engine.marginals[engine.variables.index(("grade", "value"))].values
+    assert "".join(grades) in ("ABCDEFG", "GFEDCBA")
+    twin = engine.sample(20_000, seed=1)
+    assert (twin["sub_grade"].str[0] == twin["grade"]).mean() > 0.75
+    by_grade = twin.groupby("grade")["int_rate"].mean()
+    assert by_grade.is_monotonic_increasing
