@@ -6,26 +6,30 @@ import dagster as dg
 
 from .defs.assets import ASSETS, clone_portfolio
 from .defs.checks import CHECKS
-from .defs.io_manager import PortfolioIOManager
-from .defs.resources import TwinStorage
+from .defs.executors import step_executor
+from .defs.io_manager import PortfolioIOManager, StepIOManager
+from .defs.resources import ShardReader, TwinStorage
 from .defs.sensors import landing_sensor
+from .defs.shard_steps import STEP_IO
 
 
-# Steps run in their own processes (what issue 6's shards will scale out on), forked from a server that has
-# already imported this package: a spawned process would re-import pandas, SciPy and DuckDB for every step.
-STEP_EXECUTOR = dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
-
-
-def build_definitions(data_dir: str = "") -> dg.Definitions:
-    """Assets, checks, the clone job and the landing sensor over one data directory ("": $TWIN_DATA_DIR or ./data)."""
+def twin_resources(data_dir: str = "") -> dict:
+    """The resources of every twin asset and check over one data directory ("": $TWIN_DATA_DIR or ./data)."""
     storage = TwinStorage(data_dir=str(data_dir))
+    return {"storage": storage, "shard_reader": ShardReader(), "io_manager": PortfolioIOManager(storage=storage),
+            STEP_IO: StepIOManager(storage=storage)}
+
+
+def build_definitions(data_dir: str = "", executor: str | None = None) -> dg.Definitions:
+    """Assets, checks, the clone job and the landing sensor over one data directory, with the step executor
+    `executor` ("multiprocess", "k8s" or "celery"; default $TWIN_EXECUTOR, else "multiprocess")."""
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
         jobs=[clone_portfolio],
         sensors=[landing_sensor],
-        resources={"storage": storage, "io_manager": PortfolioIOManager(storage=storage)},
-        executor=STEP_EXECUTOR,
+        resources=twin_resources(data_dir),
+        executor=step_executor(executor),
     )
 
 

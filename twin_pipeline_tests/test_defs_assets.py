@@ -17,10 +17,10 @@ from twin_pipeline.audit import AuditLog
 from twin_pipeline.defs.assets import ASSETS
 from twin_pipeline.defs.checks import CHECKS
 from twin_pipeline.defs.config import CloneConfig
-from twin_pipeline.defs.io_manager import PortfolioIOManager
 from twin_pipeline.defs.partitions import portfolio_key, portfolios
 from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.defs.schemas import conform, schema_from_dict
+from twin_pipeline.definitions import twin_resources
 from twin_pipeline.tables import sha256_file
 
 SIX = ["raw_upload", "fitted_marginals", "correlation_matrix", "synthetic_sample", "k_anonymized_output", "quality_report"]
@@ -52,14 +52,16 @@ def clone(storage, source, instance=None, raise_on_error=True, **settings):
         instance.add_dynamic_partitions(portfolios.name, [key])
     result = dg.materialize(
         [*ASSETS, *CHECKS], partition_key=key, instance=instance, raise_on_error=raise_on_error,
-        resources={"storage": storage, "io_manager": PortfolioIOManager(storage=storage)},
+        resources=twin_resources(storage.data_dir),
         run_config=dg.RunConfig(ops={"raw_upload": CloneConfig(source=str(source), **settings)}),
     )
     return key, result
 
 
 def files_state(folder):
-    return {path.name: (sha256_file(path), path.stat().st_mtime_ns) for path in sorted(folder.iterdir())}
+    """Every file under a portfolio folder (the shards through the `shards` link), by path: content and mtime."""
+    files = [path for path in folder.rglob("*") if path.is_file()] + list((folder / "shards").glob("*"))
+    return {str(path.relative_to(folder)): (sha256_file(path), path.stat().st_mtime_ns) for path in sorted(files)}
 
 
 def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit_trail(storage, landed):
@@ -71,7 +73,10 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
     folder = storage.portfolio_dir(key)
     names = {path.name for path in folder.iterdir()}
     assert {"synthetic.csv", "quality_report.json", "privacy_report.json", "model.json", "schema.json",
-            "raw_upload.json", "correlation_matrix.parquet", "synthetic_sample.parquet"} <= names
+            "raw_upload.json", "correlation_matrix.parquet", "shards.json", "shards"} <= names
+    shards = json.loads((folder / "shards.json").read_text())
+    assert [shard["file"] for shard in shards["shards"]] == sorted(p.name for p in (folder / "shards").iterdir())
+    assert all(sha256_file(folder / "shards" / shard["file"]) == shard["sha256"] for shard in shards["shards"])
     manifest = json.loads((folder / "raw_upload.json").read_text())
     twin = pd.read_csv(folder / "synthetic.csv")
     assert manifest["rows"] == 600 and manifest["target_rows"] == 600
@@ -132,29 +137,34 @@ def test_rerunning_one_portfolio_rewrites_only_its_own_folder(storage, landed):
     assert files_state(storage.portfolio_dir(key_b)) == before_b
     after_a = files_state(storage.portfolio_dir(key_a))
     assert after_a["synthetic.csv"] != before_a["synthetic.csv"]
+    assert after_a["shards/shard-00000.parquet"] != before_a["shards/shard-00000.parquet"]
     assert after_a["schema.json"][0] == before_a["schema.json"][0]  # same upload, same contract
+    sets = storage.portfolio_dir(key_a) / "shard-sets"
+    assert [path.name for path in sets.iterdir()] == [(storage.shards_dir(key_a)).resolve().name]  # old set gone
 
 
-def test_a_twin_that_breaks_the_upload_schema_fails_its_asset_with_the_column_named(storage, landed, monkeypatch):
-    real_generate = pipeline.generate
+def test_a_twin_that_breaks_the_upload_schema_fails_its_shard_step_with_the_column_named(storage, landed, monkeypatch):
+    real_protect = pipeline.protect
 
-    def out_of_range(engine, n, seed):
-        synthetic = real_generate(engine, n, seed)
-        synthetic.loc[0, "Amount"] = 10**9
-        synthetic.loc[1, "Home"] = "castle"
-        return synthetic
+    def out_of_range(synthetic, real, engine, options, **kwargs):
+        protected, report = real_protect(synthetic, real, engine, options, **kwargs)
+        protected.loc[0, "Amount"] = 10**9
+        protected.loc[1, "Home"] = "castle"
+        return protected, report
 
-    monkeypatch.setattr(pipeline, "generate", out_of_range)
-    _, result = clone(storage, landed(), raise_on_error=False)
+    monkeypatch.setattr(pipeline, "protect", out_of_range)
+    key, result = clone(storage, landed(), raise_on_error=False)
     assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "synthetic_sample")
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "synthetic_sample.make_shard[shard_00000]"
     message = failure.step_failure_data.error.to_string()
     assert "'Amount'" in message and "in_range" in message and "'Home'" in message and "castle" in message
+    assert not storage.shards_dir(key).exists(), "a shard that breaks the contract is never published"
 
 
 def test_a_blocking_privacy_check_stops_the_reports_when_real_rows_leak(storage, landed, monkeypatch):
-    def leaky(synthetic, real, engine, options):
-        protected, report = pipeline_protect(synthetic, real, engine, options)
+    def leaky(synthetic, real, engine, options, **kwargs):
+        protected, report = pipeline_protect(synthetic, real, engine, options, **kwargs)
         return pd.concat([protected, real.head(3)], ignore_index=True), report
 
     pipeline_protect = pipeline.protect
@@ -179,8 +189,7 @@ def test_deleting_the_raw_upload_after_the_clone_is_audited_and_later_steps_say_
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(portfolios.name, [key])
     rerun = dg.materialize([*ASSETS], partition_key=key, instance=instance, raise_on_error=False,
-                           resources={"storage": storage, "io_manager": PortfolioIOManager(storage=storage)},
-                           selection=["raw_upload"])
+                           resources=twin_resources(storage.data_dir), selection=["raw_upload"])
     failure = next(e for e in rerun.all_events if e.is_step_failure)
     assert "deleted after its clone" in failure.step_failure_data.error.to_string()
 

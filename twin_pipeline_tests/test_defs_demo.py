@@ -32,8 +32,10 @@ def test_the_demo_run_is_recorded_in_the_data_dirs_dagster_home_with_its_outputs
 
 def test_the_demo_raises_when_a_blocking_privacy_check_fails(tmp_path, sample, monkeypatch):
     protect = pipeline.protect
-    monkeypatch.setattr(pipeline, "protect", lambda synthetic, real, engine, options: (
-        pd.concat([protect(synthetic, real, engine, options)[0], real.head(2)], ignore_index=True),
-        protect(synthetic, real, engine, options)[1]))
+    def leaky(synthetic, real, engine, options, **kwargs):
+        protected, report = protect(synthetic, real, engine, options, **kwargs)
+        return pd.concat([protected, real.head(2)], ignore_index=True), report
+
+    monkeypatch.setattr(pipeline, "protect", leaky)
     with pytest.raises(BlockingCheckFailed, match="no_exact_copies"):
         run_demo(tmp_path / "data", sample=sample)

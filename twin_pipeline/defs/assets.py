@@ -1,20 +1,23 @@
-"""The six assets of a portfolio's digital twin: thin Dagster bodies over `twin_pipeline.pipeline`.
+"""The six assets of a portfolio's digital twin: thin Dagster bodies over `twin_pipeline.pipeline` and `shards`.
 
 Value shapes (persisted by `PortfolioIOManager`, see LAYOUT there):
   raw_upload           {"manifest", "schema"}: where the immutable raw copy is, its SHA-256, the resolved clone
-                       parameters, and the pandera schema of the upload. Real rows never leave raw/<key>/:
+                       parameters (quasi-identifiers included, so every shard protects the same columns), the
+                       shard size, and the pandera schema of the upload. Real rows never leave raw/<key>/:
                        steps that need them read the copy through the manifest.
   fitted_marginals     the fitted model as the engine's own JSON (`GaussianCopulaEngine.to_dict`): marginals
                        and the latent correlation they were fitted with, one consistent artifact that
                        `GaussianCopulaEngine.load(model.json)` opens outside Dagster too.
   correlation_matrix   the model's latent correlation as a table, for the catalog and its own contract.
-  synthetic_sample     the sampled twin before protection.
-  k_anonymized_output  {"table", "protection"}: the product (synthetic.csv|parquet) and how it was protected.
+  synthetic_sample     the protected twin as Parquet shards, one step per shard (see shard_steps.py); its value
+                       is the shard set's manifest (files, rows, SHA-256, protection figures added up).
+  k_anonymized_output  {"table", "protection"}: the product (synthetic.csv|parquet) merged from the shards after
+                       DuckDB recounted k and copies over all of them, and how it was protected.
   quality_report       {"quality", "privacy"}: quality_report.json and privacy_report.json.
 """
 
 
-from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -22,56 +25,47 @@ import pandas as pd
 
 from .. import pipeline
 from ..engine import GaussianCopulaEngine
+from ..privacy import detect_quasi_identifiers
 from ..tables import read_table, sha256_file
 from .config import CloneConfig, check_request
 from .display import heatmap_markdown, markdown_table
-from .io_manager import CODE_VERSION
+from .io_manager import ShardedTable
 from .partitions import portfolios
 from .raw import delete_raw, keep_raw_copy, load_real, options_of
-from .resources import TwinStorage
-from .schemas import (CORRELATION_SCHEMA, SchemaMismatch, conform, infer_twin_schema, marginals_summary,
-                      quality_columns, schema_from_dict, schema_to_dict)
-
-GROUP = "digital_twin"
-DUCKDB_POOL = "twin_duckdb"  # every asset appends to the DuckDB audit log, and DuckDB allows one writer
-
+from .resources import ShardReader, TwinStorage
+from .schemas import CORRELATION_SCHEMA, conform, infer_twin_schema, marginals_summary, quality_columns, schema_to_dict
+from .shard_steps import synthetic_sample
+from .shared import contract, twin_asset
 
 DIFFERENCE_GAIN = 4.0  # correlation differences are small: amplified in the heatmap so they are visible
-
-
-def twin_asset(*audit_operations: str, **kwargs):
-    """An asset of the digital twin: partitioned per portfolio, in the DuckDB writer pool, audited on write."""
-    return dg.asset(partitions_def=portfolios, group_name=GROUP, pool=DUCKDB_POOL, code_version=CODE_VERSION,
-                    metadata={"audit_operations": list(audit_operations)}, **kwargs)
 
 
 def _engine(model: dict) -> GaussianCopulaEngine:
     return GaussianCopulaEngine.from_dict(model)
 
 
-@contextmanager
-def _contract():
-    """Fail the asset with the contract's message (every broken column and check), not a stack trace."""
-    try:
-        yield
-    except SchemaMismatch as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+def _key_columns(options: pipeline.CloneOptions) -> list[str]:
+    """Columns left out of the copy comparison: the primary key is renumbered, never real."""
+    return [options.primary_key] if options.primary_key else []
 
 
 @twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", kinds={"pandera"})
 def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: TwinStorage) -> dg.Output[dict]:
     """The landed table, validated, kept as an immutable copy (0700/0600) with its SHA-256; records the
-    clone parameters every later step uses and infers the pandera schema every twin must match."""
+    clone parameters every later step uses (quasi-identifiers resolved here once, so every shard protects
+    the same columns) and infers the pandera schema every twin must match."""
     portfolio = context.partition_key
     copy = keep_raw_copy(storage, portfolio, config.source)
     real = read_table(copy)
     options = config.to_options()
     rows = check_request(real, options, copy)
+    options = replace(options, quasi_identifiers=options.quasi_identifiers
+                      or detect_quasi_identifiers(real, primary_key=options.primary_key))
     sha = sha256_file(copy)
     schema = infer_twin_schema(real, options.k, options.primary_key, name=f"the schema of upload {portfolio}")
     manifest = {"portfolio": portfolio, "file_name": copy.name, "source": config.source or None, "sha256": sha,
                 "rows": len(real), "columns": [str(c) for c in real.columns], "target_rows": rows,
-                "options": options.to_dict(), "delete_raw": config.delete_raw,
+                "options": options.to_dict(), "shard_rows": config.shard_rows, "delete_raw": config.delete_raw,
                 "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return dg.Output({"manifest": manifest, "schema": schema_to_dict(schema)}, metadata={
         "rows": len(real), "columns": real.shape[1], "target_rows": rows, "data_hash": sha,
@@ -87,7 +81,7 @@ def fitted_marginals(storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
     column, chosen by goodness of fit, and the latent correlation joining them."""
     manifest = raw_upload["manifest"]
     engine = pipeline.fit_model(load_real(storage, manifest), options_of(manifest))
-    with _contract():
+    with contract():
         summary = marginals_summary(engine.describe())
     return dg.Output(engine.to_dict(), metadata={
         "columns": len(summary), "copula_variables": len(engine.variables), "parameters": manifest["options"],
@@ -99,62 +93,54 @@ def fitted_marginals(storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
 def correlation_matrix(fitted_marginals: dict) -> dg.Output[pd.DataFrame]:
     """The model's latent (normal-score) correlation between variables; symmetric, unit diagonal, PSD."""
     matrix = _engine(fitted_marginals).correlation_matrix
-    with _contract():
+    with contract():
         conform(matrix, CORRELATION_SCHEMA, "the latent correlation")
     return dg.Output(matrix.rename_axis("variable").reset_index(), metadata={
         "variables": len(matrix), "heatmap": dg.MetadataValue.md(heatmap_markdown({"latent correlation": matrix})),
     })
 
 
-@twin_asset("SAMPLE_GENERATED", kinds={"parquet"})
-def synthetic_sample(raw_upload: dict, fitted_marginals: dict) -> dg.Output[pd.DataFrame]:
-    """Synthetic rows drawn from the model (target_rows, seeded), validated against the upload's schema."""
-    manifest = raw_upload["manifest"]
-    options = options_of(manifest)
-    synthetic = pipeline.generate(_engine(fitted_marginals), manifest["target_rows"], options.seed)
-    with _contract():
-        conform(synthetic, schema_from_dict(raw_upload["schema"]), "the synthetic sample")
-    return dg.Output(synthetic, metadata={
-        "rows": len(synthetic), "parameters": manifest["options"],
-        "preview": dg.MetadataValue.md(markdown_table(synthetic.head(5))),
-    })
-
-
 @twin_asset("K_ANONYMITY_ENFORCED", kinds={"csv"})
-def k_anonymized_output(storage: TwinStorage, raw_upload: dict, fitted_marginals: dict,
-                        synthetic_sample: pd.DataFrame) -> dg.Output[dict]:
-    """The product: the twin with copies of real rows replaced, rare strings pooled and every
-    quasi-identifier combination shared by at least k rows; validated against the upload's schema."""
+def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage, shard_reader: ShardReader,
+                        raw_upload: dict, synthetic_sample: dict) -> dg.Output[dict]:
+    """The product: the protected shards merged into one synthetic.csv (Parquet when large or asked for), one
+    shard in memory at a time, after DuckDB recounted k and the copies of real rows over all shards together,
+    out of core. Audited once per portfolio as K_ANONYMITY_ENFORCED, with the recounted k."""
     manifest = raw_upload["manifest"]
     options = options_of(manifest)
-    protected, protection = pipeline.protect(synthetic_sample, load_real(storage, manifest),
-                                             _engine(fitted_marginals), options)
-    with _contract():
-        conform(protected, schema_from_dict(raw_upload["schema"]), "the k-anonymised twin")
-    table_format = options.output_format or ("parquet" if len(protected) >= pipeline.PARQUET_FROM_ROWS else "csv")
-    k_report = protection["k_anonymity"]
-    return dg.Output({"table": protected, "protection": protection}, metadata={
-        "rows": len(protected), "rows_suppressed": k_report["records_suppressed"], "k": k_report["final_k"],
+    folder = storage.shards_dir(context.partition_key)
+    verified = shard_reader.verify(folder, load_real(storage, manifest), options.quasi_identifiers,
+                                   _key_columns(options))
+    protection = {**synthetic_sample["protection"], "verified": verified}
+    table_format = options.output_format or ("parquet" if verified["rows"] >= pipeline.PARQUET_FROM_ROWS else "csv")
+    return dg.Output({"table": ShardedTable(folder), "protection": protection}, metadata={
+        "rows": verified["rows"], "k": verified["k"], "exact_copies": verified["exact_matches"],
+        "rows_suppressed": protection["k_anonymity"]["records_suppressed"], "shards": len(synthetic_sample["shards"]),
         "quasi_identifiers": ", ".join(protection["quasi_identifiers"]) or "(none)", "table_format": table_format,
         "parameters": manifest["options"],
     })
 
 
 @twin_asset("QUALITY_REPORTED", kinds={"json"})
-def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, raw_upload: dict,
-                   fitted_marginals: dict, k_anonymized_output: dict) -> dg.Output[dict]:
+def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shard_reader: ShardReader,
+                   raw_upload: dict, fitted_marginals: dict, k_anonymized_output: dict) -> dg.Output[dict]:
     """How close the protected twin is to the real table (similarity score, KS, category match,
-    correlations) and how private (exact copies, distances, attacker risk). Deletes the raw upload
-    afterwards when the clone asked for it: this is the last step that needs real rows."""
+    correlations, measured on a uniform sample of at most `quality_sample_rows` twin rows read shard by
+    shard) and how private (exact copies and k recounted over the whole twin, distances, attacker risk).
+    Deletes the raw upload afterwards when the clone asked for it: this is the last step that needs real rows."""
     manifest = raw_upload["manifest"]
     options = options_of(manifest)
-    real, twin = load_real(storage, manifest), k_anonymized_output["table"]
-    quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, k_anonymized_output["protection"])
-    with _contract():
+    protection = k_anonymized_output["protection"]
+    real = load_real(storage, manifest)
+    twin = shard_reader.sample(storage.shards_dir(context.partition_key), options.seed)
+    quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, protection)
+    privacy = pipeline.with_recount(privacy, protection["verified"], options.k)
+    with contract():
         columns = quality_columns(quality)
     metadata = {
         "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
-        "rows_real": len(real), "rows_twin": len(twin), "parameters": manifest["options"],
+        "rows_real": len(real), "rows_twin": protection["verified"]["rows"], "rows_compared": len(twin),
+        "parameters": manifest["options"],
         "ks_statistics": dg.MetadataValue.md(markdown_table(_metric(columns, "ks_statistic", "KS D"))),
         "category_match": dg.MetadataValue.md(markdown_table(_metric(columns, "category_match", "1 - TVD"))),
         "correlation_heatmap": dg.MetadataValue.md(heatmap_markdown(_pearson_panels(real, twin))),

@@ -1,7 +1,8 @@
 """Asset checks: is the twin safe enough to ship (blocking) and good enough to use (warnings)?
 
-The privacy checks recount from the stored product, as a user would download it, rather than trusting the
-report of the step that made it. Blocking checks stop `quality_report` (and so a run's success) when they fail.
+The privacy checks recount from the stored twin, as published, rather than trusting the figures of the steps
+that made it: DuckDB counts k and the copies of real rows over all shards together, out of core, in one pass
+for both checks. Blocking checks stop `quality_report` (and so a run's success) when they fail.
 """
 
 
@@ -9,18 +10,18 @@ import math
 import warnings
 
 import dagster as dg
+import pandas as pd
 
-from ..privacy import exact_copy_mask
-from ..privacy.grouping import smallest_group
 from .assets import k_anonymized_output, quality_report
 from .partitions import portfolios
 from .raw import load_real, options_of
-from .resources import TwinStorage
+from .resources import ShardReader, TwinStorage
 from .schemas import SchemaMismatch, conform, schema_from_dict
 
 MIN_SIMILARITY = 85.0
 MAX_CORRELATION_ERROR = 0.10
 WITH_UPLOAD = {"raw_upload": dg.AssetIn("raw_upload")}
+PREVIEW_WARNING = "Specifying a partitions_def on an AssetCheckSpec"
 
 
 def per_portfolio_check(**kwargs):
@@ -28,44 +29,53 @@ def per_portfolio_check(**kwargs):
     portfolio at once. Partitioned checks are a Dagster preview feature; its warning is silenced here only."""
     def decorate(function):
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
+            warnings.filterwarnings("ignore", message=PREVIEW_WARNING)
             return dg.asset_check(partitions_def=portfolios, **kwargs)(function)
     return decorate
 
 
-@per_portfolio_check(asset=k_anonymized_output, blocking=True, additional_ins=WITH_UPLOAD,
-                description="Every combination of quasi-identifier values occurs in at least k rows of the twin.")
-def k_anonymity_at_least_k(k_anonymized_output: dict, raw_upload: dict) -> dg.AssetCheckResult:
-    table, quasi_identifiers = k_anonymized_output["table"], k_anonymized_output["protection"]["quasi_identifiers"]
-    k = options_of(raw_upload["manifest"]).k
-    smallest = smallest_group(table, quasi_identifiers)
-    return dg.AssetCheckResult(passed=smallest >= k, metadata={
-        "smallest_group": smallest, "k": k, "rows": len(table),
-        "quasi_identifiers": ", ".join(quasi_identifiers) or "(none)",
-    })
+def _privacy_spec(name: str, description: str) -> dg.AssetCheckSpec:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=PREVIEW_WARNING)
+        return dg.AssetCheckSpec(name, asset=k_anonymized_output, blocking=True, partitions_def=portfolios,
+                                 additional_deps=["raw_upload"], description=description)
 
 
-@per_portfolio_check(asset=k_anonymized_output, blocking=True, additional_ins=WITH_UPLOAD,
-                description="No row of the twin equals a real row on every column (primary key excluded).")
-def no_exact_copies(storage: TwinStorage, k_anonymized_output: dict, raw_upload: dict) -> dg.AssetCheckResult:
+@dg.multi_asset_check(specs=[
+    _privacy_spec("k_anonymity_at_least_k", "Every combination of quasi-identifier values occurs in at least k rows "
+                                            "of the twin (recounted over all shards in DuckDB)."),
+    _privacy_spec("no_exact_copies", "No row of the twin equals a real row on every column, primary key excluded "
+                                     "(recounted over all shards in DuckDB)."),
+], ins={"k_anonymized_output": dg.AssetIn("k_anonymized_output"), **WITH_UPLOAD})
+def privacy_recount(storage: TwinStorage, shard_reader: ShardReader, k_anonymized_output: dict, raw_upload: dict):
     manifest = raw_upload["manifest"]
-    primary_key = options_of(manifest).primary_key
-    table = k_anonymized_output["table"]
-    ignore = [primary_key] if primary_key else []
-    copies = int(exact_copy_mask(table, load_real(storage, manifest), ignore_columns=ignore).sum())
-    return dg.AssetCheckResult(passed=copies == 0, metadata={
-        "exact_copies": copies, "exact_copy_rate": copies / len(table) if len(table) else 0.0, "rows": len(table),
+    options = options_of(manifest)
+    quasi_identifiers = k_anonymized_output["protection"]["quasi_identifiers"]
+    verified = shard_reader.verify(storage.shards_dir(manifest["portfolio"]), load_real(storage, manifest),
+                                   quasi_identifiers, [options.primary_key] if options.primary_key else [])
+    smallest = verified["k"]
+    yield dg.AssetCheckResult(check_name="k_anonymity_at_least_k", passed=smallest is None or smallest >= options.k,
+                              metadata={"smallest_group": smallest if smallest is not None else "no quasi-identifier",
+                                        "k": options.k, "rows": verified["rows"],
+                                        "quasi_identifiers": ", ".join(quasi_identifiers) or "(none)"})
+    yield dg.AssetCheckResult(check_name="no_exact_copies", passed=verified["exact_matches"] == 0, metadata={
+        "exact_copies": verified["exact_matches"], "exact_copy_rate": verified["exact_match_rate"],
+        "rows": verified["rows"],
     })
 
 
 @per_portfolio_check(asset=k_anonymized_output, additional_ins=WITH_UPLOAD,
-                description="The twin, as stored, has the upload's columns, dtypes, ranges and category sets.")
-def matches_upload_schema(k_anonymized_output: dict, raw_upload: dict) -> dg.AssetCheckResult:
+                description="The twin, as stored, has the upload's columns, dtypes, ranges and category sets "
+                            "(every shard validated, one in memory at a time).")
+def matches_upload_schema(storage: TwinStorage, raw_upload: dict) -> dg.AssetCheckResult:
+    schema = schema_from_dict(raw_upload["schema"])
+    files = sorted(storage.shards_dir(raw_upload["manifest"]["portfolio"]).glob("shard-*.parquet"))
     try:
-        conform(k_anonymized_output["table"], schema_from_dict(raw_upload["schema"]), "the stored twin")
+        for path in files:
+            conform(pd.read_parquet(path), schema, f"{path.name} of the stored twin")
     except SchemaMismatch as error:
         return dg.AssetCheckResult(passed=False, metadata={"problems": dg.MetadataValue.text(str(error))})
-    return dg.AssetCheckResult(passed=True, metadata={"columns": len(raw_upload["schema"]["columns"])})
+    return dg.AssetCheckResult(passed=bool(files), metadata={"columns": len(schema.columns), "shards": len(files)})
 
 
 @per_portfolio_check(asset=quality_report,
@@ -86,5 +96,4 @@ def correlation_error_at_most_0_10(quality_report: dict) -> dg.AssetCheckResult:
                                          "threshold": MAX_CORRELATION_ERROR})
 
 
-CHECKS = [k_anonymity_at_least_k, no_exact_copies, matches_upload_schema, similarity_score_at_least_85,
-          correlation_error_at_most_0_10]
+CHECKS = [privacy_recount, matches_upload_schema, similarity_score_at_least_85, correlation_error_at_most_0_10]

@@ -1,8 +1,8 @@
 """The run config of a clone: what the launchpad shows, what a sidecar `<file>.json` may set.
 
 The fields mirror `pipeline.CloneOptions` (the CLI's options) so a run from the UI and `twin clone` mean the
-same thing; `source` and `delete_raw` are the orchestration-only extras, and `workers` is left out: in Dagster,
-parallelism belongs to the executor (EXECUTOR_OWNED). Only `raw_upload` takes this
+same thing; `source`, `delete_raw` and `shard_rows` are the orchestration-only extras, and `workers` is left
+out: in Dagster, parallelism belongs to the executor (EXECUTOR_OWNED), one step per shard. Only `raw_upload` takes this
 config: it resolves the parameters once and records them in the portfolio's manifest, so every later asset
 (and a re-execution of just one of them) uses exactly the parameters the upload was cloned with.
 """
@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import Field, ValidationError
 
 from ..pipeline import CloneOptions, target_rows
+from ..shards import SHARD_ROWS
 from ..tables import TwinInputError
 
 
@@ -41,6 +42,8 @@ class CloneConfig(dg.Config):
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
                                                         "real rows has run (audited as RAW_DATA_DELETED)")
+    shard_rows: int = Field(default=SHARD_ROWS, ge=1, description="Rows per shard: each shard is sampled and "
+                            "protected in its own step; part of the result (shard seeds), so recorded with it")
 
     def to_options(self) -> CloneOptions:
         fields = self.model_dump()

@@ -4,11 +4,16 @@ Tables are Parquet (the twin itself CSV, or Parquet when large or asked for), ev
 is written atomically, so a crash never leaves half a file and a re-run of one portfolio only rewrites that
 portfolio's folder. Writing is where an artifact becomes real, so the IO manager is also what appends the
 asset's audit operations and its lineage row (input hashes, output hash, code version, parameters): no asset
-body can forget to.
+body can forget to. An asset is written (and audited) once per portfolio, by the step that returns it, however
+many shard steps made its data.
+
+The twin itself may be larger than memory: an asset hands it over as `ShardedTable` (its Parquet shards), the
+product file is merged from them one shard at a time, and a downstream step gets the product's path, not rows.
 """
 
 
 import json
+from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from ..shards import merge_shards
 from ..tables import sha256_file, write_frame, write_json
 from .resources import TwinStorage
 
@@ -29,13 +35,21 @@ LAYOUT: dict[str, dict[str, str]] = {
     "raw_upload": {"manifest": "raw_upload.json", "schema": "schema.json"},
     "fitted_marginals": {"model": "model.json"},
     "correlation_matrix": {"matrix": "correlation_matrix.parquet"},
-    "synthetic_sample": {"table": "synthetic_sample.parquet"},
+    "synthetic_sample": {"shards": "shards.json"},
     "k_anonymized_output": {"table": "synthetic.csv", "protection": "protection_report.json"},
     "quality_report": {"quality": "quality_report.json", "privacy": "privacy_report.json"},
 }
 TABLE_FORMATS = (".csv", ".parquet")
+BY_PATH = {("k_anonymized_output", "table")}  # loaded as the file's path: the twin may not fit in memory
 # Output metadata copied into audit entries: figures and short labels, not the UI's markdown and JSON.
 SCALAR_METADATA = (dg.IntMetadataValue, dg.FloatMetadataValue, dg.BoolMetadataValue, dg.TextMetadataValue)
+
+
+@dataclass(frozen=True)
+class ShardedTable:
+    """A table stored as Parquet shards in `folder`; persisted as one file merged from them."""
+
+    folder: Path
 
 
 def asset_files(folder: Path, asset: str) -> dict[str, Path]:
@@ -77,13 +91,13 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
 
     @staticmethod
     def _write(value: Any, target: Path, table_format: str | None) -> Path:
-        if isinstance(value, pd.DataFrame):
+        if isinstance(value, (pd.DataFrame, ShardedTable)):
             if target.suffix == ".csv" and table_format == "parquet":
                 target = target.with_suffix(".parquet")
             for stale in (target.with_suffix(suffix) for suffix in TABLE_FORMATS):
                 if stale != target:
                     stale.unlink(missing_ok=True)
-            return write_frame(value, target)
+            return merge_shards(value.folder, target) if isinstance(value, ShardedTable) else write_frame(value, target)
         return write_json(value, target)
 
     def _audit(self, context: dg.OutputContext, asset: str, portfolio: str, folder: Path,
@@ -111,7 +125,7 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
         files = asset_files(folder, asset)
         if set(files) != set(LAYOUT[asset]):
             raise dg.Failure(f"portfolio {portfolio} has no complete {asset} in {folder}: materialize {asset} first")
-        values = {part: _read(path, folder) for part, path in files.items()}
+        values = {part: path if (asset, part) in BY_PATH else _read(path, folder) for part, path in files.items()}
         return next(iter(values.values())) if len(values) == 1 else values
 
 
@@ -130,3 +144,21 @@ def _text_columns(folder: Path) -> dict[str, str]:
         return {}
     columns = json.loads(schema.read_text()).get("columns", {})
     return {name: "object" for name, column in columns.items() if column.get("dtype") in ("object", "str", "string")}
+
+
+class StepIOManager(dg.ConfigurableIOManager):
+    """Small values handed between the steps of one asset (a shard's plan, its figures) as JSON files under
+    `<data>/steps/`, so a step in another process, pod or Celery worker reads them; keyed like Dagster's own
+    step outputs (run, step, output, mapping key), so a re-execution reads what its parent run wrote."""
+
+    storage: TwinStorage
+
+    def _path(self, context: dg.OutputContext) -> Path:
+        *folders, name = context.get_identifier()
+        return self.storage.steps.joinpath(*folders, f"{name}.json")
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        write_json(obj, self._path(context))
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        return json.loads(self._path(context.upstream_output).read_text())

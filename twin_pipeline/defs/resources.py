@@ -4,19 +4,26 @@ Layout under the data directory (`TWIN_DATA_DIR`, else ./data):
   landing/            files dropped here start a clone (the sensor watches it)
   rejected/           files that are not readable tables, each with a <name>.reason.txt
   raw/<key>/          the immutable copy of the upload (directory 0700, file 0600): the only real rows kept
-  portfolios/<key>/   everything derived for one portfolio: model, twin, schema, reports
+  portfolios/<key>/   everything derived for one portfolio: model, twin, schema, reports; the twin's Parquet
+                      shards in shard-sets/<run id>/, with `shards` a link to the set last published
+  steps/<run id>/     small JSON values handed between the steps of a run (shard plans and figures)
   twin.duckdb         the audit trail and lineage
   dagster_home/       the local Dagster instance used by `twin demo`
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from ..paths import data_dir
+from ..shards import QUALITY_SAMPLE_ROWS, sample_shards, verify_shards
+
+DEFAULT_MEMORY_LIMIT = "1GB"
 
 
 class TwinStorage(dg.ConfigurableResource):
@@ -43,11 +50,41 @@ class TwinStorage(dg.ConfigurableResource):
     def raw_dir(self, portfolio: str) -> Path:
         return self.root / "raw" / portfolio
 
+    @property
+    def steps(self) -> Path:
+        return self.root / "steps"
+
     def portfolio_dir(self, portfolio: str) -> Path:
         return self.root / "portfolios" / portfolio
+
+    def shards_dir(self, portfolio: str) -> Path:
+        """The published shard set of a portfolio's twin (a link, replaced atomically by each new set)."""
+        return self.portfolio_dir(portfolio) / "shards"
+
+    def shard_set(self, portfolio: str, run_id: str) -> Path:
+        """Where the shard steps of run `run_id` write, until the set is complete and published."""
+        return self.portfolio_dir(portfolio) / "shard-sets" / run_id
 
     def audit(self):
         """The portfolio audit log (imported here so the sensor's code path never loads DuckDB)."""
         from ..audit import AuditLog
 
         return AuditLog(self.audit_db)
+
+
+class ShardReader(dg.ConfigurableResource):
+    """How the sharded twin is read back without loading it: the DuckDB recount of k and of copies over all
+    shards (out of core, within a memory limit), and the uniform sample the quality report measures."""
+
+    memory_limit: str = Field(default="", description="DuckDB memory limit of the recount over all shards, "
+                                                      f"e.g. '4GB'; empty: $TWIN_DUCKDB_MEMORY_LIMIT or {DEFAULT_MEMORY_LIMIT}")
+    quality_sample_rows: int = Field(default=QUALITY_SAMPLE_ROWS, description="Rows of the uniform sample of the "
+                                     "twin that the quality report compares with the real table")
+
+    def verify(self, folder: Path, real: pd.DataFrame, quasi_identifiers: list[str],
+               ignore_columns: list[str]) -> dict:
+        limit = self.memory_limit or os.environ.get("TWIN_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+        return verify_shards(folder, real, quasi_identifiers, ignore_columns, memory_limit=limit)
+
+    def sample(self, folder: Path, seed: int | None) -> pd.DataFrame:
+        return sample_shards(folder, rows=self.quality_sample_rows, seed=seed or 0)
