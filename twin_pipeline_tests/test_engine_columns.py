@@ -70,3 +70,15 @@ def test_numbers_written_as_text_are_modelled_as_numbers_and_written_back_alike(
     assert twin["amount"].str.fullmatch(r"\$\d{1,3}(,\d{3})*\.\d{2}").all()
     rates = twin["int_rate"].str.rstrip("%").astype(float)
     assert 5 <= rates.min() and rates.max() <= 25 and abs(rates.mean() - 15) < 0.6
+
+
+def test_a_column_equal_to_another_stays_equal_in_the_twin():
+    from twin_pipeline.engine import GaussianCopulaEngine
+
+    rng = np.random.default_rng(2)
+    amount = np.round(rng.lognormal(9, 0.6, 3000), -1)
+    real = pd.DataFrame({"loan_amnt": amount, "funded_amnt": amount, "income": rng.lognormal(10, 0.5, 3000).round(2)})
+    engine = GaussianCopulaEngine().fit(real)
+    assert engine.describe()["funded_amnt"] == {**engine.describe()["funded_amnt"], "kind": "duplicate", "copy_of": "loan_amnt"}
+    twin = engine.sample(2000, seed=1)
+    assert twin["funded_amnt"].equals(twin["loan_amnt"]) and twin["funded_amnt"].dtype == real["funded_amnt"].dtype

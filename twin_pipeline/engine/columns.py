@@ -6,6 +6,7 @@ slices of [0, 1] (discrete, boolean, categorical, text), a regenerated key (iden
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from functools import reduce
@@ -13,7 +14,8 @@ from functools import reduce
 import numpy as np
 import pandas as pd
 
-KINDS = ("continuous", "integer", "discrete", "boolean", "categorical", "datetime", "identifier", "constant", "text")
+KINDS = ("continuous", "integer", "discrete", "boolean", "categorical", "datetime", "identifier", "constant", "text",
+         "duplicate")
 NUMERIC_KINDS = ("continuous", "integer", "datetime")
 SLICED_KINDS = ("discrete", "boolean", "categorical", "text")
 
@@ -46,6 +48,7 @@ class ColumnSpec:
     date_resolution: str | None = None  # "Y", "M", "D" or "s"
     number_format: dict | None = None  # numbers written as text ("13.5%", "$1,200"): prefix, suffix, decimals
     value: object = None  # constant kind: the single value
+    copy_of: str | None = None  # duplicate kind: the earlier column this one always equals
     id_pattern: dict = field(default_factory=dict)  # identifier kind: how fresh keys are formed
 
     def to_dict(self) -> dict:
@@ -89,6 +92,21 @@ def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None =
         else:
             spec.decimals = count_decimals(values.to_numpy(dtype=float))
     return spec
+
+
+def mark_duplicates(df: pd.DataFrame, specs: list[ColumnSpec], fixed: set[str]) -> None:
+    """A column equal to an earlier one on every row (funded_amnt = loan_amnt) becomes a copy of it, so the
+    twin keeps the identity exactly instead of approximating it through a 0.9995 correlation."""
+    first_with: dict[str, str] = {}
+    for spec in specs:
+        if spec.kind in ("identifier", "constant") or spec.name in fixed:
+            continue
+        column = df[spec.name]
+        digest = hashlib.sha256(str(column.dtype).encode()
+                                + pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes()).hexdigest()
+        source = first_with.setdefault(digest, spec.name)
+        if source != spec.name and column.equals(df[source]):
+            spec.kind, spec.copy_of = "duplicate", source
 
 
 def _detect_kind(series: pd.Series, values: pd.Series) -> str:

@@ -69,6 +69,7 @@ class GaussianCopulaEngine:
         kinds = column_kinds or {}
         self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name))
                       for name in df.columns]
+        col.mark_duplicates(df, self.specs, fixed=set(kinds))
         candidates = [(spec, *variable) for spec in self.specs for variable in _variables_of(spec, df[spec.name], self.k)]
         self.variables = [(spec.name, role) for spec, role, *_ in candidates]
         self.marginals = [marginal for _, _, marginal, _, _ in candidates]
@@ -319,6 +320,9 @@ class GaussianCopulaEngine:
             value_index, null_index = position.get((spec.name, "value")), position.get((spec.name, "null"))
             if spec.kind == "identifier":
                 values = pd.Series(col.mint_identifiers(spec.id_pattern, start, size, rng))
+            elif spec.kind == "duplicate":
+                out[spec.name] = out[spec.copy_of].copy()
+                continue
             elif value_index is None:
                 values = pd.Series([spec.value] * size, dtype=object)
             else:
@@ -348,7 +352,7 @@ class GaussianCopulaEngine:
         for spec in self.specs:
             marginal = marginal_of.get(spec.name)
             entry = {"kind": spec.kind, "dtype": spec.dtype, "null_rate": round(spec.null_rate, 6),
-                     "family": None, "fit_statistic": None}
+                     "family": None, "fit_statistic": None, **({"copy_of": spec.copy_of} if spec.copy_of else {})}
             if isinstance(marginal, NumericMarginal):
                 entry.update(family=marginal.family, fit_statistic=marginal.fit_statistic, p_value=marginal.p_value,
                              point_masses=len(marginal.atoms))
@@ -448,7 +452,7 @@ def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int):
     elif spec.kind in col.SLICED_KINDS:
         marginal = SlicedMarginal.fit(series[present], spec.kind, k)
         yield "value", marginal, marginal.codes(series[present]), present
-    if 0.0 < spec.null_rate < 1.0 and spec.kind != "identifier":
+    if 0.0 < spec.null_rate < 1.0 and spec.kind not in ("identifier", "duplicate"):
         is_null = (~present).astype(np.int8)
         rate = float(is_null.mean())
         yield "null", SlicedMarginal([0, 1], np.array([1 - rate, rate])), is_null, np.ones(len(series), dtype=bool)
