@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,12 +65,14 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
 
 
 def _delimiter(text: str, path: Path) -> str:
+    """The separator among , ; tab | (a single-column table has none; its header must then look like a name)."""
     lines = [line for line in text.splitlines()[:50] if line.strip()]
     try:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
     except csv.Error:
-        if len(lines) > 1 and all("," not in line for line in lines):
-            raise TwinInputError(path, "no delimiter found: expected a comma, semicolon, tab or pipe separated table") from None
+        if re.search(r"[:]|\s{2,}|\S\s+\S.*\s", lines[0].strip()):
+            raise TwinInputError(path, "no delimiter found: expected a comma, semicolon, tab or pipe separated "
+                                       "table") from None
         return ","
 
 
@@ -109,8 +112,6 @@ def read_table(path: str | os.PathLike, min_rows: int = 2) -> pd.DataFrame:
         raise TwinInputError(path, "has a header but no data rows")
     if len(frame) < min_rows:
         raise TwinInputError(path, f"has only {len(frame)} data row; at least {min_rows} are needed to learn a distribution")
-    if frame.shape[1] == 1 and len(frame) > 1 and frame.columns[0].count(" ") > 3:
-        raise TwinInputError(path, "has a single column with spaces in its name: the delimiter was not recognised")
     return frame
 
 

@@ -60,3 +60,14 @@ def test_a_column_with_a_huge_number_of_categories_is_pooled_and_fast():
     twin = engine.sample(10_000, seed=1)
     assert set(twin["customer_name"]) == {"Other"}
     assert twin["employer"].isin(set(frame["employer"]) | {"Other"}).all()
+
+
+def test_single_column_tables_read_and_unknown_delimiters_are_named(tmp_path):
+    (tmp_path / "one.csv").write_text("amount\n10\n20\n30\n")
+    assert read_table(tmp_path / "one.csv")["amount"].tolist() == [10, 20, 30]
+    (tmp_path / "colon.csv").write_text("grade:income:age\nA:10:30\nB:20:40\n")
+    with pytest.raises(TwinInputError, match="colon.csv: no delimiter found"):
+        read_table(tmp_path / "colon.csv")
+    (tmp_path / "spaces.csv").write_text("grade income age\nA 10 30\nB 20 40\n")
+    with pytest.raises(TwinInputError, match="spaces.csv: no delimiter found"):
+        read_table(tmp_path / "spaces.csv")
