@@ -83,12 +83,13 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
     from .privacy import protect_twin
 
     resample_rng = np.random.default_rng(np.random.SeedSequence([options.seed or 0, first_row]))
+    draw = resample or (lambda n: engine.sample(n, seed=int(resample_rng.integers(2**63 - 1))))
     protected, protection = protect_twin(
-        synthetic, real, resample=resample or (lambda n: engine.sample(n, seed=int(resample_rng.integers(2**63 - 1)))),
+        engine.typed_view(synthetic), engine.typed_view(real), resample=lambda n: engine.typed_view(draw(n)),
         k=options.k, quasi_identifiers=options.quasi_identifiers, generalize=options.generalize,
         max_suppression=options.max_suppression, primary_key=options.primary_key, ignore_columns=ignore_columns or (),
     )
-    return engine.renumber_keys(protected, first_row, seed=options.seed), protection
+    return engine.renumber_keys(engine.text_view(protected), first_row, seed=options.seed), protection
 
 
 def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: float = 0.2,

@@ -82,3 +82,11 @@ def test_a_column_equal_to_another_stays_equal_in_the_twin():
     assert engine.describe()["funded_amnt"] == {**engine.describe()["funded_amnt"], "kind": "duplicate", "copy_of": "loan_amnt"}
     twin = engine.sample(2000, seed=1)
     assert twin["funded_amnt"].equals(twin["loan_amnt"]) and twin["funded_amnt"].dtype == real["funded_amnt"].dtype
+
+
+def test_zero_padded_codes_keep_their_width():
+    from twin_pipeline.engine.columns import format_number_text
+
+    spec = detect_spec(pd.Series([f"{z:03d}xx" for z in range(0, 999, 7)] * 2, name="zip_code"))
+    assert spec.number_format["width"] == 3
+    assert list(format_number_text(np.array([7.0, 45.0, 123.0]), spec.number_format)) == ["007xx", "045xx", "123xx"]

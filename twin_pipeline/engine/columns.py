@@ -176,8 +176,10 @@ def detect_number_format(values: pd.Series) -> dict | None:
         return None
     decimals = pd.to_numeric(parts["number"].str.extract(r"\.(\d+)$")[0].str.len(), errors="coerce").max()
     decimals = 0 if pd.isna(decimals) else decimals
+    padded = parts["number"].str.match(r"[-+]?0\d")  # "007xx": zero-padded to a fixed width
     return {"prefix": parts["prefix"].iloc[0], "suffix": parts["suffix"].iloc[0], "decimals": int(decimals),
-            "thousands": bool(parts["number"].str.contains(",").any())}
+            "thousands": bool(parts["number"].str.contains(",").any()),
+            "width": int(parts["number"].str.len().max()) if padded.any() else 0}
 
 
 def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
@@ -186,7 +188,8 @@ def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
 
 
 def format_number_text(numbers: np.ndarray, number_format: dict) -> np.ndarray:
-    pattern = "{:" + ("," if number_format["thousands"] else "") + f".{number_format['decimals']}f" + "}"
+    width = f"0{number_format['width']}" if number_format.get("width") else ""
+    pattern = "{:" + width + ("," if number_format["thousands"] else "") + f".{number_format['decimals']}f" + "}"
     text = pd.Series(numbers).map(pattern.format)
     return (number_format["prefix"] + text + number_format["suffix"]).to_numpy(dtype=object)
 
