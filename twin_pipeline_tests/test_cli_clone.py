@@ -79,3 +79,21 @@ def test_related_tables_need_a_relationship(tmp_path, capsys):
         (tmp_path / name).write_text("x,y\n1,2\n3,4\n5,6\n")
     assert main(["clone", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "--foreign-key" in capsys.readouterr().err
+
+
+def test_text_dates_and_rates_survive_protection_in_their_format(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(8)
+    n = 2000
+    real = pd.DataFrame({
+        "application_date": (pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")).strftime("%Y-%m-%d"),
+        "int_rate": [f"{rate:.2f}%" for rate in rng.uniform(5, 25, n)],
+        "age": rng.integers(21, 70, n), "marital_status": rng.choice(["single", "married", "divorced"], n),
+    })
+    real.to_csv(tmp_path / "apps.csv", index=False)
+    assert main(["clone", str(tmp_path / "apps.csv"), "--out", str(tmp_path / "out")]) == 0
+    twin = pd.read_csv(tmp_path / "out" / "synthetic.csv")
+    assert twin["application_date"].str.fullmatch(r"20(20|21|22)-\d{2}-\d{2}").all()
+    assert twin["int_rate"].str.fullmatch(r"\d{1,2}\.\d{2}%").all()
+    assert twin.groupby(["age", "marital_status"]).size().min() >= 5
