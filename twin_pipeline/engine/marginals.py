@@ -68,6 +68,12 @@ class SlicedMarginal:
     def decode(self, z: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.thresholds, z)
 
+    def rescaled(self, transform) -> "SlicedMarginal":
+        """A copy whose slice edges are moved by a monotone map of the latent scale."""
+        copy = SlicedMarginal(self.values, self.probabilities, self.pooled)
+        copy.thresholds = transform(self.thresholds)
+        return copy
+
     def reorder(self, codes: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """Order the values along the first principal direction of their mean `reference` scores (rows x
         variables, frequency-weighted); returns the rows' codes in the new order."""
@@ -163,6 +169,12 @@ class NumericMarginal:
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         return np.interp(z, self.z_points, self.x_points)
+
+    def rescaled(self, transform) -> "NumericMarginal":
+        """A copy whose knots are moved by a monotone map of the latent scale."""
+        copy = NumericMarginal.from_dict(self.to_dict())
+        copy.z_points = transform(self.z_points)
+        return copy
 
     def to_dict(self) -> dict:
         return {"shape": "numeric", "atoms": self.atoms.tolist(), "atom_probabilities": self.atom_probabilities.tolist(),
