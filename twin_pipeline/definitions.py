@@ -33,4 +33,10 @@ def build_definitions(data_dir: str = "", executor: str | None = None) -> dg.Def
     )
 
 
+def clone_job(data_dir: str = "", executor: str | None = None) -> dg.JobDefinition:
+    """The `clone_portfolio` job over one data directory: what `dg.build_reconstructable_job` rebuilds in each
+    step process (`reconstructable_kwargs={"data_dir": ...}`), so steps in other processes use the same folder."""
+    return build_definitions(data_dir, executor).resolve_job_def("clone_portfolio")
+
+
 defs = build_definitions()

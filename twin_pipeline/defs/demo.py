@@ -38,13 +38,13 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE) -> dict:
 
     Raises BlockingCheckFailed when a blocking check fails, RuntimeError when a step fails.
     """
-    from ..definitions import build_definitions
+    from ..definitions import clone_job
 
     storage = TwinStorage(data_dir=str(data_dir))
     home = prepare_home(storage.root / "dagster_home")
     sample = Path(sample).resolve()
     portfolio = portfolio_key(sample.name, sha256_file(sample))
-    job = build_definitions(str(storage.root)).resolve_job_def("clone_portfolio")
+    job = clone_job(str(storage.root))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         if not instance.has_dynamic_partition(portfolios.name, portfolio):
             instance.add_dynamic_partitions(portfolios.name, [portfolio])

@@ -2,8 +2,8 @@
 
 Chosen by `build_definitions(executor=...)` or $TWIN_EXECUTOR: "multiprocess", "k8s" or "celery". The twin
 is the same under each, byte for byte: a shard's seed depends on (portfolio seed, shard index) only. Each
-executor starts from the defaults below, and a run's `execution.config` may set or replace any field of that
-executor's own config (e.g. `max_concurrent`).
+executor starts from the defaults below, and a run's `execution.config` may set any field of that executor's
+own config on top (e.g. `max_concurrent`, or more `volumes`).
 
 What a cluster needs besides the executor: steps hand each other files (the raw copy, the model, the shards,
 the step JSON under <data>/steps/), so every run and step pod or Celery worker must see the same data
@@ -24,9 +24,24 @@ DATA_VOLUME = "twin-data"
 
 
 def _with_defaults(executor: dg.ExecutorDefinition, defaults: dict) -> dg.ExecutorDefinition:
-    """`executor` whose config starts from `defaults`; a run's config sets or replaces any field."""
-    return executor.configured(lambda config: {**defaults, **config}, name=executor.name,
+    """`executor` whose config starts from `defaults`; a run's config extends them (see `_extend`)."""
+    return executor.configured(lambda config: _extend(defaults, config), name=executor.name,
                                config_schema=executor.config_schema.as_field().config_type)
+
+
+def _extend(defaults: dict, config: dict) -> dict:
+    """Lists are appended to (a run adds volumes, it does not lose the data volume), dicts merged, other values
+    replaced. The schema fills in its own defaults (e.g. `volumes: []`) before this sees the run's config."""
+    merged = dict(defaults)
+    for key, value in config.items():
+        base = defaults.get(key)
+        if isinstance(base, list) and isinstance(value, list):
+            merged[key] = base + [item for item in value if item not in base]
+        elif isinstance(base, dict) and isinstance(value, dict):
+            merged[key] = _extend(base, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def multiprocess() -> dg.ExecutorDefinition:
