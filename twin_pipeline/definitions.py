@@ -22,7 +22,7 @@ def twin_resources(data_dir: str = "") -> dict:
 
 def build_definitions(data_dir: str = "", executor: str | None = None) -> dg.Definitions:
     """Assets, checks, the clone job and the landing sensor over one data directory, with the step executor
-    `executor` ("multiprocess", "k8s" or "celery"; default $TWIN_EXECUTOR, else "multiprocess")."""
+    `executor` ("multiprocess", "k8s", "celery" or "in_process"; default $TWIN_EXECUTOR, else "multiprocess")."""
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,

@@ -20,6 +20,7 @@ from twin_pipeline.defs.partitions import portfolio_key, portfolios
 from twin_pipeline.defs.raw import options_of
 from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.engine import GaussianCopulaEngine
+from twin_pipeline import shards
 from twin_pipeline.shards import make_shards, verify_shards
 from twin_pipeline.tables import read_table, sha256_file
 
@@ -93,6 +94,35 @@ def test_each_shard_is_its_own_step_and_process_and_the_twin_is_byte_identical_t
     assert len({many_pids[step] for step in SHARD_STEPS} - {os.getpid()}) == len(SHARD_STEPS), "a process per shard"
     assert checks and all(checks.values())
     assert_same_twin(one, many, key)
+
+
+def test_a_reexecution_from_a_failed_shard_reruns_that_shard_only_and_publishes_the_same_twin(
+        two_runs, upload, tmp_path, monkeypatch):
+    (one, key, _, _), _ = two_runs
+    make_shard = shards.make_shard
+
+    def lost_worker(engine, real, options, shard, folder):
+        if shard.index == 1:
+            raise RuntimeError("the worker running shard 1 was lost")
+        return make_shard(engine, real, options, shard, folder)
+
+    monkeypatch.setattr(shards, "make_shard", lost_worker)
+    job = dg.build_reconstructable_job("twin_pipeline.definitions", "clone_job",
+                                       reconstructable_kwargs={"data_dir": str(tmp_path), "executor": "in_process"})
+    with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "dagster_home"))) as instance:
+        instance.add_dynamic_partitions(portfolios.name, [key])
+        failed = dg.execute_job(job, instance, run_config=run_config(upload), asset_selection=THROUGH_THE_PRODUCT,
+                                tags={"dagster/partition": key})
+        assert not failed.success and not TwinStorage(data_dir=str(tmp_path)).shards_dir(key).exists()
+        monkeypatch.undo()
+        again = dg.execute_job(job, instance, tags={"dagster/partition": key},  # not taken from the parent run
+                               reexecution_options=dg.ReexecutionOptions.from_failure(failed.run_id, instance))
+        assert again.success
+        rerun = {event.step_key for event in again.all_events if event.is_step_start}
+    assert SHARD_STEPS[1] in rerun and not {SHARD_STEPS[0], SHARD_STEPS[2]} & rerun
+    assert_same_twin(one, TwinStorage(data_dir=str(tmp_path)), key)
+    sets = TwinStorage(data_dir=str(tmp_path)).portfolio_dir(key) / "shard-sets"
+    assert [path.name for path in sets.iterdir()] == [again.run_id], "one published set, the failed run's removed"
 
 
 def test_the_shard_steps_make_the_twin_layer_one_makes_from_the_same_model_and_seed(two_runs, tmp_path):

@@ -1,6 +1,7 @@
 """Where the steps of a run execute: processes on this machine (default), Kubernetes Jobs, or Celery workers.
 
-Chosen by `build_definitions(executor=...)` or $TWIN_EXECUTOR: "multiprocess", "k8s" or "celery". The twin
+Chosen by `build_definitions(executor=...)` or $TWIN_EXECUTOR: "multiprocess", "k8s", "celery", or "in_process"
+(every step in the run's own process: for a debugger, or a machine where forking is costly). The twin
 is the same under each, byte for byte: a shard's seed depends on (portfolio seed, shard index) only. Each
 executor starts from the defaults below, and a run's `execution.config` may set any field of that executor's
 own config on top (e.g. `max_concurrent`, or more `volumes`).
@@ -20,6 +21,7 @@ from collections.abc import Callable
 import dagster as dg
 
 DEFAULT = "multiprocess"
+CLUSTER_PACKAGES = {"k8s": "dagster-k8s", "celery": "dagster-celery"}
 DATA_VOLUME = "twin-data"
 
 
@@ -82,7 +84,7 @@ def celery() -> dg.ExecutorDefinition:
 
 
 EXECUTORS: dict[str, Callable[[], dg.ExecutorDefinition]] = {
-    "multiprocess": multiprocess, "k8s": kubernetes, "celery": celery,
+    "multiprocess": multiprocess, "k8s": kubernetes, "celery": celery, "in_process": lambda: dg.in_process_executor,
 }
 
 
@@ -94,7 +96,6 @@ def step_executor(name: str | None = None) -> dg.ExecutorDefinition:
                          f"choose one of {', '.join(EXECUTORS)}")
     try:
         return EXECUTORS[name]()
-    except ImportError as error:
-        extra = {"k8s": "dagster-k8s", "celery": "dagster-celery"}[name]
-        raise ImportError(f"the {name} executor needs {extra}: pip install 'twin-pipeline[cluster]' "
+    except ImportError as error:  # only the cluster executors need a package of their own
+        raise ImportError(f"the {name} executor needs {CLUSTER_PACKAGES[name]}: pip install 'twin-pipeline[cluster]' "
                           f"({error})") from error
