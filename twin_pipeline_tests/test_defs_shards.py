@@ -144,7 +144,8 @@ def test_k_and_copies_recounted_over_all_shards_and_the_product_is_their_union(t
     assert options.quasi_identifiers and verified["k"] >= 5 and verified["exact_matches"] == 0
     assert checks["k_anonymity_at_least_k"] and checks["no_exact_copies"] and checks["matches_upload_schema"]
     product = pd.read_csv(storage.portfolio_dir(key) / "synthetic.csv")
-    assert len(product) == verified["rows"] == json.loads((storage.portfolio_dir(key) / "shards.json").read_text())["rows"]
+    manifest_rows = json.loads((storage.portfolio_dir(key) / "shards.json").read_text())["rows"]
+    assert len(product) == verified["rows"] == manifest_rows
     assert product.groupby(options.quasi_identifiers, dropna=False).size().min() >= 5
 
 

@@ -2,9 +2,9 @@
 
 The fields mirror `pipeline.CloneOptions` (the CLI's options) so a run from the UI and `twin clone` mean the
 same thing; `source`, `delete_raw` and `shard_rows` are the orchestration-only extras, and `workers` is left
-out: in Dagster, parallelism belongs to the executor (EXECUTOR_OWNED), one step per shard. Only `raw_upload` takes this
-config: it resolves the parameters once and records them in the portfolio's manifest, so every later asset
-(and a re-execution of just one of them) uses exactly the parameters the upload was cloned with.
+out: in Dagster, parallelism belongs to the executor (EXECUTOR_OWNED), one step per shard. Only `raw_upload`
+takes this config: it resolves the parameters once and records them in the portfolio's manifest, so every
+later asset (and a re-execution of just one of them) uses exactly the parameters the upload was cloned with.
 """
 
 from __future__ import annotations

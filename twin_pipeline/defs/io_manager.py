@@ -125,25 +125,13 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
         files = asset_files(folder, asset)
         if set(files) != set(LAYOUT[asset]):
             raise dg.Failure(f"portfolio {portfolio} has no complete {asset} in {folder}: materialize {asset} first")
-        values = {part: path if (asset, part) in BY_PATH else _read(path, folder) for part, path in files.items()}
+        values = {part: path if (asset, part) in BY_PATH else _read(path) for part, path in files.items()}
         return next(iter(values.values())) if len(values) == 1 else values
 
 
-def _read(path: Path, folder: Path) -> Any:
-    if path.suffix == ".json":
-        return json.loads(path.read_text())
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, dtype=_text_columns(folder), low_memory=False)
-
-
-def _text_columns(folder: Path) -> dict[str, str]:
-    """Columns the portfolio's schema declares as text, so a CSV round trip keeps "007" a string."""
-    schema = folder / LAYOUT["raw_upload"]["schema"]
-    if not schema.exists():
-        return {}
-    columns = json.loads(schema.read_text()).get("columns", {})
-    return {name: "object" for name, column in columns.items() if column.get("dtype") in ("object", "str", "string")}
+def _read(path: Path) -> Any:
+    """JSON as its value, a Parquet table (the correlation matrix) as a frame; the twin is loaded BY_PATH."""
+    return json.loads(path.read_text()) if path.suffix == ".json" else pd.read_parquet(path)
 
 
 class StepIOManager(dg.ConfigurableIOManager):

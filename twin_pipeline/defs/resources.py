@@ -76,8 +76,8 @@ class ShardReader(dg.ConfigurableResource):
     """How the sharded twin is read back without loading it: the DuckDB recount of k and of copies over all
     shards (out of core, within a memory limit), and the uniform sample the quality report measures."""
 
-    memory_limit: str = Field(default="", description="DuckDB memory limit of the recount over all shards, "
-                                                      f"e.g. '4GB'; empty: $TWIN_DUCKDB_MEMORY_LIMIT or {DEFAULT_MEMORY_LIMIT}")
+    memory_limit: str = Field(default="", description="DuckDB memory limit of the recount over all shards, e.g. "
+                              f"'4GB'; empty: $TWIN_DUCKDB_MEMORY_LIMIT or {DEFAULT_MEMORY_LIMIT}")
     quality_sample_rows: int = Field(default=QUALITY_SAMPLE_ROWS, description="Rows of the uniform sample of the "
                                      "twin that the quality report compares with the real table")
 
