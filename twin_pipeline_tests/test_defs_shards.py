@@ -192,7 +192,8 @@ def celery_worker(tmp_path_factory):
     queue, results = folder / "queue", folder / "results"
     queue.mkdir(), results.mkdir()
     execution = {"broker": "filesystem://", "backend": f"file://{results}", "config_source": {
-        "broker_transport_options": {"data_folder_in": str(queue), "data_folder_out": str(queue)}}}
+        "broker_transport_options": {"data_folder_in": str(queue), "data_folder_out": str(queue),
+                                     "control_folder": str(folder / "control")}}}  # not ./control in the checkout
     (folder / "celery.yaml").write_text(json.dumps({"execution": {"config": execution}}))  # JSON is YAML
     env = {**os.environ, "DAGSTER_HOME": str(prepare_home(folder / "home")), "PYTHONPATH": str(REPOSITORY)}
     log_path = folder / "worker.log"
