@@ -8,6 +8,7 @@ from .defs.assets import ASSETS, clone_portfolio
 from .defs.checks import CHECKS
 from .defs.executors import step_executor
 from .defs.io_manager import PortfolioIOManager, StepIOManager
+from .defs.related_assets import RELATED_ASSETS, RELATED_CHECKS, clone_related_portfolio
 from .defs.resources import ShardReader, TwinStorage
 from .defs.sensors import landing_sensor
 from .defs.shard_steps import STEP_IO
@@ -21,12 +22,13 @@ def twin_resources(data_dir: str = "") -> dict:
 
 
 def build_definitions(data_dir: str = "", executor: str | None = None) -> dg.Definitions:
-    """Assets, checks, the clone job and the landing sensor over one data directory, with the step executor
-    `executor` ("multiprocess", "k8s", "celery" or "in_process"; default $TWIN_EXECUTOR, else "multiprocess")."""
+    """Assets, checks, the clone jobs (one table; a bundle of related tables) and the landing sensor over one data
+    directory, with the step executor `executor` ("multiprocess", "k8s", "celery" or "in_process"; default
+    $TWIN_EXECUTOR, else "multiprocess")."""
     return dg.Definitions(
-        assets=ASSETS,
-        asset_checks=CHECKS,
-        jobs=[clone_portfolio],
+        assets=[*ASSETS, *RELATED_ASSETS],
+        asset_checks=[*CHECKS, *RELATED_CHECKS],
+        jobs=[clone_portfolio, clone_related_portfolio],
         sensors=[landing_sensor],
         resources=twin_resources(data_dir),
         executor=step_executor(executor),

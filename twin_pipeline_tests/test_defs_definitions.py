@@ -33,7 +33,7 @@ def test_dagster_validates_the_code_location(target):
 def test_six_described_partitioned_assets_in_one_group_in_the_duckdb_pool_and_one_job():
     graph = defs.resolve_asset_graph()
     nodes = {key.path[-1]: graph.get(key) for key in graph.get_all_asset_keys()}
-    assert set(nodes) == SIX
+    assert set(nodes) == SIX | {"related_twin"}  # related_twin: bundles of related tables, its own job
     for name, node in nodes.items():
         assert node.group_name == "digital_twin", name
         assert node.partitions_def.name == "portfolios", name
@@ -42,7 +42,10 @@ def test_six_described_partitioned_assets_in_one_group_in_the_duckdb_pool_and_on
     job = defs.resolve_job_def("clone_portfolio")
     assert {key.path[-1] for key in job.asset_layer.selected_asset_keys} == SIX
     sensor = defs.resolve_sensor_def("landing_sensor")
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.job_name == "clone_portfolio"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert [target.job_name for target in sensor.targets] == ["clone_portfolio", "clone_related_portfolio"]
+    related = defs.resolve_job_def("clone_related_portfolio")
+    assert {key.path[-1] for key in related.asset_layer.selected_asset_keys} == {"related_twin"}
 
 
 def test_the_instance_config_queues_runs_limits_the_duckdb_pool_to_one_and_stores_sqlite_in_the_home(tmp_path):

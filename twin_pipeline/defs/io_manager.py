@@ -38,6 +38,7 @@ LAYOUT: dict[str, dict[str, str]] = {
     "synthetic_sample": {"shards": "shards.json"},
     "k_anonymized_output": {"table": "synthetic.csv", "protection": "protection_report.json"},
     "quality_report": {"quality": "quality_report.json", "privacy": "privacy_report.json"},
+    "related_twin": {"manifest": "related_twin.json"},  # its tables and report are written by related.clone_tables
 }
 TABLE_FORMATS = (".csv", ".parquet")
 BY_PATH = {("k_anonymized_output", "table")}  # loaded as the file's path: the twin may not fit in memory

@@ -22,6 +22,7 @@ from ..tables import TwinInputError, read_table
 from .config import sidecar_of
 
 IGNORED_SUFFIXES = (".tmp", ".part")
+BUNDLE_SUFFIXES = (".zip",)  # a zip of related tables is a bundle (see bundles.py), never a table itself
 SETTINGS_SUFFIX = ".json"
 FULL_READ_BYTES = 64 << 20  # larger CSV files are probed on their first PROBE_BYTES only
 PROBE_BYTES = 1 << 20
@@ -35,7 +36,8 @@ def candidates(folder: Path) -> dict[str, tuple[int, int]]:
     found = {}
     for path in folder.iterdir():
         name = path.name
-        if name.startswith(".") or name.endswith((*IGNORED_SUFFIXES, SETTINGS_SUFFIX)) or not path.is_file():
+        if name.startswith(".") or name.lower().endswith((*IGNORED_SUFFIXES, SETTINGS_SUFFIX, *BUNDLE_SUFFIXES)) \
+                or not path.is_file():
             continue
         stat = path.stat()
         found[name] = (stat.st_size, stat.st_mtime_ns)
@@ -79,8 +81,9 @@ class LandingCursor:
         self.waiting.pop(name, None)
 
 
-def probe_table(path: Path) -> None:
-    """Raise TwinInputError (naming `path`) unless the file reads as a table; large files are probed cheaply."""
+def probe_table(path: Path) -> list[str]:
+    """The table's column names; raise TwinInputError (naming `path`) unless the file reads as a table.
+    Large files are probed cheaply, on their first rows."""
     size = path.stat().st_size
     if path.suffix.lower() == ".parquet":
         try:
@@ -90,10 +93,9 @@ def probe_table(path: Path) -> None:
         if metadata.num_rows < 2 or metadata.num_columns == 0:
             raise TwinInputError(path, f"has {metadata.num_rows} row(s) and {metadata.num_columns} column(s); "
                                        "a table needs columns and at least 2 rows")
-        return
+        return list(metadata.schema.names)
     if size <= FULL_READ_BYTES:
-        read_table(path)
-        return
+        return [str(column) for column in read_table(path).columns]
     with open(path, "rb") as handle:
         head = handle.read(PROBE_BYTES)
     head = head[: head.rfind(b"\n") + 1] or head
@@ -101,7 +103,7 @@ def probe_table(path: Path) -> None:
         sample = Path(scratch) / path.name
         sample.write_bytes(head)
         try:
-            read_table(sample)
+            return [str(column) for column in read_table(sample).columns]
         except TwinInputError as error:
             raise TwinInputError(path, error.problem) from None
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from ..pipeline import CloneOptions
 from ..tables import TwinInputError, atomic_path, read_table, sha256_file
+from .bundles import bundle_sha256, unpack
 from .config import sidecar_of
-from .partitions import portfolio_key
+from .partitions import HASH_CHARS, portfolio_key
 from .resources import TwinStorage
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
@@ -50,9 +52,36 @@ def keep_raw_copy(storage: TwinStorage, portfolio: str, source: str) -> Path:
     return target
 
 
+def keep_raw_bundle(storage: TwinStorage, portfolio: str, source: str) -> Path:
+    """Unpack a bundle (folder or zip) into raw/<portfolio>/ unless already there; with no source, the kept copy.
+    The copy is unpacked beside its place and renamed into it whole, and its SHA-256 must give `portfolio`."""
+    folder = storage.raw_dir(portfolio)
+    if source and not folder.is_dir():
+        source_path = Path(source)
+        if not source_path.exists():
+            raise TwinInputError(source_path, "bundle not found")
+        _private_dir(folder.parent / ".unpacking")
+        scratch = Path(tempfile.mkdtemp(dir=folder.parent / ".unpacking"))  # mkdtemp: 0700
+        try:
+            belongs_to = portfolio_key(source_path.name, bundle_sha256(unpack(source_path, scratch, PRIVATE_FILE)))
+            if belongs_to != portfolio:
+                raise TwinInputError(source_path, f"is portfolio {belongs_to} (name + content hash), not {portfolio}")
+            os.replace(scratch, folder)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if not folder.is_dir():
+        raise TwinInputError(None, f"portfolio {portfolio} has no raw bundle in {folder}: land it again "
+                                   "(or set `source`)")
+    digest = bundle_sha256(folder)
+    if not portfolio.endswith(f"-{digest[:HASH_CHARS]}"):
+        raise TwinInputError(folder, f"the kept raw bundle changed (it now hashes to {digest[:HASH_CHARS]}): "
+                                     "refusing to use it")
+    return folder
+
+
 def _private_dir(folder: Path) -> None:
     for directory in (folder.parent, folder):
-        directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         os.chmod(directory, PRIVATE_DIR)
 
 
