@@ -16,7 +16,7 @@ from twin_pipeline.audit import AuditLog
 from twin_pipeline.definitions import twin_resources
 from twin_pipeline.defs.bundles import inspect_bundle
 from twin_pipeline.defs.partitions import portfolio_key, portfolios
-from twin_pipeline.defs.related_assets import RELATED_ASSETS, RELATED_CHECKS, RelatedConfig
+from twin_pipeline.defs.related_assets import RELATED_ASSETS, RELATED_CHECKS, RelatedConfig, foreign_keys_valid
 from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.defs.sensors import landing_sensor
 from twin_pipeline.tables import read_table
@@ -145,6 +145,7 @@ def test_related_twin_clones_the_bundle_with_valid_foreign_keys_audited_and_chec
     assert result.success
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "foreign_keys_valid" and check.passed
+    assert all(spec.blocking for spec in foreign_keys_valid.check_specs)
 
     folder = storage.portfolio_dir(key)
     borrowers, loans = read_table(folder / "borrowers.csv"), read_table(folder / "loans.csv")
@@ -172,3 +173,9 @@ def test_related_twin_clones_the_bundle_with_valid_foreign_keys_audited_and_chec
     rerun = dg.materialize(RELATED_ASSETS, partition_key=key, instance=instance,
                            resources=twin_resources(storage.data_dir))
     assert rerun.success and read_table(folder / "loans.csv").equals(loans)
+
+    orphan = loans.head(1).assign(borrower_id=borrowers["borrower_id"].max() + 1)
+    pd.concat([loans, orphan]).to_csv(folder / "loans.csv", index=False)  # a loan whose borrower is not there
+    recount = foreign_keys_valid(storage=storage, related_twin=manifest)
+    assert not recount.passed and recount.metadata["orphan_foreign_keys"].data == {
+        "loans.borrower_id->borrowers.borrower_id": 1}
