@@ -9,7 +9,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from .paths import data_dir
 from .pipeline import CloneOptions, clone_file

@@ -2,9 +2,13 @@
 
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+
+from twin_pipeline.defs.resources import TwinStorage
+from twin_pipeline.defs.sensors import landing_sensor
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
@@ -44,3 +48,32 @@ def loan_book() -> pd.DataFrame:
         "country": "NL",
         "notes": np.nan,
     })
+
+
+class Landing:
+    """A landing folder and a sensor ticking over it, applying partition requests as the daemon would."""
+
+    def __init__(self, root):
+        self.storage = TwinStorage(data_dir=str(root))
+        self.storage.landing.mkdir(parents=True)
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.cursor = None
+
+    def drop(self, name, content: bytes | str):
+        path = self.storage.landing / name
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return path
+
+    def tick(self) -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
+                                          resources={"storage": self.storage})
+        result = landing_sensor(context)
+        for request in result.dynamic_partitions_requests:
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        self.cursor = result.cursor
+        return result
+
+
+@pytest.fixture
+def landing(tmp_path):
+    return Landing(tmp_path / "data")

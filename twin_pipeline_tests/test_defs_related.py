@@ -2,7 +2,6 @@
 `related_twin` clones them with every foreign key valid, audited, checked."""
 
 import json
-import os
 import shutil
 import stat
 import zipfile
@@ -18,7 +17,6 @@ from twin_pipeline.defs.bundles import inspect_bundle
 from twin_pipeline.defs.partitions import portfolio_key, portfolios
 from twin_pipeline.defs.related_assets import RELATED_ASSETS, RELATED_CHECKS, RelatedConfig, foreign_keys_valid
 from twin_pipeline.defs.resources import TwinStorage
-from twin_pipeline.defs.sensors import landing_sensor
 from twin_pipeline.tables import read_table
 
 SPEC = {"foreign_keys": ["loans.borrower_id=borrowers.borrower_id"],
@@ -58,28 +56,6 @@ def zip_bundle(folder, target):
         for path in sorted(folder.iterdir()):
             archive.write(path, f"{folder.name}/{path.name}")
     return target
-
-
-class Landing:
-    def __init__(self, root):
-        self.storage = TwinStorage(data_dir=str(root))
-        self.storage.landing.mkdir(parents=True)
-        self.instance = dg.DagsterInstance.ephemeral()
-        self.cursor = None
-
-    def tick(self) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                          resources={"storage": self.storage})
-        result = landing_sensor(context)
-        for request in result.dynamic_partitions_requests:
-            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        self.cursor = result.cursor
-        return result
-
-
-@pytest.fixture
-def landing(tmp_path):
-    return Landing(tmp_path / "data")
 
 
 def test_a_ready_folder_and_a_zip_each_start_one_related_clone_and_the_same_bytes_start_nothing(landing, tmp_path):

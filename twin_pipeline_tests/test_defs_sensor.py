@@ -3,42 +3,10 @@
 import json
 import os
 
-import dagster as dg
 import pytest
 
 from twin_pipeline.defs.partitions import portfolio_key, portfolios
-from twin_pipeline.defs.resources import TwinStorage
-from twin_pipeline.defs.sensors import landing_sensor
 from twin_pipeline.tables import sha256_file
-
-
-class Landing:
-    """A landing folder and a sensor ticking over it, applying partition requests as the daemon would."""
-
-    def __init__(self, root):
-        self.storage = TwinStorage(data_dir=str(root))
-        self.storage.landing.mkdir(parents=True)
-        self.instance = dg.DagsterInstance.ephemeral()
-        self.cursor = None
-
-    def drop(self, name, content: bytes | str):
-        path = self.storage.landing / name
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-        return path
-
-    def tick(self) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                          resources={"storage": self.storage})
-        result = landing_sensor(context)
-        for request in result.dynamic_partitions_requests:
-            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        self.cursor = result.cursor
-        return result
-
-
-@pytest.fixture
-def landing(tmp_path):
-    return Landing(tmp_path / "data")
 
 
 @pytest.fixture
@@ -102,7 +70,7 @@ def test_bad_files_go_to_rejected_with_a_reason_and_do_not_stop_the_good_one(lan
 def test_a_sensor_restarted_with_its_cursor_does_not_rerun_and_picks_up_only_new_files(landing, table, credit_data):
     landing.drop("loans.csv", table)
     landing.tick(), landing.tick()
-    restarted = Landing.__new__(Landing)
+    restarted = type(landing).__new__(type(landing))
     restarted.__dict__.update(landing.__dict__)  # same folder, instance and saved cursor: a daemon restart
     assert restarted.tick().run_requests == []
     landing.drop("more.csv", credit_data.iloc[60:120].to_csv(index=False))
