@@ -401,10 +401,16 @@ class GaussianCopulaEngine:
 
     @staticmethod
     def compare_correlations(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, float]:
-        """Errors between the Pearson correlations of the numeric columns of two frames (off-diagonal pairs)."""
+        """Errors between the Pearson correlations of the numeric columns of two frames (off-diagonal pairs).
+
+        Keys are left out: integer columns unique on every real row (a loan id follows the file's order)."""
+        def is_key(series: pd.Series) -> bool:
+            return pd.api.types.is_integer_dtype(series) and series.is_unique
+
         numeric = [name for name in real.columns
                    if name in synthetic.columns and pd.api.types.is_numeric_dtype(real[name])
-                   and pd.api.types.is_numeric_dtype(synthetic[name]) and real[name].nunique() > 1]
+                   and pd.api.types.is_numeric_dtype(synthetic[name]) and real[name].nunique() > 1
+                   and not is_key(real[name])]
         if len(numeric) < 2:
             return {"frobenius_error": 0.0, "max_abs_error": 0.0, "mean_abs_error": 0.0}
         difference = (real[numeric].astype(float).corr() - synthetic[numeric].astype(float).corr()).fillna(0.0).to_numpy()
