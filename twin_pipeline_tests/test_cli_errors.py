@@ -64,3 +64,11 @@ def test_help_documents_every_command(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert all(command in out for command in ("clone", "demo", "audit"))
+
+
+def test_a_table_whose_every_possible_row_is_real_is_a_clear_error(tmp_path, capsys):
+    rows = [f"{grade},{term},{status}" for grade in "ABC" for term in (36, 60) for status in ("ok", "late")] * 20
+    path = write(tmp_path, "tiny_domain.csv", "grade,term,status\n" + "\n".join(rows) + "\n")
+    code, err = run(capsys, "clone", str(path), "--out", str(tmp_path / "out"))
+    assert code == 2 and "nearly every possible row of this table occurs in the real data" in err
+    assert str(path) in err and len(err.splitlines()) == 1 and not (tmp_path / "out" / "synthetic.csv").exists()

@@ -15,6 +15,9 @@ from twin_pipeline.privacy.copies import exact_copy_mask, remove_exact_copies, r
 from twin_pipeline.privacy.grouping import smallest_group
 from twin_pipeline.privacy.k_anonymity import enforce_k_anonymity
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
+from twin_pipeline.tables import TwinInputError
+
+MAX_COPY_SHARE = 0.5  # more copies than this left after resampling: the table's rows are all common
 
 
 def protect_twin(
@@ -44,6 +47,12 @@ def protect_twin(
 
     safe, rare_strings = replace_rare_strings(synthetic, real, k, exclude=ignore)
     safe, copies = remove_exact_copies(safe, real, fresh_rows, max_rounds=max_rounds, ignore_columns=ignore)
+    if len(synthetic) and copies["copies_dropped"] > MAX_COPY_SHARE * len(synthetic):
+        raise TwinInputError(
+            None, f"{copies['copies_dropped']:,} of {len(synthetic):,} twin rows still equal a real row after "
+                  f"{max_rounds} resampling rounds: nearly every possible row of this table occurs in the real data "
+                  f"(columns compared: {', '.join(map(str, copies['columns_compared']))}), so a twin without copies "
+                  "cannot be made; add columns that vary, or share an aggregate instead")
     protected, anonymity = enforce_k_anonymity(safe, k, qis, generalize, max_suppression)
     late_copies = 0
     for _ in range(max_rounds):
