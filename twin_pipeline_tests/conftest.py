@@ -1,5 +1,8 @@
 """Shared fixtures: the bundled public credit samples and small synthetic frames with every column kind."""
 
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -77,3 +80,13 @@ class Landing:
 @pytest.fixture
 def landing(tmp_path):
     return Landing(tmp_path / "data")
+
+
+def stop_process_group(process: subprocess.Popen, first_signal: int) -> None:
+    """Stop a test server started with start_new_session=True: ask with `first_signal`, kill after 20 s."""
+    os.killpg(process.pid, first_signal)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

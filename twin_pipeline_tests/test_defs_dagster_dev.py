@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import stop_process_group
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DEADLINE_SECONDS = 240
@@ -38,12 +39,7 @@ def dagster_dev(tmp_path):
     try:
         yield home, data, tmp_path / "dagster_dev.log"
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, signal.SIGINT)
         log.close()
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from conftest import stop_process_group
 
 from twin_pipeline.definitions import build_definitions, clone_job
 from twin_pipeline.defs.config import CloneConfig
@@ -209,12 +210,7 @@ def celery_worker(tmp_path_factory):
             time.sleep(0.5)
         yield execution
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop_process_group(worker, signal.SIGTERM)
 
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")  # dagster-celery's, per step
