@@ -108,12 +108,7 @@ def _clone(args) -> int:
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
         return _clone_related(args, options, keys, say)
-    try:
-        summary = clone_file(args.input[0], args.out, options, progress=say)
-    except TwinInputError as error:
-        if error.source is not None:
-            raise
-        raise TwinInputError(args.input[0], error.problem) from None  # name the file the problem is about
+    summary = clone_file(args.input[0], args.out, options, progress=say)
     print(f"twin of {summary['source']}: {summary['rows_synthetic']:,} rows, similarity {summary['similarity_score']:.1f}/100, "
           f"correlation error {summary['correlation_error']:.3f}, k = {summary['k']}, "
           f"exact copies {summary['exact_match_rate']:.0%}")

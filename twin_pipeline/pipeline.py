@@ -66,13 +66,6 @@ def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine
     return engine
 
 
-def generate(engine: GaussianCopulaEngine, n: int, seed: int | None) -> pd.DataFrame:
-    started = time.perf_counter()
-    synthetic = engine.sample(n, seed=seed)
-    log.info("sampled %d rows in %.2f s", n, time.perf_counter() - started)
-    return synthetic
-
-
 def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
             first_row: int = 0, resample=None, ignore_columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
     """Rare raw strings out, copies of real rows resampled, k-anonymity on the quasi-identifiers; keys are
@@ -167,17 +160,19 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
 
     The twin is made in shards (see shards.py), so memory stays bounded however many rows are asked for.
     """
+    try:
+        return _clone_file(Path(source), Path(out_dir), options, progress)
+    except TwinInputError as error:  # problems found past reading (a bad primary key, ...) are about this file
+        if error.source is not None:
+            raise
+        raise TwinInputError(source, error.problem) from None
+
+
+def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) -> dict:
     from .privacy import detect_quasi_identifiers
     from .shards import make_shards, merge_shards, sample_shards, verify_shards
 
-    source, out_dir = Path(source), Path(out_dir)
     real = read_table(source)
-    if options.primary_key is not None and options.primary_key not in real.columns:
-        raise TwinInputError(source, f"primary key {options.primary_key!r} is not a column "
-                                     f"(columns: {', '.join(map(str, real.columns))})")
-    if options.primary_key is not None and (real[options.primary_key].isna().any()
-                                            or real[options.primary_key].duplicated().any()):
-        raise TwinInputError(source, f"primary key {options.primary_key!r} is not unique and non-null on every row")
     unknown = sorted(set(options.quasi_identifiers or []) - set(real.columns))
     if unknown:
         raise TwinInputError(source, f"quasi-identifiers not in the table: {', '.join(unknown)}")
