@@ -205,3 +205,9 @@ def test_compare_correlations_leaves_keys_out(credit_data):
     real["loan_id"] = range(1, len(real) + 1)  # a key that follows the file's order, here the income order
     twin = GaussianCopulaEngine().fit(real, primary_key="loan_id").sample(20_000, seed=1)
     assert GaussianCopulaEngine.compare_correlations(real, twin)["max_abs_error"] < 0.1
+
+
+def test_zero_rows_give_an_empty_frame_with_the_schema(loan_book, fitted, tmp_path):
+    empty = fitted.sample(0)
+    assert empty.shape == (0, loan_book.shape[1]) and list(empty.columns) == list(loan_book.columns)
+    assert pd.read_csv(fitted.write_sample(tmp_path / "none.csv", 0)).shape == (0, loan_book.shape[1])

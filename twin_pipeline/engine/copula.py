@@ -150,7 +150,10 @@ class GaussianCopulaEngine:
                conditions: dict | None = None, first_row: int = 0) -> pd.DataFrame:
         """`n` synthetic rows; the same seed gives the same rows. See `iter_samples` for the other arguments."""
         chunks = list(self.iter_samples(n, seed=seed, chunk_size=chunk_size, conditions=conditions, first_row=first_row))
-        return pd.concat(chunks, ignore_index=True) if chunks else self._assemble({}, 0, 0, np.random.default_rng(0))
+        if chunks:
+            return pd.concat(chunks, ignore_index=True)
+        nothing = {i: marginal.decode(np.empty(0)) for i, marginal in enumerate(self.marginals)}
+        return self._assemble(nothing, 0, 0, np.random.default_rng(0))
 
     def iter_samples(self, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK,
                      conditions: dict | None = None, first_row: int = 0) -> Iterator[pd.DataFrame]:
@@ -346,8 +349,12 @@ class GaussianCopulaEngine:
                     progress(done, n)
             if writer is not None:
                 writer.close()
-            elif done == 0:
-                self.sample(0).to_parquet(tmp, index=False) if parquet else self.sample(0).to_csv(tmp, index=False)
+            elif done == 0:  # zero rows: still a file with the columns
+                empty = self.sample(0)
+                if parquet:
+                    empty.to_parquet(tmp, index=False)
+                else:
+                    empty.to_csv(tmp, index=False)
         return path
 
     def _assemble(self, decoded: dict[int, np.ndarray], size: int, start: int, rng: np.random.Generator) -> pd.DataFrame:
