@@ -9,53 +9,20 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .engine import GaussianCopulaEngine
-from .tables import TwinInputError, read_table, write_json
+from .errors import TwinError
+from .options import CloneOptions, resolve_options
+from .tables import read_table, write_json
 
 log = logging.getLogger(__name__)
 
 PARQUET_FROM_ROWS = 1_000_000  # larger twins are written as Parquet unless a format is asked for
-
-
-@dataclass
-class CloneOptions:
-    """What a user can set for one clone; every field has a sensible default."""
-
-    rows: int | None = None
-    scale: float | None = None  # rows = scale x the real table's rows; default 1x
-    primary_key: str | None = None
-    k: int = 5
-    quasi_identifiers: list[str] | None = None  # None: detected by name and kind
-    generalize: str | None = None  # "bands" to generalise numeric quasi-identifiers into bands
-    max_suppression: float = 0.01
-    seed: int | None = 0
-    output_format: str | None = None  # "csv" or "parquet"; None: by size
-    workers: int = 1  # processes sampling and protecting shards
-    column_kinds: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def target_rows(n_real: int, rows: int | None = None, scale: float | None = None) -> int:
-    """How many synthetic rows to make: `rows`, or `scale` x the real rows, or as many as the real table."""
-    if rows is not None and scale is not None:
-        raise TwinInputError("--rows/--scale", "give either a number of rows or a scale, not both")
-    if rows is not None:
-        if rows < 1:
-            raise TwinInputError("--rows", f"must be a positive number of rows, got {rows}")
-        return int(rows)
-    if scale is not None:
-        if not scale > 0:
-            raise TwinInputError("--scale", f"must be positive, got {scale}")
-        return max(1, int(round(n_real * scale)))
-    return n_real
 
 
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
@@ -162,10 +129,8 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
     """
     try:
         return _clone_file(Path(source), Path(out_dir), options, progress)
-    except TwinInputError as error:  # problems found past reading (a bad primary key, ...) are about this file
-        if error.source is not None:
-            raise
-        raise TwinInputError(source, error.problem) from None
+    except TwinError as error:  # problems found past reading (a bad primary key, ...) are about this file
+        raise error.naming(source) from None
 
 
 def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) -> dict:
@@ -173,10 +138,7 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
     from .shards import make_shards, merge_shards, sample_shards, verify_shards
 
     real = read_table(source)
-    unknown = sorted(set(options.quasi_identifiers or []) - set(real.columns))
-    if unknown:
-        raise TwinInputError(source, f"quasi-identifiers not in the table: {', '.join(unknown)}")
-    n = target_rows(len(real), options.rows, options.scale)
+    options, n = resolve_options(real, options, source)
     say = progress or (lambda message: None)
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")
     qis = options.quasi_identifiers or detect_quasi_identifiers(real, primary_key=options.primary_key)

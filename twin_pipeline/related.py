@@ -15,7 +15,8 @@ import pandas as pd
 from scipy import stats
 
 from .engine.multitable import MultiTableEngine
-from .pipeline import CloneOptions, protect
+from .options import CloneOptions
+from .pipeline import protect
 from .quality import quality_report
 from .tables import TwinInputError, read_table, write_frame, write_json
 

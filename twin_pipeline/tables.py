@@ -21,17 +21,10 @@ from typing import Any
 
 import pandas as pd
 
+from .errors import TwinInputError
+
 SNIFF_BYTES = 64 * 1024
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # latin-1 decodes anything: reached only for text-like bytes
-
-
-class TwinInputError(ValueError):
-    """A user-facing problem with an input file or argument: one line, names the file."""
-
-    def __init__(self, source: str | os.PathLike | None, problem: str):
-        self.source = None if source is None else str(source)
-        self.problem = problem
-        super().__init__(f"{self.source}: {problem}" if self.source else problem)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..pipeline import CloneOptions
+from ..options import CloneOptions, validate_options
 from ..related import parse_foreign_key
 from ..tables import TwinInputError
 from .landing import probe_table
@@ -155,12 +155,7 @@ def read_spec(folder: Path, origin: Path | str) -> BundleSpec:
         if column not in columns[table]:
             raise TwinInputError(where, f"names column {table}.{column}, which {table}.csv does not have")
     parameters = {name: spec[name] for name in PARAMETERS if name in spec}
-    try:
-        options = CloneOptions(**parameters)
-        if options.k < 2 or (options.scale is not None and options.scale <= 0):
-            raise ValueError(f"k must be >= 2 and scale > 0, got k={options.k}, scale={options.scale}")
-    except (TypeError, ValueError) as error:
-        raise TwinInputError(where, f"invalid clone parameters ({error})") from None
+    validate_options(CloneOptions(**parameters), where)
     return BundleSpec(tables, relationships, dict(primary_keys), parameters)
 
 

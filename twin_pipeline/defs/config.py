@@ -17,9 +17,10 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, ValidationError
 
-from ..pipeline import CloneOptions, target_rows
+from ..errors import TwinInputError
+from ..options import (DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, CloneOptions, resolve_options,
+                       validate_options)
 from ..shards import SHARD_ROWS
-from ..tables import TwinInputError
 
 
 EXECUTOR_OWNED = {"workers"}
@@ -32,12 +33,12 @@ class CloneConfig(dg.Config):
     rows: Optional[int] = Field(default=None, description="Synthetic rows to generate (give rows or scale)")
     scale: Optional[float] = Field(default=None, description="Synthetic rows = scale x real rows; default 1x")
     primary_key: Optional[str] = Field(default=None, description="Column with a unique id per row (not modelled)")
-    k: int = Field(default=5, description="k-anonymity target: each quasi-identifier combination >= k rows")
+    k: int = Field(default=DEFAULT_K, description="k-anonymity target: each quasi-identifier combination >= k rows")
     quasi_identifiers: Optional[list[str]] = Field(default=None, description="Columns an attacker may know; "
                                                    "default: detected by name and kind")
     generalize: Optional[str] = Field(default=None, description='"bands" to generalise numeric quasi-identifiers')
-    max_suppression: float = Field(default=0.01, description="Largest share of rows k-anonymity may drop")
-    seed: Optional[int] = Field(default=0, description="Random seed; the same seed gives the same twin")
+    max_suppression: float = Field(default=DEFAULT_MAX_SUPPRESSION, description="Largest share of rows k-anonymity may drop")
+    seed: Optional[int] = Field(default=DEFAULT_SEED, description="Random seed; the same seed gives the same twin")
     output_format: Optional[str] = Field(default=None, description='"csv" or "parquet"; default by size')
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
@@ -74,25 +75,14 @@ def config_for_landed_file(table: Path) -> CloneConfig:
             allowed = ", ".join(name for name in CloneConfig.model_fields if name != "source")
             raise TwinInputError(sidecar, f"unknown setting(s) {', '.join(unknown)}; allowed: {allowed}")
     try:
-        return CloneConfig(**settings, source=str(table))
+        config = CloneConfig(**settings, source=str(table))
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise TwinInputError(sidecar, f"invalid settings: {problems}") from None
+    validate_options(config.to_options(), sidecar or table)
+    return config
 
 
 def check_request(real: pd.DataFrame, options: CloneOptions, source: str | Path) -> int:
     """Fail early, naming the file, when the parameters do not fit the table; returns the rows to generate."""
-    columns = set(real.columns)
-    named = {"primary_key": [options.primary_key] if options.primary_key else [],
-             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds)}
-    for setting, names in named.items():
-        missing = [name for name in names if name not in columns]
-        if missing:
-            raise TwinInputError(source, f"{setting} names unknown column(s) {', '.join(missing)} "
-                                         f"(columns: {', '.join(map(str, real.columns))})")
-    key = options.primary_key
-    if key is not None and (real[key].isna().any() or real[key].duplicated().any()):
-        raise TwinInputError(source, f"primary key {key!r} is not unique and non-null on every row")
-    if options.k < 2:
-        raise TwinInputError(source, f"k must be at least 2, got {options.k}")
-    return target_rows(len(real), options.rows, options.scale)
+    return resolve_options(real, options, source)[1]
