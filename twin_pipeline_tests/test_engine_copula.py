@@ -101,8 +101,8 @@ def test_correlation_matrix_is_labelled_valid_and_symmetric(fitted):
 
 def test_describe_records_family_and_fit_statistic(fitted):
     described = fitted.describe()
-    assert described["income"]["family"] in {"lognormal", "empirical", "gamma", "normal", "truncnorm", "beta", "uniform"}
-    assert described["income"]["fit_statistic"] is not None
+    assert described["income"]["family"] == "lognormal"  # the loan book's incomes are log-normal
+    assert 0 <= described["income"]["fit_statistic"] < 0.05
     assert described["grade"]["kind"] == "categorical"
 
 
