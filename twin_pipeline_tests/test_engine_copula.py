@@ -159,6 +159,7 @@ def test_write_sample_streams_parquet_and_csv(fitted, tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_copulas_reference_backend_runs_behind_the_same_interface(credit_card):
     engine = GaussianCopulaEngine(backend="copulas").fit(credit_card.head(300))
     np.random.seed(123)
