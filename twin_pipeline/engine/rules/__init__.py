@@ -208,7 +208,8 @@ class RuleSet:
         elif rule.kind == "ratio":
             numbers = p["slope"] * frame[p["a"]].to_numpy(dtype=float) + p["intercept"]
             if p.get("b"):
-                numbers = numbers * frame[p["b"]].to_numpy(dtype=float) ** p["power"]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    numbers = numbers * frame[p["b"]].to_numpy(dtype=float) ** p["power"]
         else:
             numbers = evaluate(p["expression"], frame)
         if round_values is not None:

@@ -89,6 +89,10 @@ class Rule:
 
     def check(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(applicable rows, rows satisfying the rule) of `frame`, as boolean arrays."""
+        with np.errstate(divide="ignore", invalid="ignore"):  # a division by zero is not finite: not applicable
+            return self._check(frame)
+
+    def _check(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
         n = len(frame)
         if self.kind == "order":

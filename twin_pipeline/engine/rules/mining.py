@@ -19,7 +19,7 @@ RATIO_ROWS = 512
 REPORT_SHARE = 0.999  # a near-rule holding on at least this share of rows is reported (not enforced)
 NEAR_RULE_LIFT = 10  # ... when independent draws would break it this many times more often
 INFORMATIVE = 0.005  # an order rule matters when independent draws would break it this often
-RATIO_TOLERANCE = 0.005  # a ratio holds when its residual stays within this share of the spread
+RATIO_TOLERANCE = 0.01  # a ratio holds when its residual stays within this share of the spread
 MAX_GROUP_VALUES = 60  # category columns with more values are not screened for fixed values
 CHANCE = 1e-6  # a fixed value in a category must be this unlikely to arise by chance
 MAX_SUM_COLUMNS = 60  # wider tables screen sums on the most varied columns only
@@ -187,7 +187,7 @@ def mine_ratios(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
     rows = values[rng.choice(complete, min(RATIO_ROWS, len(complete)), replace=False)]
     positive = [j for j in range(p) if np.nanmin(values[:, j]) > 0]
     standard = _standardise(rows)
-    rules, seen = [], set()
+    best: dict[frozenset, tuple[float, Rule]] = {}
     for target in range(p):
         candidates = [(None, 0, rows[:, target])] + [(b, power, rows[:, target] * rows[:, b] ** -power)
                                                      for b in positive if b != target for power in (1, -1)]
@@ -195,13 +195,15 @@ def mine_ratios(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
         correlation = np.abs(ys.T @ standard) / len(rows)  # (candidates, p)
         for (b, power, _), row in zip(candidates, correlation):
             for a in np.flatnonzero(row > 1 - 1e-5):
-                if a in (target, b) or frozenset((target, a, b)) in seen:
+                if a in (target, b):
                     continue
                 rule = _ratio_rule(values, names, target, int(a), b, power)
-                if rule is not None:
-                    seen.add(frozenset((target, a, b)))
-                    rules.append(rule)
-    return rules
+                key = frozenset((target, a, b))
+                if rule is not None and (key not in best or rule.params["error"] < best[key].params["error"]):
+                    best[key] = rule
+    for rule in best.values():  # the orientation that rebuilds its target best (no division by a near-zero)
+        del rule.params["error"]
+    return list(best.values())
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -223,10 +225,14 @@ def _ratio_rule(values, names, target, a, b, power) -> Rule | None:
         return None
     if b is None and abs(intercept) <= tolerance and abs(slope - 1) < 1e-9:
         return None  # a copy of another column: the engine keeps duplicates already
+    intercept = float(intercept)
+    rebuilt = (slope * x + intercept) * (1.0 if b is None else values[:, b] ** power)
+    with np.errstate(invalid="ignore"):
+        error = float(np.nanmax(np.abs(rebuilt - values[:, target])) / np.nanstd(values[:, target]))
     params = {"target": names[target], "a": names[a], "b": None if b is None else names[b], "power": power,
-              "slope": float(slope), "intercept": float(intercept) if abs(intercept) > tolerance else 0.0,
-              "tolerance": tolerance * 1.01 + 1e-12}
-    return Rule("ratio", params)
+              "slope": float(slope), "intercept": intercept, "tolerance": tolerance * 1.01 + 1e-12,
+              "error": error if np.isfinite(error) else np.inf}
+    return Rule("ratio", params)  # holds on every row: the tolerance is the largest residual
 
 
 # ---------------------------------------------------------------------- fixed values within a category
