@@ -91,12 +91,19 @@ def test_constant_and_all_null_columns_kept_as_they_are(twin):
     assert twin["notes"].isna().all()
 
 
-def test_correlation_matrix_is_labelled_valid_and_symmetric(fitted):
+def test_correlation_matrix_is_labelled_valid_and_symmetric(fitted, loan_book, twin):
     matrix = fitted.correlation_matrix
-    assert "income" in matrix.index and "annual_inc_joint (is null)" in matrix.columns
+    assert "income" in matrix.index and "debt" in matrix.columns
+    # the joint income is null exactly for individual applications: a rule writes the null, no indicator needed
+    assert "annual_inc_joint (is null)" not in matrix.columns
+    assert any(rule.enforced and rule.kind == "fixed_when" and rule.params["column"] == "annual_inc_joint"
+               for rule in fitted.rules.rules)
     assert np.allclose(matrix.to_numpy(), matrix.to_numpy().T)
     assert np.linalg.eigvalsh(matrix.to_numpy()).min() > 0
-    assert matrix.loc["income", "loan_amount"] > 0.5
+    assert matrix.loc["income", "debt"] < 0.2
+    # loan_amount <= income is kept by modelling the loan as its share of the income: the values correlate
+    real, synthetic = (frame[["income", "loan_amount"]].corr().iloc[0, 1] for frame in (loan_book, twin))
+    assert real > 0.5 and abs(synthetic - real) < 0.05
 
 
 def test_describe_records_family_and_fit_statistic(fitted):

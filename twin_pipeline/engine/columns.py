@@ -220,16 +220,17 @@ def on_step(numbers: np.ndarray, step: float) -> np.ndarray:
     return np.abs(ratio - np.round(ratio)) <= 1e-9 * np.maximum(1.0, np.abs(ratio))
 
 
-def detect_rounding(numbers: np.ndarray, decimals: int | None) -> dict | None:
+def detect_rounding(numbers: np.ndarray, decimals: int | None, with_atoms: bool = False) -> dict | None:
     """The rounding steps a column's values sit on beyond its decimals (incomes in hundreds, 10 % of them in
     thousands), as a chain of nested steps with the share of values on each; point masses are left out.
 
     Returns {"steps": fine to coarse, "shares": share of values on each, "weights": the share of values to
     round to each step so that a smooth sample lands on every step as often as the real values do}."""
     numbers = numbers[np.isfinite(numbers)]
-    values, counts = np.unique(numbers, return_counts=True)
-    atoms = values[counts >= max(5, ATOM_SHARE * len(numbers))]
-    numbers = numbers[~np.isin(numbers, atoms)]
+    if not with_atoms:  # `with_atoms`: for values computed through a rule, which has no point masses of its own
+        values, counts = np.unique(numbers, return_counts=True)
+        atoms = values[counts >= max(5, ATOM_SHARE * len(numbers))]
+        numbers = numbers[~np.isin(numbers, atoms)]
     if len(numbers) < 50:
         return None
     base = 10.0 ** -(decimals or 0)

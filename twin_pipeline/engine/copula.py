@@ -21,7 +21,7 @@ from scipy import special
 from ..tables import TwinInputError, atomic_path
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
-from .dependence import T_MAX_ROWS, fit_t_degrees, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
+from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 from .rules import RuleSet, load_declared
 
@@ -120,7 +120,7 @@ class GaussianCopulaEngine:
             self.correlation = nearest_correlation(latent)
         else:
             self.correlation = np.zeros((0, 0))
-        self.tails = {"copula": "gaussian"}
+        self.tails, self._frailty_cholesky = {"copula": "gaussian"}, None
         if self.preserve_tails and self.backend == "native":
             self.tails = self._fit_tails(df)
         if self.backend == "copulas":
@@ -139,7 +139,9 @@ class GaussianCopulaEngine:
             if spec.name in computed:
                 spec.kind = "derived"
             elif spec.name in derived:  # an ordered column modelled as its fraction of the allowed interval
-                self.specs[index] = col.detect_spec(encoded[spec.name], kind="continuous")
+                fraction = col.detect_spec(encoded[spec.name], kind="continuous")
+                fraction.decimals, fraction.rounding = None, None  # the real column's format is applied on decoding
+                self.specs[index] = fraction
         return encoded
 
     def _match_pearson(self, df: pd.DataFrame, latent: np.ndarray, weak: np.ndarray) -> np.ndarray:
@@ -165,10 +167,28 @@ class GaussianCopulaEngine:
             return {"copula": "gaussian", "reason": "fewer than 200 complete rows"}
         frame = frame.sample(min(len(frame), T_MAX_ROWS), random_state=0)
         uniforms = frame.rank(method="average").to_numpy() / (len(frame) + 1)
-        fit = fit_t_degrees(uniforms, self.correlation[np.ix_(chosen, chosen)], np.random.default_rng(0))
-        return {"copula": "t" if fit["use_t"] else "gaussian", "degrees_of_freedom": fit["degrees_of_freedom"],
-                "loglik_t": round(fit["loglik_t"], 3), "loglik_gaussian": round(fit["loglik_gaussian"], 3),
-                "columns": [self.variables[i][0] for i in chosen]}
+        block = self.correlation[np.ix_(chosen, chosen)]
+        fit = fit_t_degrees(uniforms, block, np.random.default_rng(0))
+        tails = {"copula": "t" if fit["use_t"] else "gaussian", "degrees_of_freedom": fit["degrees_of_freedom"],
+                 "loglik_t": round(fit["loglik_t"], 3), "loglik_gaussian": round(fit["loglik_gaussian"], 3),
+                 "columns": [self.variables[i][0] for i in chosen]}
+        # Asymmetric tails (joint defaults in a crisis without a boom co-movement): a gamma frailty on the
+        # continuous variables, lower or upper tail, kept only when it beats both symmetric copulas by more than
+        # a BIC penalty, so symmetric tables keep their Gaussian or t copula.
+        # The frailty is fitted and calibrated on rank (normal-score) correlations: the Pearson-matched ones are
+        # tuned to the Gaussian's joint shape, not to the frailty's.
+        scores = np.corrcoef(special.ndtri(uniforms).T)
+        full = self.correlation.copy()
+        full[np.ix_(chosen, chosen)] = scores
+        frailty = fit_frailty(uniforms, scores, full, chosen, np.random.default_rng(0))
+        symmetric = max(fit["loglik_gaussian"], fit["loglik_t"] - 1.0)
+        tails["tail_asymmetry"] = round(frailty["asymmetry"], 3)
+        if np.isfinite(frailty["loglik"]):
+            tails["loglik_" + frailty["family"]] = round(frailty["loglik"], 3)
+        if frailty["loglik"] - 0.5 * np.log(len(uniforms)) > symmetric:
+            tails.update(copula=frailty["family"], theta=frailty["theta"], degrees_of_freedom=None,
+                         variables=chosen, inner_correlation=frailty["inner"].tolist())
+        return tails
 
     def _spec(self, name: str) -> col.ColumnSpec:
         return next(spec for spec in self.specs if spec.name == name)
@@ -338,11 +358,24 @@ class GaussianCopulaEngine:
         return [marginal.rescaled(lambda z: np.where(np.isinf(z), z, special.stdtrit(nu, special.ndtr(z))))
                 for marginal in self.marginals]
 
+    def _frailty_values(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Latent normal scores under the gamma-frailty copula (see dependence.frailty_scores)."""
+        if getattr(self, "_frailty_cholesky", None) is None:
+            self._frailty_cholesky = np.linalg.cholesky(np.asarray(self.tails["inner_correlation"]))
+        normals = rng.standard_normal((size, len(self.variables))) @ self._frailty_cholesky.T
+        chosen = self.tails["variables"]
+        frailty = rng.gamma(1 / self.tails["theta"], 1.0, size)
+        normals[:, chosen] = frailty_scores(normals[:, chosen], self.tails["theta"],
+                                            self.tails["copula"] == "survival_clayton", frailty)
+        return normals
+
     def _latent_values(self, size: int, rng: np.random.Generator, cholesky, box) -> np.ndarray:
         """Correlated latent values for `size` rows on the copula's scale (normal, or Student-t with its
         mixing variable); `box` bounds (on the normal scale) restrict the conditioned variables."""
         if cholesky is None:
             return np.zeros((size, 0))
+        if self.tails["copula"] in FRAILTY_FAMILIES and not box:  # conditions: drawn from the Gaussian part
+            return self._frailty_values(size, rng)
         nu, mixing = self._nu(), None
         if nu is not None:
             mixing = np.sqrt(rng.chisquare(nu, size) / nu)

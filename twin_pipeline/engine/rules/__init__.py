@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..columns import detect_rounding
 from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate, matches
 from .declared import load_declared, validate_declared
 from .mining import REPORT_SHARE, mine
 
 __all__ = ["Rule", "RuleSet", "load_declared", "validate_declared", "REPORT_SHARE"]
 
-DERIVED_KINDS = ("sum", "ratio", "formula", "determined", "fixed_combinations")
 
 
 class RuleSet:
@@ -75,6 +75,11 @@ class RuleSet:
             self.formats[name] = {"dtype": spec.dtype, "decimals": spec.decimals, "rounding": spec.rounding}
             if rule.kind == "order":
                 self.formats[name].update(_smoothed_range(real[name], governed.get(name), k))
+                # the steps of the values strictly inside their interval: those on its ends come back exactly
+                low, high = self._interval(name, real)
+                values = real[name].to_numpy(dtype=float)
+                inside = (values > low) & (values < high) & ~governed.get(name, np.zeros(len(real), dtype=bool))
+                self.formats[name]["rounding"] = detect_rounding(values[inside], spec.decimals, with_atoms=True)
 
     def _candidates(self, rule: Rule, real: pd.DataFrame, spec_of) -> list[str]:
         """Columns the rule could derive, best first: never a finer-grained column from coarser ones' sums
@@ -93,8 +98,8 @@ class RuleSet:
             options = [name for name in columns if (spec_of[name].decimals or 0) == finest and name not in fixed]
             return sorted(options, key=lambda name: name != p["target"])
         # either side can be derived (its rounding is kept, moved inward by one unit where it would cross the
-        # bound); the finer-grained side first, the lower side on ties
-        return sorted((p["low"], p["high"]), key=lambda name: -(spec_of[name].decimals or 0))
+        # bound); the lower side first: a loan is a share of the income, a balance a share of the loan
+        return [p["low"], p["high"]]
 
     def _enforce(self, rule: Rule, derived: str | None, real: pd.DataFrame) -> bool:
         inputs = set(rule.columns) - {derived} if derived else set(rule.params["when"])
