@@ -483,6 +483,14 @@ class GaussianCopulaEngine:
             summary[spec.name] = entry
         return summary
 
+    def rules_report(self, real: pd.DataFrame, synthetic: pd.DataFrame) -> dict:
+        """Every rule (mined or declared) with the share of real and twin rows satisfying it, and every column's
+        rounding steps with the share of values on each."""
+        from .rules.report import rules_report
+
+        self._require_fit()
+        return rules_report(self.rules, self.specs, real, synthetic)
+
     @staticmethod
     def compare_correlations(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, float]:
         """Errors between the Pearson correlations of the numeric columns of two frames (off-diagonal pairs).

@@ -15,10 +15,10 @@ import pandas as pd
 
 from ..columns import detect_rounding
 from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate, matches
-from .declared import load_declared, validate_declared
+from .declared import load_declared, read_rules_file, validate_declared
 from .mining import REPORT_SHARE, mine
 
-__all__ = ["Rule", "RuleSet", "load_declared", "validate_declared", "REPORT_SHARE"]
+__all__ = ["Rule", "RuleSet", "load_declared", "read_rules_file", "validate_declared", "REPORT_SHARE"]
 
 
 
@@ -33,7 +33,7 @@ class RuleSet:
     @classmethod
     def fit(cls, real: pd.DataFrame, specs, declared: list[Rule] | None = None, k: int = 5,
             mine_rules: bool = True, keep=frozenset()) -> "RuleSet":
-        declared = validate_declared(declared or [], real)
+        declared = validate_declared(declared or [], real)  # rules checked against this table
         mined = mine(real, specs, k) if mine_rules else []
         covered = {(rule.kind, frozenset(rule.columns)) for rule in declared}
         rules = declared + [rule for rule in mined if (rule.kind, frozenset(rule.columns)) not in covered]

@@ -35,25 +35,29 @@ def load_declared(rules, source: str = "rules") -> list[Rule]:
     if rules is None:
         return []
     if isinstance(rules, (str, Path)):
-        source, path = str(rules), Path(rules)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise TwinInputError(source, f"cannot read the rules file ({error.strerror or error})") from None
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-                rules = yaml.safe_load(text)
-            else:
-                rules = json.loads(text)
-        except Exception as error:  # noqa: BLE001 - any parse failure is the file's problem
-            raise TwinInputError(source, f"is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
-                                         f"{str(error).splitlines()[0]}") from None
+        source, rules = str(rules), read_rules_file(rules)
     if isinstance(rules, dict):
         rules = rules.get("rules")
     if not isinstance(rules, list):
         raise TwinInputError(source, 'rules must be a list, or an object with a "rules" list')
     return [_rule(entry, position, source) for position, entry in enumerate(rules, start=1)]
+
+
+def read_rules_file(path) -> list | dict:
+    """The raw entries of a JSON or YAML rules file (so a run can record the rules themselves, not a path)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TwinInputError(path, f"cannot read the rules file ({error.strerror or error})") from None
+    yaml_file = path.suffix.lower() in (".yaml", ".yml")
+    try:
+        if yaml_file:
+            import yaml
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except Exception as error:  # noqa: BLE001 - any parse failure is the file's problem
+        raise TwinInputError(path, f"is not valid {'YAML' if yaml_file else 'JSON'}: {str(error).splitlines()[0]}") from None
 
 
 def _rule(entry, position: int, source: str) -> Rule:
