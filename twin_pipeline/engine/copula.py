@@ -107,6 +107,7 @@ class GaussianCopulaEngine:
                 present[:, i] = mask
                 coefficients[i] = hermite_coefficients(upper, block_scores)
                 informative[i] = len(keys) * (1 - np.diff(np.concatenate([[0.0], upper])).max()) >= MIN_DEPENDENCE_ROWS
+        self._calibrate_rounding(df, governed)
         if self.variables:
             latent = latent_correlation(scores, present, np.vstack(coefficients))
             del scores, present
@@ -128,6 +129,18 @@ class GaussianCopulaEngine:
             self._reference = fit_reference(self, df)
         log.info("fitted %d columns (%d copula variables) on %d rows", len(self.specs), len(self.variables), len(df))
         return self
+
+    def _calibrate_rounding(self, df: pd.DataFrame, governed: dict) -> None:
+        """Rounding weights checked on a simulated sample of each column's marginal (see calibrate_rounding);
+        rows whose value a rule writes are not the marginal's."""
+        for index, (name, role) in enumerate(self.variables):
+            spec, marginal = self._spec(name), self.marginals[index]
+            if role == "value" and spec.rounding and isinstance(marginal, NumericMarginal):
+                values = df[name][~governed[name]] if name in governed else df[name]
+                spec.rounding = col.calibrate_rounding(
+                    spec.rounding, to_numbers(values.dropna(), spec),
+                    lambda n, rng, marginal=marginal: marginal.decode(rng.standard_normal(n)), marginal.atoms,
+                    spec.decimals)
 
     def _encode(self, df: pd.DataFrame) -> pd.DataFrame:
         """The real table as the copula models it (see RuleSet.encode); derived columns' specs follow."""

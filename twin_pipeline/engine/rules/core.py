@@ -102,10 +102,11 @@ class Rule:
             return applicable, applicable & (high - low >= p.get("offset", 0) - tolerance)
         if self.kind in ("sum", "ratio", "formula"):
             target = _numbers(frame[p["target"]])
-            if self.kind == "ratio":
-                y = target if not p.get("b") else target * _numbers(frame[p["b"]]) ** (-p["power"])
-                expected, tolerance = p["slope"] * _numbers(frame[p["a"]]) + p["intercept"], p["tolerance"]
-                target = y
+            if self.kind == "ratio":  # residual within the fit's, plus the target's own rounding scaled like it
+                scale = 1.0 if not p.get("b") else _numbers(frame[p["b"]]) ** (-p["power"])
+                expected = p["slope"] * _numbers(frame[p["a"]]) + p["intercept"]
+                tolerance = p["tolerance"] + p.get("rounding", 0.0) * np.abs(scale)
+                target = target * scale
             else:
                 expected = (sum(sign * _numbers(frame[name]) for name, sign in p["terms"].items())
                             if self.kind == "sum" else evaluate(p["expression"], frame))

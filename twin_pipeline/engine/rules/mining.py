@@ -163,10 +163,15 @@ def _probe_rows(values: np.ndarray, rng, m: int = PROBE_ROWS) -> np.ndarray | No
 
 
 def _sum_rule(values, names, half_units, target, terms) -> Rule | None:
+    indices = [target, *(index for index, _ in terms)]
+    tolerance = float(half_units[indices].max()) * 1.01
+    if len(set(indices)) < len(indices) or any(np.nanmedian(np.abs(values[:, index])) <= 2 * tolerance
+                                               and np.nanmax(np.abs(values[:, index])) <= 2 * tolerance
+                                               for index in indices):
+        return None  # a term lost in the rounding of the others (a tiny share added to an age) is no sum
     parts = sum(sign * values[:, index] for index, sign in terms)
     y = values[:, target]
     present = np.isfinite(y) & np.isfinite(parts)
-    tolerance = float(half_units[[target, *(index for index, _ in terms)]].max()) * 1.01
     holds = np.abs(y - parts)[present] <= tolerance + 1e-9 * np.maximum(1.0, np.abs(y[present]))
     if not present.sum() or holds.mean() < REPORT_SHARE:
         return None
@@ -187,7 +192,8 @@ def mine_ratios(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
     rows = values[rng.choice(complete, min(RATIO_ROWS, len(complete)), replace=False)]
     positive = [j for j in range(p) if np.nanmin(values[:, j]) > 0]
     standard = _standardise(rows)
-    best: dict[frozenset, tuple[float, Rule]] = {}
+    best: dict[frozenset, list[Rule]] = {}
+    half_units = dict(zip(names, units(specs, names)))
     for target in range(p):
         candidates = [(None, 0, rows[:, target])] + [(b, power, rows[:, target] * rows[:, b] ** -power)
                                                      for b in positive if b != target for power in (1, -1)]
@@ -198,12 +204,18 @@ def mine_ratios(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
                 if a in (target, b):
                     continue
                 rule = _ratio_rule(values, names, target, int(a), b, power)
-                key = frozenset((target, a, b))
-                if rule is not None and (key not in best or rule.params["error"] < best[key].params["error"]):
-                    best[key] = rule
-    for rule in best.values():  # the orientation that rebuilds its target best (no division by a near-zero)
+                if rule is not None:
+                    best.setdefault(frozenset((target, a, b)), []).append(rule)
+    decimals = {spec.name: spec.decimals or 0 for spec in specs}
+    chosen = []
+    for options in best.values():  # the orientations that rebuild their target best (no division by a
+        least = min(rule.params["error"] for rule in options)  # near-zero), the finest-grained target first
+        good = [rule for rule in options if rule.params["error"] <= 2 * least + 1e-9]
+        rule = max(good, key=lambda rule: decimals.get(rule.params["target"], 0))
         del rule.params["error"]
-    return list(best.values())
+        rule.params["rounding"] = float(half_units[rule.params["target"]]) * 1.01
+        chosen.append(rule)
+    return chosen
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
