@@ -278,20 +278,26 @@ def calibrate_rounding(rounding: dict, numbers: np.ndarray, sample, atoms: np.nd
     shares = np.array(rounding["shares"], dtype=float)
     for _ in range(iterations):
         weights = rounding_weights(steps, list(shares))
-        rounded = round_to_steps(values, {"steps": steps, "weights": weights}, np.random.default_rng(1), keep)
+        rounded = round_to_steps(values, {"steps": steps, "weights": weights}, np.random.default_rng(1), keep,
+                                 bounds=(values.min(), values.max()))
         measured = np.array([on_step(rounded, step).mean() for step in steps])
         shares = np.clip(shares + (target - measured), 0.0, 1.0)
         shares[0] = 1.0
     return {**rounding, "weights": rounding_weights(steps, list(shares))}
 
 
-def round_to_steps(numbers: np.ndarray, rounding: dict, rng: np.random.Generator, keep: np.ndarray | None = None) -> np.ndarray:
-    """Round each value to a step drawn with the column's weights; `keep` (point masses) stays as it is."""
+def round_to_steps(numbers: np.ndarray, rounding: dict, rng: np.random.Generator, keep: np.ndarray | None = None,
+                   bounds: tuple[float, float] | None = None) -> np.ndarray:
+    """Round each value to a step drawn with the column's weights; `keep` (point masses) stays as it is, and a
+    value the step would push out of `bounds` (the real range: 200 to a step of 500) keeps the finest step."""
     steps, weights = np.asarray(rounding["steps"]), np.asarray(rounding["weights"])
     level = np.minimum(np.searchsorted(np.cumsum(weights), rng.random(len(numbers)), side="right"), len(steps) - 1)
     step = steps[level]
-    rounded = np.round(numbers / step) * step
-    rounded = np.round(rounded, max(0, int(np.ceil(-np.log10(steps[0]))) + 1))
+    digits = max(0, int(np.ceil(-np.log10(steps[0]))) + 1)
+    rounded = np.round(np.round(numbers / step) * step, digits)
+    if bounds is not None:
+        outside = (rounded < bounds[0]) | (rounded > bounds[1])
+        rounded = np.where(outside, np.round(np.round(numbers / steps[0]) * steps[0], digits), rounded)
     finite = np.isfinite(numbers) if keep is None else np.isfinite(numbers) & ~keep
     return np.where(finite, rounded, numbers)
 

@@ -468,7 +468,7 @@ class GaussianCopulaEngine:
         """A derived column's numbers on the real column's decimals and rounding steps."""
         fmt = self.rules.formats.get(name, {})
         if fmt.get("rounding") and name not in self.rules.computed_columns:  # a sum of on-step parts is on step
-            numbers = col.round_to_steps(numbers, fmt["rounding"], rng)
+            numbers = col.round_to_steps(numbers, fmt["rounding"], rng, bounds=(fmt["floor"], fmt["ceiling"]))
         return np.round(numbers, fmt["decimals"]) if fmt.get("decimals") is not None else numbers
 
     # ----------------------------------------------------------- inspection
@@ -635,7 +635,8 @@ def _restore(spec: col.ColumnSpec, marginal, decoded: np.ndarray, rng: np.random
     if spec.kind in ("integer", "continuous"):
         numbers = np.round(decoded, spec.decimals if spec.decimals is not None else 6)
         if spec.rounding:
-            numbers = col.round_to_steps(numbers, spec.rounding, rng, keep=np.isin(numbers, marginal.atoms))
+            numbers = col.round_to_steps(numbers, spec.rounding, rng, keep=np.isin(numbers, marginal.atoms),
+                                         bounds=(marginal.x_points[0], marginal.x_points[-1]))
         return pd.Series(col.format_number_text(numbers, spec.number_format) if spec.number_format else numbers)
     stamps = pd.Series(pd.to_datetime(np.rint(decoded).astype("int64"), unit="s"))
     resolution = spec.date_resolution or "s"
