@@ -98,10 +98,7 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
         from .engine.rules import load_declared
         if not isinstance(options.rules, (str, dict, list)):
             bad("rules", f"must be a rules file path or a list of rules, got {options.rules!r}")
-        try:
-            load_declared(options.rules)
-        except TwinInputError as error:
-            raise error.naming(source) from None
+        load_declared(options.rules, source="rules" if source is None else str(source))
     return options
 
 
