@@ -235,14 +235,17 @@ def detect_rounding(numbers: np.ndarray, decimals: int | None, with_atoms: bool 
         return None
     base = 10.0 ** -(decimals or 0)
     chain, shares = [base], [1.0]
-    for step in ROUNDING_STEPS:
-        if step <= chain[-1] * (1 + 1e-9) or not on_step(np.array([step]), chain[-1])[0]:
-            continue
-        share = float(on_step(numbers, step).mean())
-        chance = shares[-1] * chain[-1] / step
-        if share >= chance + ROUNDING_MIN_GAIN and share >= 1.5 * chance:
-            chain.append(step)
-            shares.append(share)
+    on = {step: float(on_step(numbers, step).mean()) for step in ROUNDING_STEPS if step > base * (1 + 1e-9)}
+    while True:  # the next step is the one with most values above chance (amounts in 100s, not 20s, after 10s)
+        options = [(on[step] - shares[-1] * chain[-1] / step, step) for step in on
+                   if step > chain[-1] * (1 + 1e-9) and on_step(np.array([step]), chain[-1])[0]
+                   and on[step] >= shares[-1] * chain[-1] / step + ROUNDING_MIN_GAIN
+                   and on[step] >= 1.5 * shares[-1] * chain[-1] / step]
+        if not options:
+            break
+        _, step = max(options)
+        chain.append(step)
+        shares.append(on[step])
     for index in range(len(chain) - 2, 0, -1):  # a step every value on a coarser one also fills says nothing
         if shares[index + 1] >= shares[index] - 0.005:
             del chain[index], shares[index]

@@ -83,6 +83,8 @@ class GaussianCopulaEngine:
             self.rules = RuleSet.fit(df, self.specs, self.declared_rules, self.k, mine_rules=self.mine_rules,
                                      keep=set(keep_columns))
         governed = self.rules.governed(df)
+        self._real_values = {name: df[name].dropna().to_numpy(dtype=float) for name in self.rules.derived_columns
+                             if pd.api.types.is_numeric_dtype(df[name])}  # fit-time only, never saved
         df = self._encode(df)
         candidates = [(spec, *variable) for spec in self.specs
                       for variable in _variables_of(spec, df[spec.name], self.k, governed.get(spec.name))]
@@ -127,6 +129,7 @@ class GaussianCopulaEngine:
         if self.backend == "copulas":
             from .copulas_backend import fit_reference
             self._reference = fit_reference(self, df)
+        self._calibrate_derived_rounding(df, governed)
         log.info("fitted %d columns (%d copula variables) on %d rows", len(self.specs), len(self.variables), len(df))
         return self
 
@@ -141,6 +144,28 @@ class GaussianCopulaEngine:
                     spec.rounding, to_numbers(values.dropna(), spec),
                     lambda n, rng, marginal=marginal: marginal.decode(rng.standard_normal(n)), marginal.atoms,
                     spec.decimals)
+
+    def _calibrate_derived_rounding(self, encoded: pd.DataFrame, governed: dict, rows: int = 20_000,
+                                    iterations: int = 2) -> None:
+        """Columns computed through an order rule are rounded after the rule bounds them: their step weights are
+        corrected on a simulated twin until it sits on each step as often as the real values."""
+        names = [name for name, rule in self.rules.derived_columns.items()
+                 if rule.kind == "order" and self.rules.formats[name].get("rounding")]
+        if not names or self._reference is not None:
+            return
+        real = {name: self._real_values[name] for name in names}
+        shares = {name: np.array(self.rules.formats[name]["rounding"]["shares"], dtype=float) for name in names}
+        for _ in range(iterations):
+            twin = self.sample(rows, seed=0)
+            for name in names:
+                rounding = self.rules.formats[name]["rounding"]
+                values = pd.to_numeric(twin[name], errors="coerce").to_numpy(dtype=float)
+                values = values[np.isfinite(values)]
+                measured = np.array([col.on_step(values, step).mean() for step in rounding["steps"]])
+                target = np.array([col.on_step(real[name], step).mean() for step in rounding["steps"]])
+                shares[name] = np.clip(shares[name] + target - measured, 0.0, 1.0)
+                shares[name][0] = 1.0
+                rounding["weights"] = col.rounding_weights(rounding["steps"], list(shares[name]))
 
     def _encode(self, df: pd.DataFrame) -> pd.DataFrame:
         """The real table as the copula models it (see RuleSet.encode); derived columns' specs follow."""

@@ -221,10 +221,13 @@ class RuleSet:
             numbers = round_values(name, numbers)
         if rule.kind == "order":  # rounding must not cross a rule's bound (the rules win over the own range)
             rule_low, rule_high = self._interval(name, frame, own_range=False)
-            scale = 10.0 ** (self.formats[name].get("decimals") or 0)
-            with np.errstate(invalid="ignore"):
-                numbers = np.where(numbers < rule_low, np.ceil(rule_low * scale - 1e-9) / scale, numbers)
-                numbers = np.where(numbers > rule_high, np.floor(rule_high * scale + 1e-9) / scale, numbers)
+            rounding = self.formats[name].get("rounding")
+            units = [10.0 ** -(self.formats[name].get("decimals") or 0)] + (rounding["steps"][1:2] if rounding else [])
+            for unit in units[::-1]:  # inward to the column's first rounding step if it fits, else to its decimals
+                with np.errstate(invalid="ignore"):
+                    up, down = np.ceil(rule_low / unit - 1e-9) * unit, np.floor(rule_high / unit + 1e-9) * unit
+                    numbers = np.where((numbers < rule_low) & (up <= rule_high), up, numbers)
+                    numbers = np.where((numbers > rule_high) & (down >= rule_low), down, numbers)
             numbers = np.clip(numbers, rule_low, rule_high)
         return _as_dtype(numbers, self.formats.get(name, {}).get("dtype"))
 
