@@ -129,7 +129,7 @@ class GaussianCopulaEngine:
         if self.backend == "copulas":
             from .copulas_backend import fit_reference
             self._reference = fit_reference(self, df)
-        self._calibrate_derived_rounding(df, governed)
+        self._calibrate_derived_rounding()
         log.info("fitted %d columns (%d copula variables) on %d rows", len(self.specs), len(self.variables), len(df))
         return self
 
@@ -145,8 +145,7 @@ class GaussianCopulaEngine:
                     lambda n, rng, marginal=marginal: marginal.decode(rng.standard_normal(n)), marginal.atoms,
                     spec.decimals)
 
-    def _calibrate_derived_rounding(self, encoded: pd.DataFrame, governed: dict, rows: int = 20_000,
-                                    iterations: int = 2) -> None:
+    def _calibrate_derived_rounding(self, rows: int = 20_000, iterations: int = 2) -> None:
         """Columns computed through an order rule are rounded after the rule bounds them: their step weights are
         corrected on a simulated twin until it sits on each step as often as the real values."""
         names = [name for name, rule in self.rules.derived_columns.items()

@@ -38,7 +38,40 @@ def units(specs, names) -> np.ndarray:
 
 
 def mine(df: pd.DataFrame, specs, k: int = 5, seed: int = 0) -> list[Rule]:
-    """Every rule family on `df` (the real table); `specs` are the engine's column specs."""
+    """Every rule family on `df` (the real table); `specs` are the engine's column specs. A large table is
+    mined on a row sample (a rule of every row holds on the sample too) and each rule found is confirmed, and
+    its offset or tolerance re-measured, on every row."""
+    if len(df) <= 2 * SCREEN_ROWS:
+        return _mine(df, specs, k, seed)
+    rules = _mine(df.sample(SCREEN_ROWS, random_state=seed).reset_index(drop=True), specs, k, seed)
+    return [confirmed for confirmed in (confirm(rule, df, k) for rule in rules) if confirmed is not None]
+
+
+def confirm(rule: Rule, df: pd.DataFrame, k: int) -> Rule | None:
+    """A rule found on a sample, checked on every row: None when it does not hold as it did."""
+    p = rule.params
+    if rule.kind == "order" and p["offset"] != 0:
+        gap = (df[p["high"]] - df[p["low"]]).to_numpy(dtype=float)
+        lowest = np.nanmin(gap)
+        if (gap <= lowest).sum() < k:
+            return None
+        p["offset"] = _clean(lowest)
+    if rule.kind == "ratio":
+        scale = 1.0 if not p.get("b") else df[p["b"]].to_numpy(dtype=float) ** (-p["power"])
+        y = df[p["target"]].to_numpy(dtype=float) * scale
+        residual = np.abs(y - p["slope"] * df[p["a"]].to_numpy(dtype=float) - p["intercept"])
+        if np.nanmax(residual) > RATIO_TOLERANCE * np.nanstd(y):
+            return None
+        p["tolerance"] = max(p["tolerance"], float(np.nanmax(residual)) * 1.01)
+    share = rule.shares(df)["share"]
+    exact_only = rule.kind in ("fixed_when", "determined", "ratio")
+    if share is None or share < (1.0 if exact_only else REPORT_SHARE):
+        return None
+    rule.real_share = share
+    return rule
+
+
+def _mine(df: pd.DataFrame, specs, k: int, seed: int) -> list[Rule]:
     rng = np.random.default_rng(seed)
     names = numeric_columns(df, specs)
     values = df[names].to_numpy(dtype=float) if names else np.zeros((len(df), 0))
@@ -271,10 +304,8 @@ def mine_fixed_values(df: pd.DataFrame, specs, k: int) -> list[Rule]:
             constant = np.flatnonzero((block.min(axis=0) == block.max(axis=0)) & others)
             if not len(constant):
                 continue
-            outside = np.ones(len(df), dtype=bool)
-            outside[rows] = False
-            fixed_codes = block[0, constant]
-            elsewhere = (matrix[outside][:, constant] == fixed_codes).mean(axis=0)  # the value outside the group
+            fixed_codes = block[0, constant]  # how often the value occurs outside the group (every row inside has it)
+            elsewhere = ((matrix[:, constant] == fixed_codes).sum(axis=0) - len(rows)) / max(len(df) - len(rows), 1)
             chance = np.where(elsewhere > 0, len(rows) * np.log(np.maximum(elsewhere, 1e-300)), -np.inf)
             for index in constant[(elsewhere < 1.0) & (chance <= np.log(CHANCE))]:
                 target = targets[index]
@@ -297,11 +328,17 @@ def mine_determined(df: pd.DataFrame, specs, k: int) -> list[Rule]:
              and df[spec.name].notna().all() and df[spec.name].value_counts().min() >= k]
     codes = {name: pd.factorize(df[name])[0] for name in names}
     distinct = {name: int(code.max()) + 1 for name, code in codes.items()}
+    screen = np.random.default_rng(0).choice(len(df), min(len(df), SCREEN_ROWS), replace=False)
+
+    def determines(by: str, column: str, rows=slice(None)) -> bool:
+        pairs = codes[by][rows] * distinct[column] + codes[column][rows]
+        return len(np.unique(pairs)) == len(np.unique(codes[by][rows]))
+
     rules, derived = [], set()
     for by, column in itertools.permutations(names, 2):
         if column in derived or distinct[by] <= distinct[column] or distinct[column] < 2:
             continue
-        if len(np.unique(codes[by] * distinct[column] + codes[column])) == distinct[by]:
+        if determines(by, column, screen) and determines(by, column):  # a row sample first, then every row
             mapping = df.drop_duplicates(by).set_index(by)[column]
             rules.append(Rule("determined", {"column": column, "by": by,
                                              "mapping": {str(key): _plain(value) for key, value in mapping.items()}}))
