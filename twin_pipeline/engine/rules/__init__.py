@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..columns import detect_rounding
-from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate, matches
+from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate
 from .declared import load_declared, read_rules_file, validate_declared
 from .mining import REPORT_SHARE, mine
 
@@ -104,8 +104,8 @@ class RuleSet:
     def _enforce(self, rule: Rule, derived: str | None, real: pd.DataFrame) -> bool:
         inputs = set(rule.columns) - {derived} if derived else set(rule.params["when"])
         target = derived or rule.params["column"]
-        if derived and any(other.enforced and other.derived == derived and (other.kind != "order" or rule.kind != "order")
-                           for other in self.rules):
+        if derived and any(other.enforced and other.derived == derived
+                           and (other.kind != "order" or rule.kind != "order") for other in self.rules):
             return False  # one defining rule per column; several order rules on one column combine
         if any(self._reaches(name, target) for name in inputs):
             rule.note = "would make a cycle with another enforced rule"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -69,7 +69,8 @@ class Rule:
             offset = p.get("offset", 0)
             return f"{p['low']} <= {p['high']}" if offset == 0 else f"{p['high']} - {p['low']} >= {_number(offset)}"
         if self.kind == "sum":
-            return f"{p['target']} = " + " ".join(("+ " if sign > 0 else "- ") + name for name, sign in p["terms"].items()).lstrip("+ ")
+            terms = " ".join(("+ " if sign > 0 else "- ") + name for name, sign in p["terms"].items())
+            return f"{p['target']} = " + terms.lstrip("+ ")
         if self.kind == "ratio":
             core = f"{_number(p['slope'])} * {p['a']}" + (f" + {_number(p['intercept'])}" if p["intercept"] else "")
             if p.get("b"):
@@ -123,7 +124,8 @@ class Rule:
         if self.kind == "determined":
             expected = frame[p["by"]].map(lambda value: p["mapping"].get(str(value)))
             applicable = expected.notna().to_numpy()
-            return applicable, applicable & (frame[p["column"]].astype(str).to_numpy() == expected.astype(str).to_numpy())
+            same = frame[p["column"]].astype(str).to_numpy() == expected.astype(str).to_numpy()
+            return applicable, applicable & same
         if self.kind == "range":
             values = _numbers(frame[p["column"]])
             applicable = np.isfinite(values)

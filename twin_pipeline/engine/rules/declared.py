@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ...tables import TwinInputError
-from .core import Rule, combination_keys, expression_columns, parse_expression
+from .core import Rule, combination_keys, parse_expression
 
 CONTRADICTION = 0.01  # a declared rule broken on more than this share of real rows contradicts the data
 TYPES = {"inequality": "order", "order": "order", "range": "range", "fixed_combinations": "fixed_combinations",
@@ -57,7 +56,8 @@ def read_rules_file(path) -> list | dict:
             return yaml.safe_load(text)
         return json.loads(text)
     except Exception as error:  # noqa: BLE001 - any parse failure is the file's problem
-        raise TwinInputError(path, f"is not valid {'YAML' if yaml_file else 'JSON'}: {str(error).splitlines()[0]}") from None
+        first_line = str(error).splitlines()[0]
+        raise TwinInputError(path, f"is not valid {'YAML' if yaml_file else 'JSON'}: {first_line}") from None
 
 
 def _rule(entry, position: int, source: str) -> Rule:
@@ -84,7 +84,8 @@ def _rule(entry, position: int, source: str) -> Rule:
         try:
             parse_expression(str(params["expression"]))
         except (SyntaxError, ValueError) as error:
-            raise TwinInputError(source, f"{label}: cannot read the expression {params['expression']!r} ({error})") from None
+            problem = f"{label}: cannot read the expression {params['expression']!r} ({error})"
+            raise TwinInputError(source, problem) from None
     return Rule(kind, params, source="declared", name=entry.get("name") or f"rule {position}")
 
 

@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from .core import Rule, matches
+from .core import Rule
 
 SCREEN_ROWS = 5_000  # order rules are screened on a row sample of this size
 PROBE_ROWS = 8  # sums are screened on a few complete rows before the full check
