@@ -517,6 +517,8 @@ class GaussianCopulaEngine:
                              point_masses=len(marginal.atoms))
             elif isinstance(marginal, SlicedMarginal):
                 entry.update(family="categorical", categories=len(marginal.values), pooled_values=marginal.pooled)
+            if spec.name in self.rules.derived_columns:  # modelled through a rule (an ordered column: its fraction)
+                entry["rule"] = self.rules.derived_columns[spec.name].text
             summary[spec.name] = entry
         return summary
 

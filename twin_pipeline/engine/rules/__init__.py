@@ -98,8 +98,14 @@ class RuleSet:
             options = [name for name in columns if (spec_of[name].decimals or 0) == finest and name not in fixed]
             return sorted(options, key=lambda name: name != p["target"])
         # either side can be derived (its rounding is kept, moved inward by one unit where it would cross the
-        # bound); the lower side first: a loan is a share of the income, a balance a share of the loan
-        return [p["low"], p["high"]]
+        # bound). First the side the rule bounds wherever it is present (a joint income, present only where the
+        # income is, rather than the income of every row), then the lower side: a loan is a share of the
+        # income, a balance a share of the loan.
+        def uncovered(name: str) -> float:
+            other = p["high"] if name == p["low"] else p["low"]
+            return float((real[name].notna() & real[other].isna()).mean())
+
+        return sorted((p["low"], p["high"]), key=lambda name: (uncovered(name) > 0, name != p["low"]))
 
     def _enforce(self, rule: Rule, derived: str | None, real: pd.DataFrame) -> bool:
         inputs = set(rule.columns) - {derived} if derived else set(rule.params["when"])
