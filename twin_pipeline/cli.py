@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output format (default: csv, parquet from 1,000,000 rows)")
     clone.add_argument("--workers", type=int, default=1,
                        help="processes that sample and protect shards of 500,000 rows in parallel (default 1)")
+    clone.add_argument("--drop-identifiers", action="store_true",
+                       help="drop direct identifiers (SSN, e-mail, phone, name, address, account or card number) "
+                            "instead of replacing them by fresh values of the same format (the default)")
 
     demo = commands.add_parser("demo", help="materialize the bundled sample portfolio end to end with Dagster",
                                description="Run the Dagster pipeline (six assets and their checks) on the bundled "
@@ -107,7 +110,7 @@ def _clone(args) -> int:
     options = CloneOptions(rows=args.rows, scale=args.scale, primary_key=None if related or not keys else keys[0],
                            k=args.k, quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
-                           workers=args.workers)
+                           workers=args.workers, drop_identifiers=args.drop_identifiers)
     validate_options(options)  # before any file is read: a bad flag is named as such
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:

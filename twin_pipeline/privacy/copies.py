@@ -4,8 +4,9 @@ A synthetic row equal to a real record whose combination (keys aside) fewer than
 those few people; a row equal to a combination that k or more share discloses no one, and forbidding it would
 remove the most typical borrowers from the twin (and with them the true default rate). So common combinations
 stay, up to the natural identical-match share: the share of fresh real rows that equal some real row, which an
-honest twin shows too. Forbidden rows are redrawn conditioned on their own low-cardinality values (flags,
-statuses, grades), so rejection does not bias those columns; the largest share shift is reported.
+honest twin shows too. Forbidden rows are replaced from a pool of fresh rows reweighted (raked) to the removed
+rows' shares of every low-cardinality column (flags, statuses, grades), so rejection does not bias those
+columns; the largest share shift is reported.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import numpy as np
 import pandas as pd
 
 from twin_pipeline.privacy.grouping import catch_all
-from twin_pipeline.tables import TwinInputError
+from twin_pipeline.errors import TwinInputError
 
 LOW_CARDINALITY = 20  # columns with at most this many values keep their shares: replacements are drawn within them
 
-Redraw = Callable[[pd.DataFrame], pd.DataFrame]  # given rows (some columns) -> full fresh rows keeping those values
 
 
 def _comparable(series: pd.Series) -> pd.Series:
@@ -84,15 +84,30 @@ def natural_identical_share(real: pd.DataFrame, columns: Sequence[str], seed: in
             "real_rows": int(len(real))}
 
 
-def conditioning_order(real: pd.DataFrame, columns: Sequence[str]) -> list[str]:
-    """Low-cardinality columns, those to keep longest first: fewest values, then rarest minority (a 13 % flag
-    before a 45 % sex)."""
-    ranked = []
+def low_cardinality_columns(real: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """Columns with 2..LOW_CARDINALITY values (flags, statuses, grades): their shares are kept."""
+    return [column for column in columns if 1 < real[column].nunique(dropna=False) <= LOW_CARDINALITY]
+
+
+def rake(pool: pd.DataFrame, target: pd.DataFrame, columns: Sequence[str], sweeps: int = 50) -> np.ndarray:
+    """Weights on `pool` rows whose one-way shares over `columns` match `target`'s (iterative proportional
+    fitting, as survey statisticians calibrate a sample); values the pool lacks are left unmatched."""
+    weights = np.ones(len(pool))
+    codes = []
     for column in columns:
-        shares = real[column].value_counts(normalize=True, dropna=False)
-        if 1 < len(shares) <= LOW_CARDINALITY:
-            ranked.append((len(shares), float(shares.min()), column))
-    return [column for *_, column in sorted(ranked)]
+        pool_codes, uniques = pd.factorize(pool[column], use_na_sentinel=False)
+        wanted = target[column].value_counts(normalize=True, dropna=False).reindex(uniques, fill_value=0.0)
+        codes.append((pool_codes, wanted.to_numpy()))
+    for _ in range(sweeps):
+        worst = 0.0
+        for pool_codes, wanted in codes:
+            have = np.bincount(pool_codes, weights=weights, minlength=len(wanted)) / weights.sum()
+            factor = np.divide(wanted, have, out=np.zeros_like(wanted), where=have > 0)
+            worst = max(worst, float(np.abs(have - wanted).max()))
+            weights = weights * factor[pool_codes]
+        if worst < 1e-4 or weights.sum() == 0:
+            break
+    return weights
 
 
 def share_shift(before: pd.DataFrame, after: pd.DataFrame, columns: Sequence[str]) -> dict:
@@ -110,49 +125,58 @@ def share_shift(before: pd.DataFrame, after: pd.DataFrame, columns: Sequence[str
 def replace_disclosive_copies(
     synthetic: pd.DataFrame,
     real: pd.DataFrame,
-    redraw: Redraw,
+    resample: Callable[[int], pd.DataFrame],
     k: int = 5,
     ignore_columns: Sequence[str] = (),
     max_rounds: int = 10,
     seed: int = 0,
+    pool_factor: int = 10,
 ) -> tuple[pd.DataFrame, dict]:
-    """Redraw every twin row equal to a real combination shared by fewer than `k` real rows, and the common
+    """Replace every twin row equal to a real combination shared by fewer than `k` real rows, and the common
     copies above the natural identical-match share (plus two binomial standard errors of sampling error).
 
-    `redraw(given)` returns one fresh row per row of `given` keeping `given`'s values (its columns are a subset).
-    Round r keeps the row's low-cardinality values except the r most varied of them (so a table of four discrete
-    columns still frees one); past that, rows are drawn afresh. Rows still forbidden after `max_rounds` are
-    dropped and counted. Returns the frame (row order kept) and the report.
+    Replacements are not the first fresh draws that pass (that would favour the commonest cells and bias every
+    column): `resample` draws a pool of `pool_factor` times as many rows, the allowed ones are raked to the
+    removed rows' shares on every low-cardinality column, and the replacements are drawn by those weights.
+    Rows still forbidden after `max_rounds` are dropped and counted. Returns the frame (row order kept) and the
+    report, with the largest share change this caused in any low-cardinality column.
     """
     out = synthetic.reset_index(drop=True)
     columns = compared_columns(out, real, ignore_columns)
     combinations = RealCombinations(real, columns)
     natural = natural_identical_share(real, columns, seed)
-    order = conditioning_order(real, columns)
-    start = min(len(order), len(columns) - 1)
+    kept_shares = low_cardinality_columns(real, columns)
     n = len(out)
-    allowed = math.floor(natural["leave_one_out"] * n + 2 * math.sqrt(n * natural["leave_one_out"]
-                                                                      * (1 - natural["leave_one_out"])))
+    share = natural["leave_one_out"]
+    allowed = math.floor(share * n + 2 * math.sqrt(n * share * (1 - share)))
     rng = np.random.default_rng(seed)
     counts = combinations.count(out)
     rare_found, common_found = int(((counts > 0) & (counts < k)).sum()), int((counts >= k).sum())
-    redrawn, rounds = 0, 0
+    replaced, rounds = 0, 0
     while True:
         forbidden = (counts > 0) & (counts < k)
         common = np.flatnonzero(counts >= k)
-        if len(common) > allowed:  # too many typical rows: redraw a random excess, not the first ones
+        if len(common) > allowed:  # too many typical rows: replace a random excess, not the first ones
             forbidden[rng.choice(common, len(common) - allowed, replace=False)] = True
         if not forbidden.any() or rounds >= max_rounds:
             break
         positions = np.flatnonzero(forbidden)
-        kept = order[: max(0, start - rounds)]
-        fresh = redraw(out.loc[positions, kept])
-        if len(fresh) != len(positions) or set(fresh.columns) != set(out.columns):
-            raise ValueError(f"redraw of {len(positions)} rows must return {len(positions)} rows with columns "
-                             f"{list(out.columns)}; got {len(fresh)} rows with {list(fresh.columns)}")
-        out.loc[positions] = fresh[out.columns].set_axis(positions).astype(out.dtypes.to_dict())
-        counts[positions] = combinations.count(out.loc[positions])
-        redrawn, rounds = redrawn + len(positions), rounds + 1
+        pool = resample(pool_factor * len(positions)).reset_index(drop=True)
+        if list(pool.columns) != list(out.columns):
+            raise ValueError(f"resample must return rows with columns {list(out.columns)}; got {list(pool.columns)}")
+        pool_counts = combinations.count(pool)
+        room = allowed - int((counts[~forbidden] >= k).sum())
+        usable = (pool_counts == 0) | ((pool_counts >= k) & (room > 0))
+        pool, pool_counts = pool[usable].reset_index(drop=True), pool_counts[usable]
+        weights = rake(pool, out.loc[positions], kept_shares)
+        take = min(len(positions), int((weights > 0).sum()))
+        if take:
+            chosen = rng.choice(len(pool), take, replace=False, p=weights / weights.sum())
+            targets = positions[:take] if take == len(positions) else rng.choice(positions, take, replace=False)
+            out.loc[targets] = pool.loc[chosen].set_axis(targets).astype(out.dtypes.to_dict())
+            counts[targets] = pool_counts[chosen]
+            replaced += take
+        rounds += 1
     dropped = int(forbidden.sum())
     out = out[~forbidden].reset_index(drop=True)
     identical = int((counts[~forbidden] > 0).sum())
@@ -162,13 +186,13 @@ def replace_disclosive_copies(
         "columns_compared": columns,
         "rare_record_copies_found": rare_found,
         "common_copies_found": common_found,
-        "rows_redrawn": redrawn,
-        "redraw_rounds": rounds,
-        "conditioned_on": order[:start],
+        "rows_replaced": replaced,
+        "replace_rounds": rounds,
+        "replacements_raked_on": kept_shares,
         "rows_dropped": dropped,
         "identical_match_share": identical / len(out) if len(out) else 0.0,
         "natural_identical_match_share": natural,
-        "share_shift": share_shift(synthetic, out, order),
+        "share_shift": share_shift(synthetic, out, kept_shares),
     }
 
 

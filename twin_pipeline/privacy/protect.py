@@ -20,7 +20,7 @@ from twin_pipeline.privacy.copies import (RealCombinations, compared_columns, re
 from twin_pipeline.privacy.grouping import smallest_group
 from twin_pipeline.privacy.k_anonymity import enforce_k_anonymity
 from twin_pipeline.privacy.quasi_identifiers import choose_quasi_identifiers
-from twin_pipeline.tables import TwinInputError
+from twin_pipeline.errors import PrivacyLimitError
 
 MAX_COPY_SHARE = 0.5  # more forbidden rows than this left after redrawing: the table's rows are all rare records
 
@@ -43,8 +43,8 @@ def protect_twin(
     with exactly len(synthetic) rows.
 
     `resample(n)` draws n fresh synthetic rows; `resample_given(given)` (optional) draws one fresh row per row
-    of `given` keeping its values (the engine's conditional sampling), which keeps low-cardinality shares and
-    the quasi-identifiers' relation to the other columns; without it rows are drawn unconditionally.
+    of `given` keeping its values (the engine's conditional sampling), so a refilled row's other columns fit its
+    quasi-identifiers; without it refills are drawn unconditionally.
     `primary_key` and `ignore_columns` (foreign keys, fresh direct identifiers) are neither compared nor replaced.
     """
     ignore = ([primary_key] if primary_key else []) + list(ignore_columns)
@@ -55,22 +55,29 @@ def protect_twin(
         qis = list(quasi_identifiers)
         choice = {"chosen": {q: "given by the user" for q in qis}, "not_chosen": {}}
 
+    def fresh(n: int) -> pd.DataFrame:
+        return replace_rare_strings(resample(n).reset_index(drop=True), real, k, exclude=ignore)[0]
+
     def redraw(given: pd.DataFrame) -> pd.DataFrame:
-        if len(given) == 0:
-            return synthetic.iloc[:0]
-        fresh = resample_given(given) if resample_given is not None and given.shape[1] else resample(len(given))
-        return replace_rare_strings(fresh.reset_index(drop=True), real, k, exclude=ignore)[0]
+        if resample_given is None or given.shape[1] == 0:
+            return fresh(len(given))
+        return replace_rare_strings(resample_given(given).reset_index(drop=True), real, k, exclude=ignore)[0]
 
     safe, rare_strings = replace_rare_strings(synthetic.reset_index(drop=True), real, k, exclude=ignore)
-    safe, copies = replace_disclosive_copies(safe, real, redraw, k, ignore, max_rounds, seed)
+    safe, copies = replace_disclosive_copies(safe, real, fresh, k, ignore, max_rounds, seed)
     if len(synthetic) and copies["rows_dropped"] > MAX_COPY_SHARE * len(synthetic):
-        raise TwinInputError(
+        raise PrivacyLimitError(
             None, f"{copies['rows_dropped']:,} of {len(synthetic):,} twin rows still equal a real record shared by "
                   f"fewer than {k} real rows after {max_rounds} redrawing rounds: nearly every possible row of this "
                   f"table is a rare real record (columns compared: {', '.join(map(str, copies['columns_compared']))}),"
                   " so a safe twin cannot be made; add columns that vary, or share an aggregate instead")
     protected, anonymity = enforce_k_anonymity(safe, k, qis, generalize, max_suppression)
     protected, refill = _refill(protected, safe, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed)
+    if smallest_group(protected, qis) < k:  # a late copy's group lost its row to a swapped donor: once more
+        again, extra = enforce_k_anonymity(protected, k, qis, generalize, max_suppression)
+        anonymity["records_suppressed"] += extra["records_suppressed"]
+        protected, more = _refill(again, protected, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed + 1)
+        refill = {key: refill[key] + more[key] for key in refill}
     anonymity["final_k"] = smallest_group(protected, qis)
     anonymity["bank_compliant"] = anonymity["final_k"] >= k
     return protected, {
@@ -87,22 +94,26 @@ def protect_twin(
 def _refill(protected, before, real, n, qis, redraw, k, ignore, max_rounds, seed) -> tuple[pd.DataFrame, dict]:
     """Back to `n` rows: suppressed (or dropped) rows, and rows that now equal a rare real record, become fresh
     conforming draws. Each takes the protected quasi-identifier values of a donor row already in a group of >= k
-    (for a rare copy, itself: its group keeps its size), and the rest is drawn given the donor's values before
-    anonymisation, which the model knows."""
+    (for a rare copy, itself first: its group keeps its size), and the rest is drawn given the donor's values
+    before anonymisation, which the model knows. A donor whose draws keep equalling a rare record is swapped
+    for another; if that left a group short, k-anonymity is enforced once more (its suppressions refilled)."""
     combinations = RealCombinations(real, compared_columns(protected, real, ignore))
     rng = np.random.default_rng([seed, 1])
     counts = combinations.count(protected)
     late = (counts > 0) & (counts < k)
     late_copies = int(late.sum())
     kept = protected[~late]
-    donors = np.concatenate([protected.index[late], rng.choice(kept.index, max(n - len(protected), 0))]) \
-        if len(kept) else protected.index[late]
+    if len(kept) == 0:
+        raise PrivacyLimitError(None, "every protected row equals a rare real record: no safe twin can be made")
+    donors = np.concatenate([protected.index[late], rng.choice(kept.index, max(n - len(protected), 0))])
     filled, parts = 0, [kept]
-    for _ in range(max_rounds):
+    for round_ in range(max_rounds):
         if len(donors) == 0:
             break
-        fresh = redraw(before.loc[donors, qis] if qis else before.loc[donors, []])
-        fresh[qis] = protected.loc[donors, qis].to_numpy() if qis else fresh[qis]
+        if round_ >= 2:  # these donors' neighbourhoods hold only rare records: borrow another row's values
+            donors = rng.choice(kept.index, len(donors))
+        fresh = redraw(before.loc[donors, qis])
+        fresh[qis] = protected.loc[donors, qis].to_numpy()
         fresh = fresh[protected.columns].astype(protected.dtypes.to_dict())
         counts = combinations.count(fresh)
         ok = ~((counts > 0) & (counts < k))
@@ -111,6 +122,6 @@ def _refill(protected, before, real, n, qis, redraw, k, ignore, max_rounds, seed
         donors = donors[~ok]
     out = pd.concat(parts, ignore_index=True)
     if len(out) != n:
-        raise TwinInputError(None, f"could not refill the twin to {n:,} rows: {n - len(out):,} fresh draws kept "
-                                   f"equalling a rare real record after {max_rounds} rounds")
+        raise PrivacyLimitError(None, f"could not refill the twin to {n:,} rows: {n - len(out):,} fresh draws kept "
+                                      f"equalling a rare real record after {max_rounds} rounds")
     return out, {"filled": filled, "late_copies": late_copies}
