@@ -91,23 +91,26 @@ def low_cardinality_columns(real: pd.DataFrame, columns: Sequence[str]) -> list[
 
 def rake(pool: pd.DataFrame, target: pd.DataFrame, columns: Sequence[str], sweeps: int = 50) -> np.ndarray:
     """Weights on `pool` rows whose one-way shares over `columns` match `target`'s (iterative proportional
-    fitting, as survey statisticians calibrate a sample); values the pool lacks are left unmatched."""
+    fitting, as survey statisticians calibrate a sample). A target value the pool lacks cannot be matched: the
+    column is calibrated to the values it has; uniform weights when nothing can be matched at all."""
     weights = np.ones(len(pool))
     codes = []
     for column in columns:
         pool_codes, uniques = pd.factorize(pool[column], use_na_sentinel=False)
-        wanted = target[column].value_counts(normalize=True, dropna=False).reindex(uniques, fill_value=0.0)
-        codes.append((pool_codes, wanted.to_numpy()))
+        wanted = target[column].value_counts(dropna=False).reindex(uniques, fill_value=0).to_numpy(dtype=float)
+        if wanted.sum() > 0:
+            codes.append((pool_codes, wanted / wanted.sum()))
     for _ in range(sweeps):
         worst = 0.0
         for pool_codes, wanted in codes:
-            have = np.bincount(pool_codes, weights=weights, minlength=len(wanted)) / weights.sum()
+            have = np.bincount(pool_codes, weights=weights, minlength=len(wanted))
+            have = have / max(have.sum(), 1e-300)
             factor = np.divide(wanted, have, out=np.zeros_like(wanted), where=have > 0)
             worst = max(worst, float(np.abs(have - wanted).max()))
             weights = weights * factor[pool_codes]
-        if worst < 1e-4 or weights.sum() == 0:
+        if worst < 1e-4 or not weights.sum() > 0:
             break
-    return weights
+    return weights if weights.sum() > 0 else np.ones(len(pool))
 
 
 def share_shift(before: pd.DataFrame, after: pd.DataFrame, columns: Sequence[str]) -> dict:
