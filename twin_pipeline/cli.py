@@ -120,7 +120,8 @@ def _clone(args) -> int:
     summary = clone_file(args.input[0], args.out, options, progress=say)
     print(f"twin of {summary['source']}: {summary['rows_synthetic']:,} rows, similarity {summary['similarity_score']:.1f}/100, "
           f"correlation error {summary['correlation_error']:.3f}, k = {summary['k']}, "
-          f"exact copies {summary['exact_match_rate']:.0%}")
+          f"copies of rare real records {summary['rare_record_copies']}, rows equal to a real row "
+          f"{summary['exact_match_rate']:.0%}")
     for name, path in summary["outputs"].items():
         print(f"  {name:15s} {path}")
     return 0

@@ -146,7 +146,8 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
 
     identifiers = direct_identifiers(real, options)
     real = real[[name for name in real.columns if name in protected.columns]]  # dropped identifiers
-    quality = quality_report(real, protected, primary_key=options.primary_key)
+    quality = quality_report(real, protected, primary_key=options.primary_key,  # identifiers carry no statistics
+                             column_kinds={name: "identifier" for name in identifiers if name in real.columns} or None)
     quality["correlation_errors"] = engine.compare_correlations(real, protected)
     quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key)
     quality["marginals"] = engine.describe()
@@ -180,7 +181,7 @@ def combine_protection(results: list[dict]) -> dict:
     copies = {key: total(lambda p, key=key: p["exact_copies"].get(key)) for key, value in first["exact_copies"].items()
               if isinstance(value, int) and not isinstance(value, bool)}
     copies.update(
-        {key: first["exact_copies"][key] for key in ("rule", "columns_compared", "conditioned_on",
+        {key: first["exact_copies"][key] for key in ("rule", "columns_compared", "replacements_raked_on",
                                                      "natural_identical_match_share")},
         identical_match_share=total(lambda p: p["exact_copies"]["identical_match_share"] * p["rows"]["returned"])
         / max(rows, 1),
@@ -195,7 +196,7 @@ def combine_protection(results: list[dict]) -> dict:
 def with_recount(privacy: dict, verified: dict, k: int) -> dict:
     """The privacy report with the figures DuckDB recounted over all shards (`shards.verify_shards`): the report
     itself measures a sample of the twin."""
-    recount = {key: verified[key] for key in ("rows", "k", "exact_matches", "exact_match_rate")}
+    recount = {key: verified[key] for key in ("rows", "k", "exact_matches", "exact_match_rate", "rare_record_copies")}
     return {**privacy, **recount, "k_satisfied": verified["k"] is None or verified["k"] >= k}
 
 
@@ -229,7 +230,9 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
         protection = combine_protection(results)
         verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
-            f"{protection['k_anonymity']['records_suppressed']} rows suppressed; {verified['exact_matches']} copies")
+            f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
+            f"{verified['rare_record_copies']} copies of rare real records, {verified['exact_matches']} rows equal a "
+            "real row (common combinations)")
         quality, privacy = report(real, sample_shards(Path(folder)), engine, options, protection)
         privacy = with_recount(privacy, verified, options.k)
         say("measured quality and privacy (with an 80/20 held-out attacker audit)")
@@ -244,4 +247,5 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
     return {"source": str(source), "rows_real": len(real), "rows_synthetic": verified["rows"],
             "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
             "k": verified["k"], "exact_match_rate": verified["exact_match_rate"],
+            "rare_record_copies": verified["rare_record_copies"],
             "outputs": {name: str(path) for name, path in outputs.items()}}
