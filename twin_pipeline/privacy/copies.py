@@ -113,6 +113,20 @@ def rake(pool: pd.DataFrame, target: pd.DataFrame, columns: Sequence[str], sweep
     return weights if weights.sum() > 0 else np.ones(len(pool))
 
 
+def systematic_sample(pool: pd.DataFrame, weights: np.ndarray, take: int, columns: Sequence[str],
+                      rng: np.random.Generator) -> np.ndarray:
+    """`take` pool rows with probability proportional to `weights`, systematically along the pool sorted by its
+    low-cardinality combination: each combination gets its expected count give or take one, where independent
+    draws would add a sampling error of their own. With replacement: a few allowed rows of a rare value may
+    carry large weights (a pool row used twice is a synthetic row, not a real one)."""
+    from twin_pipeline.privacy.grouping import group_keys
+
+    order = np.lexsort((rng.random(len(pool)), group_keys(pool, list(columns)))) if columns else rng.permutation(len(pool))
+    cumulative = np.cumsum(weights[order]) / weights.sum() * take
+    points = rng.random() + np.arange(take)
+    return order[np.minimum(np.searchsorted(cumulative, points, side="right"), len(pool) - 1)]
+
+
 def share_shift(before: pd.DataFrame, after: pd.DataFrame, columns: Sequence[str]) -> dict:
     """The largest change in any category's share over `columns`, and where it happened."""
     worst = {"largest_share_change": 0.0, "column": None, "value": None}
@@ -133,7 +147,7 @@ def replace_disclosive_copies(
     ignore_columns: Sequence[str] = (),
     max_rounds: int = 10,
     seed: int = 0,
-    pool_factor: int = 10,
+    pool_factor: int = 20,
 ) -> tuple[pd.DataFrame, dict]:
     """Replace every twin row equal to a real combination shared by fewer than `k` real rows, and the common
     copies above the natural identical-match share (plus two binomial standard errors of sampling error).
@@ -172,9 +186,9 @@ def replace_disclosive_copies(
         usable = (pool_counts == 0) | ((pool_counts >= k) & (room > 0))
         pool, pool_counts = pool[usable].reset_index(drop=True), pool_counts[usable]
         weights = rake(pool, out.loc[positions], kept_shares)
-        take = min(len(positions), int((weights > 0).sum()))
+        take = len(positions) if (weights > 0).any() else 0
         if take:
-            chosen = rng.choice(len(pool), take, replace=False, p=weights / weights.sum())
+            chosen = systematic_sample(pool, weights, take, kept_shares, rng)
             targets = positions[:take] if take == len(positions) else rng.choice(positions, take, replace=False)
             out.loc[targets] = pool.loc[chosen].set_axis(targets).astype(out.dtypes.to_dict())
             counts[targets] = pool_counts[chosen]
