@@ -263,3 +263,7 @@ def test_an_existing_others_category_is_reused_not_a_new_other_beside_it():
     assert report["final_k"] >= 5
     assert "Other" not in set(protected["Job"]) and "Other" not in set(protected["Home"])
     assert set(protected["Home"]) <= {"owner", "rent", "priv", "ignore", "Others"}
+    loss = report["information_loss"]
+    assert set(loss["share_rows_changed"]) == {"Job", "Home", "Age"}
+    assert all(0 <= value <= 1 for value in loss["categorical_arx_loss"].values())
+    assert loss["categorical_arx_loss"]["Home"] <= loss["share_rows_changed"]["Home"]

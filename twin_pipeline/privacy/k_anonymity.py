@@ -322,15 +322,28 @@ def _bands(series: pd.Series, steps: list[dict]) -> pd.Series:
 
 
 def _information_loss(original, protected, codec, changed) -> dict:
-    """Normalised SSE (SSE / total sum of squares) per numeric QI; share of values regrouped per categorical QI."""
-    numeric_loss = {}
+    """Per quasi-identifier: the share of rows changed; normalised SSE (SSE / total sum of squares) for numeric
+    ones; for categorical ones ARX's "Loss" of the recoding: each recoded cell loses (values merged into its
+    catch-all - 1) / (values in the column - 1), 0 for an untouched cell, averaged over the rows."""
+    numeric_loss, rows_changed = {}, {}
     for column, column_codec in codec.items():
         before, after = column_codec.values(original[column]), column_codec.values(protected[column])
         present = ~np.isnan(before) & ~np.isnan(after)
         total = ((before[present] - before[present].mean()) ** 2).sum() if present.any() else 0.0
         sse = ((before[present] - after[present]) ** 2).sum()
         numeric_loss[column] = float(sse / total) if total > 0 else 0.0
+        rows_changed[column] = float(np.mean(~((before == after) | (np.isnan(before) & np.isnan(after))))) \
+            if len(before) else 0.0
+    arx_loss = {}
+    for column, mask in changed.items():
+        rows_changed[column] = float(mask.mean()) if len(mask) else 0.0
+        domain = original[column].nunique(dropna=False)
+        label = catch_all(protected[column])
+        merged = original.loc[(protected[column] == label).to_numpy(), column].nunique(dropna=False)
+        arx_loss[column] = float(mask.mean() * (merged - 1) / (domain - 1)) if domain > 1 and len(mask) else 0.0
     return {
+        "share_rows_changed": rows_changed,
         "numeric_normalised_sse": numeric_loss,
+        "categorical_arx_loss": arx_loss,
         "categorical_share_regrouped": {c: float(mask.mean()) if len(mask) else 0.0 for c, mask in changed.items()},
     }
