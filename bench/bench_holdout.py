@@ -76,6 +76,11 @@ def split(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFram
     return table.iloc[order[:half]].reset_index(drop=True), table.iloc[order[half:]].reset_index(drop=True)
 
 
+def _labels(series: pd.Series) -> pd.Series:
+    """Values as text, every kind of missing (None, NaN) as one label."""
+    return series.astype(object).where(series.notna(), "<missing>").astype(str)
+
+
 def share_deltas(train: pd.DataFrame, twin: pd.DataFrame) -> dict:
     """Per low-cardinality column: the largest share difference, its allowance (0.02 + 2 standard errors of the
     difference of two binomial samples) and whether it is within."""
@@ -83,8 +88,8 @@ def share_deltas(train: pd.DataFrame, twin: pd.DataFrame) -> dict:
     for column in train.columns:
         if column not in twin.columns or not 1 < train[column].nunique(dropna=False) <= LOW_CARDINALITY:
             continue
-        real = train[column].astype(str).value_counts(normalize=True)
-        synthetic = twin[column].astype(str).value_counts(normalize=True)
+        real = _labels(train[column]).value_counts(normalize=True)
+        synthetic = _labels(twin[column]).value_counts(normalize=True)
         both = pd.concat([real, synthetic], axis=1, keys=["real", "twin"]).fillna(0.0)
         gap = (both["twin"] - both["real"]).abs()
         allowance = 0.02 + 2 * np.sqrt(both["real"] * (1 - both["real"]) * (1 / len(train) + 1 / max(len(twin), 1)))
@@ -107,10 +112,14 @@ def anonymeter_risks(synthetic, train, control, qis, ignore) -> dict:
             kwargs.setdefault("max_attempts", MAX_ATTEMPTS)
             super().__init__(*args, **kwargs)
 
+    def numbers(frame: pd.DataFrame) -> pd.DataFrame:  # anonymeter compares values, not datetimes
+        dates = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+        return frame.assign(**{c: frame[c].astype("int64") // 86_400_000_000_000 for c in dates})
+
     evaluators.SinglingOutEvaluator = Bounded
     try:
-        risks = attacker_risk(synthetic, train, control, quasi_identifiers=qis, n_attacks=N_ATTACKS,
-                              ignore_columns=ignore)
+        risks = attacker_risk(numbers(synthetic), numbers(train), numbers(control), quasi_identifiers=qis,
+                              n_attacks=N_ATTACKS, ignore_columns=ignore)
     except Exception as error:  # noqa: BLE001 - an attack that cannot run is reported, not fatal
         return {"error": f"{type(error).__name__}: {error}"}
     finally:
