@@ -110,6 +110,7 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
     table_format = options.output_format or ("parquet" if verified["rows"] >= pipeline.PARQUET_FROM_ROWS else "csv")
     return dg.Output({"table": ShardedTable(folder), "protection": protection}, metadata={
         "rows": verified["rows"], "k": verified["k"], "exact_copies": verified["exact_matches"],
+        "rare_record_copies": verified["rare_record_copies"],
         "rows_suppressed": protection["k_anonymity"]["records_suppressed"], "shards": len(synthetic_sample["shards"]),
         "quasi_identifiers": ", ".join(protection["quasi_identifiers"]) or "(none)", "table_format": table_format,
         "parameters": manifest["options"],
