@@ -40,6 +40,7 @@ class CloneOptions:
     workers: int = 1  # processes sampling and protecting shards
     column_kinds: dict[str, str] = field(default_factory=dict)
     rules: str | dict | list | None = None  # declared business rules: a JSON/YAML file path, or the rules inline
+    drop_identifiers: bool = False  # direct identifiers (SSN, e-mail, ...) dropped instead of freshly minted
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +90,8 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
     qis = options.quasi_identifiers
     if qis is not None and not (isinstance(qis, list) and all(isinstance(name, str) for name in qis)):
         bad("quasi_identifiers", f"must be a list of column names, got {qis!r}")
+    if not isinstance(options.drop_identifiers, bool):
+        bad("drop_identifiers", f"must be true or false, got {options.drop_identifiers!r}")
     if not isinstance(options.column_kinds, dict):
         bad("column_kinds", f"must map column names to kinds, got {options.column_kinds!r}")
     wrong = sorted(f"{name}={kind}" for name, kind in options.column_kinds.items() if kind not in KINDS)

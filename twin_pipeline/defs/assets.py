@@ -43,11 +43,6 @@ def _engine(model: dict) -> GaussianCopulaEngine:
     return GaussianCopulaEngine.from_dict(model)
 
 
-def _key_columns(options: pipeline.CloneOptions) -> list[str]:
-    """Columns left out of the copy comparison: the primary key is renumbered, never real."""
-    return [options.primary_key] if options.primary_key else []
-
-
 @twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", kinds={"pandera"})
 def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: TwinStorage) -> dg.Output[dict]:
     """The landed table, validated, kept as an immutable copy (0700/0600) with its SHA-256; records the
@@ -108,12 +103,14 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
     manifest = raw_upload["manifest"]
     options = options_of(manifest)
     folder = storage.shards_dir(context.partition_key)
-    verified = shard_reader.verify(folder, load_real(storage, manifest), options.quasi_identifiers,
-                                   _key_columns(options))
+    real = load_real(storage, manifest)
+    verified = shard_reader.verify(folder, real, options.quasi_identifiers, pipeline.key_columns(real, options),
+                                   options.k)
     protection = {**synthetic_sample["protection"], "verified": verified}
     table_format = options.output_format or ("parquet" if verified["rows"] >= pipeline.PARQUET_FROM_ROWS else "csv")
     return dg.Output({"table": ShardedTable(folder), "protection": protection}, metadata={
         "rows": verified["rows"], "k": verified["k"], "exact_copies": verified["exact_matches"],
+        "rare_record_copies": verified["rare_record_copies"],
         "rows_suppressed": protection["k_anonymity"]["records_suppressed"], "shards": len(synthetic_sample["shards"]),
         "quasi_identifiers": ", ".join(protection["quasi_identifiers"]) or "(none)", "table_format": table_format,
         "parameters": manifest["options"],
