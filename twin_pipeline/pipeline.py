@@ -132,6 +132,25 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     return quality, privacy
 
 
+def report_page(path: Path, real: pd.DataFrame, twin: pd.DataFrame, quality: dict, privacy: dict,
+                options: CloneOptions, title: str = "") -> Path:
+    """report.html beside the twin: the reports' figures and real-vs-twin pictures in one self-contained page."""
+    from .report import write_report
+
+    return write_report(path, real, twin, quality, privacy, primary_key=options.primary_key,
+                        column_kinds=options.column_kinds or None, title=title)
+
+
+def _ceiling_note(quality: dict) -> str:
+    """'98.0 % of the holdout ceiling, TSTR AUC gap 0.01' (or why either was not measured)."""
+    holdout, utility = quality.get("holdout") or {}, quality.get("utility") or {}
+    parts = [f"{quality['quality_vs_ceiling']:.1f} % of the holdout ceiling" if quality.get("quality_vs_ceiling")
+             else f"no holdout ceiling ({holdout.get('skipped')})"]
+    parts.append(f"TSTR {utility['metric'].upper()} real {utility['real']:.3f} / twin {utility['twin']:.3f} "
+                 f"on {utility['target']}" if "gap" in utility else f"no TSTR ({utility.get('skipped')})")
+    return ", ".join(parts)
+
+
 def combine_protection(results: list[dict]) -> dict:
     """One protection summary for a twin made of shards: counts add up, the rules are the same in each."""
     first = results[0]["protection"]
@@ -184,8 +203,11 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
         verified = verify_shards(Path(folder), real, list(qis), [options.primary_key] if options.primary_key else [])
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed; {verified['exact_matches']} copies")
-        quality, privacy = report(real, sample_shards(Path(folder)), engine, options, protection)
+        twin = sample_shards(Path(folder))
+        quality, privacy = report(real, twin, engine, options, protection)
         privacy = with_recount(privacy, verified, options.k)
+        page = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name)
+        say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
         say("measured quality and privacy (with an 80/20 held-out attacker audit)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}")
@@ -194,6 +216,7 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
         "model": engine.save(out_dir / "model.json"),
         "quality_report": write_json(quality, out_dir / "quality_report.json"),
         "privacy_report": write_json(privacy, out_dir / "privacy_report.json"),
+        "report": page,
     }
     return {"source": str(source), "rows_real": len(real), "rows_synthetic": verified["rows"],
             "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
