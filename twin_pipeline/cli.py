@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "fixed_when; rules found in the data are kept without it")
     clone.add_argument("--workers", type=int, default=1,
                        help="processes that sample and protect shards of 500,000 rows in parallel (default 1)")
+    clone.add_argument("--target", help="column the TSTR utility model predicts (default: a categorical column "
+                                        "named like default, status, approval or bad)")
 
     demo = commands.add_parser("demo", help="materialize the bundled sample portfolio end to end with Dagster",
                                description="Run the Dagster pipeline (six assets and their checks) on the bundled "
@@ -110,7 +112,7 @@ def _clone(args) -> int:
     options = CloneOptions(rows=args.rows, scale=args.scale, primary_key=None if related or not keys else keys[0],
                            k=args.k, quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
-                           workers=args.workers, rules=args.rules)
+                           workers=args.workers, rules=args.rules, target=args.target)
     validate_options(options)  # before any file is read: a bad flag is named as such
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
