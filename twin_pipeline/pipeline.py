@@ -133,8 +133,9 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
 
 
 def report_page(path: Path, real: pd.DataFrame, twin: pd.DataFrame, quality: dict, privacy: dict,
-                options: CloneOptions, title: str = "") -> Path:
-    """report.html beside the twin: the reports' figures and real-vs-twin pictures in one self-contained page."""
+                options: CloneOptions, title: str = ""):
+    """report.html beside the twin: the reports' figures and real-vs-twin pictures in one self-contained page.
+    Returns its path and the drawn figures (report.html.Figures), which the Dagster asset page reuses."""
     from .report import write_report
 
     return write_report(path, real, twin, quality, privacy, primary_key=options.primary_key,
@@ -206,7 +207,7 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
         twin = sample_shards(Path(folder))
         quality, privacy = report(real, twin, engine, options, protection)
         privacy = with_recount(privacy, verified, options.k)
-        page = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name)
+        page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name)
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
         say("measured quality and privacy (with an 80/20 held-out attacker audit)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")

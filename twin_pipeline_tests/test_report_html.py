@@ -28,7 +28,7 @@ def wide(tmp_path_factory):
     quality["rules"] = {"balance <= loan_amount": {"kept": True}, "paid_total = sum of parts": {"kept": False}}
     privacy = {"k": 5, "exact_matches": 0, "exact_match_rate": 0.0,
                "audit": {"attacker_risk": {"singling_out": {"risk": 0.01, "ci": [0.0, 0.04]}}}}
-    path = write_report(tmp_path_factory.mktemp("report") / "report.html", real, twin, quality, privacy,
+    path, _ = write_report(tmp_path_factory.mktemp("report") / "report.html", real, twin, quality, privacy,
                         title="lending")
     return path, quality
 
@@ -59,7 +59,7 @@ def test_the_worst_column_comes_first_and_the_cards_carry_the_figures(wide):
 
 def test_a_table_without_numbers_still_gets_its_page(tmp_path):
     real = overdraft_table()
-    path = write_report(tmp_path / "report.html", real, real.sample(frac=1, random_state=1),
+    path, _ = write_report(tmp_path / "report.html", real, real.sample(frac=1, random_state=1),
                         quality_report(real, real), {})
     page = path.read_text()
     assert len([alt for alt in images(page) if alt.startswith("column ")]) == 4

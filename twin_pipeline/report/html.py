@@ -13,6 +13,7 @@ import base64
 import html
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -128,8 +129,8 @@ def _summary(quality: Mapping, privacy: Mapping) -> str:
                            f"twin {fmt(utility['twin'], 3)}"))
     else:
         cards.append(_card("TSTR", "–", html.escape(utility.get("skipped", "not measured"))))
-    cards.append(_card("k-anonymity", fmt(privacy.get("k")), f"target k = {fmt(privacy.get('k_target'))}"
-                       if privacy.get("k_target") is not None else ""))
+    cards.append(_card("k-anonymity", fmt(privacy.get("k")), f"target k = {fmt(privacy.get('target_k'))}"
+                       if privacy.get("target_k") is not None else ""))
     cards.append(_card("copies of real rows", fmt(privacy.get("exact_matches")),
                        f"rate {fmt(privacy.get('exact_match_rate'), 4)}" if "exact_match_rate" in privacy else ""))
     rules = _rules_kept(quality.get("rules"))
@@ -205,21 +206,36 @@ def _with_ci(node, path: str = ""):
             yield from _with_ci(value, f"{path} › {key}" if path else str(key))
 
 
-def render(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, privacy: Mapping | None = None,
-           primary_key: str | None = None, column_kinds: Mapping[str, str] | None = None, title: str = "") -> str:
+@dataclass
+class Figures:
+    """The pictures of one twin, drawn once and shared by report.html and the Dagster asset page."""
+
+    columns: dict[str, bytes]  # scored column -> real-vs-twin plot, worst column first
+    heatmaps: dict[str, bytes]  # "real" / "twin" / "twin − real" -> labelled correlation heatmap
+    tails: bytes | None
+    scored: int
+
+
+def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: str | None = None,
+         column_kinds: Mapping[str, str] | None = None) -> Figures:
+    comparison = _Comparison(real, twin, primary_key, column_kinds)
+    return Figures(columns=column_images(comparison, quality),
+                   heatmaps=heatmap_images(correlation_panels(comparison)) if len(comparison.numeric) > 1 else {},
+                   tails=plots.tail_plot(quality.get("tail_risk") or {}), scored=len(comparison.plan))
+
+
+def render(figures: Figures, quality: Mapping, privacy: Mapping | None = None, title: str = "",
+           n_real: int | None = None) -> str:
     """The whole page as one HTML string."""
     privacy = privacy or {}
-    comparison = _Comparison(real, twin, primary_key, column_kinds)
-    columns = column_images(comparison, quality)
-    heatmaps = heatmap_images(correlation_panels(comparison)) if len(comparison.numeric) > 1 else {}
-    tails = plots.tail_plot(quality.get("tail_risk") or {})
+    columns, heatmaps, tails = figures.columns, figures.heatmaps, figures.tails
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Twin report {html.escape(title)}</title>"
         f"<style>{STYLE}</style></head><body>",
         f"<h1>Digital twin report{': ' + html.escape(title) if title else ''}</h1>",
-        f"<p class='muted'>{fmt(len(real))} real rows, {fmt(int(quality.get('n_synthetic', len(twin))))} twin rows "
-        f"compared, {len(comparison.plan)} columns scored. Written {stamp}.</p>",
+        f"<p class='muted'>{fmt(quality.get('n_real', n_real))} real rows, {fmt(quality.get('n_synthetic'))} twin "
+        f"rows compared, {figures.scored} columns scored. Written {stamp}.</p>",
         _summary(quality, privacy),
         "<h2>Quality against the holdout ceiling</h2>", _quality_section(quality),
         "<h2>Machine-learning utility (train on twin, test on real)</h2>", _utility_section(quality.get("utility") or {}),
@@ -242,10 +258,12 @@ def render(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, privacy: Ma
 
 def write_report(path: str | Path, real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping,
                  privacy: Mapping | None = None, primary_key: str | None = None,
-                 column_kinds: Mapping[str, str] | None = None, title: str = "") -> Path:
-    """Write report.html atomically (see `render`); returns its path."""
-    page = render(real, twin, quality, privacy, primary_key, column_kinds, title)
+                 column_kinds: Mapping[str, str] | None = None, title: str = "",
+                 figures: Figures | None = None) -> tuple[Path, Figures]:
+    """Write report.html atomically; returns its path and the figures (drawn here unless given)."""
+    figures = figures or draw(real, twin, quality, primary_key, column_kinds)
+    page = render(figures, quality, privacy, title, n_real=len(real))
     path = Path(path)
     with atomic_path(path) as temporary:
         Path(temporary).write_text(page, encoding="utf-8")
-    return path
+    return path, figures
