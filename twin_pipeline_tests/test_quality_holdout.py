@@ -112,3 +112,14 @@ def test_a_table_without_an_outcome_says_so_and_a_tiny_table_is_skipped():
     assert pipeline.reference_quality(overdraft_table(), pipeline.CloneOptions(target="overdrawn"))["utility"]["target"] == "overdrawn"
     tiny = pipeline.reference_quality(overdraft_table(n=100), pipeline.CloneOptions())
     assert "too few" in tiny["holdout"]["skipped"] and tiny["quality_vs_ceiling"] is None
+
+
+def test_the_rank_sum_auc_is_sklearns_auc_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from twin_pipeline.quality.utility import _binary_auc
+
+    rng = np.random.default_rng(2)
+    truth = rng.random(500) < 0.3
+    score = np.round(rng.random(500) + 0.3 * truth, 1)  # coarse scores: many ties
+    assert _binary_auc(truth, score) == pytest.approx(roc_auc_score(truth, score))
