@@ -123,3 +123,13 @@ def test_the_rank_sum_auc_is_sklearns_auc_with_ties():
     truth = rng.random(500) < 0.3
     score = np.round(rng.random(500) + 0.3 * truth, 1)  # coarse scores: many ties
     assert _binary_auc(truth, score) == pytest.approx(roc_auc_score(truth, score))
+
+
+def test_a_large_table_is_evaluated_on_a_bounded_sample(monkeypatch):
+    from twin_pipeline.quality import holdout as module
+
+    monkeypatch.setattr(module, "MAX_ROWS", 1_000)
+    sizes = []
+    result = holdout_evaluation(signal_table(3_000), lambda train, rows: sizes.append(rows) or train.head(rows),
+                                primary_key="loan_id")
+    assert sizes == [800] and result["holdout"]["n_holdout"] == 200 and result["utility"]["n_test"] == 200
