@@ -6,7 +6,7 @@ on the twin and once on the real training share, and both are tested on the real
 the twin's model nor the classifier saw. Reported: AUC (classification; one-vs-rest, weighted by prevalence,
 for more than two classes) or R^2 (a numeric target) for both, the gap real - twin, and whether both models lean
 on the same columns: Spearman correlation of their permutation importances on the held-out share, over the
-columns either model ranks in its top 10, and the overlap of their top 10.
+columns either model ranks in its top 10 (top half on narrower tables), and the overlap of those top lists.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ MAX_TRAIN_ROWS = 50_000  # the models learn from at most this many rows (a large
 MAX_IMPORTANCE_ROWS = 500  # held-out rows the permutation importances are measured on
 MAX_CATEGORIES = 250  # HistGradientBoosting takes at most 255 bins; rarer categories share one code
 IMPORTANCE_REPEATS = 2
-TOP_FEATURES = 10  # importance agreement: Spearman over the union of both models' 10 most important columns
+TOP_FEATURES = 10  # importance agreement: Spearman over the union of both models' top columns (at most 10,
+# at most half the columns: on a 12-column table a top 10 would overlap whatever the models learnt)
 THREADS = 1
 # Early stopping on a tenth of the training rows: most tables need 30-60 rounds, and every round of a model
 # with C classes is C trees to grow and to evaluate in the importances.
@@ -208,9 +209,11 @@ def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict
     result["gap"] = result["real"] - result["twin"]
     result["relative"] = result["twin"] / result["real"] if result["real"] else float("nan")
     real_order, twin_order = (list(np.argsort(-importances[name])) for name in ("train", "twin"))
-    top = min(TOP_FEATURES, len(features))
-    # Ranked over the columns either model leans on: the long tail of near-zero importances is noise.
-    chosen = sorted(set(real_order[:top]) | set(twin_order[:top]))
+    top = max(1, min(TOP_FEATURES, len(features) // 2))
+    # Ranked over the columns either model leans on (at least 3, for a rank correlation to mean anything):
+    # the long tail of near-zero importances is noise.
+    ranked = min(len(features), max(3, top))
+    chosen = sorted(set(real_order[:ranked]) | set(twin_order[:ranked]))
     rho = spearmanr(importances["train"][chosen], importances["twin"][chosen]).statistic if len(chosen) > 2 else np.nan
     result["importance_agreement"] = {
         "spearman": float(rho) if np.isfinite(rho) else float("nan"),

@@ -43,7 +43,7 @@ def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, su
     """Real (filled blue) and twin (orange) together: density histograms on shared bins for numbers and dates
     (the real 0.5-99.5 % range, so one outlier does not squash the picture), bars of shares for categories.
     No legend and few ticks: text is most of matplotlib's drawing time, and the page states the colours once."""
-    figure = Figure(figsize=(4.4, 2.6))
+    figure = Figure(figsize=(4.2, 2.6))  # three to a row in a 1400-pixel window
     numeric = column.type in ("numeric", "datetime")
     figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.88, bottom=0.13 if numeric else 0.3)
     axes = figure.subplots()
@@ -54,10 +54,15 @@ def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, su
         if len(real_values):
             low, high = np.percentile(real_values, [0.5, 99.5])
             low, high = (low - 0.5, high + 0.5) if low == high else (low, high)
-            edges = np.linspace(low, high, BINS + 1)
-            axes.hist(np.clip(real_values, low, high), bins=edges, density=True, color=REAL_COLOUR, alpha=0.45)
-            axes.hist(np.clip(twin_values, low, high), bins=edges, density=True, histtype="step", linewidth=1.6,
-                      color=TWIN_COLOUR)
+            whole = np.all(real_values == np.round(real_values)) and high - low <= 2 * BINS
+            # Whole numbers over a short range get one bin per value: bins straddling integers would alias.
+            edges = np.arange(low - 0.5, high + 1.0) if whole else np.linspace(low, high, BINS + 1)
+            # One stairs artist per table instead of a rectangle per bin: a third of the drawing time.
+            real_density = np.histogram(np.clip(real_values, low, high), bins=edges, density=True)[0]
+            axes.stairs(real_density, edges, fill=True, color=REAL_COLOUR, alpha=0.45)
+            if len(twin_values):
+                twin_density = np.histogram(np.clip(twin_values, low, high), bins=edges, density=True)[0]
+                axes.stairs(twin_density, edges, linewidth=1.6, color=TWIN_COLOUR)
             if column.type == "datetime":
                 ticks = axes.get_xticks()
                 axes.set_xticks(ticks, [pd.Timestamp(int(t)).strftime("%Y-%m") if low <= t <= high else ""
