@@ -26,9 +26,9 @@ import pandas as pd
 from .. import pipeline
 from ..engine import GaussianCopulaEngine
 from ..privacy import detect_quasi_identifiers
+from ..report.html import DIFFERENCE_LIMIT
 from ..tables import read_table, sha256_file
 from .config import CloneConfig, check_request
-from ..report.html import DIFFERENCE_LIMIT
 from .display import heatmap_markdown, images_markdown, markdown_table, rounded, worst_columns_markdown
 from .io_manager import ShardedTable
 from .raw import delete_raw, keep_raw_copy, load_real, options_of
@@ -36,7 +36,6 @@ from .resources import ShardReader, TwinStorage
 from .schemas import CORRELATION_SCHEMA, conform, infer_twin_schema, marginals_summary, quality_columns, schema_to_dict
 from .shard_steps import synthetic_sample
 from .shared import contract, twin_asset
-
 
 
 def _engine(model: dict) -> GaussianCopulaEngine:
