@@ -1,5 +1,8 @@
 """What the Dagster UI shows for an asset: markdown tables, scores rounded as people read them, and the
-report's labelled pictures (drawn once by `twin_pipeline.report`) inlined as PNG so they show on the asset page."""
+report's labelled pictures (drawn once by `twin_pipeline.report`) as markdown images with inline PNG data.
+
+Dagster's UI renders markdown metadata in the table only under 1,000 characters; an image is longer, so it
+opens at full size from the entry's [Show Markdown] link, and report.html (linked by path) has every picture."""
 
 from __future__ import annotations
 
