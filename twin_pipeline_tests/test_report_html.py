@@ -25,7 +25,10 @@ def wide(tmp_path_factory):
     real, twin = lending_table(n=1_500), lending_table(seed=1, n=3_000)
     quality = quality_report(real, twin)
     quality["tail_risk"] = tail_report(real, twin)
-    quality["rules"] = {"balance <= loan_amount": {"kept": True}, "paid_total = sum of parts": {"kept": False}}
+    quality["rules"] = {"rules": [  # the shape of engine.rules.report.rules_report
+        {"name": "balance <= loan_amount", "real": {"share": 1.0}, "twin": {"share": 1.0}},
+        {"name": "paid_total = sum of parts", "real": {"share": 1.0}, "twin": {"share": 0.97}}],
+        "summary": {"enforced": 1, "mined_break_worst": 0.03}}
     privacy = {"k": 5, "exact_matches": 0, "exact_match_rate": 0.0,
                "audit": {"attacker_risk": {"singling_out": {"risk": 0.01, "ci": [0.0, 0.04]}}}}
     path, _ = write_report(tmp_path_factory.mktemp("report") / "report.html", real, twin, quality, privacy,

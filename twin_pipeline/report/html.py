@@ -135,22 +135,21 @@ def _summary(quality: Mapping, privacy: Mapping) -> str:
                        f"rate {fmt(privacy.get('exact_match_rate'), 4)}" if "exact_match_rate" in privacy else ""))
     rules = _rules_kept(quality.get("rules"))
     if rules is not None:
-        cards.append(_card("rules kept", rules))
+        summary = quality["rules"].get("summary") or {}
+        cards.append(_card("rules kept", rules, f"{summary.get('enforced', 0)} by construction; twin rows breaking "
+                                                f"mined rules: worst {fmt(summary.get('mined_break_worst'), 4)}"))
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
 def _rules_kept(rules) -> str | None:
-    """'kept / total' from the quality report's "rules" section, whichever of its usual shapes it has."""
-    if not rules:
+    """'kept / total' from the quality report's `rules` section (engine.rules.report): a rule is kept when the
+    share of twin rows satisfying it is at least the real rows' share."""
+    entries = (rules or {}).get("rules") if isinstance(rules, Mapping) else None
+    if not entries:
         return None
-    if isinstance(rules, Mapping) and {"kept", "total"} <= set(rules):
-        return f"{rules['kept']} / {rules['total']}"
-    entries = list(rules.values()) if isinstance(rules, Mapping) else list(rules)
-    flags = [entry.get("kept", entry.get("holds", entry.get("satisfied"))) if isinstance(entry, Mapping) else entry
-             for entry in entries]
-    flags = [flag for flag in flags if isinstance(flag, (bool, int, float))]
-    return f"{sum(1 for flag in flags if flag is True or (not isinstance(flag, bool) and flag >= 0.99))} / {len(flags)}" \
-        if flags else str(len(entries))
+    shares = [((entry.get("real") or {}).get("share"), (entry.get("twin") or {}).get("share")) for entry in entries]
+    kept = sum(1 for real, twin in shares if real is not None and twin is not None and twin >= real - 1e-9)
+    return f"{kept} / {len(entries)}"
 
 
 def _quality_section(quality: Mapping) -> str:
