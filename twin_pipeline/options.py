@@ -41,6 +41,7 @@ class CloneOptions:
     column_kinds: dict[str, str] = field(default_factory=dict)
     rules: str | dict | list | None = None  # declared business rules: a JSON/YAML file path, or the rules inline
     drop_identifiers: bool = False  # direct identifiers (SSN, e-mail, ...) dropped instead of freshly minted
+    target: str | None = None  # the column TSTR predicts; None: a default / status / approval column by name
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +88,8 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
         bad("workers", f"must be at least 1, got {options.workers!r}")
     if options.primary_key is not None and not isinstance(options.primary_key, str):
         bad("primary_key", f"must be a column name, got {options.primary_key!r}")
+    if options.target is not None and not isinstance(options.target, str):
+        bad("target", f"must be a column name, got {options.target!r}")
     qis = options.quasi_identifiers
     if qis is not None and not (isinstance(qis, list) and all(isinstance(name, str) for name in qis)):
         bad("quasi_identifiers", f"must be a list of column names, got {qis!r}")
@@ -125,7 +128,8 @@ def resolve_options(real: pd.DataFrame, options: CloneOptions, source=None) -> t
     validate_options(options, source)
     columns = set(real.columns)
     named = {"primary_key": [options.primary_key] if options.primary_key else [],
-             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds)}
+             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds),
+             "target": [options.target] if options.target else []}
     for setting, names in named.items():
         missing = [name for name in names if name not in columns]
         if missing:

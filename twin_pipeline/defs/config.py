@@ -44,6 +44,8 @@ class CloneConfig(dg.Config):
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
     rules: Optional[str] = Field(default=None, description="Declared business rules: a JSON/YAML rules file, or "
                                  "the rules as JSON text (a sidecar may give the list itself)")
+    target: Optional[str] = Field(default=None, description="Column the TSTR utility model predicts; empty: a "
+                                                            "column named like default, status, approval or bad")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
                                                         "real rows has run (audited as RAW_DATA_DELETED)")
     shard_rows: int = Field(default=SHARD_ROWS, ge=1, description="Rows per shard: each shard is sampled and "

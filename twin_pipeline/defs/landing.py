@@ -108,6 +108,21 @@ def probe_table(path: Path) -> list[str]:
             raise TwinInputError(path, error.problem) from None
 
 
+REASON_SUFFIX = ".reason.txt"
+
+
+def rejected_files(rejected: Path) -> list[dict]:
+    """What is in rejected/, newest first: {"file", "reason", "rejected_at"} from each `<name>.reason.txt`."""
+    if not rejected.is_dir():
+        return []
+    found = []
+    for note in rejected.glob(f"*{REASON_SUFFIX}"):
+        stamp, _, reason = note.read_text(errors="replace").strip().partition(" rejected ")
+        found.append({"file": note.name[: -len(REASON_SUFFIX)], "reason": reason.partition(": ")[2] or reason,
+                      "rejected_at": stamp})
+    return sorted(found, key=lambda entry: entry["rejected_at"], reverse=True)
+
+
 def reject(path: Path, rejected: Path, reason: str) -> Path:
     """Move a landed file (and its settings file) to rejected/ beside a `<name>.reason.txt`; returns the new path."""
     rejected.mkdir(parents=True, exist_ok=True)
@@ -119,5 +134,5 @@ def reject(path: Path, rejected: Path, reason: str) -> Path:
     shutil.move(str(path), target)
     if sidecar is not None:
         shutil.move(str(sidecar), rejected / (target.name + SETTINGS_SUFFIX))
-    target.with_name(target.name + ".reason.txt").write_text(f"{stamp} rejected {path.name}: {reason}\n")
+    target.with_name(target.name + REASON_SUFFIX).write_text(f"{stamp} rejected {path.name}: {reason}\n")
     return target

@@ -43,6 +43,13 @@ class TwinStorage(dg.ConfigurableResource):
     def rejected(self) -> Path:
         return self.root / "rejected"
 
+    def ensure_folders(self) -> Path:
+        """Create landing/, rejected/ and portfolios/ so a newcomer sees where to drop files and where results
+        and rejections go, before the first upload. Returns the data directory."""
+        for folder in (self.landing, self.rejected, self.root / "portfolios"):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self.root
+
     @property
     def audit_db(self) -> Path:
         return self.root / "twin.duckdb"

@@ -10,6 +10,7 @@ from .bundles import bundle_candidates, inspect_bundle
 from .config import config_for_landed_file
 from .landing import LandingCursor, candidates, probe_table, reject
 from .partitions import portfolio_key, portfolios
+from .rejected import rejection_observation
 from .related_assets import RelatedConfig, clone_related_portfolio
 from .resources import TwinStorage
 
@@ -20,10 +21,12 @@ from .resources import TwinStorage
                        "(clone_portfolio), each complete bundle of related tables one clone_related_portfolio; "
                        "the same bytes landing again start nothing; unreadable ones go to <data>/rejected/.")
 def landing_sensor(context: dg.SensorEvaluationContext, storage: TwinStorage) -> dg.SensorResult:
+    storage.ensure_folders()
     cursor = LandingCursor.from_json(context.cursor)
     tables, bundles = candidates(storage.landing), bundle_candidates(storage.landing)
     seen = {**tables, **bundles}
     new_keys: list[str] = []
+    rejections: list[dg.AssetObservation] = []
     requests: list[dg.RunRequest] = []
     for name in cursor.settled(seen):
         path = storage.landing / name
@@ -37,7 +40,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: TwinStorage) ->
                 job, op, config = clone_portfolio.name, "raw_upload", config_for_landed_file(path)
                 sha = sha256_file(path)
         except (TwinInputError, OSError) as error:
-            _reject(context, path, storage, getattr(error, "problem", None) or str(error))
+            rejections.append(_reject(context, path, storage, getattr(error, "problem", None) or str(error)))
             continue
         key = portfolio_key(name, sha)
         if sha in cursor.hashes or key in new_keys or context.instance.has_dynamic_partition(portfolios.name, key):
@@ -51,16 +54,21 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: TwinStorage) ->
         run_requests=requests,
         dynamic_partitions_requests=[portfolios.build_add_request(new_keys)] if new_keys else [],
         cursor=cursor.to_json(),
-        skip_reason=None if requests else f"no new settled table or bundle in {storage.landing} "
-                                          f"({len(cursor.waiting)} still settling)",
+        asset_events=rejections,
+        skip_reason=None if requests else "; ".join(
+            [f"no new settled table or bundle in {storage.landing} ({len(cursor.waiting)} still settling)"]
+            + [event.description for event in rejections]),
     )
 
 
-def _reject(context: dg.SensorEvaluationContext, path, storage: TwinStorage, reason: str) -> None:
-    """Move a bad file or bundle aside; if even that fails, log it: one bad landing never stops the others."""
+def _reject(context: dg.SensorEvaluationContext, path, storage: TwinStorage, reason: str) -> dg.AssetObservation:
+    """Move a bad file or bundle aside; if even that fails, log it: one bad landing never stops the others.
+    Returns the observation of `rejected_uploads` that shows the rejection in the UI."""
+    moved = None
     try:
         moved = reject(path, storage.rejected, reason)
         context.log.warning(f"rejected {path.name} -> {moved}: {reason}")
     except OSError as error:
         context.log.error(f"{path.name} is not a table or bundle ({reason}) and could not be moved to "
                           f"rejected/: {error}")
+    return rejection_observation(path.name, reason, moved)
