@@ -491,7 +491,7 @@ class GaussianCopulaEngine:
     def _round_derived(self, name: str, numbers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A derived column's numbers on the real column's decimals and rounding steps."""
         fmt = self.rules.formats.get(name, {})
-        if fmt.get("rounding") and name not in self.rules.computed_columns:  # a sum of on-step parts is on step
+        if fmt.get("rounding") and self.rules.derived_columns[name].kind == "order":  # sums: their parts' steps
             numbers = col.round_to_steps(numbers, fmt["rounding"], rng, bounds=(fmt["floor"], fmt["ceiling"]))
         return np.round(numbers, fmt["decimals"]) if fmt.get("decimals") is not None else numbers
 
