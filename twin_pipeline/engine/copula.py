@@ -145,7 +145,7 @@ class GaussianCopulaEngine:
                     lambda n, rng, marginal=marginal: marginal.decode(rng.standard_normal(n)), marginal.atoms,
                     spec.decimals)
 
-    def _calibrate_derived_rounding(self, rows: int = 20_000, iterations: int = 2) -> None:
+    def _calibrate_derived_rounding(self, rows: int = 5_000, iterations: int = 1) -> None:
         """Columns computed through an order rule are rounded after the rule bounds them: their step weights are
         corrected on a simulated twin until it sits on each step as often as the real values."""
         names = [name for name, rule in self.rules.derived_columns.items()
