@@ -145,7 +145,7 @@ class GaussianCopulaEngine:
                     lambda n, rng, marginal=marginal: marginal.decode(rng.standard_normal(n)), marginal.atoms,
                     spec.decimals)
 
-    def _calibrate_derived_rounding(self, rows: int = 20_000, iterations: int = 2) -> None:
+    def _calibrate_derived_rounding(self, rows: int = 5_000, iterations: int = 1) -> None:
         """Columns computed through an order rule are rounded after the rule bounds them: their step weights are
         corrected on a simulated twin until it sits on each step as often as the real values."""
         names = [name for name, rule in self.rules.derived_columns.items()
@@ -491,7 +491,7 @@ class GaussianCopulaEngine:
     def _round_derived(self, name: str, numbers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A derived column's numbers on the real column's decimals and rounding steps."""
         fmt = self.rules.formats.get(name, {})
-        if fmt.get("rounding") and name not in self.rules.computed_columns:  # a sum of on-step parts is on step
+        if fmt.get("rounding") and self.rules.derived_columns[name].kind == "order":  # sums: their parts' steps
             numbers = col.round_to_steps(numbers, fmt["rounding"], rng, bounds=(fmt["floor"], fmt["ceiling"]))
         return np.round(numbers, fmt["decimals"]) if fmt.get("decimals") is not None else numbers
 
