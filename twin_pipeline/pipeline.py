@@ -7,6 +7,7 @@ line and the orchestrated pipeline cannot drift apart.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -38,6 +39,7 @@ class CloneOptions:
     output_format: str | None = None  # "csv" or "parquet"; None: by size
     workers: int = 1  # processes sampling and protecting shards
     column_kinds: dict[str, str] = field(default_factory=dict)
+    escape_formulas: bool = True  # CSV outputs: text cells a spreadsheet would run get a leading apostrophe
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +58,65 @@ def target_rows(n_real: int, rows: int | None = None, scale: float | None = None
             raise TwinInputError("--scale", f"must be positive, got {scale}")
         return max(1, int(round(n_real * scale)))
     return n_real
+
+
+MAX_ROWS = int(os.environ.get("TWIN_MAX_ROWS", str(10**9)))  # a sidecar's {"rows": 1e12} is refused, not started
+GENERALIZE = (None, "bands")
+OUTPUT_FORMATS = (None, "csv", "parquet")
+
+
+def validate_options(options: CloneOptions, columns, source, n_real: int | None = None) -> int | None:
+    """Every clone request checked once, before any work, naming `source`: k, rows/scale (<= MAX_ROWS),
+    generalize, max_suppression, output format, and every column named (primary key, quasi-identifiers,
+    column kinds) present in the table. Returns the rows to generate when `n_real` is known.
+    (The one home of these rules until options.resolve_options takes them over.)"""
+    from .engine.columns import KINDS
+
+    def fail(problem: str):
+        raise TwinInputError(source, problem)
+
+    if isinstance(options.k, bool) or not isinstance(options.k, int) or options.k < 2:
+        fail(f"k must be a whole number of at least 2 (k = 1 is no anonymity), got {options.k!r}")
+    if options.rows is not None and not (isinstance(options.rows, int) and 1 <= options.rows <= MAX_ROWS):
+        fail(f"rows must be a whole number from 1 to {MAX_ROWS:,} (TWIN_MAX_ROWS), got {options.rows!r}")
+    if options.scale is not None and not (isinstance(options.scale, (int, float)) and 0 < options.scale < float("inf")):
+        fail(f"scale must be a positive number, got {options.scale!r}")
+    if options.generalize not in GENERALIZE:
+        fail(f"generalize must be \"bands\" or absent, got {options.generalize!r}")
+    if not (isinstance(options.max_suppression, (int, float)) and 0 <= options.max_suppression < 1):
+        fail(f"max_suppression must be a share from 0 to below 1, got {options.max_suppression!r}")
+    if options.output_format not in OUTPUT_FORMATS:
+        fail(f"output_format must be \"csv\" or \"parquet\", got {options.output_format!r}")
+    known = {str(name) for name in columns}
+    if options.primary_key is not None and str(options.primary_key) not in known:
+        fail(f"primary key {options.primary_key!r} is not a column (columns: {', '.join(sorted(known))})")
+    named = {"quasi_identifiers": list(options.quasi_identifiers or []), "column_kinds": list(options.column_kinds or {})}
+    for setting, names in named.items():
+        missing = [str(name) for name in names if str(name) not in known]
+        if missing:
+            fail(f"{setting} names unknown column(s) {', '.join(missing)} (columns: {', '.join(sorted(known))})")
+    bad_kinds = sorted({str(kind) for kind in (options.column_kinds or {}).values()} - set(KINDS))
+    if bad_kinds:
+        fail(f"column_kinds has unknown kind(s) {', '.join(bad_kinds)}; choose from {', '.join(KINDS)}")
+    if n_real is None:
+        return None
+    rows = target_rows(n_real, options.rows, options.scale)
+    if rows > MAX_ROWS:
+        fail(f"asks for {rows:,} rows; the limit is {MAX_ROWS:,} (TWIN_MAX_ROWS)")
+    return rows
+
+
+def check_disk_space(folder: Path, rows: int, bytes_per_row: float, source) -> None:
+    """Refuse a twin that cannot fit on the disk of `folder` (estimated from the input's bytes per row, x2 for
+    the shards beside the merged file), before any shard is written."""
+    import shutil
+
+    folder = Path(folder)
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    needed, free = 2 * rows * max(bytes_per_row, 1.0), shutil.disk_usage(existing).free
+    if needed > free:
+        raise TwinInputError(source, f"a twin of {rows:,} rows needs about {needed / 2**30:,.1f} GiB; "
+                                     f"{existing} has {free / 2**30:,.1f} GiB free")
 
 
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
@@ -173,10 +234,8 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
     from .shards import make_shards, merge_shards, sample_shards, verify_shards
 
     real = read_table(source)
-    unknown = sorted(set(options.quasi_identifiers or []) - set(real.columns))
-    if unknown:
-        raise TwinInputError(source, f"quasi-identifiers not in the table: {', '.join(unknown)}")
-    n = target_rows(len(real), options.rows, options.scale)
+    n = validate_options(options, real.columns, source, len(real))
+    check_disk_space(out_dir, n, source.stat().st_size / max(len(real), 1), source)
     say = progress or (lambda message: None)
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")
     qis = options.quasi_identifiers or detect_quasi_identifiers(real, primary_key=options.primary_key)
@@ -195,7 +254,7 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
         privacy = with_recount(privacy, verified, options.k)
         say("measured quality and privacy (with an 80/20 held-out attacker audit)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
-        synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}")
+        synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas)
     outputs = {
         "synthetic": synthetic_path,
         "model": engine.save(out_dir / "model.json"),

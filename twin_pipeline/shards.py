@@ -148,11 +148,12 @@ def _row_count(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def merge_shards(folder: Path, target: Path) -> Path:
-    """Concatenate shard files into one CSV or Parquet file (by suffix), one shard in memory at a time, atomically."""
+def merge_shards(folder: Path, target: Path, escape_formulas: bool = True) -> Path:
+    """Concatenate shard files into one CSV (formula-escaped unless asked not to) or Parquet file (by suffix),
+    one shard in memory at a time, atomically."""
     import pyarrow.parquet as pq
 
-    from .tables import atomic_path
+    from .tables import atomic_path, to_csv
 
     files = sorted(Path(folder).glob("shard-*.parquet"))
     with atomic_path(target) as tmp:
@@ -163,7 +164,7 @@ def merge_shards(folder: Path, target: Path) -> Path:
                 writer = writer or pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table.cast(writer.schema))
             else:
-                pd.read_parquet(path).to_csv(tmp, mode="a" if number else "w", header=not number, index=False)
+                to_csv(pd.read_parquet(path), tmp, escape_formulas, mode="a" if number else "w", header=not number)
         if writer is not None:
             writer.close()
     return Path(target)

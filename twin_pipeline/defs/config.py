@@ -17,9 +17,9 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, ValidationError
 
-from ..pipeline import CloneOptions, target_rows
+from ..pipeline import CloneOptions, validate_options
 from ..shards import SHARD_ROWS
-from ..tables import TwinInputError
+from ..tables import TwinInputError, open_regular
 
 
 EXECUTOR_OWNED = {"workers"}
@@ -40,6 +40,8 @@ class CloneConfig(dg.Config):
     seed: Optional[int] = Field(default=0, description="Random seed; the same seed gives the same twin")
     output_format: Optional[str] = Field(default=None, description='"csv" or "parquet"; default by size')
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
+    escape_formulas: bool = Field(default=True, description="CSV output: prefix text cells a spreadsheet would run "
+                                  "as a formula (= + - @ tab CR) with an apostrophe (OWASP); Parquet is unchanged")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
                                                         "real rows has run (audited as RAW_DATA_DELETED)")
     shard_rows: int = Field(default=SHARD_ROWS, ge=1, description="Rows per shard: each shard is sampled and "
@@ -58,15 +60,31 @@ def sidecar_of(table: Path) -> Path | None:
     return None
 
 
+MAX_SETTINGS_BYTES = 64 << 10  # a settings file is a few lines; a bigger one is not settings
+
+
+def read_settings(path: Path) -> object:
+    """A small JSON settings file, read without following a link; any problem (too big, nested 100,000 deep, a
+    5,000-digit number, not UTF-8) is a TwinInputError naming it."""
+    try:
+        with open_regular(path) as handle:
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
+        if len(raw) > MAX_SETTINGS_BYTES:
+            raise TwinInputError(path, f"is larger than {MAX_SETTINGS_BYTES >> 10} KB: not a settings file")
+        return json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: JSON, huge ints
+        if isinstance(error, TwinInputError):
+            raise
+        problem = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
+        raise TwinInputError(path, f"is not a readable JSON settings file ({problem})") from None
+
+
 def config_for_landed_file(table: Path) -> CloneConfig:
     """The run config of a landed table: its sidecar's settings (if any) with `source` set to the table."""
     settings: dict = {}
     sidecar = sidecar_of(table)
     if sidecar is not None:
-        try:
-            settings = json.loads(sidecar.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise TwinInputError(sidecar, f"is not a readable JSON settings file ({error})") from None
+        settings = read_settings(sidecar)
         if not isinstance(settings, dict):
             raise TwinInputError(sidecar, "must hold a JSON object of clone settings")
         unknown = sorted(set(settings) - (set(CloneConfig.model_fields) - {"source"}))
@@ -82,17 +100,8 @@ def config_for_landed_file(table: Path) -> CloneConfig:
 
 def check_request(real: pd.DataFrame, options: CloneOptions, source: str | Path) -> int:
     """Fail early, naming the file, when the parameters do not fit the table; returns the rows to generate."""
-    columns = set(real.columns)
-    named = {"primary_key": [options.primary_key] if options.primary_key else [],
-             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds)}
-    for setting, names in named.items():
-        missing = [name for name in names if name not in columns]
-        if missing:
-            raise TwinInputError(source, f"{setting} names unknown column(s) {', '.join(missing)} "
-                                         f"(columns: {', '.join(map(str, real.columns))})")
+    rows = validate_options(options, real.columns, source, len(real))
     key = options.primary_key
     if key is not None and (real[key].isna().any() or real[key].duplicated().any()):
         raise TwinInputError(source, f"primary key {key!r} is not unique and non-null on every row")
-    if options.k < 2:
-        raise TwinInputError(source, f"k must be at least 2, got {options.k}")
-    return target_rows(len(real), options.rows, options.scale)
+    return rows

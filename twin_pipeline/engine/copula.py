@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..tables import TwinInputError, atomic_path
+from ..tables import TwinInputError, atomic_path, to_csv
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .dependence import T_MAX_ROWS, fit_t_degrees, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
@@ -343,7 +343,7 @@ class GaussianCopulaEngine:
                     writer = writer or pq.ParquetWriter(tmp, table.schema)
                     writer.write_table(table)
                 else:
-                    chunk.to_csv(tmp, mode="a" if done else "w", header=not done, index=False)
+                    to_csv(chunk, tmp, mode="a" if done else "w", header=not done)
                 done += len(chunk)
                 if progress:
                     progress(done, n)
@@ -354,7 +354,7 @@ class GaussianCopulaEngine:
                 if parquet:
                     empty.to_parquet(tmp, index=False)
                 else:
-                    empty.to_csv(tmp, index=False)
+                    to_csv(empty, tmp)
         return path
 
     def _assemble(self, decoded: dict[int, np.ndarray], size: int, start: int, rng: np.random.Generator) -> pd.DataFrame:
