@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest share of rows k-anonymity may suppress before failing (default 0.01)")
     clone.add_argument("--format", choices=["csv", "parquet"],
                        help="output format (default: csv, parquet from 1,000,000 rows)")
+    clone.add_argument("--no-escape-formulas", dest="escape_formulas", action="store_false",
+                       help="write text cells starting with = + - @ tab or CR as they are; by default they get a "
+                            "leading apostrophe so a spreadsheet shows them instead of running them (OWASP)")
     clone.add_argument("--workers", type=int, default=1,
                        help="processes that sample and protect shards of 500,000 rows in parallel (default 1)")
 
@@ -104,7 +107,7 @@ def _clone(args) -> int:
     options = CloneOptions(rows=args.rows, scale=args.scale, primary_key=None if related or not keys else keys[0],
                            k=args.k, quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
-                           workers=args.workers)
+                           workers=args.workers, escape_formulas=args.escape_formulas)
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
         return _clone_related(args, options, keys, say)
@@ -177,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except TwinInputError as error:
         print(f"twin: error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    except MemoryError:
+        print("twin: error: out of memory: use fewer rows or columns, or give the process more memory",
+              file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as error:  # disk full, permissions, a name too long: one line, not a traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"twin: error: {where}{error.strerror or error}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("twin: interrupted", file=sys.stderr)

@@ -99,7 +99,7 @@ def _duckdb(memory_limit: str):
     import duckdb
 
     connection = duckdb.connect()
-    connection.execute(f"SET memory_limit = '{memory_limit}'")
+    connection.execute("SET memory_limit = ?", [memory_limit])  # values and paths are parameters, never SQL text
     connection.execute("SET preserve_insertion_order = false")
     return connection
 
@@ -110,20 +110,21 @@ def _quoted(name: str) -> str:
 
 def verify_shards(folder: Path, real: pd.DataFrame, quasi_identifiers: list[str], ignore_columns: list[str],
                   memory_limit: str = "1GB") -> dict:
-    """Recount k over all shards and count rows equal to a real row, out of core in DuckDB."""
-    pattern = str(Path(folder) / "shard-*.parquet")
+    """Recount k over all shards and count rows equal to a real row, out of core in DuckDB (the shard path is a
+    query parameter: a folder named o'q is not SQL)."""
+    pattern = {"shards": str(Path(folder) / "shard-*.parquet")}
     with _duckdb(memory_limit) as connection:
-        rows = connection.execute(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchall()[0][0]
+        rows = connection.execute("SELECT count(*) FROM read_parquet($shards)", pattern).fetchall()[0][0]
         k = None
         if quasi_identifiers:
             groups = ", ".join(map(_quoted, quasi_identifiers))
-            k = connection.execute(f"SELECT min(c) FROM (SELECT count(*) AS c FROM read_parquet('{pattern}') "
-                                   f"GROUP BY {groups})").fetchall()[0][0]
+            k = connection.execute(f"SELECT min(c) FROM (SELECT count(*) AS c FROM read_parquet($shards) "
+                                   f"GROUP BY {groups})", pattern).fetchall()[0][0]
         compared = [name for name in real.columns if name not in set(ignore_columns)]
         connection.register("real_rows", real[compared])
         condition = " AND ".join(f"s.{_quoted(name)} IS NOT DISTINCT FROM r.{_quoted(name)}" for name in compared)
-        copies = connection.execute(f"SELECT count(*) FROM read_parquet('{pattern}') s "
-                                    f"WHERE EXISTS (SELECT 1 FROM real_rows r WHERE {condition})").fetchall()[0][0]
+        copies = connection.execute(f"SELECT count(*) FROM read_parquet($shards) s "
+                                    f"WHERE EXISTS (SELECT 1 FROM real_rows r WHERE {condition})", pattern).fetchall()[0][0]
     return {"rows": int(rows), "k": None if k is None else int(k), "exact_matches": int(copies),
             "exact_match_rate": copies / rows if rows else 0.0}
 
