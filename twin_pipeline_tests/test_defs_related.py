@@ -64,7 +64,7 @@ def test_a_ready_folder_and_a_zip_each_start_one_related_clone_and_the_same_byte
     assert landing.tick().run_requests == []  # first look: the copy may still be in progress
     [request] = landing.tick().run_requests
     assert request.job_name == "clone_related_portfolio"
-    assert request.partition_key == portfolio_key("Bank Q3", sha) == f"bank_q3-{sha[:6]}"
+    assert request.partition_key == portfolio_key("Bank Q3", sha) == f"bank_q3-{sha[:16]}"
     assert request.run_config["ops"]["related_twin"]["config"]["source"] == str(folder)
     assert landing.instance.has_dynamic_partition(portfolios.name, request.partition_key)
 

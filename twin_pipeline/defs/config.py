@@ -10,6 +10,7 @@ later asset (and a re-execution of just one of them) uses exactly the parameters
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -55,7 +56,7 @@ class CloneConfig(dg.Config):
 def sidecar_of(table: Path) -> Path | None:
     """The settings file beside a landed table: `<file>.json` (loans.csv.json) or `<stem>.json` (loans.json)."""
     for candidate in (table.with_name(table.name + ".json"), table.with_suffix(".json")):
-        if candidate.is_file():
+        if os.path.lexists(candidate) and not candidate.is_dir():  # a link is found (and then refused, not read)
             return candidate
     return None
 

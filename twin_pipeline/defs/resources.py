@@ -65,6 +65,10 @@ class TwinStorage(dg.ConfigurableResource):
         """Where the shard steps of run `run_id` write, until the set is complete and published."""
         return self.portfolio_dir(portfolio) / "shard-sets" / run_id
 
+    def published(self, portfolio: str) -> bool:
+        """Whether a clone of the portfolio passed its blocking checks and was published (see publish.py)."""
+        return (self.portfolio_dir(portfolio) / "current").exists()
+
     def audit(self):
         """The portfolio audit log (imported here so the sensor's code path never loads DuckDB)."""
         from ..audit import AuditLog
