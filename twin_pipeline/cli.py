@@ -163,7 +163,8 @@ def _audit(args) -> int:
     if args.audit_command == "verify":
         result = log.verify()
         if result.ok:
-            print(f"audit trail intact: {result.checked} entries verified")
+            print(f"audit trail intact: {result.checked} entries and {result.lineage_checked} lineage rows verified "
+                  f"against the recorded head ({log.heads_path})")
             return 0
         print(f"audit trail BROKEN at entry {result.first_broken_id}: {result.reason}", file=sys.stderr)
         return 1
