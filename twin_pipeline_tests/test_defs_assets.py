@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin_pipeline import pipeline
+from twin_pipeline import pipeline, publish
 from twin_pipeline.audit import AuditLog
 from twin_pipeline.defs.assets import ASSETS
 from twin_pipeline.defs.checks import CHECKS
@@ -139,8 +139,10 @@ def test_rerunning_one_portfolio_rewrites_only_its_own_folder(storage, landed):
     assert after_a["synthetic.csv"] != before_a["synthetic.csv"]
     assert after_a["shards/shard-00000.parquet"] != before_a["shards/shard-00000.parquet"]
     assert after_a["schema.json"][0] == before_a["schema.json"][0]  # same upload, same contract
-    sets = storage.portfolio_dir(key_a) / "shard-sets"
-    assert [path.name for path in sets.iterdir()] == [(storage.shards_dir(key_a)).resolve().name]  # old set gone
+    versions = storage.portfolio_dir(key_a) / publish.VERSIONS
+    published = publish.current(storage.portfolio_dir(key_a))
+    assert [path.name for path in versions.iterdir()] == [published.name]  # the replaced version is gone
+    assert storage.shards_dir(key_a).resolve() == (published / "shards").resolve()
 
 
 def test_a_twin_that_breaks_the_upload_schema_fails_its_shard_step_with_the_column_named(storage, landed, monkeypatch):

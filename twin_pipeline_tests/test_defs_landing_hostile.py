@@ -11,6 +11,7 @@ import zipfile
 import dagster as dg
 import pytest
 
+from twin_pipeline import publish
 from twin_pipeline.defs import landing as landing_module
 from twin_pipeline.defs import sensors
 from twin_pipeline.defs.partitions import portfolio_key
@@ -208,7 +209,8 @@ def test_a_failed_clone_is_retried_when_its_file_lands_again_and_a_published_one
     other = landing.drop("other.csv", table.replace("good", "fine"))
     [done] = settle(landing).run_requests
     add_run(landing.instance, done.partition_key, dg.DagsterRunStatus.FAILURE)
-    (landing.storage.portfolio_dir(done.partition_key) / "current").mkdir(parents=True)  # published after all
+    folder = landing.storage.portfolio_dir(done.partition_key)
+    publish.publish(folder, publish.version(folder, "run-1"))  # published after all
     os.utime(other, ns=(other.stat().st_atime_ns, other.stat().st_mtime_ns + 10**9))
     assert settle(landing).run_requests == []
     assert done.partition_key == portfolio_key("other.csv", landing_sha(other))

@@ -122,8 +122,8 @@ def test_a_reexecution_from_a_failed_shard_reruns_that_shard_only_and_publishes_
         rerun = {event.step_key for event in again.all_events if event.is_step_start}
     assert SHARD_STEPS[1] in rerun and not {SHARD_STEPS[0], SHARD_STEPS[2]} & rerun
     assert_same_twin(one, TwinStorage(data_dir=str(tmp_path)), key)
-    sets = TwinStorage(data_dir=str(tmp_path)).portfolio_dir(key) / "shard-sets"
-    assert [path.name for path in sets.iterdir()] == [again.run_id], "one published set, the failed run's removed"
+    versions = TwinStorage(data_dir=str(tmp_path)).portfolio_dir(key) / ".versions"
+    assert [path.name for path in versions.iterdir()] == [again.run_id], "one published set, the failed run's removed"
 
 
 def test_the_shard_steps_make_the_twin_layer_one_makes_from_the_same_model_and_seed(two_runs, tmp_path):

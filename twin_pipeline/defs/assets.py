@@ -34,7 +34,7 @@ from .partitions import portfolios
 from .raw import delete_raw, keep_raw_copy, load_real, options_of
 from .resources import ShardReader, TwinStorage
 from .schemas import CORRELATION_SCHEMA, conform, infer_twin_schema, marginals_summary, quality_columns, schema_to_dict
-from .shard_steps import synthetic_sample
+from .shard_steps import SHARDS, synthetic_sample
 from .shared import contract, twin_asset
 
 DIFFERENCE_GAIN = 4.0  # correlation differences are small: amplified in the heatmap so they are visible
@@ -108,7 +108,7 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
     out of core. Audited once per portfolio as K_ANONYMITY_ENFORCED, with the recounted k."""
     manifest = raw_upload["manifest"]
     options = options_of(manifest)
-    folder = storage.shards_dir(context.partition_key)
+    folder = storage.staged(context.partition_key, context.run) / SHARDS
     verified = shard_reader.verify(folder, load_real(storage, manifest), options.quasi_identifiers,
                                    _key_columns(options))
     protection = {**synthetic_sample["protection"], "verified": verified}
@@ -117,11 +117,11 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
         "rows": verified["rows"], "k": verified["k"], "exact_copies": verified["exact_matches"],
         "rows_suppressed": protection["k_anonymity"]["records_suppressed"], "shards": len(synthetic_sample["shards"]),
         "quasi_identifiers": ", ".join(protection["quasi_identifiers"]) or "(none)", "table_format": table_format,
-        "parameters": manifest["options"],
+        "escape_formulas": options.escape_formulas, "parameters": manifest["options"],
     })
 
 
-@twin_asset("QUALITY_REPORTED", kinds={"json"})
+@twin_asset("QUALITY_REPORTED", kinds={"json"}, publishes_portfolio=True)
 def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shard_reader: ShardReader,
                    raw_upload: dict, fitted_marginals: dict, k_anonymized_output: dict) -> dg.Output[dict]:
     """How close the protected twin is to the real table (similarity score, KS, category match,
@@ -132,7 +132,7 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
     options = options_of(manifest)
     protection = k_anonymized_output["protection"]
     real = load_real(storage, manifest)
-    twin = shard_reader.sample(storage.shards_dir(context.partition_key), options.seed)
+    twin = shard_reader.sample(storage.staged(context.partition_key, context.run) / SHARDS, options.seed)
     quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, protection)
     privacy = pipeline.with_recount(privacy, protection["verified"], options.k)
     with contract():
