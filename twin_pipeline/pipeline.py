@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import publish
 from .engine import GaussianCopulaEngine
 from .tables import TwinInputError, read_table, write_json
 
@@ -231,7 +233,6 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
 
 def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) -> dict:
     from .privacy import detect_quasi_identifiers
-    from .shards import make_shards, merge_shards, sample_shards, verify_shards
 
     real = read_table(source)
     n = validate_options(options, real.columns, source, len(real))
@@ -244,6 +245,22 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
     say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                           for name, entry in engine.describe().items()))
     out_dir.mkdir(parents=True, exist_ok=True)
+    staged = publish.version(out_dir, f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}", inherit=False)
+    try:
+        outputs = _write_outputs(real, engine, options, n, qis, staged, say)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    publish.publish(out_dir, staged)  # every output replaced at once: a reader never sees a mix of two clones
+    summary = outputs.pop("summary")
+    return {**summary, "source": str(source), "rows_real": len(real),
+            "outputs": {name: str(out_dir / path.name) for name, path in outputs.items()}}
+
+
+def _write_outputs(real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions, n: int, qis,
+                   out_dir: Path, say) -> dict:
+    from .shards import make_shards, merge_shards, sample_shards, verify_shards
+
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
@@ -255,13 +272,12 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
         say("measured quality and privacy (with an 80/20 held-out attacker audit)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas)
-    outputs = {
+    return {
         "synthetic": synthetic_path,
         "model": engine.save(out_dir / "model.json"),
         "quality_report": write_json(quality, out_dir / "quality_report.json"),
         "privacy_report": write_json(privacy, out_dir / "privacy_report.json"),
+        "summary": {"rows_synthetic": verified["rows"], "similarity_score": quality["similarity_score"],
+                    "correlation_error": quality["correlation_error"], "k": verified["k"],
+                    "exact_match_rate": verified["exact_match_rate"]},
     }
-    return {"source": str(source), "rows_real": len(real), "rows_synthetic": verified["rows"],
-            "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
-            "k": verified["k"], "exact_match_rate": verified["exact_match_rate"],
-            "outputs": {name: str(path) for name, path in outputs.items()}}

@@ -31,9 +31,9 @@ def current(folder: Path) -> Path | None:
     return (Path(folder) / os.readlink(link)) if link.is_symlink() and link.exists() else None
 
 
-def version(folder: Path, name: str, base: Path | None = None) -> Path:
+def version(folder: Path, name: str, base: Path | None = None, inherit: bool = True) -> Path:
     """The version `name` of `folder`, made (once, atomically) as a hard-linked copy of `base` (default: the
-    published version); concurrent callers all get the same folder."""
+    published version), or empty with inherit=False; concurrent callers all get the same folder."""
     target = Path(folder) / VERSIONS / name
     if target.is_dir():
         return target
@@ -41,7 +41,7 @@ def version(folder: Path, name: str, base: Path | None = None) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{name[:60]}.", dir=target.parent))
     try:
         base = base if base is not None and base.is_dir() else current(folder)
-        if base is not None:
+        if base is not None and inherit:
             shutil.copytree(base, staging, symlinks=True, copy_function=os.link, dirs_exist_ok=True)
         (staging / MARKER).write_text(name + "\n")
         try:
