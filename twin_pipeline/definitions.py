@@ -10,7 +10,7 @@ from .defs.executors import step_executor
 from .defs.io_manager import PortfolioIOManager, StepIOManager
 from .defs.related_assets import RELATED_ASSETS, RELATED_CHECKS, clone_related_portfolio
 from .defs.resources import ShardReader, TwinStorage
-from .defs.sensors import landing_sensor
+from .defs.sensors import dead_run_sensor, landing_sensor
 from .defs.shard_steps import STEP_IO
 
 
@@ -29,7 +29,7 @@ def build_definitions(data_dir: str = "", executor: str | None = None) -> dg.Def
         assets=[*ASSETS, *RELATED_ASSETS],
         asset_checks=[*CHECKS, *RELATED_CHECKS],
         jobs=[clone_portfolio, clone_related_portfolio],
-        sensors=[landing_sensor],
+        sensors=[landing_sensor, dead_run_sensor],
         resources=twin_resources(data_dir),
         executor=step_executor(executor),
     )

@@ -220,3 +220,40 @@ def landing_sha(path):
     from twin_pipeline.tables import sha256_file
 
     return sha256_file(path)
+
+
+def started_run(instance, pid: int) -> dg.DagsterRun:
+    """A STARTED run whose RUN_START event says its worker is process `pid`, as a run worker records it."""
+    import time as clock
+
+    from dagster._core.events import DagsterEvent
+    from dagster._core.events.log import EventLogEntry
+
+    run = dg.DagsterRun(job_name="clone_portfolio", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED)
+    instance.add_run(run)
+    event = DagsterEvent(event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name, pid=pid)
+    instance.store_event(EventLogEntry(error_info=None, level="DEBUG", user_message="", run_id=run.run_id,
+                                       timestamp=clock.time(), job_name=run.job_name, dagster_event=event))
+    return run
+
+
+def test_a_run_whose_worker_was_killed_is_marked_failed_so_its_pool_slot_can_be_freed():
+    import subprocess
+    import sys
+
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    worker.kill()
+    worker.wait()
+    instance = dg.DagsterInstance.ephemeral()
+    dead, alive = started_run(instance, worker.pid), started_run(instance, os.getpid())
+    sensors.dead_run_sensor(dg.build_sensor_context(instance=instance))
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_the_instance_frees_the_slots_of_finished_runs(tmp_path):
+    from twin_pipeline.defs.demo import prepare_home
+
+    with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "home"))) as instance:
+        assert instance.run_monitoring_enabled
+        assert 0 < instance.run_monitoring_settings["free_slots_after_run_end_seconds"] <= 60

@@ -9,6 +9,7 @@ The same bytes landing again start nothing once their portfolio is published; if
 the file again (or touching it) starts a new run.
 """
 
+import os
 import time
 
 import dagster as dg
@@ -116,3 +117,48 @@ def _reject(context: dg.SensorEvaluationContext, path, storage: TwinStorage, rea
     except Exception as error:  # noqa: BLE001 - the tick goes on whatever happened to this one file
         context.log.error(f"{path.name} is not a table or bundle ({reason}) and could not be moved to "
                           f"rejected/: {error}")
+
+
+@dg.sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+           description="Marks a run whose run worker process is gone (killed, out of memory) as failed, so that "
+                       "run monitoring frees its concurrency slot (the DuckDB writer pool has one) and queued "
+                       "clones start; the local run launcher cannot report a dead worker itself (its run "
+                       "workers are local processes, so their pids are checked here).")
+def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    instance = context.instance
+    if instance.run_launcher.supports_check_run_worker_health:  # run monitoring fails its dead runs itself
+        return dg.SkipReason("the run launcher checks its run workers itself")
+    failed = []
+    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=100):
+        run = record.dagster_run
+        pid = run_worker_pid(instance, run.run_id)
+        if pid is not None and not process_alive(pid):
+            instance.report_run_failed(run, f"the run worker (pid {pid}) is gone (killed or out of memory): run "
+                                            "marked failed so that its concurrency slots are freed")
+            failed.append(run.run_id)
+    return dg.SkipReason(f"marked {len(failed)} dead run(s) failed: {', '.join(failed)}" if failed
+                         else "every started run has a live run worker")
+
+
+def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid of a run's worker process, as recorded by its RUN_START event."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_START, limit=1).records
+    event = records[0].event_log_entry.dagster_event if records else None
+    return event.pid if event is not None else None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a local process runs (a zombie, killed but not yet reaped by its parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
