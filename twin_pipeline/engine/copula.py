@@ -67,7 +67,7 @@ class GaussianCopulaEngine:
         _check_frame(df, primary_key, column_kinds)
         self.primary_key, self.n_rows = primary_key, len(df)
         kinds = column_kinds or {}
-        self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name))
+        self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name), k=self.k)
                       for name in df.columns]
         col.mark_duplicates(df, self.specs, fixed=set(kinds))
         candidates = [(spec, *variable) for spec in self.specs for variable in _variables_of(spec, df[spec.name], self.k)]
