@@ -236,8 +236,13 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, **kwargs) -> None:
-    """The one way a CSV output is written: formula-escaped unless asked not to (see formula_safe)."""
-    (formula_safe(frame) if escape_formulas else frame).to_csv(target, index=False, **kwargs)
+    """The one way a CSV output is written: formula-escaped unless asked not to (see formula_safe). A text cell
+    holding a carriage return is quoted (text cells are then all quoted): Python's csv module quotes only the
+    line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows."""
+    frame = formula_safe(frame) if escape_formulas else frame
+    text = [frame[name] for name in frame.columns if frame[name].dtype == object]
+    has_cr = any(column.map(lambda value: isinstance(value, str) and "\r" in value).any() for column in text)
+    frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, **kwargs)
 
 
 def write_frame(frame: pd.DataFrame, target: str | os.PathLike, escape_formulas: bool = True) -> Path:
