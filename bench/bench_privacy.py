@@ -156,14 +156,17 @@ def main() -> None:
     parser.add_argument("--attacks", action="store_true", help="also run anonymeter attacks (about 20 s a table)")
     args = parser.parse_args()
     rows = 100_000 if args.quick else 1_000_000
-    time_k_anonymity("bank (mixed QIs)", bank_table(rows), ["age", "annual_income", "region", "sex", "job_title"])
-    time_k_anonymity("all-numeric QIs", numeric_table(rows), list(numeric_table(10).columns))
+    results = {"speed": [time_k_anonymity("bank (mixed QIs)", bank_table(rows),
+                                           ["age", "annual_income", "region", "sex", "job_title"]),
+                         time_k_anonymity("all-numeric QIs", numeric_table(rows), list(numeric_table(10).columns))]}
     if not args.skip_quality:
-        for file_name, qis in SAMPLES.items():
-            twin_quality(file_name, qis, factor=2 if args.quick else 10)
+        results["quality"] = [twin_quality(file_name, qis, factor=2 if args.quick else 10)
+                              for file_name, qis in SAMPLES.items()]
     if args.attacks:
-        for file_name, qis in SAMPLES.items():
-            attack_risk(file_name, qis)
+        results["attacks"] = [attack_risk(file_name, qis) for file_name, qis in SAMPLES.items()]
+    target = ROOT / "bench" / "results" / ("privacy_quick.json" if args.quick else "privacy.json")
+    target.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"saved {target}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def shard_throughput(workers: int, rows: int) -> dict:
     sys.path.insert(0, str(ROOT))
     import pandas as pd
 
-    from twin_pipeline.pipeline import CloneOptions, fit_model
+    from twin_pipeline.options import CloneOptions
+    from twin_pipeline.pipeline import fit_model
     from twin_pipeline.shards import make_shards
 
     real = pd.read_csv(SAMPLE)

@@ -5,7 +5,8 @@ The notebook API: `GaussianCopulaEngine` (fit / sample / compare_correlations), 
 the orchestration lives in `twin_pipeline.defs`.
 """
 
-from .engine import DigitalTwinCloner, GaussianCopulaEngine
+from .cloner import DigitalTwinCloner
+from .engine import GaussianCopulaEngine
 from .privacy import enforce_k_anonymity
 
 __all__ = ["DigitalTwinCloner", "GaussianCopulaEngine", "enforce_k_anonymity"]

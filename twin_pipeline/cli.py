@@ -10,11 +10,11 @@ import json
 import logging
 import sys
 
+from .errors import TwinError, TwinInputError
+from .options import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, CloneOptions, validate_options
 from .paths import data_dir
-from .pipeline import CloneOptions, clone_file
-from .tables import TwinInputError
 
-EXIT_INPUT = 2
+EXIT_INPUT = TwinInputError.exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,13 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="key column: not modelled, regenerated with fresh values (TABLE.COLUMN for related tables)")
     clone.add_argument("--foreign-key", action="append", default=[], metavar="CHILD.COL=PARENT.COL",
                        help="relationship between related tables, e.g. loans.borrower_id=borrowers.borrower_id")
-    clone.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same twin (default 0)")
-    clone.add_argument("--k", type=int, default=5, help="k-anonymity target on the quasi-identifiers (default 5)")
+    clone.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                       help=f"random seed; the same seed gives the same twin (default {DEFAULT_SEED})")
+    clone.add_argument("--k", type=int, default=DEFAULT_K,
+                       help=f"k-anonymity target on the quasi-identifiers, at least 2 (default {DEFAULT_K})")
     clone.add_argument("--quasi-identifiers", type=_names,
                        help="comma-separated quasi-identifier columns (default: detected by name and kind)")
     clone.add_argument("--generalize", choices=["bands"], help="generalise numeric quasi-identifiers into bands")
-    clone.add_argument("--max-suppression", type=float, default=0.01,
-                       help="largest share of rows k-anonymity may suppress before failing (default 0.01)")
+    clone.add_argument("--max-suppression", type=float, default=DEFAULT_MAX_SUPPRESSION,
+                       help="largest share of rows k-anonymity may suppress before failing "
+                            f"(default {DEFAULT_MAX_SUPPRESSION})")
     clone.add_argument("--format", choices=["csv", "parquet"],
                        help="output format (default: csv, parquet from 1,000,000 rows)")
     clone.add_argument("--no-escape-formulas", dest="escape_formulas", action="store_false",
@@ -108,9 +111,12 @@ def _clone(args) -> int:
                            k=args.k, quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
                            workers=args.workers, escape_formulas=args.escape_formulas)
+    validate_options(options)  # before any file is read: a bad flag is named as such
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
         return _clone_related(args, options, keys, say)
+    from .pipeline import clone_file
+
     summary = clone_file(args.input[0], args.out, options, progress=say)
     print(f"twin of {summary['source']}: {summary['rows_synthetic']:,} rows, similarity {summary['similarity_score']:.1f}/100, "
           f"correlation error {summary['correlation_error']:.3f}, k = {summary['k']}, "
@@ -179,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"clone": _clone, "demo": _demo, "audit": _audit}
     try:
         return handlers[args.command](args)
-    except TwinInputError as error:
+    except TwinError as error:
         print(f"twin: error: {error}", file=sys.stderr)
-        return EXIT_INPUT
+        return error.exit_code
     except MemoryError:
         print("twin: error: out of memory: use fewer rows or columns, or give the process more memory",
               file=sys.stderr)

@@ -1,44 +1,9 @@
-"""The Dagster code location of twin-pipeline: `dagster dev -w workspace.yaml` (or `-m twin_pipeline.definitions`)."""
+"""The Dagster code location of twin-pipeline: `dagster dev -w workspace.yaml` (or `-m twin_pipeline.definitions`).
 
-from __future__ import annotations
+`clone_job` is importable from here for `dg.build_reconstructable_job("twin_pipeline.definitions", "clone_job")`."""
 
-import dagster as dg
+from .defs.build import build_definitions, clone_job, twin_resources
 
-from .defs.assets import ASSETS, clone_portfolio
-from .defs.checks import CHECKS
-from .defs.executors import step_executor
-from .defs.io_manager import PortfolioIOManager, StepIOManager
-from .defs.related_assets import RELATED_ASSETS, RELATED_CHECKS, clone_related_portfolio
-from .defs.resources import ShardReader, TwinStorage
-from .defs.sensors import dead_run_sensor, landing_sensor
-from .defs.shard_steps import STEP_IO
-
-
-def twin_resources(data_dir: str = "") -> dict:
-    """The resources of every twin asset and check over one data directory ("": $TWIN_DATA_DIR or ./data)."""
-    storage = TwinStorage(data_dir=str(data_dir))
-    return {"storage": storage, "shard_reader": ShardReader(), "io_manager": PortfolioIOManager(storage=storage),
-            STEP_IO: StepIOManager(storage=storage)}
-
-
-def build_definitions(data_dir: str = "", executor: str | None = None) -> dg.Definitions:
-    """Assets, checks, the clone jobs (one table; a bundle of related tables) and the landing sensor over one data
-    directory, with the step executor `executor` ("multiprocess", "k8s", "celery" or "in_process"; default
-    $TWIN_EXECUTOR, else "multiprocess")."""
-    return dg.Definitions(
-        assets=[*ASSETS, *RELATED_ASSETS],
-        asset_checks=[*CHECKS, *RELATED_CHECKS],
-        jobs=[clone_portfolio, clone_related_portfolio],
-        sensors=[landing_sensor, dead_run_sensor],
-        resources=twin_resources(data_dir),
-        executor=step_executor(executor),
-    )
-
-
-def clone_job(data_dir: str = "", executor: str | None = None) -> dg.JobDefinition:
-    """The `clone_portfolio` job over one data directory: what `dg.build_reconstructable_job` rebuilds in each
-    step process (`reconstructable_kwargs={"data_dir": ...}`), so steps in other processes use the same folder."""
-    return build_definitions(data_dir, executor).resolve_job_def("clone_portfolio")
-
+__all__ = ["build_definitions", "clone_job", "twin_resources", "defs"]
 
 defs = build_definitions()

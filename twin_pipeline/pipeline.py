@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,100 +19,18 @@ import pandas as pd
 
 from . import publish
 from .engine import GaussianCopulaEngine
-from .tables import TwinInputError, read_table, write_json
+from .errors import TwinError, TwinInputError
+from .options import CloneOptions, resolve_options
+from .tables import read_table, write_json
 
 log = logging.getLogger(__name__)
 
 PARQUET_FROM_ROWS = 1_000_000  # larger twins are written as Parquet unless a format is asked for
 
 
-@dataclass
-class CloneOptions:
-    """What a user can set for one clone; every field has a sensible default."""
-
-    rows: int | None = None
-    scale: float | None = None  # rows = scale x the real table's rows; default 1x
-    primary_key: str | None = None
-    k: int = 5
-    quasi_identifiers: list[str] | None = None  # None: detected by name and kind
-    generalize: str | None = None  # "bands" to generalise numeric quasi-identifiers into bands
-    max_suppression: float = 0.01
-    seed: int | None = 0
-    output_format: str | None = None  # "csv" or "parquet"; None: by size
-    workers: int = 1  # processes sampling and protecting shards
-    column_kinds: dict[str, str] = field(default_factory=dict)
-    escape_formulas: bool = True  # CSV outputs: text cells a spreadsheet would run get a leading apostrophe
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def target_rows(n_real: int, rows: int | None = None, scale: float | None = None) -> int:
-    """How many synthetic rows to make: `rows`, or `scale` x the real rows, or as many as the real table."""
-    if rows is not None and scale is not None:
-        raise TwinInputError("--rows/--scale", "give either a number of rows or a scale, not both")
-    if rows is not None:
-        if rows < 1:
-            raise TwinInputError("--rows", f"must be a positive number of rows, got {rows}")
-        return int(rows)
-    if scale is not None:
-        if not scale > 0:
-            raise TwinInputError("--scale", f"must be positive, got {scale}")
-        return max(1, int(round(n_real * scale)))
-    return n_real
-
-
-MAX_ROWS = int(os.environ.get("TWIN_MAX_ROWS", str(10**9)))  # a sidecar's {"rows": 1e12} is refused, not started
-GENERALIZE = (None, "bands")
-OUTPUT_FORMATS = (None, "csv", "parquet")
-
-
-def validate_options(options: CloneOptions, columns, source, n_real: int | None = None) -> int | None:
-    """Every clone request checked once, before any work, naming `source`: k, rows/scale (<= MAX_ROWS),
-    generalize, max_suppression, output format, and every column named (primary key, quasi-identifiers,
-    column kinds) present in the table. Returns the rows to generate when `n_real` is known.
-    (The one home of these rules until options.resolve_options takes them over.)"""
-    from .engine.columns import KINDS
-
-    def fail(problem: str):
-        raise TwinInputError(source, problem)
-
-    if isinstance(options.k, bool) or not isinstance(options.k, int) or options.k < 2:
-        fail(f"k must be a whole number of at least 2 (k = 1 is no anonymity), got {options.k!r}")
-    if options.rows is not None and not (isinstance(options.rows, int) and 1 <= options.rows <= MAX_ROWS):
-        fail(f"rows must be a whole number from 1 to {MAX_ROWS:,} (TWIN_MAX_ROWS), got {options.rows!r}")
-    if options.scale is not None and not (isinstance(options.scale, (int, float)) and 0 < options.scale < float("inf")):
-        fail(f"scale must be a positive number, got {options.scale!r}")
-    if options.generalize not in GENERALIZE:
-        fail(f"generalize must be \"bands\" or absent, got {options.generalize!r}")
-    if not (isinstance(options.max_suppression, (int, float)) and 0 <= options.max_suppression < 1):
-        fail(f"max_suppression must be a share from 0 to below 1, got {options.max_suppression!r}")
-    if options.output_format not in OUTPUT_FORMATS:
-        fail(f"output_format must be \"csv\" or \"parquet\", got {options.output_format!r}")
-    known = {str(name) for name in columns}
-    if options.primary_key is not None and str(options.primary_key) not in known:
-        fail(f"primary key {options.primary_key!r} is not a column (columns: {', '.join(sorted(known))})")
-    named = {"quasi_identifiers": list(options.quasi_identifiers or []), "column_kinds": list(options.column_kinds or {})}
-    for setting, names in named.items():
-        missing = [str(name) for name in names if str(name) not in known]
-        if missing:
-            fail(f"{setting} names unknown column(s) {', '.join(missing)} (columns: {', '.join(sorted(known))})")
-    bad_kinds = sorted({str(kind) for kind in (options.column_kinds or {}).values()} - set(KINDS))
-    if bad_kinds:
-        fail(f"column_kinds has unknown kind(s) {', '.join(bad_kinds)}; choose from {', '.join(KINDS)}")
-    if n_real is None:
-        return None
-    rows = target_rows(n_real, options.rows, options.scale)
-    if rows > MAX_ROWS:
-        fail(f"asks for {rows:,} rows; the limit is {MAX_ROWS:,} (TWIN_MAX_ROWS)")
-    return rows
-
-
 def check_disk_space(folder: Path, rows: int, bytes_per_row: float, source) -> None:
     """Refuse a twin that cannot fit on the disk of `folder` (estimated from the input's bytes per row, x2 for
     the shards beside the merged file), before any shard is written."""
-    import shutil
-
     folder = Path(folder)
     existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
     needed, free = 2 * rows * max(bytes_per_row, 1.0), shutil.disk_usage(existing).free
@@ -225,17 +143,15 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
     """
     try:
         return _clone_file(Path(source), Path(out_dir), options, progress)
-    except TwinInputError as error:  # problems found past reading (a bad primary key, ...) are about this file
-        if error.source is not None:
-            raise
-        raise TwinInputError(source, error.problem) from None
+    except TwinError as error:  # problems found past reading (a bad primary key, ...) are about this file
+        raise error.naming(source) from None
 
 
 def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) -> dict:
     from .privacy import detect_quasi_identifiers
 
     real = read_table(source)
-    n = validate_options(options, real.columns, source, len(real))
+    options, n = resolve_options(real, options, source)
     check_disk_space(out_dir, n, source.stat().st_size / max(len(real), 1), source)
     say = progress or (lambda message: None)
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")

@@ -15,7 +15,8 @@ import pandas as pd
 from scipy import stats
 
 from .engine.multitable import MultiTableEngine
-from .pipeline import CloneOptions, protect, validate_options
+from .options import CloneOptions, validate_options
+from .pipeline import protect
 from .quality import quality_report
 from .tables import TwinInputError, read_table, write_frame, write_json
 
@@ -44,8 +45,7 @@ def clone_tables(sources: list[str | Path], out_dir: str | Path, relationships: 
     real = {Path(source).stem: read_table(source) for source in sources}
     if len(real) != len(sources):
         raise TwinInputError(", ".join(map(str, sources)), "two input files have the same name")
-    validate_options(options, {column for frame in real.values() for column in frame.columns},
-                     ", ".join(map(str, sources)))
+    validate_options(options, ", ".join(map(str, sources)))
     scale = options.scale or 1.0
     engine = MultiTableEngine(k=options.k).fit(real, relationships, primary_keys)
     say(f"fitted {len(real)} related tables: {', '.join(engine.order)}")

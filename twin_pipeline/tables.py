@@ -23,6 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from .errors import TwinInputError
+
 SNIFF_BYTES = 64 * 1024
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # latin-1 decodes anything: reached only for text-like bytes
 DELIMITERS = ",;\t|"
@@ -36,15 +38,6 @@ MAX_TABLE_BYTES = int(os.environ.get("TWIN_MAX_TABLE_BYTES", str(50 << 30)))
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # ...unless it is a plain number (-12.5, +3, -1,200.50%), which a spreadsheet reads as a number, not a formula.
 PLAIN_NUMBER = r"[-+]?(?:\d[\d,]*)?\.?\d+(?:[eE][-+]?\d+)?%?"
-
-
-class TwinInputError(ValueError):
-    """A user-facing problem with an input file or argument: one line, names the file."""
-
-    def __init__(self, source: str | os.PathLike | None, problem: str):
-        self.source = None if source is None else str(source)
-        self.problem = problem
-        super().__init__(f"{self.source}: {problem}" if self.source else problem)
 
 
 def open_regular(path: str | os.PathLike, follow_links: bool = False):

@@ -45,7 +45,7 @@ def test_missing_file(tmp_path, capsys):
 def test_unknown_and_non_unique_primary_key(tmp_path, capsys):
     path = write(tmp_path, "loans.csv", ROWS)
     code, err = run(capsys, "clone", str(path), "--out", str(tmp_path / "o"), "--primary-key", "id")
-    assert code == 2 and "loans.csv" in err and "primary key 'id' is not a column" in err
+    assert code == 2 and "loans.csv" in err and "primary_key names unknown column(s) id" in err
     code, err = run(capsys, "clone", str(path), "--out", str(tmp_path / "o"), "--primary-key", "grade")
     assert code == 2 and "primary key 'grade' is not unique" in err
 
@@ -72,3 +72,17 @@ def test_a_table_whose_every_possible_row_is_real_is_a_clear_error(tmp_path, cap
     code, err = run(capsys, "clone", str(path), "--out", str(tmp_path / "out"))
     assert code == 2 and "nearly every possible row of this table occurs in the real data" in err
     assert str(path) in err and len(err.splitlines()) == 1 and not (tmp_path / "out" / "synthetic.csv").exists()
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--k", "1"], "k must be a whole number of at least 2"),
+    (["--k", "0"], "k must be a whole number of at least 2"),
+    (["--max-suppression", "5"], "max_suppression must be a share"),
+    (["--workers", "0"], "workers must be at least 1"),
+    (["--seed", "-1"], "seed must be a whole number"),
+])
+def test_requests_that_protect_no_one_or_make_no_sense_are_refused_before_reading(tmp_path, capsys, flags, problem):
+    path = write(tmp_path, "loans.csv", ROWS)
+    code, err = run(capsys, "clone", str(path), "--out", str(tmp_path / "out"), *flags)
+    assert code == 2 and problem in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

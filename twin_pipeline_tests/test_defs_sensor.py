@@ -90,3 +90,19 @@ def test_a_sidecar_json_sets_the_run_config_and_a_bad_one_rejects_its_table(land
     assert config["k"] == 7 and config["scale"] == 2.0 and config["quasi_identifiers"] == ["Age", "Home"]
     reason = (landing.storage.rejected / "other.csv.reason.txt").read_text()
     assert "colour" in reason and (landing.storage.rejected / "other.csv.json").exists()
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"k": 1}, "k must be a whole number of at least 2"),
+    ({"scale": -1}, "scale must be a positive number"),
+    ({"generalize": "foo"}, "generalize must be one of bands"),
+    ({"max_suppression": 5}, "max_suppression must be a share"),
+    ({"column_kinds": {"Age": "weird"}}, "unknown kind(s) Age=weird"),
+    ({"rows": 10**12}, "rows must be a whole number from 1 to"),
+])
+def test_a_sidecar_asking_for_what_no_run_can_do_rejects_its_table_before_any_run(landing, table, settings, problem):
+    landing.drop("loans.csv", table)
+    landing.drop("loans.csv.json", json.dumps(settings))
+    landing.tick()
+    assert landing.tick().run_requests == []
+    assert problem in (landing.storage.rejected / "loans.csv.reason.txt").read_text()

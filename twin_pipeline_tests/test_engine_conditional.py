@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from twin_pipeline.engine import DigitalTwinCloner, GaussianCopulaEngine
+from twin_pipeline import DigitalTwinCloner, GaussianCopulaEngine
 from twin_pipeline.tables import TwinInputError
 
 

@@ -101,8 +101,8 @@ def test_correlation_matrix_is_labelled_valid_and_symmetric(fitted):
 
 def test_describe_records_family_and_fit_statistic(fitted):
     described = fitted.describe()
-    assert described["income"]["family"] in {"lognormal", "empirical", "gamma", "normal", "truncnorm", "beta", "uniform"}
-    assert described["income"]["fit_statistic"] is not None
+    assert described["income"]["family"] == "lognormal"  # the loan book's incomes are log-normal
+    assert 0 <= described["income"]["fit_statistic"] < 0.05
     assert described["grade"]["kind"] == "categorical"
 
 
@@ -159,9 +159,14 @@ def test_write_sample_streams_parquet_and_csv(fitted, tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_copulas_reference_backend_runs_behind_the_same_interface(credit_card):
     engine = GaussianCopulaEngine(backend="copulas").fit(credit_card.head(300))
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
     twin = engine.sample(200, seed=1)
+    assert np.random.random() == expected_next  # the caller's global NumPy stream is left as it was
     assert list(twin.columns) == list(credit_card.columns)
     assert set(twin["card"]) <= {"yes", "no"}
     assert twin.equals(engine.sample(200, seed=1))

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from twin_pipeline.engine import DigitalTwinCloner
+from twin_pipeline import DigitalTwinCloner
 from twin_pipeline.engine.multitable import MultiTableEngine
 from twin_pipeline.tables import TwinInputError
 

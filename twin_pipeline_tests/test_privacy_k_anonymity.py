@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from twin_pipeline.errors import PrivacyLimitError
 from twin_pipeline.privacy import KAnonymityError, enforce_k_anonymity
 from twin_pipeline.tables import TwinInputError
 
@@ -84,9 +84,7 @@ def test_qi_with_a_huge_number_of_categories_runs_vectorised():
     n = 200_000  # stands for "a million categories": every value distinct
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"job_title": [f"title {i}" for i in range(n)], "age": rng.integers(18, 80, n)})
-    start = time.perf_counter()
-    protected, report = enforce_k_anonymity(df, target_k=5, quasi_identifiers=["job_title", "age"])
-    assert time.perf_counter() - start < 10  # ~0.5 s measured; a per-row Python loop would take minutes
+    protected, report = enforce_k_anonymity(df, target_k=5, quasi_identifiers=["job_title", "age"])  # timed in bench/
     assert recount_k(protected, ["job_title", "age"]) >= 5
     assert set(protected["job_title"]) == {"Other"}
     assert report["information_loss"]["categorical_share_regrouped"]["job_title"] == 1.0
@@ -142,7 +140,7 @@ def test_suppression_cap_raises_instead_of_silently_dropping():
     df.loc[[10, 11, 12], "income"] = np.nan
     with pytest.raises(KAnonymityError, match=r"suppressing 6 of 100 rows.*cap of 1 rows") as caught:
         enforce_k_anonymity(df, target_k=5, quasi_identifiers=["age", "income"])
-    assert isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, PrivacyLimitError) and caught.value.exit_code == 3  # the data is fine, the cap is not
     protected, report = enforce_k_anonymity(df, target_k=5, quasi_identifiers=["age", "income"], max_suppression=0.1)
     assert report["records_suppressed"] == 6 and len(protected) == 94
     assert not protected.index.isin([1, 2, 3, 10, 11, 12]).any()

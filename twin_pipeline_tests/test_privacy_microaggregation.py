@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pandas as pd
@@ -33,12 +32,10 @@ def test_identical_points_are_not_cut():
     assert sorted(np.bincount(groups)) == [20, 20]
 
 
-def test_hundreds_of_thousands_of_rows_take_about_a_second():
+def test_hundreds_of_thousands_of_rows_are_grouped_into_groups_of_at_least_k():
     rng = np.random.default_rng(1)
     points = rng.normal(size=(300_000, 2))
-    start = time.perf_counter()
-    groups = mondrian_groups(points, np.zeros(len(points), dtype=np.int64), k=5)
-    assert time.perf_counter() - start < 10  # ~0.8 s measured on 2 cores; a per-row loop would take minutes
+    groups = mondrian_groups(points, np.zeros(len(points), dtype=np.int64), k=5)  # timed in bench/bench_privacy.py
     assert np.bincount(groups).min() >= 5
 
 

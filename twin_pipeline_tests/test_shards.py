@@ -5,7 +5,8 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from twin_pipeline.pipeline import CloneOptions, fit_model
+from twin_pipeline.options import CloneOptions
+from twin_pipeline.pipeline import fit_model
 from twin_pipeline.shards import make_shards, merge_shards, plan_shards, sample_shards, verify_shards
 
 QIS = ["Age", "Marital", "Home", "Job", "Income"]

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..pipeline import CloneOptions, validate_options
+from ..options import CloneOptions, validate_options
 from ..related import parse_foreign_key
 from ..tables import TwinInputError, open_regular
 from .config import read_settings
@@ -218,7 +218,7 @@ def read_spec(folder: Path, origin: Path | str) -> BundleSpec:
         if column not in columns[table]:
             raise TwinInputError(where, f"names column {table}.{column}, which {table}.csv does not have")
     parameters = {name: spec[name] for name in PARAMETERS if name in spec}
-    validate_options(CloneOptions(**parameters), set().union(*columns.values()), where)
+    validate_options(CloneOptions(**parameters), where)
     _acyclic(relationships, where)
     return BundleSpec(tables, relationships, dict(primary_keys), parameters)
 

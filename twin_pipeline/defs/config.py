@@ -18,9 +18,11 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, ValidationError
 
-from ..pipeline import CloneOptions, validate_options
+from ..errors import TwinInputError
+from ..options import (DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, CloneOptions, resolve_options,
+                       validate_options)
 from ..shards import SHARD_ROWS
-from ..tables import TwinInputError, open_regular
+from ..tables import open_regular
 
 
 EXECUTOR_OWNED = {"workers"}
@@ -33,12 +35,12 @@ class CloneConfig(dg.Config):
     rows: Optional[int] = Field(default=None, description="Synthetic rows to generate (give rows or scale)")
     scale: Optional[float] = Field(default=None, description="Synthetic rows = scale x real rows; default 1x")
     primary_key: Optional[str] = Field(default=None, description="Column with a unique id per row (not modelled)")
-    k: int = Field(default=5, description="k-anonymity target: each quasi-identifier combination >= k rows")
+    k: int = Field(default=DEFAULT_K, description="k-anonymity target: each quasi-identifier combination >= k rows")
     quasi_identifiers: Optional[list[str]] = Field(default=None, description="Columns an attacker may know; "
                                                    "default: detected by name and kind")
     generalize: Optional[str] = Field(default=None, description='"bands" to generalise numeric quasi-identifiers')
-    max_suppression: float = Field(default=0.01, description="Largest share of rows k-anonymity may drop")
-    seed: Optional[int] = Field(default=0, description="Random seed; the same seed gives the same twin")
+    max_suppression: float = Field(default=DEFAULT_MAX_SUPPRESSION, description="Largest share of rows k-anonymity may drop")
+    seed: Optional[int] = Field(default=DEFAULT_SEED, description="Random seed; the same seed gives the same twin")
     output_format: Optional[str] = Field(default=None, description='"csv" or "parquet"; default by size')
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
     escape_formulas: bool = Field(default=True, description="CSV output: prefix text cells a spreadsheet would run "
@@ -93,16 +95,14 @@ def config_for_landed_file(table: Path) -> CloneConfig:
             allowed = ", ".join(name for name in CloneConfig.model_fields if name != "source")
             raise TwinInputError(sidecar, f"unknown setting(s) {', '.join(unknown)}; allowed: {allowed}")
     try:
-        return CloneConfig(**settings, source=str(table))
+        config = CloneConfig(**settings, source=str(table))
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise TwinInputError(sidecar, f"invalid settings: {problems}") from None
+    validate_options(config.to_options(), sidecar or table)
+    return config
 
 
 def check_request(real: pd.DataFrame, options: CloneOptions, source: str | Path) -> int:
     """Fail early, naming the file, when the parameters do not fit the table; returns the rows to generate."""
-    rows = validate_options(options, real.columns, source, len(real))
-    key = options.primary_key
-    if key is not None and (real[key].isna().any() or real[key].duplicated().any()):
-        raise TwinInputError(source, f"primary key {key!r} is not unique and non-null on every row")
-    return rows
+    return resolve_options(real, options, source)[1]

@@ -38,7 +38,7 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE) -> dict:
 
     Raises BlockingCheckFailed when a blocking check fails, RuntimeError when a step fails.
     """
-    from ..definitions import clone_job
+    from .build import clone_job
 
     storage = TwinStorage(data_dir=str(data_dir))
     home = prepare_home(storage.root / "dagster_home")

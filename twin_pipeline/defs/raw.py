@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..pipeline import CloneOptions
+from ..options import CloneOptions
 from ..tables import TwinInputError, atomic_path, read_table, sha256_file
 from .bundles import bundle_sha256, unpack
 from .config import sidecar_of

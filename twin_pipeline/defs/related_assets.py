@@ -19,7 +19,6 @@ from .bundles import bundle_sha256, read_spec
 from .checks import per_portfolio_check, publication
 from .io_manager import publish_portfolio
 from .display import markdown_table
-from .partitions import portfolios
 from .raw import keep_raw_bundle
 from .resources import TwinStorage
 from .shared import twin_asset
@@ -101,6 +100,6 @@ RELATED_ASSETS = [related_twin]
 RELATED_CHECKS = [foreign_keys_valid]
 
 clone_related_portfolio = dg.define_asset_job(
-    "clone_related_portfolio", selection=dg.AssetSelection.assets(related_twin), partitions_def=portfolios,
+    "clone_related_portfolio", selection=dg.AssetSelection.assets(related_twin),
     description="Clone one bundle of related tables (folder or zip with relationships.json) with valid foreign keys.",
 )

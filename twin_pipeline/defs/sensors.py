@@ -13,8 +13,9 @@ import os
 import time
 
 import dagster as dg
+import pandas as pd
 
-from ..pipeline import validate_options
+from ..options import resolve_options
 from ..tables import TwinInputError, sha256_file
 from .assets import clone_portfolio
 from .bundles import bundle_candidates, inspect_bundle
@@ -81,7 +82,8 @@ def _request(context: dg.SensorEvaluationContext, storage: TwinStorage, path, is
     else:
         columns = probe_table(path)
         config = config_for_landed_file(path)
-        validate_options(config.to_options(), columns, sidecar_of(path) or path)
+        # the sidecar's fields were checked when it was read; here, that every column it names is in the table
+        resolve_options(pd.DataFrame(columns=columns), config.to_options(), sidecar_of(path) or path)
         job, op = clone_portfolio.name, "raw_upload"
         sha = sha256_file(path, follow_links=False)
     key = portfolio_key(path.name, sha)

@@ -5,6 +5,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from ..errors import TwinError
 from .io_manager import CODE_VERSION
 from .partitions import portfolios
 from .schemas import SchemaMismatch
@@ -28,8 +29,9 @@ def twin_asset(*audit_operations: str, publishes_portfolio: bool = False, **kwar
 
 @contextmanager
 def contract():
-    """Fail the step with the contract's message (every broken column and check), not a stack trace."""
+    """Fail the step with the contract's message (every broken column and check, or the input problem naming its
+    file), not a stack trace."""
     try:
         yield
-    except SchemaMismatch as error:
+    except (SchemaMismatch, TwinError) as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None

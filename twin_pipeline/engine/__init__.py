@@ -1,6 +1,5 @@
-"""The statistics engine: column kinds, marginals, latent correlation, the copula and the cloner (no Dagster)."""
+"""The statistics engine: column kinds, marginals, latent correlation and the copula (no Dagster)."""
 
-from .cloner import DigitalTwinCloner
 from .copula import GaussianCopulaEngine
 
-__all__ = ["DigitalTwinCloner", "GaussianCopulaEngine"]
+__all__ = ["GaussianCopulaEngine"]

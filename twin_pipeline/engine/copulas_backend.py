@@ -43,8 +43,12 @@ def fit_reference(engine, df: pd.DataFrame):
 
 def sample_reference(engine, size: int, rng: np.random.Generator) -> dict[int, np.ndarray]:
     """Sample `size` rows from the reference model, decoded per variable like the native engine's output."""
-    np.random.seed(int(rng.integers(2**31 - 1)))  # copulas draws from NumPy's global generator
-    samples = engine._reference.sample(size)
+    saved = np.random.get_state()  # copulas draws from NumPy's global generator: seed it, then give it back
+    try:
+        np.random.seed(int(rng.integers(2**31 - 1)))
+        samples = engine._reference.sample(size)
+    finally:
+        np.random.set_state(saved)
     decoded = {}
     for index, marginal in enumerate(engine.marginals):
         values = samples[f"v{index}"].to_numpy(dtype=float)

@@ -27,13 +27,14 @@ from twin_pipeline.privacy.grouping import column_codes, combine_codes, group_si
 from twin_pipeline.privacy.microaggregation import group_lower_medians, group_means, mondrian_groups
 from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
-from twin_pipeline.tables import TwinInputError
+from twin_pipeline.errors import PrivacyLimitError, TwinInputError
+from twin_pipeline.options import DEFAULT_K, DEFAULT_MAX_SUPPRESSION
 
 OTHER = "Other"
 GENERALIZATIONS = (None, "bands")
 
 
-class KAnonymityError(TwinInputError):
+class KAnonymityError(PrivacyLimitError):
     """k-anonymity cannot be reached within the caller's limits; the message says which limit and why."""
 
     def __init__(self, problem: str):
@@ -42,10 +43,10 @@ class KAnonymityError(TwinInputError):
 
 def enforce_k_anonymity(
     df: pd.DataFrame,
-    target_k: int = 5,
+    target_k: int = DEFAULT_K,
     quasi_identifiers: Sequence[str] | None = None,
     generalize: str | None = None,
-    max_suppression: float = 0.01,
+    max_suppression: float = DEFAULT_MAX_SUPPRESSION,
 ) -> tuple[pd.DataFrame, dict]:
     """Make every combination of quasi-identifier values occur at least `target_k` times.
 

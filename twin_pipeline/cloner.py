@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..paths import data_dir
-from ..tables import TwinInputError
-from .copula import GaussianCopulaEngine, write_model
-from .multitable import MultiTableEngine
+from .engine.copula import GaussianCopulaEngine, write_model
+from .engine.multitable import MultiTableEngine
+from .errors import TwinInputError
+from .paths import data_dir
 
 
 class DigitalTwinCloner:
@@ -76,7 +76,7 @@ class DigitalTwinCloner:
     @staticmethod
     def get_comparison(original: pd.DataFrame, synthetic: pd.DataFrame, primary_key: str | None = None) -> dict:
         """similarity_score (0-100), correlation_error, ks_statistics and categorical_match of a twin."""
-        from ..quality import quality_report
+        from .quality import quality_report
 
         return quality_report(original, synthetic, primary_key=primary_key)
 

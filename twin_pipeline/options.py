@@ -1,0 +1,134 @@
+"""What a user can ask of one clone, and the one place that checks it.
+
+The CLI flags, the Dagster run config, a landing sidecar, a bundle's relationships.json and the HTTP API all
+build a `CloneOptions` and call `validate_options` (without the table: a bad sidecar is rejected before any run)
+and `resolve_options` (with the table: names exist, the key is unique, how many rows to make), so every entry
+point gives the same answer to the same request.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+
+import pandas as pd
+
+from .errors import TwinInputError
+
+DEFAULT_K = 5
+DEFAULT_MAX_SUPPRESSION = 0.01
+DEFAULT_SEED = 0
+MAX_ROWS = int(os.environ.get("TWIN_MAX_ROWS", 10**9))  # a typo of three zeros should not fill the disk
+GENERALIZATIONS = ("bands",)
+OUTPUT_FORMATS = ("csv", "parquet")
+
+
+@dataclass
+class CloneOptions:
+    """What a user can set for one clone; every field has a sensible default."""
+
+    rows: int | None = None
+    scale: float | None = None  # rows = scale x the real table's rows; default 1x
+    primary_key: str | None = None
+    k: int = DEFAULT_K
+    quasi_identifiers: list[str] | None = None  # None: detected by name and kind
+    generalize: str | None = None  # "bands" to generalise numeric quasi-identifiers into bands
+    max_suppression: float = DEFAULT_MAX_SUPPRESSION
+    seed: int | None = DEFAULT_SEED
+    output_format: str | None = None  # "csv" or "parquet"; None: by size
+    workers: int = 1  # processes sampling and protecting shards
+    column_kinds: dict[str, str] = field(default_factory=dict)
+    escape_formulas: bool = True  # CSV outputs: text cells a spreadsheet would run get a leading apostrophe
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> CloneOptions:
+        """Options from a settings mapping (sidecar, manifest, request body); unknown names are an error."""
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TwinInputError(None, f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_options(options: CloneOptions, source=None) -> CloneOptions:
+    """Check every field that needs no table; raise a TwinInputError naming `source` and the field."""
+    from .engine.columns import KINDS
+
+    def bad(name: str, problem: str):
+        raise TwinInputError(source, f"{name} {problem}")
+
+    if options.rows is not None and options.scale is not None:
+        bad("rows/scale", "are exclusive: give a number of rows or a scale, not both")
+    if options.rows is not None and not (_is_int(options.rows) and 1 <= options.rows <= MAX_ROWS):
+        bad("rows", f"must be a whole number from 1 to {MAX_ROWS:,} (TWIN_MAX_ROWS), got {options.rows!r}")
+    if options.scale is not None and not (isinstance(options.scale, (int, float)) and not isinstance(options.scale, bool)
+                                          and math.isfinite(options.scale) and options.scale > 0):
+        bad("scale", f"must be a positive number, got {options.scale!r}")
+    if not _is_int(options.k) or options.k < 2:
+        bad("k", f"must be a whole number of at least 2 (k = 1 protects no one), got {options.k!r}")
+    if not isinstance(options.max_suppression, (int, float)) or not 0 <= options.max_suppression < 1:
+        bad("max_suppression", f"must be a share from 0 to below 1, got {options.max_suppression!r}")
+    if options.generalize is not None and options.generalize not in GENERALIZATIONS:
+        bad("generalize", f"must be one of {', '.join(GENERALIZATIONS)} (or unset), got {options.generalize!r}")
+    if options.output_format is not None and options.output_format not in OUTPUT_FORMATS:
+        bad("output_format", f"must be one of {', '.join(OUTPUT_FORMATS)}, got {options.output_format!r}")
+    if options.seed is not None and not (_is_int(options.seed) and 0 <= options.seed < 2**63):
+        bad("seed", f"must be a whole number from 0 to 2**63 - 1, got {options.seed!r}")
+    if not _is_int(options.workers) or options.workers < 1:
+        bad("workers", f"must be at least 1, got {options.workers!r}")
+    if options.primary_key is not None and not isinstance(options.primary_key, str):
+        bad("primary_key", f"must be a column name, got {options.primary_key!r}")
+    qis = options.quasi_identifiers
+    if qis is not None and not (isinstance(qis, list) and all(isinstance(name, str) for name in qis)):
+        bad("quasi_identifiers", f"must be a list of column names, got {qis!r}")
+    if not isinstance(options.escape_formulas, bool):
+        bad("escape_formulas", f"must be true or false, got {options.escape_formulas!r}")
+    if not isinstance(options.column_kinds, dict):
+        bad("column_kinds", f"must map column names to kinds, got {options.column_kinds!r}")
+    wrong = sorted(f"{name}={kind}" for name, kind in options.column_kinds.items() if kind not in KINDS)
+    if wrong:
+        bad("column_kinds", f"has unknown kind(s) {', '.join(wrong)}; expected one of {', '.join(KINDS)}")
+    return options
+
+
+def target_rows(n_real: int, options: CloneOptions) -> int:
+    """How many synthetic rows to make: `rows`, or `scale` x the real rows, or as many as the real table."""
+    if options.rows is not None:
+        return int(options.rows)
+    if options.scale is not None:
+        rows = max(1, int(round(n_real * options.scale)))
+        if rows > MAX_ROWS:
+            raise TwinInputError(None, f"scale {options.scale} asks for {rows:,} rows, more than the limit "
+                                       f"of {MAX_ROWS:,} (TWIN_MAX_ROWS)")
+        return rows
+    return n_real
+
+
+def resolve_options(real: pd.DataFrame, options: CloneOptions, source=None) -> tuple[CloneOptions, int]:
+    """Validate `options` against the table they are for; returns them and the number of rows to generate.
+
+    Every column the options name must exist, and the primary key must be unique and non-null."""
+    validate_options(options, source)
+    columns = set(real.columns)
+    named = {"primary_key": [options.primary_key] if options.primary_key else [],
+             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds)}
+    for setting, names in named.items():
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise TwinInputError(source, f"{setting} names unknown column(s) {', '.join(map(str, missing))} "
+                                         f"(columns: {', '.join(map(str, real.columns))})")
+    key = options.primary_key
+    if key is not None and (real[key].isna().any() or real[key].duplicated().any()):
+        raise TwinInputError(source, f"primary key {key!r} is not unique and non-null on every row")
+    try:
+        return options, target_rows(len(real), options)
+    except TwinInputError as error:
+        raise error.naming(source) from None
