@@ -58,6 +58,7 @@ def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: 
     real = read_table(copy)
     options = config.to_options()
     rows = check_request(real, options, copy)
+    pipeline.check_disk_space(storage.portfolio_dir(portfolio), rows, copy.stat().st_size / max(len(real), 1), copy)
     options = replace(options, quasi_identifiers=options.quasi_identifiers
                       or detect_quasi_identifiers(real, primary_key=options.primary_key))
     sha = sha256_file(copy)
