@@ -41,7 +41,7 @@ def check_disk_space(folder: Path, rows: int, bytes_per_row: float, source) -> N
 
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
     started = time.perf_counter()
-    engine = GaussianCopulaEngine(k=options.k).fit(real, primary_key=options.primary_key,
+    engine = GaussianCopulaEngine(k=options.k, rules=options.rules).fit(real, primary_key=options.primary_key,
                                                      column_kinds=options.column_kinds or None)
     log.info("fitted %d columns on %d rows in %.2f s", len(real.columns), len(real), time.perf_counter() - started)
     return engine
@@ -104,9 +104,11 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
 
     quality = quality_report(real, protected, primary_key=options.primary_key)
     quality["correlation_errors"] = engine.compare_correlations(real, protected)
-    quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key)
+    quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key,
+                                       columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
     quality["marginals"] = engine.describe()
     quality["copula"] = engine.tails
+    quality["rules"] = engine.rules_report(real, protected)
     ignore = [options.primary_key] if options.primary_key else []
     privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
                              anonymity=protection["k_anonymity"], ignore_columns=ignore)
@@ -195,5 +197,5 @@ def _write_outputs(real: pd.DataFrame, engine: GaussianCopulaEngine, options: Cl
         "privacy_report": write_json(privacy, out_dir / "privacy_report.json"),
         "summary": {"rows_synthetic": verified["rows"], "similarity_score": quality["similarity_score"],
                     "correlation_error": quality["correlation_error"], "k": verified["k"],
-                    "exact_match_rate": verified["exact_match_rate"]},
+                    "exact_match_rate": verified["exact_match_rate"], "rules": quality["rules"]["summary"]},
     }

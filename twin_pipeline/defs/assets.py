@@ -121,7 +121,7 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
     })
 
 
-@twin_asset("QUALITY_REPORTED", kinds={"json"}, publishes_portfolio=True)
+@twin_asset("QUALITY_REPORTED", kinds={"json"})
 def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shard_reader: ShardReader,
                    raw_upload: dict, fitted_marginals: dict, k_anonymized_output: dict) -> dg.Output[dict]:
     """How close the protected twin is to the real table (similarity score, KS, category match,

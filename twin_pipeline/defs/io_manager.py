@@ -3,12 +3,12 @@
 Tables are Parquet (the twin itself CSV, or Parquet when large or asked for), everything else JSON; every file
 is written atomically into the run's own version of the portfolio (`.versions/<run id>/`, see publish.py), so
 a crash never leaves half a file, a re-run of one portfolio only rewrites that portfolio's folder, and nothing
-is at a download path before the run publishes. The asset that ends a clone (`quality_report`, declared with
-`publishes_portfolio`) runs only once the blocking checks on the product passed; writing it publishes the
-run's whole version at once (twin, model, reports, shard manifest), so a twin that failed a blocking check is
-never published and the previous good one stays. Writing is where an artifact becomes real, so the IO manager
-is also what appends the asset's audit operations and its lineage row (input hashes, output hash, code
-version, parameters), before the version holding the files is published: no asset body can forget to. An
+is at a download path before the run publishes. The clone's last blocking check publishes the run's whole
+version at once (twin, model, reports, shard manifest; `publish_portfolio`) when it passes, and it runs only
+after the blocking checks before it passed, so a twin that failed one is never published and the previous good
+one stays. Writing is where an artifact becomes real, so the IO manager is also what appends the asset's audit
+operations and its lineage row (input hashes, output hash, code version, parameters), before the version
+holding the files is published: no asset body can forget to. An
 asset is written (and audited) once per portfolio, by the step that returns it, however many shard steps made
 its data. The head of the audit chain after each write goes into the event log as metadata `audit_head`.
 
@@ -95,16 +95,12 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
         hashes = {path.name: sha256_file(path) for path in written.values()}
         output_hash = hashes[next(iter(written.values())).name]
         head = self._audit(context, asset, portfolio, folder, output_hash, hashes)
-        published = {}
-        if context.definition_metadata.get("publishes_portfolio"):
-            published = publish_portfolio(self.storage, portfolio, run)
         download = self.storage.portfolio_dir(portfolio)
         context.add_output_metadata({
             **{f"path {part}": dg.MetadataValue.path(str(download / path.name)) for part, path in written.items()},
             "sha256": dg.MetadataValue.json(hashes),
             "audit_head": dg.MetadataValue.json({key: head[key] for key in ("entries", "entry_hash", "lineage",
                                                                             "lineage_hash")}),
-            **({"published": dg.MetadataValue.json(published)} if published else {}),
         })
 
     @staticmethod

@@ -15,16 +15,14 @@ DUCKDB_POOL = "twin_duckdb"  # the step writing an asset appends to the DuckDB a
 TWIN_ASSET = {"partitions_def": portfolios, "group_name": GROUP, "code_version": CODE_VERSION}
 
 
-def audited(*operations: str, publishes_portfolio: bool = False) -> dict:
-    """Asset metadata naming the audit operations the IO manager appends when it writes the asset, and whether
-    writing it publishes the run's version of the portfolio (the asset that ends a clone, after its checks)."""
-    return {"audit_operations": list(operations), "publishes_portfolio": publishes_portfolio}
+def audited(*operations: str) -> dict:
+    """Asset metadata naming the audit operations the IO manager appends when it writes the asset."""
+    return {"audit_operations": list(operations)}
 
 
-def twin_asset(*audit_operations: str, publishes_portfolio: bool = False, **kwargs):
+def twin_asset(*audit_operations: str, **kwargs):
     """An asset of the digital twin: partitioned per portfolio, in the DuckDB writer pool, audited on write."""
-    return dg.asset(pool=DUCKDB_POOL, metadata=audited(*audit_operations, publishes_portfolio=publishes_portfolio),
-                    **TWIN_ASSET, **kwargs)
+    return dg.asset(pool=DUCKDB_POOL, metadata=audited(*audit_operations), **TWIN_ASSET, **kwargs)
 
 
 @contextmanager
