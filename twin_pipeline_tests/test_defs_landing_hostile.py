@@ -117,7 +117,7 @@ def test_each_hostile_file_is_rejected_with_its_reason_and_the_good_csv_beside_i
     ('{"k": 0}', "k must be a whole number of at least 2"),
     ('{"k": 1}', "k must be a whole number of at least 2"),
     ('{"quasi_identifiers": ["Shoe size"]}', "quasi_identifiers names unknown column(s) Shoe size"),
-    ('{"column_kinds": {"Age": "colour"}}', "unknown kind(s) colour"),
+    ('{"column_kinds": {"Age": "colour"}}', "unknown kind(s) Age=colour"),
     ('{"column_kinds": {"Nope": "integer"}}', "column_kinds names unknown column(s) Nope"),
     ('{"generalize": "foo"}', "generalize must be"),
     ('{"max_suppression": 5}', "max_suppression must be a share"),
