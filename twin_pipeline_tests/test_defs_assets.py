@@ -1,16 +1,17 @@
 """The six assets materialized on an ephemeral Dagster instance: files, contracts, checks, audit and lineage."""
 
 import base64
+import io
 import json
 import re
 import stat
-import zlib
 
 import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from twin_pipeline import pipeline, publish
 from twin_pipeline.audit import AuditLog
@@ -117,12 +118,17 @@ def test_the_ui_gets_marginal_families_ks_tables_and_a_real_correlation_heatmap_
     assert metadata["k_anonymized_output"]["rows"].value > 0
     assert str(storage.portfolio_dir(key) / "synthetic.csv") == metadata["k_anonymized_output"]["path table"].value
 
-    heatmap = metadata["quality_report"]["correlation_heatmap"].value
-    png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)\)", heatmap)[1])
-    width, height = np.frombuffer(png[16:24], ">u4")
-    pixels = np.frombuffer(zlib.decompress(png[png.index(b"IDAT") + 4:png.index(b"IEND") - 8]), np.uint8)
-    assert png.startswith(b"\x89PNG") and len(pixels) == height * (1 + 3 * width)
-    assert len(set(pixels.tolist())) > 10, "a heatmap of real correlations has many colours"
+    quality = metadata["quality_report"]
+    assert quality["similarity_score"].value == round(quality["similarity_score"].value, 1)  # rounded for people
+    assert 80 < quality["quality_vs_ceiling"].value < 110 and quality["tstr_target"].value == "Status"
+    assert quality["report"].value == str(storage.portfolio_dir(key) / "report.html")
+    assert "alt=\"column Income\"" in (storage.portfolio_dir(key) / "report.html").read_text()
+    for entry, least in (("correlation_heatmap", 3), ("worst_columns", 4)):
+        pictures = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", quality[entry].value)
+        assert len(pictures) == least
+        for data in pictures:
+            image = Image.open(io.BytesIO(base64.b64decode(data)))
+            assert image.width >= 400 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10  # readable, drawn
 
 
 def test_rerunning_one_portfolio_rewrites_only_its_own_folder(storage, landed):

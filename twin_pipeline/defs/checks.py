@@ -13,7 +13,7 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from .. import publish
+from .. import pipeline, publish
 from .assets import k_anonymized_output, quality_report
 from .partitions import portfolios
 from .raw import load_real, options_of
@@ -50,8 +50,8 @@ def _privacy_spec(name: str, description: str) -> dg.AssetCheckSpec:
 @dg.multi_asset_check(specs=[
     _privacy_spec("k_anonymity_at_least_k", "Every combination of quasi-identifier values occurs in at least k rows "
                                             "of the twin (recounted over all shards in DuckDB)."),
-    _privacy_spec("no_exact_copies", "No row of the twin equals a real row on every column, primary key excluded "
-                                     "(recounted over all shards in DuckDB)."),
+    _privacy_spec("no_exact_copies", "No row of the twin equals a rare real record: a combination of values (keys "
+                                     "aside) that fewer than k real rows share (recounted over all shards in DuckDB)."),
 ], ins={"k_anonymized_output": dg.AssetIn("k_anonymized_output"), **WITH_UPLOAD})
 def privacy_recount(context: dg.AssetCheckExecutionContext, storage: TwinStorage, shard_reader: ShardReader,
                     k_anonymized_output: dict, raw_upload: dict):
@@ -59,11 +59,12 @@ def privacy_recount(context: dg.AssetCheckExecutionContext, storage: TwinStorage
     portfolio = manifest["portfolio"]
     options = options_of(manifest)
     quasi_identifiers = k_anonymized_output["protection"]["quasi_identifiers"]
-    verified = shard_reader.verify(storage.staged(portfolio, context.run) / SHARDS, load_real(storage, manifest),
-                                   quasi_identifiers, [options.primary_key] if options.primary_key else [])
+    real = load_real(storage, manifest)
+    verified = shard_reader.verify(storage.staged(portfolio, context.run) / SHARDS, real, quasi_identifiers,
+                                   pipeline.key_columns(real, options), options.k)
     smallest = verified["k"]
     k_passed = smallest is None or smallest >= options.k
-    copies_passed = verified["exact_matches"] == 0
+    copies_passed = verified["rare_record_copies"] == 0
     outcome = {"publication": publication(storage, portfolio, k_passed and copies_passed)}
     yield dg.AssetCheckResult(check_name="k_anonymity_at_least_k", passed=k_passed,
                               metadata={"smallest_group": smallest if smallest is not None else "no quasi-identifier",
@@ -71,6 +72,7 @@ def privacy_recount(context: dg.AssetCheckExecutionContext, storage: TwinStorage
                                         "quasi_identifiers": ", ".join(quasi_identifiers) or "(none)", **outcome})
     yield dg.AssetCheckResult(check_name="no_exact_copies", passed=copies_passed, metadata={
         "exact_copies": verified["exact_matches"], "exact_copy_rate": verified["exact_match_rate"],
+        "rare_record_copies": verified["rare_record_copies"],
         "rows": verified["rows"], **outcome,
     })
 

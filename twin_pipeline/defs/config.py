@@ -46,6 +46,8 @@ class CloneConfig(dg.Config):
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
     rules: Optional[str] = Field(default=None, description="Declared business rules: a JSON/YAML rules file, or "
                                  "the rules as JSON text (a sidecar may give the list itself)")
+    target: Optional[str] = Field(default=None, description="Column the TSTR utility model predicts; empty: a "
+                                                            "column named like default, status, approval or bad")
     escape_formulas: bool = Field(default=True, description="CSV output: prefix text cells a spreadsheet would run "
                                   "as a formula (= + - @ tab CR) with an apostrophe (OWASP); Parquet is unchanged")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "

@@ -138,6 +138,21 @@ def probe_table(path: Path) -> list[str]:
             raise TwinInputError(path, error.problem) from None
 
 
+REASON_SUFFIX = ".reason.txt"
+
+
+def rejected_files(rejected: Path) -> list[dict]:
+    """What is in rejected/, newest first: {"file", "reason", "rejected_at"} from each `<name>.reason.txt`."""
+    if not rejected.is_dir():
+        return []
+    found = []
+    for note in rejected.glob(f"*{REASON_SUFFIX}"):
+        stamp, _, reason = note.read_text(errors="replace").strip().partition(" rejected ")
+        found.append({"file": note.name[: -len(REASON_SUFFIX)], "reason": reason.partition(": ")[2] or reason,
+                      "rejected_at": stamp})
+    return sorted(found, key=lambda entry: entry["rejected_at"], reverse=True)
+
+
 def reject(path: Path, rejected: Path, reason: str) -> Path:
     """Move a landed file, bundle or link (and its settings file) to rejected/ beside a `<name>.reason.txt`;
     returns the new path. Files end up 0600 (they may hold real rows); a link is moved, never followed."""
@@ -153,7 +168,7 @@ def reject(path: Path, rejected: Path, reason: str) -> Path:
         shutil.move(str(sidecar), rejected / (target.name + SETTINGS_SUFFIX))
     for moved in [target, rejected / (target.name + SETTINGS_SUFFIX)]:
         _private(moved)
-    reason_file = target.with_name(target.name + ".reason.txt")
+    reason_file = target.with_name(target.name + REASON_SUFFIX)
     reason_file.write_text(f"{stamp} rejected {path.name}: {reason}\n")
     os.chmod(reason_file, 0o600)
     return target

@@ -47,6 +47,13 @@ class TwinStorage(dg.ConfigurableResource):
     def rejected(self) -> Path:
         return self.root / "rejected"
 
+    def ensure_folders(self) -> Path:
+        """Create landing/, rejected/ and portfolios/ so a newcomer sees where to drop files and where results
+        and rejections go, before the first upload. Returns the data directory."""
+        for folder in (self.landing, self.rejected, self.root / "portfolios"):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self.root
+
     @property
     def audit_db(self) -> Path:
         return self.root / "twin.duckdb"
@@ -93,9 +100,9 @@ class ShardReader(dg.ConfigurableResource):
                                      "twin that the quality report compares with the real table")
 
     def verify(self, folder: Path, real: pd.DataFrame, quasi_identifiers: list[str],
-               ignore_columns: list[str]) -> dict:
+               ignore_columns: list[str], k: int = 5) -> dict:
         limit = self.memory_limit or os.environ.get("TWIN_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
-        return verify_shards(folder, real, quasi_identifiers, ignore_columns, memory_limit=limit)
+        return verify_shards(folder, real, quasi_identifiers, ignore_columns, k, memory_limit=limit)
 
     def sample(self, folder: Path, seed: int | None) -> pd.DataFrame:
         return sample_shards(folder, rows=self.quality_sample_rows, seed=seed or 0)

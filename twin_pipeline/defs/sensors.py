@@ -22,6 +22,7 @@ from .bundles import bundle_candidates, inspect_bundle
 from .config import config_for_landed_file, sidecar_of
 from .landing import TICK_BUDGET_SECONDS, LandingCursor, candidates, landed_problem, probe_table, reject
 from .partitions import portfolio_key, portfolios
+from .rejected import rejection_observation
 from .related_assets import RelatedConfig, clone_related_portfolio
 from .resources import TwinStorage
 
@@ -36,10 +37,12 @@ ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dagste
                        "the same bytes landing again start nothing unless their clone failed; unreadable ones, "
                        "links and bad settings go to <data>/rejected/ with a reason.")
 def landing_sensor(context: dg.SensorEvaluationContext, storage: TwinStorage) -> dg.SensorResult:
+    storage.ensure_folders()
     cursor = LandingCursor.from_json(context.cursor)
     tables, bundles = candidates(storage.landing), bundle_candidates(storage.landing)
     seen = {**tables, **bundles}
     new_keys: list[str] = []
+    rejections: list[dg.AssetObservation] = []
     requests: list[dg.RunRequest] = []
     deadline = time.monotonic() + TICK_BUDGET_SECONDS
     for number, name in enumerate(cursor.settled(seen)):
@@ -52,7 +55,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: TwinStorage) ->
             request = _request(context, storage, path, name in bundles, seen[name], cursor.hashes)
         except Exception as error:  # any failure is this file's, never the folder's (see the module docstring)
             reason = error.problem if isinstance(error, TwinInputError) else f"{type(error).__name__}: {error}"
-            _reject(context, path, storage, reason[:2000])
+            rejections.append(_reject(context, path, storage, reason[:2000]))
             continue
         if request is None or request.partition_key in new_keys:
             continue
@@ -64,8 +67,10 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: TwinStorage) ->
         run_requests=requests,
         dynamic_partitions_requests=[portfolios.build_add_request(new_partitions)] if new_partitions else [],
         cursor=cursor.to_json(),
-        skip_reason=None if requests else f"no new settled table or bundle in {storage.landing} "
-                                          f"({len(cursor.waiting)} still settling)",
+        asset_events=rejections,
+        skip_reason=None if requests else "; ".join(
+            [f"no new settled table or bundle in {storage.landing} ({len(cursor.waiting)} still settling)"]
+            + [event.description for event in rejections]),
     )
 
 
@@ -111,14 +116,17 @@ def _failed(context: dg.SensorEvaluationContext, storage: TwinStorage, portfolio
     return bool(statuses & {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}) and not statuses & set(ACTIVE)
 
 
-def _reject(context: dg.SensorEvaluationContext, path, storage: TwinStorage, reason: str) -> None:
-    """Move a bad file or bundle aside; if even that fails, log it: one bad landing never stops the others."""
+def _reject(context: dg.SensorEvaluationContext, path, storage: TwinStorage, reason: str) -> dg.AssetObservation:
+    """Move a bad file or bundle aside; if even that fails, log it: one bad landing never stops the others.
+    Returns the observation of `rejected_uploads` that shows the rejection in the UI."""
+    moved = None
     try:
         moved = reject(path, storage.rejected, reason)
         context.log.warning(f"rejected {path.name} -> {moved}: {reason}")
     except Exception as error:  # noqa: BLE001 - the tick goes on whatever happened to this one file
         context.log.error(f"{path.name} is not a table or bundle ({reason}) and could not be moved to "
                           f"rejected/: {error}")
+    return rejection_observation(path.name[:200], reason, moved)
 
 
 @dg.sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,

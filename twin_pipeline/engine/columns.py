@@ -328,6 +328,9 @@ def identifier_pattern(values: pd.Series) -> dict:
 
 def mint_identifiers(pattern: dict, start: int, count: int, rng: np.random.Generator) -> np.ndarray:
     """Fresh keys number `start` .. `start + count - 1` of a sample, formatted like the real keys."""
+    if pattern["type"] == "format":  # a direct identifier (e-mail, SSN, card number): fresh values of its format
+        from ..privacy.identifiers import fresh_values
+        return fresh_values(pattern, count, rng)
     serial = np.arange(start, start + count, dtype=np.int64)
     if pattern["type"] == "integer":
         return serial + pattern["start"]
