@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     clone.add_argument("--rules", metavar="FILE",
                        help="declared business rules (JSON or YAML): inequality, range, fixed_combinations, formula, "
                             "fixed_when; rules found in the data are kept without it")
+    clone.add_argument("--no-escape-formulas", dest="escape_formulas", action="store_false",
+                       help="write text cells starting with = + - @ tab or CR as they are; by default they get a "
+                            "leading apostrophe so a spreadsheet shows them instead of running them (OWASP)")
     clone.add_argument("--workers", type=int, default=1,
                        help="processes that sample and protect shards of 500,000 rows in parallel (default 1)")
     clone.add_argument("--drop-identifiers", action="store_true",
@@ -142,7 +145,7 @@ def _clone(args) -> int:
                            k=args.k, quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
                            workers=args.workers, rules=args.rules, drop_identifiers=args.drop_identifiers,
-                           target=args.target)
+                           target=args.target, escape_formulas=args.escape_formulas)
     validate_options(options)  # before any file is read: a bad flag is named as such
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
@@ -250,7 +253,8 @@ def _audit(args) -> int:
     if args.audit_command == "verify":
         result = log.verify()
         if result.ok:
-            print(f"audit trail intact: {result.checked} entries verified")
+            print(f"audit trail intact: {result.checked} entries and {result.lineage_checked} lineage rows verified "
+                  f"against the recorded head ({log.heads_path})")
             return 0
         print(f"audit trail BROKEN at entry {result.first_broken_id}: {result.reason}", file=sys.stderr)
         return 1
@@ -268,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     except TwinError as error:
         print(f"twin: error: {error}", file=sys.stderr)
         return error.exit_code
+    except MemoryError:
+        print("twin: error: out of memory: use fewer rows or columns, or give the process more memory",
+              file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as error:  # disk full, permissions, a name too long: one line, not a traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"twin: error: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("twin: interrupted", file=sys.stderr)
         return 130

@@ -42,6 +42,7 @@ class CloneOptions:
     rules: str | dict | list | None = None  # declared business rules: a JSON/YAML file path, or the rules inline
     drop_identifiers: bool = False  # direct identifiers (SSN, e-mail, ...) dropped instead of freshly minted
     target: str | None = None  # the column TSTR predicts; None: a default / status / approval column by name
+    escape_formulas: bool = True  # CSV outputs: text cells a spreadsheet would run get a leading apostrophe
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +96,8 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
         bad("quasi_identifiers", f"must be a list of column names, got {qis!r}")
     if not isinstance(options.drop_identifiers, bool):
         bad("drop_identifiers", f"must be true or false, got {options.drop_identifiers!r}")
+    if not isinstance(options.escape_formulas, bool):
+        bad("escape_formulas", f"must be true or false, got {options.escape_formulas!r}")
     if not isinstance(options.column_kinds, dict):
         bad("column_kinds", f"must map column names to kinds, got {options.column_kinds!r}")
     wrong = sorted(f"{name}={kind}" for name, kind in options.column_kinds.items() if kind not in KINDS)

@@ -7,6 +7,8 @@ line and the orchestrated pipeline cannot drift apart.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -15,14 +17,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import publish
 from .engine import GaussianCopulaEngine
-from .errors import TwinError
+from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
 from .tables import read_table, write_json
 
 log = logging.getLogger(__name__)
 
 PARQUET_FROM_ROWS = 1_000_000  # larger twins are written as Parquet unless a format is asked for
+
+
+def check_disk_space(folder: Path, rows: int, bytes_per_row: float, source) -> None:
+    """Refuse a twin that cannot fit on the disk of `folder` (estimated from the input's bytes per row, x2 for
+    the shards beside the merged file), before any shard is written."""
+    folder = Path(folder)
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    needed, free = 2 * rows * max(bytes_per_row, 1.0), shutil.disk_usage(existing).free
+    if needed > free:
+        raise TwinInputError(source, f"a twin of {rows:,} rows needs about {needed / 2**30:,.1f} GiB; "
+                                     f"{existing} has {free / 2**30:,.1f} GiB free")
 
 
 def direct_identifiers(real: pd.DataFrame, options: CloneOptions) -> dict[str, dict]:
@@ -265,10 +279,10 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
 
 def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) -> dict:
     from .privacy import detect_quasi_identifiers
-    from .shards import make_shards, merge_shards, sample_shards, verify_shards
 
     real = read_table(source)
     options, n = resolve_options(real, options, source)
+    check_disk_space(out_dir, n, source.stat().st_size / max(len(real), 1), source)
     say = progress or (lambda message: None)
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")
     qis = options.quasi_identifiers or detect_quasi_identifiers(real, primary_key=options.primary_key)
@@ -277,6 +291,22 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
     say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                           for name, entry in engine.describe().items()))
     out_dir.mkdir(parents=True, exist_ok=True)
+    staged = publish.version(out_dir, f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}", inherit=False)
+    try:
+        outputs = _write_outputs(source, real, engine, options, n, qis, staged, say)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    publish.publish(out_dir, staged)  # every output replaced at once: a reader never sees a mix of two clones
+    summary = outputs.pop("summary")
+    return {**summary, "source": str(source), "rows_real": len(real),
+            "outputs": {name: str(out_dir / path.name) for name, path in outputs.items()}}
+
+
+def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions, n: int,
+                   qis, out_dir: Path, say) -> dict:
+    from .shards import make_shards, merge_shards, sample_shards, verify_shards
+
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
@@ -292,16 +322,15 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
         say("measured quality and privacy (with an 80/20 held-out attacker audit)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
-        synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}")
-    outputs = {
+        synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas)
+    return {
         "synthetic": synthetic_path,
         "model": engine.save(out_dir / "model.json"),
         "quality_report": write_json(quality, out_dir / "quality_report.json"),
         "privacy_report": write_json(privacy, out_dir / "privacy_report.json"),
+        "summary": {"rows_synthetic": verified["rows"], "similarity_score": quality["similarity_score"],
+                    "correlation_error": quality["correlation_error"], "k": verified["k"],
+                    "exact_match_rate": verified["exact_match_rate"], "rules": quality["rules"]["summary"],
+                    "rare_record_copies": verified["rare_record_copies"]},
         "report": page,
     }
-    return {"source": str(source), "rows_real": len(real), "rows_synthetic": verified["rows"],
-            "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
-            "k": verified["k"], "exact_match_rate": verified["exact_match_rate"], "rules": quality["rules"]["summary"],
-            "rare_record_copies": verified["rare_record_copies"],
-            "outputs": {name: str(path) for name, path in outputs.items()}}

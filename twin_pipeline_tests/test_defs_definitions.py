@@ -69,10 +69,11 @@ def test_the_run_config_offers_every_cli_option_with_its_default():
 
 def test_portfolio_keys_are_safe_stable_and_tell_contents_apart():
     digest_a, digest_b = "ab" * 32, "cd" * 32
-    assert portfolio_key("Loans Q3 (2024)/final.v2.csv", digest_a) == "final-ababab"
-    assert portfolio_key("Lën$ 2024.csv", digest_a) == portfolio_key("Lën$ 2024.csv", digest_a) == "l_n_2024-ababab"
+    assert portfolio_key("x.csv", "0123456789abcdef" + "f" * 48).endswith("-0123456789abcdef")  # 64 bits
+    assert portfolio_key("Loans Q3 (2024)/final.v2.csv", digest_a) == "final-abababababababab"
+    assert portfolio_key("Lën$ 2024.csv", digest_a) == portfolio_key("Lën$ 2024.csv", digest_a) == "l_n_2024-abababababababab"
     assert portfolio_key("loans.csv", digest_a) != portfolio_key("loans.csv", digest_b)
-    assert portfolio_key("....csv", digest_a) == "upload-ababab"
+    assert portfolio_key("....csv", digest_a) == "upload-abababababababab"
     with pytest.raises(ValueError):
         portfolio_key("loans.csv", "not a digest")
 

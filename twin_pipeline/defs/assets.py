@@ -34,7 +34,7 @@ from .io_manager import ShardedTable
 from .raw import delete_raw, keep_raw_copy, load_real, options_of
 from .resources import ShardReader, TwinStorage
 from .schemas import CORRELATION_SCHEMA, conform, infer_twin_schema, marginals_summary, quality_columns, schema_to_dict
-from .shard_steps import synthetic_sample
+from .shard_steps import SHARDS, synthetic_sample
 from .shared import contract, twin_asset
 
 
@@ -52,6 +52,7 @@ def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: 
     real = read_table(copy)
     options = config.to_options()
     rows = check_request(real, options, copy)
+    pipeline.check_disk_space(storage.portfolio_dir(portfolio), rows, copy.stat().st_size / max(len(real), 1), copy)
     options = replace(options, quasi_identifiers=options.quasi_identifiers
                       or detect_quasi_identifiers(real, primary_key=options.primary_key))
     sha = sha256_file(copy)
@@ -101,7 +102,7 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
     out of core. Audited once per portfolio as K_ANONYMITY_ENFORCED, with the recounted k."""
     manifest = raw_upload["manifest"]
     options = options_of(manifest)
-    folder = storage.shards_dir(context.partition_key)
+    folder = storage.staged(context.partition_key, context.run) / SHARDS
     real = load_real(storage, manifest)
     verified = shard_reader.verify(folder, real, options.quasi_identifiers, pipeline.key_columns(real, options),
                                    options.k)
@@ -112,7 +113,7 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
         "rare_record_copies": verified["rare_record_copies"],
         "rows_suppressed": protection["k_anonymity"]["records_suppressed"], "shards": len(synthetic_sample["shards"]),
         "quasi_identifiers": ", ".join(protection["quasi_identifiers"]) or "(none)", "table_format": table_format,
-        "parameters": manifest["options"],
+        "escape_formulas": options.escape_formulas, "parameters": manifest["options"],
     })
 
 
@@ -127,7 +128,7 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
     options = options_of(manifest)
     protection = k_anonymized_output["protection"]
     real = load_real(storage, manifest)
-    twin = shard_reader.sample(storage.shards_dir(context.partition_key), options.seed)
+    twin = shard_reader.sample(storage.staged(context.partition_key, context.run) / SHARDS, options.seed)
     quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, protection)
     privacy = pipeline.with_recount(privacy, protection["verified"], options.k)
     with contract():

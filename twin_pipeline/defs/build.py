@@ -11,7 +11,7 @@ from .io_manager import PortfolioIOManager, StepIOManager
 from .rejected import rejected_uploads
 from .related_assets import RELATED_ASSETS, RELATED_CHECKS, clone_related_portfolio
 from .resources import ShardReader, TwinStorage
-from .sensors import landing_sensor
+from .sensors import dead_run_sensor, landing_sensor
 from .shard_steps import STEP_IO
 
 
@@ -30,7 +30,7 @@ def build_definitions(data_dir: str = "", executor: str | None = None) -> dg.Def
         assets=[*ASSETS, *RELATED_ASSETS, rejected_uploads],
         asset_checks=[*CHECKS, *RELATED_CHECKS],
         jobs=[clone_portfolio, clone_related_portfolio],
-        sensors=[landing_sensor],
+        sensors=[landing_sensor, dead_run_sensor],
         resources=twin_resources(data_dir),
         executor=step_executor(executor),
     )

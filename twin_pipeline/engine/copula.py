@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..tables import TwinInputError, atomic_path
+from ..tables import TwinInputError, atomic_path, to_csv
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
@@ -75,7 +75,7 @@ class GaussianCopulaEngine:
         _check_frame(df, primary_key, column_kinds)
         self.primary_key, self.n_rows = primary_key, len(df)
         kinds = column_kinds or {}
-        self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name))
+        self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name), k=self.k)
                       for name in df.columns]
         col.mark_duplicates(df, self.specs, fixed=set(kinds))
         self.rules = RuleSet()
@@ -441,7 +441,7 @@ class GaussianCopulaEngine:
                     writer = writer or pq.ParquetWriter(tmp, table.schema)
                     writer.write_table(table)
                 else:
-                    chunk.to_csv(tmp, mode="a" if done else "w", header=not done, index=False)
+                    to_csv(chunk, tmp, mode="a" if done else "w", header=not done)
                 done += len(chunk)
                 if progress:
                     progress(done, n)
@@ -452,7 +452,7 @@ class GaussianCopulaEngine:
                 if parquet:
                     empty.to_parquet(tmp, index=False)
                 else:
-                    empty.to_csv(tmp, index=False)
+                    to_csv(empty, tmp)
         return path
 
     def _assemble(self, decoded: dict[int, np.ndarray], size: int, start: int, rng: np.random.Generator,
