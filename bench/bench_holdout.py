@@ -205,12 +205,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", nargs="+", default=["credit_data", "credit_card", "tiny", "narrow", "wide", "large"])
     parser.add_argument("--no-attacks", action="store_true", help="skip anonymeter")
+    parser.add_argument("--wide-variants", action="store_true",
+                        help="the wide table with the job title, then the state, left out of the quasi-identifiers")
     args = parser.parse_args()
     results = []
     for name, table in load_tables(args.tables).items():
         print(f"{name}: {len(table):,} x {table.shape[1]}", flush=True)
         results.append(holdout_run(name, table, default_twin(KEYS.get(name)), primary_key=KEYS.get(name),
                                    attacks=not args.no_attacks))
+    if args.wide_variants:
+        qis = ["emp_title", "emp_length", "state", "homeownership", "annual_income"]
+        for left_out in ("emp_title", "state"):
+            chosen = [q for q in qis if q != left_out]
+            run = holdout_run(f"wide, QIs without {left_out}", SHAPES["wide"](), default_twin(quasi_identifiers=chosen),
+                              attacks=not args.no_attacks)
+            results.append({**run, "table": f"wide, QIs without {left_out}"})
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     previous.update({r["table"]: r for r in results})

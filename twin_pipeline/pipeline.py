@@ -318,7 +318,8 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         twin = sample_shards(Path(folder))
         quality, privacy = report(real, twin, engine, options, protection)
         privacy = with_recount(privacy, verified, options.k)
-        page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name)
+        shown = real[[name for name in real.columns if name in twin.columns]]  # dropped identifiers are not shown
+        page, _ = report_page(out_dir / "report.html", shown, twin, quality, privacy, options, title=source.name)
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
         say("measured quality and privacy (with an 80/20 held-out attacker audit)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")

@@ -66,11 +66,13 @@ def test_help_documents_every_command(capsys):
     assert all(command in out for command in ("clone", "demo", "audit"))
 
 
-def test_a_table_whose_every_possible_row_is_real_is_a_clear_error(tmp_path, capsys):
-    rows = [f"{grade},{term},{status}" for grade in "ABC" for term in (36, 60) for status in ("ok", "late")] * 20
+def test_a_table_whose_every_possible_row_is_a_rare_real_record_is_a_clear_error(tmp_path, capsys):
+    """Each of the 12 possible rows is a real record shared by 2 people (< k): a twin could only disclose them.
+    (Had 20 people shared each, the rows would disclose no one and the twin would be allowed.)"""
+    rows = [f"{grade},{term},{status}" for grade in "ABC" for term in (36, 60) for status in ("ok", "late")] * 2
     path = write(tmp_path, "tiny_domain.csv", "grade,term,status\n" + "\n".join(rows) + "\n")
     code, err = run(capsys, "clone", str(path), "--out", str(tmp_path / "out"))
-    assert code == 2 and "nearly every possible row of this table occurs in the real data" in err
+    assert code == 3 and "nearly every possible row of this table is a rare real record" in err
     assert str(path) in err and len(err.splitlines()) == 1 and not (tmp_path / "out" / "synthetic.csv").exists()
 
 
