@@ -1,0 +1,304 @@
+"""`twin serve` as a client sees it: a real server process on a free loopback port, plain HTTP (httpx).
+
+The fast tests check refusals (no token, bad uploads, bad ids, bad clone requests); the tests marked slow wait
+for real Dagster runs (tens of seconds each): the seed's five calls end to end, a failed run's status, and
+concurrent clones, each checked in the Dagster instance and the audit chain too.
+"""
+
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SAMPLES, stop_process_group
+from shapes import lending_table, narrow_table, overdraft_table
+
+from twin_pipeline.audit import AuditLog
+from twin_pipeline.api.security import fingerprint
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+UPLOAD_LIMIT = 200_000  # bytes: small, so the oversized uploads are cheap
+RUN_DEADLINE = 300
+API = "/api/fintech"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    def __init__(self, root: Path):
+        self.data, self.home = root / "data", root / "dagster_home"
+        self.home.mkdir(parents=True)
+        shutil.copyfile(REPOSITORY / "dagster.yaml", self.home / "dagster.yaml")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = root / "server.log"
+        env = {**os.environ, "TWIN_API_TOKEN": TOKEN, "DAGSTER_HOME": str(self.home),
+               "PYTHONPATH": os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")])}
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "twin_pipeline.cli", "serve", "--port", str(self.port), "--data-dir",
+             str(self.data), "--max-upload", str(UPLOAD_LIMIT)],
+            cwd=REPOSITORY, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log_path.read_text()
+            try:
+                if self.client.get(f"{API}/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.5)
+        raise AssertionError(f"server not up in 120 s:\n{self.log_path.read_text()}")
+
+    def uploads(self) -> list[str]:
+        folder = self.data / "raw" / "uploads"
+        return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+
+    def upload(self, name: str, content: bytes) -> httpx.Response:
+        return self.client.post(f"{API}/upload-data", headers=AUTH, files={"file": (name, content, "text/csv")})
+
+    def wait(self, portfolio_id: str) -> dict:
+        deadline = time.monotonic() + RUN_DEADLINE
+        while time.monotonic() < deadline:
+            answer = self.client.get(f"{API}/portfolio/{portfolio_id}", headers=AUTH).json()
+            if answer["status"] in ("COMPLETED", "FAILED"):
+                return answer
+            time.sleep(2)
+        raise AssertionError(f"{portfolio_id} not finished in {RUN_DEADLINE} s:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self):
+        self.client.close()
+        stop_process_group(self.process, signal.SIGINT)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = Server(tmp_path_factory.mktemp("api"))
+    yield running
+    running.stop()
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def test_health_is_open_and_every_other_call_needs_the_token(server):
+    assert server.client.get(f"{API}/health").json()["status"] == "healthy"
+    calls = [("post", f"{API}/upload-data"), ("post", f"{API}/clone-portfolio"),
+             ("get", f"{API}/portfolio/TWIN_20250101T000000Z_0123456789ab"),
+             ("get", f"{API}/download/TWIN_20250101T000000Z_0123456789ab/synthetic.csv"), ("post", f"{API}/validate")]
+    for method, path in calls:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN}):
+            answer = server.client.request(method, path, headers=headers)
+            assert answer.status_code == 401, (method, path, headers, answer.text)
+            assert answer.headers["www-authenticate"] == "Bearer" and "token" in answer.json()["detail"]
+    assert server.client.get("/openapi.json").json()["paths"].keys() >= {f"{API}/upload-data", f"{API}/validate"}
+    assert "access-control-allow-origin" not in server.client.get(
+        f"{API}/health", headers={"Origin": "https://elsewhere.example"}).headers  # CORS off by default
+
+
+def test_upload_is_validated_private_and_never_named_by_the_client(server):
+    table = lending_table(n=300).head(300)
+    content = _csv(table)
+    assert len(content) < UPLOAD_LIMIT
+    answer = server.upload("../../../../escape.csv", content)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "success" and re.fullmatch(r"RAW_[0-9a-f]{32}", body["file_id"])
+    assert body["filename"] == "../../../../escape.csv" and body["detected_columns"] == list(table.columns)
+    folder = server.data / "raw" / "uploads" / body["file_id"]
+    assert sorted(path.name for path in folder.iterdir()) == ["upload.csv", "upload.json"]
+    assert (folder / "upload.csv").read_bytes() == content
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE((folder / "upload.csv").stat().st_mode) == 0o600
+    assert not any(server.data.parent.rglob("escape.csv"))
+    entry = AuditLog(server.data / "twin.duckdb").entries(body["file_id"]).iloc[-1]
+    assert entry["operation"] == "UPLOAD_INGESTED" and entry["metadata"]["caller"] == fingerprint(TOKEN)
+
+
+def test_bad_uploads_get_a_4xx_naming_the_problem_and_leave_nothing(server):
+    before = server.uploads()
+    oversized = _csv(narrow_table(n=20_000))
+    assert len(oversized) > UPLOAD_LIMIT
+    cases = {
+        "garbage": (server.upload("loans.csv", bytes(range(256)) * 50), 400, "binary"),
+        "empty": (server.upload("loans.csv", b""), 400, "empty"),
+        "header only": (server.upload("loans.csv", b"a,b,c\n"), 400, "no data rows"),
+        "one row": (server.upload("loans.csv", b"a,b\n1,2\n"), 400, "only 1 data row"),
+        "oversized": (server.upload("loans.csv", oversized), 413, "upload limit"),
+        "no file field": (server.client.post(f"{API}/upload-data", headers=AUTH, files={"other": ("x.csv", b"a,b\n1,2\n3,4\n")}),
+                          400, "'file'"),
+        "not multipart": (server.client.post(f"{API}/upload-data", headers=AUTH, content=b"a,b\n1,2\n"), 415, "multipart"),
+    }
+    for case, (answer, status, words) in cases.items():
+        assert answer.status_code == status, (case, answer.text)
+        assert words in answer.json()["detail"], (case, answer.json())
+    assert server.uploads() == before
+
+
+def test_oversized_upload_without_a_length_is_cut_off_while_streaming(server):
+    """No Content-Length to refuse up front: the server stops reading once the file passes the limit."""
+    before = server.uploads()
+    boundary = "twinboundary"
+    sent = {"bytes": 0}
+
+    def body():
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n"
+               "Content-Type: text/csv\r\n\r\na,b\r\n").encode()
+        for _ in range(200):  # 200 x 10 kB = 2 MB, ten times the limit
+            sent["bytes"] += 10_000
+            yield b"1,2\r\n" * 2_000
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    try:
+        answer = server.client.post(f"{API}/upload-data", headers={**AUTH, "Content-Type":
+                                                                   f"multipart/form-data; boundary={boundary}"},
+                                    content=body())
+        assert answer.status_code == 413 and "upload limit" in answer.json()["detail"]
+    except httpx.TransportError:
+        pass  # the server may close the connection while the client is still sending: refused as well
+    assert server.uploads() == before
+
+
+def test_bad_clone_requests_are_refused_before_any_run(server):
+    upload = server.upload("overdraft.csv", _csv(overdraft_table())).json()
+    cases = [
+        ({"file_id": "RAW_" + "0" * 32, "num_samples": 10}, 404, "no upload"),
+        ({"file_id": "../../etc/passwd", "num_samples": 10}, 422, None),
+        ({"file_id": upload["file_id"], "num_samples": 0}, 422, None),
+        ({"file_id": upload["file_id"], "num_samples": 10, "k": 1}, 422, None),
+        ({"file_id": upload["file_id"], "num_samples": 10, "primary_key": "nope"}, 422, "nope"),
+        ({"file_id": upload["file_id"], "num_samples": 10, "quasi_identifiers": ["age", "zip"]}, 422, "zip"),
+        ({"file_id": upload["file_id"], "num_samples": 10, "colour": "red"}, 422, None),
+    ]
+    for body, status, words in cases:
+        answer = server.client.post(f"{API}/clone-portfolio", headers=AUTH, json=body)
+        assert answer.status_code == status, (body, answer.text)
+        assert words is None or words in json.dumps(answer.json()), (body, answer.json())
+    for path in (f"{API}/portfolio/TWIN_20250101T000000Z_0123456789ab", f"{API}/portfolio/..%2F..%2Fetc",
+                 f"{API}/portfolio/twin-x"):
+        assert server.client.get(path, headers=AUTH).status_code == 404, path
+    with dg.DagsterInstance.from_config(str(server.home)) as instance:
+        assert instance.get_runs() == []
+
+
+@pytest.mark.slow
+def test_the_seeds_five_calls_end_to_end(server):
+    """Upload the bundled 1,319-row credit_card.csv, clone, follow, download, validate; then the same run in
+    the Dagster instance, and the calls in the audit chain."""
+    content = (SAMPLES / "credit_card.csv").read_bytes()
+    upload = server.upload("credit_card.csv", content).json()
+    clone = server.client.post(f"{API}/clone-portfolio", headers=AUTH, json={
+        "file_id": upload["file_id"], "num_samples": 2000, "k": 5, "seed": 3,
+        "quasi_identifiers": ["age", "income", "owner"]})
+    assert clone.status_code == 200, clone.text
+    portfolio_id = clone.json()["portfolio_id"]
+    assert clone.json()["status"] == "initializing" and re.fullmatch(r"TWIN_\d{8}T\d{6}Z_[0-9a-f]{12}", portfolio_id)
+    early = server.client.get(f"{API}/portfolio/{portfolio_id}", headers=AUTH).json()
+    assert early["status"] in ("PENDING", "RUNNING") and early["download_urls"] is None
+    assert server.client.get(f"{API}/download/{portfolio_id}/synthetic.csv", headers=AUTH).status_code == 404
+
+    status = server.wait(portfolio_id)
+    assert status["status"] == "COMPLETED", status
+    assert status["source"] == "CLONE" and status["num_borrowers"] == 2000
+    figures = status["stats_json"]
+    assert figures["quality_score"] > 85 and figures["correlation_error"] < 0.1
+    assert figures["k_anonymity"] >= 5 and figures["bank_compliant"] is True
+    urls = status["download_urls"]
+    assert set(urls) == {"synthetic", "quality_report", "privacy_report", "report_html"}
+
+    twin = pd.read_csv(io.BytesIO(server.client.get(urls["synthetic"], headers=AUTH).content))
+    assert len(twin) == 2000 and list(twin.columns) == upload["detected_columns"]
+    report = server.client.get(urls["quality_report"], headers=AUTH).json()
+    assert report["similarity_score"] == pytest.approx(figures["quality_score"])
+    validated = server.client.post(f"{API}/validate", headers=AUTH, json={
+        "original_portfolio_id": upload["file_id"], "synthetic_portfolio_id": portfolio_id}).json()
+    assert validated["passed"] is True and {check["name"] for check in validated["checks"]} >= {
+        "k_anonymity_at_least_k", "no_exact_copies", "similarity_score_at_least_85"}
+    assert validated["quality"]["similarity_score"] == pytest.approx(figures["quality_score"])
+
+    for escape in ("..%2F..%2Fraw_upload.json", "..%2Fmodel.json", "model.json", "raw_upload.json",
+                   "%2Fetc%2Fpasswd", "shards.json", "..", "synthetic.csv%00.json"):
+        answer = server.client.get(f"{API}/download/{portfolio_id}/{escape}", headers=AUTH)
+        assert answer.status_code == 404 and b"card,reports" not in answer.content, escape
+
+    with dg.DagsterInstance.from_config(str(server.home)) as instance:  # what `dagster dev` on this home shows
+        run = instance.get_run_by_id(status["run_id"])
+        assert run.job_name == "clone_portfolio" and run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["dagster/partition"] == status["dagster_partition"]
+        assert instance.has_dynamic_partition("portfolios", status["dagster_partition"])
+        materialized = instance.get_materialized_partitions(dg.AssetKey("k_anonymized_output"))
+        assert status["dagster_partition"] in materialized
+
+    log = AuditLog(server.data / "twin.duckdb")
+    assert log.verify().ok
+    operations = log.entries(status["dagster_partition"])
+    api_calls = operations[operations["metadata"].map(lambda meta: meta.get("via") == "api")]
+    assert list(api_calls["operation"]) == ["CLONE_INITIATED", "DOWNLOAD", "DOWNLOAD"]
+    assert all(meta["caller"] == fingerprint(TOKEN) for meta in api_calls["metadata"])
+    assert TOKEN.encode() not in (server.data / "twin.duckdb").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_failed_run_reports_its_step_and_message(server):
+    """A table whose every possible row is real: no copy-free twin exists, so the run fails in a step."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"flag": rng.integers(0, 2, 200), "grade": rng.choice(["A", "B"], 200)})
+    upload = server.upload("every_row_real.csv", _csv(table)).json()
+    portfolio_id = server.client.post(f"{API}/clone-portfolio", headers=AUTH, json={
+        "file_id": upload["file_id"], "num_samples": 100}).json()["portfolio_id"]
+    status = server.wait(portfolio_id)
+    assert status["status"] == "FAILED" and status["download_urls"] is None
+    assert status["failed_step"] and "real row" in status["error"], status
+    assert server.client.get(f"{API}/download/{portfolio_id}/synthetic.csv", headers=AUTH).status_code == 404
+    refused = server.client.post(f"{API}/validate", headers=AUTH, json={
+        "original_portfolio_id": upload["file_id"], "synthetic_portfolio_id": portfolio_id})
+    assert refused.status_code == 409 and "FAILED" in refused.json()["detail"]
+
+
+@pytest.mark.slow
+def test_concurrent_uploads_and_clones_each_get_their_own_portfolio(server):
+    tables = [overdraft_table(seed=1), narrow_table(seed=2, n=1500), overdraft_table(seed=3)]
+    results: list = [None] * len(tables)
+
+    def upload_and_clone(index: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            upload = client.post(f"{API}/upload-data", headers=AUTH,
+                                 files={"file": ("same_name.csv", _csv(tables[index]), "text/csv")}).json()
+            results[index] = client.post(f"{API}/clone-portfolio", headers=AUTH, json={
+                "file_id": upload["file_id"], "num_samples": 500, "seed": index}).json()
+
+    threads = [threading.Thread(target=upload_and_clone, args=(index,)) for index in range(len(tables))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [result["portfolio_id"] for result in results]
+    assert len(set(ids)) == len(tables)
+    finished = [server.wait(portfolio_id) for portfolio_id in ids]
+    assert [status["status"] for status in finished] == ["COMPLETED"] * len(tables), finished
+    assert len({status["dagster_partition"] for status in finished}) == len(tables)
+    for table, status in zip(tables, finished):
+        twin = pd.read_csv(io.BytesIO(server.client.get(status["download_urls"]["synthetic"], headers=AUTH).content))
+        assert list(twin.columns) == list(table.columns) and len(twin) == 500
+    assert AuditLog(server.data / "twin.duckdb").verify().ok
