@@ -8,6 +8,9 @@ command every Dagster run launcher starts. At most `max_concurrent_runs` of its 
 instance's own run-queue limit); the others wait as NOT_STARTED in the instance, which is the queue: a
 restarted server picks them up. A worker that dies before its run finishes gets its run marked failed.
 
+Workers are forked from a server process that has already imported Dagster and this package (multiprocessing's
+forkserver, preloaded): a fresh interpreter would spend several seconds of CPU importing them for every run.
+
 A clone whose twin fits in one shard runs its steps in one process (executor `in_process`): there is nothing
 to parallelise, and starting a process per step costs about a minute on a small machine. Larger twins keep
 the default executor (one step per shard, in parallel).
@@ -16,10 +19,9 @@ the default executor (one step per shard, in parallel).
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -44,6 +46,19 @@ def clone_job(data_dir: Path, executor: str | None) -> dg.ReconstructableJob:
                                         reconstructable_kwargs={"data_dir": str(data_dir), "executor": executor})
 
 
+PRELOAD = ["twin_pipeline.definitions", "dagster._cli.api"]
+
+
+def _execute_run(serialized_args: str, log_path: str) -> None:
+    """The body of a worker process: `dagster api execute_run <args>`, its output appended to `log_path`."""
+    from dagster._cli.api import execute_run_command
+
+    with open(log_path, "ab") as output:
+        os.dup2(output.fileno(), 1)
+        os.dup2(output.fileno(), 2)
+    execute_run_command.main(args=[serialized_args], prog_name="dagster api execute_run")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -63,7 +78,9 @@ class RunLauncher:
         self.max_concurrent = max(1, max_concurrent or (queue.max_concurrent_runs if queue else 0) or 2)
         self.server_id = f"{socket.gethostname()}:{os.getpid()}"
         self.logs = data_dir / "api" / "run-logs"
-        self._workers: dict[str, subprocess.Popen] = {}
+        self._workers: dict[str, multiprocessing.Process] = {}
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(PRELOAD)
         self._lock = threading.Lock()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,7 +137,7 @@ class RunLauncher:
 
     def _reap(self) -> None:
         with self._lock:
-            done = {run_id: worker.returncode for run_id, worker in self._workers.items() if worker.poll() is not None}
+            done = {run_id: worker.exitcode for run_id, worker in self._workers.items() if not worker.is_alive()}
             for run_id in done:
                 del self._workers[run_id]
         for run_id, code in done.items():
@@ -147,9 +164,9 @@ class RunLauncher:
         args = ExecuteRunArgs(job_origin=run.job_code_origin, run_id=run.run_id,
                               instance_ref=self.instance.get_ref(), set_exit_code_on_failure=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{run.run_id}.log", "ab") as output:
-            worker = subprocess.Popen([sys.executable, "-m", "dagster", "api", "execute_run", serialize_value(args)],
-                                      stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        worker = self._context.Process(target=_execute_run, name=f"run-{run.run_id}",
+                                       args=(serialize_value(args), str(self.logs / f"{run.run_id}.log")))
+        worker.start()
         with self._lock:
             self._workers[run.run_id] = worker
         self.instance.add_run_tags(run.run_id, {WORKER_TAG: str(worker.pid)})
