@@ -220,7 +220,7 @@ def test_the_seeds_five_calls_end_to_end(server):
 
     status = server.wait(portfolio_id)
     assert status["status"] == "COMPLETED", status
-    assert status["source"] == "CLONE" and status["num_borrowers"] == 2000
+    assert status["source"] == "CLONE" and 0.99 * 2000 <= status["num_borrowers"] <= 2000
     figures = status["stats_json"]
     assert figures["quality_score"] > 85 and figures["correlation_error"] < 0.1
     assert figures["k_anonymity"] >= 5 and figures["bank_compliant"] is True
@@ -228,7 +228,7 @@ def test_the_seeds_five_calls_end_to_end(server):
     assert set(urls) == {"synthetic", "quality_report", "privacy_report", "report_html"}
 
     twin = pd.read_csv(io.BytesIO(server.client.get(urls["synthetic"], headers=AUTH).content))
-    assert len(twin) == 2000 and list(twin.columns) == upload["detected_columns"]
+    assert len(twin) == status["num_borrowers"] and list(twin.columns) == upload["detected_columns"]
     report = server.client.get(urls["quality_report"], headers=AUTH).json()
     assert report["similarity_score"] == pytest.approx(figures["quality_score"])
     validated = server.client.post(f"{API}/validate", headers=AUTH, json={
@@ -278,7 +278,9 @@ def test_a_failed_run_reports_its_step_and_message(server):
 
 @pytest.mark.slow
 def test_concurrent_uploads_and_clones_each_get_their_own_portfolio(server):
-    tables = [overdraft_table(seed=1), narrow_table(seed=2, n=1500), overdraft_table(seed=3)]
+    credit_card = pd.read_csv(SAMPLES / "credit_card.csv")
+    tables = [lending_table(seed=1, n=500), lending_table(seed=2, n=700).iloc[:, :30],
+              credit_card.sample(900, random_state=3)]
     results: list = [None] * len(tables)
 
     def upload_and_clone(index: int) -> None:
@@ -300,5 +302,6 @@ def test_concurrent_uploads_and_clones_each_get_their_own_portfolio(server):
     assert len({status["dagster_partition"] for status in finished}) == len(tables)
     for table, status in zip(tables, finished):
         twin = pd.read_csv(io.BytesIO(server.client.get(status["download_urls"]["synthetic"], headers=AUTH).content))
-        assert list(twin.columns) == list(table.columns) and len(twin) == 500
+        assert list(twin.columns) == list(table.columns)
+        assert len(twin) == status["num_borrowers"] >= 0.99 * 500  # k-anonymity may suppress up to 1 %
     assert AuditLog(server.data / "twin.duckdb").verify().ok

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
+import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
@@ -20,10 +21,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..defs.config import CloneConfig, check_request
+from ..defs.config import CloneConfig
 from ..defs.landing import FULL_READ_BYTES
 from ..defs.resources import TwinStorage
-from ..tables import TwinInputError, read_table, sha256_file
+from ..errors import TwinInputError
+from ..options import resolve_options
+from ..tables import read_table, sha256_file
 from . import portfolios, uploads
 from .runs import FILE_TAG, PORTFOLIO_TAG, RunLauncher
 from .security import fingerprint, token_matches
@@ -176,9 +179,9 @@ def _upload(storage: TwinStorage, file_id: str) -> dict:
 
 
 def _clone_config(body: CloneRequest, upload: dict) -> CloneConfig:
-    """The run config of the clone, checked against the upload now so a bad request is a 4xx, not a failed run:
-    column names against the detected columns; the whole request (primary key unique, ...) on tables small
-    enough to read here. The run's raw_upload step checks it again on the full table."""
+    """The run config of the clone, checked now by `options.resolve_options` so a bad request is a 4xx, not a
+    failed run: on the whole table when it is small enough to read here, else on its header (names only; the
+    run's raw_upload step checks the key's uniqueness on the full table)."""
     settings = {"rows": body.num_samples, "primary_key": body.primary_key, "k": body.k,
                 "quasi_identifiers": body.quasi_identifiers, "seed": body.seed, "rules": body.rules}
     settings = {name: value for name, value in settings.items() if value is not None}
@@ -186,17 +189,10 @@ def _clone_config(body: CloneRequest, upload: dict) -> CloneConfig:
     if unsupported:
         raise HTTPException(422, f"{', '.join(unsupported)}: not supported by this pipeline version")
     config = CloneConfig(**settings)
-    shown = upload["filename"] or upload["file_id"]
+    small = upload["bytes"] <= FULL_READ_BYTES
     try:
-        if upload["bytes"] <= FULL_READ_BYTES:
-            check_request(read_table(upload["path"]), config.to_options(), shown)
-        else:
-            columns = set(upload["detected_columns"])
-            named = [body.primary_key] if body.primary_key else []
-            missing = [name for name in named + list(body.quasi_identifiers or []) if name not in columns]
-            if missing:
-                raise TwinInputError(shown, f"unknown column(s) {', '.join(missing)}")
+        table = read_table(upload["path"]) if small else pd.DataFrame(columns=upload["detected_columns"])
+        resolve_options(table, config.to_options(), upload["filename"] or upload["file_id"])
     except TwinInputError as error:
         raise HTTPException(422, str(error)) from None
     return config
-

@@ -22,7 +22,8 @@ from python_multipart.multipart import parse_options_header
 
 from ..defs.landing import probe_table
 from ..defs.raw import PRIVATE_DIR, PRIVATE_FILE
-from ..tables import TwinInputError, sha256_file
+from ..errors import TwinInputError
+from ..tables import sha256_file
 
 FILE_ID = re.compile(r"RAW_[0-9a-f]{32}")
 FIELD = "file"
