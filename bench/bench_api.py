@@ -24,12 +24,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from twin_pipeline.audit import AuditLog  # noqa: E402
-from twin_pipeline_tests.shapes import lending_table, narrow_table, overdraft_table  # noqa: E402
+from twin_pipeline_tests.shapes import lending_table  # noqa: E402
 
 TOKEN = "bench-token-" + "0" * 20
 API = "/api/fintech"
@@ -118,8 +119,10 @@ def five_calls(url: str, work: Path) -> dict:
 
 
 def concurrent_clones(url: str, data: Path) -> dict:
-    tables = [overdraft_table(seed=i) if i % 3 == 0 else narrow_table(seed=i, n=2000) if i % 3 == 1
-              else lending_table(seed=i, n=600) for i in range(CONCURRENT)]
+    credit_card = pd.read_csv(SAMPLE)
+    tables = [lending_table(seed=i, n=600) if i % 2 else credit_card.sample(900, random_state=i)
+              for i in range(CONCURRENT)]
+    qis = [["state", "homeownership"] if i % 2 else None for i in range(CONCURRENT)]
     answers: list = [None] * CONCURRENT
     headers = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -128,7 +131,8 @@ def concurrent_clones(url: str, data: Path) -> dict:
             upload = client.post(f"{API}/upload-data", headers=headers, files={
                 "file": ("loans.csv", tables[index].to_csv(index=False).encode(), "text/csv")}).json()
             answers[index] = client.post(f"{API}/clone-portfolio", headers=headers, json={
-                "file_id": upload["file_id"], "num_samples": 1000, "seed": index}).json()
+                "file_id": upload["file_id"], "num_samples": 1000, "seed": index,
+                "quasi_identifiers": qis[index]}).json()
 
     started = time.perf_counter()
     threads = [threading.Thread(target=one, args=(index,)) for index in range(CONCURRENT)]
@@ -146,7 +150,8 @@ def concurrent_clones(url: str, data: Path) -> dict:
                     statuses[answer["portfolio_id"]] = status
             time.sleep(2)
     verified = AuditLog(data / "twin.duckdb").verify()
-    return {"clones": CONCURRENT, "tables": "overdraft (450 x 4), narrow (2,000 x 4), lending (600 x ~55)",
+    return {"clones": CONCURRENT, "tables": "5 x lending_table (600 x 55, QIs state + homeownership), "
+                                            "5 x credit_card.csv samples (900 x 12, QIs detected)",
             "all_uploads_and_clones_accepted_seconds": round(accepted, 2),
             "all_completed_seconds": round(time.perf_counter() - started, 2),
             "completed": sum(status["status"] == "COMPLETED" for status in statuses.values()),

@@ -281,6 +281,7 @@ def test_concurrent_uploads_and_clones_each_get_their_own_portfolio(server):
     credit_card = pd.read_csv(SAMPLES / "credit_card.csv")
     tables = [lending_table(seed=1, n=500), lending_table(seed=2, n=700).iloc[:, :30],
               credit_card.sample(900, random_state=3)]
+    qis = [["state", "homeownership"], ["emp_length", "state"], None]  # ten detected QIs need more rows than 500
     results: list = [None] * len(tables)
 
     def upload_and_clone(index: int) -> None:
@@ -305,3 +306,28 @@ def test_concurrent_uploads_and_clones_each_get_their_own_portfolio(server):
         assert list(twin.columns) == list(table.columns)
         assert len(twin) == status["num_borrowers"] >= 0.99 * 500  # k-anonymity may suppress up to 1 %
     assert AuditLog(server.data / "twin.duckdb").verify().ok
+
+
+def test_serve_settings_refuse_what_would_be_unsafe(tmp_path, monkeypatch):
+    from twin_pipeline.api.security import api_token
+    from twin_pipeline.api.server import ServeError, parse_size, serve
+
+    assert parse_size("1GiB") == 2**30 and parse_size("500MB") == 500 * 10**6 and parse_size("4096") == 4096
+    for text in ("lots", "0", "1TB!"):
+        with pytest.raises(ValueError, match="size"):
+            parse_size(text)
+    generated, fresh = api_token({})
+    assert fresh and len(generated) >= 32 and api_token({})[0] != generated
+    assert api_token({"TWIN_API_TOKEN": TOKEN}) == (TOKEN, False)
+    with pytest.raises(ValueError, match="too short"):
+        api_token({"TWIN_API_TOKEN": "secret"})
+    assert TOKEN not in fingerprint(TOKEN) and fingerprint(TOKEN) != fingerprint(TOKEN + "x")
+    monkeypatch.setenv("TWIN_API_TOKEN", TOKEN)
+    settings = {"max_upload_bytes": 1 << 20, "cors_origins": []}
+    with pytest.raises(ServeError, match="TLS"):
+        serve("0.0.0.0", 8000, tmp_path, **settings)
+    with pytest.raises(ServeError, match="go together"):
+        serve("127.0.0.1", 8000, tmp_path, ssl_certfile=str(tmp_path / "cert.pem"), **settings)
+    with pytest.raises(ServeError, match="not found"):
+        serve("127.0.0.1", 8000, tmp_path, ssl_certfile=str(tmp_path / "cert.pem"),
+              ssl_keyfile=str(tmp_path / "key.pem"), **settings)

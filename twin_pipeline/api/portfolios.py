@@ -105,10 +105,13 @@ def failure_of(instance: dg.DagsterInstance, run_id: str) -> dict:
 
 
 def _root_cause(error) -> str | None:
-    """Dagster wraps a step's exception ('Error occurred while executing op ...'); the user wants the cause."""
+    """Dagster wraps a step's exception ('Error occurred while executing op ...'); the user wants the cause,
+    named by its class without the module path."""
     while error is not None and error.cause is not None:
         error = error.cause
-    return error.message.strip() if error is not None else None
+    if error is None:
+        return None
+    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", error.message.strip())
 
 
 def stats(storage: TwinStorage, partition: str, verdicts: list[dict]) -> dict:

@@ -54,6 +54,7 @@ def serve(host: str, port: int, data: Path, *, ssl_certfile: str | None = None, 
         token, generated = api_token()
     except ValueError as error:
         raise ServeError(str(error)) from None
+    os.environ.pop(TOKEN_ENV, None)  # run workers and their steps inherit the environment: not the token
     data = data.absolute()
     home = dagster_home(data)
     settings = Settings(data_dir=data, dagster_home=home, token=token, max_upload_bytes=max_upload_bytes,
@@ -79,5 +80,5 @@ def parse_size(text: str) -> int:
         raise ValueError(f"expected a size such as 1GiB, 500MB or 1048576, got {text!r}")
     size = int(float(value) * units[unit])
     if size < 1:
-        raise ValueError(f"the upload limit must be at least 1 byte, got {text!r}")
+        raise ValueError(f"the upload size limit must be at least 1 byte, got {text!r}")
     return size

@@ -8,6 +8,7 @@ response said). Anything that fails leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -19,11 +20,11 @@ from pathlib import Path
 
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
+from starlette.concurrency import run_in_threadpool
 
 from ..defs.landing import probe_table
 from ..defs.raw import PRIVATE_DIR, PRIVATE_FILE
 from ..errors import TwinInputError
-from ..tables import sha256_file
 
 FILE_ID = re.compile(r"RAW_[0-9a-f]{32}")
 FIELD = "file"
@@ -74,6 +75,7 @@ class _Receiver:
     def __init__(self, target: Path, limit: int):
         self.target, self.limit = target, limit
         self.handle = None
+        self.digest = hashlib.sha256()  # hashed as it arrives: no second pass over a large upload
         self.written = self.seen = 0
         self.filename: str | None = None
         self.files = 0
@@ -120,6 +122,7 @@ class _Receiver:
             if self.written > self.limit:
                 raise UploadError(413, f"file is larger than the upload limit of {self.limit:,} bytes")
             self.handle.write(data[start:end])
+            self.digest.update(data[start:end])
         elif self.seen > self.limit + MULTIPART_SLACK:
             raise UploadError(413, f"request is larger than the upload limit of {self.limit:,} bytes")
 
@@ -165,7 +168,8 @@ async def receive(request, data: Path, limit: int) -> dict:
         receiver.close()
         if receiver.files == 0:
             raise UploadError(400, "no 'file' field in the multipart body")
-        return _keep(folder, file_id, _safe_name(receiver.filename or ""), receiver.written)
+        return await run_in_threadpool(_keep, folder, file_id, _safe_name(receiver.filename or ""),
+                                       receiver.written, receiver.digest.hexdigest())
     except UploadError:
         receiver.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -178,8 +182,9 @@ async def receive(request, data: Path, limit: int) -> dict:
         raise UploadError(400, f"malformed multipart body ({type(error).__name__}: {error})") from None
 
 
-def _keep(folder: Path, file_id: str, filename: str, size: int) -> dict:
-    """Name the received bytes by their format, validate them as a landed table would be, record the upload."""
+def _keep(folder: Path, file_id: str, filename: str, size: int, sha256: str) -> dict:
+    """Name the received bytes by their format, validate them as a landed table would be, record the upload
+    (in a worker thread: probing a large file must not stall the other requests)."""
     part = folder / "upload.part"
     with open(part, "rb") as handle:
         magic = handle.read(len(PARQUET_MAGIC))
@@ -193,7 +198,7 @@ def _keep(folder: Path, file_id: str, filename: str, size: int) -> dict:
     except TwinInputError as error:
         raise UploadError(400, f"{shown}: {error.problem}") from None
     record = {"file_id": file_id, "filename": filename, "stored_as": stored.name, "bytes": size,
-              "sha256": sha256_file(stored), "detected_columns": columns,
+              "sha256": sha256, "detected_columns": columns,
               "uploaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     meta = folder / "upload.json"
     fd = os.open(meta, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
