@@ -289,7 +289,8 @@ def test_concurrent_uploads_and_clones_each_get_their_own_portfolio(server):
             upload = client.post(f"{API}/upload-data", headers=AUTH,
                                  files={"file": ("same_name.csv", _csv(tables[index]), "text/csv")}).json()
             results[index] = client.post(f"{API}/clone-portfolio", headers=AUTH, json={
-                "file_id": upload["file_id"], "num_samples": 500, "seed": index}).json()
+                "file_id": upload["file_id"], "num_samples": 500, "seed": index,
+                "quasi_identifiers": qis[index]}).json()
 
     threads = [threading.Thread(target=upload_and_clone, args=(index,)) for index in range(len(tables))]
     for thread in threads:

@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from ..audit import AuditLog
 from ..defs.config import CloneConfig
 from ..defs.landing import FULL_READ_BYTES
 from ..defs.resources import TwinStorage
@@ -33,6 +34,7 @@ from .security import fingerprint, token_matches
 
 PREFIX = "/api/fintech"
 DEFAULT_MAX_UPLOAD = 1 << 30  # 1 GiB
+AUDIT_WAIT_SECONDS = 30.0  # how long a call waits for run workers to release the DuckDB audit file
 
 
 @dataclass
@@ -73,7 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
         instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
         launcher = RunLauncher(instance, storage.root, settings.max_concurrent_runs)
         launcher.start()
-        state.update(instance=instance, launcher=launcher)
+        # One AuditLog for the server: its lock orders this process's appends (DuckDB lets threads of one
+        # process open the file at once, and two first-time schema creations would conflict).
+        state.update(instance=instance, launcher=launcher, audit=AuditLog(storage.audit_db, AUDIT_WAIT_SECONDS))
         try:
             yield
         finally:
@@ -96,7 +100,13 @@ def create_app(settings: Settings) -> FastAPI:
         return caller_print
 
     def audit(operation: str, portfolio: str, data_hash: str, metadata: dict) -> None:
-        storage.audit().append(operation, portfolio, data_hash, {**metadata, "via": "api"})
+        """Append before answering; when the trail stays busy (run workers write to it too) the call is refused
+        with 503, so nothing is uploaded, cloned or served unaudited."""
+        try:
+            state["audit"].append(operation, portfolio, data_hash, {**metadata, "via": "api"})
+        except TimeoutError:
+            raise HTTPException(503, "the audit trail is busy; retry in a few seconds",
+                                headers={"Retry-After": "5"}) from None
 
     @app.get(f"{PREFIX}/health")
     def health() -> dict:
@@ -109,9 +119,13 @@ def create_app(settings: Settings) -> FastAPI:
             record = await uploads.receive(request, storage.root, settings.max_upload_bytes)
         except uploads.UploadError as error:
             raise HTTPException(error.status, error.problem) from None
-        await run_in_threadpool(audit, "UPLOAD_INGESTED", record["file_id"], record["sha256"], {
-            "caller": who, "filename": record["filename"], "bytes": record["bytes"],
-            "columns": len(record["detected_columns"])})
+        try:
+            await run_in_threadpool(audit, "UPLOAD_INGESTED", record["file_id"], record["sha256"], {
+                "caller": who, "filename": record["filename"], "bytes": record["bytes"],
+                "columns": len(record["detected_columns"])})
+        except HTTPException:
+            uploads.discard(storage.root, record["file_id"])
+            raise
         return {"status": "success", "file_id": record["file_id"], "filename": record["filename"],
                 "detected_columns": record["detected_columns"],
                 "message": f"{len(record['detected_columns'])} columns detected; clone it with "
@@ -127,11 +141,11 @@ def create_app(settings: Settings) -> FastAPI:
         os.link(upload["path"], source)  # the name the partition key is made of; the same bytes, not a copy
         config = config.model_copy(update={"source": str(source)})
         executor = "in_process" if body.num_samples <= config.shard_rows else None
+        audit("CLONE_INITIATED", partition, upload["sha256"], {  # first: no run starts unaudited
+            "caller": who, "portfolio_id": portfolio_id, "file_id": body.file_id,
+            "parameters": body.model_dump(exclude={"file_id"}, exclude_none=True)})
         run = state["launcher"].submit(partition, dg.RunConfig(ops={"raw_upload": config}).to_config_dict(),
                                        {PORTFOLIO_TAG: portfolio_id, FILE_TAG: body.file_id}, executor)
-        audit("CLONE_INITIATED", partition, upload["sha256"], {
-            "caller": who, "portfolio_id": portfolio_id, "file_id": body.file_id, "run_id": run.run_id,
-            "parameters": body.model_dump(exclude={"file_id"}, exclude_none=True)})
         return {"status": "initializing", "portfolio_id": portfolio_id, "run_id": run.run_id,
                 "message": f"cloning {upload['filename'] or body.file_id} into {body.num_samples:,} rows; "
                            f"follow GET {PREFIX}/portfolio/{portfolio_id}"}

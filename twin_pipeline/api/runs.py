@@ -131,7 +131,8 @@ class RunLauncher:
                 self._reap()
                 self._dispatch()
             except Exception:  # the dispatcher must outlive a locked SQLite file or a failed spawn
-                log.exception("run dispatcher")
+                if not self._stop.is_set():  # at shutdown the forkserver may already be gone
+                    log.exception("run dispatcher")
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
 

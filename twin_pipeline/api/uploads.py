@@ -55,6 +55,11 @@ def upload_dir(data: Path, file_id: str) -> Path:
     return folder
 
 
+def discard(data: Path, file_id: str) -> None:
+    """Remove an upload that could not be recorded."""
+    shutil.rmtree(uploads_root(data) / file_id, ignore_errors=True)
+
+
 def describe(data: Path, file_id: str) -> dict:
     """What was recorded at upload time (file name, SHA-256, columns, stored file)."""
     folder = upload_dir(data, file_id)
