@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -45,21 +46,21 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, extra_args: tuple[str, ...] = (), verify: ssl.SSLContext | bool = True):
         self.data, self.home = root / "data", root / "dagster_home"
         self.home.mkdir(parents=True)
         shutil.copyfile(REPOSITORY / "dagster.yaml", self.home / "dagster.yaml")
         self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if extra_args else 'http'}://127.0.0.1:{self.port}"
         self.log_path = root / "server.log"
         env = {**os.environ, "TWIN_API_TOKEN": TOKEN, "DAGSTER_HOME": str(self.home),
                "PYTHONPATH": os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")])}
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "twin_pipeline.cli", "serve", "--port", str(self.port), "--data-dir",
-             str(self.data), "--max-upload", str(UPLOAD_LIMIT)],
+             str(self.data), "--max-upload", str(UPLOAD_LIMIT), *extra_args],
             cwd=REPOSITORY, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.client = httpx.Client(base_url=self.url, timeout=60)
+        self.client = httpx.Client(base_url=self.url, timeout=60, verify=verify)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()
@@ -200,6 +201,25 @@ def test_bad_clone_requests_are_refused_before_any_run(server):
         assert server.client.get(path, headers=AUTH).status_code == 404, path
     with dg.DagsterInstance.from_config(str(server.home)) as instance:
         assert instance.get_runs() == []
+
+
+@pytest.mark.slow
+def test_tls_serves_uploads_over_https_only(tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    tls = Server(tmp_path / "server", ("--ssl-certfile", str(cert), "--ssl-keyfile", str(key)),
+                 verify=ssl.create_default_context(cafile=str(cert)))
+    try:
+        answer = tls.upload("loans.csv", _csv(lending_table(n=100)))
+        assert answer.status_code == 200 and answer.json()["file_id"].startswith("RAW_"), answer.text
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{tls.port}{API}/health", timeout=10)
+    finally:
+        tls.stop()
 
 
 @pytest.mark.slow
