@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -34,6 +35,8 @@ from .security import fingerprint, token_matches
 
 PREFIX = "/api/fintech"
 DEFAULT_MAX_UPLOAD = 1 << 30  # 1 GiB
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {  # read by hand
+    "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
 AUDIT_WAIT_SECONDS = 30.0  # how long a call waits for run workers to release the DuckDB audit file
 
 
@@ -113,7 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
         launcher = state.get("launcher")
         return {"status": "healthy", "runs_executing": launcher.active() if launcher else 0}
 
-    @app.post(f"{PREFIX}/upload-data")
+    @app.post(f"{PREFIX}/upload-data", openapi_extra=UPLOAD_BODY)
     async def upload_data(request: Request, who: str = Depends(caller)) -> dict:
         try:
             record = await uploads.receive(request, storage.root, settings.max_upload_bytes)
@@ -138,7 +141,10 @@ def create_app(settings: Settings) -> FastAPI:
         portfolio_id = portfolios.new_portfolio_id()
         partition = portfolios.partition_for(portfolio_id, upload["sha256"])
         source = upload["path"].with_name(f"{portfolio_id}{upload['path'].suffix}")
-        os.link(upload["path"], source)  # the name the partition key is made of; the same bytes, not a copy
+        try:
+            os.link(upload["path"], source)  # the name the partition key is made of; the same bytes, not a copy
+        except OSError:  # a file system without hard links
+            shutil.copyfile(upload["path"], source)
         config = config.model_copy(update={"source": str(source)})
         executor = "in_process" if body.num_samples <= config.shard_rows else None
         audit("CLONE_INITIATED", partition, upload["sha256"], {  # first: no run starts unaudited
