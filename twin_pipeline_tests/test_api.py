@@ -191,6 +191,9 @@ def test_bad_clone_requests_are_refused_before_any_run(server):
         ({"file_id": upload["file_id"], "num_samples": 10, "primary_key": "nope"}, 422, "nope"),
         ({"file_id": upload["file_id"], "num_samples": 10, "quasi_identifiers": ["age", "zip"]}, 422, "zip"),
         ({"file_id": upload["file_id"], "num_samples": 10, "colour": "red"}, 422, None),
+        ({"file_id": upload["file_id"], "num_samples": 10, "rules": "/etc/passwd"}, 422, None),  # never a path
+        ({"file_id": upload["file_id"], "num_samples": 10,
+          "rules": [{"type": "inequality", "low": "age", "high": "salary"}]}, 422, "salary"),
     ]
     for body, status, words in cases:
         answer = server.client.post(f"{API}/clone-portfolio", headers=AUTH, json=body)
@@ -230,7 +233,7 @@ def test_the_seeds_five_calls_end_to_end(server):
     upload = server.upload("credit_card.csv", content).json()
     clone = server.client.post(f"{API}/clone-portfolio", headers=AUTH, json={
         "file_id": upload["file_id"], "num_samples": 2000, "k": 5, "seed": 3,
-        "quasi_identifiers": ["age", "income", "owner"]})
+        "quasi_identifiers": ["age", "income", "owner"], "rules": [{"type": "range", "column": "expenditure", "min": 0}]})
     assert clone.status_code == 200, clone.text
     portfolio_id = clone.json()["portfolio_id"]
     assert clone.json()["status"] == "initializing" and re.fullmatch(r"TWIN_\d{8}T\d{6}Z_[0-9a-f]{12}", portfolio_id)
@@ -244,6 +247,7 @@ def test_the_seeds_five_calls_end_to_end(server):
     figures = status["stats_json"]
     assert figures["quality_score"] > 85 and figures["correlation_error"] < 0.1
     assert figures["k_anonymity"] >= 5 and figures["bank_compliant"] is True
+    assert figures["rules"]["declared"] == 1 and figures["rules"]["declared_broken"] == []  # the request's rule
     urls = status["download_urls"]
     assert set(urls) == {"synthetic", "quality_report", "privacy_report", "report_html"}
 

@@ -7,11 +7,12 @@ DuckDB audit chain with the caller's token fingerprint (never the token).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional, Union
 
 import dagster as dg
 import pandas as pd
@@ -60,7 +61,8 @@ class CloneRequest(BaseModel):
     k: Optional[int] = Field(default=None, ge=2, description="k-anonymity target (default 5)")
     quasi_identifiers: Optional[list[str]] = Field(default=None, description="Default: detected by name and kind")
     seed: Optional[int] = Field(default=None, description="Random seed (default 0): same seed, same twin")
-    rules: Optional[Any] = Field(default=None, description="Declared business rules, where the pipeline supports them")
+    rules: Optional[Union[list, dict]] = Field(default=None, description="Declared business rules, the list "
+                                               "itself (as in a rules file; never a path on the server)")
 
 
 class ValidateRequest(BaseModel):
@@ -201,14 +203,12 @@ def _upload(storage: TwinStorage, file_id: str) -> dict:
 def _clone_config(body: CloneRequest, upload: dict) -> CloneConfig:
     """The run config of the clone, checked now by `options.resolve_options` so a bad request is a 4xx, not a
     failed run: on the whole table when it is small enough to read here, else on its header (names only; the
-    run's raw_upload step checks the key's uniqueness on the full table)."""
+    run's raw_upload step checks the key's uniqueness on the full table). Rules travel as JSON text, the form
+    the run config takes inline rules in."""
     settings = {"rows": body.num_samples, "primary_key": body.primary_key, "k": body.k,
-                "quasi_identifiers": body.quasi_identifiers, "seed": body.seed, "rules": body.rules}
-    settings = {name: value for name, value in settings.items() if value is not None}
-    unsupported = sorted(set(settings) - set(CloneConfig.model_fields))
-    if unsupported:
-        raise HTTPException(422, f"{', '.join(unsupported)}: not supported by this pipeline version")
-    config = CloneConfig(**settings)
+                "quasi_identifiers": body.quasi_identifiers, "seed": body.seed,
+                "rules": None if body.rules is None else json.dumps(body.rules)}
+    config = CloneConfig(**{name: value for name, value in settings.items() if value is not None})
     small = upload["bytes"] <= FULL_READ_BYTES
     try:
         table = read_table(upload["path"]) if small else pd.DataFrame(columns=upload["detected_columns"])
