@@ -250,6 +250,9 @@ def test_the_seeds_five_calls_end_to_end(server):
     assert figures["rules"]["declared"] == 1 and figures["rules"]["declared_broken"] == []  # the request's rule
     urls = status["download_urls"]
     assert set(urls) == {"synthetic", "quality_report", "privacy_report", "report_html"}
+    assert figures["quality_vs_ceiling"] > 0 and figures["tstr"] is not None
+    page = server.client.get(urls["report_html"], headers=AUTH)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
     twin = pd.read_csv(io.BytesIO(server.client.get(urls["synthetic"], headers=AUTH).content))
     assert len(twin) == status["num_borrowers"] and list(twin.columns) == upload["detected_columns"]
@@ -278,7 +281,7 @@ def test_the_seeds_five_calls_end_to_end(server):
     assert log.verify().ok
     operations = log.entries(status["dagster_partition"])
     api_calls = operations[operations["metadata"].map(lambda meta: meta.get("via") == "api")]
-    assert list(api_calls["operation"]) == ["CLONE_INITIATED", "DOWNLOAD", "DOWNLOAD"]
+    assert list(api_calls["operation"]) == ["CLONE_INITIATED", "DOWNLOAD", "DOWNLOAD", "DOWNLOAD"]
     assert all(meta["caller"] == fingerprint(TOKEN) for meta in api_calls["metadata"])
     assert TOKEN.encode() not in (server.data / "twin.duckdb").read_bytes()
 

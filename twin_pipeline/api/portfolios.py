@@ -33,8 +33,6 @@ DOWNLOADS = {"synthetic": ("synthetic.csv", "synthetic.parquet"), "quality_repor
              "privacy_report": ("privacy_report.json",), "report_html": ("report.html",)}
 MEDIA_TYPES = {".csv": "text/csv", ".parquet": "application/vnd.apache.parquet", ".json": "application/json",
                ".html": "text/html"}
-# Figures added by later reports (holdout ceiling, TSTR, rules), passed on when the report has them.
-EXTRA_FIGURES = ("quality_vs_ceiling", "holdout_ceiling", "tstr", "utility", "rules")
 
 
 class NotFound(Exception):
@@ -70,14 +68,11 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _figure(report: dict, name: str):
-    """`name` at the top of a report or one level down (e.g. quality["holdout"]["quality_vs_ceiling"])."""
-    if name in report:
-        return report[name]
-    for value in report.values():
-        if isinstance(value, dict) and name in value:
-            return value[name]
-    return None
+def _scalars(section) -> dict:
+    """The single figures of a report section (numbers, text, flags), leaving out its per-column tables."""
+    if not isinstance(section, dict):
+        return {}
+    return {key: value for key, value in section.items() if isinstance(value, (int, float, str, bool)) or value is None}
 
 
 def check_verdicts(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
@@ -126,9 +121,9 @@ def stats(storage: TwinStorage, partition: str, verdicts: list[dict]) -> dict:
         "exact_copies": privacy.get("exact_matches"),
         "bank_compliant": bool(blocking) and all(check["passed"] for check in blocking),
     }
-    figures.update({name: _figure(quality, name) for name in EXTRA_FIGURES if _figure(quality, name) is not None})
-    if isinstance(figures.get("rules"), dict) and "summary" in figures["rules"]:
-        figures["rules"] = figures["rules"]["summary"]  # counts and shares; the per-rule list is in the report
+    holdout, utility = quality.get("holdout") or {}, quality.get("utility") or {}
+    figures.update(quality_vs_ceiling=holdout.get("quality_vs_ceiling"), holdout=_scalars(holdout) or None,
+                   tstr=_scalars(utility) or None, rules=(quality.get("rules") or {}).get("summary"))
     return figures
 
 
@@ -187,11 +182,9 @@ def compare(instance: dg.DagsterInstance, storage: TwinStorage, original_id: str
     quality = _read_json(folder / "quality_report.json") or {}
     privacy = _read_json(folder / "privacy_report.json") or {}
     verdicts = check_verdicts(instance, run.run_id)
-    scalars = lambda report: {key: value for key, value in report.items()  # noqa: E731
-                              if isinstance(value, (int, float, str, bool)) or value is None}
     return {"original_portfolio_id": original_id, "synthetic_portfolio_id": synthetic_id, "upload": source,
             "passed": all(check["passed"] for check in verdicts if check["severity"] == "ERROR") and bool(verdicts),
             "stats_json": stats(storage, partition, verdicts), "checks": verdicts,
-            "quality": {**scalars(quality), "ks_statistics": quality.get("ks_statistics"),
+            "quality": {**_scalars(quality), "ks_statistics": quality.get("ks_statistics"),
                         "categorical_match": quality.get("categorical_match")},
-            "privacy": scalars(privacy)}
+            "privacy": _scalars(privacy)}
