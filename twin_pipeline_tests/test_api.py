@@ -22,7 +22,6 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import SAMPLES, stop_process_group
@@ -288,15 +287,17 @@ def test_the_seeds_five_calls_end_to_end(server):
 
 @pytest.mark.slow
 def test_a_failed_run_reports_its_step_and_message(server):
-    """A table whose every possible row is real: no copy-free twin exists, so the run fails in a step."""
-    rng = np.random.default_rng(0)
-    table = pd.DataFrame({"flag": rng.integers(0, 2, 200), "grade": rng.choice(["A", "B"], 200)})
-    upload = server.upload("every_row_real.csv", _csv(table)).json()
+    """The upload changes on disk between the clone call and the run (tampering, a disk fault): the run's
+    raw_upload step refuses bytes that no longer hash to the portfolio, and the status says where and why."""
+    upload = server.upload("loans.csv", _csv(lending_table(seed=5, n=300))).json()
     portfolio_id = server.client.post(f"{API}/clone-portfolio", headers=AUTH, json={
         "file_id": upload["file_id"], "num_samples": 100}).json()["portfolio_id"]
+    stored = server.data / "raw" / "uploads" / upload["file_id"] / "upload.csv"
+    with open(stored, "r+b") as handle:  # the run reads it seconds later, in a worker process
+        handle.write(b"X")
     status = server.wait(portfolio_id)
     assert status["status"] == "FAILED" and status["download_urls"] is None
-    assert status["failed_step"] and "real row" in status["error"], status
+    assert status["failed_step"] == "raw_upload" and "not twin_" in status["error"], status
     assert server.client.get(f"{API}/download/{portfolio_id}/synthetic.csv", headers=AUTH).status_code == 404
     refused = server.client.post(f"{API}/validate", headers=AUTH, json={
         "original_portfolio_id": upload["file_id"], "synthetic_portfolio_id": portfolio_id})
