@@ -30,6 +30,7 @@ from dagster._grpc.types import ExecuteRunArgs  # the worker's argument type, as
 from dagster._serdes import serialize_value
 
 from ..defs.partitions import portfolios
+from ..defs.sensors import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +58,6 @@ def _execute_run(serialized_args: str, log_path: str) -> None:
         os.dup2(output.fileno(), 1)
         os.dup2(output.fileno(), 2)
     execute_run_command.main(args=[serialized_args], prog_name="dagster api execute_run")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunLauncher:
@@ -117,12 +108,12 @@ class RunLauncher:
         host = socket.gethostname()
         for run in self._api_runs([dg.DagsterRunStatus.NOT_STARTED]):
             owner_host, _, owner_pid = run.tags.get(SERVER_TAG, "").partition(":")
-            if owner_host == host and owner_pid.isdigit() and not _alive(int(owner_pid)):
+            if owner_host == host and owner_pid.isdigit() and not process_alive(int(owner_pid)):
                 self.instance.add_run_tags(run.run_id, {SERVER_TAG: self.server_id})
         for run in self._api_runs(ACTIVE):
             owner_host = run.tags.get(SERVER_TAG, "").partition(":")[0]
             worker = run.tags.get(WORKER_TAG, "")
-            if owner_host == host and worker.isdigit() and not _alive(int(worker)):
+            if owner_host == host and worker.isdigit() and not process_alive(int(worker)):
                 self.instance.report_run_failed(run, "its run worker is gone (the server stopped while it ran)")
 
     def _loop(self) -> None:
