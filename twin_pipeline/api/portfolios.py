@@ -1,7 +1,7 @@
 """Portfolios as the API names them (`TWIN_<UTC timestamp>_<hex>`), read back from the Dagster instance and the
 files the pipeline published: the run is the source of truth for status, the portfolio folder for figures.
 
-A portfolio id maps to one Dagster partition, `twin_<timestamp>_<hex>-<6 hex of the upload's SHA-256>`
+A portfolio id maps to one Dagster partition, `twin_<timestamp>_<hex>-<hex of the upload's SHA-256>`
 (`partitions.portfolio_key` of the upload linked under the portfolio's name), so each clone has its own
 folder and two clones of the same upload with other parameters never overwrite each other.
 """
