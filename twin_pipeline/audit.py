@@ -46,6 +46,7 @@ OPERATIONS = (
     "K_ANONYMITY_ENFORCED",
     "QUALITY_REPORTED",
     "RAW_DATA_DELETED",
+    "DOWNLOAD",  # a published file served by the REST API
 )
 GENESIS_HASH = "0" * 64
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")

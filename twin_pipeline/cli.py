@@ -117,6 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="List the portfolios (quality, holdout ceiling, report.html), the files "
                                              "waiting in landing/ and every rejected file with its reason.")
     status.add_argument("--data-dir", help="data directory (default: $TWIN_DATA_DIR or ./data)")
+
+    serve = commands.add_parser("serve", help="the seed's REST API (upload, clone, status, download, validate)",
+                                description="Serve the REST API over the data directory, launching clone runs on the "
+                                            "Dagster instance at $DAGSTER_HOME (else <data>/dagster_home) and "
+                                            "executing them itself: no daemon needed. Every call but health needs "
+                                            "'Authorization: Bearer $TWIN_API_TOKEN' (generated and printed when unset).")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--data-dir", help="data directory (default: $TWIN_DATA_DIR or ./data)")
+    serve.add_argument("--ssl-certfile", help="TLS certificate (PEM); with --ssl-keyfile, serves HTTPS")
+    serve.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    serve.add_argument("--max-upload", default="1GiB", help="largest upload, enforced while streaming (default 1GiB)")
+    serve.add_argument("--cors-origin", action="append", default=[],
+                       help="allow browser calls from this origin (repeatable; default: CORS off)")
+    serve.add_argument("--insecure-http", action="store_true",
+                       help="allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
+    serve.add_argument("--max-concurrent-runs", type=int,
+                       help="clone runs executing at once (default: the instance's run queue limit)")
     parser.epilog = _command_list(commands)
     return parser
 
@@ -134,6 +152,22 @@ def _command_list(commands: argparse._SubParsersAction) -> str:
         inner = {action.dest: action.help for action in nested[0]._choices_actions}
         lines += [f"  twin {name + ' ' + child:18s} {inner.get(child) or ''}" for child in nested[0].choices]
     return "\n".join(lines + ["", "twin COMMAND --help shows a command's options."])
+
+
+def _serve(args) -> int:
+    from .api.server import ServeError, parse_size, serve
+
+    try:
+        limit = parse_size(args.max_upload)
+    except ValueError as error:
+        raise TwinInputError("--max-upload", str(error)) from None
+    try:
+        serve(args.host, args.port, data_dir(args.data_dir), ssl_certfile=args.ssl_certfile,
+              ssl_keyfile=args.ssl_keyfile, max_upload_bytes=limit, cors_origins=args.cors_origin,
+              insecure_http=args.insecure_http, max_concurrent_runs=args.max_concurrent_runs)
+    except ServeError as error:
+        raise TwinInputError("twin serve", str(error)) from None
+    return 0
 
 
 def _clone(args) -> int:
@@ -266,7 +300,7 @@ def _audit(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"clone": _clone, "demo": _demo, "audit": _audit, "status": _status}
+    handlers = {"clone": _clone, "demo": _demo, "audit": _audit, "status": _status, "serve": _serve}
     try:
         return handlers[args.command](args)
     except TwinError as error:
