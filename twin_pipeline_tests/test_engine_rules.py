@@ -77,7 +77,8 @@ def test_each_rule_family_is_found_and_kept_in_a_large_twin(fitted, twin, kind, 
     assert found, f"{text!r} not found among {[rule.text for rule in fitted.rules.rules]}"
     rule = found[0]
     assert rule.real_share == 1.0 and rule.enforced
-    assert twin_share(fitted, rule, twin) == 1.0
+    # a mined ratio's target also stays within its own range, which wins on the few rows the line would carry past it
+    assert twin_share(fitted, rule, twin) >= (0.995 if kind == "ratio" else 1.0)
 
 
 def test_rules_keep_marginals_and_correlations(loans, twin):
@@ -194,3 +195,12 @@ def test_conditioning_on_a_column_derived_through_a_rule_is_a_clear_error(fitted
 def test_ruleset_without_rules_changes_nothing(loans):
     empty = RuleSet()
     assert empty.encode(loans).equals(loans) and empty.decode(loans.copy()).equals(loans)
+
+
+def test_a_column_derived_through_a_mined_ratio_stays_within_its_own_range(credit_card):
+    """credit_card's share ~ expenditure / income: off the line at the extremes, the twin must still stay in the
+    column's range, which the upload's contract checks on every stored twin."""
+    engine = GaussianCopulaEngine().fit(credit_card)
+    assert any(rule.kind == "ratio" and rule.derived == "share" for rule in engine.rules.rules)
+    twin = engine.sample(20_000, seed=0)
+    assert credit_card["share"].min() <= twin["share"].min() and twin["share"].max() <= credit_card["share"].max()

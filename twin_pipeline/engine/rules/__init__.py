@@ -75,8 +75,9 @@ class RuleSet:
         for name, rule in self.derived_columns.items():
             spec = spec_of[name]
             self.formats[name] = {"dtype": spec.dtype, "decimals": spec.decimals, "rounding": spec.rounding}
-            if rule.kind == "order":
+            if rule.kind in ("order", "ratio", "formula"):
                 self.formats[name].update(_smoothed_range(real[name], governed.get(name), k))
+            if rule.kind == "order":
                 # the steps of the values strictly inside their interval: those on its ends come back exactly
                 low, high = self._interval(name, real)
                 values = real[name].to_numpy(dtype=float)
@@ -232,6 +233,10 @@ class RuleSet:
                     numbers = numbers * frame[p["b"]].to_numpy(dtype=float) ** p["power"]
         else:
             numbers = evaluate(p["expression"], frame)
+        if rule.kind in ("ratio", "formula") and rule.source == "mined" and "floor" in self.formats.get(name, {}):
+            # a mined, approximate relation must not carry a column past its own (smoothed) range, which the
+            # upload's contract checks; a declared formula is the user's word and wins
+            numbers = np.clip(numbers, self.formats[name]["floor"], self.formats[name]["ceiling"])
         if round_values is not None:
             numbers = round_values(name, numbers)
         if rule.kind == "order":  # rounding must not cross a rule's bound (the rules win over the own range)
