@@ -22,6 +22,7 @@ DEFAULT_SEED = 0
 MAX_ROWS = int(os.environ.get("TWIN_MAX_ROWS", 10**9))  # a typo of three zeros should not fill the disk
 GENERALIZATIONS = ("bands",)
 OUTPUT_FORMATS = ("csv", "parquet")
+DEFAULT_AUDIT_BUDGET = 60.0
 
 
 @dataclass
@@ -40,6 +41,8 @@ class CloneOptions:
     workers: int = 1  # processes sampling and protecting shards
     column_kinds: dict[str, str] = field(default_factory=dict)
     rules: str | dict | list | None = None  # declared business rules: a JSON/YAML file path, or the rules inline
+    audit_budget: float = DEFAULT_AUDIT_BUDGET  # seconds the attacker audit may take (after the twin is made)
+    secrets: list[str] | None = None  # columns the audit's attacker tries to infer; None: target + amounts
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +92,12 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
     qis = options.quasi_identifiers
     if qis is not None and not (isinstance(qis, list) and all(isinstance(name, str) for name in qis)):
         bad("quasi_identifiers", f"must be a list of column names, got {qis!r}")
+    if not (isinstance(options.audit_budget, (int, float)) and not isinstance(options.audit_budget, bool)
+            and math.isfinite(options.audit_budget) and options.audit_budget > 0):
+        bad("audit_budget", f"must be a positive number of seconds, got {options.audit_budget!r}")
+    if options.secrets is not None and not (isinstance(options.secrets, list)
+                                            and all(isinstance(name, str) for name in options.secrets)):
+        bad("secrets", f"must be a list of column names, got {options.secrets!r}")
     if not isinstance(options.column_kinds, dict):
         bad("column_kinds", f"must map column names to kinds, got {options.column_kinds!r}")
     wrong = sorted(f"{name}={kind}" for name, kind in options.column_kinds.items() if kind not in KINDS)
@@ -122,7 +131,8 @@ def resolve_options(real: pd.DataFrame, options: CloneOptions, source=None) -> t
     validate_options(options, source)
     columns = set(real.columns)
     named = {"primary_key": [options.primary_key] if options.primary_key else [],
-             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds)}
+             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds),
+             "secrets": options.secrets or []}
     for setting, names in named.items():
         missing = [name for name in names if name not in columns]
         if missing:

@@ -6,6 +6,7 @@ line and the orchestrated pipeline cannot drift apart.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -16,13 +17,15 @@ import numpy as np
 import pandas as pd
 
 from .engine import GaussianCopulaEngine
-from .errors import TwinError
+from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
-from .tables import read_table, write_json
+from .tables import read_table, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
 PARQUET_FROM_ROWS = 1_000_000  # larger twins are written as Parquet unless a format is asked for
+CLONE_RECORD = "clone.json"  # beside a twin: the real table's path and SHA-256 and the options, for a later audit
+AUDIT_FILE = "privacy_audit.json"
 
 
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
@@ -52,38 +55,30 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
     return engine.renumber_keys(engine.text_view(protected), first_row, seed=options.seed), protection
 
 
-def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: float = 0.2,
-                  attacker: bool = True) -> dict:
-    """Risk as an attacker would measure it: refit the same pipeline on 80 % of the rows and compare the
-    protected twin's closeness (and anonymeter's singling-out, linkability and inference attacks) on those
-    training rows against the 20 % it never saw. 0 advantage = the twin leaks nothing about who was in it."""
-    from .privacy import KAnonymityError, attacker_risk, privacy_report
+def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: float = 0.2) -> dict:
+    """Risk as an attacker would measure it, within `options.audit_budget` seconds: refit the same pipeline
+    (fit, sample, protect) on a training share of the rows and attack its twin, with the held-out rows as the
+    control set (privacy.risk.audit_generator). Not part of making the twin: `twin clone --audit`,
+    `twin audit privacy DIR` and the `privacy_audit` asset run it after the product exists."""
+    from .privacy import KAnonymityError, audit_generator
 
-    shuffled = real.sample(frac=1.0, random_state=options.seed or 0).reset_index(drop=True)
-    cut = int(round(len(shuffled) * (1 - holdout_share)))
-    train, holdout = shuffled.iloc[:cut], shuffled.iloc[cut:]
-    if len(holdout) < 20 or len(train) < 20:
-        return {"skipped": f"{len(real)} rows are too few to hold out a control set"}
-    engine = fit_model(train, options)
+    def generate(train: pd.DataFrame) -> pd.DataFrame:
+        engine = fit_model(train, options)
+        return protect(engine.sample(len(train), seed=options.seed), train, engine, options)[0]
+
     try:
-        twin, protection = protect(engine.sample(len(train), seed=options.seed), train, engine, options)
-    except KAnonymityError as error:  # a small table's 80 % can be too small to anonymise within the cap
-        return {"skipped": f"the 80 % refit could not be made {options.k}-anonymous: {error.problem}"}
-    ignore = [options.primary_key] if options.primary_key else []
-    audit = {"method": f"fit on {len(train)} rows, {len(holdout)} held out as the control set",
-             "holdout": privacy_report(twin, train, holdout, quasi_identifiers=protection["quasi_identifiers"],
-                                       k=options.k, ignore_columns=ignore)}
-    try:
-        audit["attacker_risk"] = attacker_risk(twin, train, holdout, quasi_identifiers=protection["quasi_identifiers"],
-                                               ignore_columns=ignore) if attacker else None
-    except ImportError:
-        audit["attacker_risk"] = {"skipped": "anonymeter is not installed (pip install twin-pipeline[dev])"}
-    return audit
+        audit = audit_generator(real, generate, quasi_identifiers=options.quasi_identifiers, secrets=options.secrets,
+                                budget_seconds=options.audit_budget, holdout_share=holdout_share,
+                                seed=options.seed or 0, ignore_columns=[options.primary_key] if options.primary_key else [])
+    except KAnonymityError as error:  # a small table's training share can be too small to anonymise within the cap
+        return {"skipped": f"the refit on the training share could not be made {options.k}-anonymous: {error.problem}"}
+    return {"status": "skipped" if "skipped" in audit else "completed", **audit}
 
 
 def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
            protection: dict) -> tuple[dict, dict]:
-    """Quality of the protected twin against the real table, and its privacy figures beside it."""
+    """Quality of the protected twin against the real table, and its privacy figures beside it (k, copies,
+    distance to closest record); the attacker audit is `privacy_audit`, off this path."""
     from .privacy import privacy_report
     from .quality import quality_report
     from .quality.tails import tail_report
@@ -99,8 +94,57 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
                              anonymity=protection["k_anonymity"], ignore_columns=ignore)
     privacy["protection"] = protection
-    privacy["audit"] = privacy_audit(real, options)
     return quality, privacy
+
+
+def audit_to_file(real: pd.DataFrame, options: CloneOptions, out_dir: Path) -> dict:
+    """Run `privacy_audit` and write it to `out_dir/privacy_audit.json`, whatever happens: an audit that fails
+    is recorded as failed (with its error) beside a twin that stays valid."""
+    try:
+        audit = privacy_audit(real, options)
+    except Exception as error:  # noqa: BLE001 - the audit must never take the product down with it
+        log.exception("the privacy audit failed")
+        audit = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    write_json(audit, Path(out_dir) / AUDIT_FILE)
+    return audit
+
+
+def audit_summary(audit: dict) -> str:
+    """One line for a terminal or a log: what the audit found, or why it did not run."""
+    if audit.get("status") != "completed":
+        return f"privacy audit {audit.get('status', 'skipped')}: {audit.get('error') or audit.get('skipped')}"
+    figures = [f"membership {audit['membership']['risk']:+.2f}" if "membership" in audit else None,
+               *(f"inference {name} {value['risk']:+.2f}" for name, value in audit.get("inference", {}).items())]
+    budget = audit["budget"]
+    flagged = ", ".join(audit["flagged"]) or "nothing"
+    return (f"privacy audit in {budget['elapsed']:.1f} s of {budget['seconds']:g} s"
+            f"{' (truncated: ' + ', '.join(budget['not_run']) + ' not run)' if budget['truncated'] else ''}: "
+            f"{'; '.join(f for f in figures if f)}; flagged: {flagged}")
+
+
+def audit_clone_dir(out_dir: str | Path, real_path: str | Path | None = None, budget: float | None = None,
+                    secrets: list[str] | None = None) -> dict:
+    """`twin audit privacy DIR`: audit the clone in `out_dir` against its real table (`real_path`, else the
+    path recorded in DIR/clone.json), with the clone's own options; writes DIR/privacy_audit.json."""
+    out_dir = Path(out_dir)
+    record_path = out_dir / CLONE_RECORD
+    if not record_path.is_file():
+        raise TwinInputError(out_dir, f"has no {CLONE_RECORD}: not the output folder of 'twin clone'")
+    record = json.loads(record_path.read_text())
+    source = Path(real_path or record["source"])
+    if not source.is_file():
+        raise TwinInputError(source, "the real table is not there (give it with --real FILE)")
+    if sha256_file(source) != record["sha256"]:
+        raise TwinInputError(source, f"is not the table this twin was cloned from (its SHA-256 differs from "
+                                     f"{record_path})")
+    options = CloneOptions(**record["options"])
+    options = replace(options, audit_budget=options.audit_budget if budget is None else budget,
+                      secrets=options.secrets if secrets is None else secrets)
+    real = read_table(source)
+    missing = sorted(set(options.secrets or []) - set(real.columns))
+    if missing:
+        raise TwinInputError("--secrets", f"not columns of {source.name}: {', '.join(missing)}")
+    return audit_to_file(real, options, out_dir)
 
 
 def combine_protection(results: list[dict]) -> dict:
@@ -124,18 +168,20 @@ def with_recount(privacy: dict, verified: dict, k: int) -> dict:
     return {**privacy, **recount, "k_satisfied": verified["k"] is None or verified["k"] >= k}
 
 
-def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, progress=None) -> dict:
-    """Run the whole pipeline on a file; write the twin, its model and both reports under `out_dir`.
+def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, progress=None,
+               audit: bool = False) -> dict:
+    """Run the whole pipeline on a file; write the twin, its model and both reports under `out_dir`, and
+    with `audit` the attacker audit after them (its failure is reported, it never undoes the twin).
 
     The twin is made in shards (see shards.py), so memory stays bounded however many rows are asked for.
     """
     try:
-        return _clone_file(Path(source), Path(out_dir), options, progress)
+        return _clone_file(Path(source), Path(out_dir), options, progress, audit)
     except TwinError as error:  # problems found past reading (a bad primary key, ...) are about this file
         raise error.naming(source) from None
 
 
-def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) -> dict:
+def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, audit: bool) -> dict:
     from .privacy import detect_quasi_identifiers
     from .shards import make_shards, merge_shards, sample_shards, verify_shards
 
@@ -157,7 +203,7 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed; {verified['exact_matches']} copies")
         quality, privacy = report(real, sample_shards(Path(folder)), engine, options, protection)
         privacy = with_recount(privacy, verified, options.k)
-        say("measured quality and privacy (with an 80/20 held-out attacker audit)")
+        say("measured quality and privacy")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}")
     outputs = {
@@ -165,8 +211,17 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
         "model": engine.save(out_dir / "model.json"),
         "quality_report": write_json(quality, out_dir / "quality_report.json"),
         "privacy_report": write_json(privacy, out_dir / "privacy_report.json"),
+        "clone": write_json({"source": str(source.resolve()), "sha256": sha256_file(source),
+                             "options": options.to_dict()}, out_dir / CLONE_RECORD),
     }
+    audited = None
+    if audit:
+        say(f"attacker audit (budget {options.audit_budget:g} s) ...")
+        audited = audit_to_file(real, options, out_dir)
+        outputs["privacy_audit"] = out_dir / AUDIT_FILE
+        say(audit_summary(audited))
     return {"source": str(source), "rows_real": len(real), "rows_synthetic": verified["rows"],
             "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
             "k": verified["k"], "exact_match_rate": verified["exact_match_rate"], "rules": quality["rules"]["summary"],
+            "audit": audited,
             "outputs": {name: str(path) for name, path in outputs.items()}}
