@@ -38,6 +38,7 @@ OPERATIONS = (
     "K_ANONYMITY_ENFORCED",
     "QUALITY_REPORTED",
     "RAW_DATA_DELETED",
+    "PRIVACY_AUDITED",  # the attacker audit of a portfolio, after its twin was published
 )
 GENESIS_HASH = "0" * 64
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")

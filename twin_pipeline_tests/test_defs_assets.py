@@ -24,8 +24,9 @@ from twin_pipeline.definitions import twin_resources
 from twin_pipeline.tables import sha256_file
 
 SIX = ["raw_upload", "fitted_marginals", "correlation_matrix", "synthetic_sample", "k_anonymized_output", "quality_report"]
+ALL = SIX + ["privacy_audit"]  # the attacker audit comes after the product and its report
 OPERATIONS = ["UPLOAD_INGESTED", "CLONE_INITIATED", "MODEL_FITTED", "SAMPLE_GENERATED", "K_ANONYMITY_ENFORCED",
-              "QUALITY_REPORTED"]
+              "QUALITY_REPORTED", "PRIVACY_AUDITED"]
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
     source = landed()
     key, result = clone(storage, source, seed=3)
     assert result.success
-    assert {event.asset_key.path[-1] for event in result.get_asset_materialization_events()} == set(SIX)
+    assert {event.asset_key.path[-1] for event in result.get_asset_materialization_events()} == set(ALL)
 
     folder = storage.portfolio_dir(key)
     names = {path.name for path in folder.iterdir()}
@@ -91,7 +92,8 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
 
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == {"k_anonymity_at_least_k", "no_exact_copies", "matches_upload_schema",
-                           "similarity_score_at_least_85", "correlation_error_at_most_0_10", "business_rules_hold"}
+                           "similarity_score_at_least_85", "correlation_error_at_most_0_10", "business_rules_hold",
+                           "privacy_audit_finds_no_leak"}
     assert checks["k_anonymity_at_least_k"].passed
     assert checks["k_anonymity_at_least_k"].metadata["smallest_group"].value >= 5
     assert checks["no_exact_copies"].passed and checks["matches_upload_schema"].passed
@@ -100,7 +102,7 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
     assert list(log.entries(key)["operation"]) == OPERATIONS
     assert log.verify().ok
     lineage = log.lineage(key)
-    assert sorted(lineage["asset"]) == sorted(SIX)
+    assert sorted(lineage["asset"]) == sorted(ALL)
     outputs = dict(zip(lineage["asset"], lineage["output_hash"]))
     for row in lineage.itertuples():  # every input hash is the hash its upstream asset recorded as its output
         inputs = row.input_hashes if isinstance(row.input_hashes, dict) else json.loads(row.input_hashes)
@@ -183,8 +185,10 @@ def test_deleting_the_raw_upload_after_the_clone_is_audited_and_later_steps_say_
     assert not source.exists() and not storage.raw_dir(key).exists()
     assert (storage.portfolio_dir(key) / "synthetic.csv").exists()
     entries = AuditLog(storage.audit_db).entries(key)
-    assert list(entries["operation"]) == OPERATIONS[:-1] + ["RAW_DATA_DELETED", "QUALITY_REPORTED"]
+    # The audit is the last step that needs real rows: raw is deleted after it, and the audit still ran.
+    assert list(entries["operation"]) == OPERATIONS[:-1] + ["RAW_DATA_DELETED", "PRIVACY_AUDITED"]
     assert set(entries.iloc[-2]["metadata"]["deleted"]) == {str(source), str(storage.raw_dir(key) / "loans.csv")}
+    assert json.loads((storage.portfolio_dir(key) / "privacy_audit.json").read_text())["status"] == "completed"
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(portfolios.name, [key])

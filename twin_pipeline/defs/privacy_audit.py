@@ -1,0 +1,64 @@
+"""The attacker audit of a portfolio's twin as its own asset, after the product and its quality report.
+
+Making the twin never waits for the audit: `privacy_audit` runs last in the clone job, within the portfolio's
+time budget (`audit_budget`, default 60 s), and an audit that fails or cannot run is materialized as such
+(status, reason) and flagged by a warning check; it does not fail the clone run. It needs the real rows, so
+with `delete_raw` the raw upload is deleted after it (or by `quality_report` when the audit is not in the run).
+"""
+
+import dagster as dg
+import pandas as pd
+
+from .. import pipeline
+from ..tables import TwinInputError
+from .display import markdown_table
+from .raw import delete_raw_audited, load_real, options_of
+from .resources import TwinStorage
+from .shared import twin_asset
+
+ASSET = "privacy_audit"
+
+
+def runs_in_this_run(context: dg.AssetExecutionContext) -> bool:
+    """Whether the privacy_audit step is part of the current run (so it, not quality_report, deletes raw)."""
+    step_keys = context.run.step_keys_to_execute
+    return ASSET in context.job_def.graph.node_names() and (step_keys is None or ASSET in step_keys)
+
+
+@twin_asset("PRIVACY_AUDITED", kinds={"json"}, deps=["quality_report"])
+def privacy_audit(context: dg.AssetExecutionContext, storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
+    """An attacker's view of the pipeline, off the clone's critical path: the same pipeline refitted on 80 % of
+    the rows, its twin attacked with the other 20 % as the control set (membership by distance to the closest
+    twin row, inference of the secret columns, linkability, singling-out), each risk with a 95 % interval,
+    within the time budget."""
+    manifest = raw_upload["manifest"]
+    options = options_of(manifest)
+    try:
+        audit = pipeline.privacy_audit(load_real(storage, manifest), options)
+    except TwinInputError as error:  # the raw upload is gone or changed: nothing to attack with
+        audit = {"status": "skipped", "skipped": str(error)}
+    except Exception as error:  # noqa: BLE001 - a failed audit is reported, it never fails the clone
+        context.log.exception("the privacy audit failed")
+        audit = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    finally:
+        deleted = delete_raw_audited(context, storage, manifest) if manifest["delete_raw"] else {}
+    context.log.info(pipeline.audit_summary(audit))
+    return dg.Output(audit, metadata={**audit_metadata(audit), **deleted, "parameters": manifest["options"]})
+
+
+def audit_metadata(audit: dict) -> dict:
+    """What the asset page shows: status, budget, what was flagged, and each risk with its interval."""
+    metadata = {"status": audit.get("status", "skipped"), "summary": pipeline.audit_summary(audit)}
+    if audit.get("status") != "completed":
+        return metadata
+    rows = [(name, figure) for name, figure in (("membership", audit.get("membership")),
+                                                ("linkability", audit.get("linkability")),
+                                                ("singling_out", audit.get("singling_out")))]
+    rows += [(f"inference: {secret}", figure) for secret, figure in audit.get("inference", {}).items()]
+    table = pd.DataFrame([{"attack": name, "risk": figure["risk"], "95% CI low": figure["ci"][0],
+                           "95% CI high": figure["ci"][1]} for name, figure in rows if figure and "ci" in figure])
+    budget = audit["budget"]
+    return {**metadata, "flagged": ", ".join(audit["flagged"]) or "nothing", "elapsed_seconds": budget["elapsed"],
+            "budget_seconds": budget["seconds"], "truncated": budget["truncated"],
+            "membership_risk": round(audit["membership"]["risk"], 3) if "membership" in audit else "not run",
+            "risks": dg.MetadataValue.md(markdown_table(table))}
