@@ -71,7 +71,10 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
                                 budget_seconds=options.audit_budget, holdout_share=holdout_share,
                                 seed=options.seed or 0, ignore_columns=[options.primary_key] if options.primary_key else [])
     except KAnonymityError as error:  # a small table's training share can be too small to anonymise within the cap
-        return {"skipped": f"the refit on the training share could not be made {options.k}-anonymous: {error.problem}"}
+        return {"status": "skipped",
+                "skipped": f"the refit on the training share could not be made {options.k}-anonymous: {error.problem}"}
+    except TwinInputError as error:  # e.g. every possible row occurs in the training share: no copy-free twin
+        return {"status": "skipped", "skipped": f"the refit on the training share could not make a twin: {error.problem}"}
     return {"status": "skipped" if "skipped" in audit else "completed", **audit}
 
 
@@ -113,13 +116,14 @@ def audit_summary(audit: dict) -> str:
     """One line for a terminal or a log: what the audit found, or why it did not run."""
     if audit.get("status") != "completed":
         return f"privacy audit {audit.get('status', 'skipped')}: {audit.get('error') or audit.get('skipped')}"
-    figures = [f"membership {audit['membership']['risk']:+.2f}" if "membership" in audit else None,
-               *(f"inference {name} {value['risk']:+.2f}" for name, value in audit.get("inference", {}).items())]
+    from .privacy.risk import risk_figures
+
+    figures = [f"{name} {figure['risk']:+.2f}" for name, figure in risk_figures(audit).items()]
     budget = audit["budget"]
     flagged = ", ".join(audit["flagged"]) or "nothing"
     return (f"privacy audit in {budget['elapsed']:.1f} s of {budget['seconds']:g} s"
             f"{' (truncated: ' + ', '.join(budget['not_run']) + ' not run)' if budget['truncated'] else ''}: "
-            f"{'; '.join(f for f in figures if f)}; flagged: {flagged}")
+            f"{'; '.join(figures)}; flagged: {flagged}")
 
 
 def audit_clone_dir(out_dir: str | Path, real_path: str | Path | None = None, budget: float | None = None,

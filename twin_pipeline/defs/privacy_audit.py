@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from .. import pipeline
+from ..privacy.risk import risk_figures
 from ..tables import TwinInputError
 from .display import markdown_table
 from .raw import delete_raw_audited, load_real, options_of
@@ -51,14 +52,9 @@ def audit_metadata(audit: dict) -> dict:
     metadata = {"status": audit.get("status", "skipped"), "summary": pipeline.audit_summary(audit)}
     if audit.get("status") != "completed":
         return metadata
-    rows = [(name, figure) for name, figure in (("membership", audit.get("membership")),
-                                                ("linkability", audit.get("linkability")),
-                                                ("singling_out", audit.get("singling_out")))]
-    rows += [(f"inference: {secret}", figure) for secret, figure in audit.get("inference", {}).items()]
     table = pd.DataFrame([{"attack": name, "risk": figure["risk"], "95% CI low": figure["ci"][0],
-                           "95% CI high": figure["ci"][1]} for name, figure in rows if figure and "ci" in figure])
+                           "95% CI high": figure["ci"][1]} for name, figure in risk_figures(audit).items()])
     budget = audit["budget"]
     return {**metadata, "flagged": ", ".join(audit["flagged"]) or "nothing", "elapsed_seconds": budget["elapsed"],
             "budget_seconds": budget["seconds"], "truncated": budget["truncated"],
-            "membership_risk": round(audit["membership"]["risk"], 3) if "membership" in audit else "not run",
             "risks": dg.MetadataValue.md(markdown_table(table))}

@@ -318,7 +318,7 @@ def attacker_risk(
     n_query = min(max_rows, len(real_train))
     train = _subsample(real_train[columns], n_query, rng).reset_index(drop=True)
     control = _subsample(real_holdout[columns], max_rows, rng).reset_index(drop=True)
-    syn = synthetic[columns].reset_index(drop=True)
+    syn = _aligned(synthetic[columns].reset_index(drop=True), real_train)
     encoder = Encoder.fit(real_train, columns, [syn, control])
     encoded = {"syn": encoder.transform(syn), "train": encoder.transform(train), "control": encoder.transform(control)}
     n_attacks = int(min(n_attacks, len(train), len(control)))
@@ -336,7 +336,10 @@ def attacker_risk(
             not_run[name] = f"time budget of {deadline.seconds:g} s spent"
             return
         started = time.perf_counter()
-        result[name] = run()
+        try:
+            result[name] = run()
+        except Exception as error:  # noqa: BLE001 - one attack failing leaves the others' figures standing
+            result[name] = {"error": f"{type(error).__name__}: {error}"}
         seconds[name] = round(time.perf_counter() - started, 3)
 
     stage("membership", lambda: membership_risk(encoded["syn"], encoded["train"], encoded["control"]))
@@ -351,6 +354,24 @@ def attacker_risk(
     return result
 
 
+def _aligned(synthetic: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
+    """The twin with the real table's dtypes where they differ (a twin written back as text: dates, "13.5%"),
+    so attacks compare like with like."""
+    out = synthetic.copy()
+    for column in out.columns:
+        target = real[column].dtype
+        if out[column].dtype == target:
+            continue
+        if pd.api.types.is_datetime64_any_dtype(target):
+            out[column] = pd.to_datetime(out[column], errors="coerce", format="mixed")
+        elif pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
+            out[column] = pd.to_numeric(out[column], errors="coerce")
+        else:
+            out[column] = out[column].astype(real[column].dtype, errors="ignore") \
+                if not pd.api.types.is_bool_dtype(target) else out[column]
+    return out
+
+
 def membership_risk(synthetic: np.ndarray, train: np.ndarray, control: np.ndarray) -> dict:
     """Distance-to-closest-twin-row membership attack: AUC of "closer means member" over the training rows
     against the control rows (DeLong 95 % interval); risk = 2 AUC - 1."""
@@ -358,7 +379,7 @@ def membership_risk(synthetic: np.ndarray, train: np.ndarray, control: np.ndarra
     to_control = nearest(control, synthetic)[0][:, 0]
     auc, (low, high) = auc_with_interval(-to_train, -to_control)
     return {"risk": 2 * auc - 1, "ci": [2 * low - 1, 2 * high - 1], "auc": auc,
-            "median_distance": {"train": float(np.median(to_train)), "control": float(np.median(to_control))},
+            "median_coordinate_distance": {"train": float(np.median(to_train)), "control": float(np.median(to_control))},
             "share_of_train_with_a_copy": float(np.mean(to_train == 0)),
             "share_of_control_with_a_copy": float(np.mean(to_control == 0))}
 
@@ -448,7 +469,9 @@ def singling_out_risk(syn: pd.DataFrame, train: pd.DataFrame, control: pd.DataFr
         return {"skipped": "anonymeter is not installed (pip install anonymeter)"}
     same = min(len(train), len(control))
     rng = np.random.default_rng(seed)
-    train, control = _subsample(train, same, rng), _subsample(control, same, rng)
+    # anonymeter's queries compare dates to text and fail: dates go in as days since 1970 (same order, same ties)
+    syn, train, control = (_dates_as_days(frame) for frame in (syn, _subsample(train, same, rng),
+                                                             _subsample(control, same, rng)))
     with _seeded_global_numpy(seed), _quiet("anonymeter"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         evaluator = SinglingOutEvaluator(ori=train, syn=syn, control=control, n_attacks=n_attacks,
@@ -457,6 +480,11 @@ def singling_out_risk(syn: pd.DataFrame, train: pd.DataFrame, control: pd.DataFr
         risk = evaluator.risk(confidence_level=0.95)
     return {"risk": float(risk.value), "ci": [float(risk.ci[0]), float(risk.ci[1])], "n_attacks": n_attacks,
             "queries_found": len(evaluator.queries()), "notes": sorted({str(w.message) for w in caught})}
+
+
+def _dates_as_days(frame: pd.DataFrame) -> pd.DataFrame:
+    dates = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    return frame.assign(**{c: NumericColumn.of(frame[c]).values(frame[c]) for c in dates}) if dates else frame
 
 
 @contextlib.contextmanager
@@ -482,9 +510,17 @@ def _seeded_global_numpy(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+def risk_figures(result: dict) -> dict[str, dict]:
+    """Every measured risk of an audit by attack name ("inference: <secret>" per secret), skipped or failed
+    attacks left out."""
+    figures = {name: result.get(name) for name in ("membership", "linkability", "singling_out")}
+    inference = result.get("inference")
+    if isinstance(inference, dict):
+        figures.update({f"inference: {secret}": value for secret, value in inference.items()})
+    return {name: figure for name, figure in figures.items() if isinstance(figure, dict) and "ci" in figure}
+
+
 def flagged_risks(result: dict) -> list[str]:
     """The attacks whose risk is significant (95 % interval above 0) and material (>= MIN_FLAGGED_RISK)."""
-    figures = {name: result.get(name) for name in ("membership", "linkability", "singling_out")}
-    figures.update({f"inference:{secret}": value for secret, value in (result.get("inference") or {}).items()})
-    return [name for name, figure in figures.items()
-            if figure and "ci" in figure and figure["ci"][0] > 0 and figure["risk"] >= MIN_FLAGGED_RISK]
+    return [name for name, figure in risk_figures(result).items()
+            if figure["ci"][0] > 0 and figure["risk"] >= MIN_FLAGGED_RISK]
