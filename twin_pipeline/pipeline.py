@@ -60,7 +60,7 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
     (fit, sample, protect) on a training share of the rows and attack its twin, with the held-out rows as the
     control set (privacy.risk.audit_generator). Not part of making the twin: `twin clone --audit`,
     `twin audit privacy DIR` and the `privacy_audit` asset run it after the product exists."""
-    from .privacy import KAnonymityError, audit_generator
+    from .privacy import audit_generator
 
     def generate(train: pd.DataFrame) -> pd.DataFrame:
         engine = fit_model(train, options)
@@ -70,10 +70,7 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
         audit = audit_generator(real, generate, quasi_identifiers=options.quasi_identifiers, secrets=options.secrets,
                                 budget_seconds=options.audit_budget, holdout_share=holdout_share,
                                 seed=options.seed or 0, ignore_columns=[options.primary_key] if options.primary_key else [])
-    except KAnonymityError as error:  # a small table's training share can be too small to anonymise within the cap
-        return {"status": "skipped",
-                "skipped": f"the refit on the training share could not be made {options.k}-anonymous: {error.problem}"}
-    except TwinInputError as error:  # e.g. every possible row occurs in the training share: no copy-free twin
+    except TwinError as error:  # the training share cannot be made k-anonymous or copy-free within the limits
         return {"status": "skipped", "skipped": f"the refit on the training share could not make a twin: {error.problem}"}
     return {"status": "skipped" if "skipped" in audit else "completed", **audit}
 
@@ -141,13 +138,11 @@ def audit_clone_dir(out_dir: str | Path, real_path: str | Path | None = None, bu
     if sha256_file(source) != record["sha256"]:
         raise TwinInputError(source, f"is not the table this twin was cloned from (its SHA-256 differs from "
                                      f"{record_path})")
-    options = CloneOptions(**record["options"])
+    options = CloneOptions.from_dict(record["options"])
     options = replace(options, audit_budget=options.audit_budget if budget is None else budget,
                       secrets=options.secrets if secrets is None else secrets)
     real = read_table(source)
-    missing = sorted(set(options.secrets or []) - set(real.columns))
-    if missing:
-        raise TwinInputError("--secrets", f"not columns of {source.name}: {', '.join(missing)}")
+    options, _ = resolve_options(real, options, source)
     return audit_to_file(real, options, out_dir)
 
 

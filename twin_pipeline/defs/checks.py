@@ -120,7 +120,7 @@ def business_rules_hold(quality_report: dict) -> dg.AssetCheckResult:
 
 
 @per_portfolio_check(asset=privacy_audit,
-                description="The attacker audit completed and no risk is significant (95 % interval above 0) and "
+                description="The attacker audit completed and no risk is significant (family-wise 95 % interval above 0) and "
                             "at least 0.05; a warning: the twin is already published when the audit runs.")
 def privacy_audit_finds_no_leak(privacy_audit: dict) -> dg.AssetCheckResult:
     completed = privacy_audit.get("status") == "completed"

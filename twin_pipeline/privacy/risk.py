@@ -46,7 +46,8 @@ KD_TREE_MAX_DIMENSIONS = 16  # above this a KD-tree visits most leaves: a chunke
 CHUNK_CELLS = 8_000_000  # query rows x reference rows per chunk of the brute-force search (64 MB of float64)
 INFERENCE_TOLERANCE = 0.05  # a numeric secret is guessed when within 5 % of the true value (anonymeter's rule)
 LINK_NEIGHBOURS = 10
-MIN_FLAGGED_RISK = 0.05  # a risk is flagged when its 95 % interval excludes 0 and it is at least this large
+MIN_FLAGGED_RISK = 0.05  # a risk is flagged when its family-wise interval excludes 0 and it is at least this large
+FAMILY_ALPHA = 0.05  # shared by all attacks of one audit (Bonferroni): a fresh twin is flagged in < 5 % of audits
 Z95 = 1.959963984540054
 _SQRT_HALF = np.sqrt(0.5)
 
@@ -217,7 +218,7 @@ TARGET_WORDS = ("default", "status", "bad", "approv", "charged", "delinq", "over
                 "fraud", "arrears", "card")
 AMOUNT_WORDS = ("income", "salary", "wage", "balance", "amount", "amnt", "debt", "loan", "limit", "payment", "paid",
                 "asset", "saving", "expend", "expense", "revenue", "price", "value")
-COUNT_WORDS = ("num_", "count", "number", "inquir", "_acc", "months", "since")  # counts and ages are not amounts
+NOT_AMOUNT_WORDS = ("num_", "count", "number", "inquir", "_acc", "months", "since", "_to_", "ratio")  # counts, ratios
 
 
 def default_secrets(real: pd.DataFrame, quasi_identifiers: Sequence[str] = (), primary_key: str | None = None,
@@ -232,7 +233,7 @@ def default_secrets(real: pd.DataFrame, quasi_identifiers: Sequence[str] = (), p
     few_values = [c for c in candidates if real[c].nunique(dropna=True) <= 10]
     target = next((c for word in TARGET_WORDS for c in few_values if word in lower[c]), None)
     numeric = [c for c in candidates if c != target and is_numeric_qi(real[c]) and not pd.api.types.is_bool_dtype(real[c])
-               and real[c].nunique() > 10 and not any(word in lower[c] for word in COUNT_WORDS)]
+               and real[c].nunique() > 10 and not any(word in lower[c] for word in NOT_AMOUNT_WORDS)]
     named = [c for word in AMOUNT_WORDS for c in numeric if word in lower[c]]
     ranked = list(dict.fromkeys(named + sorted(numeric, key=lambda c: -real[c].nunique())))
     return ([target] if target is not None else []) + ranked[:n_amounts]
@@ -265,7 +266,7 @@ def audit_generator(
     holdout_share: float = 0.2,
     max_real_rows: int = 20_000,
     max_rows: int = 5_000,
-    n_attacks: int = 500,
+    n_attacks: int = 2_000,
     seed: int = 0,
     ignore_columns: Sequence[str] = (),
 ) -> dict:
@@ -299,7 +300,7 @@ def attacker_risk(
     real_holdout: pd.DataFrame,
     quasi_identifiers: Sequence[str] | None = None,
     secrets: Sequence[str] | None = None,
-    n_attacks: int = 500,
+    n_attacks: int = 2_000,
     max_rows: int = 5_000,
     seed: int = 0,
     ignore_columns: Sequence[str] = (),
@@ -324,9 +325,13 @@ def attacker_risk(
     n_attacks = int(min(n_attacks, len(train), len(control)))
     attack_rows = {name: np.sort(rng.choice(len(encoded[name]), n_attacks, replace=False)) for name in ("train", "control")}
 
+    n_tests = 3 + len(secret_columns)
+    z = stats.norm.ppf(1 - FAMILY_ALPHA / (2 * n_tests))  # each "ci_family" holds with 95 % for all attacks at once
     result: dict = {
         "rows": {"synthetic": len(syn), "train": len(train), "control": len(control), "train_total": len(real_train)},
         "n_attacks": n_attacks, "known_columns": known, "secrets": secret_columns,
+        "flag_rule": f"risk >= {MIN_FLAGGED_RISK} and its interval at the family-wise 95 % level (Bonferroni over "
+                     f"{n_tests} attacks, ci_family) above 0",
     }
     not_run: dict[str, str] = {}
     seconds: dict[str, float] = {}
@@ -342,12 +347,12 @@ def attacker_risk(
             result[name] = {"error": f"{type(error).__name__}: {error}"}
         seconds[name] = round(time.perf_counter() - started, 3)
 
-    stage("membership", lambda: membership_risk(encoded["syn"], encoded["train"], encoded["control"]))
+    stage("membership", lambda: membership_risk(encoded["syn"], encoded["train"], encoded["control"], z))
     stage("inference", lambda: {
-        secret: inference_risk(encoder, syn, train, control, attack_rows, [c for c in known if c != secret], secret)
+        secret: inference_risk(encoder, syn, train, control, attack_rows, [c for c in known if c != secret], secret, z)
         for secret in secret_columns})
-    stage("linkability", lambda: linkability_risk(encoder, syn, train, control, attack_rows, known))
-    stage("singling_out", lambda: singling_out_risk(syn, train, control, min(n_attacks, 200), seed, deadline))
+    stage("linkability", lambda: linkability_risk(encoder, syn, train, control, attack_rows, known, z))
+    stage("singling_out", lambda: singling_out_risk(syn, train, control, min(n_attacks, 200), seed, z))
     result["flagged"] = flagged_risks(result)
     result["budget"] = {"seconds": deadline.seconds, "elapsed": round(deadline.elapsed, 2),
                         "truncated": bool(not_run), "not_run": not_run, "stage_seconds": seconds}
@@ -372,20 +377,23 @@ def _aligned(synthetic: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def membership_risk(synthetic: np.ndarray, train: np.ndarray, control: np.ndarray) -> dict:
+def membership_risk(synthetic: np.ndarray, train: np.ndarray, control: np.ndarray, z_family: float = Z95) -> dict:
     """Distance-to-closest-twin-row membership attack: AUC of "closer means member" over the training rows
     against the control rows (DeLong 95 % interval); risk = 2 AUC - 1."""
     to_train = nearest(train, synthetic)[0][:, 0]
     to_control = nearest(control, synthetic)[0][:, 0]
     auc, (low, high) = auc_with_interval(-to_train, -to_control)
+    _, (family_low, family_high) = auc_with_interval(-to_train, -to_control, z_family)
     return {"risk": 2 * auc - 1, "ci": [2 * low - 1, 2 * high - 1], "auc": auc,
+            "ci_family": [2 * family_low - 1, 2 * family_high - 1],
             "median_coordinate_distance": {"train": float(np.median(to_train)), "control": float(np.median(to_control))},
             "share_of_train_with_a_copy": float(np.mean(to_train == 0)),
             "share_of_control_with_a_copy": float(np.mean(to_control == 0))}
 
 
-def auc_with_interval(positives: np.ndarray, negatives: np.ndarray) -> tuple[float, tuple[float, float]]:
-    """P(positive score > negative score) + P(tie) / 2, with DeLong's 95 % interval (midranks handle ties)."""
+def auc_with_interval(positives: np.ndarray, negatives: np.ndarray, z: float = Z95) -> tuple[float, tuple[float, float]]:
+    """P(positive score > negative score) + P(tie) / 2, with DeLong's interval (95 % by default; midranks handle
+    ties)."""
     m, n = len(positives), len(negatives)
     ranks = stats.rankdata(np.concatenate([positives, negatives]))
     within_positive, within_negative = stats.rankdata(positives), stats.rankdata(negatives)
@@ -393,12 +401,12 @@ def auc_with_interval(positives: np.ndarray, negatives: np.ndarray) -> tuple[flo
     v01 = 1.0 - (ranks[m:] - within_negative) / m  # per negative: share of positives that beat it
     auc = float(v10.mean())
     variance = (v10.var(ddof=1) / m if m > 1 else 0.0) + (v01.var(ddof=1) / n if n > 1 else 0.0)
-    half = Z95 * np.sqrt(variance)
+    half = z * np.sqrt(variance)
     return auc, (max(0.0, auc - half), min(1.0, auc + half))
 
 
 def inference_risk(encoder: Encoder, syn: pd.DataFrame, train: pd.DataFrame, control: pd.DataFrame,
-                   attack_rows: dict[str, np.ndarray], known: list[str], secret: str) -> dict:
+                   attack_rows: dict[str, np.ndarray], known: list[str], secret: str, z_family: float = Z95) -> dict:
     """Guess `secret` of each attacked row as that of the twin row nearest on the known columns."""
     reference = encoder.transform(syn, known)
     success = {}
@@ -406,7 +414,7 @@ def inference_risk(encoder: Encoder, syn: pd.DataFrame, train: pd.DataFrame, con
         targets = frame.iloc[attack_rows[name]]
         index = nearest(encoder.transform(targets, known), reference)[1][:, 0]
         success[name] = _guessed(syn[secret].to_numpy()[index], targets[secret].to_numpy(), secret in encoder.numeric)
-    return {**excess_risk(success["train"], success["control"]), "known_columns": len(known)}
+    return {**excess_risk(success["train"], success["control"], z_family), "known_columns": len(known)}
 
 
 def _guessed(guesses: np.ndarray, truth: np.ndarray, numeric: bool) -> np.ndarray:
@@ -419,7 +427,7 @@ def _guessed(guesses: np.ndarray, truth: np.ndarray, numeric: bool) -> np.ndarra
 
 
 def linkability_risk(encoder: Encoder, syn: pd.DataFrame, train: pd.DataFrame, control: pd.DataFrame,
-                     attack_rows: dict[str, np.ndarray], known: list[str]) -> dict | None:
+                     attack_rows: dict[str, np.ndarray], known: list[str], z_family: float = Z95) -> dict:
     """Two datasets each holding half of the known columns: a row is linked when its 10 nearest twin rows by
     either half share one."""
     if len(known) < 2:
@@ -432,35 +440,35 @@ def linkability_risk(encoder: Encoder, syn: pd.DataFrame, train: pd.DataFrame, c
         a, b = (nearest(encoder.transform(targets, half), reference, LINK_NEIGHBOURS)[1]
                 for half, reference in zip(halves, references))
         success[name] = (a[:, :, None] == b[:, None, :]).any(axis=(1, 2))
-    return {**excess_risk(success["train"], success["control"]), "aux_columns": [list(h) for h in halves],
+    return {**excess_risk(success["train"], success["control"], z_family), "aux_columns": [list(h) for h in halves],
             "n_neighbors": LINK_NEIGHBOURS}
 
 
-def excess_risk(on_train: np.ndarray, on_control: np.ndarray) -> dict:
-    """anonymeter's risk (r_train - r_control) / (1 - r_control), with Newcombe's 95 % interval on the
-    difference of the two success rates."""
-    n1, n2 = len(on_train), len(on_control)
+def excess_risk(on_train: np.ndarray, on_control: np.ndarray, z_family: float = Z95) -> dict:
+    """anonymeter's risk (r_train - r_control) / (1 - r_control), with Newcombe's interval on the difference of the
+    two success rates: 95 % ("ci") and at the audit's family-wise level ("ci_family")."""
     p1, p2 = float(np.mean(on_train)), float(np.mean(on_control))
-    l1, u1 = _wilson(p1, n1)
-    l2, u2 = _wilson(p2, n2)
-    difference = p1 - p2
-    low = difference - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    high = difference + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
     scale = 1.0 - p2 if p2 < 1.0 else 1.0
-    return {"risk": difference / scale, "ci": [float(max(-1.0, low / scale)), float(min(1.0, high / scale))],
-            "success_train": p1, "success_control": p2, "n_attacks": n1}
+    result = {"risk": (p1 - p2) / scale, "success_train": p1, "success_control": p2, "n_attacks": len(on_train)}
+    for name, z in (("ci", Z95), ("ci_family", z_family)):
+        l1, u1 = _wilson(p1, len(on_train), z)
+        l2, u2 = _wilson(p2, len(on_control), z)
+        low = p1 - p2 - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+        high = p1 - p2 + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+        result[name] = [float(max(-1.0, low / scale)), float(min(1.0, high / scale))]
+    return result
 
 
-def _wilson(p: float, n: int) -> tuple[float, float]:
+def _wilson(p: float, n: int, z: float) -> tuple[float, float]:
     if n == 0:
         return 0.0, 1.0
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / (1 + Z95**2 / n)
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
     return centre - half, centre + half
 
 
 def singling_out_risk(syn: pd.DataFrame, train: pd.DataFrame, control: pd.DataFrame, n_attacks: int, seed: int,
-                      deadline: Deadline) -> dict:
+                      z_family: float = Z95) -> dict:
     """anonymeter's multivariate singling-out with bounded work: at most 20 query attempts per attack (it loops
     for minutes on narrow tables otherwise) on the same-sized training and control rows."""
     try:
@@ -478,7 +486,9 @@ def singling_out_risk(syn: pd.DataFrame, train: pd.DataFrame, control: pd.DataFr
                                          n_cols=min(3, syn.shape[1]), max_attempts=20 * n_attacks, seed=seed)
         evaluator.evaluate(mode="multivariate")
         risk = evaluator.risk(confidence_level=0.95)
+        family = evaluator.risk(confidence_level=1 - 2 * stats.norm.sf(z_family))
     return {"risk": float(risk.value), "ci": [float(risk.ci[0]), float(risk.ci[1])], "n_attacks": n_attacks,
+            "ci_family": [float(family.ci[0]), float(family.ci[1])],
             "queries_found": len(evaluator.queries()), "notes": sorted({str(w.message) for w in caught})}
 
 
@@ -521,6 +531,7 @@ def risk_figures(result: dict) -> dict[str, dict]:
 
 
 def flagged_risks(result: dict) -> list[str]:
-    """The attacks whose risk is significant (95 % interval above 0) and material (>= MIN_FLAGGED_RISK)."""
+    """The attacks whose risk is significant for the audit as a whole (family-wise interval above 0) and
+    material (>= MIN_FLAGGED_RISK)."""
     return [name for name, figure in risk_figures(result).items()
-            if figure["ci"][0] > 0 and figure["risk"] >= MIN_FLAGGED_RISK]
+            if figure["ci_family"][0] > 0 and figure["risk"] >= MIN_FLAGGED_RISK]
