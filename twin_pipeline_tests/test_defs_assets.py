@@ -207,3 +207,28 @@ def test_tampering_with_one_audit_row_breaks_the_chain_at_that_row(storage, land
         connection.execute("UPDATE audit_log SET data_hash = ? WHERE entry_hash = ?", ["0" * 64, target["entry_hash"]])
     result = AuditLog(storage.audit_db).verify()
     assert not result.ok and result.first_broken_id == target["id"] and result.checked == target["id"] - 1
+
+
+def test_the_twin_is_published_and_the_run_succeeds_when_the_privacy_audit_fails(storage, landed, monkeypatch):
+    def broken(real, options, holdout_share=0.2):
+        raise RuntimeError("attack crashed")
+
+    monkeypatch.setattr(pipeline, "privacy_audit", broken)
+    key, result = clone(storage, landed(), raise_on_error=False)
+    assert result.success
+    folder = storage.portfolio_dir(key)
+    assert (folder / "synthetic.csv").exists() and (folder / "quality_report.json").exists()
+    audit = json.loads((folder / "privacy_audit.json").read_text())
+    assert audit == {"status": "failed", "error": "RuntimeError: attack crashed"}
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "privacy_audit_finds_no_leak")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_the_privacy_audit_asset_reports_its_budget_and_risks(storage, landed):
+    key, result = clone(storage, landed(), audit_budget=40.0, secrets=["Status", "Debt"])
+    metadata = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                    if e.asset_key.path[-1] == "privacy_audit")
+    assert metadata["status"].value == "completed" and metadata["budget_seconds"].value == 40.0
+    assert "inference: Debt" in metadata["risks"].value and metadata["flagged"].value == "nothing"
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "privacy_audit_finds_no_leak")
+    assert check.passed
