@@ -114,8 +114,9 @@ def _numbers(series: pd.Series, codec: NumericColumn) -> np.ndarray:
 def nearest(queries: np.ndarray, reference: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distances and indices of the k nearest reference rows of each query row, nearest first.
 
-    A KD-tree in few dimensions; otherwise chunks of queries against all references by one matrix product
-    (|q|^2 + |r|^2 - 2 q.r), memory bounded by CHUNK_CELLS."""
+    A KD-tree in few dimensions; otherwise chunks of queries against all references, ranked by one matrix product
+    (|r|^2 - 2 q.r orders references like |q - r|^2), the chosen distances then computed exactly (a copy is at 0);
+    memory bounded by CHUNK_CELLS."""
     k = min(k, len(reference))
     if len(queries) == 0 or k == 0:
         return np.zeros((len(queries), k)), np.zeros((len(queries), k), dtype=np.int64)
@@ -127,16 +128,17 @@ def nearest(queries: np.ndarray, reference: np.ndarray, k: int = 1) -> tuple[np.
     step = max(1, CHUNK_CELLS // len(reference))
     for start in range(0, len(queries), step):
         block = queries[start:start + step]
-        norms = np.einsum("ij,ij->i", block, block)
-        squared = norms[:, None] + reference_norms[None, :] - 2.0 * (block @ reference.T)
-        squared[squared < 1e-9 * (1.0 + norms[:, None] + reference_norms[None, :])] = 0.0  # rounding of equal rows
+        score = block @ reference.T
+        score *= -2.0
+        score += reference_norms
         if k == 1:
-            index = squared.argmin(axis=1)[:, None]
+            index = score.argmin(axis=1)[:, None]
         else:
-            index = np.argpartition(squared, k - 1, axis=1)[:, :k]
-            index = np.take_along_axis(index, np.take_along_axis(squared, index, 1).argsort(1), 1)
-        out_i[start:start + len(block)] = index
-        out_d[start:start + len(block)] = np.sqrt(np.take_along_axis(squared, index, 1))
+            index = np.argpartition(score, k - 1, axis=1)[:, :k]
+        exact = np.sqrt(((block[:, None, :] - reference[index]) ** 2).sum(axis=2))
+        order = np.argsort(exact, axis=1, kind="stable")
+        out_i[start:start + len(block)] = np.take_along_axis(index, order, 1)
+        out_d[start:start + len(block)] = np.take_along_axis(exact, order, 1)
     return out_d, out_i
 
 
