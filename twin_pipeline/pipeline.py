@@ -76,9 +76,10 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
 
 
 def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
-           protection: dict) -> tuple[dict, dict]:
-    """Quality of the protected twin against the real table, and its privacy figures beside it (k, copies,
-    distance to closest record); the attacker audit is `privacy_audit`, off this path."""
+           protection: dict, verified: dict) -> tuple[dict, dict]:
+    """Quality of the protected twin (or a sample of it) against the real table, and its privacy figures beside it:
+    rows, k and copies as DuckDB recounted them over the whole twin (`shards.verify_shards`), the distance to the
+    closest record; the attacker audit is `privacy_audit`, off this path."""
     from .privacy import privacy_report
     from .quality import quality_report
     from .quality.tails import tail_report
@@ -92,7 +93,7 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     quality["rules"] = engine.rules_report(real, protected)
     ignore = [options.primary_key] if options.primary_key else []
     privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
-                             anonymity=protection["k_anonymity"], ignore_columns=ignore)
+                             anonymity=protection["k_anonymity"], ignore_columns=ignore, recounted=verified)
     privacy["protection"] = protection
     return quality, privacy
 
@@ -160,13 +161,6 @@ def combine_protection(results: list[dict]) -> dict:
                              for key, value in first["exact_copies"].items() if isinstance(value, (int, float))}}
 
 
-def with_recount(privacy: dict, verified: dict, k: int) -> dict:
-    """The privacy report with the figures DuckDB recounted over all shards (`shards.verify_shards`): the report
-    itself measures a sample of the twin."""
-    recount = {key: verified[key] for key in ("rows", "k", "exact_matches", "exact_match_rate")}
-    return {**privacy, **recount, "k_satisfied": verified["k"] is None or verified["k"] >= k}
-
-
 def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, progress=None,
                audit: bool = False) -> dict:
     """Run the whole pipeline on a file; write the twin, its model and both reports under `out_dir`, and
@@ -200,8 +194,7 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
         verified = verify_shards(Path(folder), real, list(qis), [options.primary_key] if options.primary_key else [])
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed; {verified['exact_matches']} copies")
-        quality, privacy = report(real, sample_shards(Path(folder)), engine, options, protection)
-        privacy = with_recount(privacy, verified, options.k)
+        quality, privacy = report(real, sample_shards(Path(folder)), engine, options, protection, verified)
         say("measured quality and privacy")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}")

@@ -135,8 +135,8 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
     protection = k_anonymized_output["protection"]
     real = load_real(storage, manifest)
     twin = shard_reader.sample(storage.shards_dir(context.partition_key), options.seed)
-    quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, protection)
-    privacy = pipeline.with_recount(privacy, protection["verified"], options.k)
+    quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, protection,
+                                       protection["verified"])
     with contract():
         columns = quality_columns(quality)
     metadata = {

@@ -66,7 +66,7 @@ class Encoder:
         for column in columns:
             series = reference[column]
             if is_numeric_qi(series):
-                codec = NumericColumn.of(series)
+                codec = NumericColumn(series.dtype, pd.api.types.is_datetime64_any_dtype(series.dtype), None)
                 values = codec.values(series)
                 nulls = bool(np.isnan(values).any()) or any(frame[column].isna().any() for frame in others)
                 encoder.numeric[column] = (codec, np.sort(values[~np.isnan(values)]), nulls)
@@ -155,25 +155,30 @@ def privacy_report(
     quasi_identifiers: Sequence[str] | None = None,
     k: int = 5,
     anonymity: dict | None = None,
-    max_rows: int = 5_000,
+    max_rows: int = 2_000,
     seed: int = 0,
     ignore_columns: Sequence[str] = (),
+    recounted: dict | None = None,
 ) -> dict:
     """Privacy figures of a synthetic table against the real rows it was trained on (and an unseen holdout).
 
     `anonymity` is the report of `enforce_k_anonymity`, whose suppression count is carried over;
-    `ignore_columns` (e.g. a generated primary key) are left out of copy and distance checks.
+    `ignore_columns` (e.g. a generated primary key) are left out of copy and distance checks; `recounted` (rows,
+    k, exact_matches, exact_match_rate) are figures already counted over the whole twin, of which `synthetic` is
+    then a sample: they are reported instead of counting again. Distances compare samples of `max_rows` rows.
     """
     qis = list(detect_quasi_identifiers(synthetic) if quasi_identifiers is None else quasi_identifiers)
-    recounted = smallest_group(synthetic, qis)
-    copies = exact_copy_mask(synthetic, real_train, ignore_columns)
+    if recounted is None:
+        copies = exact_copy_mask(synthetic, real_train, ignore_columns)
+        recounted = {"rows": len(synthetic), "k": smallest_group(synthetic, qis), "exact_matches": int(copies.sum()),
+                     "exact_match_rate": float(copies.mean()) if len(copies) else 0.0}
     columns = [c for c in synthetic.columns if c in real_train.columns and c not in set(ignore_columns)]
     rng = np.random.default_rng(seed)
     n_reference = min(max_rows, len(real_train), len(real_holdout) if real_holdout is not None else max_rows)
     syn = _subsample(synthetic[columns], max_rows, rng)
     train = _subsample(real_train[columns], n_reference, rng)
     holdout = _subsample(real_holdout[columns], n_reference, rng) if real_holdout is not None else None
-    encoder = Encoder.fit(real_train, columns, [syn] + ([holdout] if holdout is not None else []))
+    encoder = Encoder.fit(train, columns, [syn] + ([holdout] if holdout is not None else []))
     syn_x, train_x = encoder.transform(syn), encoder.transform(train)
     dcr: dict = {
         "metric": "root mean square over columns of |mid-rank difference| for numbers, 0/1 mismatch otherwise",
@@ -189,14 +194,14 @@ def privacy_report(
         syn_to_holdout = closest_distances(syn_x, holdout_x, len(columns))
         share_closer = float(np.mean((syn_to_train < syn_to_holdout) + 0.5 * (syn_to_train == syn_to_holdout)))
     return {
-        "rows": len(synthetic),
+        "rows": recounted["rows"],
         "quasi_identifiers": qis,
         "target_k": int(k),
-        "k": recounted,
-        "k_satisfied": recounted >= k,
+        "k": recounted["k"],
+        "k_satisfied": recounted["k"] is None or recounted["k"] >= k,  # None: no quasi-identifier to group by
         "records_suppressed": None if anonymity is None else anonymity.get("records_suppressed"),
-        "exact_matches": int(copies.sum()),
-        "exact_match_rate": float(copies.mean()) if len(copies) else 0.0,
+        "exact_matches": recounted["exact_matches"],
+        "exact_match_rate": recounted["exact_match_rate"],
         "distance_to_closest_record": dcr,
         # 0.5 is ideal with equal-sized train and holdout samples; well above 0.5 means memorised rows.
         "share_closer_to_train_than_holdout": share_closer,
@@ -322,7 +327,7 @@ def attacker_risk(
     train = _subsample(real_train[columns], n_query, rng).reset_index(drop=True)
     control = _subsample(real_holdout[columns], max_rows, rng).reset_index(drop=True)
     syn = _aligned(synthetic[columns].reset_index(drop=True), real_train)
-    encoder = Encoder.fit(real_train, columns, [syn, control])
+    encoder = Encoder.fit(train, columns, [syn, control])
     encoded = {"syn": encoder.transform(syn), "train": encoder.transform(train), "control": encoder.transform(control)}
     n_attacks = int(min(n_attacks, len(train), len(control)))
     attack_rows = {name: np.sort(rng.choice(len(encoded[name]), n_attacks, replace=False)) for name in ("train", "control")}
