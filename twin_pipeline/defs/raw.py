@@ -105,7 +105,7 @@ def delete_raw_audited(context, storage: TwinStorage, manifest: dict) -> dict:
     """Delete the raw upload (`delete_raw`), audited as RAW_DATA_DELETED; returns the asset metadata saying so."""
     deleted = delete_raw(storage, manifest)
     storage.audit().append("RAW_DATA_DELETED", context.partition_key, manifest["sha256"],
-                           {"run_id": context.run_id, "deleted": deleted})
+                           {"run_id": context.run.run_id, "deleted": deleted})
     return {"raw_deleted": dg.MetadataValue.json(deleted)}
 
 
