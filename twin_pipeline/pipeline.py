@@ -69,9 +69,11 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
     try:
         audit = audit_generator(real, generate, quasi_identifiers=options.quasi_identifiers, secrets=options.secrets,
                                 budget_seconds=options.audit_budget, holdout_share=holdout_share,
-                                seed=options.seed or 0, ignore_columns=[options.primary_key] if options.primary_key else [])
+                                seed=options.seed or 0,
+                                ignore_columns=[options.primary_key] if options.primary_key else [])
     except TwinError as error:  # the training share cannot be made k-anonymous or copy-free within the limits
-        return {"status": "skipped", "skipped": f"the refit on the training share could not make a twin: {error.problem}"}
+        return {"status": "skipped",
+                "skipped": f"the refit on the training share could not make a twin: {error.problem}"}
     return {"status": "skipped" if "skipped" in audit else "completed", **audit}
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from shapes import lending_table, narrow_table
-from twin_pipeline.privacy import audit_generator, default_secrets, detect_quasi_identifiers, enforce_k_anonymity, privacy_report, risk
+from twin_pipeline.privacy import (audit_generator, default_secrets, detect_quasi_identifiers, enforce_k_anonymity,
+                                   privacy_report, risk)
 from twin_pipeline.privacy.risk import Encoder, auc_with_interval, closest_distances, nearest
 
 

@@ -120,14 +120,17 @@ def business_rules_hold(quality_report: dict) -> dg.AssetCheckResult:
 
 
 @per_portfolio_check(asset=privacy_audit,
-                description="The attacker audit completed and no risk is significant (family-wise 95 % interval above 0) and "
-                            "at least 0.05; a warning: the twin is already published when the audit runs.")
+                description="The attacker audit completed within its budget and no risk is significant (family-wise "
+                            "95 % interval above 0) and at least 0.05; a warning: the twin is already published "
+                            "when the audit runs.")
 def privacy_audit_finds_no_leak(privacy_audit: dict) -> dg.AssetCheckResult:
     completed = privacy_audit.get("status") == "completed"
     flagged = privacy_audit.get("flagged", []) if completed else []
-    return dg.AssetCheckResult(passed=completed and not flagged, severity=dg.AssetCheckSeverity.WARN, metadata={
-        "status": privacy_audit.get("status", "skipped"), "flagged": ", ".join(flagged) or "nothing",
-        "summary": audit_summary(privacy_audit)})
+    truncated = completed and privacy_audit["budget"]["truncated"]  # attacks left out: no all-clear
+    return dg.AssetCheckResult(
+        passed=completed and not flagged and not truncated, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"status": privacy_audit.get("status", "skipped"), "flagged": ", ".join(flagged) or "nothing",
+                  "truncated": bool(truncated), "summary": audit_summary(privacy_audit)})
 
 
 CHECKS = [business_rules_hold, privacy_recount, matches_upload_schema, similarity_score_at_least_85,

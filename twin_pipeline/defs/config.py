@@ -44,8 +44,8 @@ class CloneConfig(dg.Config):
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
     rules: Optional[str] = Field(default=None, description="Declared business rules: a JSON/YAML rules file, or "
                                  "the rules as JSON text (a sidecar may give the list itself)")
-    audit_budget: float = Field(default=DEFAULT_AUDIT_BUDGET, description="Seconds the attacker audit (asset privacy_audit) "
-                                "may take; stages that would start later are reported as not run")
+    audit_budget: float = Field(default=DEFAULT_AUDIT_BUDGET, description="Seconds the attacker audit (asset "
+                                "privacy_audit) may take; stages that would start later are reported as not run")
     secrets: Optional[list[str]] = Field(default=None, description="Columns the audit's attacker tries to infer; "
                                          "default: the target column and the most sensitive amounts")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "

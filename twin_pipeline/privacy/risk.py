@@ -239,8 +239,9 @@ def default_secrets(real: pd.DataFrame, quasi_identifiers: Sequence[str] = (), p
     lower = {c: str(c).lower() for c in candidates}
     few_values = [c for c in candidates if real[c].nunique(dropna=True) <= 10]
     target = next((c for word in TARGET_WORDS for c in few_values if word in lower[c]), None)
-    numeric = [c for c in candidates if c != target and is_numeric_qi(real[c]) and not pd.api.types.is_bool_dtype(real[c])
-               and real[c].nunique() > 10 and not any(word in lower[c] for word in NOT_AMOUNT_WORDS)]
+    numeric = [c for c in candidates if c != target and is_numeric_qi(real[c])
+               and not pd.api.types.is_bool_dtype(real[c]) and real[c].nunique() > 10
+               and not any(word in lower[c] for word in NOT_AMOUNT_WORDS)]
     named = [c for word in AMOUNT_WORDS for c in numeric if word in lower[c]]
     ranked = list(dict.fromkeys(named + sorted(numeric, key=lambda c: -real[c].nunique())))
     return ([target] if target is not None else []) + ranked[:n_amounts]
@@ -328,14 +329,16 @@ def attacker_risk(
     control = _subsample(real_holdout[columns], max_rows, rng).reset_index(drop=True)
     syn = _aligned(synthetic[columns].reset_index(drop=True), real_train)
     encoder = Encoder.fit(train, columns, [syn, control])
-    encoded = {"syn": encoder.transform(syn), "train": encoder.transform(train), "control": encoder.transform(control)}
+    encoded = {name: encoder.transform(frame) for name, frame in (("syn", syn), ("train", train), ("control", control))}
     n_attacks = int(min(n_attacks, len(train), len(control)))
-    attack_rows = {name: np.sort(rng.choice(len(encoded[name]), n_attacks, replace=False)) for name in ("train", "control")}
+    attack_rows = {name: np.sort(rng.choice(len(encoded[name]), n_attacks, replace=False))
+                   for name in ("train", "control")}
 
     n_tests = 3 + len(secret_columns)
     z = stats.norm.ppf(1 - FAMILY_ALPHA / (2 * n_tests))  # each "ci_family" holds with 95 % for all attacks at once
     result: dict = {
-        "rows": {"synthetic": len(syn), "train": len(train), "control": len(control), "train_total": len(real_train)},
+        "rows": {"synthetic": len(syn), "train": len(train), "control": len(control),
+                 "train_total": len(real_train)},
         "n_attacks": n_attacks, "known_columns": known, "secrets": secret_columns,
         "flag_rule": f"risk >= {MIN_FLAGGED_RISK} and its interval at the family-wise 95 % level (Bonferroni over "
                      f"{n_tests} attacks, ci_family) above 0",
@@ -356,7 +359,8 @@ def attacker_risk(
 
     stage("membership", lambda: membership_risk(encoded["syn"], encoded["train"], encoded["control"], z))
     stage("inference", lambda: {
-        secret: inference_risk(encoder, syn, train, control, attack_rows, [c for c in known if c != secret], secret, z)
+        secret: inference_risk(encoder, syn, train, control, attack_rows, [c for c in known if c != secret],
+                               secret, z)
         for secret in secret_columns})
     stage("linkability", lambda: linkability_risk(encoder, syn, train, control, attack_rows, known, z))
     stage("singling_out", lambda: singling_out_risk(syn, train, control, min(n_attacks, 200), seed, z))
@@ -393,12 +397,14 @@ def membership_risk(synthetic: np.ndarray, train: np.ndarray, control: np.ndarra
     _, (family_low, family_high) = auc_with_interval(-to_train, -to_control, z_family)
     return {"risk": 2 * auc - 1, "ci": [2 * low - 1, 2 * high - 1], "auc": auc,
             "ci_family": [2 * family_low - 1, 2 * family_high - 1],
-            "median_coordinate_distance": {"train": float(np.median(to_train)), "control": float(np.median(to_control))},
+            "median_coordinate_distance": {"train": float(np.median(to_train)),
+                                           "control": float(np.median(to_control))},
             "share_of_train_with_a_copy": float(np.mean(to_train == 0)),
             "share_of_control_with_a_copy": float(np.mean(to_control == 0))}
 
 
-def auc_with_interval(positives: np.ndarray, negatives: np.ndarray, z: float = Z95) -> tuple[float, tuple[float, float]]:
+def auc_with_interval(positives: np.ndarray, negatives: np.ndarray,
+                      z: float = Z95) -> tuple[float, tuple[float, float]]:
     """P(positive score > negative score) + P(tie) / 2, with DeLong's interval (95 % by default; midranks handle
     ties)."""
     m, n = len(positives), len(negatives)
@@ -413,7 +419,8 @@ def auc_with_interval(positives: np.ndarray, negatives: np.ndarray, z: float = Z
 
 
 def inference_risk(encoder: Encoder, syn: pd.DataFrame, train: pd.DataFrame, control: pd.DataFrame,
-                   attack_rows: dict[str, np.ndarray], known: list[str], secret: str, z_family: float = Z95) -> dict:
+                   attack_rows: dict[str, np.ndarray], known: list[str], secret: str,
+                   z_family: float = Z95) -> dict:
     """Guess `secret` of each attacked row as that of the twin row nearest on the known columns."""
     reference = encoder.transform(syn, known)
     success = {}
