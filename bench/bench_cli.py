@@ -6,7 +6,8 @@ table (10x rows), in one run, on the shared tables and tables of other shapes; a
 
 The twin side is a fresh `python -m twin_pipeline.cli` process timed by wall clock: imports, reading the CSV,
 fitting, sampling, protecting, both reports and writing the files. The SDV side is timed inside its own process
-from metadata detection to the sampled frame (imports and CSV reading excluded), which flatters SDV. Targets
+from metadata detection to the sampled frame (imports and CSV reading excluded), which flatters SDV. The machine
+may be shared: CPU seconds (user + system) are recorded beside wall seconds, and the load average with each row. Targets
 (issue 13): twin / SDV <= 0.2 on the 55-column table, <= 0.5 on every other; the audit within its 60 s budget.
 SDV comes from the `bench` extra: pip install torch==2.13.0 (CPU wheel) first, then pip install -e '.[bench]'.
 """
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,13 +48,14 @@ warnings.simplefilter("ignore")
 from sdv.metadata import Metadata
 from sdv.single_table import GaussianCopulaSynthesizer
 data = pd.read_csv(sys.argv[1])
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 metadata = Metadata.detect_from_dataframes({"table": data})
 synthesizer = GaussianCopulaSynthesizer(metadata)
 synthesizer.fit({"table": data})
 fitted = time.perf_counter()
 rows = synthesizer.sample(num_rows=int(sys.argv[2]))["table"]
-print(json.dumps({"fit_s": fitted - start, "fit_sample_s": time.perf_counter() - start, "rows": len(rows)}))
+print(json.dumps({"fit_s": fitted - start, "fit_sample_s": time.perf_counter() - start,
+                  "fit_sample_cpu_s": time.process_time() - cpu, "rows": len(rows)}))
 """
 
 
@@ -62,11 +65,15 @@ def _read(path: Path):
     return pd.read_csv(path)
 
 
-def run(command: list[str], timeout: float) -> tuple[float, subprocess.CompletedProcess]:
+def run(command: list[str], timeout: float) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall seconds, CPU seconds (user + system of the child process) and the finished process."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment, cwd=ROOT)
-    return time.perf_counter() - start, completed
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return time.perf_counter() - start, cpu, completed
 
 
 def last_line(text: str) -> str:
@@ -81,26 +88,29 @@ def bench_table(name: str, folder: Path) -> dict:
     out = folder / f"{name}-twin"
     row = {"table": name, "rows": len(real), "columns": real.shape[1], "target_ratio": TARGETS.get(name, 0.5)}
 
-    seconds, twin = run([sys.executable, "-m", "twin_pipeline.cli", "clone", str(source), "--out", str(out),
-                         "--scale", "10"], timeout=1800)
-    row.update(twin_clone_s=round(seconds, 2), twin_exit=twin.returncode)
+    seconds, cpu, twin = run([sys.executable, "-m", "twin_pipeline.cli", "clone", str(source), "--out", str(out),
+                              "--scale", "10"], timeout=1800)
+    row.update(twin_clone_s=round(seconds, 2), twin_clone_cpu_s=round(cpu, 2), twin_exit=twin.returncode)
     if twin.returncode != 0:
         row["twin_error"] = last_line(twin.stderr)
 
-    seconds, sdv = run([sys.executable, "-c", SDV_SCRIPT, str(source), str(10 * len(real))], timeout=3600)
+    seconds, cpu, sdv = run([sys.executable, "-c", SDV_SCRIPT, str(source), str(10 * len(real))], timeout=3600)
     if sdv.returncode == 0:
         measured = json.loads(last_line(sdv.stdout))
         row.update(sdv_fit_s=round(measured["fit_s"], 2), sdv_fit_sample_s=round(measured["fit_sample_s"], 2),
-                   sdv_process_s=round(seconds, 2))
+                   sdv_fit_sample_cpu_s=round(measured["fit_sample_cpu_s"], 2), sdv_process_s=round(seconds, 2),
+                   sdv_process_cpu_s=round(cpu, 2))
         if twin.returncode == 0:
             row["ratio"] = round(row["twin_clone_s"] / row["sdv_fit_sample_s"], 3)
             row["meets_target"] = row["ratio"] <= row["target_ratio"]
             row["ratio_process_to_process"] = round(row["twin_clone_s"] / row["sdv_process_s"], 3)
+            row["cpu_ratio"] = round(row["twin_clone_cpu_s"] / row["sdv_fit_sample_cpu_s"], 3)
     else:
         row["sdv_error"] = last_line(sdv.stderr)
 
     if twin.returncode == 0:
-        seconds, audit = run([sys.executable, "-m", "twin_pipeline.cli", "audit", "privacy", str(out)], timeout=600)
+        seconds, _, audit = run([sys.executable, "-m", "twin_pipeline.cli", "audit", "privacy", str(out)],
+                                timeout=600)
         report = json.loads((out / "privacy_audit.json").read_text()) if (out / "privacy_audit.json").exists() else {}
         budget = report.get("budget", {})
         row.update(audit_process_s=round(seconds, 2), audit_exit=audit.returncode, audit_status=report.get("status"),
