@@ -44,6 +44,9 @@ def test_the_twin_assets_are_described_partitioned_in_one_group_in_the_duckdb_po
     job = defs.resolve_job_def("clone_portfolio")
     assert {key.path[-1] for key in job.asset_layer.selected_asset_keys} == TWIN_ASSETS
     assert graph.get(dg.AssetKey("privacy_audit")).parent_keys >= {dg.AssetKey("quality_report")}  # off the path
+    from twin_pipeline.defs.privacy_audit import attack, publish_audit
+
+    assert attack.pool is None and publish_audit.pool == "twin_duckdb"  # the audit never holds the writer pool
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert [target.job_name for target in sensor.targets] == ["clone_portfolio", "clone_related_portfolio"]
