@@ -47,6 +47,7 @@ OPERATIONS = (
     "QUALITY_REPORTED",
     "RAW_DATA_DELETED",
     "DOWNLOAD",  # a published file served by the REST API
+    "PRIVACY_AUDITED",  # the attacker audit of a portfolio, after its twin was published
 )
 GENESIS_HASH = "0" * 64
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")

@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "instead of replacing them by fresh values of the same format (the default)")
     clone.add_argument("--target", help="column the TSTR utility model predicts (default: a categorical column "
                                         "named like default, status, approval or bad)")
+    clone.add_argument("--audit", action="store_true",
+                       help="after the twin is written, run the attacker audit (DIR/privacy_audit.json); "
+                            "same as 'twin audit privacy DIR' later")
+    _audit_options(clone)
 
     demo = commands.add_parser("demo", help="materialize the bundled sample portfolio end to end with Dagster",
                                description="Run the Dagster pipeline (six assets and their checks) on the bundled "
@@ -104,8 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", help="data directory (default: $TWIN_DATA_DIR or ./data)")
     demo.add_argument("--json", action="store_true", help="print the full result as JSON instead of the stages")
 
-    audit = commands.add_parser("audit", help="verify or show the tamper-evident audit trail")
+    audit = commands.add_parser("audit", help="attack a twin (privacy), or verify or show the audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    privacy = audit_commands.add_parser(
+        "privacy", help="attacker audit of a clone's output folder: membership, inference, linkability, singling-out",
+        description="Refit the clone's pipeline on 80 %% of the real rows and attack its twin with the other 20 %% as "
+                    "the control set, within a time budget; writes DIR/privacy_audit.json. Exit 1 if it failed.")
+    privacy.add_argument("dir", help="output folder of 'twin clone' (holds clone.json)")
+    privacy.add_argument("--real", help="the real table (default: the path recorded in DIR/clone.json)")
+    _audit_options(privacy, defaults_from_clone=True)
     verify = audit_commands.add_parser("verify", help="recompute the hash chain; exit 1 naming the first broken entry")
     show = audit_commands.add_parser("show", help="print the audit trail, optionally for one portfolio")
     show.add_argument("portfolio", nargs="?", help="portfolio (partition key)")
@@ -137,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="clone runs executing at once (default: the instance's run queue limit)")
     parser.epilog = _command_list(commands)
     return parser
+
+
+def _audit_options(parser: argparse.ArgumentParser, defaults_from_clone: bool = False) -> None:
+    same = " (default: the clone's, else {})" if defaults_from_clone else " (default: {})"
+    parser.add_argument("--audit-budget", "--budget", dest="audit_budget", type=float,
+                        default=None if defaults_from_clone else 60.0,
+                        help="seconds the attacker audit may take; stages that would start later are listed as "
+                             "not run" + same.format("60"))
+    parser.add_argument("--secrets", type=_names, help="comma-separated columns the attacker tries to infer"
+                        + same.format("the target column and the most sensitive amounts"))
 
 
 def _command_list(commands: argparse._SubParsersAction) -> str:
@@ -179,14 +200,15 @@ def _clone(args) -> int:
                            k=args.k, quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
                            workers=args.workers, rules=args.rules, drop_identifiers=args.drop_identifiers,
-                           target=args.target, escape_formulas=args.escape_formulas)
+                           target=args.target, escape_formulas=args.escape_formulas, audit_budget=args.audit_budget,
+                           secrets=args.secrets)
     validate_options(options)  # before any file is read: a bad flag is named as such
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
         return _clone_related(args, options, keys, say)
     from .pipeline import clone_file
 
-    summary = clone_file(args.input[0], args.out, options, progress=say)
+    summary = clone_file(args.input[0], args.out, options, progress=say, audit=args.audit)
     print(f"twin of {summary['source']}: {summary['rows_synthetic']:,} rows, similarity {summary['similarity_score']:.1f}/100, "
           f"correlation error {summary['correlation_error']:.3f}, k = {summary['k']}, "
           f"copies of rare real records {summary['rare_record_copies']}, rows equal to a real row "
@@ -280,6 +302,8 @@ def _status(args) -> int:
 def _audit(args) -> int:
     from .audit import AuditLog
 
+    if args.audit_command == "privacy":
+        return _audit_privacy(args)
     database = data_dir(args.data_dir) / "twin.duckdb"
     if not database.exists():
         raise TwinInputError(database, "no audit database yet: run a clone through the pipeline first")
@@ -295,6 +319,15 @@ def _audit(args) -> int:
     entries = log.entries(args.portfolio)
     print(entries.to_string(index=False) if len(entries) else "no audit entries")
     return 0
+
+
+def _audit_privacy(args) -> int:
+    from .pipeline import AUDIT_FILE, audit_clone_dir, audit_summary
+
+    audit = audit_clone_dir(args.dir, args.real, args.audit_budget, args.secrets)
+    print(audit_summary(audit))
+    print(f"  privacy_audit   {Path(args.dir) / AUDIT_FILE}")
+    return 1 if audit.get("status") == "failed" else 0
 
 
 def main(argv: list[str] | None = None) -> int:

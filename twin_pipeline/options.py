@@ -22,6 +22,7 @@ DEFAULT_SEED = 0
 MAX_ROWS = int(os.environ.get("TWIN_MAX_ROWS", 10**9))  # a typo of three zeros should not fill the disk
 GENERALIZATIONS = ("bands",)
 OUTPUT_FORMATS = ("csv", "parquet")
+DEFAULT_AUDIT_BUDGET = 60.0
 
 
 @dataclass
@@ -43,6 +44,8 @@ class CloneOptions:
     drop_identifiers: bool = False  # direct identifiers (SSN, e-mail, ...) dropped instead of freshly minted
     target: str | None = None  # the column TSTR predicts; None: a default / status / approval column by name
     escape_formulas: bool = True  # CSV outputs: text cells a spreadsheet would run get a leading apostrophe
+    audit_budget: float = DEFAULT_AUDIT_BUDGET  # seconds the attacker audit may take (after the twin is made)
+    secrets: list[str] | None = None  # columns the audit's attacker tries to infer; None: target + amounts
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +101,12 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
         bad("drop_identifiers", f"must be true or false, got {options.drop_identifiers!r}")
     if not isinstance(options.escape_formulas, bool):
         bad("escape_formulas", f"must be true or false, got {options.escape_formulas!r}")
+    if not (isinstance(options.audit_budget, (int, float)) and not isinstance(options.audit_budget, bool)
+            and math.isfinite(options.audit_budget) and options.audit_budget > 0):
+        bad("audit_budget", f"must be a positive number of seconds, got {options.audit_budget!r}")
+    if options.secrets is not None and not (isinstance(options.secrets, list)
+                                            and all(isinstance(name, str) for name in options.secrets)):
+        bad("secrets", f"must be a list of column names, got {options.secrets!r}")
     if not isinstance(options.column_kinds, dict):
         bad("column_kinds", f"must map column names to kinds, got {options.column_kinds!r}")
     wrong = sorted(f"{name}={kind}" for name, kind in options.column_kinds.items() if kind not in KINDS)
@@ -132,7 +141,8 @@ def resolve_options(real: pd.DataFrame, options: CloneOptions, source=None) -> t
     columns = set(real.columns)
     named = {"primary_key": [options.primary_key] if options.primary_key else [],
              "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds),
-             "target": [options.target] if options.target else []}
+             "target": [options.target] if options.target else [],
+             "secrets": options.secrets or []}
     for setting, names in named.items():
         missing = [name for name in names if name not in columns]
         if missing:

@@ -6,6 +6,7 @@ line and the orchestrated pipeline cannot drift apart.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -21,11 +22,14 @@ from . import publish
 from .engine import GaussianCopulaEngine
 from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
-from .tables import read_table, write_json
+from .tables import read_table, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
 PARQUET_FROM_ROWS = 1_000_000  # larger twins are written as Parquet unless a format is asked for
+CLONE_RECORD = "clone.json"  # beside a twin: the real table's path and SHA-256 and the options, for a later audit
+AUDIT_FILE = "privacy_audit.json"
+AUDIT_MAX_SUPPRESSION = 0.05  # the largest share of rows the audit's refit may suppress (its twin is not published)
 
 
 def check_disk_space(folder: Path, rows: int, bytes_per_row: float, source) -> None:
@@ -123,33 +127,31 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
     return protected, protection
 
 
-def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: float = 0.2,
-                  attacker: bool = True) -> dict:
-    """Risk as an attacker would measure it: refit the same pipeline on 80 % of the rows and compare the
-    protected twin's closeness (and anonymeter's singling-out, linkability and inference attacks) on those
-    training rows against the 20 % it never saw. 0 advantage = the twin leaks nothing about who was in it."""
-    from .privacy import KAnonymityError, attacker_risk, privacy_report
+def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: float = 0.2) -> dict:
+    """Risk as an attacker would measure it, within `options.audit_budget` seconds: refit the same pipeline
+    (fit, sample, protect) on a training share of the rows and attack its twin, with the held-out rows as the
+    control set (privacy.risk.audit_generator). Not part of making the twin: `twin clone --audit`,
+    `twin audit privacy DIR` and the `privacy_audit` asset run it after the product exists."""
+    from .privacy import audit_generator
 
-    shuffled = real.sample(frac=1.0, random_state=options.seed or 0).reset_index(drop=True)
-    cut = int(round(len(shuffled) * (1 - holdout_share)))
-    train, holdout = shuffled.iloc[:cut], shuffled.iloc[cut:]
-    if len(holdout) < 20 or len(train) < 20:
-        return {"skipped": f"{len(real)} rows are too few to hold out a control set"}
-    engine = fit_model(train, options)
+    # The refit's twin is never published: its 80 % share may need a few more suppressed rows than the product's
+    # cap allows (small tables), and failing the audit for that would hide the risk it is there to measure.
+    refit = replace(options, max_suppression=max(options.max_suppression, AUDIT_MAX_SUPPRESSION))
+
+    def generate(train: pd.DataFrame) -> pd.DataFrame:
+        engine = fit_model(train, refit)
+        return protect(engine.sample(len(train), seed=refit.seed), train, engine, refit)[0]
+
     try:
-        twin, protection = protect(engine.sample(len(train), seed=options.seed), train, engine, options)
-    except KAnonymityError as error:  # a small table's 80 % can be too small to anonymise within the cap
-        return {"skipped": f"the 80 % refit could not be made {options.k}-anonymous: {error.problem}"}
-    ignore = key_columns(real, options)
-    audit = {"method": f"fit on {len(train)} rows, {len(holdout)} held out as the control set",
-             "holdout": privacy_report(twin, train, holdout, quasi_identifiers=protection["quasi_identifiers"],
-                                       k=options.k, ignore_columns=ignore)}
-    try:
-        audit["attacker_risk"] = attacker_risk(twin, train, holdout, quasi_identifiers=protection["quasi_identifiers"],
-                                               ignore_columns=ignore) if attacker else None
-    except ImportError:
-        audit["attacker_risk"] = {"skipped": "anonymeter is not installed (pip install twin-pipeline[dev])"}
-    return audit
+        audit = audit_generator(real, generate, quasi_identifiers=options.quasi_identifiers, secrets=options.secrets,
+                                budget_seconds=options.audit_budget, holdout_share=holdout_share,
+                                seed=options.seed or 0,
+                                ignore_columns=[options.primary_key] if options.primary_key else [])
+    except TwinError as error:  # the training share cannot be made k-anonymous or copy-free within the limits
+        return {"status": "skipped",
+                "skipped": f"the refit on the training share could not make a twin: {error.problem}"}
+    audit.setdefault("method", {})["refit_max_suppression"] = refit.max_suppression
+    return {"status": "skipped" if "skipped" in audit else "completed", **audit}
 
 
 def reference_quality(real: pd.DataFrame, options: CloneOptions) -> dict:
@@ -182,7 +184,8 @@ def reference_quality(real: pd.DataFrame, options: CloneOptions) -> dict:
 
 def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
            protection: dict) -> tuple[dict, dict]:
-    """Quality of the protected twin against the real table, and its privacy figures beside it."""
+    """Quality of the protected twin against the real table, and its privacy figures beside it (k, copies, distance
+    to the closest record); the attacker audit is `privacy_audit`, off this path."""
     from .privacy import privacy_report
     from .quality import quality_report
     from .quality.tails import tail_report
@@ -205,7 +208,6 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     action = ("dropped (drop_identifiers)" if options.drop_identifiers
               else "replaced by fresh values of the same format, never a real one")
     privacy["direct_identifiers"] = {name: {**found, "action": action} for name, found in identifiers.items()}
-    privacy["audit"] = privacy_audit(real, options)
     return quality, privacy
 
 
@@ -232,6 +234,55 @@ def _ceiling_note(quality: dict) -> str:
     parts.append(f"TSTR {utility['metric'].upper()} real {utility['real']:.3f} / twin {utility['twin']:.3f} "
                  f"on {utility['target']}" if "gap" in utility else f"no TSTR ({utility.get('skipped')})")
     return ", ".join(parts)
+
+
+def audit_to_file(real: pd.DataFrame, options: CloneOptions, out_dir: Path) -> dict:
+    """Run `privacy_audit` and write it to `out_dir/privacy_audit.json`, whatever happens: an audit that fails
+    is recorded as failed (with its error) beside a twin that stays valid."""
+    try:
+        audit = privacy_audit(real, options)
+    except Exception as error:  # noqa: BLE001 - the audit must never take the product down with it
+        log.exception("the privacy audit failed")
+        audit = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    write_json(audit, Path(out_dir) / AUDIT_FILE)
+    return audit
+
+
+def audit_summary(audit: dict) -> str:
+    """One line for a terminal or a log: what the audit found, or why it did not run."""
+    if audit.get("status") != "completed":
+        return f"privacy audit {audit.get('status', 'skipped')}: {audit.get('error') or audit.get('skipped')}"
+    from .privacy.risk import risk_figures
+
+    figures = [f"{name} {figure['risk']:+.2f}" for name, figure in risk_figures(audit).items()]
+    budget = audit["budget"]
+    flagged = ", ".join(audit["flagged"]) or "nothing"
+    return (f"privacy audit in {budget['elapsed']:.1f} s of {budget['seconds']:g} s"
+            f"{' (truncated: ' + ', '.join(budget['not_run']) + ' not run)' if budget['truncated'] else ''}: "
+            f"{'; '.join(figures)}; flagged: {flagged}")
+
+
+def audit_clone_dir(out_dir: str | Path, real_path: str | Path | None = None, budget: float | None = None,
+                    secrets: list[str] | None = None) -> dict:
+    """`twin audit privacy DIR`: audit the clone in `out_dir` against its real table (`real_path`, else the
+    path recorded in DIR/clone.json), with the clone's own options; writes DIR/privacy_audit.json."""
+    out_dir = Path(out_dir)
+    record_path = out_dir / CLONE_RECORD
+    if not record_path.is_file():
+        raise TwinInputError(out_dir, f"has no {CLONE_RECORD}: not the output folder of 'twin clone'")
+    record = json.loads(record_path.read_text())
+    source = Path(real_path or record["source"])
+    if not source.is_file():
+        raise TwinInputError(source, "the real table is not there (give it with --real FILE)")
+    if sha256_file(source) != record["sha256"]:
+        raise TwinInputError(source, f"is not the table this twin was cloned from (its SHA-256 differs from "
+                                     f"{record_path})")
+    options = CloneOptions.from_dict(record["options"])
+    options = replace(options, audit_budget=options.audit_budget if budget is None else budget,
+                      secrets=options.secrets if secrets is None else secrets)
+    real = read_table(source)
+    options, _ = resolve_options(real, options, source)
+    return audit_to_file(real, options, out_dir)
 
 
 def combine_protection(results: list[dict]) -> dict:
@@ -266,18 +317,20 @@ def with_recount(privacy: dict, verified: dict, k: int) -> dict:
     return {**privacy, **recount, "k_satisfied": verified["k"] is None or verified["k"] >= k}
 
 
-def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, progress=None) -> dict:
-    """Run the whole pipeline on a file; write the twin, its model and both reports under `out_dir`.
+def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, progress=None,
+               audit: bool = False) -> dict:
+    """Run the whole pipeline on a file; write the twin, its model and both reports under `out_dir`, and
+    with `audit` the attacker audit after them (its failure is reported, it never undoes the twin).
 
     The twin is made in shards (see shards.py), so memory stays bounded however many rows are asked for.
     """
     try:
-        return _clone_file(Path(source), Path(out_dir), options, progress)
+        return _clone_file(Path(source), Path(out_dir), options, progress, audit)
     except TwinError as error:  # problems found past reading (a bad primary key, ...) are about this file
         raise error.naming(source) from None
 
 
-def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) -> dict:
+def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, audit: bool) -> dict:
     from .privacy import detect_quasi_identifiers
 
     real = read_table(source)
@@ -299,8 +352,14 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
         raise
     publish.publish(out_dir, staged)  # every output replaced at once: a reader never sees a mix of two clones
     summary = outputs.pop("summary")
-    return {**summary, "source": str(source), "rows_real": len(real),
-            "outputs": {name: str(out_dir / path.name) for name, path in outputs.items()}}
+    result = {**summary, "source": str(source), "rows_real": len(real), "audit": None,
+              "outputs": {name: str(out_dir / path.name) for name, path in outputs.items()}}
+    if audit:  # after the twin is published: the audit never holds it back or undoes it
+        say(f"attacker audit (budget {options.audit_budget:g} s) ...")
+        result["audit"] = audit_to_file(real, options, out_dir)
+        result["outputs"]["privacy_audit"] = str(out_dir / AUDIT_FILE)
+        say(audit_summary(result["audit"]))
+    return result
 
 
 def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions, n: int,
@@ -321,7 +380,6 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         shown = real[[name for name in real.columns if name in twin.columns]]  # dropped identifiers are not shown
         page, _ = report_page(out_dir / "report.html", shown, twin, quality, privacy, options, title=source.name)
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
-        say("measured quality and privacy (with an 80/20 held-out attacker audit)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas)
     return {
@@ -329,6 +387,8 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         "model": engine.save(out_dir / "model.json"),
         "quality_report": write_json(quality, out_dir / "quality_report.json"),
         "privacy_report": write_json(privacy, out_dir / "privacy_report.json"),
+        "clone": write_json({"source": str(source.resolve()), "sha256": sha256_file(source),
+                             "options": options.to_dict()}, out_dir / CLONE_RECORD),
         "summary": {"rows_synthetic": verified["rows"], "similarity_score": quality["similarity_score"],
                     "correlation_error": quality["correlation_error"], "k": verified["k"],
                     "exact_match_rate": verified["exact_match_rate"], "rules": quality["rules"]["summary"],

@@ -25,8 +25,9 @@ from twin_pipeline.definitions import twin_resources
 from twin_pipeline.tables import sha256_file
 
 SIX = ["raw_upload", "fitted_marginals", "correlation_matrix", "synthetic_sample", "k_anonymized_output", "quality_report"]
+ALL = SIX + ["privacy_audit"]  # the attacker audit comes after the product and its report
 OPERATIONS = ["UPLOAD_INGESTED", "CLONE_INITIATED", "MODEL_FITTED", "SAMPLE_GENERATED", "K_ANONYMITY_ENFORCED",
-              "QUALITY_REPORTED"]
+              "QUALITY_REPORTED", "PRIVACY_AUDITED"]
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
     source = landed()
     key, result = clone(storage, source, seed=3)
     assert result.success
-    assert {event.asset_key.path[-1] for event in result.get_asset_materialization_events()} == set(SIX)
+    assert {event.asset_key.path[-1] for event in result.get_asset_materialization_events()} == set(ALL)
 
     folder = storage.portfolio_dir(key)
     names = {path.name for path in folder.iterdir()}
@@ -92,7 +93,8 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
 
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == {"k_anonymity_at_least_k", "no_exact_copies", "matches_upload_schema",
-                           "similarity_score_at_least_85", "correlation_error_at_most_0_10", "business_rules_hold"}
+                           "similarity_score_at_least_85", "correlation_error_at_most_0_10", "business_rules_hold",
+                           "privacy_audit_finds_no_leak"}
     assert checks["k_anonymity_at_least_k"].passed
     assert checks["k_anonymity_at_least_k"].metadata["smallest_group"].value >= 5
     assert checks["no_exact_copies"].passed and checks["matches_upload_schema"].passed
@@ -101,7 +103,7 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
     assert list(log.entries(key)["operation"]) == OPERATIONS
     assert log.verify().ok
     lineage = log.lineage(key)
-    assert sorted(lineage["asset"]) == sorted(SIX)
+    assert sorted(lineage["asset"]) == sorted(ALL)
     outputs = dict(zip(lineage["asset"], lineage["output_hash"]))
     for row in lineage.itertuples():  # every input hash is the hash its upstream asset recorded as its output
         inputs = row.input_hashes if isinstance(row.input_hashes, dict) else json.loads(row.input_hashes)
@@ -213,8 +215,10 @@ def test_deleting_the_raw_upload_after_the_clone_is_audited_and_later_steps_say_
     assert not source.exists() and not storage.raw_dir(key).exists()
     assert (storage.portfolio_dir(key) / "synthetic.csv").exists()
     entries = AuditLog(storage.audit_db).entries(key)
-    assert list(entries["operation"]) == OPERATIONS[:-1] + ["RAW_DATA_DELETED", "QUALITY_REPORTED"]
+    # The audit is the last step that needs real rows: raw is deleted after it, and the audit still ran.
+    assert list(entries["operation"]) == OPERATIONS[:-1] + ["RAW_DATA_DELETED", "PRIVACY_AUDITED"]
     assert set(entries.iloc[-2]["metadata"]["deleted"]) == {str(source), str(storage.raw_dir(key) / "loans.csv")}
+    assert json.loads((storage.portfolio_dir(key) / "privacy_audit.json").read_text())["status"] == "completed"
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(portfolios.name, [key])
@@ -233,3 +237,28 @@ def test_tampering_with_one_audit_row_breaks_the_chain_at_that_row(storage, land
         connection.execute("UPDATE audit_log SET data_hash = ? WHERE entry_hash = ?", ["0" * 64, target["entry_hash"]])
     result = AuditLog(storage.audit_db).verify()
     assert not result.ok and result.first_broken_id == target["id"] and result.checked == target["id"] - 1
+
+
+def test_the_twin_is_published_and_the_run_succeeds_when_the_privacy_audit_fails(storage, landed, monkeypatch):
+    def broken(real, options, holdout_share=0.2):
+        raise RuntimeError("attack crashed")
+
+    monkeypatch.setattr(pipeline, "privacy_audit", broken)
+    key, result = clone(storage, landed(), raise_on_error=False)
+    assert result.success
+    folder = storage.portfolio_dir(key)
+    assert (folder / "synthetic.csv").exists() and (folder / "quality_report.json").exists()
+    audit = json.loads((folder / "privacy_audit.json").read_text())
+    assert audit == {"status": "failed", "error": "RuntimeError: attack crashed"}
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "privacy_audit_finds_no_leak")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_the_privacy_audit_asset_reports_its_budget_and_risks(storage, landed):
+    key, result = clone(storage, landed(), audit_budget=40.0, secrets=["Status", "Debt"])
+    metadata = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                    if e.asset_key.path[-1] == "privacy_audit")
+    assert metadata["status"].value == "completed" and metadata["budget_seconds"].value == 40.0
+    assert "inference: Debt" in metadata["risks"].value and metadata["flagged"].value == "nothing"
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "privacy_audit_finds_no_leak")
+    assert check.passed

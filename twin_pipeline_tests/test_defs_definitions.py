@@ -17,6 +17,7 @@ from twin_pipeline.options import CloneOptions
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SIX = {"raw_upload", "fitted_marginals", "correlation_matrix", "synthetic_sample", "k_anonymized_output", "quality_report"}
+TWIN_ASSETS = SIX | {"privacy_audit"}  # the attacker audit: in the clone job, after the product
 
 
 @pytest.mark.parametrize("target", [["-m", "twin_pipeline.definitions"],
@@ -28,19 +29,23 @@ def test_dagster_validates_the_code_location(target):
     assert "Validation successful" in completed.stderr + completed.stdout
 
 
-def test_six_described_partitioned_assets_in_one_group_in_the_duckdb_pool_and_one_job():
+def test_the_twin_assets_are_described_partitioned_in_one_group_in_the_duckdb_pool_and_one_job():
     graph = defs.resolve_asset_graph()
     nodes = {key.path[-1]: graph.get(key) for key in graph.get_all_asset_keys()}
     rejected = nodes.pop("rejected_uploads")  # observed by the landing sensor, never materialized by a run
     assert rejected.group_name == "digital_twin" and rejected.partitions_def is None and "reason" in rejected.description
-    assert set(nodes) == SIX | {"related_twin"}  # related_twin: bundles of related tables, its own job
+    assert set(nodes) == TWIN_ASSETS | {"related_twin"}  # related_twin: bundles of related tables, its own job
     for name, node in nodes.items():
         assert node.group_name == "digital_twin", name
         assert node.partitions_def.name == "portfolios", name
         assert node.description and len(node.description) > 40, name
         assert node.pools == {"twin_duckdb"}, name
     job = defs.resolve_job_def("clone_portfolio")
-    assert {key.path[-1] for key in job.asset_layer.selected_asset_keys} == SIX
+    assert {key.path[-1] for key in job.asset_layer.selected_asset_keys} == TWIN_ASSETS
+    assert graph.get(dg.AssetKey("privacy_audit")).parent_keys >= {dg.AssetKey("quality_report")}  # off the path
+    from twin_pipeline.defs.privacy_audit import attack, publish_audit
+
+    assert attack.pool is None and publish_audit.pool == "twin_duckdb"  # the audit never holds the writer pool
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert [target.job_name for target in sensor.targets] == ["clone_portfolio", "clone_related_portfolio"]

@@ -23,7 +23,8 @@ def test_the_demo_run_is_recorded_in_the_data_dirs_dagster_home_with_its_outputs
     assert Path(result["outputs"]["synthetic.csv"]).exists() and Path(result["outputs"]["quality_report.json"]).exists()
     assert len(pd.read_csv(result["outputs"]["synthetic.csv"])) > 0
     assert all(check["passed"] for check in result["checks"].values() if check["blocking"])
-    assert len(result["checks"]) == 5 and result["similarity_score"] > 0
+    assert len(result["checks"]) == 7 and result["similarity_score"] > 0  # business rules and the audit included
+    assert Path(result["outputs"]["privacy_audit.json"]).exists()  # the attacker audit runs after the product
     assert Path(result["dagster_home"], "dagster.yaml").exists()
     with dg.DagsterInstance.from_config(result["dagster_home"]) as instance:  # what `dagster dev` will show
         run = instance.get_run_by_id(result["run_id"])

@@ -14,6 +14,7 @@ Value shapes (persisted by `PortfolioIOManager`, see LAYOUT there):
   k_anonymized_output  {"table", "protection"}: the product (synthetic.csv|parquet) merged from the shards after
                        DuckDB recounted k and copies over all of them, and how it was protected.
   quality_report       {"quality", "privacy"}: quality_report.json and privacy_report.json.
+  privacy_audit        the attacker audit (privacy_audit.json), after the product: see privacy_audit.py.
 """
 
 
@@ -31,7 +32,8 @@ from ..tables import read_table, sha256_file
 from .config import CloneConfig, check_request
 from .display import heatmap_markdown, images_markdown, markdown_table, rounded, worst_columns_markdown
 from .io_manager import ShardedTable
-from .raw import delete_raw, keep_raw_copy, load_real, options_of
+from .privacy_audit import privacy_audit, runs_in_this_run
+from .raw import delete_raw_audited, keep_raw_copy, load_real, options_of
 from .resources import ShardReader, TwinStorage
 from .schemas import CORRELATION_SCHEMA, conform, infer_twin_schema, marginals_summary, quality_columns, schema_to_dict
 from .shard_steps import SHARDS, synthetic_sample
@@ -122,8 +124,9 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
                    raw_upload: dict, fitted_marginals: dict, k_anonymized_output: dict) -> dg.Output[dict]:
     """How close the protected twin is to the real table (similarity score, KS, category match,
     correlations, measured on a uniform sample of at most `quality_sample_rows` twin rows read shard by
-    shard) and how private (exact copies and k recounted over the whole twin, distances, attacker risk).
-    Deletes the raw upload afterwards when the clone asked for it: this is the last step that needs real rows."""
+    shard) and how private (exact copies and k recounted over the whole twin, distance to closest record; the
+    attacker audit is the `privacy_audit` asset). Deletes the raw upload afterwards when the clone asked for it
+    and the audit, the last step that needs real rows, is not in the run."""
     manifest = raw_upload["manifest"]
     options = options_of(manifest)
     protection = k_anonymized_output["protection"]
@@ -147,11 +150,8 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
         "ks_statistics": dg.MetadataValue.md(markdown_table(_metric(columns, "ks_statistic", "KS D"))),
         "category_match": dg.MetadataValue.md(markdown_table(_metric(columns, "category_match", "1 - TVD"))),
     }
-    if manifest["delete_raw"]:
-        deleted = delete_raw(storage, manifest)
-        storage.audit().append("RAW_DATA_DELETED", context.partition_key, manifest["sha256"],
-                               {"run_id": context.run_id, "deleted": deleted})
-        metadata["raw_deleted"] = dg.MetadataValue.json(deleted)
+    if manifest["delete_raw"] and not runs_in_this_run(context):  # else the audit deletes it after its attack
+        metadata.update(delete_raw_audited(context, storage, manifest))
     return dg.Output({"quality": quality, "privacy": privacy}, metadata=metadata)
 
 
@@ -177,9 +177,11 @@ def _score_metadata(quality: dict) -> dict:
     return {name: value for name, value in figures.items() if value is not None}
 
 
-ASSETS = [raw_upload, fitted_marginals, correlation_matrix, synthetic_sample, k_anonymized_output, quality_report]
+ASSETS = [raw_upload, fitted_marginals, correlation_matrix, synthetic_sample, k_anonymized_output, quality_report,
+          privacy_audit]
 
 clone_portfolio = dg.define_asset_job(
     "clone_portfolio", selection=dg.AssetSelection.assets(*ASSETS),
-    description="Clone one portfolio end to end: ingest, fit, sample, protect, report (with the asset checks).",
+    description="Clone one portfolio end to end: ingest, fit, sample, protect, report (with the asset checks), "
+                "then the attacker audit (its failure does not fail the clone).",
 )

@@ -14,7 +14,9 @@ import dagster as dg
 import pandas as pd
 
 from .. import pipeline, publish
+from ..pipeline import audit_summary
 from .assets import k_anonymized_output, quality_report
+from .privacy_audit import privacy_audit
 from .partitions import portfolios
 from .raw import load_real, options_of
 from .resources import ShardReader, TwinStorage
@@ -151,4 +153,19 @@ def _rules_result(quality_report: dict) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=mined_ok, severity=dg.AssetCheckSeverity.WARN, metadata=metadata)
 
 
-CHECKS = [business_rules_hold, privacy_recount, matches_upload_schema, similarity_score_at_least_85, correlation_error_at_most_0_10]
+@per_portfolio_check(asset=privacy_audit,
+                description="The attacker audit completed within its budget and no risk is significant (family-wise "
+                            "95 % interval above 0) and at least 0.05; a warning: the twin is already published "
+                            "when the audit runs.")
+def privacy_audit_finds_no_leak(privacy_audit: dict) -> dg.AssetCheckResult:
+    completed = privacy_audit.get("status") == "completed"
+    flagged = privacy_audit.get("flagged", []) if completed else []
+    truncated = completed and privacy_audit["budget"]["truncated"]  # attacks left out: no all-clear
+    return dg.AssetCheckResult(
+        passed=completed and not flagged and not truncated, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"status": privacy_audit.get("status", "skipped"), "flagged": ", ".join(flagged) or "nothing",
+                  "truncated": bool(truncated), "summary": audit_summary(privacy_audit)})
+
+
+CHECKS = [business_rules_hold, privacy_recount, matches_upload_schema, similarity_score_at_least_85,
+          correlation_error_at_most_0_10, privacy_audit_finds_no_leak]

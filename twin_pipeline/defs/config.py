@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError
 
 from ..engine.rules import read_rules_file
 from ..errors import TwinInputError
-from ..options import (DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, CloneOptions, resolve_options,
+from ..options import (DEFAULT_AUDIT_BUDGET, DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, CloneOptions, resolve_options,
                        validate_options)
 from ..shards import SHARD_ROWS
 from ..tables import open_regular
@@ -50,6 +50,10 @@ class CloneConfig(dg.Config):
                                                             "column named like default, status, approval or bad")
     escape_formulas: bool = Field(default=True, description="CSV output: prefix text cells a spreadsheet would run "
                                   "as a formula (= + - @ tab CR) with an apostrophe (OWASP); Parquet is unchanged")
+    audit_budget: float = Field(default=DEFAULT_AUDIT_BUDGET, description="Seconds the attacker audit (asset "
+                                "privacy_audit) may take; stages that would start later are reported as not run")
+    secrets: Optional[list[str]] = Field(default=None, description="Columns the audit's attacker tries to infer; "
+                                         "default: the target column and the most sensitive amounts")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
                                                         "real rows has run (audited as RAW_DATA_DELETED)")
     shard_rows: int = Field(default=SHARD_ROWS, ge=1, description="Rows per shard: each shard is sampled and "

@@ -111,7 +111,7 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE, progress: Callab
         failures = [event.step_key for event in result.all_events if event.is_step_failure]
         raise RuntimeError(f"portfolio {portfolio}: run {result.run_id} failed at {', '.join(failures)}")
     folder = storage.portfolio_dir(portfolio)
-    shown = ("k_anonymized_output", "quality_report", "fitted_marginals", "raw_upload")
+    shown = ("k_anonymized_output", "quality_report", "privacy_audit", "fitted_marginals", "raw_upload")
     outputs = {path.name: str(path) for asset in shown for path in asset_files(folder, asset).values()}
     outputs["report.html"] = str(folder / "report.html")
     quality = result.output_for_node("quality_report")["quality"]

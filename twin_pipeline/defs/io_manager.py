@@ -28,6 +28,7 @@ import dagster as dg
 import pandas as pd
 
 from .. import publish
+from ..pipeline import AUDIT_FILE
 from ..shards import merge_shards
 from ..tables import sha256_file, write_frame, write_json
 from .resources import TwinStorage
@@ -45,6 +46,7 @@ LAYOUT: dict[str, dict[str, str]] = {
     "synthetic_sample": {"shards": "shards.json"},
     "k_anonymized_output": {"table": "synthetic.csv", "protection": "protection_report.json"},
     "quality_report": {"quality": "quality_report.json", "privacy": "privacy_report.json"},
+    "privacy_audit": {"audit": AUDIT_FILE},
     "related_twin": {"manifest": "related_twin.json"},  # its tables and report are written by related.clone_tables
 }
 TABLE_FORMATS = (".csv", ".parquet")

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 
 from ..options import CloneOptions
@@ -97,6 +98,14 @@ def load_real(storage: TwinStorage, manifest: dict) -> pd.DataFrame:
     if sha256_file(path) != manifest["sha256"]:
         raise TwinInputError(path, "the raw copy no longer matches the SHA-256 recorded at ingestion")
     return read_table(path)
+
+
+def delete_raw_audited(context, storage: TwinStorage, manifest: dict) -> dict:
+    """Delete the raw upload (`delete_raw`), audited as RAW_DATA_DELETED; returns the asset metadata saying so."""
+    deleted = delete_raw(storage, manifest)
+    storage.audit().append("RAW_DATA_DELETED", context.partition_key, manifest["sha256"],
+                           {"run_id": context.run.run_id, "deleted": deleted})
+    return {"raw_deleted": dg.MetadataValue.json(deleted)}
 
 
 def delete_raw(storage: TwinStorage, manifest: dict) -> list[str]:

@@ -8,12 +8,14 @@ from twin_pipeline.privacy.copies import exact_copy_mask, replace_disclosive_cop
 from twin_pipeline.privacy.k_anonymity import KAnonymityError, enforce_k_anonymity
 from twin_pipeline.privacy.protect import protect_twin
 from twin_pipeline.privacy.quasi_identifiers import choose_quasi_identifiers, detect_quasi_identifiers
-from twin_pipeline.privacy.risk import attacker_risk, privacy_report
+from twin_pipeline.privacy.risk import attacker_risk, audit_generator, default_secrets, privacy_report
 
 __all__ = [
     "KAnonymityError",
     "attacker_risk",
+    "audit_generator",
     "choose_quasi_identifiers",
+    "default_secrets",
     "detect_quasi_identifiers",
     "enforce_k_anonymity",
     "exact_copy_mask",
