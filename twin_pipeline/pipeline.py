@@ -28,7 +28,7 @@ PARQUET_FROM_ROWS = 1_000_000  # larger twins are written as Parquet unless a fo
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
     started = time.perf_counter()
     engine = GaussianCopulaEngine(k=options.k).fit(real, primary_key=options.primary_key,
-                                                     column_kinds=options.column_kinds or None)
+                                                     column_kinds=options.column_kinds or None, seed=options.seed)
     log.info("fitted %d columns on %d rows in %.2f s", len(real.columns), len(real), time.perf_counter() - started)
     return engine
 

@@ -23,6 +23,8 @@ from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .dependence import T_MAX_ROWS, fit_t_degrees, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
+from .dp import DEFAULT_DELTA, fit_private
+from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation, noisy_counts
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +44,22 @@ class GaussianCopulaEngine:
     `k` is the smallest count of a value that the model may store verbatim (rarer values are pooled).
     preserve_tails=True fits a Student-t copula too and keeps it when it beats the Gaussian by likelihood:
     a Gaussian copula has no tail dependence, so it understates joint extremes (joint defaults in a crisis).
+    epsilon (with delta) makes the fit (epsilon, delta)-differentially private (dp.py); without it the stored
+    statistics still carry the differencing noise of perturb.py.
     """
 
-    def __init__(self, backend: str = "native", k: int = K_MIN, preserve_tails: bool = True, match_pearson: bool = True):
+    def __init__(self, backend: str = "native", k: int = K_MIN, preserve_tails: bool = True, match_pearson: bool = True,
+                 epsilon: float | None = None, delta: float | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
+            raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
+        if delta is not None and not 0 < delta < 1:
+            raise ValueError(f"delta must be between 0 and 1, got {delta!r}")
+        if epsilon is not None and backend != "native":
+            raise ValueError("a differentially private fit needs the native backend")
+        self.epsilon, self.delta = epsilon, (delta if delta is not None else DEFAULT_DELTA) if epsilon else None
+        self.privacy: dict = {}
         self.backend = backend
         self.k = k
         self.specs: list[col.ColumnSpec] = []
@@ -62,17 +75,32 @@ class GaussianCopulaEngine:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, df: pd.DataFrame, primary_key: str | None = None,
-            column_kinds: dict[str, str] | None = None) -> "GaussianCopulaEngine":
-        """Learn marginals and the latent correlation of `df`; the primary key is not modelled."""
+            column_kinds: dict[str, str] | None = None, seed: int | None = 0) -> "GaussianCopulaEngine":
+        """Learn marginals and the latent correlation of `df`; the primary key is not modelled.
+
+        Every stored statistic is perturbed (perturb.py) with noise drawn from (`seed`, the rows' content):
+        the same seed and rows give the same model, a table one row apart gets independent noise; seed=None
+        draws the noise from the operating system."""
         _check_frame(df, primary_key, column_kinds)
+        rng = fit_rng(seed, df)
         self.primary_key, self.n_rows = primary_key, len(df)
         kinds = column_kinds or {}
         self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name))
                       for name in df.columns]
         col.mark_duplicates(df, self.specs, fixed=set(kinds))
-        candidates = [(spec, *variable) for spec in self.specs for variable in _variables_of(spec, df[spec.name], self.k)]
+        if self.epsilon is not None:
+            self.privacy = fit_private(self, df, self.epsilon, self.delta, rng)
+            self.tails = {"copula": "gaussian", "reason": "differentially private fit"}
+            log.info("fitted %d columns with (%g, %g)-differential privacy", len(self.specs), self.epsilon, self.delta)
+            return self
+        self.privacy = DIFFERENCING_NOISE
+        candidates = [(spec, *variable) for spec in self.specs
+                      for variable in _variables_of(spec, df[spec.name], self.k, rng)]
         self.variables = [(spec.name, role) for spec, role, *_ in candidates]
         self.marginals = [marginal for _, _, marginal, _, _ in candidates]
+        for spec, role, marginal, _, _ in candidates:
+            if role == "null":  # the stored null rate is the noisy one
+                spec.null_rate = float(marginal.probabilities[1])
         scores = np.zeros((len(df), len(candidates)))  # zero where a value is missing: filled in place, one copy only
         present = np.zeros((len(df), len(candidates)), dtype=bool)
         coefficients, informative = [None] * len(candidates), [False] * len(candidates)
@@ -102,7 +130,7 @@ class GaussianCopulaEngine:
                 latent = self._match_pearson(df, latent, weak)
             latent[weak, :] = latent[:, weak] = 0.0
             np.fill_diagonal(latent, 1.0)
-            self.correlation = nearest_correlation(latent)
+            self.correlation = nearest_correlation(noisy_correlation(latent, len(df), rng))
         else:
             self.correlation = np.zeros((0, 0))
         self.tails = {"copula": "gaussian"}
@@ -435,7 +463,7 @@ class GaussianCopulaEngine:
             "columns": [spec.to_dict() for spec in self.specs],
             "variables": [{"column": name, "role": role, "marginal": marginal.to_dict()}
                           for (name, role), marginal in zip(self.variables, self.marginals)],
-            "correlation": self.correlation.tolist(), "tails": self.tails,
+            "correlation": self.correlation.tolist(), "tails": self.tails, "privacy": self.privacy,
         }
 
     @classmethod
@@ -451,6 +479,8 @@ class GaussianCopulaEngine:
         engine.marginals = [marginal_from_dict(variable["marginal"]) for variable in data["variables"]]
         engine.correlation = np.asarray(data["correlation"], dtype=float).reshape(len(engine.variables), -1)
         engine.tails = data.get("tails", {"copula": "gaussian"})
+        engine.privacy = data.get("privacy", {})
+        engine.epsilon, engine.delta = engine.privacy.get("epsilon"), engine.privacy.get("delta")
         return engine
 
     def save(self, path: str | Path) -> Path:
@@ -488,19 +518,20 @@ def _check_frame(df: pd.DataFrame, primary_key: str | None, column_kinds: dict |
         raise TwinInputError(None, f"column kinds given for unknown columns: {', '.join(sorted(map(str, unknown)))}")
 
 
-def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int):
-    """Yield (role, marginal, sortable keys of the present rows, present mask) for one column."""
+def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int, rng: np.random.Generator | None = None):
+    """Yield (role, marginal, sortable keys of the present rows, present mask) for one column, with noisy
+    statistics (perturb.py)."""
     present = series.notna().to_numpy()
     if spec.kind in col.NUMERIC_KINDS:
         numbers = to_numbers(series[present], spec)
-        yield "value", NumericMarginal.fit(numbers, k), numbers, present
+        yield "value", NumericMarginal.fit(numbers, k, rng=rng), numbers, present
     elif spec.kind in col.SLICED_KINDS:
-        marginal = SlicedMarginal.fit(series[present], spec.kind, k)
+        marginal = SlicedMarginal.fit(series[present], spec.kind, k, rng=rng)
         yield "value", marginal, marginal.codes(series[present]), present
     if 0.0 < spec.null_rate < 1.0 and spec.kind not in ("identifier", "duplicate"):
         is_null = (~present).astype(np.int8)
-        rate = float(is_null.mean())
-        yield "null", SlicedMarginal([0, 1], np.array([1 - rate, rate])), is_null, np.ones(len(series), dtype=bool)
+        counts = noisy_counts(np.array([len(is_null) - is_null.sum(), is_null.sum()]), rng)
+        yield "null", SlicedMarginal([0, 1], counts / counts.sum()), is_null, np.ones(len(series), dtype=bool)
 
 
 def to_numbers(series: pd.Series, spec: col.ColumnSpec) -> np.ndarray:
