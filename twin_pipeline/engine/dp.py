@@ -5,12 +5,13 @@ zero-concentrated DP (rho-zCDP, which adds up over queries) and converted once t
 epsilon = rho + 2 sqrt(rho ln(2 / delta)), the other delta / 2 paying for the thresholds that decide which
 categories exist (a category seen once must not show). Sampling from the model is post-processing.
 
-Budget (`SPLIT`, recorded in the model as `privacy`): 2 % for the row count; 58 % for the marginals, shared
-evenly by the modelled columns; 40 % for the correlation.
-* Numeric column: 35 % of its share finds the range and the rough shape on a data-independent grid (quarter
-  octaves of sign(x) log2(1 + |x|)), the rest is a histogram between the noisy quantiles of that first pass,
-  with one more bin for the nulls (a row falls in one bin: sensitivity 1). The range is clipped where the noisy
-  first pass has too few rows to tell from noise, widened by two grid steps.
+Budget (`SPLIT`, recorded in the model as `privacy`): 2 % for the row count; 78 % for the marginals, shared
+evenly by the modelled columns; 20 % for the correlation.
+* Numeric column: 25 % of its share finds point masses (noisy counts of exact values that clear the existence
+  threshold and 0.5 % of the rows), 25 % the range and rough shape of the other values on a data-independent
+  grid (octaves of sign(x) log2(1 + |x|)), the rest is a histogram between the noisy quantiles of that
+  pass, and a noisy null count. The range is clipped where the noisy grid has too few rows to tell from noise,
+  widened by two grid steps.
 * Categorical column: noisy counts of every observed value and of the nulls; a value is kept only when its noisy
   count clears 1 + sigma z(1 - delta_c), the rest is pooled into "Other", which gets a noisy count of its own
   (a row counts twice at most: L2 sensitivity sqrt 2).
@@ -30,12 +31,14 @@ from scipy import special
 
 from . import columns as col
 from .dependence import hermite_coefficients, latent_from_covariance, nearest_correlation, truncated_normal_mean
-from .marginals import OTHER, NumericMarginal, SlicedMarginal
+from .marginals import OTHER, NumericMarginal, SlicedMarginal, _mix_atoms
 
 DEFAULT_DELTA = 1e-6
-SPLIT = {"rows": 0.02, "marginals": 0.58, "correlation": 0.40}
-RANGE_SHARE = 0.35  # of a numeric column's share: the first, range-finding pass
-GRID_STEPS_PER_OCTAVE = 4
+SPLIT = {"rows": 0.02, "marginals": 0.78, "correlation": 0.20}
+ATOM_SHARE = 0.25  # of a numeric column's share: finding point masses (values on many rows, such as 0 debt)
+RANGE_SHARE = 0.25  # of a numeric column's share: the range-finding pass
+ATOM_MIN_SHARE = 0.005  # a point mass carries at least this share of the rows, as in the non-private fit
+GRID_STEPS_PER_OCTAVE = 1
 GRID_LIMIT = 64 * GRID_STEPS_PER_OCTAVE  # the first pass covers |x| < 2^64
 KEEP_SIGMAS = 3.5  # first-pass cells below this many noise deviations are taken as empty
 RECORDS_PER_NOISE = 8  # second-pass bins hold about this many noise deviations of records
@@ -70,7 +73,8 @@ def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.
         nullable = spec.null_rate > 0  # the schema's nullability is public
         if spec.kind in col.NUMERIC_KINDS:
             numbers = to_numbers(series[present], spec)
-            marginal, null_share = private_numeric(numbers, int((~present).sum()), nullable, rho_column, rng)
+            marginal, null_share = private_numeric(numbers, int((~present).sum()), nullable, rho_column,
+                                                   threshold_delta, rng)
             value_scores = _numeric_scores(marginal, numbers)
         else:
             marginal, null_share = private_sliced(series[present], int((~present).sum()), nullable, rho_column,
@@ -98,39 +102,48 @@ def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.
             "public": "column names, kinds and formats; constant values; identifier shapes"}
 
 
-def private_numeric(numbers: np.ndarray, nulls: int, nullable: bool, rho: float,
+def private_numeric(numbers: np.ndarray, nulls: int, nullable: bool, rho: float, threshold_delta: float,
                     rng: np.random.Generator) -> tuple[NumericMarginal, float]:
-    """A numeric marginal from two noisy histograms (range and shape, then detail); returns it and the null share."""
+    """A numeric marginal from three noisy histograms (point masses; range and shape; detail between the noisy
+    quantiles of the second), and the null share."""
+    sigma_atoms = gaussian_sigma(1.0, ATOM_SHARE * rho)
     sigma_range = gaussian_sigma(1.0, RANGE_SHARE * rho)
-    sigma_detail = gaussian_sigma(1.0, (1 - RANGE_SHARE) * rho)
-    cells = np.clip(np.floor(_octaves(numbers)), -GRID_LIMIT, GRID_LIMIT - 1).astype(int) + GRID_LIMIT
+    sigma_detail = gaussian_sigma(1.0, (1 - RANGE_SHARE - ATOM_SHARE) * rho)
+    values, counts = np.unique(numbers, return_counts=True)
+    noisy_atoms = counts + rng.normal(0.0, sigma_atoms, len(counts))
+    is_atom = noisy_atoms >= max(1.0 + sigma_atoms * special.ndtri(1.0 - threshold_delta),
+                                 ATOM_MIN_SHARE * noisy_atoms.clip(0).sum())
+    atoms, atom_counts = values[is_atom], noisy_atoms[is_atom]
+    rest = numbers[~np.isin(numbers, atoms)]
+    cells = np.clip(np.floor(_octaves(rest)), -GRID_LIMIT, GRID_LIMIT - 1).astype(int) + GRID_LIMIT
     coarse = np.bincount(cells, minlength=2 * GRID_LIMIT) + rng.normal(0.0, sigma_range, 2 * GRID_LIMIT)
     coarse = np.where(coarse > KEEP_SIGMAS * sigma_range, coarse, 0.0)
     kept = np.flatnonzero(coarse)
-    if len(kept) == 0:  # too few rows to see anything: the whole column is one noisy cell around the median cell
-        kept = np.array([int(np.argmax(coarse + rng.normal(0.0, 1e-9, len(coarse))))])
-        coarse[kept] = 1.0
-    low_cell, high_cell = max(kept[0] - 2, 0), min(kept[-1] + 3, 2 * GRID_LIMIT)
-    grid = np.arange(low_cell, high_cell + 1) - GRID_LIMIT  # cell edges on the octave scale
-    cumulative = np.concatenate([[0.0], np.cumsum(coarse[low_cell:high_cell])])
-    present_estimate = max(cumulative[-1], 1.0)
-    bins = int(np.clip(present_estimate / (RECORDS_PER_NOISE * sigma_detail), 2, MAX_BINS))
-    inner = np.interp(np.linspace(0, 1, bins + 1)[1:-1] * cumulative[-1], cumulative, grid)
-    edges = np.unique(np.concatenate([[grid[0]], inner, [grid[-1]]]))
-    x_edges = _from_octaves(edges)
-    clipped = np.clip(numbers, x_edges[0], x_edges[-1])
-    detail = np.histogram(clipped, bins=x_edges)[0].astype(float)
-    counts = np.append(detail, nulls) + rng.normal(0.0, sigma_detail, len(detail) + 1)
-    counts = np.maximum(counts, 0.0)
-    if not nullable:
-        counts[-1] = 0.0
-    total = counts.sum()
-    null_share = float(counts[-1] / total) if total > 0 else 0.0
-    if counts[:-1].sum() <= 0:
-        counts[:-1] = 1.0
-    u_edges = np.concatenate([[0.0], np.cumsum(counts[:-1])]) / counts[:-1].sum()
-    marginal = NumericMarginal([], [], "dp-histogram", {"bins": len(detail)}, None, None, u_edges, x_edges)
-    return marginal, null_share
+    u_grid, x_grid, rest_count = np.array([]), np.array([]), 0.0
+    if len(kept):
+        low_cell, high_cell = max(kept[0] - 2, 0), min(kept[-1] + 3, 2 * GRID_LIMIT)
+        grid = np.arange(low_cell, high_cell + 1) - GRID_LIMIT  # cell edges on the octave scale
+        cumulative = np.concatenate([[0.0], np.cumsum(coarse[low_cell:high_cell])])
+        bins = int(np.clip(cumulative[-1] / (RECORDS_PER_NOISE * sigma_detail), 2, MAX_BINS))
+        inner = np.interp(np.linspace(0, 1, bins + 1)[1:-1] * cumulative[-1], cumulative, grid)
+        x_grid = _from_octaves(np.unique(np.concatenate([[grid[0]], inner, [grid[-1]]])))
+        detail = np.histogram(np.clip(rest, x_grid[0], x_grid[-1]), bins=x_grid)[0]
+        detail = np.maximum(detail + rng.normal(0.0, sigma_detail, len(detail)), 0.0)
+        rest_count = detail.sum()
+        if rest_count > 0:
+            u_grid = np.concatenate([[0.0], np.cumsum(detail)]) / rest_count
+        else:
+            u_grid, x_grid = np.array([]), np.array([])
+    noisy_null = max(float(nulls + rng.normal(0.0, sigma_detail)), 0.0) if nullable else 0.0
+    if not len(atoms) and not len(x_grid):  # too few rows to see anything: one noisy cell stands for all
+        cell = int(np.argmax(coarse + rng.normal(0.0, sigma_range, len(coarse))))
+        u_grid, x_grid, rest_count = np.array([0.0, 1.0]), _from_octaves(np.array([cell, cell + 1.0]) - GRID_LIMIT), 1.0
+    present = atom_counts.sum() + rest_count
+    atom_probabilities = atom_counts / present
+    u_points, x_points = _mix_atoms(atoms, atom_probabilities, u_grid, x_grid)
+    marginal = NumericMarginal(atoms, atom_probabilities, "dp-histogram", {"bins": max(len(x_grid) - 1, 0)},
+                               None, None, u_points, x_points)
+    return marginal, float(noisy_null / (present + noisy_null)) if present + noisy_null > 0 else 0.0
 
 
 def private_sliced(values: pd.Series, nulls: int, nullable: bool, rho: float, threshold_delta: float,
@@ -185,7 +198,11 @@ def _from_octaves(t: np.ndarray) -> np.ndarray:
 
 
 def _numeric_scores(marginal: NumericMarginal, numbers: np.ndarray) -> np.ndarray:
-    u = np.interp(numbers, marginal.x_points, marginal.u_points)
+    """Mid-rank scores under the private CDF: a point mass scores the middle of its step."""
+    x, u = marginal.x_points, marginal.u_points
+    distinct, first = np.unique(x, return_index=True)
+    last = len(x) - 1 - np.unique(x[::-1], return_index=True)[1]
+    u = (np.interp(numbers, distinct, u[first]) + np.interp(numbers, distinct, u[last])) / 2
     return special.ndtri(np.clip(u, SCORE_CLIP, 1 - SCORE_CLIP))
 
 
