@@ -39,6 +39,7 @@ class CloneOptions:
     output_format: str | None = None  # "csv" or "parquet"; None: by size
     workers: int = 1  # processes sampling and protecting shards
     column_kinds: dict[str, str] = field(default_factory=dict)
+    epsilon: float | None = None  # (epsilon, delta)-differentially private fit; None: differencing noise only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +82,10 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
         bad("output_format", f"must be one of {', '.join(OUTPUT_FORMATS)}, got {options.output_format!r}")
     if options.seed is not None and not (_is_int(options.seed) and 0 <= options.seed < 2**63):
         bad("seed", f"must be a whole number from 0 to 2**63 - 1, got {options.seed!r}")
+    if options.epsilon is not None and not (isinstance(options.epsilon, (int, float))
+                                            and not isinstance(options.epsilon, bool)
+                                            and math.isfinite(options.epsilon) and options.epsilon > 0):
+        bad("epsilon", f"must be a positive number (the privacy budget), got {options.epsilon!r}")
     if not _is_int(options.workers) or options.workers < 1:
         bad("workers", f"must be at least 1, got {options.workers!r}")
     if options.primary_key is not None and not isinstance(options.primary_key, str):

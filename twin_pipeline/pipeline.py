@@ -27,8 +27,8 @@ PARQUET_FROM_ROWS = 1_000_000  # larger twins are written as Parquet unless a fo
 
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
     started = time.perf_counter()
-    engine = GaussianCopulaEngine(k=options.k).fit(real, primary_key=options.primary_key,
-                                                     column_kinds=options.column_kinds or None, seed=options.seed)
+    engine = GaussianCopulaEngine(k=options.k, epsilon=options.epsilon).fit(
+        real, primary_key=options.primary_key, column_kinds=options.column_kinds or None, seed=options.seed)
     log.info("fitted %d columns on %d rows in %.2f s", len(real.columns), len(real), time.perf_counter() - started)
     return engine
 
@@ -97,6 +97,7 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
                              anonymity=protection["k_anonymity"], ignore_columns=ignore)
     privacy["protection"] = protection
+    privacy["model"] = engine.privacy  # the fit's noise: differencing noise, or the DP budget and its split
     privacy["audit"] = privacy_audit(real, options)
     return quality, privacy
 

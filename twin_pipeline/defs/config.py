@@ -41,6 +41,8 @@ class CloneConfig(dg.Config):
     seed: Optional[int] = Field(default=DEFAULT_SEED, description="Random seed; the same seed gives the same twin")
     output_format: Optional[str] = Field(default=None, description='"csv" or "parquet"; default by size')
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
+    epsilon: Optional[float] = Field(default=None, description="Fit with (epsilon, 1e-6)-differential privacy; "
+                                     "default: no DP (the model still carries noise against differencing)")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
                                                         "real rows has run (audited as RAW_DATA_DELETED)")
     shard_rows: int = Field(default=SHARD_ROWS, ge=1, description="Rows per shard: each shard is sampled and "
