@@ -44,6 +44,7 @@ KEEP_SIGMAS = 3.5  # first-pass cells below this many noise deviations are taken
 RECORDS_PER_NOISE = 8  # second-pass bins hold about this many noise deviations of records
 MAX_BINS = 64
 SCORE_CLIP = 1e-3
+DAY, DATE_ORIGIN = 86400.0, 946684800.0  # dates are modelled in seconds since 1970; 2000-01-01 in those
 
 
 def zcdp_rho(epsilon: float, delta: float) -> float:
@@ -72,10 +73,14 @@ def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.
         present = series.notna().to_numpy()
         nullable = spec.null_rate > 0  # the schema's nullability is public
         if spec.kind in col.NUMERIC_KINDS:
-            numbers = to_numbers(series[present], spec)
+            # dates: days from 2000-01-01, so the octave grid resolves years (seconds since 1970 share one octave)
+            unit, origin = (DAY, DATE_ORIGIN) if spec.kind == "datetime" else (1.0, 0.0)
+            numbers = (to_numbers(series[present], spec) - origin) / unit
             marginal, null_share = private_numeric(numbers, int((~present).sum()), nullable, rho_column,
                                                    threshold_delta, rng)
             value_scores = _numeric_scores(marginal, numbers)
+            marginal = NumericMarginal(marginal.atoms * unit + origin, marginal.atom_probabilities, marginal.family,
+                                       {}, None, None, marginal.u_points, marginal.x_points * unit + origin)
         else:
             marginal, null_share = private_sliced(series[present], int((~present).sum()), nullable, rho_column,
                                                   threshold_delta, rng)
@@ -116,33 +121,31 @@ def private_numeric(numbers: np.ndarray, nulls: int, nullable: bool, rho: float,
     atoms, atom_counts = values[is_atom], noisy_atoms[is_atom]
     rest = numbers[~np.isin(numbers, atoms)]
     cells = np.clip(np.floor(_octaves(rest)), -GRID_LIMIT, GRID_LIMIT - 1).astype(int) + GRID_LIMIT
-    coarse = np.bincount(cells, minlength=2 * GRID_LIMIT) + rng.normal(0.0, sigma_range, 2 * GRID_LIMIT)
-    coarse = np.where(coarse > KEEP_SIGMAS * sigma_range, coarse, 0.0)
+    noisy_cells = np.bincount(cells, minlength=2 * GRID_LIMIT) + rng.normal(0.0, sigma_range, 2 * GRID_LIMIT)
+    coarse = np.where(noisy_cells > KEEP_SIGMAS * sigma_range, noisy_cells, 0.0)
     kept = np.flatnonzero(coarse)
-    u_grid, x_grid, rest_count = np.array([]), np.array([]), 0.0
-    if len(kept):
-        low_cell, high_cell = max(kept[0] - 2, 0), min(kept[-1] + 3, 2 * GRID_LIMIT)
-        grid = np.arange(low_cell, high_cell + 1) - GRID_LIMIT  # cell edges on the octave scale
-        cumulative = np.concatenate([[0.0], np.cumsum(coarse[low_cell:high_cell])])
-        bins = int(np.clip(cumulative[-1] / (RECORDS_PER_NOISE * sigma_detail), 2, MAX_BINS))
-        inner = np.interp(np.linspace(0, 1, bins + 1)[1:-1] * cumulative[-1], cumulative, grid)
-        x_grid = _from_octaves(np.unique(np.concatenate([[grid[0]], inner, [grid[-1]]])))
-        detail = np.histogram(np.clip(rest, x_grid[0], x_grid[-1]), bins=x_grid)[0]
-        detail = np.maximum(detail + rng.normal(0.0, sigma_detail, len(detail)), 0.0)
-        rest_count = detail.sum()
-        if rest_count > 0:
-            u_grid = np.concatenate([[0.0], np.cumsum(detail)]) / rest_count
-        else:
-            u_grid, x_grid = np.array([]), np.array([])
+    if len(kept) == 0:  # no cell stands out from the noise: the point masses' cell, or the likeliest one
+        likeliest = np.floor(_octaves(np.median(atoms))) + GRID_LIMIT if len(atoms) else np.argmax(noisy_cells)
+        kept = np.array([int(np.clip(likeliest, 0, 2 * GRID_LIMIT - 1))])
+        coarse[kept] = 1.0
+    low_cell, high_cell = max(kept[0] - 2, 0), min(kept[-1] + 3, 2 * GRID_LIMIT)
+    grid = np.arange(low_cell, high_cell + 1) - GRID_LIMIT  # cell edges on the octave scale
+    cumulative = np.concatenate([[0.0], np.cumsum(coarse[low_cell:high_cell])])
+    bins = int(np.clip(cumulative[-1] / (RECORDS_PER_NOISE * sigma_detail), 2, MAX_BINS))
+    inner = np.interp(np.linspace(0, 1, bins + 1)[1:-1] * cumulative[-1], cumulative, grid)
+    x_grid = _from_octaves(np.unique(np.concatenate([[grid[0]], inner, [grid[-1]]])))
+    detail = np.histogram(np.clip(rest, x_grid[0], x_grid[-1]), bins=x_grid)[0]
+    detail = np.maximum(detail + rng.normal(0.0, sigma_detail, len(detail)), 0.0)
+    rest_count = detail.sum()
+    u_grid = np.concatenate([[0.0], np.cumsum(detail)]) / rest_count if rest_count > 0 else np.array([])
+    x_grid = x_grid if rest_count > 0 else np.array([])
     noisy_null = max(float(nulls + rng.normal(0.0, sigma_detail)), 0.0) if nullable else 0.0
-    if not len(atoms) and not len(x_grid):  # too few rows to see anything: one noisy cell stands for all
-        cell = int(np.argmax(coarse + rng.normal(0.0, sigma_range, len(coarse))))
-        u_grid, x_grid, rest_count = np.array([0.0, 1.0]), _from_octaves(np.array([cell, cell + 1.0]) - GRID_LIMIT), 1.0
+    if not len(atoms) and not len(x_grid):  # the noise took every count to zero: the widened cell, flat
+        u_grid, x_grid, rest_count = np.array([0.0, 1.0]), _from_octaves(np.array([kept[0] - 2.0, kept[0] + 3.0]) - GRID_LIMIT), 1.0
     present = atom_counts.sum() + rest_count
     atom_probabilities = atom_counts / present
     u_points, x_points = _mix_atoms(atoms, atom_probabilities, u_grid, x_grid)
-    marginal = NumericMarginal(atoms, atom_probabilities, "dp-histogram", {"bins": max(len(x_grid) - 1, 0)},
-                               None, None, u_points, x_points)
+    marginal = NumericMarginal(atoms, atom_probabilities, "dp-histogram", {}, None, None, u_points, x_points)
     return marginal, float(noisy_null / (present + noisy_null)) if present + noisy_null > 0 else 0.0
 
 
@@ -190,10 +193,12 @@ def private_correlation(scores: np.ndarray, marginals: list, rows: int, rho: flo
 
 
 def _octaves(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log2(1.0 + np.abs(x)) * GRID_STEPS_PER_OCTAVE
+    """The data-independent grid's scale; cell edges fall at half octaves (2^(j + 1/2) - 1, never a round number)."""
+    return np.sign(x) * np.log2(1.0 + np.abs(x)) * GRID_STEPS_PER_OCTAVE - 0.5
 
 
 def _from_octaves(t: np.ndarray) -> np.ndarray:
+    t = np.asarray(t, dtype=float) + 0.5
     return np.sign(t) * (np.exp2(np.abs(t) / GRID_STEPS_PER_OCTAVE) - 1.0)
 
 

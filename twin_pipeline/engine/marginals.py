@@ -12,7 +12,7 @@ Two shapes cover every modelled column:
   sampling is a single `np.interp` per column.
 
 Every statistic is perturbed (`rng`): one borrower moves a block mean by at most the block's spread / its size,
-and the noise has that standard deviation, so two models fitted with and without a borrower do not give the
+and the noise has KNOT_NOISE times that standard deviation, so two models fitted with and without a borrower do not give the
 value away (see perturb.py for counts and the correlation).
 """
 
@@ -29,6 +29,7 @@ OTHER = "Other"
 ATOM_SHARE = 0.005  # a value repeated on at least this share of rows is a point mass
 MAX_KNOTS = 129  # knots of a numeric quantile grid: 128 blocks of equal probability at most
 MIN_BLOCK_RECORDS = 25  # every knot averages at least this many records (the end knots half as many)
+KNOT_NOISE = 4.0  # a knot's noise has standard deviation KNOT_NOISE x (its block's spread / its size)
 KS_ALPHA = 0.05  # a family is kept only when the KS test cannot reject it at this level
 MAX_CATEGORIES = 5000
 Z_CLIP = 1e-12
@@ -204,9 +205,10 @@ def summary_grid(sorted_values: np.ndarray, rng: np.random.Generator) -> tuple[n
 
     The sorted values are cut into blocks of equal count (>= MIN_BLOCK_RECORDS, the two end blocks half as
     large); knot j is the mean of the block centred on rank j/B, plus Gaussian noise whose standard deviation is
-    the block's spread divided by its size (at least a B-th of the interquartile range, so a block of equal
-    values is perturbed too). Removing one borrower moves a block mean by at most that much, so no knot, and no
-    difference of two models' knots, pins down a borrower's value. The end knots (the means of the extreme
+    KNOT_NOISE x the block's spread / its size (the spread at least a B-th of the interquartile range, so a
+    block of equal values is perturbed too). Removing one borrower moves a block mean by at most spread / size,
+    so solving a knot for a borrower's value leaves an error of standard deviation KNOT_NOISE x the spread of
+    the borrower's block: no knot, and no difference of two models' knots, pins the value down. The end knots (the means of the extreme
     half-blocks, which clip the tails) are extended linearly to probability 0 and 1; the knots are sorted so the
     quantile function stays monotone (post-processing).
     """
@@ -223,14 +225,14 @@ def summary_grid(sorted_values: np.ndarray, rng: np.random.Generator) -> tuple[n
     floor = (np.quantile(sorted_values, 0.75) - np.quantile(sorted_values, 0.25)) / blocks
     if not floor > 0:
         floor = max(abs(float(np.median(sorted_values))), 1.0) / blocks
-    knots = np.sort(means + rng.normal(0.0, np.maximum(spreads, floor) / sizes))
+    knots = np.sort(means + rng.normal(0.0, KNOT_NOISE * np.maximum(spreads, floor) / sizes))
     u_knots = (starts + stops) / 2 / n  # each block's mean rank
     if len(knots) == 1:
         return np.array([0.0, 1.0]), np.repeat(knots, 2)
     first = knots[0] - (knots[1] - knots[0]) * u_knots[0] / (u_knots[1] - u_knots[0])
     last = knots[-1] + (knots[-1] - knots[-2]) * (1 - u_knots[-1]) / (u_knots[-1] - u_knots[-2])
-    if sorted_values[0] >= 0:  # a non-negative column (amounts, counts) stays non-negative
-        first = max(first, 0.0)
+    if sorted_values[0] >= 0:  # a non-negative column (amounts, counts) stays non-negative, without a knot at 0
+        first = min(knots[0], max(first, knots[0] / 2))
     return np.concatenate([[0.0], u_knots, [1.0]]), np.concatenate([[first], knots, [last]])
 
 
