@@ -208,9 +208,10 @@ def summary_grid(sorted_values: np.ndarray, rng: np.random.Generator) -> tuple[n
     KNOT_NOISE x the block's spread / its size (the spread at least a B-th of the interquartile range, so a
     block of equal values is perturbed too). Removing one borrower moves a block mean by at most spread / size,
     so solving a knot for a borrower's value leaves an error of standard deviation KNOT_NOISE x the spread of
-    the borrower's block: no knot, and no difference of two models' knots, pins the value down. The end knots (the means of the extreme
-    half-blocks, which clip the tails) are extended linearly to probability 0 and 1; the knots are sorted so the
-    quantile function stays monotone (post-processing).
+    the borrower's block: no knot, and no difference of two models' knots, pins the value down. The end knots,
+    the means of the extreme half-blocks, are the grid's probability 0 and 1: the tails are clipped there, inside
+    the observed range, and neither the minimum nor the maximum is stored. The knots are sorted so the quantile
+    function stays monotone (post-processing).
     """
     n = len(sorted_values)
     if n == 0:
@@ -225,15 +226,12 @@ def summary_grid(sorted_values: np.ndarray, rng: np.random.Generator) -> tuple[n
     floor = (np.quantile(sorted_values, 0.75) - np.quantile(sorted_values, 0.25)) / blocks
     if not floor > 0:
         floor = max(abs(float(np.median(sorted_values))), 1.0) / blocks
-    knots = np.sort(means + rng.normal(0.0, KNOT_NOISE * np.maximum(spreads, floor) / sizes))
-    u_knots = (starts + stops) / 2 / n  # each block's mean rank
+    knots = means + rng.normal(0.0, KNOT_NOISE * np.maximum(spreads, floor) / sizes)
+    if sorted_values[0] >= 0:  # a non-negative column (amounts, counts) stays so: noise reflected at 0, never clipped to it
+        knots = np.abs(knots)
     if len(knots) == 1:
         return np.array([0.0, 1.0]), np.repeat(knots, 2)
-    first = knots[0] - (knots[1] - knots[0]) * u_knots[0] / (u_knots[1] - u_knots[0])
-    last = knots[-1] + (knots[-1] - knots[-2]) * (1 - u_knots[-1]) / (u_knots[-1] - u_knots[-2])
-    if sorted_values[0] >= 0:  # a non-negative column (amounts, counts) stays non-negative, without a knot at 0
-        first = min(knots[0], max(first, knots[0] / 2))
-    return np.concatenate([[0.0], u_knots, [1.0]]), np.concatenate([[first], knots, [last]])
+    return np.concatenate([[0.0], ((starts + stops) / 2 / n)[1:-1], [1.0]]), np.sort(knots)
 
 
 def _mix_atoms(atoms, probabilities, u_grid, x_grid) -> tuple[np.ndarray, np.ndarray]:
