@@ -141,3 +141,14 @@ def test_the_command_line_refuses_a_bad_epsilon(tmp_path, capsys):
     narrow_table(n=200).to_csv(source, index=False)
     assert main(["clone", str(source), "--out", str(tmp_path / "out"), "--epsilon", "0"]) == 2
     assert "epsilon" in capsys.readouterr().err
+
+
+def test_the_upload_schema_stored_beside_the_twin_holds_no_extreme_value_and_the_twin_meets_it(credit_data):
+    from twin_pipeline.defs.schemas import conform, infer_twin_schema, schema_to_dict
+
+    schema = schema_to_dict(infer_twin_schema(credit_data, k=5))
+    for name, column in schema["columns"].items():
+        if pd.api.types.is_numeric_dtype(credit_data[name]):
+            bounds = column["in_range"]
+            assert bounds["min_value"] < credit_data[name].min() and bounds["max_value"] > credit_data[name].max(), name
+    conform(GaussianCopulaEngine().fit(credit_data).sample(5000, seed=1), infer_twin_schema(credit_data, k=5), "twin")

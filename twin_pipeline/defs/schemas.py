@@ -3,7 +3,8 @@
 The upload's schema is inferred once, at ingestion, and stored as pandera JSON (`schema.json`); the synthetic
 sample and the protected twin are validated against it. It records what a twin may contain, not the raw
 data: category sets keep only values seen at least k times plus "Other" (the engine and k-anonymity pool the
-rarer ones into "Other"), numeric ranges are the observed minimum and maximum, the primary key must be unique.
+rarer ones into "Other"), numeric ranges are the observed ones widened and rounded outward (the observed minimum
+and maximum are one borrower's values each), the primary key must be unique.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _column_contract(series: pd.Series, k: int, is_key: bool) -> pa.Column:
     elif pd.api.types.is_bool_dtype(series.dtype):
         pass  # the dtype already fixes the value set
     elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(series.dtype):
-        checks.append(pa.Check.in_range(_scalar(present.min()), _scalar(present.max())))
+        checks.append(pa.Check.in_range(*_widened_range(present.min(), present.max())))
     elif present.nunique() <= CATEGORY_SET_MAX:
         counts = present.value_counts()
         kept = sorted(map(str, counts.index[counts >= k])) if _all_strings(counts.index) else None
@@ -51,12 +52,21 @@ def _column_contract(series: pd.Series, k: int, is_key: bool) -> pa.Column:
     return pa.Column(dtype, checks, nullable=bool(series.isna().any()) and not is_key, unique=is_key)
 
 
+def _widened_range(low, high) -> tuple:
+    """The observed range widened by a tenth of its width and rounded outward (to two significant digits of the
+    width, or to whole days): the twin's knots are noisy means inside the range, and schema.json, stored beside
+    the twin, must not hold the smallest or largest borrower's value."""
+    if isinstance(low, pd.Timestamp):
+        margin = max((high - low) / 10, pd.Timedelta(days=1))
+        return (low - margin).floor("D"), (high + margin).ceil("D")
+    low, high = float(low), float(high)
+    width = max(high - low, abs(high), 1.0)
+    step = 10.0 ** (np.floor(np.log10(width)) - 1)
+    return float(np.floor((low - width / 10) / step) * step), float(np.ceil((high + width / 10) / step) * step)
+
+
 def _all_strings(values: pd.Index) -> bool:
     return all(isinstance(value, str) for value in values)
-
-
-def _scalar(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def schema_to_dict(schema: pa.DataFrameSchema) -> dict:
