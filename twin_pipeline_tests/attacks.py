@@ -73,22 +73,27 @@ def moving_average_leaks(real: pd.DataFrame, model: dict, k: int = 5) -> dict:
     return out
 
 
-def rebuild_sorted_column(real: pd.DataFrame, model: dict, column: str, k: int = 5, window: int = 5) -> dict:
+def rebuild_sorted_column(real: pd.DataFrame, model: dict, column: str, window: int = 5) -> dict:
     """Rebuild the sorted column from the stored grid and its `window - 1` largest values (known to the attacker):
-    s[i] = s[i + L] - L (x[i + 1] - x[i]) read backwards from the top; count exact recoveries of rare values."""
-    ordered, frequent = rare_sorted_values(real[column], k)
-    knots = np.sort(np.concatenate([np.asarray(variable["marginal"].get("x_points", []), dtype=float)
-                                    for variable in model["variables"] if variable["column"] == column
-                                    and variable["role"] == "value"]))
+    s[i] = s[i + L] - L (x[i + 1] - x[i]), read backwards from the top of the grid's continuous part (the point
+    masses, which the attacker sees, taken out of both). Counts the rebuilt values that equal the true value at
+    their rank: exact recoveries, not coincidences with some other row."""
+    marginal = [variable["marginal"] for variable in model["variables"]
+                if variable["column"] == column and variable["role"] == "value"][0]
+    atoms = np.asarray(marginal.get("atoms", []), dtype=float)
+    numbers = pd.to_numeric(real[column], errors="coerce").dropna().to_numpy(dtype=float)
+    ordered = np.sort(numbers[~np.isin(numbers, atoms)])
+    knots = np.asarray(marginal.get("x_points", []), dtype=float)
+    knots = np.sort(knots[~np.isin(knots, atoms)])
     if len(knots) < 2 or len(ordered) < window:
         return {"rebuilt": 0, "recovered_exactly": 0}
-    steps = window * np.diff(knots)
     rebuilt = list(ordered[-(window - 1):])
-    for step in steps[::-1]:
+    for step in (window * np.diff(knots))[::-1]:
         rebuilt.insert(0, rebuilt[window - 2] - step)
-    candidates = _rounded(np.asarray(rebuilt[: len(rebuilt) - (window - 1)]))
-    rare = set(_rounded(np.array([value for value in ordered if value not in frequent])).tolist())
-    return {"rebuilt": int(len(candidates)), "recovered_exactly": int(sum(value in rare for value in candidates.tolist()))}
+    guesses = _rounded(np.asarray(rebuilt[: len(rebuilt) - (window - 1)]))
+    truth = _rounded(ordered[: len(ordered) - (window - 1)][-len(guesses):]) if len(guesses) else np.array([])
+    matched = len(truth)
+    return {"rebuilt": int(len(guesses)), "recovered_exactly": int((guesses[-matched:] == truth).sum()) if matched else 0}
 
 
 def differencing_error(real: pd.DataFrame, column: str, fit) -> dict:

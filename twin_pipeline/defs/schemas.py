@@ -53,16 +53,17 @@ def _column_contract(series: pd.Series, k: int, is_key: bool) -> pa.Column:
 
 
 def _widened_range(low, high) -> tuple:
-    """The observed range widened by a tenth of its width and rounded outward (to two significant digits of the
-    width, or to whole days): the twin's knots are noisy means inside the range, and schema.json, stored beside
-    the twin, must not hold the smallest or largest borrower's value."""
+    """The observed range widened by half its width and rounded outward (to two significant digits of the width,
+    or to whole days): the twin's end knots are noisy means of the extreme records, which on a small table can
+    land past the observed extremes, and schema.json, stored beside the twin, must not hold the smallest or
+    largest borrower's value. A twin far out of scale still fails."""
     if isinstance(low, pd.Timestamp):
-        margin = max((high - low) / 10, pd.Timedelta(days=1))
+        margin = max((high - low) / 2, pd.Timedelta(days=1))
         return (low - margin).floor("D"), (high + margin).ceil("D")
     low, high = float(low), float(high)
     width = max(high - low, abs(high), 1.0)
     step = 10.0 ** (np.floor(np.log10(width)) - 1)
-    return float(np.floor((low - width / 10) / step) * step), float(np.ceil((high + width / 10) / step) * step)
+    return float(np.floor((low - width / 2) / step) * step), float(np.ceil((high + width / 2) / step) * step)
 
 
 def _all_strings(values: pd.Index) -> bool:

@@ -132,8 +132,9 @@ def private_numeric(numbers: np.ndarray, nulls: int, nullable: bool, rho: float,
     grid = np.arange(low_cell, high_cell + 1) - GRID_LIMIT  # cell edges on the octave scale
     cumulative = np.concatenate([[0.0], np.cumsum(coarse[low_cell:high_cell])])
     bins = int(np.clip(cumulative[-1] / (RECORDS_PER_NOISE * sigma_detail), 2, MAX_BINS))
-    inner = np.interp(np.linspace(0, 1, bins + 1)[1:-1] * cumulative[-1], cumulative, grid)
-    x_grid = _from_octaves(np.unique(np.concatenate([[grid[0]], inner, [grid[-1]]])))
+    edges = _from_octaves(grid)  # interpolated on the value scale: no edge falls on a round number
+    x_grid = np.unique(np.interp(np.linspace(0, 1, bins + 1) * cumulative[-1], cumulative, edges))
+    x_grid[0], x_grid[-1] = edges[0], edges[-1]
     detail = np.histogram(np.clip(rest, x_grid[0], x_grid[-1]), bins=x_grid)[0]
     detail = np.maximum(detail + rng.normal(0.0, sigma_detail, len(detail)), 0.0)
     rest_count = detail.sum()

@@ -164,9 +164,12 @@ class NumericMarginal:
         starts = np.flatnonzero(np.concatenate([[True], numbers[1:] != numbers[:-1]]))  # runs of equal values
         counts = np.diff(np.append(starts, len(numbers)))
         is_atom = counts >= max(k, ATOM_SHARE * len(numbers))
-        atoms = numbers[starts[is_atom]]
+        atoms, atom_counts = numbers[starts[is_atom]], counts[is_atom].astype(float)
         rest = numbers[np.repeat(~is_atom, counts)]
-        shares = noisy_counts(np.append(counts[is_atom], len(rest)), rng)
+        if 0 < len(rest) < MIN_BLOCK_RECORDS and len(atoms):  # too few to summarise: each joins its nearest point mass
+            np.add.at(atom_counts, np.abs(rest[:, None] - atoms[None, :]).argmin(axis=1), 1.0)
+            rest = rest[:0]
+        shares = noisy_counts(np.append(atom_counts, len(rest)), rng)
         atom_probabilities = shares[:-1] / (shares.sum() if len(rest) else shares[:-1].sum())
         family, parameters, statistic, p_value = "empirical", {}, None, None
         u_grid, x_grid = summary_grid(rest, rng)
