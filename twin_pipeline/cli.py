@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                             f"(default {DEFAULT_MAX_SUPPRESSION})")
     clone.add_argument("--format", choices=["csv", "parquet"],
                        help="output format (default: csv, parquet from 1,000,000 rows)")
+    clone.add_argument("--rules", metavar="FILE",
+                       help="declared business rules (JSON or YAML): inequality, range, fixed_combinations, formula, "
+                            "fixed_when; rules found in the data are kept without it")
     clone.add_argument("--workers", type=int, default=1,
                        help="processes that sample and protect shards of 500,000 rows in parallel (default 1)")
 
@@ -110,7 +113,7 @@ def _clone(args) -> int:
     options = CloneOptions(rows=args.rows, scale=args.scale, primary_key=None if related or not keys else keys[0],
                            k=args.k, quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
-                           workers=args.workers, epsilon=args.epsilon)
+                           workers=args.workers, rules=args.rules, epsilon=args.epsilon)
     validate_options(options)  # before any file is read: a bad flag is named as such
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
@@ -123,6 +126,10 @@ def _clone(args) -> int:
     print(f"twin of {summary['source']}: {summary['rows_synthetic']:,} rows, similarity {summary['similarity_score']:.1f}/100, "
           f"correlation error {summary['correlation_error']:.3f}, k = {summary['k']}, "
           f"exact copies {summary['exact_match_rate']:.0%}")
+    rules = summary["rules"]
+    print(f"  rules: {rules['rules']} found or declared, {rules['enforced']} kept by construction; twin rows breaking "
+          f"a mined rule: {rules['mined_break_mean']:.2%} on average, {rules['mined_break_worst']:.2%} at worst"
+          + (f"; DECLARED RULES BROKEN: {', '.join(rules['declared_broken'])}" if rules["declared_broken"] else ""))
     for name, path in summary["outputs"].items():
         print(f"  {name:15s} {path}")
     return 0

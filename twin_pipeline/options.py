@@ -39,6 +39,7 @@ class CloneOptions:
     output_format: str | None = None  # "csv" or "parquet"; None: by size
     workers: int = 1  # processes sampling and protecting shards
     column_kinds: dict[str, str] = field(default_factory=dict)
+    rules: str | dict | list | None = None  # declared business rules: a JSON/YAML file path, or the rules inline
     epsilon: float | None = None  # (epsilon, delta)-differentially private fit; None: differencing noise only
 
     def to_dict(self) -> dict:
@@ -98,6 +99,11 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
     wrong = sorted(f"{name}={kind}" for name, kind in options.column_kinds.items() if kind not in KINDS)
     if wrong:
         bad("column_kinds", f"has unknown kind(s) {', '.join(wrong)}; expected one of {', '.join(KINDS)}")
+    if options.rules is not None:
+        from .engine.rules import load_declared
+        if not isinstance(options.rules, (str, dict, list)):
+            bad("rules", f"must be a rules file path or a list of rules, got {options.rules!r}")
+        load_declared(options.rules, source="rules" if source is None else str(source))
     return options
 
 
@@ -127,6 +133,10 @@ def resolve_options(real: pd.DataFrame, options: CloneOptions, source=None) -> t
         if missing:
             raise TwinInputError(source, f"{setting} names unknown column(s) {', '.join(map(str, missing))} "
                                          f"(columns: {', '.join(map(str, real.columns))})")
+    if options.rules is not None:
+        from .engine.rules import load_declared, validate_declared
+        rules_source = options.rules if isinstance(options.rules, str) else source
+        validate_declared(load_declared(options.rules), real, source=rules_source)
     key = options.primary_key
     if key is not None and (real[key].isna().any() or real[key].duplicated().any()):
         raise TwinInputError(source, f"primary key {key!r} is not unique and non-null on every row")

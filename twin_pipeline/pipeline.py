@@ -27,7 +27,7 @@ PARQUET_FROM_ROWS = 1_000_000  # larger twins are written as Parquet unless a fo
 
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
     started = time.perf_counter()
-    engine = GaussianCopulaEngine(k=options.k, epsilon=options.epsilon).fit(
+    engine = GaussianCopulaEngine(k=options.k, rules=options.rules, epsilon=options.epsilon).fit(
         real, primary_key=options.primary_key, column_kinds=options.column_kinds or None, seed=options.seed)
     log.info("fitted %d columns on %d rows in %.2f s", len(real.columns), len(real), time.perf_counter() - started)
     return engine
@@ -90,9 +90,11 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
 
     quality = quality_report(real, protected, primary_key=options.primary_key)
     quality["correlation_errors"] = engine.compare_correlations(real, protected)
-    quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key)
+    quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key,
+                                       columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
     quality["marginals"] = engine.describe()
     quality["copula"] = engine.tails
+    quality["rules"] = engine.rules_report(real, protected)
     ignore = [options.primary_key] if options.primary_key else []
     privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
                              anonymity=protection["k_anonymity"], ignore_columns=ignore)
@@ -167,5 +169,5 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
     }
     return {"source": str(source), "rows_real": len(real), "rows_synthetic": verified["rows"],
             "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
-            "k": verified["k"], "exact_match_rate": verified["exact_match_rate"],
+            "k": verified["k"], "exact_match_rate": verified["exact_match_rate"], "rules": quality["rules"]["summary"],
             "outputs": {name: str(path) for name, path in outputs.items()}}

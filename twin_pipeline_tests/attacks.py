@@ -41,6 +41,8 @@ def stored_numbers(model: dict, column: str) -> np.ndarray:
     parts = [{"value": spec["value"]} for spec in model["columns"] if spec["name"] == column]  # the rest: formats
     parts += [variable["marginal"] for variable in model["variables"]
               if variable["column"] == column and variable["role"] == "value"]  # the null indicator holds 0 and 1
+    formats = (model.get("rules") or {}).get("formats", {}).get(column, {})  # a rule-bound column's own range
+    parts.append({key: formats[key] for key in ("floor", "ceiling") if key in formats})
     parts = [{key: value for key, value in part.items() if key not in SHARES} for part in parts]
     return np.unique(np.asarray(numbers_in(parts), dtype=float))
 

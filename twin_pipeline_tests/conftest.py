@@ -14,6 +14,18 @@ from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.defs.sensors import landing_sensor
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+RUN_SLOW = bool(os.environ.get("TWIN_TEST_SLOW"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` (real multi-process Dagster runs, servers, the copulas reference) run when
+    TWIN_TEST_SLOW=1, as CI sets it; the default run stays within a few minutes on two cores."""
+    if RUN_SLOW:
+        return
+    skip = pytest.mark.skip(reason="slow: set TWIN_TEST_SLOW=1 to run it (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

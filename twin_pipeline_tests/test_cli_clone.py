@@ -97,3 +97,33 @@ def test_text_dates_and_rates_survive_protection_in_their_format(tmp_path):
     assert twin["application_date"].str.fullmatch(r"20(20|21|22)-\d{2}-\d{2}").all()
     assert twin["int_rate"].str.fullmatch(r"\d{1,2}\.\d{2}%").all()
     assert twin.groupby(["age", "marital_status"]).size().min() >= 5
+
+
+def test_declared_rules_file_is_kept_reported_and_summarised(tmp_path, capsys):
+    from shapes import lending_table
+
+    source = tmp_path / "loans.csv"
+    lending_table(n=1500).to_csv(source, index=False)
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [
+        {"type": "formula", "name": "paid in full", "target": "paid_total",
+         "expression": "paid_principal + paid_interest + paid_late_fees"},
+        {"type": "inequality", "low": "num_satisfactory_accounts", "high": "open_credit_lines"}]}))
+    assert main(["clone", str(source), "--out", str(tmp_path / "out"), "--rules", str(rules), "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "rules:" in printed and "kept by construction" in printed and "DECLARED RULES BROKEN" not in printed
+    section = json.loads((tmp_path / "out" / "quality_report.json").read_text())["rules"]
+    declared = [entry for entry in section["rules"] if entry["source"] == "declared"]
+    assert [entry["name"] for entry in declared] == ["paid in full", "rule 2"]
+    assert all(entry["real"]["share"] == 1.0 and entry["twin"]["share"] == 1.0 for entry in declared)
+    assert section["rounding"]["annual_income"]["steps"][0] == 100.0
+
+
+def test_a_rules_file_contradicting_the_table_is_one_line_naming_the_rule(tmp_path, capsys):
+    source = tmp_path / "loans.csv"
+    pd.DataFrame({"a": range(100), "b": range(100, 0, -1)}).to_csv(source, index=False)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- {type: inequality, low: a, high: b, name: a below b}\n")
+    assert main(["clone", str(source), "--out", str(tmp_path / "out"), "--rules", str(rules)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "rules.yaml" in error and "a below b" in error and "contradicts the data" in error and "\n" not in error

@@ -91,7 +91,7 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
 
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == {"k_anonymity_at_least_k", "no_exact_copies", "matches_upload_schema",
-                           "similarity_score_at_least_85", "correlation_error_at_most_0_10"}
+                           "similarity_score_at_least_85", "correlation_error_at_most_0_10", "business_rules_hold"}
     assert checks["k_anonymity_at_least_k"].passed
     assert checks["k_anonymity_at_least_k"].metadata["smallest_group"].value >= 5
     assert checks["no_exact_copies"].passed and checks["matches_upload_schema"].passed

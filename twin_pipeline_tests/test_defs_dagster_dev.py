@@ -15,8 +15,7 @@ from conftest import stop_process_group
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DEADLINE_SECONDS = 240
-pytestmark = pytest.mark.skipif(not os.environ.get("TWIN_TEST_DAGSTER_DEV"),
-                                reason="starts dagster dev and waits for a real run (1-2 min): set TWIN_TEST_DAGSTER_DEV=1")
+pytestmark = pytest.mark.slow  # starts dagster dev and waits for a real run (1-2 min)
 
 
 def free_port() -> int:

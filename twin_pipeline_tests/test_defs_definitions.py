@@ -22,7 +22,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 SIX = {"raw_upload", "fitted_marginals", "correlation_matrix", "synthetic_sample", "k_anonymized_output", "quality_report"}
 
 
-@pytest.mark.parametrize("target", [["-m", "twin_pipeline.definitions"], ["-w", "workspace.yaml"]])
+@pytest.mark.parametrize("target", [["-m", "twin_pipeline.definitions"],
+                                    pytest.param(["-w", "workspace.yaml"], marks=pytest.mark.slow)])
 def test_dagster_validates_the_code_location(target):
     completed = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", *target], cwd=REPOSITORY,
                                capture_output=True, text=True, timeout=120)

@@ -17,6 +17,7 @@ def sample(tmp_path, credit_data) -> Path:
     return path
 
 
+@pytest.mark.slow  # CI also runs `twin demo` itself
 def test_the_demo_run_is_recorded_in_the_data_dirs_dagster_home_with_its_outputs_and_checks(tmp_path, sample):
     result = run_demo(tmp_path / "data", sample=sample)
     assert Path(result["outputs"]["synthetic.csv"]).exists() and Path(result["outputs"]["quality_report.json"]).exists()

@@ -88,6 +88,7 @@ def assert_same_twin(one: TwinStorage, other: TwinStorage, key: str) -> None:
         assert sha256_file(one.portfolio_dir(key) / name) == sha256_file(other.portfolio_dir(key) / name), name
 
 
+@pytest.mark.slow
 def test_each_shard_is_its_own_step_and_process_and_the_twin_is_byte_identical_to_the_in_process_run(two_runs):
     (one, key, _, one_pids), (many, _, checks, many_pids) = two_runs
     assert set(SHARD_STEPS) <= set(one_pids) and set(SHARD_STEPS) <= set(many_pids)
@@ -97,6 +98,7 @@ def test_each_shard_is_its_own_step_and_process_and_the_twin_is_byte_identical_t
     assert_same_twin(one, many, key)
 
 
+@pytest.mark.slow
 def test_a_reexecution_from_a_failed_shard_reruns_that_shard_only_and_publishes_the_same_twin(
         two_runs, upload, tmp_path, monkeypatch):
     (one, key, _, _), _ = two_runs
@@ -126,6 +128,7 @@ def test_a_reexecution_from_a_failed_shard_reruns_that_shard_only_and_publishes_
     assert [path.name for path in sets.iterdir()] == [again.run_id], "one published set, the failed run's removed"
 
 
+@pytest.mark.slow
 def test_the_shard_steps_make_the_twin_layer_one_makes_from_the_same_model_and_seed(two_runs, tmp_path):
     (storage, key, _, _), _ = two_runs
     manifest = json.loads((storage.portfolio_dir(key) / "raw_upload.json").read_text())
@@ -136,6 +139,7 @@ def test_the_shard_steps_make_the_twin_layer_one_makes_from_the_same_model_and_s
         pd.testing.assert_frame_equal(pd.read_parquet(ours), pd.read_parquet(layer_one))
 
 
+@pytest.mark.slow
 def test_k_and_copies_recounted_over_all_shards_and_the_product_is_their_union(two_runs):
     (storage, key, checks, _), _ = two_runs
     manifest = json.loads((storage.portfolio_dir(key) / "raw_upload.json").read_text())
@@ -213,6 +217,7 @@ def celery_worker(tmp_path_factory):
         stop_process_group(worker, signal.SIGTERM)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")  # dagster-celery's, per step
 def test_celery_workers_in_other_processes_make_the_same_twin(two_runs, celery_worker, upload, tmp_path):
     (one, key, _, _), _ = two_runs

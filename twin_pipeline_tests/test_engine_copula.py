@@ -91,12 +91,19 @@ def test_constant_and_all_null_columns_kept_as_they_are(twin):
     assert twin["notes"].isna().all()
 
 
-def test_correlation_matrix_is_labelled_valid_and_symmetric(fitted):
+def test_correlation_matrix_is_labelled_valid_and_symmetric(fitted, loan_book, twin):
     matrix = fitted.correlation_matrix
-    assert "income" in matrix.index and "annual_inc_joint (is null)" in matrix.columns
+    assert "income" in matrix.index and "debt" in matrix.columns
+    # the joint income is null exactly for individual applications: a rule writes the null, no indicator needed
+    assert "annual_inc_joint (is null)" not in matrix.columns
+    assert any(rule.enforced and rule.kind == "fixed_when" and rule.params["column"] == "annual_inc_joint"
+               for rule in fitted.rules.rules)
     assert np.allclose(matrix.to_numpy(), matrix.to_numpy().T)
     assert np.linalg.eigvalsh(matrix.to_numpy()).min() > 0
-    assert matrix.loc["income", "loan_amount"] > 0.5
+    assert matrix.loc["income", "debt"] < 0.2
+    # loan_amount <= income is kept by modelling the loan as its share of the income: the values correlate
+    real, synthetic = (frame[["income", "loan_amount"]].corr().iloc[0, 1] for frame in (loan_book, twin))
+    assert real > 0.5 and abs(synthetic - real) < 0.05
 
 
 def test_describe_records_family_and_fit_statistic(fitted):
@@ -159,6 +166,7 @@ def test_write_sample_streams_parquet_and_csv(fitted, tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_copulas_reference_backend_runs_behind_the_same_interface(credit_card):
     engine = GaussianCopulaEngine(backend="copulas").fit(credit_card.head(300))
     np.random.seed(123)
@@ -195,11 +203,16 @@ def test_ordinal_categories_follow_their_association():
     level = pd.Series(grade).map({letter: i for i, letter in enumerate("ABCDEFG")}).to_numpy()
     real = pd.DataFrame({"grade": grade, "sub_grade": [g + str(rng.integers(1, 6)) for g in grade],
                          "int_rate": np.round(6 + 3.5 * level + rng.normal(0, 1, n), 2)})
-    engine = GaussianCopulaEngine().fit(real)
+    engine = GaussianCopulaEngine(mine_rules=False).fit(real)
     grades = engine.marginals[engine.variables.index(("grade", "value"))].values
     assert "".join(grades) in ("ABCDEFG", "GFEDCBA")
     twin = engine.sample(20_000, seed=1)
     assert (twin["sub_grade"].str[0] == twin["grade"]).mean() > 0.75
+    # with rules, grade is looked up from sub_grade: always consistent, and sub_grade follows the rate
+    ruled = GaussianCopulaEngine().fit(real)
+    sub_grades = ruled.marginals[ruled.variables.index(("sub_grade", "value"))].values
+    assert "".join(dict.fromkeys(value[0] for value in sub_grades)) in ("ABCDEFG", "GFEDCBA")
+    assert (ruled.sample(20_000, seed=1).eval("sub_grade.str[0] == grade")).all()
     by_grade = twin.groupby("grade")["int_rate"].mean()
     assert by_grade.is_monotonic_increasing
 

@@ -30,7 +30,6 @@ from ..tables import read_table, sha256_file
 from .config import CloneConfig, check_request
 from .display import heatmap_markdown, markdown_table
 from .io_manager import ShardedTable
-from .partitions import portfolios
 from .raw import delete_raw, keep_raw_copy, load_real, options_of
 from .resources import ShardReader, TwinStorage
 from .schemas import CORRELATION_SCHEMA, conform, infer_twin_schema, marginals_summary, quality_columns, schema_to_dict
@@ -171,6 +170,6 @@ def _pearson_panels(real: pd.DataFrame, twin: pd.DataFrame) -> dict[str, pd.Data
 ASSETS = [raw_upload, fitted_marginals, correlation_matrix, synthetic_sample, k_anonymized_output, quality_report]
 
 clone_portfolio = dg.define_asset_job(
-    "clone_portfolio", selection=dg.AssetSelection.assets(*ASSETS), partitions_def=portfolios,
+    "clone_portfolio", selection=dg.AssetSelection.assets(*ASSETS),
     description="Clone one portfolio end to end: ingest, fit, sample, protect, report (with the asset checks).",
 )

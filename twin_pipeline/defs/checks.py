@@ -20,6 +20,8 @@ from .schemas import SchemaMismatch, conform, schema_from_dict
 
 MIN_SIMILARITY = 85.0
 MAX_CORRELATION_ERROR = 0.10
+MINED_BREAK_WORST = 0.01  # share of twin rows breaking the worst mined rule that holds on every real row
+MINED_BREAK_MEAN = 0.001
 WITH_UPLOAD = {"raw_upload": dg.AssetIn("raw_upload")}
 PREVIEW_WARNING = "Specifying a partitions_def on an AssetCheckSpec"
 
@@ -96,4 +98,23 @@ def correlation_error_at_most_0_10(quality_report: dict) -> dg.AssetCheckResult:
                                          "threshold": MAX_CORRELATION_ERROR})
 
 
-CHECKS = [privacy_recount, matches_upload_schema, similarity_score_at_least_85, correlation_error_at_most_0_10]
+@per_portfolio_check(asset=quality_report, blocking=True,
+                     description="Business rules hold on the twin: a broken declared rule fails the run (blocking); "
+                                 f"mined rules broken on more than {MINED_BREAK_WORST:.0%} of rows (worst) or "
+                                 f"{MINED_BREAK_MEAN:.1%} (mean) are a warning.")
+def business_rules_hold(quality_report: dict) -> dg.AssetCheckResult:
+    section = quality_report["quality"].get("rules") or {"rules": [], "summary": {}}
+    summary = section["summary"]
+    broken = summary.get("declared_broken", [])
+    metadata = {"rules": summary.get("rules", 0), "enforced": summary.get("enforced", 0),
+                "declared_broken": ", ".join(broken) or "none",
+                "mined_break_mean": summary.get("mined_break_mean", 0.0),
+                "mined_break_worst": summary.get("mined_break_worst", 0.0)}
+    if broken:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)
+    mined_ok = (summary.get("mined_break_worst", 0.0) <= MINED_BREAK_WORST
+                and summary.get("mined_break_mean", 0.0) <= MINED_BREAK_MEAN)
+    return dg.AssetCheckResult(passed=mined_ok, severity=dg.AssetCheckSeverity.WARN, metadata=metadata)
+
+
+CHECKS = [business_rules_hold, privacy_recount, matches_upload_schema, similarity_score_at_least_85, correlation_error_at_most_0_10]

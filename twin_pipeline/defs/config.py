@@ -17,6 +17,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, ValidationError
 
+from ..engine.rules import read_rules_file
 from ..errors import TwinInputError
 from ..options import (DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, CloneOptions, resolve_options,
                        validate_options)
@@ -41,6 +42,8 @@ class CloneConfig(dg.Config):
     seed: Optional[int] = Field(default=DEFAULT_SEED, description="Random seed; the same seed gives the same twin")
     output_format: Optional[str] = Field(default=None, description='"csv" or "parquet"; default by size')
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
+    rules: Optional[str] = Field(default=None, description="Declared business rules: a JSON/YAML rules file, or "
+                                 "the rules as JSON text (a sidecar may give the list itself)")
     epsilon: Optional[float] = Field(default=None, description="Fit with (epsilon, 1e-6)-differential privacy; "
                                      "default: no DP (the model still carries noise against differencing)")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
@@ -49,7 +52,11 @@ class CloneConfig(dg.Config):
                             "protected in its own step; part of the result (shard seeds), so recorded with it")
 
     def to_options(self) -> CloneOptions:
+        """The clone options; a rules file is read here, so the run records the rules, not a path."""
         fields = self.model_dump()
+        rules = fields.get("rules")
+        if rules:
+            fields["rules"] = json.loads(rules) if rules.lstrip()[:1] in ("[", "{") else read_rules_file(rules)
         return CloneOptions(**{name: fields[name] for name in CloneOptions.__dataclass_fields__ if name in fields})
 
 
@@ -76,6 +83,10 @@ def config_for_landed_file(table: Path) -> CloneConfig:
         if unknown:
             allowed = ", ".join(name for name in CloneConfig.model_fields if name != "source")
             raise TwinInputError(sidecar, f"unknown setting(s) {', '.join(unknown)}; allowed: {allowed}")
+        if isinstance(settings.get("rules"), (list, dict)):  # the rules themselves, in the sidecar
+            settings["rules"] = json.dumps(settings["rules"])
+        elif isinstance(settings.get("rules"), str) and not Path(settings["rules"]).is_absolute():
+            settings["rules"] = str(sidecar.parent / settings["rules"])  # a rules file beside the sidecar
     try:
         config = CloneConfig(**settings, source=str(table))
     except ValidationError as error:

@@ -18,7 +18,6 @@ from ..tables import read_table
 from .bundles import bundle_sha256, read_spec
 from .checks import per_portfolio_check
 from .display import markdown_table
-from .partitions import portfolios
 from .raw import keep_raw_bundle
 from .resources import TwinStorage
 from .shared import twin_asset
@@ -86,6 +85,6 @@ RELATED_ASSETS = [related_twin]
 RELATED_CHECKS = [foreign_keys_valid]
 
 clone_related_portfolio = dg.define_asset_job(
-    "clone_related_portfolio", selection=dg.AssetSelection.assets(related_twin), partitions_def=portfolios,
+    "clone_related_portfolio", selection=dg.AssetSelection.assets(related_twin),
     description="Clone one bundle of related tables (folder or zip with relationships.json) with valid foreign keys.",
 )

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 KINDS = ("continuous", "integer", "discrete", "boolean", "categorical", "datetime", "identifier", "constant", "text",
-         "duplicate")
+         "duplicate", "derived")
 NUMERIC_KINDS = ("continuous", "integer", "datetime")
 SLICED_KINDS = ("discrete", "boolean", "categorical", "text")
 
@@ -50,6 +50,7 @@ class ColumnSpec:
     value: object = None  # constant kind: the single value
     copy_of: str | None = None  # duplicate kind: the earlier column this one always equals
     id_pattern: dict = field(default_factory=dict)  # identifier kind: how fresh keys are formed
+    rounding: dict | None = None  # numeric: rounding steps (multiples of 1000, 100, 25, ...) and their shares
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,6 +92,7 @@ def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None =
             spec.decimals = spec.number_format["decimals"]
         else:
             spec.decimals = count_decimals(values.to_numpy(dtype=float))
+        spec.rounding = detect_rounding(to_plain_numbers(values, spec.number_format), spec.decimals)
     return spec
 
 
@@ -202,6 +204,105 @@ def count_decimals(numbers: np.ndarray, most: int = 8) -> int:
         if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
             return decimals
     return most
+
+
+ROUNDING_STEPS = tuple(sorted({m * 10.0**e for e in range(-4, 7) for m in (1, 2, 2.5, 5)}))
+ROUNDING_MIN_GAIN = 0.02  # a step is real when this much more of the values sit on it than chance would put there
+ATOM_SHARE = 0.005  # as in marginals: values this frequent are point masses, kept exactly and not rounded
+
+
+def to_plain_numbers(values: pd.Series, number_format: dict | None) -> np.ndarray:
+    return parse_number_text(values, number_format) if number_format else values.to_numpy(dtype=float)
+
+
+def on_step(numbers: np.ndarray, step: float) -> np.ndarray:
+    ratio = numbers / step
+    return np.abs(ratio - np.round(ratio)) <= 1e-9 * np.maximum(1.0, np.abs(ratio))
+
+
+def detect_rounding(numbers: np.ndarray, decimals: int | None, with_atoms: bool = False) -> dict | None:
+    """The rounding steps a column's values sit on beyond its decimals (incomes in hundreds, 10 % of them in
+    thousands), as a chain of nested steps with the share of values on each; point masses are left out.
+
+    Returns {"steps": fine to coarse, "shares": share of values on each, "weights": the share of values to
+    round to each step so that a smooth sample lands on every step as often as the real values do}."""
+    numbers = numbers[np.isfinite(numbers)]
+    if not with_atoms:  # `with_atoms`: for values computed through a rule, which has no point masses of its own
+        values, counts = np.unique(numbers, return_counts=True)
+        atoms = values[counts >= max(5, ATOM_SHARE * len(numbers))]
+        numbers = numbers[~np.isin(numbers, atoms)]
+    if len(numbers) < 50:
+        return None
+    base = 10.0 ** -(decimals or 0)
+    chain, shares = [base], [1.0]
+    on = {step: float(on_step(numbers, step).mean()) for step in ROUNDING_STEPS if step > base * (1 + 1e-9)}
+    while True:  # the next step is the one with most values above chance (amounts in 100s, not 20s, after 10s)
+        options = [(on[step] - shares[-1] * chain[-1] / step, step) for step in on
+                   if step > chain[-1] * (1 + 1e-9) and on_step(np.array([step]), chain[-1])[0]
+                   and on[step] >= shares[-1] * chain[-1] / step + ROUNDING_MIN_GAIN
+                   and on[step] >= 1.5 * shares[-1] * chain[-1] / step]
+        if not options:
+            break
+        _, step = max(options)
+        chain.append(step)
+        shares.append(on[step])
+    for index in range(len(chain) - 2, 0, -1):  # a step every value on a coarser one also fills says nothing
+        if shares[index + 1] >= shares[index] - 0.005:
+            del chain[index], shares[index]
+    if len(chain) == 1:
+        return None
+    return {"steps": chain, "shares": [round(share, 6) for share in shares], "weights": rounding_weights(chain, shares)}
+
+
+def rounding_weights(steps: list[float], shares: list[float]) -> list[float]:
+    """Share of values to round to each step: rounding to step i also lands on a coarser step j with chance
+    s_i / s_j, so the real shares are solved for (non-negative least squares, weights summing to 1)."""
+    from scipy.optimize import nnls
+
+    levels = len(steps)
+    landing = np.array([[1.0 if i >= j else steps[i] / steps[j] for i in range(levels)] for j in range(levels)])
+    system = np.vstack([landing, 10.0 * np.ones(levels)])
+    weights, _ = nnls(system, np.concatenate([shares, [10.0]]))
+    return [round(float(w), 6) for w in weights / weights.sum()]
+
+
+def calibrate_rounding(rounding: dict, numbers: np.ndarray, sample, atoms: np.ndarray, decimals: int | None,
+                       iterations: int = 4, draws: int = 20_000) -> dict:
+    """Weights that make sampled values sit on each step as often as the real ones (all values, point masses
+    included): a smooth sample rounded to a step also lands on coarser steps and on the point masses'
+    values, which the closed-form weights do not see, so the shares are corrected on a simulated sample.
+    `sample(n, rng)` draws model values of the column."""
+    numbers = numbers[np.isfinite(numbers)]
+    steps = rounding["steps"]
+    target = np.array([on_step(numbers, step).mean() for step in steps])
+    rng = np.random.default_rng(0)
+    values = np.round(sample(draws, rng), decimals if decimals is not None else 6)
+    keep = np.isin(values, atoms)
+    shares = np.array(rounding["shares"], dtype=float)
+    for _ in range(iterations):
+        weights = rounding_weights(steps, list(shares))
+        rounded = round_to_steps(values, {"steps": steps, "weights": weights}, np.random.default_rng(1), keep,
+                                 bounds=(values.min(), values.max()))
+        measured = np.array([on_step(rounded, step).mean() for step in steps])
+        shares = np.clip(shares + (target - measured), 0.0, 1.0)
+        shares[0] = 1.0
+    return {**rounding, "weights": rounding_weights(steps, list(shares))}
+
+
+def round_to_steps(numbers: np.ndarray, rounding: dict, rng: np.random.Generator, keep: np.ndarray | None = None,
+                   bounds: tuple[float, float] | None = None) -> np.ndarray:
+    """Round each value to a step drawn with the column's weights; `keep` (point masses) stays as it is, and a
+    value the step would push out of `bounds` (the real range: 200 to a step of 500) keeps the finest step."""
+    steps, weights = np.asarray(rounding["steps"]), np.asarray(rounding["weights"])
+    level = np.minimum(np.searchsorted(np.cumsum(weights), rng.random(len(numbers)), side="right"), len(steps) - 1)
+    step = steps[level]
+    digits = max(0, int(np.ceil(-np.log10(steps[0]))) + 1)
+    rounded = np.round(np.round(numbers / step) * step, digits)
+    if bounds is not None:
+        outside = (rounded < bounds[0]) | (rounded > bounds[1])
+        rounded = np.where(outside, np.round(np.round(numbers / steps[0]) * steps[0], digits), rounded)
+    finite = np.isfinite(numbers) if keep is None else np.isfinite(numbers) & ~keep
+    return np.where(finite, rounded, numbers)
 
 
 def identifier_pattern(values: pd.Series) -> dict:

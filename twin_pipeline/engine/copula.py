@@ -21,10 +21,11 @@ from scipy import special
 from ..tables import TwinInputError, atomic_path
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
-from .dependence import T_MAX_ROWS, fit_t_degrees, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
+from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 from .dp import DEFAULT_DELTA, fit_private
 from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation, noisy_counts
+from .rules import RuleSet, load_declared
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class GaussianCopulaEngine:
     """
 
     def __init__(self, backend: str = "native", k: int = K_MIN, preserve_tails: bool = True, match_pearson: bool = True,
-                 epsilon: float | None = None, delta: float | None = None):
+                 mine_rules: bool = True, rules=None, epsilon: float | None = None, delta: float | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
@@ -71,16 +72,20 @@ class GaussianCopulaEngine:
         self.preserve_tails = preserve_tails
         self.match_pearson = match_pearson
         self.tails: dict = {"copula": "gaussian"}
+        self.mine_rules = mine_rules  # find business rules in the real table and keep them (see rules/)
+        self.declared_rules = load_declared(rules)  # a path, dict or list of declared rules
+        self.rules = RuleSet()
         self._reference = None  # the copulas backend's fitted GaussianMultivariate
 
     # ------------------------------------------------------------------ fitting
     def fit(self, df: pd.DataFrame, primary_key: str | None = None,
-            column_kinds: dict[str, str] | None = None, seed: int | None = 0) -> "GaussianCopulaEngine":
+            column_kinds: dict[str, str] | None = None, keep_columns=(), seed: int | None = 0) -> "GaussianCopulaEngine":
         """Learn marginals and the latent correlation of `df`; the primary key is not modelled.
 
-        Every stored statistic is perturbed (perturb.py) with noise drawn from (`seed`, the rows' content):
-        the same seed and rows give the same model, a table one row apart gets independent noise; seed=None
-        draws the noise from the operating system."""
+        Business rules (mined, and declared ones) are kept by construction: `keep_columns` are never derived
+        through a rule (a child table's parent columns, which sampling is conditioned on). Every stored statistic
+        is perturbed (perturb.py) with noise drawn from (`seed`, the rows' content): the same seed and rows give
+        the same model, a table one row apart gets independent noise; seed=None draws it from the system."""
         _check_frame(df, primary_key, column_kinds)
         rng = fit_rng(seed, df)
         self.primary_key, self.n_rows = primary_key, len(df)
@@ -88,14 +93,22 @@ class GaussianCopulaEngine:
         self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name))
                       for name in df.columns]
         col.mark_duplicates(df, self.specs, fixed=set(kinds))
-        if self.epsilon is not None:
+        self.rules = RuleSet()
+        if self.epsilon is not None:  # rules are mined from raw values: not in a private fit
             self.privacy = fit_private(self, df, self.epsilon, self.delta, rng)
             self.tails = {"copula": "gaussian", "reason": "differentially private fit"}
             log.info("fitted %d columns with (%g, %g)-differential privacy", len(self.specs), self.epsilon, self.delta)
             return self
         self.privacy = DIFFERENCING_NOISE
+        if self.backend == "native" and (self.mine_rules or self.declared_rules):
+            self.rules = RuleSet.fit(df, self.specs, self.declared_rules, self.k, mine_rules=self.mine_rules,
+                                     keep=set(keep_columns))
+        governed = self.rules.governed(df)
+        self._real_values = {name: df[name].dropna().to_numpy(dtype=float) for name in self.rules.derived_columns
+                             if pd.api.types.is_numeric_dtype(df[name])}  # fit-time only, never saved
+        df = self._encode(df)
         candidates = [(spec, *variable) for spec in self.specs
-                      for variable in _variables_of(spec, df[spec.name], self.k, rng)]
+                      for variable in _variables_of(spec, df[spec.name], self.k, governed.get(spec.name), rng)]
         self.variables = [(spec.name, role) for spec, role, *_ in candidates]
         self.marginals = [marginal for _, _, marginal, _, _ in candidates]
         for spec, role, marginal, _, _ in candidates:
@@ -120,6 +133,7 @@ class GaussianCopulaEngine:
                 present[:, i] = mask
                 coefficients[i] = hermite_coefficients(upper, block_scores)
                 informative[i] = len(keys) * (1 - np.diff(np.concatenate([[0.0], upper])).max()) >= MIN_DEPENDENCE_ROWS
+        self._calibrate_rounding(df, governed)
         if self.variables:
             latent = latent_correlation(scores, present, np.vstack(coefficients))
             del scores, present
@@ -133,14 +147,63 @@ class GaussianCopulaEngine:
             self.correlation = nearest_correlation(noisy_correlation(latent, len(df), rng))
         else:
             self.correlation = np.zeros((0, 0))
-        self.tails = {"copula": "gaussian"}
+        self.tails, self._frailty_cholesky = {"copula": "gaussian"}, None
         if self.preserve_tails and self.backend == "native":
             self.tails = self._fit_tails(df)
         if self.backend == "copulas":
             from .copulas_backend import fit_reference
             self._reference = fit_reference(self, df)
+        self._calibrate_derived_rounding()
         log.info("fitted %d columns (%d copula variables) on %d rows", len(self.specs), len(self.variables), len(df))
         return self
+
+    def _calibrate_rounding(self, df: pd.DataFrame, governed: dict) -> None:
+        """Rounding weights checked on a simulated sample of each column's marginal (see calibrate_rounding);
+        rows whose value a rule writes are not the marginal's."""
+        for index, (name, role) in enumerate(self.variables):
+            spec, marginal = self._spec(name), self.marginals[index]
+            if role == "value" and spec.rounding and isinstance(marginal, NumericMarginal):
+                values = df[name][~governed[name]] if name in governed else df[name]
+                spec.rounding = col.calibrate_rounding(
+                    spec.rounding, to_numbers(values.dropna(), spec),
+                    lambda n, rng, marginal=marginal: marginal.decode(rng.standard_normal(n)), marginal.atoms,
+                    spec.decimals)
+
+    def _calibrate_derived_rounding(self, rows: int = 20_000, iterations: int = 2) -> None:
+        """Columns computed through an order rule are rounded after the rule bounds them: their step weights are
+        corrected on a simulated twin until it sits on each step as often as the real values."""
+        names = [name for name, rule in self.rules.derived_columns.items()
+                 if rule.kind == "order" and self.rules.formats[name].get("rounding")]
+        if not names or self._reference is not None:
+            return
+        real = {name: self._real_values[name] for name in names}
+        shares = {name: np.array(self.rules.formats[name]["rounding"]["shares"], dtype=float) for name in names}
+        for _ in range(iterations):
+            twin = self.sample(rows, seed=0)
+            for name in names:
+                rounding = self.rules.formats[name]["rounding"]
+                values = pd.to_numeric(twin[name], errors="coerce").to_numpy(dtype=float)
+                values = values[np.isfinite(values)]
+                measured = np.array([col.on_step(values, step).mean() for step in rounding["steps"]])
+                target = np.array([col.on_step(real[name], step).mean() for step in rounding["steps"]])
+                shares[name] = np.clip(shares[name] + target - measured, 0.0, 1.0)
+                shares[name][0] = 1.0
+                rounding["weights"] = col.rounding_weights(rounding["steps"], list(shares[name]))
+
+    def _encode(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The real table as the copula models it (see RuleSet.encode); derived columns' specs follow."""
+        if not self.rules.rules:
+            return df
+        encoded = self.rules.encode(df)
+        computed, derived = self.rules.computed_columns, self.rules.derived_columns
+        for index, spec in enumerate(self.specs):
+            if spec.name in computed:
+                spec.kind = "derived"
+            elif spec.name in derived:  # an ordered column modelled as its fraction of the allowed interval
+                fraction = col.detect_spec(encoded[spec.name], kind="continuous")
+                fraction.decimals, fraction.rounding = None, None  # the real column's format is applied on decoding
+                self.specs[index] = fraction
+        return encoded
 
     def _match_pearson(self, df: pd.DataFrame, latent: np.ndarray, weak: np.ndarray) -> np.ndarray:
         """Adjust numeric pairs so the twin reproduces the real Pearson correlations, not only the ranks."""
@@ -165,10 +228,28 @@ class GaussianCopulaEngine:
             return {"copula": "gaussian", "reason": "fewer than 200 complete rows"}
         frame = frame.sample(min(len(frame), T_MAX_ROWS), random_state=0)
         uniforms = frame.rank(method="average").to_numpy() / (len(frame) + 1)
-        fit = fit_t_degrees(uniforms, self.correlation[np.ix_(chosen, chosen)], np.random.default_rng(0))
-        return {"copula": "t" if fit["use_t"] else "gaussian", "degrees_of_freedom": fit["degrees_of_freedom"],
-                "loglik_t": round(fit["loglik_t"], 3), "loglik_gaussian": round(fit["loglik_gaussian"], 3),
-                "columns": [self.variables[i][0] for i in chosen]}
+        block = self.correlation[np.ix_(chosen, chosen)]
+        fit = fit_t_degrees(uniforms, block, np.random.default_rng(0))
+        tails = {"copula": "t" if fit["use_t"] else "gaussian", "degrees_of_freedom": fit["degrees_of_freedom"],
+                 "loglik_t": round(fit["loglik_t"], 3), "loglik_gaussian": round(fit["loglik_gaussian"], 3),
+                 "columns": [self.variables[i][0] for i in chosen]}
+        # Asymmetric tails (joint defaults in a crisis without a boom co-movement): a gamma frailty on the
+        # continuous variables, lower or upper tail, kept only when it beats both symmetric copulas by more than
+        # a BIC penalty, so symmetric tables keep their Gaussian or t copula.
+        # The frailty is fitted and calibrated on rank (normal-score) correlations: the Pearson-matched ones are
+        # tuned to the Gaussian's joint shape, not to the frailty's.
+        scores = np.corrcoef(special.ndtri(uniforms).T)
+        full = self.correlation.copy()
+        full[np.ix_(chosen, chosen)] = scores
+        frailty = fit_frailty(uniforms, scores, full, chosen, np.random.default_rng(0))
+        symmetric = max(fit["loglik_gaussian"], fit["loglik_t"] - 1.0)
+        tails["tail_asymmetry"] = round(frailty["asymmetry"], 3)
+        if np.isfinite(frailty["loglik"]):
+            tails["loglik_" + frailty["family"]] = round(frailty["loglik"], 3)
+        if frailty["loglik"] - 0.5 * np.log(len(uniforms)) > symmetric:
+            tails.update(copula=frailty["family"], theta=frailty["theta"], degrees_of_freedom=None,
+                         variables=chosen, inner_correlation=frailty["inner"].tolist())
+        return tails
 
     def _spec(self, name: str) -> col.ColumnSpec:
         return next(spec for spec in self.specs if spec.name == name)
@@ -268,10 +349,7 @@ class GaussianCopulaEngine:
                 box[variable] = value_boxes(marginal, keys)
             latent = self._latent_values(len(block), rng, cholesky, box)
             decoded = {i: marginal.decode(latent[:, i]) for i, marginal in enumerate(marginals)}
-            frame = self._assemble(decoded, len(block), start, rng)
-            for name in block.columns:
-                frame[name] = block[name].to_numpy()
-            parts.append(frame)
+            parts.append(self._assemble(decoded, len(block), start, rng, given=block))
         return pd.concat(parts, ignore_index=True) if parts else self.sample(0)
 
     def renumber_keys(self, frame: pd.DataFrame, first_row: int = 0, seed: int | None = None) -> pd.DataFrame:
@@ -317,6 +395,9 @@ class GaussianCopulaEngine:
         for name, condition in conditions.items():
             if (name, "value") not in self.variables:
                 raise TwinInputError(name, "cannot condition on this column: it is not modelled (unknown, key or constant)")
+            if name in self.rules.derived_columns:
+                raise TwinInputError(name, f"cannot condition on this column: it is modelled through the rule "
+                                           f"{self.rules.derived_columns[name].text}")
             variable = self.variables.index((name, "value"))
             box[variable] = latent_box(self.marginals[variable], condition, name)
             if box[variable][0] >= box[variable][1]:
@@ -338,11 +419,24 @@ class GaussianCopulaEngine:
         return [marginal.rescaled(lambda z: np.where(np.isinf(z), z, special.stdtrit(nu, special.ndtr(z))))
                 for marginal in self.marginals]
 
+    def _frailty_values(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Latent normal scores under the gamma-frailty copula (see dependence.frailty_scores)."""
+        if getattr(self, "_frailty_cholesky", None) is None:
+            self._frailty_cholesky = np.linalg.cholesky(np.asarray(self.tails["inner_correlation"]))
+        normals = rng.standard_normal((size, len(self.variables))) @ self._frailty_cholesky.T
+        chosen = self.tails["variables"]
+        frailty = rng.gamma(1 / self.tails["theta"], 1.0, size)
+        normals[:, chosen] = frailty_scores(normals[:, chosen], self.tails["theta"],
+                                            self.tails["copula"] == "survival_clayton", frailty)
+        return normals
+
     def _latent_values(self, size: int, rng: np.random.Generator, cholesky, box) -> np.ndarray:
         """Correlated latent values for `size` rows on the copula's scale (normal, or Student-t with its
         mixing variable); `box` bounds (on the normal scale) restrict the conditioned variables."""
         if cholesky is None:
             return np.zeros((size, 0))
+        if self.tails["copula"] in FRAILTY_FAMILIES and not box:  # conditions: drawn from the Gaussian part
+            return self._frailty_values(size, rng)
         nu, mixing = self._nu(), None
         if nu is not None:
             mixing = np.sqrt(rng.chisquare(nu, size) / nu)
@@ -385,7 +479,8 @@ class GaussianCopulaEngine:
                     empty.to_csv(tmp, index=False)
         return path
 
-    def _assemble(self, decoded: dict[int, np.ndarray], size: int, start: int, rng: np.random.Generator) -> pd.DataFrame:
+    def _assemble(self, decoded: dict[int, np.ndarray], size: int, start: int, rng: np.random.Generator,
+                  given: pd.DataFrame | None = None) -> pd.DataFrame:
         """Turn decoded model variables into a frame with the input's columns, order, dtypes and formats."""
         position = {variable: i for i, variable in enumerate(self.variables)}
         out = {}
@@ -396,10 +491,13 @@ class GaussianCopulaEngine:
             elif spec.kind == "duplicate":
                 out[spec.name] = out[spec.copy_of].copy()
                 continue
+            elif spec.kind == "derived":
+                out[spec.name] = pd.Series(np.full(size, np.nan))  # computed from the other columns below
+                continue
             elif value_index is None:
                 values = pd.Series([spec.value] * size, dtype=object)
             else:
-                values = _restore(spec, self.marginals[value_index], decoded[value_index])
+                values = _restore(spec, self.marginals[value_index], decoded[value_index], rng)
             if spec.null_rate >= 1.0:
                 values = pd.Series([None] * size, dtype=object)
             elif null_index is not None:
@@ -407,7 +505,19 @@ class GaussianCopulaEngine:
                 if is_null.any():
                     values = values.astype(_nullable(values.dtype)).mask(is_null)
             out[spec.name] = _cast(values, spec)
-        return pd.DataFrame(out, index=pd.RangeIndex(size))
+        frame = pd.DataFrame(out, index=pd.RangeIndex(size))
+        for name in given.columns if given is not None else ():
+            frame[name] = given[name].to_numpy()
+        if self.rules.rules:
+            frame = self.rules.decode(frame, round_values=lambda name, numbers: self._round_derived(name, numbers, rng))
+        return frame
+
+    def _round_derived(self, name: str, numbers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A derived column's numbers on the real column's decimals and rounding steps."""
+        fmt = self.rules.formats.get(name, {})
+        if fmt.get("rounding") and name not in self.rules.computed_columns:  # a sum of on-step parts is on step
+            numbers = col.round_to_steps(numbers, fmt["rounding"], rng, bounds=(fmt["floor"], fmt["ceiling"]))
+        return np.round(numbers, fmt["decimals"]) if fmt.get("decimals") is not None else numbers
 
     # ----------------------------------------------------------- inspection
     @property
@@ -431,8 +541,18 @@ class GaussianCopulaEngine:
                              point_masses=len(marginal.atoms))
             elif isinstance(marginal, SlicedMarginal):
                 entry.update(family="categorical", categories=len(marginal.values), pooled_values=marginal.pooled)
+            if spec.name in self.rules.derived_columns:  # modelled through a rule (an ordered column: its fraction)
+                entry["rule"] = self.rules.derived_columns[spec.name].text
             summary[spec.name] = entry
         return summary
+
+    def rules_report(self, real: pd.DataFrame, synthetic: pd.DataFrame) -> dict:
+        """Every rule (mined or declared) with the share of real and twin rows satisfying it, and every column's
+        rounding steps with the share of values on each."""
+        from .rules.report import rules_report
+
+        self._require_fit()
+        return rules_report(self.rules, self.specs, real, synthetic)
 
     @staticmethod
     def compare_correlations(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, float]:
@@ -463,7 +583,8 @@ class GaussianCopulaEngine:
             "columns": [spec.to_dict() for spec in self.specs],
             "variables": [{"column": name, "role": role, "marginal": marginal.to_dict()}
                           for (name, role), marginal in zip(self.variables, self.marginals)],
-            "correlation": self.correlation.tolist(), "tails": self.tails, "privacy": self.privacy,
+            "correlation": self.correlation.tolist(), "tails": self.tails, "rules": self.rules.to_dict(),
+            "privacy": self.privacy,
         }
 
     @classmethod
@@ -481,6 +602,7 @@ class GaussianCopulaEngine:
         engine.tails = data.get("tails", {"copula": "gaussian"})
         engine.privacy = data.get("privacy", {})
         engine.epsilon, engine.delta = engine.privacy.get("epsilon"), engine.privacy.get("delta")
+        engine.rules = RuleSet.from_dict(data.get("rules"))
         return engine
 
     def save(self, path: str | Path) -> Path:
@@ -518,20 +640,28 @@ def _check_frame(df: pd.DataFrame, primary_key: str | None, column_kinds: dict |
         raise TwinInputError(None, f"column kinds given for unknown columns: {', '.join(sorted(map(str, unknown)))}")
 
 
-def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int, rng: np.random.Generator | None = None):
+def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int, governed: np.ndarray | None = None,
+                  rng: np.random.Generator | None = None):
     """Yield (role, marginal, sortable keys of the present rows, present mask) for one column, with noisy
-    statistics (perturb.py)."""
-    present = series.notna().to_numpy()
+    statistics (perturb.py).
+
+    `governed` rows (whose value a rule writes, such as balance 0 when Fully Paid) are left out of the fit."""
+    if spec.kind == "derived":
+        return
+    free = np.ones(len(series), dtype=bool) if governed is None else ~governed
+    present = series.notna().to_numpy() & free
+    if governed is not None:
+        series = series.where(free)
     if spec.kind in col.NUMERIC_KINDS:
         numbers = to_numbers(series[present], spec)
         yield "value", NumericMarginal.fit(numbers, k, rng=rng), numbers, present
     elif spec.kind in col.SLICED_KINDS:
         marginal = SlicedMarginal.fit(series[present], spec.kind, k, rng=rng)
         yield "value", marginal, marginal.codes(series[present]), present
-    if 0.0 < spec.null_rate < 1.0 and spec.kind not in ("identifier", "duplicate"):
-        is_null = (~present).astype(np.int8)
+    is_null = (~present[free]).astype(np.int8)
+    if 0.0 < is_null.mean() < 1.0 and spec.kind not in ("identifier", "duplicate"):
         counts = noisy_counts(np.array([len(is_null) - is_null.sum(), is_null.sum()]), rng)
-        yield "null", SlicedMarginal([0, 1], counts / counts.sum()), is_null, np.ones(len(series), dtype=bool)
+        yield "null", SlicedMarginal([0, 1], counts / counts.sum()), is_null, free
 
 
 def to_numbers(series: pd.Series, spec: col.ColumnSpec) -> np.ndarray:
@@ -552,12 +682,16 @@ def to_numbers(series: pd.Series, spec: col.ColumnSpec) -> np.ndarray:
 ROUNDING_SHIFT = {"Y": pd.Timedelta(days=182), "M": pd.Timedelta(days=15), "D": pd.Timedelta(hours=12), "s": pd.Timedelta(0)}
 
 
-def _restore(spec: col.ColumnSpec, marginal, decoded: np.ndarray) -> pd.Series:
-    """Decoded model values back to the column's own type and format."""
+def _restore(spec: col.ColumnSpec, marginal, decoded: np.ndarray, rng: np.random.Generator) -> pd.Series:
+    """Decoded model values back to the column's own type and format: its decimals, and its rounding steps
+    (point masses stay exactly as they are)."""
     if isinstance(marginal, SlicedMarginal):
         return pd.Series(np.asarray(marginal.values, dtype=object)[decoded])
     if spec.kind in ("integer", "continuous"):
         numbers = np.round(decoded, spec.decimals if spec.decimals is not None else 6)
+        if spec.rounding:
+            numbers = col.round_to_steps(numbers, spec.rounding, rng, keep=np.isin(numbers, marginal.atoms),
+                                         bounds=(marginal.x_points[0], marginal.x_points[-1]))
         return pd.Series(col.format_number_text(numbers, spec.number_format) if spec.number_format else numbers)
     stamps = pd.Series(pd.to_datetime(np.rint(decoded).astype("int64"), unit="s"))
     resolution = spec.date_resolution or "s"

@@ -54,8 +54,10 @@ class MultiTableEngine:
         self.columns = {name: list(frame.columns) for name, frame in tables.items()}
         self.rows = {name: len(frame) for name, frame in tables.items()}
         for name in self.order:
-            self.engines[name] = GaussianCopulaEngine(k=self.k).fit(self.joined_frame(name, tables),
-                                                                    primary_key=self.primary_keys[name])
+            joined = self.joined_frame(name, tables)
+            parents = [column for column in joined.columns if str(column).startswith(PARENT_PREFIX)]
+            self.engines[name] = GaussianCopulaEngine(k=self.k).fit(joined, primary_key=self.primary_keys[name],
+                                                                    keep_columns=parents)  # sampled given
         return self
 
     def _validate(self, tables: dict[str, pd.DataFrame]) -> None:

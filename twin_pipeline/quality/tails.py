@@ -1,6 +1,7 @@
 """Tail risk figures: do joint extremes of the real table survive into the twin?
 
-For the most dependent numeric pairs (by |Spearman| on the real table):
+For the most dependent numeric pairs (by |Spearman| on the real table), or every pair of the columns the
+engine's copula joins (`columns`: where it chose a t or an asymmetric-tail copula, each pair is checked):
 * empirical tail dependence at level q: lambda_lower(q) = P(U < q, V < q) / q and
   lambda_upper(q) = P(U > 1 - q, V > 1 - q) / q, with U, V each column's ranks within its own table
   (V is mirrored for negatively dependent pairs, so the figure measures the pair's dominant direction);
@@ -15,6 +16,7 @@ import pandas as pd
 
 LEVELS = (0.05, 0.01)
 TOP_PAIRS = 5
+MAX_PAIRS = 45  # every pair of up to 10 columns
 MIN_DISTINCT = 20  # columns with fewer values have no tail to speak of
 
 
@@ -34,14 +36,17 @@ def _tail(u: np.ndarray, v: np.ndarray, q: float) -> tuple[float, float]:
 
 
 def tail_report(real: pd.DataFrame, synthetic: pd.DataFrame, primary_key: str | None = None,
-                levels: tuple[float, ...] = LEVELS, top_pairs: int = TOP_PAIRS) -> dict:
-    """Tail dependence and joint exceedance of the most dependent pairs, real vs twin, and the largest gap."""
-    columns = _numeric_columns(real, synthetic, primary_key)
+                levels: tuple[float, ...] = LEVELS, top_pairs: int = TOP_PAIRS, columns: list[str] | None = None) -> dict:
+    """Tail dependence and joint exceedance of the most dependent pairs (or of every pair of `columns`, the
+    copula's own, up to MAX_PAIRS), real vs twin, and the largest gap."""
+    numeric = _numeric_columns(real, synthetic, primary_key)
+    chosen = [name for name in columns if name in numeric] if columns else []
+    columns = chosen if len(chosen) >= 2 else numeric
     if len(columns) < 2:
         return {"pairs": [], "max_tail_dependence_gap": None}
     spearman = real[columns].corr(method="spearman").abs().fillna(0.0).to_numpy()
     upper = np.triu_indices(len(columns), 1)
-    strongest = np.argsort(-spearman[upper])[:top_pairs]
+    strongest = np.argsort(-spearman[upper])[:MAX_PAIRS if len(chosen) >= 2 else top_pairs]
     pairs, gaps = [], []
     for index in strongest:
         first, second = columns[upper[0][index]], columns[upper[1][index]]

@@ -1,0 +1,337 @@
+"""Business rules and value formats a credit analyst checks, kept by construction (see core.py for the kinds).
+
+`RuleSet.fit(real, specs, declared)` mines the real table (mining.py), adds the declared rules (declared.py),
+and plans which rules the engine keeps by construction: each derived column has one defining rule and the
+derivations form no cycle. `encode` turns the real table into what the copula models (an ordered column becomes
+its fraction of the allowed interval; rows whose value a category fixes are left out of that column's fit);
+`decode` turns sampled rows back (fractions to values, sums and ratios computed, fixed values written), so every
+enforced rule holds on every twin row while the modelled parts keep their marginals and correlations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..columns import detect_rounding
+from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate
+from .declared import load_declared, read_rules_file, validate_declared
+from .mining import REPORT_SHARE, mine
+
+__all__ = ["Rule", "RuleSet", "load_declared", "read_rules_file", "validate_declared", "REPORT_SHARE"]
+
+
+
+class RuleSet:
+    """The rules of one table and the plan that keeps the enforced ones."""
+
+    def __init__(self, rules: list[Rule] | None = None, formats: dict | None = None):
+        self.rules = rules or []
+        self.formats = formats or {}  # derived column -> {"dtype", "decimals", "rounding"} of the real column
+        self.depends: dict[str, set[str]] = {}  # an empty rule set (no mining, a private fit) saves too
+
+    # ------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(cls, real: pd.DataFrame, specs, declared: list[Rule] | None = None, k: int = 5,
+            mine_rules: bool = True, keep=frozenset()) -> "RuleSet":
+        declared = validate_declared(declared or [], real)  # rules checked against this table
+        mined = mine(real, specs, k) if mine_rules else []
+        covered = {(rule.kind, frozenset(rule.columns)) for rule in declared}
+        rules = declared + [rule for rule in mined if (rule.kind, frozenset(rule.columns)) not in covered]
+        ruleset = cls(rules)
+        ruleset._plan(real, specs, k, set(keep))
+        return ruleset
+
+    def _plan(self, real: pd.DataFrame, specs, k: int, keep: set) -> None:
+        """Choose the rules kept by construction, declared first, fixed values, then exact relations, then orders."""
+        spec_of = {spec.name: spec for spec in specs}
+        modelled = {name for name, spec in spec_of.items() if spec.kind not in ("identifier", "constant", "duplicate")}
+        self.depends: dict[str, set[str]] = {}
+        rank = {"fixed_when": 0, "determined": 1, "fixed_combinations": 1, "sum": 2, "formula": 2, "ratio": 2,
+                "order": 3, "range": 4}
+        # null-when rules before value rules: "x is null when individual" is the cause, not the reverse
+        for rule in sorted(self.rules, key=lambda r: (r.source != "declared", rank[r.kind],
+                                                      r.kind == "fixed_when" and r.params["value"] is not None)):
+            rule.enforced, rule.derived = False, None
+            if not set(rule.columns) <= modelled:
+                rule.note = "involves a key, constant or copied column"
+            elif rule.real_share < ENFORCE_SHARE and rule.source == "mined":
+                rule.note = f"holds on {rule.real_share:.2%} of the real rows: reported, not enforced"
+            elif rule.kind == "range":
+                rule.enforced = True  # the marginals never leave the real range, which the rule contains
+            elif rule.kind == "fixed_when":
+                if rule.params["column"] in keep:
+                    rule.note = "the column is given when sampling (a parent's column)"
+                else:
+                    self._enforce(rule, None, real)
+            else:
+                for candidate in [name for name in self._candidates(rule, real, spec_of) if name not in keep]:
+                    if self._enforce(rule, candidate, real):
+                        break
+                else:
+                    rule.note = rule.note or "its columns are already derived through other rules"
+        governed = self.governed(real)
+        for name, rule in self.derived_columns.items():
+            spec = spec_of[name]
+            self.formats[name] = {"dtype": spec.dtype, "decimals": spec.decimals, "rounding": spec.rounding}
+            if rule.kind == "order":
+                self.formats[name].update(_smoothed_range(real[name], governed.get(name), k))
+                # the steps of the values strictly inside their interval: those on its ends come back exactly
+                low, high = self._interval(name, real)
+                values = real[name].to_numpy(dtype=float)
+                inside = (values > low) & (values < high) & ~governed.get(name, np.zeros(len(real), dtype=bool))
+                self.formats[name]["rounding"] = detect_rounding(values[inside], spec.decimals, with_atoms=True)
+
+    def _candidates(self, rule: Rule, real: pd.DataFrame, spec_of) -> list[str]:
+        """Columns the rule could derive, best first: never a finer-grained column from coarser ones' sums
+        (its decimals would be lost), never one whose value a category fixes (the fixed value would break it)."""
+        p = rule.params
+        if rule.kind in ("determined",):
+            return [p["column"]]
+        if rule.kind == "fixed_combinations":
+            return [p["columns"][1]]
+        if rule.kind in ("ratio", "formula"):
+            return [p["target"]]
+        fixed = {r.params["column"] for r in self.rules if r.kind == "fixed_when" and r.enforced}
+        if rule.kind == "sum":
+            columns = [p["target"], *p["terms"]]
+            finest = max(spec_of[name].decimals or 0 for name in columns)
+            options = [name for name in columns if (spec_of[name].decimals or 0) == finest and name not in fixed]
+            return sorted(options, key=lambda name: name != p["target"])
+        # either side can be derived (its rounding is kept, moved inward by one unit where it would cross the
+        # bound). First the side the rule bounds wherever it is present (a joint income, present only where the
+        # income is, rather than the income of every row), then the lower side: a loan is a share of the
+        # income, a balance a share of the loan.
+        def uncovered(name: str) -> float:
+            other = p["high"] if name == p["low"] else p["low"]
+            return float((real[name].notna() & real[other].isna()).mean())
+
+        return sorted((p["low"], p["high"]), key=lambda name: (uncovered(name) > 0, name != p["low"]))
+
+    def _enforce(self, rule: Rule, derived: str | None, real: pd.DataFrame) -> bool:
+        inputs = set(rule.columns) - {derived} if derived else set(rule.params["when"])
+        target = derived or rule.params["column"]
+        if derived and any(other.enforced and other.derived == derived
+                           and (other.kind != "order" or rule.kind != "order") for other in self.rules):
+            return False  # one defining rule per column; several order rules on one column combine
+        if any(self._reaches(name, target) for name in inputs):
+            rule.note = "would make a cycle with another enforced rule"
+            return False
+        if derived and rule.kind in ("sum", "ratio", "formula"):  # an order rule bounds only rows it applies to
+            present = real[derived].notna().to_numpy()
+            if (present != real[list(inputs)].notna().all(axis=1).to_numpy()).any():
+                rule.note = f"{derived} is present on rows where its other columns are not"
+                return False
+        self.depends.setdefault(target, set()).update(inputs)
+        rule.enforced, rule.derived, rule.note = True, derived, None
+        return True
+
+    def _reaches(self, start: str, goal: str) -> bool:
+        stack, seen = [start], set()
+        while stack:
+            name = stack.pop()
+            if name == goal:
+                return True
+            if name not in seen:
+                seen.add(name)
+                stack.extend(self.depends.get(name, ()))
+        return False
+
+    # ------------------------------------------------------------- encoding
+    @property
+    def derived_columns(self) -> dict[str, Rule]:
+        return {rule.derived: rule for rule in self.rules if rule.enforced and rule.derived}
+
+    def order_rules(self, name: str) -> list[Rule]:
+        return [rule for rule in self.rules if rule.enforced and rule.kind == "order" and rule.derived == name]
+
+    @property
+    def computed_columns(self) -> set[str]:
+        """Derived columns that are not modelled at all (computed from others)."""
+        computed = {name for name, rule in self.derived_columns.items() if rule.kind != "order"}
+        for rule in self.derived_columns.values():
+            if rule.kind == "fixed_combinations":
+                computed.update(rule.params["columns"][1:])
+        return computed
+
+    def governed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per column, the rows whose value an enforced fixed-value rule writes."""
+        masks: dict[str, np.ndarray] = {}
+        for rule in self.rules:
+            if rule.enforced and rule.kind == "fixed_when":
+                applicable, _ = rule.check(frame)
+                name = rule.params["column"]
+                masks[name] = masks.get(name, np.zeros(len(frame), dtype=bool)) | applicable
+        return masks
+
+    def encode(self, real: pd.DataFrame) -> pd.DataFrame:
+        """The table the copula models: ordered derived columns become fractions of their allowed interval,
+        fixed combinations one joined category."""
+        encoded = real.copy()
+        for name, rule in self.derived_columns.items():
+            if rule.kind == "order":
+                low, high = self._interval(name, real)
+                width = high - low
+                value = real[name].to_numpy(dtype=float)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    fraction = np.clip(np.where(width > 0, (value - low) / width, 0.0), 0.0, 1.0)
+                encoded[name] = np.where(np.isfinite(value), fraction, np.nan)
+            elif rule.kind == "fixed_combinations":
+                first = rule.params["columns"][0]
+                encoded[first] = combination_keys(real, rule.params["columns"]).where(real[first].notna())
+        return encoded
+
+    def decode(self, frame: pd.DataFrame, round_values=None) -> pd.DataFrame:
+        """Sampled rows back to real columns: derived values computed and fixed values written, in dependency
+        order. `round_values(name, numbers)` puts a derived column's numbers back on its decimals and steps."""
+        derived = self.derived_columns
+        fixed: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            if rule.enforced and rule.kind == "fixed_when":
+                fixed.setdefault(rule.params["column"], []).append(rule)
+        for rule in derived.values():
+            if rule.kind == "fixed_combinations":
+                _split_combinations(frame, rule)
+        pending = set(derived) | set(fixed)
+        while pending:
+            ready = [name for name in pending if not (self.depends.get(name, set()) & pending)]
+            if not ready:
+                raise RuntimeError("the rules' derivations form a cycle")  # the plan prevents it
+            for name in sorted(ready):
+                if name in derived and derived[name].kind != "fixed_combinations":
+                    frame[name] = self._derive(derived[name], frame, round_values)
+                for rule in fixed.get(name, []):
+                    _write_fixed(frame, rule)
+                pending.discard(name)
+        return frame
+
+    def _derive(self, rule: Rule, frame: pd.DataFrame, round_values) -> pd.Series:
+        p, name = rule.params, rule.derived
+        if rule.kind == "determined":
+            mapping = pd.Series(p["mapping"])
+            return pd.Series(mapping.reindex(frame[p["by"]].astype(str).to_numpy()).to_numpy(), index=frame.index)
+        if rule.kind == "order":
+            low, high = self._interval(name, frame)
+            numbers = low + np.clip(frame[name].to_numpy(dtype=float), 0, 1) * np.maximum(high - low, 0)
+        elif rule.kind == "sum":  # target = sum(sign * term): solve for whichever column is derived
+            terms = {p["target"]: -1, **p["terms"]}
+            numbers = -sum(sign * frame[term].to_numpy(dtype=float) for term, sign in terms.items() if term != name)
+            numbers = numbers / terms[name]
+        elif rule.kind == "ratio":
+            numbers = p["slope"] * frame[p["a"]].to_numpy(dtype=float) + p["intercept"]
+            if p.get("b"):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    numbers = numbers * frame[p["b"]].to_numpy(dtype=float) ** p["power"]
+        else:
+            numbers = evaluate(p["expression"], frame)
+        if round_values is not None:
+            numbers = round_values(name, numbers)
+        if rule.kind == "order":  # rounding must not cross a rule's bound (the rules win over the own range)
+            rule_low, rule_high = self._interval(name, frame, own_range=False)
+            rounding = self.formats[name].get("rounding")
+            units = [10.0 ** -(self.formats[name].get("decimals") or 0)] + (rounding["steps"][1:2] if rounding else [])
+            for unit in units[::-1]:  # inward to the column's first rounding step if it fits, else to its decimals
+                with np.errstate(invalid="ignore"):
+                    up, down = np.ceil(rule_low / unit - 1e-9) * unit, np.floor(rule_high / unit + 1e-9) * unit
+                    numbers = np.where((numbers < rule_low) & (up <= rule_high), up, numbers)
+                    numbers = np.where((numbers > rule_high) & (down >= rule_low), down, numbers)
+            numbers = np.clip(numbers, rule_low, rule_high)
+        return _as_dtype(numbers, self.formats.get(name, {}).get("dtype"))
+
+    # ----------------------------------------------------------- reporting
+    def report(self, real: pd.DataFrame, twin: pd.DataFrame) -> list[dict]:
+        """Every rule with the share of real and twin rows satisfying it."""
+        entries = []
+        for rule in self.rules:
+            columns_present = set(rule.columns) <= set(twin.columns)
+            entries.append({"rule": rule.text, "kind": rule.kind, "source": rule.source, "name": rule.name,
+                            "enforced": rule.enforced, "derived": rule.derived, "note": rule.note,
+                            "real": rule.shares(real), "twin": rule.shares(twin) if columns_present else None})
+        return entries
+
+    def to_dict(self) -> dict:
+        return {"rules": [rule.to_dict() for rule in self.rules], "formats": self.formats,
+                "depends": {name: sorted(inputs) for name, inputs in self.depends.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "RuleSet":
+        data = data or {}
+        ruleset = cls([Rule.from_dict(rule) for rule in data.get("rules", [])], data.get("formats", {}))
+        ruleset.depends = {name: set(inputs) for name, inputs in data.get("depends", {}).items()}
+        return ruleset
+
+
+    def _interval(self, name: str, frame: pd.DataFrame, own_range: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the interval an ordered column may take: the other columns of its order rules bound it
+        (satisfactory <= open lines <= total lines), and so does its own range."""
+        fmt = self.formats[name]
+        low = np.full(len(frame), fmt["floor"] if own_range else -np.inf)
+        high = np.full(len(frame), fmt["ceiling"] if own_range else np.inf)
+        for rule in self.order_rules(name):
+            p = rule.params
+            if name == p["low"]:  # name <= high - offset
+                high = np.fmin(high, frame[p["high"]].to_numpy(dtype=float) - p.get("offset", 0))
+            else:  # name >= low + offset
+                low = np.fmax(low, frame[p["low"]].to_numpy(dtype=float) + p.get("offset", 0))
+        return low, high
+
+
+def _smoothed_range(values: pd.Series, governed, k: int) -> dict:
+    """An ordered column's own floor and ceiling: the end knots of its summary grid (the noisy means of its
+    extreme half-blocks), as in the marginals, so no borrower's value, nor a mean two models could difference, is
+    stored. The noise is drawn from the column's content (perturb.fit_rng)."""
+    from ..marginals import summary_grid
+    from ..perturb import fit_rng
+
+    numbers = values.to_numpy(dtype=float)
+    keep = np.isfinite(numbers) & (~governed if governed is not None else True)
+    ordered = np.sort(numbers[keep])
+    if not len(ordered):
+        return {"floor": 0.0, "ceiling": 0.0}
+    _, knots = summary_grid(ordered, fit_rng(k, pd.DataFrame({"values": ordered})))
+    return {"floor": float(knots[0]), "ceiling": float(knots[-1])}
+
+
+def _as_dtype(numbers: np.ndarray, dtype: str | None):
+    if dtype and dtype.startswith(("int", "uint")) and np.isfinite(numbers).all():
+        return np.round(numbers).astype(dtype)
+    return numbers
+
+
+def _write_fixed(frame: pd.DataFrame, rule: Rule) -> None:
+    applicable, _ = rule.check(frame)
+    if not applicable.any():
+        return
+    name, value = rule.params["column"], rule.params["value"]
+    column = frame[name]
+    if value is None:
+        if pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column):
+            column = column.astype(float if pd.api.types.is_integer_dtype(column) else object)
+        frame[name] = column.mask(applicable)
+    else:
+        if not pd.api.types.is_numeric_dtype(column) or isinstance(value, str):
+            column = column.astype(object)
+        column = column.copy()
+        column[applicable] = value
+        frame[name] = column
+
+
+def _split_combinations(frame: pd.DataFrame, rule: Rule) -> None:
+    columns = rule.params["columns"]
+    joined = frame[columns[0]]
+    known = joined.isin(rule.params["combinations"])
+    fallback = rule.params["combinations"][0]  # pooled ("Other") combinations become the most common one
+    parts = joined.where(known | joined.isna(), fallback).astype(object)
+    split = parts.str.split(SEPARATOR, expand=True)
+    for position, name in enumerate(columns):
+        values = split[position] if position in split.columns else pd.Series(None, index=frame.index)
+        frame[name] = _restore_type(values.where(parts.notna()), rule.params["dtypes"][name])
+
+
+def _restore_type(values: pd.Series, dtype: str) -> pd.Series:
+    if dtype.startswith(("int", "uint", "float")):
+        numbers = pd.to_numeric(values, errors="coerce")
+        return numbers.astype(dtype) if numbers.notna().all() else numbers
+    if dtype == "bool":
+        return values.map({"True": True, "False": False})
+    return values

@@ -1,0 +1,224 @@
+"""Rules a credit analyst checks, as statistics: how each rule is tested on a table, and how the engine keeps
+the enforced ones by construction (the derived column is modelled through the rule, never repaired afterwards).
+
+Kinds (each a `Rule` with a `kind` and JSON-safe `params`):
+
+* ``order``: ``high - low >= offset`` on rows where both are present (``balance <= loan_amount``,
+  ``Age - Seniority >= 14``). Kept by modelling the derived side as its position in its allowed interval, a
+  fraction in [0, 1] (``balance = fraction * loan_amount``), so both its own bound and the rule hold;
+* ``sum``: ``target = sum(sign * part)`` within rounding (``paid_total = principal + interest + fees``); the target
+  is computed from its parts;
+* ``ratio``: ``target = (slope * a + intercept) * b ** power`` within a tolerance (``share = 0.0012 * expenditure /
+  income``); the target is computed;
+* ``fixed_when``: ``column == value`` (or null) on every row where ``when`` holds (``balance == 0`` when
+  ``loan_status == 'Fully Paid'``); the value is written when the category is drawn, and the column's model is
+  fitted on the other rows only;
+* ``determined``: a category column that is a function of another (``grade`` from ``sub_grade``): looked up;
+* declared only: ``range`` (``min <= column <= max``), ``formula`` (any arithmetic expression of columns),
+  ``fixed_combinations`` (only value combinations seen in the real table).
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+ENFORCE_SHARE = 1.0  # a mined rule is enforced only when it holds on every applicable real row
+SEPARATOR = "\x1f"  # joins the values of fixed combinations into one modelled category
+
+
+@dataclass
+class Rule:
+    kind: str
+    params: dict
+    source: str = "mined"  # "mined" or "declared"
+    real_share: float = 1.0  # share of applicable real rows satisfying the rule
+    enforced: bool = False
+    derived: str | None = None  # the column the engine computes through this rule
+    note: str | None = None  # why a rule is reported and not enforced
+    name: str | None = None  # a declared rule's name (or its position in the file)
+
+    @property
+    def columns(self) -> list[str]:
+        p = self.params
+        if self.kind == "order":
+            return [p["low"], p["high"]]
+        if self.kind == "sum":
+            return [p["target"], *p["terms"]]
+        if self.kind == "ratio":
+            return [p["target"], p["a"]] + ([p["b"]] if p.get("b") else [])
+        if self.kind == "fixed_when":
+            return [p["column"], *p["when"]]
+        if self.kind == "determined":
+            return [p["column"], p["by"]]
+        if self.kind == "formula":
+            return [p["target"], *expression_columns(p["expression"])]
+        if self.kind == "range":
+            return [p["column"]]
+        return list(p["columns"])
+
+    @property
+    def text(self) -> str:
+        """The rule as an analyst would write it."""
+        p = self.params
+        if self.kind == "order":
+            offset = p.get("offset", 0)
+            return f"{p['low']} <= {p['high']}" if offset == 0 else f"{p['high']} - {p['low']} >= {_number(offset)}"
+        if self.kind == "sum":
+            terms = " ".join(("+ " if sign > 0 else "- ") + name for name, sign in p["terms"].items())
+            return f"{p['target']} = " + terms.lstrip("+ ")
+        if self.kind == "ratio":
+            core = f"{_number(p['slope'])} * {p['a']}" + (f" + {_number(p['intercept'])}" if p["intercept"] else "")
+            if p.get("b"):
+                core = f"({core}) {'*' if p['power'] > 0 else '/'} {p['b']}"
+            return f"{p['target']} ~= {core}"
+        if self.kind == "fixed_when":
+            condition = " and ".join(f"{name} == {value!r}" for name, value in p["when"].items())
+            shown = "null" if p["value"] is None else repr(p["value"])
+            return f"{p['column']} is {shown} when {condition}"
+        if self.kind == "determined":
+            return f"{p['column']} is determined by {p['by']}"
+        if self.kind == "formula":
+            return f"{p['target']} = {p['expression']}"
+        if self.kind == "range":
+            return f"{_number(p.get('min'))} <= {p['column']} <= {_number(p.get('max'))}"
+        return "fixed combinations of " + ", ".join(p["columns"])
+
+    def check(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(applicable rows, rows satisfying the rule) of `frame`, as boolean arrays."""
+        with np.errstate(divide="ignore", invalid="ignore"):  # a division by zero is not finite: not applicable
+            return self._check(frame)
+
+    def _check(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        n = len(frame)
+        if self.kind == "order":
+            low, high = _numbers(frame[p["low"]]), _numbers(frame[p["high"]])
+            applicable = np.isfinite(low) & np.isfinite(high)
+            tolerance = 1e-9 * np.maximum(1.0, np.abs(high))
+            return applicable, applicable & (high - low >= p.get("offset", 0) - tolerance)
+        if self.kind in ("sum", "ratio", "formula"):
+            target = _numbers(frame[p["target"]])
+            if self.kind == "ratio":  # residual within the fit's, plus the target's own rounding scaled like it
+                scale = 1.0 if not p.get("b") else _numbers(frame[p["b"]]) ** (-p["power"])
+                expected = p["slope"] * _numbers(frame[p["a"]]) + p["intercept"]
+                tolerance = p["tolerance"] + p.get("rounding", 0.0) * np.abs(scale)
+                target = target * scale
+            else:
+                expected = (sum(sign * _numbers(frame[name]) for name, sign in p["terms"].items())
+                            if self.kind == "sum" else evaluate(p["expression"], frame))
+                tolerance = p["tolerance"] + 1e-9 * np.maximum(1.0, np.abs(target))
+            applicable = np.isfinite(target) & np.isfinite(expected)
+            return applicable, applicable & (np.abs(target - expected) <= tolerance)
+        if self.kind == "fixed_when":
+            applicable = np.ones(n, dtype=bool)
+            for name, value in p["when"].items():
+                applicable &= matches(frame[name], value)
+            column = frame[p["column"]]
+            holds = column.isna().to_numpy() if p["value"] is None else matches(column, p["value"])
+            return applicable, applicable & holds
+        if self.kind == "determined":
+            expected = frame[p["by"]].map(lambda value: p["mapping"].get(str(value)))
+            applicable = expected.notna().to_numpy()
+            same = frame[p["column"]].astype(str).to_numpy() == expected.astype(str).to_numpy()
+            return applicable, applicable & same
+        if self.kind == "range":
+            values = _numbers(frame[p["column"]])
+            applicable = np.isfinite(values)
+            low = -np.inf if p.get("min") is None else p["min"]
+            high = np.inf if p.get("max") is None else p["max"]
+            return applicable, applicable & (values >= low) & (values <= high)
+        # fixed combinations: every combination is one the real table has
+        keys = combination_keys(frame, p["columns"])
+        return np.ones(n, dtype=bool), keys.isin(p["combinations"]).to_numpy()
+
+    def shares(self, frame: pd.DataFrame) -> dict:
+        applicable, holds = self.check(frame)
+        count = int(applicable.sum())
+        return {"applicable_rows": count, "share": round(float(holds.sum() / count), 6) if count else None}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Rule":
+        return cls(**data)
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-inf"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _numbers(series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series.astype("int64").to_numpy(dtype=float) / 1e9
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+
+
+def matches(series: pd.Series, value) -> np.ndarray:
+    """Rows equal to `value`, comparing as text when types differ (a CSV's "1" and a JSON's 1)."""
+    if value is None:
+        return series.isna().to_numpy()
+    equal = (series == value).to_numpy(dtype=bool)
+    if not equal.any():
+        equal = (series.astype(str) == str(value)).to_numpy(dtype=bool)
+    return equal
+
+
+def combination_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    return frame[columns].astype(str).agg(SEPARATOR.join, axis=1)
+
+
+# ------------------------------------------------------------------ formulas (declared rules)
+OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+             ast.Pow: operator.pow}
+
+
+def parse_expression(expression: str) -> ast.AST:
+    """Arithmetic of column names (bare, or `col("name with spaces")`) and numbers; anything else is refused."""
+    tree = ast.parse(expression, mode="eval").body
+    for node in ast.walk(tree):
+        allowed = (ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.Call, ast.Load, ast.USub, ast.UAdd,
+                   *OPERATORS)
+        if not isinstance(node, allowed):
+            raise ValueError(f"{type(node).__name__} is not allowed (only + - * / ** of columns and numbers)")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id == "col"
+                                               and len(node.args) == 1 and isinstance(node.args[0], ast.Constant)):
+            raise ValueError('the only function is col("column name")')
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str)):
+            raise ValueError(f"unsupported constant {node.value!r}")
+    return tree
+
+
+def expression_columns(expression: str) -> list[str]:
+    names = []
+    for node in ast.walk(parse_expression(expression)):
+        if isinstance(node, ast.Call):
+            names.append(node.args[0].value)
+        elif isinstance(node, ast.Name) and node.id != "col":
+            names.append(node.id)
+    return list(dict.fromkeys(names))
+
+
+def evaluate(expression: str, frame: pd.DataFrame) -> np.ndarray:
+    """Vectorised value of a formula over the rows of `frame`."""
+    def value(node):
+        if isinstance(node, ast.BinOp):
+            return OPERATORS[type(node.op)](value(node.left), value(node.right))
+        if isinstance(node, ast.UnaryOp):
+            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
+        if isinstance(node, ast.Call):
+            return _numbers(frame[node.args[0].value])
+        if isinstance(node, ast.Name):
+            return _numbers(frame[node.id])
+        return float(node.value)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = value(parse_expression(expression))
+    return np.broadcast_to(np.asarray(result, dtype=float), (len(frame),)).copy()

@@ -1,0 +1,346 @@
+"""Finding rules in the real table: vectorised screens on a row sample, then an exact check on every row.
+
+Only statistics come out: column names, signs, offsets shared by at least k rows, fitted coefficients,
+category-to-value lookups of categories seen at least k times. No row is stored.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from .core import Rule
+
+SCREEN_ROWS = 5_000  # order rules are screened on a row sample of this size
+PROBE_ROWS = 8  # sums are screened on a few complete rows before the full check
+RATIO_ROWS = 512
+REPORT_SHARE = 0.999  # a near-rule holding on at least this share of rows is reported (not enforced)
+NEAR_RULE_LIFT = 10  # ... when independent draws would break it this many times more often
+INFORMATIVE = 0.005  # an order rule matters when independent draws would break it this often
+RATIO_TOLERANCE = 0.01  # a ratio holds when its residual stays within this share of the spread
+MAX_GROUP_VALUES = 60  # category columns with more values are not screened for fixed values
+CHANCE = 1e-6  # a fixed value in a category must be this unlikely to arise by chance
+MAX_SUM_COLUMNS = 60  # wider tables screen sums on the most varied columns only
+
+
+def numeric_columns(df: pd.DataFrame, specs) -> list[str]:
+    return [spec.name for spec in specs
+            if spec.kind in ("continuous", "integer", "discrete") and not spec.number_format
+            and pd.api.types.is_numeric_dtype(df[spec.name]) and not pd.api.types.is_bool_dtype(df[spec.name])]
+
+
+def units(specs, names) -> np.ndarray:
+    """Half a unit of each column's last decimal: the rounding error a value can carry."""
+    decimals = {spec.name: spec.decimals or 0 for spec in specs}
+    return np.array([0.5 * 10.0 ** -decimals[name] for name in names])
+
+
+def mine(df: pd.DataFrame, specs, k: int = 5, seed: int = 0) -> list[Rule]:
+    """Every rule family on `df` (the real table); `specs` are the engine's column specs. A large table is
+    mined on a row sample (a rule of every row holds on the sample too) and each rule found is confirmed, and
+    its offset or tolerance re-measured, on every row."""
+    if len(df) <= 2 * SCREEN_ROWS:
+        return _mine(df, specs, k, seed)
+    rules = _mine(df.sample(SCREEN_ROWS, random_state=seed).reset_index(drop=True), specs, k, seed)
+    return [confirmed for confirmed in (confirm(rule, df, k) for rule in rules) if confirmed is not None]
+
+
+def confirm(rule: Rule, df: pd.DataFrame, k: int) -> Rule | None:
+    """A rule found on a sample, checked on every row: None when it does not hold as it did."""
+    p = rule.params
+    if rule.kind == "order" and p["offset"] != 0:
+        gap = (df[p["high"]] - df[p["low"]]).to_numpy(dtype=float)
+        lowest = np.nanmin(gap)
+        if (gap <= lowest).sum() < k:
+            return None
+        p["offset"] = _clean(lowest)
+    if rule.kind == "ratio":
+        scale = 1.0 if not p.get("b") else df[p["b"]].to_numpy(dtype=float) ** (-p["power"])
+        y = df[p["target"]].to_numpy(dtype=float) * scale
+        residual = np.abs(y - p["slope"] * df[p["a"]].to_numpy(dtype=float) - p["intercept"])
+        if np.nanmax(residual) > RATIO_TOLERANCE * np.nanstd(y):
+            return None
+        p["tolerance"] = max(p["tolerance"], float(np.nanmax(residual)) * 1.01)
+    share = rule.shares(df)["share"]
+    exact_only = rule.kind in ("fixed_when", "determined", "ratio")
+    if share is None or share < (1.0 if exact_only else REPORT_SHARE):
+        return None
+    rule.real_share = share
+    return rule
+
+
+def _mine(df: pd.DataFrame, specs, k: int, seed: int) -> list[Rule]:
+    rng = np.random.default_rng(seed)
+    names = numeric_columns(df, specs)
+    values = df[names].to_numpy(dtype=float) if names else np.zeros((len(df), 0))
+    rules = mine_sums(values, names, specs, rng)
+    found = {frozenset(rule.columns) for rule in rules}
+    rules += [rule for rule in mine_ratios(values, names, specs, rng) if frozenset(rule.columns) not in found]
+    rules += mine_orders(values, names, k, rng)
+    determined = mine_determined(df, specs, k)
+    implied = {(rule.params["column"], rule.params["by"]) for rule in determined}
+    rules += [rule for rule in mine_fixed_values(df, specs, k)
+              if (rule.params["column"], next(iter(rule.params["when"]))) not in implied]
+    return rules + determined
+
+
+# ---------------------------------------------------------------------- order and bounded differences
+def mine_orders(values: np.ndarray, names: list[str], k: int, rng) -> list[Rule]:
+    """`high - low >= offset` on (nearly) every row: offset 0 (an order), or a bound shared by >= k rows."""
+    n, p = values.shape
+    if p < 2:
+        return []
+    sample = values[rng.choice(n, SCREEN_ROWS, replace=False)] if n > SCREEN_ROWS else values
+    present = np.isfinite(sample)
+    rules = []
+    sorted_columns = [np.sort(sample[present[:, j], j]) for j in range(p)]
+    for i in range(p):
+        both = present[:, [i]] & present  # (rows, p)
+        counts = both.sum(axis=0)
+        difference = np.where(both, sample - sample[:, [i]], np.nan)  # high (j) - low (i)
+        with np.errstate(invalid="ignore"):
+            holds = np.where(counts > 0, (difference >= 0).sum(axis=0) / np.maximum(counts, 1), 0.0)
+            lowest = np.nanmin(np.where(both, difference, np.inf), axis=0)
+        for j in np.flatnonzero(counts >= 50):
+            if j == i:
+                continue
+            offset = None
+            if np.isfinite(lowest[j]) and lowest[j] != 0 and int((difference[:, j] <= lowest[j]).sum()) >= k:
+                offset = float(lowest[j])  # a bound shared by at least k rows: Age - Seniority >= 14
+            elif holds[j] >= REPORT_SHARE:
+                offset = 0.0
+            if offset is None:
+                continue
+            chance = _independent_violation(sorted_columns[i], sorted_columns[j], offset)
+            if chance < INFORMATIVE or (1 - holds[j]) * NEAR_RULE_LIFT > chance:
+                continue
+            rules.append(_order_rule(values, names, i, j, offset))
+    return [rule for rule in rules if rule.real_share >= REPORT_SHARE]
+
+
+def _independent_violation(low: np.ndarray, high: np.ndarray, offset: float, m: int = 2000) -> float:
+    """How often `high - low >= offset` fails for independent draws of the two columns: 0 when the ranges
+    alone imply it (nothing to keep), large when only their dependence keeps it."""
+    if not len(low) or not len(high):
+        return 0.0
+    low = low[np.linspace(0, len(low) - 1, min(m, len(low))).astype(int)]
+    high = high[np.linspace(0, len(high) - 1, min(m, len(high))).astype(int)]
+    return float(np.searchsorted(high, low + offset, side="left").mean() / len(high))
+
+
+def _order_rule(values, names, i, j, offset) -> Rule:
+    low, high = values[:, i], values[:, j]
+    both = np.isfinite(low) & np.isfinite(high)
+    share = float((high[both] - low[both] >= offset - 1e-9 * np.maximum(1.0, np.abs(high[both]))).mean())
+    return Rule("order", {"low": names[i], "high": names[j], "offset": _clean(offset)}, real_share=round(share, 6))
+
+
+def _clean(number: float) -> float | int:
+    return int(number) if float(number).is_integer() else round(float(number), 10)
+
+
+# ---------------------------------------------------------------------- sums and differences
+def mine_sums(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
+    """`target = a + b` and `target = a + b +/- c` within rounding: screened on a few complete rows
+    (every candidate at once, by broadcasting), then checked on every row."""
+    n, p = values.shape
+    if p < 3:
+        return []
+    if p > MAX_SUM_COLUMNS:
+        keep = np.argsort(-np.nanstd(values, axis=0))[:MAX_SUM_COLUMNS]
+        values, names = values[:, keep], [names[index] for index in keep]
+        p = len(names)
+    half_units = units(specs, names)
+    probes = _probe_rows(values, rng)
+    if probes is None:
+        return []
+    x = values[probes]  # (m, p)
+    tolerance = half_units.max() * 4 + 1e-9 * np.abs(x).max()
+    pair_sum = x[:, :, None] + x[:, None, :]  # (m, p, p): a + b
+    candidates = set()
+    for target in range(p):
+        rest = x[:, target][:, None, None] - pair_sum  # target - a - b
+        three = np.all(np.abs(rest) <= tolerance, axis=0)
+        for a, b in zip(*np.nonzero(np.triu(three, 1))):
+            candidates.add((target, (int(a), 1), (int(b), 1)))
+        for sign in (1, -1):  # target - a - b = sign * c: screened on the first probe row, then on all of them
+            first = np.abs(rest[0][:, :, None] - sign * x[0][None, None, :]) <= tolerance
+            a, b, c = np.nonzero(first)
+            keep = np.all(np.abs(rest[:, a, b] - sign * x[:, c]) <= tolerance, axis=0)
+            for a, b, c in zip(a[keep], b[keep], c[keep]):
+                if a < b and len({target, a, b, c}) == 4 and (sign < 0 or b < c):
+                    candidates.add((target, (int(a), 1), (int(b), 1), (int(c), sign)))
+    rules, seen = [], set()
+    for target, *terms in sorted(candidates):
+        columns = frozenset([target, *(index for index, _ in terms)])
+        if columns in seen or any(np.nanstd(values[:, index]) == 0 for index in columns):
+            continue
+        rule = _sum_rule(values, names, half_units, target, terms)
+        if rule is not None:
+            seen.add(columns)
+            rules.append(rule)
+    return rules
+
+
+def _probe_rows(values: np.ndarray, rng, m: int = PROBE_ROWS) -> np.ndarray | None:
+    """A few rows where every column is present, the nonzero-rich ones first (a fee that is mostly 0 must not
+    hide in the screen); None if no row is complete."""
+    complete = np.flatnonzero(np.isfinite(values).all(axis=1))
+    if len(complete) < 3:
+        return None
+    nonzero = (values[complete] != 0).sum(axis=1)
+    ranked = complete[np.argsort(-nonzero + rng.random(len(complete)) * 0.5, kind="stable")]
+    return np.concatenate([ranked[: m // 2], rng.choice(complete, min(m - m // 2, len(complete)), replace=False)])
+
+
+def _sum_rule(values, names, half_units, target, terms) -> Rule | None:
+    indices = [target, *(index for index, _ in terms)]
+    tolerance = float(half_units[indices].max()) * 1.01
+    if len(set(indices)) < len(indices) or any(np.nanmedian(np.abs(values[:, index])) <= 2 * tolerance
+                                               and np.nanmax(np.abs(values[:, index])) <= 2 * tolerance
+                                               for index in indices):
+        return None  # a term lost in the rounding of the others (a tiny share added to an age) is no sum
+    parts = sum(sign * values[:, index] for index, sign in terms)
+    y = values[:, target]
+    present = np.isfinite(y) & np.isfinite(parts)
+    holds = np.abs(y - parts)[present] <= tolerance + 1e-9 * np.maximum(1.0, np.abs(y[present]))
+    if not present.sum() or holds.mean() < REPORT_SHARE:
+        return None
+    return Rule("sum", {"target": names[target], "terms": {names[index]: sign for index, sign in terms},
+                        "tolerance": tolerance}, real_share=round(float(holds.mean()), 6))
+
+
+# ---------------------------------------------------------------------- ratios and products
+def mine_ratios(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
+    """`target * b ** -power` affine in `a` (power -1, 0 or 1): near-perfect correlation on a row sample,
+    then a residual within RATIO_TOLERANCE of the spread on every row."""
+    n, p = values.shape
+    if p < 2:
+        return []
+    complete = np.flatnonzero(np.isfinite(values).all(axis=1))
+    if len(complete) < 30:
+        return []
+    rows = values[rng.choice(complete, min(RATIO_ROWS, len(complete)), replace=False)]
+    positive = [j for j in range(p) if np.nanmin(values[:, j]) > 0]
+    standard = _standardise(rows)
+    best: dict[frozenset, list[Rule]] = {}
+    half_units = dict(zip(names, units(specs, names)))
+    for target in range(p):
+        candidates = [(None, 0, rows[:, target])] + [(b, power, rows[:, target] * rows[:, b] ** -power)
+                                                     for b in positive if b != target for power in (1, -1)]
+        ys = _standardise(np.column_stack([y for _, _, y in candidates]))
+        correlation = np.abs(ys.T @ standard) / len(rows)  # (candidates, p)
+        for (b, power, _), row in zip(candidates, correlation):
+            for a in np.flatnonzero(row > 1 - 1e-5):
+                if a in (target, b):
+                    continue
+                rule = _ratio_rule(values, names, target, int(a), b, power)
+                if rule is not None:
+                    best.setdefault(frozenset((target, a, b)), []).append(rule)
+    decimals = {spec.name: spec.decimals or 0 for spec in specs}
+    chosen = []
+    for options in best.values():  # the orientations that rebuild their target best (no division by a
+        least = min(rule.params["error"] for rule in options)  # near-zero), the finest-grained target first
+        good = [rule for rule in options if rule.params["error"] <= 2 * least + 1e-9]
+        rule = max(good, key=lambda rule: decimals.get(rule.params["target"], 0))
+        del rule.params["error"]
+        rule.params["rounding"] = float(half_units[rule.params["target"]]) * 1.01
+        chosen.append(rule)
+    return chosen
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    centred = x - x.mean(axis=0)
+    scale = centred.std(axis=0)
+    return np.where(scale > 0, centred / np.where(scale > 0, scale, 1.0), 0.0)
+
+
+def _ratio_rule(values, names, target, a, b, power) -> Rule | None:
+    y = values[:, target] if b is None else values[:, target] * values[:, b] ** -power
+    x = values[:, a]
+    present = np.isfinite(y) & np.isfinite(x)
+    if present.sum() < 30 or np.std(x[present]) == 0:
+        return None
+    slope, intercept = np.polyfit(x[present], y[present], 1)
+    residual = np.abs(y[present] - slope * x[present] - intercept)
+    tolerance = float(residual.max())
+    if tolerance > RATIO_TOLERANCE * np.std(y[present]) or abs(slope) < 1e-12:
+        return None
+    if b is None and abs(intercept) <= tolerance and abs(slope - 1) < 1e-9:
+        return None  # a copy of another column: the engine keeps duplicates already
+    intercept = float(intercept)
+    rebuilt = (slope * x + intercept) * (1.0 if b is None else values[:, b] ** power)
+    with np.errstate(invalid="ignore"):
+        error = float(np.nanmax(np.abs(rebuilt - values[:, target])) / np.nanstd(values[:, target]))
+    params = {"target": names[target], "a": names[a], "b": None if b is None else names[b], "power": power,
+              "slope": float(slope), "intercept": intercept, "tolerance": tolerance * 1.01 + 1e-12,
+              "error": error if np.isfinite(error) else np.inf}
+    return Rule("ratio", params)  # holds on every row: the tolerance is the largest residual
+
+
+# ---------------------------------------------------------------------- fixed values within a category
+def mine_fixed_values(df: pd.DataFrame, specs, k: int) -> list[Rule]:
+    """`column == value` (or null) on every row of a category, when that is not chance: the value is rare
+    enough elsewhere that a group of this size would not all carry it by luck."""
+    groups = [spec.name for spec in specs if spec.kind in ("categorical", "boolean", "discrete")
+              and df[spec.name].nunique() <= MAX_GROUP_VALUES]
+    targets = [spec.name for spec in specs if spec.kind not in ("identifier", "constant", "duplicate")]
+    if not groups or not targets:
+        return []
+    matrix = np.column_stack([pd.factorize(df[name], use_na_sentinel=True)[0] for name in targets])
+    rules = []
+    for group in groups:
+        group_codes, group_values = pd.factorize(df[group])
+        others = np.array([name != group for name in targets])
+        order = np.argsort(group_codes, kind="stable")
+        bounds = np.searchsorted(group_codes[order], np.arange(len(group_values) + 1))
+        for code, value in enumerate(group_values):
+            rows = order[bounds[code]:bounds[code + 1]]
+            if len(rows) < max(k, 20):
+                continue
+            block = matrix[rows]
+            constant = np.flatnonzero((block.min(axis=0) == block.max(axis=0)) & others)
+            if not len(constant):
+                continue
+            fixed_codes = block[0, constant]  # how often the value occurs outside the group (every row inside has it)
+            elsewhere = ((matrix[:, constant] == fixed_codes).sum(axis=0) - len(rows)) / max(len(df) - len(rows), 1)
+            chance = np.where(elsewhere > 0, len(rows) * np.log(np.maximum(elsewhere, 1e-300)), -np.inf)
+            for index in constant[(elsewhere < 1.0) & (chance <= np.log(CHANCE))]:
+                target = targets[index]
+                fixed = None if block[0, index] == -1 else df[target].iloc[rows[0]]
+                rules.append(Rule("fixed_when", {"column": target, "value": _plain(fixed),
+                                                 "when": {group: _plain(value)}}))
+    return rules
+
+
+def _plain(value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+# ---------------------------------------------------------------------- one category determines another
+def mine_determined(df: pd.DataFrame, specs, k: int) -> list[Rule]:
+    """A category column that is a function of another (grade of sub_grade), neither with values rarer than k."""
+    names = [spec.name for spec in specs if spec.kind in ("categorical", "boolean", "discrete")
+             and df[spec.name].notna().all() and df[spec.name].value_counts().min() >= k]
+    codes = {name: pd.factorize(df[name])[0] for name in names}
+    distinct = {name: int(code.max()) + 1 for name, code in codes.items()}
+    screen = np.random.default_rng(0).choice(len(df), min(len(df), SCREEN_ROWS), replace=False)
+
+    def determines(by: str, column: str, rows=slice(None)) -> bool:
+        pairs = codes[by][rows] * distinct[column] + codes[column][rows]
+        return len(np.unique(pairs)) == len(np.unique(codes[by][rows]))
+
+    rules, derived = [], set()
+    for by, column in itertools.permutations(names, 2):
+        if column in derived or distinct[by] <= distinct[column] or distinct[column] < 2:
+            continue
+        if determines(by, column, screen) and determines(by, column):  # a row sample first, then every row
+            mapping = df.drop_duplicates(by).set_index(by)[column]
+            rules.append(Rule("determined", {"column": column, "by": by,
+                                             "mapping": {str(key): _plain(value) for key, value in mapping.items()}}))
+            derived.add(column)
+    return rules

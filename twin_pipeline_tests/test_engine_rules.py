@@ -1,0 +1,196 @@
+"""Business rules and value formats a credit analyst checks: each rule family is found on a small constructed
+table and kept (by construction) in a 100,000-row twin; near-rules are reported, not enforced; declared rules
+are checked against the data; rounding steps round-trip."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shapes import lending_table
+from twin_pipeline.engine import GaussianCopulaEngine
+from twin_pipeline.engine.columns import detect_rounding, on_step
+from twin_pipeline.engine.rules import RuleSet, load_declared
+from twin_pipeline.tables import TwinInputError
+
+N_TWIN = 100_000
+
+
+def rules_of(engine, kind):
+    return [rule for rule in engine.rules.rules if rule.kind == kind]
+
+
+def twin_share(engine, rule, twin):
+    return rule.shares(twin)["share"]
+
+
+@pytest.fixture(scope="module")
+def loans():
+    """A small loan table with one rule of every family, plus unrelated columns."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    age = rng.integers(18, 80, n)
+    seniority = np.minimum(rng.integers(0, 45, n), age - 14)  # Age - Seniority >= 14, reached by many rows
+    income = np.round(np.exp(rng.normal(8, 0.5, n)), 2)
+    amount = np.round(income * rng.uniform(0.05, 0.9, n), 2)  # amount <= income
+    card = rng.choice(["yes", "no"], n, p=[0.75, 0.25])
+    spend = np.where(card == "no", 0.0, np.round(rng.gamma(2, 100, n), 2))  # 0 whenever card == no
+    share = 12 * spend / (income * 1e4)  # a ratio, exact
+    principal = np.round(amount * rng.uniform(0, 1, n), 2)
+    interest = np.round(principal * rng.uniform(0.02, 0.2, n), 2)
+    fees = np.where(rng.random(n) < 0.1, np.round(rng.uniform(5, 50, n), 2), 0.0)
+    sub_grade = rng.choice([f"{g}{s}" for g in "ABCD" for s in range(1, 4)], n)
+    joint = rng.random(n) < 0.2
+    return pd.DataFrame({
+        "age": age, "seniority": seniority, "income": income, "amount": amount, "card": card, "spend": spend,
+        "share": share, "principal": principal, "interest": interest, "fees": fees,
+        "paid_total": np.round(principal + interest + fees, 2),
+        "grade": [value[0] for value in sub_grade], "sub_grade": sub_grade,
+        "application": np.where(joint, "joint", "individual"),
+        "income_joint": np.where(joint, np.round(income * rng.uniform(1.1, 2, n), 2), np.nan),
+        "noise": rng.normal(0, 1, n).round(3),
+    })
+
+
+@pytest.fixture(scope="module")
+def fitted(loans):
+    return GaussianCopulaEngine().fit(loans)
+
+
+@pytest.fixture(scope="module")
+def twin(fitted):
+    return fitted.sample(N_TWIN, seed=5)
+
+
+@pytest.mark.parametrize("kind, text", [
+    ("order", "amount <= income"),
+    ("order", "age - seniority >= 14"),
+    ("sum", "paid_total = principal + interest + fees"),
+    ("ratio", "share ~="),
+    ("fixed_when", "spend is 0.0 when card == 'no'"),
+    ("fixed_when", "income_joint is null when application == 'individual'"),
+    ("determined", "grade is determined by sub_grade"),
+])
+def test_each_rule_family_is_found_and_kept_in_a_large_twin(fitted, twin, kind, text):
+    found = [rule for rule in rules_of(fitted, kind) if rule.text.startswith(text)]
+    assert found, f"{text!r} not found among {[rule.text for rule in fitted.rules.rules]}"
+    rule = found[0]
+    assert rule.real_share == 1.0 and rule.enforced
+    assert twin_share(fitted, rule, twin) == 1.0
+
+
+def test_rules_keep_marginals_and_correlations(loans, twin):
+    from twin_pipeline.quality import quality_report
+
+    report = quality_report(loans, twin)
+    assert max(report["ks_statistics"][name] for name in ("amount", "paid_total", "share", "spend")) < 0.06
+    assert report["correlation_error"] < 0.05
+
+
+def test_a_noisy_near_rule_is_reported_not_enforced():
+    rng = np.random.default_rng(1)
+    n = 20_000
+    low = rng.gamma(2, 100, n).round(2)
+    high = (low + rng.gamma(2, 50, n)).round(2)
+    broken = rng.choice(n, 10, replace=False)  # 0.05 % of the rows break it
+    high[broken] = low[broken] - 1
+    engine = GaussianCopulaEngine().fit(pd.DataFrame({"low": low, "high": high, "other": rng.normal(size=n)}))
+    rule = next(rule for rule in rules_of(engine, "order") if rule.text == "low <= high")
+    assert rule.real_share == pytest.approx(0.9995) and not rule.enforced and "reported" in rule.note
+
+
+def test_unrelated_columns_give_no_rules():
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(size=(5000, 6)).round(3), columns=list("abcdef"))
+    assert GaussianCopulaEngine().fit(frame).rules.rules == []
+
+
+def test_declared_rules_are_enforced(loans, tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n"
+                    "  - {type: formula, name: yearly, target: paid_total, expression: principal + interest + fees}\n"
+                    "  - {type: inequality, low: principal, high: amount}\n"
+                    "  - {type: range, column: age, min: 18, max: 80}\n"
+                    "  - {type: fixed_combinations, columns: [card, application]}\n")
+    engine = GaussianCopulaEngine(mine_rules=False, rules=str(path)).fit(loans)
+    assert [rule.source for rule in engine.rules.rules] == ["declared"] * 4
+    twin = engine.sample(20_000, seed=1)
+    report = engine.rules_report(loans, twin)
+    assert all(entry["twin"]["share"] == 1.0 for entry in report["rules"]), report["rules"]
+    assert report["summary"]["declared_broken"] == []
+
+
+@pytest.mark.parametrize("rules, message", [
+    ([{"type": "inequality", "low": "income", "high": "amount"}], "contradicts the data: it fails on"),
+    ([{"type": "formula", "target": "paid_total", "expression": "principal + interest"}], "contradicts the data"),
+    ([{"type": "inequality", "low": "amount", "high": "salary"}], "names columns not in the table: salary"),
+    ([{"type": "between", "column": "age"}], "unknown type 'between'"),
+    ([{"type": "formula", "target": "paid_total", "expression": "__import__('os')"}], "cannot read the expression"),
+    ([{"type": "fixed_when", "column": "spend", "value": 0}], "missing when"),
+])
+def test_a_bad_or_contradicting_declared_rule_is_a_clear_error(loans, rules, message):
+    with pytest.raises(TwinInputError, match="rule 1") as error:
+        GaussianCopulaEngine(rules=rules).fit(loans)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_bad_rules_file_names_the_file(tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text("{not json")
+    with pytest.raises(TwinInputError, match="rules.json: is not valid JSON"):
+        load_declared(str(path))
+
+
+def test_rounding_steps_round_trip():
+    rng = np.random.default_rng(4)
+    n = 8000
+    income = np.round(np.exp(rng.normal(10.5, 0.5, n)) / 100) * 100
+    income = np.where(rng.random(n) < 0.15, np.round(income / 1000) * 1000, income)  # 100 %: 100s, ~24 %: 1000s
+    amount = np.round(rng.uniform(1000, 30000, n) / 25) * 25
+    rate = np.round(rng.uniform(5, 25, n), 2)
+    real = pd.DataFrame({"income": income, "amount": amount, "rate": rate})
+    assert detect_rounding(income, 0)["steps"][1:] == [100.0, 1000.0]
+    assert detect_rounding(amount, 0)["steps"][1:] == [25.0]
+    assert detect_rounding(rate, 2) is None
+    engine = GaussianCopulaEngine()
+    twin = engine.fit(real).sample(N_TWIN, seed=2)
+    for name, step in (("income", 100), ("income", 1000), ("amount", 25), ("amount", 100)):
+        real_share, twin_share = (on_step(frame[name].to_numpy(float), step).mean() for frame in (real, twin))
+        assert abs(real_share - twin_share) <= 0.02, (name, step, real_share, twin_share)
+    assert np.allclose(twin["rate"], twin["rate"].round(2))
+    report = engine.rules_report(real, twin)["rounding"]
+    assert report["income"]["steps"] == [100.0, 1000.0] and report["income"]["real"][0] == 1.0
+
+
+def test_lending_table_rules_are_found_and_kept():
+    real = lending_table()
+    engine = GaussianCopulaEngine().fit(real)
+    texts = {rule.text: rule for rule in engine.rules.rules}
+    for text in ("balance <= loan_amount", "balance is 0.0 when loan_status == 'Fully Paid'",
+                 "num_satisfactory_accounts <= open_credit_lines", "grade is determined by sub_grade"):
+        assert texts[text].enforced, text
+    assert any(rule.kind == "sum" and set(rule.columns) == {"paid_total", "paid_principal", "paid_interest",
+                                                            "paid_late_fees"} and rule.enforced
+               for rule in engine.rules.rules)
+    twin = engine.sample(50_000, seed=3)
+    summary = engine.rules_report(real, twin)["summary"]
+    assert summary["mined_break_mean"] <= 0.001 and summary["mined_break_worst"] <= 0.01
+
+
+def test_rules_are_saved_as_statistics_and_reload(fitted, tmp_path):
+    path = fitted.save(tmp_path / "model.json")
+    stored = json.loads(path.read_text())["rules"]
+    assert {rule["kind"] for rule in stored["rules"]} >= {"order", "sum", "ratio", "fixed_when", "determined"}
+    loaded = GaussianCopulaEngine.load(path)
+    assert loaded.sample(2000, seed=9).equals(fitted.sample(2000, seed=9))
+
+
+def test_conditioning_on_a_column_derived_through_a_rule_is_a_clear_error(fitted):
+    with pytest.raises(TwinInputError, match="modelled through the rule"):
+        fitted.sample(10, conditions={"amount": (None, 500)})
+
+
+def test_ruleset_without_rules_changes_nothing(loans):
+    empty = RuleSet()
+    assert empty.encode(loans).equals(loans) and empty.decode(loans.copy()).equals(loans)
