@@ -82,7 +82,7 @@ def test_two_models_one_borrower_apart_do_not_give_the_top_earners_income(table,
 
 def test_without_the_noise_the_same_attack_reads_the_income_exactly(credit_data, monkeypatch):
     """The attack is sound: with the knots' noise switched off it recovers the top earner's income."""
-    monkeypatch.setattr(marginals, "KNOT_NOISE", 0.0)
+    monkeypatch.setattr(marginals, "END_KNOT_NOISE", 0.0)
     assert income_from_two_models(credit_data, "Income", [0]).max() < 1e-9
 
 

@@ -29,7 +29,8 @@ OTHER = "Other"
 ATOM_SHARE = 0.005  # a value repeated on at least this share of rows is a point mass
 MAX_KNOTS = 129  # knots of a numeric quantile grid: 128 blocks of equal probability at most
 MIN_BLOCK_RECORDS = 25  # every knot averages at least this many records (the end knots half as many)
-KNOT_NOISE = 4.0  # a knot's noise has standard deviation KNOT_NOISE x (its block's spread / its size)
+KNOT_NOISE = 1.0  # a knot's noise has standard deviation KNOT_NOISE x (its block's spread / its size) ...
+END_KNOT_NOISE = 2.0  # ... and the end knots, which hold the most exposed borrowers (the top earner), 2 x
 KS_ALPHA = 0.05  # a family is kept only when the KS test cannot reject it at this level
 MAX_CATEGORIES = 5000
 Z_CLIP = 1e-12
@@ -208,10 +209,10 @@ def summary_grid(sorted_values: np.ndarray, rng: np.random.Generator) -> tuple[n
 
     The sorted values are cut into blocks of equal count (>= MIN_BLOCK_RECORDS, the two end blocks half as
     large); knot j is the mean of the block centred on rank j/B, plus Gaussian noise whose standard deviation is
-    KNOT_NOISE x the block's spread / its size (the spread at least a B-th of the interquartile range, so a
-    block of equal values is perturbed too). Removing one borrower moves a block mean by at most spread / size,
-    so solving a knot for a borrower's value leaves an error of standard deviation KNOT_NOISE x the spread of
-    the borrower's block: no knot, and no difference of two models' knots, pins the value down. The end knots,
+    KNOT_NOISE (END_KNOT_NOISE for the two end knots) x the block's spread / its size (the spread at least a B-th
+    of the interquartile range, so a block of equal values is perturbed too). Removing one borrower moves a block
+    mean by at most spread / size, so solving a knot for a borrower's value leaves an error of standard deviation
+    that multiple of the spread of the borrower's block: no knot, and no difference of two models' knots, pins the value down. The end knots,
     the means of the extreme half-blocks, are the grid's probability 0 and 1: the tails are clipped there, inside
     the observed range, and neither the minimum nor the maximum is stored. The knots are sorted so the quantile
     function stays monotone (post-processing).
@@ -229,7 +230,9 @@ def summary_grid(sorted_values: np.ndarray, rng: np.random.Generator) -> tuple[n
     floor = (np.quantile(sorted_values, 0.75) - np.quantile(sorted_values, 0.25)) / blocks
     if not floor > 0:
         floor = max(abs(float(np.median(sorted_values))), 1.0) / blocks
-    knots = means + rng.normal(0.0, KNOT_NOISE * np.maximum(spreads, floor) / sizes)
+    scale = np.full(len(means), KNOT_NOISE)
+    scale[[0, -1]] = END_KNOT_NOISE
+    knots = means + rng.normal(0.0, scale * np.maximum(spreads, floor) / sizes)
     if sorted_values[0] >= 0:  # a non-negative column (amounts, counts) stays so: noise reflected at 0, never clipped to it
         knots = np.abs(knots)
     if len(knots) == 1:
