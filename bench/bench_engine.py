@@ -40,10 +40,12 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def sdmetrics_score(real: pd.DataFrame, synthetic: pd.DataFrame) -> float:
-    """SDMetrics QualityReport (0-100); numeric columns with more than 10 values are numerical, others categorical."""
+    """SDMetrics QualityReport (0-100); numeric columns with more than 10 values are numerical, datetimes datetime,
+    others categorical."""
     from sdmetrics.reports.single_table import QualityReport
 
-    columns = {name: {"sdtype": "numerical" if pd.api.types.is_numeric_dtype(real[name]) and real[name].nunique() > 10
+    columns = {name: {"sdtype": "datetime" if pd.api.types.is_datetime64_any_dtype(real[name])
+                      else "numerical" if pd.api.types.is_numeric_dtype(real[name]) and real[name].nunique() > 10
                       else "categorical"} for name in real.columns}
     report = QualityReport()
     report.generate(real, synthetic, {"columns": columns}, verbose=False)

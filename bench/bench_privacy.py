@@ -112,7 +112,7 @@ def twin_quality(file_name: str, qis: list[str], factor: int, seed: int = 0) -> 
         "fit_and_sample_seconds": round(fit_sample_seconds, 2), "protect_seconds": round(protect_seconds, 2),
         "initial_k": report["initial_k"], "final_k_recounted": smallest_group(protected, qis),
         "records_suppressed": report["records_suppressed"],
-        "exact_copies_found": protection["exact_copies"]["exact_copies_found"],
+        "rare_record_copies_found": protection["exact_copies"]["rare_record_copies_found"],
         "exact_match_rate_after": privacy["exact_match_rate"],
         "rare_string_cells_replaced": sum(c["cells_replaced"] for c in protection["rare_strings"].values()),
         "information_loss": report["information_loss"],

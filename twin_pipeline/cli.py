@@ -9,6 +9,8 @@ import argparse
 import json
 import logging
 import sys
+import time
+from pathlib import Path
 
 from .errors import TwinError, TwinInputError
 from .options import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, CloneOptions, validate_options
@@ -49,7 +51,8 @@ def _names(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="twin", description="Privacy-safe synthetic digital twins of credit and loan tables.")
+    parser = _Parser(prog="twin", description="Privacy-safe synthetic digital twins of credit and loan tables.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -86,14 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     clone.add_argument("--rules", metavar="FILE",
                        help="declared business rules (JSON or YAML): inequality, range, fixed_combinations, formula, "
                             "fixed_when; rules found in the data are kept without it")
+    clone.add_argument("--no-escape-formulas", dest="escape_formulas", action="store_false",
+                       help="write text cells starting with = + - @ tab or CR as they are; by default they get a "
+                            "leading apostrophe so a spreadsheet shows them instead of running them (OWASP)")
     clone.add_argument("--workers", type=int, default=1,
                        help="processes that sample and protect shards of 500,000 rows in parallel (default 1)")
+    clone.add_argument("--drop-identifiers", action="store_true",
+                       help="drop direct identifiers (SSN, e-mail, phone, name, address, account or card number) "
+                            "instead of replacing them by fresh values of the same format (the default)")
+    clone.add_argument("--target", help="column the TSTR utility model predicts (default: a categorical column "
+                                        "named like default, status, approval or bad)")
 
     demo = commands.add_parser("demo", help="materialize the bundled sample portfolio end to end with Dagster",
                                description="Run the Dagster pipeline (six assets and their checks) on the bundled "
                                            "credit_data.csv sample, on the local SQLite instance under the data "
                                            "directory, and print where the outputs are.")
     demo.add_argument("--data-dir", help="data directory (default: $TWIN_DATA_DIR or ./data)")
+    demo.add_argument("--json", action="store_true", help="print the full result as JSON instead of the stages")
 
     audit = commands.add_parser("audit", help="verify or show the tamper-evident audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
@@ -102,7 +114,29 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("portfolio", nargs="?", help="portfolio (partition key)")
     for sub in (verify, show):
         sub.add_argument("--data-dir", help="data directory (default: $TWIN_DATA_DIR or ./data)")
+
+    status = commands.add_parser("status", help="what is in the data directory: portfolios and their scores, "
+                                                "files waiting in landing/, rejected files and why",
+                                 description="List the portfolios (quality, holdout ceiling, report.html), the files "
+                                             "waiting in landing/ and every rejected file with its reason.")
+    status.add_argument("--data-dir", help="data directory (default: $TWIN_DATA_DIR or ./data)")
+    parser.epilog = _command_list(commands)
     return parser
+
+
+def _command_list(commands: argparse._SubParsersAction) -> str:
+    """Every subcommand, nested ones (audit verify, audit show, ...) included, for `twin --help`: built from
+    the parsers themselves so a new command is listed without editing this."""
+    lines = ["commands:"]
+    helps = {action.dest: action.help for action in commands._choices_actions}
+    for name, sub in commands.choices.items():
+        nested = [action for action in sub._actions if isinstance(action, argparse._SubParsersAction)]
+        if not nested:
+            lines.append(f"  twin {name:18s} {helps.get(name) or ''}")
+            continue
+        inner = {action.dest: action.help for action in nested[0]._choices_actions}
+        lines += [f"  twin {name + ' ' + child:18s} {inner.get(child) or ''}" for child in nested[0].choices]
+    return "\n".join(lines + ["", "twin COMMAND --help shows a command's options."])
 
 
 def _clone(args) -> int:
@@ -113,7 +147,9 @@ def _clone(args) -> int:
     options = CloneOptions(rows=args.rows, scale=args.scale, primary_key=None if related or not keys else keys[0],
                            k=args.k, quasi_identifiers=args.quasi_identifiers, generalize=args.generalize,
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
-                           workers=args.workers, rules=args.rules, epsilon=args.epsilon)
+                           workers=args.workers, rules=args.rules, drop_identifiers=args.drop_identifiers,
+                           target=args.target, escape_formulas=args.escape_formulas,
+                           epsilon=args.epsilon)
     validate_options(options)  # before any file is read: a bad flag is named as such
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
@@ -125,7 +161,8 @@ def _clone(args) -> int:
     summary = clone_file(args.input[0], args.out, options, progress=say)
     print(f"twin of {summary['source']}: {summary['rows_synthetic']:,} rows, similarity {summary['similarity_score']:.1f}/100, "
           f"correlation error {summary['correlation_error']:.3f}, k = {summary['k']}, "
-          f"exact copies {summary['exact_match_rate']:.0%}")
+          f"copies of rare real records {summary['rare_record_copies']}, rows equal to a real row "
+          f"{summary['exact_match_rate']:.0%}")
     rules = summary["rules"]
     print(f"  rules: {rules['rules']} found or declared, {rules['enforced']} kept by construction; twin rows breaking "
           f"a mined rule: {rules['mined_break_mean']:.2%} on average, {rules['mined_break_worst']:.2%} at worst"
@@ -159,12 +196,56 @@ def _clone_related(args, options: CloneOptions, keys: list[str], say) -> int:
 def _demo(args) -> int:
     from .defs.demo import BlockingCheckFailed, run_demo
 
+    started = time.perf_counter()
+    say = (lambda message: None) if args.json else (lambda message: print(f"  {message}", flush=True))  # noqa: E731
+    say(f"cloning the bundled sample with Dagster (data directory {data_dir(args.data_dir)})")
     try:
-        result = run_demo(data_dir(args.data_dir))
+        result = run_demo(data_dir(args.data_dir), progress=say)
     except BlockingCheckFailed as error:
         print(f"twin: demo twin failed a blocking check: {error}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2, default=str))
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    utility = result["utility"]
+    tstr = (f"TSTR {utility['metric'].upper()} on {utility['target']}: real {utility['real']:.3f}, twin "
+            f"{utility['twin']:.3f}" if "gap" in utility else f"TSTR not measured: {utility.get('skipped')}")
+    ceiling = result["quality_vs_ceiling"]
+    print(f"done in {time.perf_counter() - started:.1f} s: portfolio {result['portfolio']}, similarity "
+          f"{result['similarity_score']:.1f}/100, {f'{ceiling:.1f} % of the holdout ceiling' if ceiling else 'no ceiling'}, "
+          f"{tstr}")
+    for name in ("synthetic.csv", "report.html", "quality_report.json", "privacy_report.json"):
+        if name in result["outputs"]:
+            print(f"  {name:20s} {result['outputs'][name]}")
+    print(f"  checks: {', '.join(f'{n} ' + ('ok' if c['passed'] else 'FAILED') for n, c in result['checks'].items())}")
+    print(f"  drop CSV files into {Path(result['portfolio_dir']).parents[1] / 'landing'} while the UI runs:")
+    print(f"  {result['open_ui']}")
+    return 0
+
+
+def _status(args) -> int:
+    from .defs.landing import rejected_files
+    from .defs.resources import TwinStorage
+
+    storage = TwinStorage(data_dir=str(data_dir(args.data_dir)))
+    print(f"data directory {storage.root}")
+    portfolios = sorted(path for path in (storage.root / "portfolios").glob("*") if path.is_dir())
+    print(f"portfolios ({len(portfolios)}):")
+    for folder in portfolios:
+        report = folder / "quality_report.json"
+        quality = json.loads(report.read_text()) if report.exists() else {}
+        ceiling = quality.get("quality_vs_ceiling")
+        scores = (f"similarity {quality['similarity_score']:.1f}"
+                  + (f", {ceiling:.1f} % of the holdout ceiling" if ceiling else "")) if quality else "no report yet"
+        page = folder / "report.html"
+        print(f"  {folder.name:32s} {scores}" + (f"  {page}" if page.exists() else ""))
+    waiting = sorted(path.name for path in storage.landing.glob("*") if not path.name.startswith(".")) \
+        if storage.landing.is_dir() else []
+    print(f"landing/ ({len(waiting)} waiting): {', '.join(waiting) or 'empty'}  [{storage.landing}]")
+    rejected = rejected_files(storage.rejected)
+    print(f"rejected/ ({len(rejected)}):")
+    for entry in rejected:
+        print(f"  {entry['file']:32s} {entry['rejected_at']}  {entry['reason']}")
     return 0
 
 
@@ -178,7 +259,8 @@ def _audit(args) -> int:
     if args.audit_command == "verify":
         result = log.verify()
         if result.ok:
-            print(f"audit trail intact: {result.checked} entries verified")
+            print(f"audit trail intact: {result.checked} entries and {result.lineage_checked} lineage rows verified "
+                  f"against the recorded head ({log.heads_path})")
             return 0
         print(f"audit trail BROKEN at entry {result.first_broken_id}: {result.reason}", file=sys.stderr)
         return 1
@@ -190,12 +272,20 @@ def _audit(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"clone": _clone, "demo": _demo, "audit": _audit}
+    handlers = {"clone": _clone, "demo": _demo, "audit": _audit, "status": _status}
     try:
         return handlers[args.command](args)
     except TwinError as error:
         print(f"twin: error: {error}", file=sys.stderr)
         return error.exit_code
+    except MemoryError:
+        print("twin: error: out of memory: use fewer rows or columns, or give the process more memory",
+              file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as error:  # disk full, permissions, a name too long: one line, not a traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"twin: error: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("twin: interrupted", file=sys.stderr)
         return 130

@@ -40,6 +40,9 @@ class CloneOptions:
     workers: int = 1  # processes sampling and protecting shards
     column_kinds: dict[str, str] = field(default_factory=dict)
     rules: str | dict | list | None = None  # declared business rules: a JSON/YAML file path, or the rules inline
+    drop_identifiers: bool = False  # direct identifiers (SSN, e-mail, ...) dropped instead of freshly minted
+    target: str | None = None  # the column TSTR predicts; None: a default / status / approval column by name
+    escape_formulas: bool = True  # CSV outputs: text cells a spreadsheet would run get a leading apostrophe
     epsilon: float | None = None  # (epsilon, delta)-differentially private fit; None: differencing noise only
 
     def to_dict(self) -> dict:
@@ -91,9 +94,15 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
         bad("workers", f"must be at least 1, got {options.workers!r}")
     if options.primary_key is not None and not isinstance(options.primary_key, str):
         bad("primary_key", f"must be a column name, got {options.primary_key!r}")
+    if options.target is not None and not isinstance(options.target, str):
+        bad("target", f"must be a column name, got {options.target!r}")
     qis = options.quasi_identifiers
     if qis is not None and not (isinstance(qis, list) and all(isinstance(name, str) for name in qis)):
         bad("quasi_identifiers", f"must be a list of column names, got {qis!r}")
+    if not isinstance(options.drop_identifiers, bool):
+        bad("drop_identifiers", f"must be true or false, got {options.drop_identifiers!r}")
+    if not isinstance(options.escape_formulas, bool):
+        bad("escape_formulas", f"must be true or false, got {options.escape_formulas!r}")
     if not isinstance(options.column_kinds, dict):
         bad("column_kinds", f"must map column names to kinds, got {options.column_kinds!r}")
     wrong = sorted(f"{name}={kind}" for name, kind in options.column_kinds.items() if kind not in KINDS)
@@ -127,7 +136,8 @@ def resolve_options(real: pd.DataFrame, options: CloneOptions, source=None) -> t
     validate_options(options, source)
     columns = set(real.columns)
     named = {"primary_key": [options.primary_key] if options.primary_key else [],
-             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds)}
+             "quasi_identifiers": options.quasi_identifiers or [], "column_kinds": list(options.column_kinds),
+             "target": [options.target] if options.target else []}
     for setting, names in named.items():
         missing = [name for name in names if name not in columns]
         if missing:

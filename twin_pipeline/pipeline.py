@@ -7,6 +7,8 @@ line and the orchestrated pipeline cannot drift apart.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -15,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import publish
 from .engine import GaussianCopulaEngine
-from .errors import TwinError
+from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
 from .tables import read_table, write_json
 
@@ -25,31 +28,99 @@ log = logging.getLogger(__name__)
 PARQUET_FROM_ROWS = 1_000_000  # larger twins are written as Parquet unless a format is asked for
 
 
+def check_disk_space(folder: Path, rows: int, bytes_per_row: float, source) -> None:
+    """Refuse a twin that cannot fit on the disk of `folder` (estimated from the input's bytes per row, x2 for
+    the shards beside the merged file), before any shard is written."""
+    folder = Path(folder)
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    needed, free = 2 * rows * max(bytes_per_row, 1.0), shutil.disk_usage(existing).free
+    if needed > free:
+        raise TwinInputError(source, f"a twin of {rows:,} rows needs about {needed / 2**30:,.1f} GiB; "
+                                     f"{existing} has {free / 2**30:,.1f} GiB free")
+
+
+def direct_identifiers(real: pd.DataFrame, options: CloneOptions) -> dict[str, dict]:
+    """Columns that name a person by themselves (SSN, e-mail, ...); a column whose kind the user set is theirs."""
+    from .privacy.identifiers import detect_direct_identifiers
+
+    return detect_direct_identifiers(real, primary_key=options.primary_key, exclude=list(options.column_kinds))
+
+
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
+    """The engine, fitted without direct identifiers: they are dropped (`drop_identifiers`) or become identifier
+    columns that mint fresh values of their format (the model keeps the format, never a value)."""
+    from .privacy.identifiers import identifier_format
+
     started = time.perf_counter()
+    identifiers = direct_identifiers(real, options)
+    kinds = dict(options.column_kinds)
+    if options.drop_identifiers:
+        real = real.drop(columns=list(identifiers))
+    else:
+        kinds = {**{name: "identifier" for name in identifiers}, **kinds}
     engine = GaussianCopulaEngine(k=options.k, rules=options.rules, epsilon=options.epsilon).fit(
-        real, primary_key=options.primary_key, column_kinds=options.column_kinds or None, seed=options.seed)
+        real, primary_key=options.primary_key, column_kinds=kinds or None, seed=options.seed)
+    for spec in engine.specs:
+        if spec.name in identifiers and not options.drop_identifiers:
+            spec.id_pattern = {**identifier_format(real[spec.name], identifiers[spec.name]["kind"], options.k),
+                               "why": identifiers[spec.name]["why"]}
     log.info("fitted %d columns on %d rows in %.2f s", len(real.columns), len(real), time.perf_counter() - started)
     return engine
 
 
+def identifier_formats(engine: GaussianCopulaEngine) -> dict[str, dict]:
+    """The direct-identifier columns the engine mints fresh values for, with their formats."""
+    return {spec.name: spec.id_pattern for spec in engine.specs
+            if spec.kind == "identifier" and spec.id_pattern.get("type") == "format"}
+
+
+def conditional_draw(engine: GaussianCopulaEngine, given: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """One fresh row per row of `given` (typed view) keeping its values: the engine's conditional copula on the
+    columns it models; a value it cannot condition on (a catch-all it never stored) leaves that column free
+    for the draw and is written back as given."""
+    from .engine.marginals import SlicedMarginal
+
+    modelled = [name for name in given.columns if (name, "value") in engine.variables]
+    if not modelled:
+        return engine.typed_view(engine.sample(len(given), seed=seed))
+    given = engine.text_view(given[modelled].reset_index(drop=True))
+    condition = given.copy()
+    for name in modelled:
+        marginal = engine.marginals[engine.variables.index((name, "value"))]
+        if isinstance(marginal, SlicedMarginal) and not pd.api.types.is_numeric_dtype(condition[name].dtype):
+            condition[name] = condition[name].where(condition[name].isin(marginal.values))
+    fresh = engine.sample_given(condition, seed=seed)
+    for name in modelled:
+        fresh[name] = given[name].to_numpy()
+    return engine.typed_view(fresh)
+
+
 def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
             first_row: int = 0, resample=None, ignore_columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
-    """Rare raw strings out, copies of real rows resampled, k-anonymity on the quasi-identifiers; keys are
-    renumbered from `first_row` afterwards so replaced and suppressed rows leave them unique.
+    """Rare raw strings out, rare real records redrawn, k-anonymity on the quasi-identifiers with suppressed rows
+    refilled (exactly the rows asked for); keys are renumbered from `first_row` afterwards, and fresh direct
+    identifiers equal to a real one are drawn again.
 
-    `resample(n)` draws replacement rows (default: from `engine`); `ignore_columns` (foreign keys) are left out
-    of the copy comparison, like the primary key."""
+    `resample(n)` draws replacement rows (default: from `engine`, conditioned on the values to keep);
+    `ignore_columns` (foreign keys) are left out of the copy comparison, like the primary key."""
     from .privacy import protect_twin
+    from .privacy.identifiers import replace_real_values
 
     resample_rng = np.random.default_rng(np.random.SeedSequence([options.seed or 0, first_row]))
-    draw = resample or (lambda n: engine.sample(n, seed=int(resample_rng.integers(2**63 - 1))))
+    fresh_seed = lambda: int(resample_rng.integers(2**63 - 1))  # noqa: E731
+    draw = resample or (lambda n: engine.sample(n, seed=fresh_seed()))
+    given = None if resample else (lambda rows: conditional_draw(engine, rows, fresh_seed()))
+    formats = identifier_formats(engine)
     protected, protection = protect_twin(
         engine.typed_view(synthetic), engine.typed_view(real), resample=lambda n: engine.typed_view(draw(n)),
         k=options.k, quasi_identifiers=options.quasi_identifiers, generalize=options.generalize,
-        max_suppression=options.max_suppression, primary_key=options.primary_key, ignore_columns=ignore_columns or (),
+        max_suppression=options.max_suppression, primary_key=options.primary_key,
+        ignore_columns=list(ignore_columns or ()) + list(formats), resample_given=given, seed=fresh_seed(),
     )
-    return engine.renumber_keys(engine.text_view(protected), first_row, seed=options.seed), protection
+    protected = engine.renumber_keys(engine.text_view(protected), first_row, seed=[options.seed or 0, first_row])
+    protected, clashes = replace_real_values(protected, real, formats, resample_rng)
+    protection["direct_identifiers_redrawn_for_equalling_a_real_value"] = clashes
+    return protected, protection
 
 
 def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: float = 0.2,
@@ -69,7 +140,7 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
         twin, protection = protect(engine.sample(len(train), seed=options.seed), train, engine, options)
     except KAnonymityError as error:  # a small table's 80 % can be too small to anonymise within the cap
         return {"skipped": f"the 80 % refit could not be made {options.k}-anonymous: {error.problem}"}
-    ignore = [options.primary_key] if options.primary_key else []
+    ignore = key_columns(real, options)
     audit = {"method": f"fit on {len(train)} rows, {len(holdout)} held out as the control set",
              "holdout": privacy_report(twin, train, holdout, quasi_identifiers=protection["quasi_identifiers"],
                                        k=options.k, ignore_columns=ignore)}
@@ -81,6 +152,34 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
     return audit
 
 
+def reference_quality(real: pd.DataFrame, options: CloneOptions) -> dict:
+    """The holdout ceiling and TSTR utility (quality.holdout): a twin of 80 % of the rows, made like the product,
+    scored against the 20 % held out; `quality_vs_ceiling` is 100 when it is as close as real rows are."""
+    from .quality.holdout import holdout_evaluation
+
+    made = {"protected": True}
+
+    def make_twin(train: pd.DataFrame, rows: int) -> pd.DataFrame:
+        engine = fit_model(train, options)
+        twin = engine.sample(rows, seed=options.seed)
+        try:
+            return protect(twin, train, engine, options)[0]
+        except TwinError as error:  # a share can be too small to anonymise within the caps
+            made.update(protected=False, why=error.problem)
+            return twin
+
+    started = time.perf_counter()
+    evaluation = holdout_evaluation(real, make_twin, primary_key=options.primary_key,
+                                    column_kinds=options.column_kinds or None, target=options.target,
+                                    seed=options.seed or 0)
+    holdout = evaluation["holdout"]
+    if "skipped" not in holdout:
+        holdout["twin_protected"] = made
+        holdout["seconds"] = time.perf_counter() - started
+    return {"quality_vs_ceiling": holdout.get("quality_vs_ceiling"), "holdout": holdout,
+            "utility": evaluation["utility"]}
+
+
 def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
            protection: dict) -> tuple[dict, dict]:
     """Quality of the protected twin against the real table, and its privacy figures beside it."""
@@ -88,40 +187,83 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     from .quality import quality_report
     from .quality.tails import tail_report
 
-    quality = quality_report(real, protected, primary_key=options.primary_key)
+    identifiers = direct_identifiers(real, options)
+    real = real[[name for name in real.columns if name in protected.columns]]  # dropped identifiers
+    quality = quality_report(real, protected, primary_key=options.primary_key,  # identifiers carry no statistics
+                             column_kinds={name: "identifier" for name in identifiers if name in real.columns} or None)
+    quality.update(reference_quality(real, options))
     quality["correlation_errors"] = engine.compare_correlations(real, protected)
     quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key,
                                        columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
     quality["marginals"] = engine.describe()
     quality["copula"] = engine.tails
     quality["rules"] = engine.rules_report(real, protected)
-    ignore = [options.primary_key] if options.primary_key else []
+    ignore = key_columns(real, options)
     privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
                              anonymity=protection["k_anonymity"], ignore_columns=ignore)
     privacy["protection"] = protection
     privacy["model"] = engine.privacy  # the fit's noise: differencing noise, or the DP budget and its split
+    action = ("dropped (drop_identifiers)" if options.drop_identifiers
+              else "replaced by fresh values of the same format, never a real one")
+    privacy["direct_identifiers"] = {name: {**found, "action": action} for name, found in identifiers.items()}
     privacy["audit"] = privacy_audit(real, options)
     return quality, privacy
 
 
+def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
+    """Columns never compared as data: the primary key and the direct identifiers (fresh or dropped)."""
+    return ([options.primary_key] if options.primary_key else []) + list(direct_identifiers(real, options))
+
+
+def report_page(path: Path, real: pd.DataFrame, twin: pd.DataFrame, quality: dict, privacy: dict,
+                options: CloneOptions, title: str = ""):
+    """report.html beside the twin: the reports' figures and real-vs-twin pictures in one self-contained page.
+    Returns its path and the drawn figures (report.html.Figures), which the Dagster asset page reuses."""
+    from .report import write_report
+
+    return write_report(path, real, twin, quality, privacy, primary_key=options.primary_key,
+                        column_kinds=options.column_kinds or None, title=title)
+
+
+def _ceiling_note(quality: dict) -> str:
+    """'98.0 % of the holdout ceiling, TSTR AUC gap 0.01' (or why either was not measured)."""
+    holdout, utility = quality.get("holdout") or {}, quality.get("utility") or {}
+    parts = [f"{quality['quality_vs_ceiling']:.1f} % of the holdout ceiling" if quality.get("quality_vs_ceiling")
+             else f"no holdout ceiling ({holdout.get('skipped')})"]
+    parts.append(f"TSTR {utility['metric'].upper()} real {utility['real']:.3f} / twin {utility['twin']:.3f} "
+                 f"on {utility['target']}" if "gap" in utility else f"no TSTR ({utility.get('skipped')})")
+    return ", ".join(parts)
+
+
 def combine_protection(results: list[dict]) -> dict:
-    """One protection summary for a twin made of shards: counts add up, the rules are the same in each."""
+    """One protection summary for a twin made of shards: counts add up, shares are weighted by rows, the largest
+    share shift is the largest of any shard, and the rules are the same in each."""
     first = results[0]["protection"]
     total = lambda pick: sum(pick(item["protection"]) or 0 for item in results)  # noqa: E731
+    rows = total(lambda p: p["rows"]["returned"])
     anonymity = dict(first["k_anonymity"])
     anonymity.update(records_suppressed=total(lambda p: p["k_anonymity"]["records_suppressed"]),
                      initial_k=min(item["protection"]["k_anonymity"]["initial_k"] for item in results),
                      shards=len(results), transformations_note="transformations_applied are those of shard 0")
+    copies = {key: total(lambda p, key=key: p["exact_copies"].get(key)) for key, value in first["exact_copies"].items()
+              if isinstance(value, int) and not isinstance(value, bool)}
+    copies.update(
+        {key: first["exact_copies"][key] for key in ("rule", "columns_compared", "replacements_raked_on",
+                                                     "natural_identical_match_share")},
+        identical_match_share=total(lambda p: p["exact_copies"]["identical_match_share"] * p["rows"]["returned"])
+        / max(rows, 1),
+        share_shift=max((item["protection"]["exact_copies"]["share_shift"] for item in results),
+                        key=lambda shift: shift["largest_share_change"]))
     return {"quasi_identifiers": first["quasi_identifiers"], "k_anonymity": anonymity,
+            "quasi_identifier_choice": first["quasi_identifier_choice"],
             "rare_strings": first["rare_strings"] if len(results) == 1 else {"shards": len(results)},
-            "exact_copies": {key: total(lambda p, key=key: p["exact_copies"].get(key))
-                             for key, value in first["exact_copies"].items() if isinstance(value, (int, float))}}
+            "exact_copies": copies, "rows": {key: total(lambda p, key=key: p["rows"][key]) for key in first["rows"]}}
 
 
 def with_recount(privacy: dict, verified: dict, k: int) -> dict:
     """The privacy report with the figures DuckDB recounted over all shards (`shards.verify_shards`): the report
     itself measures a sample of the twin."""
-    recount = {key: verified[key] for key in ("rows", "k", "exact_matches", "exact_match_rate")}
+    recount = {key: verified[key] for key in ("rows", "k", "exact_matches", "exact_match_rate", "rare_record_copies")}
     return {**privacy, **recount, "k_satisfied": verified["k"] is None or verified["k"] >= k}
 
 
@@ -138,10 +280,10 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
 
 def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) -> dict:
     from .privacy import detect_quasi_identifiers
-    from .shards import make_shards, merge_shards, sample_shards, verify_shards
 
     real = read_table(source)
     options, n = resolve_options(real, options, source)
+    check_disk_space(out_dir, n, source.stat().st_size / max(len(real), 1), source)
     say = progress or (lambda message: None)
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")
     qis = options.quasi_identifiers or detect_quasi_identifiers(real, primary_key=options.primary_key)
@@ -150,24 +292,46 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress) ->
     say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                           for name, entry in engine.describe().items()))
     out_dir.mkdir(parents=True, exist_ok=True)
+    staged = publish.version(out_dir, f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}", inherit=False)
+    try:
+        outputs = _write_outputs(source, real, engine, options, n, qis, staged, say)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    publish.publish(out_dir, staged)  # every output replaced at once: a reader never sees a mix of two clones
+    summary = outputs.pop("summary")
+    return {**summary, "source": str(source), "rows_real": len(real),
+            "outputs": {name: str(out_dir / path.name) for name, path in outputs.items()}}
+
+
+def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions, n: int,
+                   qis, out_dir: Path, say) -> dict:
+    from .shards import make_shards, merge_shards, sample_shards, verify_shards
+
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
-        verified = verify_shards(Path(folder), real, list(qis), [options.primary_key] if options.primary_key else [])
+        verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
-            f"{protection['k_anonymity']['records_suppressed']} rows suppressed; {verified['exact_matches']} copies")
-        quality, privacy = report(real, sample_shards(Path(folder)), engine, options, protection)
+            f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
+            f"{verified['rare_record_copies']} copies of rare real records, {verified['exact_matches']} rows equal a "
+            "real row (common combinations)")
+        twin = sample_shards(Path(folder))
+        quality, privacy = report(real, twin, engine, options, protection)
         privacy = with_recount(privacy, verified, options.k)
+        page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name)
+        say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
         say("measured quality and privacy (with an 80/20 held-out attacker audit)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
-        synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}")
-    outputs = {
+        synthetic_path = merge_shards(Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas)
+    return {
         "synthetic": synthetic_path,
         "model": engine.save(out_dir / "model.json"),
         "quality_report": write_json(quality, out_dir / "quality_report.json"),
         "privacy_report": write_json(privacy, out_dir / "privacy_report.json"),
+        "summary": {"rows_synthetic": verified["rows"], "similarity_score": quality["similarity_score"],
+                    "correlation_error": quality["correlation_error"], "k": verified["k"],
+                    "exact_match_rate": verified["exact_match_rate"], "rules": quality["rules"]["summary"],
+                    "rare_record_copies": verified["rare_record_copies"]},
+        "report": page,
     }
-    return {"source": str(source), "rows_real": len(real), "rows_synthetic": verified["rows"],
-            "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
-            "k": verified["k"], "exact_match_rate": verified["exact_match_rate"], "rules": quality["rules"]["summary"],
-            "outputs": {name: str(path) for name, path in outputs.items()}}

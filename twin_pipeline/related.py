@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from .engine.multitable import MultiTableEngine
-from .options import CloneOptions
+from .options import CloneOptions, validate_options
 from .pipeline import protect
 from .quality import quality_report
 from .tables import TwinInputError, read_table, write_frame, write_json
@@ -45,6 +45,7 @@ def clone_tables(sources: list[str | Path], out_dir: str | Path, relationships: 
     real = {Path(source).stem: read_table(source) for source in sources}
     if len(real) != len(sources):
         raise TwinInputError(", ".join(map(str, sources)), "two input files have the same name")
+    validate_options(options, ", ".join(map(str, sources)))
     scale = options.scale or 1.0
     engine = MultiTableEngine(k=options.k).fit(real, relationships, primary_keys)
     say(f"fitted {len(real)} related tables: {', '.join(engine.order)}")
@@ -77,7 +78,7 @@ def clone_tables(sources: list[str | Path], out_dir: str | Path, relationships: 
         reports[name] = {"quality": quality_report(real[name].drop(columns=links), synthetic[name].drop(columns=links),
                                                    primary_key=engine.primary_keys[name]),
                          "k_anonymity": protection["k_anonymity"], "quasi_identifiers": protection["quasi_identifiers"]}
-        write_frame(synthetic[name], out_dir / f"{name}.csv")
+        write_frame(synthetic[name], out_dir / f"{name}.csv", options.escape_formulas)
         say(f"{name}: {len(synthetic[name]):,} rows, k={protection['k_anonymity']['final_k']}")
     for relation in relationships:
         child, foreign_key, parent, primary_key = relation

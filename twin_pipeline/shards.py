@@ -54,6 +54,8 @@ def make_shard(engine: GaussianCopulaEngine, real: pd.DataFrame, options, shard:
 
     synthetic = engine.sample(shard.rows, seed=shard_seed(options.seed, shard.index), first_row=shard.first_row)
     protected, protection = protect(synthetic, real, engine, options, first_row=shard.first_row)
+    if len(protected) < shard.rows:  # protection refills what it removes: a short shard is a bug, not a result
+        raise RuntimeError(f"shard {shard.index}: protection returned {len(protected)} of {shard.rows} rows")
     write_frame(protected, Path(folder) / shard.file_name)
     return {"shard": shard.index, "rows": len(protected), "protection": protection}
 
@@ -99,7 +101,7 @@ def _duckdb(memory_limit: str):
     import duckdb
 
     connection = duckdb.connect()
-    connection.execute(f"SET memory_limit = '{memory_limit}'")
+    connection.execute("SET memory_limit = ?", [memory_limit])  # values and paths are parameters, never SQL text
     connection.execute("SET preserve_insertion_order = false")
     return connection
 
@@ -109,23 +111,29 @@ def _quoted(name: str) -> str:
 
 
 def verify_shards(folder: Path, real: pd.DataFrame, quasi_identifiers: list[str], ignore_columns: list[str],
-                  memory_limit: str = "1GB") -> dict:
-    """Recount k over all shards and count rows equal to a real row, out of core in DuckDB."""
-    pattern = str(Path(folder) / "shard-*.parquet")
+                  k: int = 5, memory_limit: str = "1GB") -> dict:
+    """Recount k over all shards, count rows equal to a real row, and among them the disclosive ones: equal to a
+    real record whose combination fewer than `k` real rows share. Out of core in DuckDB; the shard path is a query
+    parameter (a folder named o'q is not SQL)."""
+    pattern = {"shards": str(Path(folder) / "shard-*.parquet")}
     with _duckdb(memory_limit) as connection:
-        rows = connection.execute(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchall()[0][0]
-        k = None
+        rows = connection.execute("SELECT count(*) FROM read_parquet($shards)", pattern).fetchall()[0][0]
+        smallest = None
         if quasi_identifiers:
             groups = ", ".join(map(_quoted, quasi_identifiers))
-            k = connection.execute(f"SELECT min(c) FROM (SELECT count(*) AS c FROM read_parquet('{pattern}') "
-                                   f"GROUP BY {groups})").fetchall()[0][0]
+            smallest = connection.execute(f"SELECT min(c) FROM (SELECT count(*) AS c FROM read_parquet($shards) "
+                                          f"GROUP BY {groups})", pattern).fetchall()[0][0]
         compared = [name for name in real.columns if name not in set(ignore_columns)]
+        columns = ", ".join(map(_quoted, compared))
         connection.register("real_rows", real[compared])
+        connection.execute(f"CREATE TEMP TABLE real_combinations AS SELECT {columns}, count(*) AS n FROM real_rows "
+                           f"GROUP BY ALL")
         condition = " AND ".join(f"s.{_quoted(name)} IS NOT DISTINCT FROM r.{_quoted(name)}" for name in compared)
-        copies = connection.execute(f"SELECT count(*) FROM read_parquet('{pattern}') s "
-                                    f"WHERE EXISTS (SELECT 1 FROM real_rows r WHERE {condition})").fetchall()[0][0]
-    return {"rows": int(rows), "k": None if k is None else int(k), "exact_matches": int(copies),
-            "exact_match_rate": copies / rows if rows else 0.0}
+        copies, rare = connection.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE r.n < {int(k)}) FROM read_parquet($shards) s "
+            f"JOIN real_combinations r ON {condition}", pattern).fetchall()[0]
+    return {"rows": int(rows), "k": None if smallest is None else int(smallest), "exact_matches": int(copies),
+            "exact_match_rate": copies / rows if rows else 0.0, "rare_record_copies": int(rare)}
 
 
 def sample_shards(folder: Path, rows: int = QUALITY_SAMPLE_ROWS, seed: int = 0) -> pd.DataFrame:
@@ -148,11 +156,12 @@ def _row_count(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def merge_shards(folder: Path, target: Path) -> Path:
-    """Concatenate shard files into one CSV or Parquet file (by suffix), one shard in memory at a time, atomically."""
+def merge_shards(folder: Path, target: Path, escape_formulas: bool = True) -> Path:
+    """Concatenate shard files into one CSV (formula-escaped unless asked not to) or Parquet file (by suffix),
+    one shard in memory at a time, atomically."""
     import pyarrow.parquet as pq
 
-    from .tables import atomic_path
+    from .tables import atomic_path, to_csv
 
     files = sorted(Path(folder).glob("shard-*.parquet"))
     with atomic_path(target) as tmp:
@@ -163,7 +172,7 @@ def merge_shards(folder: Path, target: Path) -> Path:
                 writer = writer or pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table.cast(writer.schema))
             else:
-                pd.read_parquet(path).to_csv(tmp, mode="a" if number else "w", header=not number, index=False)
+                to_csv(pd.read_parquet(path), tmp, escape_formulas, mode="a" if number else "w", header=not number)
         if writer is not None:
             writer.close()
     return Path(target)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +27,41 @@ from .errors import TwinInputError
 
 SNIFF_BYTES = 64 * 1024
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # latin-1 decodes anything: reached only for text-like bytes
+DELIMITERS = ",;\t|"
+SNIFF_LINES = 50
+# Limits a hostile or clumsy upload runs into before it can cost minutes or gigabytes (env overrides them):
+# a model holds a columns x columns matrix, so 10,000 columns is a 44 GiB matrix, not a table to clone.
+MAX_COLUMNS = int(os.environ.get("TWIN_MAX_COLUMNS", "1000"))
+MAX_HEADER_BYTES = 1 << 20  # a header line longer than this is not a table's header
+MAX_TABLE_BYTES = int(os.environ.get("TWIN_MAX_TABLE_BYTES", str(50 << 30)))
+# OWASP CSV injection: a cell starting with one of these is run as a formula by spreadsheets...
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# ...unless it is a plain number (-12.5, +3, -1,200.50%), which a spreadsheet reads as a number, not a formula.
+PLAIN_NUMBER = r"[-+]?(?:\d[\d,]*)?\.?\d+(?:[eE][-+]?\d+)?%?"
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def open_regular(path: str | os.PathLike, follow_links: bool = False):
+    """Open a file for reading in binary; unless `follow_links`, a symbolic link is refused (O_NOFOLLOW, so a
+    landed link to a file elsewhere is never read) and so is anything but a regular file (a FIFO would block)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise TwinInputError(path, "is a symbolic link; links are never followed") from None
+        if error.errno == errno.ENOENT:
+            raise TwinInputError(path, "file not found") from None
+        raise
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise TwinInputError(path, "is not a regular file (a directory, link, FIFO or device)")
+    return os.fdopen(descriptor, "rb")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20, follow_links: bool = True) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks so large uploads do not load into memory."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, follow_links) as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -45,7 +76,7 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
         return "utf-8-sig", raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         # A truncated multi-byte character at the end of the sniff window is not an encoding problem.
-        if error.start >= len(raw) - 3 and len(raw) == SNIFF_BYTES:
+        if error.start >= len(raw) - 3 and len(raw) >= SNIFF_BYTES:
             return "utf-8-sig", raw[: error.start].decode("utf-8-sig")
         printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) / max(len(raw), 1)
         if printable < 0.85:
@@ -58,47 +89,63 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
 
 
 def _delimiter(text: str, path: Path) -> str:
-    """The separator among , ; tab | (a single-column table has none; its header must then look like a name)."""
-    lines = [line for line in text.splitlines()[:50] if line.strip()]
-    try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
-    except csv.Error:
-        if re.search(r"[:]|\s{2,}|\S\s+\S.*\s", lines[0].strip()):
-            raise TwinInputError(path, "no delimiter found: expected a comma, semicolon, tab or pipe separated "
-                                       "table") from None
-        return ","
+    """The separator among , ; tab | (a single-column table has none; its header must then look like a name).
+
+    Each candidate parses the first lines once (linear in their length, unlike csv.Sniffer, which took minutes
+    on one 130,000-column header): the one splitting the header into most fields that every complete line
+    repeats wins."""
+    lines = [line for line in text.splitlines()[:SNIFF_LINES + 1] if line.strip()]
+    complete = lines[:-1] if len(lines) > 2 else lines  # the last line may be cut off by the sniff window
+    best, best_score = None, (0.0, 1)
+    for delimiter in DELIMITERS:
+        try:
+            widths = [len(row) for row in csv.reader(io.StringIO("\n".join(complete)), delimiter=delimiter)]
+        except csv.Error:  # a field over csv's 128 KB limit: not this delimiter
+            continue
+        if not widths or widths[0] < 2:
+            continue
+        score = (sum(width == widths[0] for width in widths) / len(widths), widths[0])
+        if score > best_score:
+            best, best_score = delimiter, score
+    if best is not None:
+        return best
+    if re.search(r"[:]|\s{2,}|\S\s+\S.*\s", lines[0].strip()):
+        raise TwinInputError(path, "no delimiter found: expected a comma, semicolon, tab or pipe separated table")
+    return ","
 
 
-def read_table(path: str | os.PathLike, min_rows: int = 2) -> pd.DataFrame:
-    """Read a CSV (any of , ; tab |) or Parquet file into a DataFrame, or raise a clear TwinInputError."""
+def _head(handle, path: Path) -> bytes:
+    """The first SNIFF_BYTES, extended to the end of the header line (at most MAX_HEADER_BYTES)."""
+    head = handle.read(SNIFF_BYTES)
+    while b"\n" not in head.lstrip(b"\r\n \t") and len(head) < MAX_HEADER_BYTES:
+        more = handle.read(SNIFF_BYTES)
+        if not more:
+            return head
+        head += more
+    if b"\n" not in head.lstrip(b"\r\n \t"):
+        raise TwinInputError(path, f"its first line is longer than {MAX_HEADER_BYTES >> 20} MB: not a table header")
+    return head
+
+
+def read_table(path: str | os.PathLike, min_rows: int = 2, follow_links: bool = True) -> pd.DataFrame:
+    """Read a CSV (any of , ; tab |) or Parquet file into a DataFrame, or raise a clear TwinInputError.
+    With follow_links=False (landed files) a symbolic link or non-regular file is refused, not read."""
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise TwinInputError(path, "file not found")
-    if path.is_dir():
+    if path.is_dir() and follow_links:
         raise TwinInputError(path, "is a directory, not a table file")
-    if path.stat().st_size == 0:
-        raise TwinInputError(path, "is empty (0 bytes)")
-    if path.suffix.lower() == ".parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as error:  # pyarrow raises several types for corrupt files
-            raise TwinInputError(path, f"is not a readable Parquet file ({error})") from None
-    else:
-        with open(path, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
-        encoding, text = _decode(head, path)
-        if not text.strip():
-            raise TwinInputError(path, "is empty (only whitespace)")
-        delimiter = _delimiter(text, path)
-        try:
-            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, low_memory=False)
-        except UnicodeDecodeError as error:
-            raise TwinInputError(path, f"is not valid UTF-8 past the first {SNIFF_BYTES} bytes ({error.reason})") from None
-        except (pd.errors.ParserError, csv.Error) as error:
-            raise TwinInputError(path, f"is not a well-formed table: {str(error).strip()}") from None
-        except pd.errors.EmptyDataError:
-            raise TwinInputError(path, "has no columns") from None
-        _check_header(path, text.splitlines()[0], delimiter)
+    with open_regular(path, follow_links) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise TwinInputError(path, "is empty (0 bytes)")
+        if path.suffix.lower() == ".parquet":
+            try:
+                frame = pd.read_parquet(handle)
+            except Exception as error:  # pyarrow raises several types for corrupt files
+                raise TwinInputError(path, f"is not a readable Parquet file ({error})") from None
+        else:
+            frame = _read_csv(handle, path, size)
     if frame.shape[1] == 0:
         raise TwinInputError(path, "has no columns")
     if len(frame) == 0:
@@ -108,8 +155,36 @@ def read_table(path: str | os.PathLike, min_rows: int = 2) -> pd.DataFrame:
     return frame
 
 
+def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
+    if size > MAX_TABLE_BYTES:
+        raise TwinInputError(path, f"is {size / 2**30:.1f} GiB; the limit is {MAX_TABLE_BYTES / 2**30:.1f} GiB "
+                                   "(TWIN_MAX_TABLE_BYTES)")
+    head = _head(handle, path)
+    encoding, text = _decode(head, path)
+    if not text.strip():
+        raise TwinInputError(path, "is empty (only whitespace)")
+    delimiter = _delimiter(text, path)
+    _check_header(path, next(line for line in text.splitlines() if line.strip()), delimiter)
+    handle.seek(0)
+    try:
+        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False)
+    except UnicodeDecodeError as error:
+        raise TwinInputError(path, f"is not valid UTF-8 past the first {SNIFF_BYTES} bytes ({error.reason})") from None
+    except (pd.errors.ParserError, csv.Error) as error:
+        raise TwinInputError(path, f"is not a well-formed table: {str(error).strip()}") from None
+    except pd.errors.EmptyDataError:
+        raise TwinInputError(path, "has no columns") from None
+    except MemoryError:
+        raise TwinInputError(path, f"does not fit in memory ({size / 2**20:,.0f} MiB as text); split it or give "
+                                   "the process more memory") from None
+
+
 def _check_header(path: Path, header_line: str, delimiter: str) -> None:
-    names = next(csv.reader(io.StringIO(header_line), delimiter=delimiter))
+    """Duplicate, empty and too many column names (the header is the first non-blank line, as for pandas)."""
+    names = next(csv.reader(io.StringIO(header_line), delimiter=delimiter), [])
+    if len(names) > MAX_COLUMNS:
+        raise TwinInputError(path, f"has {len(names):,} columns; at most {MAX_COLUMNS:,} are supported "
+                                   "(TWIN_MAX_COLUMNS)")
     names = [name.strip().lstrip("\ufeff") for name in names]
     seen: set[str] = set()
     duplicates = sorted({name for name in names if name in seen or seen.add(name)})
@@ -124,7 +199,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    prefix = f".{target.name[:100]}."  # a 250-byte name would otherwise make a temporary name too long
+    handle, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     os.close(handle)
     tmp_path = Path(tmp)
     try:
@@ -134,14 +210,42 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def write_frame(frame: pd.DataFrame, target: str | os.PathLike) -> Path:
-    """Write a frame as CSV or Parquet (by suffix), atomically."""
+def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text cell a spreadsheet would run as a formula (starting with = + - @ tab or CR,
+    and not a plain number) prefixed with an apostrophe, OWASP's CSV-injection defence; numbers untouched."""
+    text_columns = [name for name in frame.columns
+                    if frame[name].dtype == object or isinstance(frame[name].dtype, pd.StringDtype)]
+    if not text_columns:
+        return frame
+    escaped = frame.copy(deep=False)
+    for name in text_columns:
+        column = frame[name]
+        is_text = column.map(lambda value: isinstance(value, str))
+        cells = column[is_text].astype(str)
+        risky = cells.str.startswith(FORMULA_STARTS) & ~cells.str.fullmatch(PLAIN_NUMBER)
+        if risky.any():
+            escaped[name] = column.where(~risky.reindex(column.index, fill_value=False), "'" + cells[risky])
+    return escaped
+
+
+def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, **kwargs) -> None:
+    """The one way a CSV output is written: formula-escaped unless asked not to (see formula_safe). A text cell
+    holding a carriage return is quoted (text cells are then all quoted): Python's csv module quotes only the
+    line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows."""
+    frame = formula_safe(frame) if escape_formulas else frame
+    text = [frame[name] for name in frame.columns if frame[name].dtype == object]
+    has_cr = any(column.map(lambda value: isinstance(value, str) and "\r" in value).any() for column in text)
+    frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, **kwargs)
+
+
+def write_frame(frame: pd.DataFrame, target: str | os.PathLike, escape_formulas: bool = True) -> Path:
+    """Write a frame as CSV (formula-escaped unless asked not to) or Parquet (unchanged), by suffix, atomically."""
     target = Path(target)
     with atomic_path(target) as tmp:
         if target.suffix.lower() == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False)
+            to_csv(frame, tmp, escape_formulas)
     return target
 
 

@@ -1,6 +1,7 @@
 """Audit trail: the chain verifies, any edit or deletion made behind the code's back is caught and named,
 concurrent writers cannot fork it, and lineage and frame hashes round-trip."""
 
+import json
 import subprocess
 import sys
 import threading
@@ -91,7 +92,7 @@ def test_invalid_appends_are_refused_and_leave_no_trace(log):
 
 def test_the_code_offers_no_way_to_rewrite_history():
     public = {name for name in dir(AuditLog) if not name.startswith("_")}
-    assert public == {"append", "record_lineage", "verify", "entries", "lineage"}
+    assert public == {"append", "record_lineage", "verify", "entries", "lineage", "head", "heads_path"}  # reads only
 
 
 def test_entries_are_filtered_by_portfolio_with_metadata_as_dicts(log):
@@ -199,3 +200,94 @@ def test_sha256_frame_is_the_same_in_another_process():
             "from twin_pipeline_tests.test_audit import sample_frame; print(sha256_frame(sample_frame()))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == sha256_frame(sample_frame())
+
+
+# The anchored head: what a chain alone cannot show.
+
+def rebuild_chain(log: AuditLog, keep) -> None:
+    """What a forger with write access does: rewrite the table keeping some entries, hashes recomputed."""
+    entries = log.entries()
+    kept = [row for row in entries.to_dict("records") if keep(row)]
+    raw_sql(log, "DELETE FROM audit_log")
+    previous = GENESIS_HASH
+    for number, row in enumerate(kept, start=1):
+        entry = {"id": number, "operation": row["operation"], "portfolio": row["portfolio"],
+                 "data_hash": row["data_hash"], "metadata": row["metadata"],
+                 "timestamp": row["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "prev_hash": previous}
+        entry["entry_hash"] = entry_hash(entry)
+        with duckdb.connect(str(log.path)) as db:
+            db.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       [number, entry["operation"], entry["portfolio"], entry["data_hash"],
+                        json.dumps(entry["metadata"]), row["timestamp"].tz_localize(None), previous,
+                        entry["entry_hash"]])
+        previous = entry["entry_hash"]
+
+
+def test_deleting_the_newest_entries_is_truncation(log):
+    fill(log)
+    raw_sql(log, "DELETE FROM audit_log WHERE id > 4")
+    result = log.verify()
+    assert not result.ok and "truncated" in result.reason and result.checked == 4
+
+
+def test_a_chain_recomputed_without_one_portfolio_is_a_rewrite(log):
+    fill(log)
+    rebuild_chain(log, lambda row: row["portfolio"] != "portfolio-1")
+    result = log.verify()
+    assert not result.ok and ("rewritten" in result.reason or "truncated" in result.reason)
+
+
+def test_a_forged_entry_appended_behind_the_codes_back_is_caught(log):
+    fill(log)
+    rebuild_chain(log, lambda row: True)  # the same entries: still intact
+    assert log.verify().ok
+    with duckdb.connect(str(log.path)) as db:
+        head_id, head_hash = db.execute("SELECT id, entry_hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    forged = {"id": head_id + 1, "operation": "RAW_DATA_DELETED", "portfolio": "portfolio-0", "data_hash": HASH,
+              "metadata": {}, "timestamp": "2026-01-01T00:00:00.000000Z", "prev_hash": head_hash}
+    raw_sql(log, f"""INSERT INTO audit_log VALUES ({head_id + 1}, 'RAW_DATA_DELETED', 'portfolio-0', '{HASH}', '{{}}',
+                     TIMESTAMP '2026-01-01 00:00:00', '{head_hash}', '{entry_hash(forged)}')""")
+    result = log.verify()
+    assert not result.ok and "forged" in result.reason and result.first_broken_id == head_id + 1
+
+
+def test_edited_or_deleted_lineage_is_caught(log):
+    for asset in ("raw_upload", "fitted_marginals", "quality_report"):
+        log.record_lineage("p-1", asset, "run-1", {"upload": HASH}, HASH, "1.0", {"k": 5})
+    assert log.verify().ok and log.verify().lineage_checked == 3
+    raw_sql(log, "UPDATE lineage SET code_version = '9.9' WHERE asset = 'fitted_marginals'")
+    assert not log.verify().ok and "lineage row 2" in log.verify().reason
+    raw_sql(log, "UPDATE lineage SET code_version = '1.0' WHERE asset = 'fitted_marginals'")
+    assert log.verify().ok
+    raw_sql(log, "DELETE FROM lineage WHERE asset = 'quality_report'")
+    assert not log.verify().ok and "lineage truncated" in log.verify().reason
+
+
+def test_a_deleted_head_file_and_a_head_forged_without_the_key_are_caught(log, monkeypatch):
+    monkeypatch.setenv("TWIN_AUDIT_KEY", "secret of the operator")
+    fill(log)
+    assert log.verify().ok and log.verify().anchored_entries == 6
+    lines = log.heads_path.read_text().splitlines()
+    forged = json.loads(lines[-1])
+    forged.update(entries=4, mac="0" * 64)
+    log.heads_path.write_text("\n".join(lines[:4] + [json.dumps(forged)]) + "\n")
+    assert not log.verify().ok and "signature" in log.verify().reason
+    log.heads_path.unlink()
+    assert not log.verify().ok and "not anchored" in log.verify().reason
+
+
+def test_paths_with_quotes_are_parameters_not_sql(tmp_path):
+    log = AuditLog(tmp_path / "o'q" / "twin.duckdb")
+    fill(log, 2)
+    assert log.verify().ok and log.verify().checked == 2
+
+
+def test_twin_audit_verify_fails_after_the_newest_entries_are_deleted(tmp_path, capsys):
+    from twin_pipeline.cli import main
+
+    log = AuditLog(tmp_path / "twin.duckdb")
+    fill(log)
+    assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 0
+    raw_sql(log, "DELETE FROM audit_log WHERE id >= 5")
+    assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 1
+    assert "truncated" in capsys.readouterr().err

@@ -127,3 +127,13 @@ def test_a_rules_file_contradicting_the_table_is_one_line_naming_the_rule(tmp_pa
     assert main(["clone", str(source), "--out", str(tmp_path / "out"), "--rules", str(rules)]) == 2
     error = capsys.readouterr().err.strip()
     assert "rules.yaml" in error and "a below b" in error and "contradicts the data" in error and "\n" not in error
+
+
+def test_the_clone_writes_report_html_and_the_holdout_and_utility_figures(cloned):
+    _, out, real = cloned
+    quality = json.loads((out / "quality_report.json").read_text())
+    assert 90 < quality["quality_vs_ceiling"] < 105 and 90 < quality["holdout"]["ceiling"] <= 100
+    assert quality["holdout"]["twin_protected"]["protected"] and quality["holdout"]["n_holdout"] == 300
+    assert quality["utility"]["target"] == "Status" and quality["utility"]["twin"] > 0.7
+    page = (out / "report.html").read_text()
+    assert all(f'alt="column {name}"' in page for name in real.columns)

@@ -1,18 +1,19 @@
 """The six assets materialized on an ephemeral Dagster instance: files, contracts, checks, audit and lineage."""
 
 import base64
+import io
 import json
 import re
 import stat
-import zlib
 
 import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from twin_pipeline import pipeline
+from twin_pipeline import pipeline, publish
 from twin_pipeline.audit import AuditLog
 from twin_pipeline.defs.assets import ASSETS
 from twin_pipeline.defs.checks import CHECKS
@@ -117,12 +118,17 @@ def test_the_ui_gets_marginal_families_ks_tables_and_a_real_correlation_heatmap_
     assert metadata["k_anonymized_output"]["rows"].value > 0
     assert str(storage.portfolio_dir(key) / "synthetic.csv") == metadata["k_anonymized_output"]["path table"].value
 
-    heatmap = metadata["quality_report"]["correlation_heatmap"].value
-    png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)\)", heatmap)[1])
-    width, height = np.frombuffer(png[16:24], ">u4")
-    pixels = np.frombuffer(zlib.decompress(png[png.index(b"IDAT") + 4:png.index(b"IEND") - 8]), np.uint8)
-    assert png.startswith(b"\x89PNG") and len(pixels) == height * (1 + 3 * width)
-    assert len(set(pixels.tolist())) > 10, "a heatmap of real correlations has many colours"
+    quality = metadata["quality_report"]
+    assert quality["similarity_score"].value == round(quality["similarity_score"].value, 1)  # rounded for people
+    assert 80 < quality["quality_vs_ceiling"].value < 110 and quality["tstr_target"].value == "Status"
+    assert quality["report"].value == str(storage.portfolio_dir(key) / "report.html")
+    assert "alt=\"column Income\"" in (storage.portfolio_dir(key) / "report.html").read_text()
+    for entry, least in (("correlation_heatmap", 3), ("worst_columns", 4)):
+        pictures = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", quality[entry].value)
+        assert len(pictures) == least
+        for data in pictures:
+            image = Image.open(io.BytesIO(base64.b64decode(data)))
+            assert image.width >= 400 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10  # readable, drawn
 
 
 def test_rerunning_one_portfolio_rewrites_only_its_own_folder(storage, landed):
@@ -139,8 +145,10 @@ def test_rerunning_one_portfolio_rewrites_only_its_own_folder(storage, landed):
     assert after_a["synthetic.csv"] != before_a["synthetic.csv"]
     assert after_a["shards/shard-00000.parquet"] != before_a["shards/shard-00000.parquet"]
     assert after_a["schema.json"][0] == before_a["schema.json"][0]  # same upload, same contract
-    sets = storage.portfolio_dir(key_a) / "shard-sets"
-    assert [path.name for path in sets.iterdir()] == [(storage.shards_dir(key_a)).resolve().name]  # old set gone
+    versions = storage.portfolio_dir(key_a) / publish.VERSIONS
+    published = publish.current(storage.portfolio_dir(key_a))
+    assert [path.name for path in versions.iterdir()] == [published.name]  # the replaced version is gone
+    assert storage.shards_dir(key_a).resolve() == (published / "shards").resolve()
 
 
 def test_a_twin_that_breaks_the_upload_schema_fails_its_shard_step_with_the_column_named(storage, landed, monkeypatch):
@@ -174,6 +182,28 @@ def test_a_blocking_privacy_check_stops_the_reports_when_real_rows_leak(storage,
     assert not checks["no_exact_copies"].passed and checks["no_exact_copies"].metadata["exact_copies"].value >= 3
     assert "quality_report" not in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert not (storage.portfolio_dir(key) / "quality_report.json").exists()
+    assert not (storage.portfolio_dir(key) / "synthetic.csv").exists(), "the leaking twin is never downloadable"
+    assert "nothing is at the download path" in checks["no_exact_copies"].metadata["publication"].value
+
+
+def test_a_failed_blocking_check_leaves_the_previous_good_twin_and_its_reports_at_the_download_paths(
+        storage, landed, monkeypatch):
+    source = landed()
+    instance = dg.DagsterInstance.ephemeral()
+    key, first = clone(storage, source, instance, seed=3)
+    folder = storage.portfolio_dir(key)
+    good = {name: sha256_file(folder / name) for name in ("synthetic.csv", "model.json", "quality_report.json",
+                                                           "shards.json", "raw_upload.json")}
+    pipeline_protect = pipeline.protect
+    monkeypatch.setattr(pipeline, "protect", lambda synthetic, real, *args, **kwargs: (
+        lambda out: (pd.concat([out[0], real.head(3)], ignore_index=True), out[1]))(
+        pipeline_protect(synthetic, real, *args, **kwargs)))
+    _, leaked = clone(storage, source, instance, raise_on_error=False, seed=4)
+    checks = {e.check_name: e for e in leaked.get_asset_check_evaluations()}
+    assert not checks["no_exact_copies"].passed
+    assert "previous good twin stays" in checks["no_exact_copies"].metadata["publication"].value
+    assert {name: sha256_file(folder / name) for name in good} == good  # the whole set, not just the twin
+    assert publish.current(folder).name == first.run_id
 
 
 def test_deleting_the_raw_upload_after_the_clone_is_audited_and_later_steps_say_why_they_cannot_run(storage, landed):

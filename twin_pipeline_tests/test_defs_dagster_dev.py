@@ -61,3 +61,41 @@ def test_dagster_dev_clones_a_file_dropped_into_landing(dagster_dev, credit_data
                                                              of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records]
     assert len(checks) == 5 and all(check.passed for check in checks if check.severity == dg.AssetCheckSeverity.ERROR)
     assert (data / "portfolios" / run.tags["dagster/partition"] / "synthetic.csv").exists()
+
+
+def wait_for(condition, deadline: float, log: Path, what: str, interval: float = 0.2):
+    started = time.monotonic()
+    while time.monotonic() - started < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"no {what} within {deadline:.0f} s; dagster dev log:\n{log.read_text()[-3000:]}")
+
+
+def test_a_run_killed_while_holding_the_duckdb_slot_does_not_block_the_next_clone(dagster_dev, credit_data):
+    """kill -9 of a run worker while its step holds the one DuckDB writer slot: dead_run_sensor fails the run,
+    run monitoring frees its slot, and a file landed afterwards is cloned."""
+    home, data, log = dagster_dev
+    credit_data.head(600).to_csv(data / "landing" / "first.csv", index=False)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        def holding_the_slot():
+            for run in instance.get_runs():
+                records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_START).records
+                if any(record.event_log_entry.step_key == "quality_report" for record in records):
+                    return run
+            return None
+
+        first = wait_for(holding_the_slot, DEADLINE_SECONDS, log, "quality_report step")
+        start = instance.get_records_for_run(first.run_id, of_type=dg.DagsterEventType.RUN_START).records[0]
+        os.kill(start.event_log_entry.dagster_event.pid, signal.SIGKILL)  # the run worker, holding the slot
+        credit_data.iloc[600:1200].to_csv(data / "landing" / "second.csv", index=False)
+
+        def second_finished():
+            runs = [run for run in instance.get_runs() if run.tags.get("twin/landed_file") == "second.csv"]
+            return runs[0] if runs and runs[0].is_finished else None
+
+        second = wait_for(second_finished, 2 * DEADLINE_SECONDS, log, "finished clone of second.csv", interval=3)
+        assert second.status == dg.DagsterRunStatus.SUCCESS, log.read_text()[-3000:]
+        assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert (data / "portfolios" / second.tags["dagster/partition"] / "synthetic.csv").exists()

@@ -15,7 +15,8 @@ from twin_pipeline.audit import AuditLog
 from twin_pipeline.definitions import twin_resources
 from twin_pipeline.defs.bundles import inspect_bundle
 from twin_pipeline.defs.partitions import portfolio_key, portfolios
-from twin_pipeline.defs.related_assets import RELATED_ASSETS, RELATED_CHECKS, RelatedConfig, foreign_keys_valid
+from twin_pipeline.defs.related_assets import (RELATED_ASSETS, RELATED_CHECKS, RelatedConfig, foreign_keys_valid,
+                                               orphan_foreign_keys)
 from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.tables import read_table
 
@@ -64,7 +65,7 @@ def test_a_ready_folder_and_a_zip_each_start_one_related_clone_and_the_same_byte
     assert landing.tick().run_requests == []  # first look: the copy may still be in progress
     [request] = landing.tick().run_requests
     assert request.job_name == "clone_related_portfolio"
-    assert request.partition_key == portfolio_key("Bank Q3", sha) == f"bank_q3-{sha[:6]}"
+    assert request.partition_key == portfolio_key("Bank Q3", sha) == f"bank_q3-{sha[:16]}"
     assert request.run_config["ops"]["related_twin"]["config"]["source"] == str(folder)
     assert landing.instance.has_dynamic_partition(portfolios.name, request.partition_key)
 
@@ -146,12 +147,36 @@ def test_related_twin_clones_the_bundle_with_valid_foreign_keys_audited_and_chec
     assert list(log.lineage(key)["asset"]) == ["related_twin"]
 
     shutil.rmtree(folder)  # a re-run from the kept raw copy (no source) writes the same twin
-    rerun = dg.materialize(RELATED_ASSETS, partition_key=key, instance=instance,
+    rerun = dg.materialize([*RELATED_ASSETS, *RELATED_CHECKS], partition_key=key, instance=instance,
                            resources=twin_resources(storage.data_dir))
     assert rerun.success and read_table(folder / "loans.csv").equals(loans)
 
     orphan = loans.head(1).assign(borrower_id=borrowers["borrower_id"].max() + 1)
-    pd.concat([loans, orphan]).to_csv(folder / "loans.csv", index=False)  # a loan whose borrower is not there
-    recount = foreign_keys_valid(storage=storage, related_twin=manifest)
-    assert not recount.passed and recount.metadata["orphan_foreign_keys"].data == {
-        "loans.borrower_id->borrowers.borrower_id": 1}
+    written = tmp_path / "written"
+    shutil.copytree(folder, written)
+    pd.concat([loans, orphan]).to_csv(written / "loans.csv", index=False)  # a loan whose borrower is not there
+    assert orphan_foreign_keys(written, manifest)[0] == {"loans.borrower_id->borrowers.borrower_id": 1}
+
+
+def test_related_tables_are_published_only_when_every_foreign_key_is_valid(tmp_path, monkeypatch):
+    from twin_pipeline import related
+
+    storage = TwinStorage(data_dir=str(tmp_path / "data"))
+    archive = zip_bundle(write_bundle(tmp_path / "bank"), tmp_path / "bank.zip")
+    key = portfolio_key(archive.name, inspect_bundle(archive))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(portfolios.name, [key])
+    write_frame = related.write_frame
+
+    def orphaning(frame, target, *args):  # a bug that writes a loan whose borrower does not exist
+        if target.name == "loans.csv":
+            frame = pd.concat([frame, frame.head(1).assign(borrower_id=10**9)])
+        return write_frame(frame, target, *args)
+
+    monkeypatch.setattr(related, "write_frame", orphaning)
+    result = dg.materialize([*RELATED_ASSETS, *RELATED_CHECKS], partition_key=key, instance=instance,
+                            resources=twin_resources(storage.data_dir), raise_on_error=False,
+                            run_config=dg.RunConfig(ops={"related_twin": RelatedConfig(source=str(archive))}))
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and "NOT published" in check.metadata["publication"].value
+    assert not storage.published(key) and not (storage.portfolio_dir(key) / "loans.csv").exists()

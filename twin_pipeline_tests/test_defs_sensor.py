@@ -19,7 +19,7 @@ def test_a_new_file_is_cloned_once_it_has_settled_with_its_partition_and_source(
     assert landing.tick().run_requests == []  # first look: the copy may still be in progress
     requests = landing.tick().run_requests
     key = portfolio_key(path.name, sha256_file(path))
-    assert key.startswith("q3_loans_final-") and len(key.split("-")[-1]) == 6
+    assert key.startswith("q3_loans_final-") and len(key.split("-")[-1]) == 16  # 64 bits of the SHA-256
     assert [r.partition_key for r in requests] == [key] and requests[0].run_key == key
     assert requests[0].run_config["ops"]["raw_upload"]["config"]["source"] == str(path)
     assert landing.instance.has_dynamic_partition(portfolios.name, key)

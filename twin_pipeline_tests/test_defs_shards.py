@@ -21,7 +21,7 @@ from twin_pipeline.defs.partitions import portfolio_key, portfolios
 from twin_pipeline.defs.raw import options_of
 from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.engine import GaussianCopulaEngine
-from twin_pipeline import shards
+from twin_pipeline import publish, shards
 from twin_pipeline.shards import make_shards, verify_shards
 from twin_pipeline.tables import read_table, sha256_file
 
@@ -75,8 +75,14 @@ def two_runs(tmp_path_factory, upload):
             materialize(tmp_path_factory.mktemp("multiprocess"), upload, "multiprocess"))
 
 
+def written(storage: TwinStorage, key: str) -> Path:
+    """What the newest run wrote: these runs stop at the product, before quality_report publishes it, so their
+    outputs are in the run's own version of the portfolio."""
+    return max((storage.portfolio_dir(key) / publish.VERSIONS).iterdir(), key=lambda path: path.stat().st_mtime)
+
+
 def shard_files(storage, key):
-    return sorted(storage.shards_dir(key).glob("shard-*.parquet"))
+    return sorted((written(storage, key) / "shards").glob("shard-*.parquet"))
 
 
 def assert_same_twin(one: TwinStorage, other: TwinStorage, key: str) -> None:
@@ -85,7 +91,7 @@ def assert_same_twin(one: TwinStorage, other: TwinStorage, key: str) -> None:
     for a, b in zip(shard_files(one, key), shard_files(other, key), strict=True):
         assert sha256_file(a) == sha256_file(b), a.name
     for name in ("shards.json", "synthetic.csv", "protection_report.json"):
-        assert sha256_file(one.portfolio_dir(key) / name) == sha256_file(other.portfolio_dir(key) / name), name
+        assert sha256_file(written(one, key) / name) == sha256_file(written(other, key) / name), name
 
 
 @pytest.mark.slow
@@ -124,15 +130,17 @@ def test_a_reexecution_from_a_failed_shard_reruns_that_shard_only_and_publishes_
         rerun = {event.step_key for event in again.all_events if event.is_step_start}
     assert SHARD_STEPS[1] in rerun and not {SHARD_STEPS[0], SHARD_STEPS[2]} & rerun
     assert_same_twin(one, TwinStorage(data_dir=str(tmp_path)), key)
-    sets = TwinStorage(data_dir=str(tmp_path)).portfolio_dir(key) / "shard-sets"
-    assert [path.name for path in sets.iterdir()] == [again.run_id], "one published set, the failed run's removed"
+    storage = TwinStorage(data_dir=str(tmp_path))
+    versions = storage.portfolio_dir(key) / publish.VERSIONS
+    assert sorted(path.name for path in versions.iterdir()) == sorted([failed.run_id, again.run_id])
+    assert not storage.published(key), "stopped before quality_report: nothing published"
 
 
 @pytest.mark.slow
 def test_the_shard_steps_make_the_twin_layer_one_makes_from_the_same_model_and_seed(two_runs, tmp_path):
     (storage, key, _, _), _ = two_runs
-    manifest = json.loads((storage.portfolio_dir(key) / "raw_upload.json").read_text())
-    engine = GaussianCopulaEngine.load(storage.portfolio_dir(key) / "model.json")
+    manifest = json.loads((written(storage, key) / "raw_upload.json").read_text())
+    engine = GaussianCopulaEngine.load(written(storage, key) / "model.json")
     real = read_table(storage.raw_dir(key) / manifest["file_name"])
     make_shards(engine, real, options_of(manifest), ROWS, tmp_path, shard_rows=SHARD_ROWS)
     for ours, layer_one in zip(shard_files(storage, key), sorted(tmp_path.glob("shard-*.parquet")), strict=True):
@@ -142,14 +150,14 @@ def test_the_shard_steps_make_the_twin_layer_one_makes_from_the_same_model_and_s
 @pytest.mark.slow
 def test_k_and_copies_recounted_over_all_shards_and_the_product_is_their_union(two_runs):
     (storage, key, checks, _), _ = two_runs
-    manifest = json.loads((storage.portfolio_dir(key) / "raw_upload.json").read_text())
+    manifest = json.loads((written(storage, key) / "raw_upload.json").read_text())
     options = options_of(manifest)
     real = read_table(storage.raw_dir(key) / manifest["file_name"])
-    verified = verify_shards(storage.shards_dir(key), real, options.quasi_identifiers, [])
+    verified = verify_shards((written(storage, key) / "shards"), real, options.quasi_identifiers, [])
     assert options.quasi_identifiers and verified["k"] >= 5 and verified["exact_matches"] == 0
     assert checks["k_anonymity_at_least_k"] and checks["no_exact_copies"] and checks["matches_upload_schema"]
-    product = pd.read_csv(storage.portfolio_dir(key) / "synthetic.csv")
-    manifest_rows = json.loads((storage.portfolio_dir(key) / "shards.json").read_text())["rows"]
+    product = pd.read_csv(written(storage, key) / "synthetic.csv")
+    manifest_rows = json.loads((written(storage, key) / "shards.json").read_text())["rows"]
     assert len(product) == verified["rows"] == manifest_rows
     assert product.groupby(options.quasi_identifiers, dropna=False).size().min() >= 5
 

@@ -1,4 +1,5 @@
-"""Copy protection: no twin row equals a real row; no string rarer than k in the real data is emitted."""
+"""Copy protection by risk: no twin row equals a rare real record; no string rarer than k in the real data is
+emitted; an existing catch-all category is reused."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin_pipeline.privacy import exact_copy_mask, remove_exact_copies, replace_rare_strings
+from twin_pipeline.privacy import exact_copy_mask, replace_disclosive_copies, replace_rare_strings
+from twin_pipeline.privacy.copies import natural_identical_share
 
 
 def real_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -18,44 +20,21 @@ def real_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
     })
 
 
-class Sampler:
-    """A resampler drawing fresh rows from a pool, recording how often it was asked."""
-
-    def __init__(self, pool: pd.DataFrame):
-        self.pool, self.calls, self.position = pool.reset_index(drop=True), [], 0
-
-    def __call__(self, n: int) -> pd.DataFrame:
-        self.calls.append(n)
-        rows = self.pool.iloc[self.position:self.position + n]
-        self.position += n
-        return rows
-
-
-def test_copies_of_real_rows_are_replaced_until_none_remain():
-    real = real_table()
-    fresh = real_table(200, seed=9).assign(age=lambda d: d["age"] + 200)  # ages no real person has
-    synthetic = pd.concat([fresh.iloc[:100], real.iloc[:10]], ignore_index=True).sample(frac=1, random_state=1)
-    sampler = Sampler(fresh.iloc[100:])
-    cleaned, report = remove_exact_copies(synthetic, real, sampler)
-    assert not exact_copy_mask(cleaned, real).any()
+def test_a_unique_real_record_is_never_emitted_while_a_shared_combination_may_be():
+    """Thirty real people share (30, clerk); one is (71, astronaut). A twin row equal to the first discloses no
+    one, a row equal to the second points at one person."""
+    real = pd.DataFrame({"age": [30] * 30 + [71] + [40, 41, 42, 43] * 5, "job": ["clerk"] * 30 + ["astronaut"]
+                         + ["nurse"] * 20})
+    synthetic = pd.DataFrame({"age": [30] * 12 + [71] * 3 + [40] * 5, "job": ["clerk"] * 12 + ["astronaut"] * 3
+                              + ["nurse"] * 5})
+    fresh = pd.DataFrame({"age": [50, 51, 52, 53] * 25, "job": ["teacher"] * 100})  # rows no real person has
+    cleaned, report = replace_disclosive_copies(synthetic, real, lambda n: fresh.iloc[:n].reset_index(drop=True), k=5)
     assert len(cleaned) == len(synthetic)
-    assert report["exact_copies_found"] == 10 and report["rows_resampled"] == 10 and report["copies_dropped"] == 0
-    assert sampler.calls == [10]
-    assert list(cleaned.dtypes) == list(synthetic.dtypes)
-    # Rows that were not copies stay in place.
-    untouched = ~exact_copy_mask(synthetic, real)
-    pd.testing.assert_frame_equal(cleaned[untouched].reset_index(drop=True),
-                                  synthetic[untouched].reset_index(drop=True))
-
-
-def test_a_resampler_that_keeps_copying_is_bounded_then_rows_are_dropped():
-    real = real_table()
-    synthetic = pd.concat([real_table(50, seed=3).assign(age=300), real.iloc[:5]], ignore_index=True)
-    stubborn = Sampler(pd.concat([real] * 10, ignore_index=True))  # only ever returns real rows
-    cleaned, report = remove_exact_copies(synthetic, real, stubborn, max_rounds=3)
-    assert not exact_copy_mask(cleaned, real).any()
-    assert report["resample_rounds"] == 3 and stubborn.calls == [5, 5, 5]
-    assert report["copies_dropped"] == 5 and len(cleaned) == 50
+    assert not ((cleaned["age"] == 71) & (cleaned["job"] == "astronaut")).any()
+    assert ((cleaned["age"] == 30) & (cleaned["job"] == "clerk")).sum() == 12  # shared by 30: kept
+    assert ((cleaned["age"] == 40) & (cleaned["job"] == "nurse")).sum() == 5  # shared by exactly k = 5: kept
+    assert report["rare_record_copies_found"] == 3 and report["common_copies_found"] == 17
+    assert report["rows_dropped"] == 0
 
 
 def test_copies_are_found_across_dtypes_and_missing_values():
@@ -74,10 +53,10 @@ def test_a_new_primary_key_does_not_hide_a_copied_record():
     assert exact_copy_mask(synthetic, real, ignore_columns=["id"]).all()
 
 
-def test_resampler_returning_the_wrong_shape_is_reported():
+def test_resampler_returning_other_columns_is_reported():
     real = real_table()
-    with pytest.raises(ValueError, match=r"resample\(3\) must return 3 rows"):
-        remove_exact_copies(real.iloc[:3], real, lambda n: real.iloc[:1])
+    with pytest.raises(ValueError, match=r"resample must return rows with columns"):
+        replace_disclosive_copies(real.iloc[:3], real, lambda n: real[["age"]].iloc[:n])
 
 
 def test_strings_rarer_than_k_in_the_real_data_are_never_emitted():
@@ -104,3 +83,15 @@ def test_rare_strings_keep_categorical_dtype_and_skip_excluded_columns():
     assert isinstance(cleaned["title"].dtype, pd.CategoricalDtype)
     assert cleaned["title"].tolist() == ["a", "Other", "Other"]
     assert cleaned["key"].tolist() == ["k1", "k2", "k3"]
+
+
+def test_rare_strings_go_to_the_columns_own_catch_all():
+    real = pd.DataFrame({"job": ["clerk"] * 10 + ["others"] * 6 + ["Astronaut"]})
+    cleaned, _ = replace_rare_strings(pd.DataFrame({"job": ["clerk", "Astronaut"]}), real, k=5)
+    assert cleaned["job"].tolist() == ["clerk", "others"]
+
+
+def test_natural_identical_match_share_on_a_holdout_and_leaving_one_out():
+    real = pd.DataFrame({"flag": [0, 1] * 50, "unique": range(100)})
+    assert natural_identical_share(real, ["flag"]) == {"leave_one_out": 1.0, "holdout_50_50": 1.0, "real_rows": 100}
+    assert natural_identical_share(real, ["flag", "unique"])["leave_one_out"] == 0.0

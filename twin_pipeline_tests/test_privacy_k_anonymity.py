@@ -250,3 +250,20 @@ def test_any_table_is_k_anonymous_or_refused_clearly(seed, n, k, missing):
     assert recount_k(protected, qis) >= k if len(protected) else report["records_suppressed"] == n
     assert_same_schema(df, protected)
     assert report["records_suppressed"] == n - len(protected) <= 0.2 * n
+
+
+def test_an_existing_others_category_is_reused_not_a_new_other_beside_it():
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"Job": rng.choice(["fixed", "freelance", "partime", "others"], n, p=[0.6, 0.2, 0.15, 0.05]),
+                       "Home": rng.choice(["owner", "rent", "priv", "ignore", "Others"], n,
+                                          p=[0.5, 0.3, 0.15, 0.01, 0.04]),
+                       "Age": rng.integers(18, 70, n)})
+    protected, report = enforce_k_anonymity(df, 5, ["Job", "Home", "Age"])
+    assert report["final_k"] >= 5
+    assert "Other" not in set(protected["Job"]) and "Other" not in set(protected["Home"])
+    assert set(protected["Home"]) <= {"owner", "rent", "priv", "ignore", "Others"}
+    loss = report["information_loss"]
+    assert set(loss["share_rows_changed"]) == {"Job", "Home", "Age"}
+    assert all(0 <= value <= 1 for value in loss["categorical_arx_loss"].values())
+    assert loss["categorical_arx_loss"]["Home"] <= loss["share_rows_changed"]["Home"]

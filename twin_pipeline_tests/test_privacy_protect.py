@@ -1,11 +1,16 @@
-"""The full privacy pass on a twin: no rare real string, no copy of a real row, k >= 5, schema kept."""
+"""The full privacy pass on a twin: no rare real string, no rare real record, k >= 5, the rows asked for, and the
+shares of low-cardinality columns kept."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from shapes import lending_table, overdraft_table
 
-from twin_pipeline.privacy import exact_copy_mask, protect_twin
+from twin_pipeline import pipeline
+from twin_pipeline.options import CloneOptions
+from twin_pipeline.privacy import protect_twin
+from twin_pipeline.privacy.copies import RealCombinations
 
 
 def applicants(n: int, seed: int) -> pd.DataFrame:
@@ -20,7 +25,12 @@ def applicants(n: int, seed: int) -> pd.DataFrame:
     })
 
 
-def test_twin_has_no_rare_strings_no_copies_and_k5():
+def rare_record_copies(twin: pd.DataFrame, real: pd.DataFrame, ignore=(), k: int = 5) -> int:
+    counts = RealCombinations(real, [c for c in twin.columns if c not in ignore]).count(twin)
+    return int(((counts > 0) & (counts < k)).sum())
+
+
+def test_twin_has_no_rare_strings_no_rare_records_k5_and_all_its_rows():
     real = applicants(1_000, seed=1)
     leaked = real.sample(30, random_state=0).assign(application_id=lambda d: "S" + d["application_id"])
     synthetic = pd.concat([applicants(2_000, seed=2), leaked], ignore_index=True)
@@ -29,41 +39,65 @@ def test_twin_has_no_rare_strings_no_copies_and_k5():
     protected, report = protect_twin(synthetic, real, lambda n: applicants(n, seed=next(seeds)), k=5,
                                      primary_key="application_id")
     assert report["quasi_identifiers"] == ["age", "income", "emp_title"]
-    assert not exact_copy_mask(protected, real, ignore_columns=["application_id"]).any()
+    assert set(report["quasi_identifier_choice"]["chosen"]) == {"age", "income", "emp_title"}
+    assert rare_record_copies(protected, real, ["application_id"]) == 0
     rare_real = real["emp_title"].value_counts()[lambda c: c < 5].index
     assert not protected["emp_title"].isin(rare_real).any()
     assert protected.groupby(report["quasi_identifiers"], dropna=False).size().min() >= 5
     assert report["k_anonymity"]["bank_compliant"]
-    # Leaked rows with a one-off title stopped being copies when the title became "Other".
+    # Every real row is unique (incomes to the cent): the leaked rows with a common title are rare records.
     leaked_common = (~leaked["emp_title"].isin(rare_real)).sum()
-    assert report["exact_copies"]["exact_copies_found"] == leaked_common
-    assert report["rare_strings"]["emp_title"]["cells_replaced"] == 10 + (len(leaked) - leaked_common)
+    assert report["exact_copies"]["rare_record_copies_found"] == leaked_common
+    assert len(protected) == len(synthetic) and report["rows"]["returned"] == len(synthetic)
     assert list(protected.dtypes) == list(synthetic.dtypes)
-    assert protected["application_id"].is_unique
 
 
-def test_copies_created_by_micro_aggregation_are_removed():
-    real = pd.DataFrame({"age": [40, 60, 61, 62, 63, 64] * 2, "sex": ["F"] * 12, "job": ["a"] * 12})
-    # Five ages averaging exactly 40: after aggregation they would all equal the real row (40, F, a).
-    # (Groups of 20s and 70s, already k-anonymous, hold the range, so the mean is what the five get.)
-    synthetic = pd.DataFrame({"age": [36, 39, 41, 42, 42] + [20] * 5 + [70] * 5, "sex": ["F"] * 15, "job": ["a"] * 15})
-    assert not exact_copy_mask(synthetic, real).any()
-    protected, report = protect_twin(synthetic, real, lambda n: synthetic.iloc[:0], k=5,
-                                     quasi_identifiers=["age", "sex"], max_suppression=0.5)
-    assert not exact_copy_mask(protected, real).any()
-    assert report["exact_copies"]["copies_created_by_k_anonymity_dropped"] == 5
-    assert report["k_anonymity"]["final_k"] >= 5
+def test_a_small_discrete_table_keeps_its_flag_rate_and_its_shares():
+    """450 rows of four discrete columns with a 13 % flag: most twin rows equal some real row, as most fresh real
+    rows would; only rare records are replaced, from a raked pool, so every share stays within sampling error."""
+    real = overdraft_table(seed=3)
+    options = CloneOptions()
+    engine = pipeline.fit_model(real, options)
+    synthetic = engine.sample(len(real), seed=4)
+    protected, report = pipeline.protect(synthetic, real, engine, options)
+    assert len(protected) == len(real)
+    assert report["exact_copies"]["rare_record_copies_found"] > 0  # the test exercises the replacement
+    assert rare_record_copies(protected, real) == 0
+    natural = report["exact_copies"]["natural_identical_match_share"]
+    assert 0.5 < report["exact_copies"]["identical_match_share"] <= natural["leave_one_out"] + 0.05
+    for column in real.columns:
+        real_shares = real[column].value_counts(normalize=True)
+        twin_shares = protected[column].value_counts(normalize=True).reindex(real_shares.index, fill_value=0)
+        tolerance = 0.02 + 2 * np.sqrt(real_shares * (1 - real_shares) / len(real)) * np.sqrt(2)
+        assert ((twin_shares - real_shares).abs() <= tolerance).all(), column
+    flag = (protected["overdrawn"] == "yes").mean()
+    assert abs(flag - (real["overdrawn"] == "yes").mean()) <= 0.02 + 2 * np.sqrt(0.13 * 0.87 / len(real))
+    assert report["exact_copies"]["share_shift"]["largest_share_change"] < 0.06
 
 
-def test_ignored_columns_are_neither_compared_nor_replaced():
-    real = applicants(500, seed=1).assign(branch_id=[f"B{i % 150}" for i in range(500)])  # each branch < 5 times
-    common = real[real["emp_title"].isin(["clerk", "nurse", "driver"])]
-    twin = common.iloc[:20].assign(application_id=[f"S{i}" for i in range(20)])  # copies with new keys
-    fresh = applicants(200, seed=7).assign(branch_id="B1")
-    protected, report = protect_twin(twin, real, lambda n: fresh.iloc[:n], k=5, quasi_identifiers=["age"],
-                                     primary_key="application_id", ignore_columns=["branch_id"],
-                                     max_suppression=1.0)
-    assert report["exact_copies"]["exact_copies_found"] == 20
-    assert "branch_id" not in report["exact_copies"]["columns_compared"]
-    assert "branch_id" not in report["rare_strings"]
-    assert protected["branch_id"].str.startswith("B").all()
+def test_rows_suppressed_by_k_anonymity_are_refilled_with_conforming_draws():
+    real = applicants(600, seed=1)
+    synthetic = applicants(600, seed=2)
+    synthetic.loc[:2, "age"] = [95, 96, 97]  # three outliers no group can take in...
+    synthetic.loc[:2, "emp_title"] = [f"unique {i}" for i in range(3)]  # ...with a title of their own
+    seeds = iter(range(300, 400))
+    protected, report = protect_twin(synthetic, real, lambda n: applicants(n, seed=next(seeds)), k=5,
+                                     quasi_identifiers=["age", "emp_title"], primary_key="application_id",
+                                     max_suppression=0.05)
+    assert len(protected) == len(synthetic)
+    assert protected.groupby(["age", "emp_title"]).size().min() >= 5
+    assert report["rows"] == {"asked": 600, "returned": 600, "suppressed_rows_replaced_by_conforming_draws":
+                              report["k_anonymity"]["records_suppressed"]}
+
+
+def test_wide_table_low_cardinality_columns_outside_the_quasi_identifiers_keep_their_shares():
+    real = lending_table(seed=1, n=3_000)
+    options = CloneOptions()
+    engine = pipeline.fit_model(real, options)
+    synthetic = engine.sample(len(real), seed=2)
+    protected, report = pipeline.protect(synthetic, real, engine, options)
+    assert len(protected) == len(real)
+    for column in ("loan_status", "grade", "term", "application_type", "verified_income"):
+        before = synthetic[column].value_counts(normalize=True)
+        after = protected[column].value_counts(normalize=True).reindex(before.index, fill_value=0)
+        assert (after - before).abs().max() <= 0.02, column

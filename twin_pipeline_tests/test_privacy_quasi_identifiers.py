@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin_pipeline.privacy import detect_quasi_identifiers
+from twin_pipeline.privacy import choose_quasi_identifiers, detect_quasi_identifiers
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
@@ -53,3 +53,28 @@ def test_never_the_primary_key_identifiers_or_constants():
         "age", "income", "job"]
     assert detect_quasi_identifiers(df, primary_key="income") == ["job"]
     assert detect_quasi_identifiers(df, column_kinds={"job": "identifier"}) == ["income"]
+
+
+def test_no_ratio_joint_or_verification_column_and_one_income_on_a_wide_table():
+    from shapes import lending_table
+
+    choice = choose_quasi_identifiers(lending_table(n=300))
+    assert list(choice["chosen"]) == ["emp_title", "emp_length", "state", "homeownership", "annual_income"]
+    for column in ("debt_to_income", "debt_to_income_joint", "annual_income_joint", "verified_income",
+                   "verification_income_joint"):
+        assert column not in choice["chosen"] and "not a quasi-identifier by default" in choice["not_chosen"][column]
+    assert "--quasi-identifiers" in choice["override"]
+    assert all("names" in why for why in choice["chosen"].values())
+
+
+def test_at_most_six_and_one_per_kind():
+    names = ["age", "gender", "zip", "state", "marital_status", "race", "occupation", "salary", "monthly_income",
+             "education", "dependents", "home_ownership"]
+    df = pd.DataFrame({name: ["a", "b", "c"] * 10 for name in names})
+    choice = choose_quasi_identifiers(df)
+    assert list(choice["chosen"]) == ["age", "gender", "zip", "marital_status", "race", "occupation"]
+    assert "one per kind" in choice["not_chosen"]["state"]
+    assert "6 more identifying" in choice["not_chosen"]["salary"]
+    two_incomes = choose_quasi_identifiers(pd.DataFrame({"salary": [1, 2, 3] * 10, "monthly_income": [4, 5, 6] * 10}))
+    assert list(two_incomes["chosen"]) == ["salary"]
+    assert "one per kind" in two_incomes["not_chosen"]["monthly_income"]

@@ -26,26 +26,20 @@ import pandas as pd
 from .. import pipeline
 from ..engine import GaussianCopulaEngine
 from ..privacy import detect_quasi_identifiers
+from ..report.html import DIFFERENCE_LIMIT
 from ..tables import read_table, sha256_file
 from .config import CloneConfig, check_request
-from .display import heatmap_markdown, markdown_table
+from .display import heatmap_markdown, images_markdown, markdown_table, rounded, worst_columns_markdown
 from .io_manager import ShardedTable
 from .raw import delete_raw, keep_raw_copy, load_real, options_of
 from .resources import ShardReader, TwinStorage
 from .schemas import CORRELATION_SCHEMA, conform, infer_twin_schema, marginals_summary, quality_columns, schema_to_dict
-from .shard_steps import synthetic_sample
+from .shard_steps import SHARDS, synthetic_sample
 from .shared import contract, twin_asset
-
-DIFFERENCE_GAIN = 4.0  # correlation differences are small: amplified in the heatmap so they are visible
 
 
 def _engine(model: dict) -> GaussianCopulaEngine:
     return GaussianCopulaEngine.from_dict(model)
-
-
-def _key_columns(options: pipeline.CloneOptions) -> list[str]:
-    """Columns left out of the copy comparison: the primary key is renumbered, never real."""
-    return [options.primary_key] if options.primary_key else []
 
 
 @twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", kinds={"pandera"})
@@ -58,6 +52,7 @@ def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: 
     real = read_table(copy)
     options = config.to_options()
     rows = check_request(real, options, copy)
+    pipeline.check_disk_space(storage.portfolio_dir(portfolio), rows, copy.stat().st_size / max(len(real), 1), copy)
     options = replace(options, quasi_identifiers=options.quasi_identifiers
                       or detect_quasi_identifiers(real, primary_key=options.primary_key))
     sha = sha256_file(copy)
@@ -107,16 +102,18 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
     out of core. Audited once per portfolio as K_ANONYMITY_ENFORCED, with the recounted k."""
     manifest = raw_upload["manifest"]
     options = options_of(manifest)
-    folder = storage.shards_dir(context.partition_key)
-    verified = shard_reader.verify(folder, load_real(storage, manifest), options.quasi_identifiers,
-                                   _key_columns(options))
+    folder = storage.staged(context.partition_key, context.run) / SHARDS
+    real = load_real(storage, manifest)
+    verified = shard_reader.verify(folder, real, options.quasi_identifiers, pipeline.key_columns(real, options),
+                                   options.k)
     protection = {**synthetic_sample["protection"], "verified": verified}
     table_format = options.output_format or ("parquet" if verified["rows"] >= pipeline.PARQUET_FROM_ROWS else "csv")
     return dg.Output({"table": ShardedTable(folder), "protection": protection}, metadata={
         "rows": verified["rows"], "k": verified["k"], "exact_copies": verified["exact_matches"],
+        "rare_record_copies": verified["rare_record_copies"],
         "rows_suppressed": protection["k_anonymity"]["records_suppressed"], "shards": len(synthetic_sample["shards"]),
         "quasi_identifiers": ", ".join(protection["quasi_identifiers"]) or "(none)", "table_format": table_format,
-        "parameters": manifest["options"],
+        "escape_formulas": options.escape_formulas, "parameters": manifest["options"],
     })
 
 
@@ -131,18 +128,24 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
     options = options_of(manifest)
     protection = k_anonymized_output["protection"]
     real = load_real(storage, manifest)
-    twin = shard_reader.sample(storage.shards_dir(context.partition_key), options.seed)
+    twin = shard_reader.sample(storage.staged(context.partition_key, context.run) / SHARDS, options.seed)
     quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, protection)
     privacy = pipeline.with_recount(privacy, protection["verified"], options.k)
     with contract():
         columns = quality_columns(quality)
+    page, figures = pipeline.report_page(storage.portfolio_dir(context.partition_key) / "report.html", real, twin,
+                                         quality, privacy, options, title=context.partition_key)
     metadata = {
-        "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
-        "rows_real": len(real), "rows_twin": protection["verified"]["rows"], "rows_compared": len(twin),
-        "parameters": manifest["options"],
+        **_score_metadata(quality), "rows_real": len(real), "rows_twin": protection["verified"]["rows"],
+        "rows_compared": len(twin), "parameters": manifest["options"],
+        "report": dg.MetadataValue.path(str(page)),
+        "correlation_heatmap": dg.MetadataValue.md(images_markdown(
+            {f"{title} correlation": image for title, image in figures.heatmaps.items()},
+            f"Pearson correlations, labelled; difference panel full colour at ±{DIFFERENCE_LIMIT:g}. "
+            f"Open {page} for every column.")),
+        "worst_columns": dg.MetadataValue.md(worst_columns_markdown(figures.columns)),
         "ks_statistics": dg.MetadataValue.md(markdown_table(_metric(columns, "ks_statistic", "KS D"))),
         "category_match": dg.MetadataValue.md(markdown_table(_metric(columns, "category_match", "1 - TVD"))),
-        "correlation_heatmap": dg.MetadataValue.md(heatmap_markdown(_pearson_panels(real, twin))),
     }
     if manifest["delete_raw"]:
         deleted = delete_raw(storage, manifest)
@@ -157,14 +160,21 @@ def _metric(columns: pd.DataFrame, metric: str, label: str) -> pd.DataFrame:
     return pd.DataFrame({"column": chosen["column"].to_numpy(), label: chosen["value"].to_numpy()})
 
 
-def _pearson_panels(real: pd.DataFrame, twin: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Pearson correlations of the numeric columns in both tables: real, twin, and their difference."""
-    numeric = [c for c in real.columns if c in twin.columns and pd.api.types.is_numeric_dtype(real[c])
-               and pd.api.types.is_numeric_dtype(twin[c]) and not pd.api.types.is_bool_dtype(real[c])
-               and real[c].nunique() > 1]
-    real_corr, twin_corr = real[numeric].astype(float).corr(), twin[numeric].astype(float).corr()
-    difference = f"twin - real (x{DIFFERENCE_GAIN:g}: full colour at ±{1 / DIFFERENCE_GAIN:g})"
-    return {"real": real_corr, "twin": twin_corr, difference: DIFFERENCE_GAIN * (twin_corr - real_corr)}
+def _score_metadata(quality: dict) -> dict:
+    """The headline figures, rounded as people read them: scores to 0.1, errors and AUCs to 0.001."""
+    holdout, utility = quality.get("holdout") or {}, quality.get("utility") or {}
+    figures = {"similarity_score": rounded(quality["similarity_score"]),
+               "correlation_error": rounded(quality["correlation_error"], 3),
+               "quality_vs_ceiling": rounded(quality.get("quality_vs_ceiling")),
+               "holdout_ceiling": rounded(holdout.get("ceiling")),
+               "twin_vs_holdout": rounded(holdout.get("twin_vs_holdout"))}
+    if "gap" in utility:
+        figures.update({"tstr_target": utility["target"], f"tstr_{utility['metric']}_real": rounded(utility["real"], 3),
+                        f"tstr_{utility['metric']}_twin": rounded(utility["twin"], 3),
+                        "tstr_gap": rounded(utility["gap"], 3)})
+    else:
+        figures["tstr"] = utility.get("skipped", "not measured")
+    return {name: value for name, value in figures.items() if value is not None}
 
 
 ASSETS = [raw_upload, fitted_marginals, correlation_matrix, synthetic_sample, k_anonymized_output, quality_report]

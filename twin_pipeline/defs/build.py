@@ -8,9 +8,10 @@ from .assets import ASSETS, clone_portfolio
 from .checks import CHECKS
 from .executors import step_executor
 from .io_manager import PortfolioIOManager, StepIOManager
+from .rejected import rejected_uploads
 from .related_assets import RELATED_ASSETS, RELATED_CHECKS, clone_related_portfolio
 from .resources import ShardReader, TwinStorage
-from .sensors import landing_sensor
+from .sensors import dead_run_sensor, landing_sensor
 from .shard_steps import STEP_IO
 
 
@@ -26,10 +27,10 @@ def build_definitions(data_dir: str = "", executor: str | None = None) -> dg.Def
     directory, with the step executor `executor` ("multiprocess", "k8s", "celery" or "in_process"; default
     $TWIN_EXECUTOR, else "multiprocess")."""
     return dg.Definitions(
-        assets=[*ASSETS, *RELATED_ASSETS],
+        assets=[*ASSETS, *RELATED_ASSETS, rejected_uploads],
         asset_checks=[*CHECKS, *RELATED_CHECKS],
         jobs=[clone_portfolio, clone_related_portfolio],
-        sensors=[landing_sensor],
+        sensors=[landing_sensor, dead_run_sensor],
         resources=twin_resources(data_dir),
         executor=step_executor(executor),
     )

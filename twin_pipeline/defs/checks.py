@@ -1,8 +1,9 @@
 """Asset checks: is the twin safe enough to ship (blocking) and good enough to use (warnings)?
 
-The privacy checks recount from the stored twin, as published, rather than trusting the figures of the steps
-that made it: DuckDB counts k and the copies of real rows over all shards together, out of core, in one pass
-for both checks. Blocking checks stop `quality_report` (and so a run's success) when they fail.
+The privacy checks recount from the stored twin, as it will be published, rather than trusting the figures of
+the steps that made it: DuckDB counts k and the copies of real rows over all shards together, out of core, in
+one pass for both checks. Blocking checks stop `quality_report`, and so the run's publication: a twin that
+fails one is never at the download path, and the previously published twin (if any) stays there.
 """
 
 
@@ -12,11 +13,14 @@ import warnings
 import dagster as dg
 import pandas as pd
 
+from .. import pipeline, publish
 from .assets import k_anonymized_output, quality_report
 from .partitions import portfolios
 from .raw import load_real, options_of
 from .resources import ShardReader, TwinStorage
 from .schemas import SchemaMismatch, conform, schema_from_dict
+from .io_manager import publish_portfolio
+from .shard_steps import SHARDS
 
 MIN_SIMILARITY = 85.0
 MAX_CORRELATION_ERROR = 0.10
@@ -46,32 +50,50 @@ def _privacy_spec(name: str, description: str) -> dg.AssetCheckSpec:
 @dg.multi_asset_check(specs=[
     _privacy_spec("k_anonymity_at_least_k", "Every combination of quasi-identifier values occurs in at least k rows "
                                             "of the twin (recounted over all shards in DuckDB)."),
-    _privacy_spec("no_exact_copies", "No row of the twin equals a real row on every column, primary key excluded "
-                                     "(recounted over all shards in DuckDB)."),
+    _privacy_spec("no_exact_copies", "No row of the twin equals a rare real record: a combination of values (keys "
+                                     "aside) that fewer than k real rows share (recounted over all shards in DuckDB)."),
 ], ins={"k_anonymized_output": dg.AssetIn("k_anonymized_output"), **WITH_UPLOAD})
-def privacy_recount(storage: TwinStorage, shard_reader: ShardReader, k_anonymized_output: dict, raw_upload: dict):
+def privacy_recount(context: dg.AssetCheckExecutionContext, storage: TwinStorage, shard_reader: ShardReader,
+                    k_anonymized_output: dict, raw_upload: dict):
     manifest = raw_upload["manifest"]
+    portfolio = manifest["portfolio"]
     options = options_of(manifest)
     quasi_identifiers = k_anonymized_output["protection"]["quasi_identifiers"]
-    verified = shard_reader.verify(storage.shards_dir(manifest["portfolio"]), load_real(storage, manifest),
-                                   quasi_identifiers, [options.primary_key] if options.primary_key else [])
+    real = load_real(storage, manifest)
+    verified = shard_reader.verify(storage.staged(portfolio, context.run) / SHARDS, real, quasi_identifiers,
+                                   pipeline.key_columns(real, options), options.k)
     smallest = verified["k"]
-    yield dg.AssetCheckResult(check_name="k_anonymity_at_least_k", passed=smallest is None or smallest >= options.k,
+    k_passed = smallest is None or smallest >= options.k
+    copies_passed = verified["rare_record_copies"] == 0
+    outcome = {"publication": publication(storage, portfolio, k_passed and copies_passed)}
+    yield dg.AssetCheckResult(check_name="k_anonymity_at_least_k", passed=k_passed,
                               metadata={"smallest_group": smallest if smallest is not None else "no quasi-identifier",
                                         "k": options.k, "rows": verified["rows"],
-                                        "quasi_identifiers": ", ".join(quasi_identifiers) or "(none)"})
-    yield dg.AssetCheckResult(check_name="no_exact_copies", passed=verified["exact_matches"] == 0, metadata={
+                                        "quasi_identifiers": ", ".join(quasi_identifiers) or "(none)", **outcome})
+    yield dg.AssetCheckResult(check_name="no_exact_copies", passed=copies_passed, metadata={
         "exact_copies": verified["exact_matches"], "exact_copy_rate": verified["exact_match_rate"],
-        "rows": verified["rows"],
+        "rare_record_copies": verified["rare_record_copies"],
+        "rows": verified["rows"], **outcome,
     })
+
+
+def publication(storage: TwinStorage, portfolio: str, passed: bool) -> str:
+    """What a blocking check's outcome means for the download path, said on the check itself."""
+    if passed:
+        return "passed: the twin is published once quality_report is written and its business rules hold"
+    if storage.published(portfolio):
+        return (f"NOT published: the previous good twin stays at {storage.portfolio_dir(portfolio)} "
+                f"(version {publish.current(storage.portfolio_dir(portfolio)).name})")
+    return "NOT published: nothing is at the download path for this portfolio"
 
 
 @per_portfolio_check(asset=k_anonymized_output, additional_ins=WITH_UPLOAD,
                 description="The twin, as stored, has the upload's columns, dtypes, ranges and category sets "
                             "(every shard validated, one in memory at a time).")
-def matches_upload_schema(storage: TwinStorage, raw_upload: dict) -> dg.AssetCheckResult:
+def matches_upload_schema(context: dg.AssetCheckExecutionContext, storage: TwinStorage,
+                          raw_upload: dict) -> dg.AssetCheckResult:
     schema = schema_from_dict(raw_upload["schema"])
-    files = sorted(storage.shards_dir(raw_upload["manifest"]["portfolio"]).glob("shard-*.parquet"))
+    files = sorted((storage.staged(raw_upload["manifest"]["portfolio"], context.run) / SHARDS).glob("shard-*.parquet"))
     try:
         for path in files:
             conform(pd.read_parquet(path), schema, f"{path.name} of the stored twin")
@@ -102,7 +124,19 @@ def correlation_error_at_most_0_10(quality_report: dict) -> dg.AssetCheckResult:
                      description="Business rules hold on the twin: a broken declared rule fails the run (blocking); "
                                  f"mined rules broken on more than {MINED_BREAK_WORST:.0%} of rows (worst) or "
                                  f"{MINED_BREAK_MEAN:.1%} (mean) are a warning.")
-def business_rules_hold(quality_report: dict) -> dg.AssetCheckResult:
+def business_rules_hold(context: dg.AssetCheckExecutionContext, storage: TwinStorage,
+                        quality_report: dict) -> dg.AssetCheckResult:
+    """The clone's last check: when no declared rule is broken, the run's outputs are published, all at once."""
+    result = _rules_result(quality_report)
+    blocked = not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    portfolio = context.partition_key
+    outcome = publication(storage, portfolio, passed=False) if blocked else \
+        f"published version {publish_portfolio(storage, portfolio, context.run)['version']}"
+    return dg.AssetCheckResult(passed=result.passed, severity=result.severity,
+                               metadata={**result.metadata, "publication": outcome})
+
+
+def _rules_result(quality_report: dict) -> dg.AssetCheckResult:
     section = quality_report["quality"].get("rules") or {"rules": [], "summary": {}}
     summary = section["summary"]
     broken = summary.get("declared_broken", [])

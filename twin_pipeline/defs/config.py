@@ -10,6 +10,7 @@ later asset (and a re-execution of just one of them) uses exactly the parameters
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +23,7 @@ from ..errors import TwinInputError
 from ..options import (DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, CloneOptions, resolve_options,
                        validate_options)
 from ..shards import SHARD_ROWS
+from ..tables import open_regular
 
 
 EXECUTOR_OWNED = {"workers"}
@@ -44,6 +46,10 @@ class CloneConfig(dg.Config):
     column_kinds: dict[str, str] = Field(default_factory=dict, description="Override detected column kinds")
     rules: Optional[str] = Field(default=None, description="Declared business rules: a JSON/YAML rules file, or "
                                  "the rules as JSON text (a sidecar may give the list itself)")
+    target: Optional[str] = Field(default=None, description="Column the TSTR utility model predicts; empty: a "
+                                                            "column named like default, status, approval or bad")
+    escape_formulas: bool = Field(default=True, description="CSV output: prefix text cells a spreadsheet would run "
+                                  "as a formula (= + - @ tab CR) with an apostrophe (OWASP); Parquet is unchanged")
     epsilon: Optional[float] = Field(default=None, description="Fit with (epsilon, 1e-6)-differential privacy; "
                                      "default: no DP (the model still carries noise against differencing)")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
@@ -63,9 +69,28 @@ class CloneConfig(dg.Config):
 def sidecar_of(table: Path) -> Path | None:
     """The settings file beside a landed table: `<file>.json` (loans.csv.json) or `<stem>.json` (loans.json)."""
     for candidate in (table.with_name(table.name + ".json"), table.with_suffix(".json")):
-        if candidate.is_file():
+        if os.path.lexists(candidate) and not candidate.is_dir():  # a link is found (and then refused, not read)
             return candidate
     return None
+
+
+MAX_SETTINGS_BYTES = 64 << 10  # a settings file is a few lines; a bigger one is not settings
+
+
+def read_settings(path: Path) -> object:
+    """A small JSON settings file, read without following a link; any problem (too big, nested 100,000 deep, a
+    5,000-digit number, not UTF-8) is a TwinInputError naming it."""
+    try:
+        with open_regular(path) as handle:
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
+        if len(raw) > MAX_SETTINGS_BYTES:
+            raise TwinInputError(path, f"is larger than {MAX_SETTINGS_BYTES >> 10} KB: not a settings file")
+        return json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: JSON, huge ints
+        if isinstance(error, TwinInputError):
+            raise
+        problem = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
+        raise TwinInputError(path, f"is not a readable JSON settings file ({problem})") from None
 
 
 def config_for_landed_file(table: Path) -> CloneConfig:
@@ -73,10 +98,7 @@ def config_for_landed_file(table: Path) -> CloneConfig:
     settings: dict = {}
     sidecar = sidecar_of(table)
     if sidecar is not None:
-        try:
-            settings = json.loads(sidecar.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise TwinInputError(sidecar, f"is not a readable JSON settings file ({error})") from None
+        settings = read_settings(sidecar)
         if not isinstance(settings, dict):
             raise TwinInputError(sidecar, "must hold a JSON object of clone settings")
         unknown = sorted(set(settings) - (set(CloneConfig.model_fields) - {"source"}))

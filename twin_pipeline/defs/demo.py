@@ -6,7 +6,10 @@ on that home afterwards shows the portfolio, its six assets, the check results a
 
 from __future__ import annotations
 
+import logging
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -33,25 +36,67 @@ def prepare_home(home: Path) -> Path:
     return home
 
 
-def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE) -> dict:
+STAGE_EVENTS = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION"}
+
+
+def progress_logger(say: Callable[[str], None]) -> dg.LoggerDefinition:
+    """A Dagster logger that reports each step as it starts and ends (with its time) and each check's
+    result, through `say`: `twin demo` is not silent for the minute a clone takes."""
+    started: dict[str, float] = {}
+
+    class _Stages(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            meta = getattr(record, "dagster_meta", None)
+            event = meta.get("dagster_event") if isinstance(meta, dict) else None
+            if event is None or event.event_type_value not in STAGE_EVENTS:
+                return
+            step = event.step_key or ""
+            if event.event_type_value == "STEP_START":
+                started[step] = time.perf_counter()
+                say(f"... {step}")
+            elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+                check = event.event_specific_data
+                say(f"    check {check.check_name}: {'passed' if check.passed else 'FAILED'}")
+            else:
+                seconds = time.perf_counter() - started.get(step, time.perf_counter())
+                say(f"{'ok ' if event.event_type_value == 'STEP_SUCCESS' else 'FAILED'} {step} ({seconds:.1f} s)")
+
+    @dg.logger(description="Prints each step of the run as it starts and ends.")
+    def stages(_init_context) -> logging.Logger:
+        log = logging.getLogger("twin_pipeline.demo.stages")
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        log.handlers = [_Stages()]
+        return log
+
+    return stages
+
+
+def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE, progress: Callable[[str], None] | None = None) -> dict:
     """Materialize the sample portfolio with its checks; return where everything is and how the checks went.
+    `progress` is told each step as it starts and ends.
 
     Raises BlockingCheckFailed when a blocking check fails, RuntimeError when a step fails.
     """
     from .build import clone_job
 
     storage = TwinStorage(data_dir=str(data_dir))
+    storage.ensure_folders()
     home = prepare_home(storage.root / "dagster_home")
     sample = Path(sample).resolve()
     portfolio = portfolio_key(sample.name, sha256_file(sample))
     job = clone_job(str(storage.root))
+    loggers = {"console": {"config": {"log_level": "WARNING"}}}
+    if progress is not None:
+        job = job.with_logger_defs({**job.loggers, "stages": progress_logger(progress)})
+        loggers["stages"] = {}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         if not instance.has_dynamic_partition(portfolios.name, portfolio):
             instance.add_dynamic_partitions(portfolios.name, [portfolio])
         result = job.execute_in_process(
             instance=instance, partition_key=portfolio, raise_on_error=False,
             run_config=dg.RunConfig(ops={"raw_upload": CloneConfig(source=str(sample))},
-                                    loggers={"console": {"config": {"log_level": "WARNING"}}}),
+                                    loggers=loggers),
         )
     checks = {evaluation.check_name: {"passed": evaluation.passed, "severity": evaluation.severity.value,
                                       "blocking": evaluation.blocking,
@@ -68,10 +113,13 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE) -> dict:
     folder = storage.portfolio_dir(portfolio)
     shown = ("k_anonymized_output", "quality_report", "fitted_marginals", "raw_upload")
     outputs = {path.name: str(path) for asset in shown for path in asset_files(folder, asset).values()}
+    outputs["report.html"] = str(folder / "report.html")
     quality = result.output_for_node("quality_report")["quality"]
     return {
         "portfolio": portfolio, "run_id": result.run_id, "portfolio_dir": str(folder), "outputs": outputs,
         "similarity_score": quality["similarity_score"], "correlation_error": quality["correlation_error"],
+        "quality_vs_ceiling": quality.get("quality_vs_ceiling"), "utility": {
+            key: value for key, value in (quality.get("utility") or {}).items() if key != "importance_agreement"},
         "checks": checks, "audit_db": str(storage.audit_db), "dagster_home": str(home),
         "open_ui": f"DAGSTER_HOME={home} TWIN_DATA_DIR={storage.root} dagster dev -w {REPOSITORY / 'workspace.yaml'}",
     }

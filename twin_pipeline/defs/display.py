@@ -1,65 +1,55 @@
-"""What the Dagster UI shows for an asset: markdown tables and a correlation heatmap as an inline PNG.
+"""What the Dagster UI shows for an asset: markdown tables, scores rounded as people read them, and the
+report's labelled pictures (drawn once by `twin_pipeline.report`) as markdown images with inline PNG data.
 
-The PNG is encoded here with NumPy and zlib (a PNG is a zlib stream of filtered scanlines in CRC'd chunks),
-so the UI gets a picture without a plotting library in the dependencies.
-"""
+Dagster's UI renders markdown metadata in the table only under 1,000 characters; an image is longer, so it
+opens at full size from the entry's [Show Markdown] link, and report.html (linked by path) has every picture."""
 
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
+import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
-CELL_PIXELS = 14
-GAP_PIXELS = 10
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from ..report import plots
+
+WORST_COLUMNS = 4  # the asset page shows the columns the twin reproduces least well; report.html shows all
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an (height, width, 3) uint8 image as a PNG (8-bit truecolour, no filtering)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    height, width, _ = rgb.shape
-    scanlines = np.hstack([np.zeros((height, 1), np.uint8), rgb.reshape(height, width * 3)])  # filter byte 0
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 9))
-            + chunk(b"IEND", b""))
+def rounded(value, digits: int = 1):
+    """A score as the UI should show it (96.5, not 96.52756842841539); None stays None."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return value
+    return round(float(value), digits) if math.isfinite(value) else None
 
 
-def diverging_colours(values: np.ndarray) -> np.ndarray:
-    """-1 blue, 0 white, +1 red; NaN grey. Returns uint8 RGB with one more axis than `values`."""
-    v = np.clip(np.nan_to_num(values, nan=0.0), -1.0, 1.0)[..., None]
-    white, red, blue = np.array([255.0, 255.0, 255.0]), np.array([178.0, 24.0, 43.0]), np.array([33.0, 102.0, 172.0])
-    colours = np.where(v >= 0, white + v * (red - white), white - v * (blue - white))
-    colours[np.isnan(values)] = 170.0
-    return colours.round().astype(np.uint8)
+def _inline(data: bytes, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode()})"
 
 
-def heatmap_png(matrices: list[np.ndarray]) -> bytes:
-    """Square matrices of the same size side by side, one coloured block per cell, separated by a gap."""
-    size = matrices[0].shape[0]
-    blocks = [np.kron(diverging_colours(m), np.ones((CELL_PIXELS, CELL_PIXELS, 1))).astype(np.uint8) for m in matrices]
-    gap = np.full((size * CELL_PIXELS, GAP_PIXELS, 3), 255, np.uint8)
-    pieces = [piece for block in blocks for piece in (block, gap)][:-1]
-    return png_bytes(np.hstack(pieces))
+def images_markdown(images: Mapping[str, bytes], caption: str = "") -> str:
+    """Markdown showing PNG images inline, one per line, each with its name as alt text."""
+    if not images:
+        return "_nothing to draw_"
+    lines = [_inline(data, name) for name, data in images.items()]
+    return "\n\n".join(([caption] if caption else []) + lines)
 
 
-def heatmap_markdown(panels: dict[str, pd.DataFrame]) -> str:
-    """Markdown with an inline PNG of correlation matrices (same labels) and the label order under it."""
-    titles = list(panels)
-    labels = list(panels[titles[0]].columns)
-    if not labels:
-        return "_no numeric column pairs to correlate_"
-    image = base64.b64encode(heatmap_png([panels[t].loc[labels, labels].to_numpy(float) for t in titles])).decode()
-    return (f"![{' | '.join(titles)}](data:image/png;base64,{image})\n\n"
-            f"Panels, left to right: {', '.join(titles)}. Colour: -1 blue, 0 white, +1 red.\n\n"
-            f"Rows and columns, top to bottom and left to right: {', '.join(map(str, labels))}.")
+def heatmap_markdown(panels: Mapping[str, pd.DataFrame]) -> str:
+    """Labelled correlation heatmaps (one image per panel, names on both axes) for an asset page."""
+    first = next(iter(panels.values()))
+    if first.empty:
+        return "_no variable pairs to correlate_"
+    return images_markdown({title: plots.heatmap_plot(matrix, title) for title, matrix in panels.items()})
+
+
+def worst_columns_markdown(columns: Mapping[str, bytes], count: int = WORST_COLUMNS) -> str:
+    """The first `count` column plots (report figures are ordered worst first), real filled blue, twin orange."""
+    chosen = dict(list(columns.items())[:count])
+    return images_markdown(chosen, f"The {len(chosen)} columns the twin reproduces least well (real: filled blue, "
+                                   "twin: orange); every column is in report.html.")
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:

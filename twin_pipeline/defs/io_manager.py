@@ -1,11 +1,16 @@
 """Persist each asset of a portfolio as plain files under `<data>/portfolios/<key>/`, and audit every write.
 
 Tables are Parquet (the twin itself CSV, or Parquet when large or asked for), everything else JSON; every file
-is written atomically, so a crash never leaves half a file and a re-run of one portfolio only rewrites that
-portfolio's folder. Writing is where an artifact becomes real, so the IO manager is also what appends the
-asset's audit operations and its lineage row (input hashes, output hash, code version, parameters): no asset
-body can forget to. An asset is written (and audited) once per portfolio, by the step that returns it, however
-many shard steps made its data.
+is written atomically into the run's own version of the portfolio (`.versions/<run id>/`, see publish.py), so
+a crash never leaves half a file, a re-run of one portfolio only rewrites that portfolio's folder, and nothing
+is at a download path before the run publishes. The clone's last blocking check publishes the run's whole
+version at once (twin, model, reports, shard manifest; `publish_portfolio`) when it passes, and it runs only
+after the blocking checks before it passed, so a twin that failed one is never published and the previous good
+one stays. Writing is where an artifact becomes real, so the IO manager is also what appends the asset's audit
+operations and its lineage row (input hashes, output hash, code version, parameters), before the version
+holding the files is published: no asset body can forget to. An
+asset is written (and audited) once per portfolio, by the step that returns it, however many shard steps made
+its data. The head of the audit chain after each write goes into the event log as metadata `audit_head`.
 
 The twin itself may be larger than memory: an asset hands it over as `ShardedTable` (its Parquet shards), the
 product file is merged from them one shard at a time, and a downstream step gets the product's path, not rows.
@@ -13,6 +18,7 @@ product file is merged from them one shard at a time, and a downstream step gets
 
 
 import json
+import shutil
 from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path
@@ -21,6 +27,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from .. import publish
 from ..shards import merge_shards
 from ..tables import sha256_file, write_frame, write_json
 from .resources import TwinStorage
@@ -77,33 +84,42 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         asset, portfolio = context.asset_key.path[-1], context.partition_key
-        folder = self.storage.portfolio_dir(portfolio)
+        run = context.step_context.dagster_run
+        folder = self.storage.staged(portfolio, run)
         parts = LAYOUT[asset]
         values = {next(iter(parts)): obj} if len(parts) == 1 else obj
         table_format = _plain(context.output_metadata.get("table_format"))
-        written = {part: self._write(values[part], folder / name, table_format) for part, name in parts.items()}
+        escape = _plain(context.output_metadata.get("escape_formulas"))
+        written = {part: self._write(values[part], folder / name, table_format, escape is not False)
+                   for part, name in parts.items()}
         hashes = {path.name: sha256_file(path) for path in written.values()}
         output_hash = hashes[next(iter(written.values())).name]
-        self._audit(context, asset, portfolio, folder, output_hash, hashes)
+        head = self._audit(context, asset, portfolio, folder, output_hash, hashes)
+        download = self.storage.portfolio_dir(portfolio)
         context.add_output_metadata({
-            **{f"path {part}": dg.MetadataValue.path(str(path)) for part, path in written.items()},
+            **{f"path {part}": dg.MetadataValue.path(str(download / path.name)) for part, path in written.items()},
             "sha256": dg.MetadataValue.json(hashes),
+            "audit_head": dg.MetadataValue.json({key: head[key] for key in ("entries", "entry_hash", "lineage",
+                                                                            "lineage_hash")}),
         })
 
     @staticmethod
-    def _write(value: Any, target: Path, table_format: str | None) -> Path:
+    def _write(value: Any, target: Path, table_format: str | None, escape_formulas: bool) -> Path:
         if isinstance(value, (pd.DataFrame, ShardedTable)):
             if target.suffix == ".csv" and table_format == "parquet":
                 target = target.with_suffix(".parquet")
             for stale in (target.with_suffix(suffix) for suffix in TABLE_FORMATS):
                 if stale != target:
                     stale.unlink(missing_ok=True)
-            return merge_shards(value.folder, target) if isinstance(value, ShardedTable) else write_frame(value, target)
+            if isinstance(value, ShardedTable):
+                return merge_shards(value.folder, target, escape_formulas)
+            return write_frame(value, target, escape_formulas)
         return write_json(value, target)
 
     def _audit(self, context: dg.OutputContext, asset: str, portfolio: str, folder: Path,
-               output_hash: str, hashes: dict[str, str]) -> None:
-        """Audit operations declared on the asset, then its lineage row (inputs hashed as they are on disk)."""
+               output_hash: str, hashes: dict[str, str]) -> dict:
+        """Audit operations declared on the asset, then its lineage row (inputs hashed as they are on disk);
+        returns the chain's head after them."""
         declared = context.output_metadata
         inputs = {dep.asset_key.path[-1]: files for dep in context.asset_spec.deps
                   if (files := asset_files(folder, dep.asset_key.path[-1]))}
@@ -119,10 +135,11 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
                                                          "parameters": parameters, **summary})
         log.record_lineage(portfolio=portfolio, asset=asset, run_id=context.run_id, input_hashes=input_hashes,
                            output_hash=output_hash, code_version=CODE_VERSION, parameters=parameters)
+        return log.head()
 
     def load_input(self, context: dg.InputContext) -> Any:
         asset, portfolio = context.asset_key.path[-1], context.asset_partition_key
-        folder = self.storage.portfolio_dir(portfolio)
+        folder = self.storage.staged(portfolio, context.step_context.dagster_run)
         files = asset_files(folder, asset)
         if set(files) != set(LAYOUT[asset]):
             raise dg.Failure(f"portfolio {portfolio} has no complete {asset} in {folder}: materialize {asset} first")
@@ -133,6 +150,17 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
 def _read(path: Path) -> Any:
     """JSON as its value, a Parquet table (the correlation matrix) as a frame; the twin is loaded BY_PATH."""
     return json.loads(path.read_text()) if path.suffix == ".json" else pd.read_parquet(path)
+
+
+def publish_portfolio(storage: TwinStorage, portfolio: str, run: dg.DagsterRun) -> dict:
+    """Publish the run's version of the portfolio (all its outputs at once), remove the versions it replaces
+    and the step folders of the run and the runs it re-executed."""
+    superseded = tuple(run_id for run_id in (run.parent_run_id, run.root_run_id) if run_id and run_id != run.run_id)
+    version = storage.staged(portfolio, run)
+    removed = publish.publish(storage.portfolio_dir(portfolio), version, superseded)
+    for run_id in (run.run_id, *superseded):
+        shutil.rmtree(storage.steps / run_id, ignore_errors=True)
+    return {"version": version.name, "replaced": removed}
 
 
 class StepIOManager(dg.ConfigurableIOManager):

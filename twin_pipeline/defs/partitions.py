@@ -10,11 +10,11 @@ import dagster as dg
 portfolios = dg.DynamicPartitionsDefinition(name="portfolios")
 
 STEM_MAX = 40
-HASH_CHARS = 6
+HASH_CHARS = 16  # 64 bits: a different file with the same key takes ~2^32 tries, not seconds (24 bits)
 
 
 def portfolio_key(file_name: str | Path, sha256: str) -> str:
-    """`<sanitised stem>-<first 6 hex of the SHA-256>`: readable in the UI, and the same bytes give the same key.
+    """`<sanitised stem>-<first 16 hex of the SHA-256>`: readable in the UI, and the same bytes give the same key.
 
     The stem keeps only lower-case letters, digits and underscores, so the key is safe in paths, URLs and
     Dagster's partition syntax; the hash tells two uploads with the same name apart.

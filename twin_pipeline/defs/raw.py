@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..options import CloneOptions
-from ..tables import TwinInputError, atomic_path, read_table, sha256_file
+from ..tables import TwinInputError, atomic_path, open_regular, read_table, sha256_file
 from .bundles import bundle_sha256, unpack
 from .config import sidecar_of
 from .partitions import HASH_CHARS, portfolio_key
@@ -29,17 +29,16 @@ def keep_raw_copy(storage: TwinStorage, portfolio: str, source: str) -> Path:
     folder = storage.raw_dir(portfolio)
     if source:
         source_path = Path(source)
-        if not source_path.is_file():
-            raise TwinInputError(source_path, "file not found")
-        belongs_to = portfolio_key(source_path.name, sha256_file(source_path))
-        if belongs_to != portfolio:
-            raise TwinInputError(source_path, f"is portfolio {belongs_to} (name + content hash), not {portfolio}")
         target = folder / source_path.name
         if not target.exists():
             _private_dir(folder)
-            with atomic_path(target) as tmp:
-                shutil.copyfile(source_path, tmp)
+            with atomic_path(target) as tmp, open_regular(source_path) as original, open(tmp, "wb") as copy:
+                shutil.copyfileobj(original, copy, 1 << 20)  # O_NOFOLLOW: a link swapped in after the tick is refused
                 os.chmod(tmp, PRIVATE_FILE)
+        belongs_to = portfolio_key(source_path.name, sha256_file(target))
+        if belongs_to != portfolio:
+            target.unlink()
+            raise TwinInputError(source_path, f"is portfolio {belongs_to} (name + content hash), not {portfolio}")
     else:
         kept = sorted(folder.iterdir()) if folder.is_dir() else []
         if not kept:

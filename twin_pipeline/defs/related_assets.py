@@ -16,7 +16,8 @@ from pydantic import Field
 from .. import related
 from ..tables import read_table
 from .bundles import bundle_sha256, read_spec
-from .checks import per_portfolio_check
+from .checks import per_portfolio_check, publication
+from .io_manager import publish_portfolio
 from .display import markdown_table
 from .raw import keep_raw_bundle
 from .resources import TwinStorage
@@ -43,7 +44,7 @@ def related_twin(context: dg.AssetExecutionContext, config: RelatedConfig, stora
     raw = keep_raw_bundle(storage, portfolio, config.source)
     spec = read_spec(raw, raw)
     options = spec.options(scale=config.scale, seed=config.seed, k=config.k)
-    folder = storage.portfolio_dir(portfolio)
+    folder = storage.staged(portfolio, context.run)
     result = related.clone_tables(list(spec.tables.values()), folder, spec.relationships, options,
                                   primary_keys=spec.primary_keys, progress=context.log.info)
     sha = bundle_sha256(raw)
@@ -68,17 +69,31 @@ def related_twin(context: dg.AssetExecutionContext, config: RelatedConfig, stora
 @per_portfolio_check(asset=related_twin, blocking=True,
                      description="Every foreign key of the stored twin references a synthetic parent "
                                  "(recounted from the written tables).")
-def foreign_keys_valid(storage: TwinStorage, related_twin: dict) -> dg.AssetCheckResult:
-    folder = storage.portfolio_dir(related_twin["portfolio"])
+def foreign_keys_valid(context: dg.AssetCheckExecutionContext, storage: TwinStorage,
+                       related_twin: dict) -> dg.AssetCheckResult:
+    """Recount the foreign keys of the run's written tables; publish them (all at once) only if none is orphaned."""
+    portfolio = related_twin["portfolio"]
+    orphans, child_rows = orphan_foreign_keys(storage.staged(portfolio, context.run), related_twin)
+    passed = not any(orphans.values())
+    outcome = publication(storage, portfolio, passed)
+    if passed:
+        published = publish_portfolio(storage, portfolio, context.run)
+        outcome = f"published version {published['version']} at {storage.portfolio_dir(portfolio)}"
+    return dg.AssetCheckResult(passed=passed, metadata={
+        "orphan_foreign_keys": dg.MetadataValue.json(orphans),
+        "child_rows": child_rows, "publication": outcome,
+    })
+
+
+def orphan_foreign_keys(folder, related_twin: dict) -> tuple[dict[str, int], int]:
+    """Per relationship, the foreign keys of the tables written in `folder` that reference no parent; and the
+    child rows counted."""
     tables = {name: read_table(folder / f"{name}.csv") for name in related_twin["tables"]}
     orphans = {}
     for child, foreign_key, parent, primary_key in related_twin["relationships"]:
         keys = tables[child][foreign_key]
         orphans[f"{child}.{foreign_key}->{parent}.{primary_key}"] = int((~keys.isin(tables[parent][primary_key])).sum())
-    return dg.AssetCheckResult(passed=not any(orphans.values()), metadata={
-        "orphan_foreign_keys": dg.MetadataValue.json(orphans),
-        "child_rows": sum(len(tables[child]) for child, *_ in related_twin["relationships"]),
-    })
+    return orphans, sum(len(tables[child]) for child, *_ in related_twin["relationships"])
 
 
 RELATED_ASSETS = [related_twin]

@@ -4,9 +4,12 @@ Layout under the data directory (`TWIN_DATA_DIR`, else ./data):
   landing/            files dropped here start a clone (the sensor watches it)
   rejected/           files that are not readable tables, each with a <name>.reason.txt
   raw/<key>/          the immutable copy of the upload (directory 0700, file 0600): the only real rows kept
-  portfolios/<key>/   everything derived for one portfolio: model, twin, schema, reports; the twin's Parquet
-                      shards in shard-sets/<run id>/, with `shards` a link to the set last published
-  steps/<run id>/     small JSON values handed between the steps of a run (shard plans and figures)
+  portfolios/<key>/   everything derived for one portfolio: model, twin, schema, reports, the twin's Parquet
+                      shards; each run writes a complete version in .versions/<run id>/, published (after the
+                      blocking checks) by switching the link .current, which `synthetic.csv` and every other
+                      download path go through (see twin_pipeline/publish.py)
+  steps/<run id>/     small JSON values handed between the steps of a run (shard plans and figures); removed
+                      when the run publishes
   twin.duckdb         the audit trail and lineage
   dagster_home/       the local Dagster instance used by `twin demo`
 """
@@ -20,6 +23,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from .. import publish
 from ..paths import data_dir
 from ..shards import QUALITY_SAMPLE_ROWS, sample_shards, verify_shards
 
@@ -43,6 +47,13 @@ class TwinStorage(dg.ConfigurableResource):
     def rejected(self) -> Path:
         return self.root / "rejected"
 
+    def ensure_folders(self) -> Path:
+        """Create landing/, rejected/ and portfolios/ so a newcomer sees where to drop files and where results
+        and rejections go, before the first upload. Returns the data directory."""
+        for folder in (self.landing, self.rejected, self.root / "portfolios"):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self.root
+
     @property
     def audit_db(self) -> Path:
         return self.root / "twin.duckdb"
@@ -58,12 +69,19 @@ class TwinStorage(dg.ConfigurableResource):
         return self.root / "portfolios" / portfolio
 
     def shards_dir(self, portfolio: str) -> Path:
-        """The published shard set of a portfolio's twin (a link, replaced atomically by each new set)."""
+        """The published shard set of a portfolio's twin (through the `.current` link)."""
         return self.portfolio_dir(portfolio) / "shards"
 
-    def shard_set(self, portfolio: str, run_id: str) -> Path:
-        """Where the shard steps of run `run_id` write, until the set is complete and published."""
-        return self.portfolio_dir(portfolio) / "shard-sets" / run_id
+    def staged(self, portfolio: str, run: dg.DagsterRun) -> Path:
+        """The version of the portfolio that `run` writes and reads: made on first use from the version of the
+        run it re-executes (if any) or else from the published one, and published only when the run passes."""
+        folder = self.portfolio_dir(portfolio)
+        base = folder / publish.VERSIONS / run.parent_run_id if run.parent_run_id else None
+        return publish.version(folder, run.run_id, base)
+
+    def published(self, portfolio: str) -> bool:
+        """Whether a clone of the portfolio passed its blocking checks and was published (see publish.py)."""
+        return publish.current(self.portfolio_dir(portfolio)) is not None
 
     def audit(self):
         """The portfolio audit log (imported here so the sensor's code path never loads DuckDB)."""
@@ -82,9 +100,9 @@ class ShardReader(dg.ConfigurableResource):
                                      "twin that the quality report compares with the real table")
 
     def verify(self, folder: Path, real: pd.DataFrame, quasi_identifiers: list[str],
-               ignore_columns: list[str]) -> dict:
+               ignore_columns: list[str], k: int = 5) -> dict:
         limit = self.memory_limit or os.environ.get("TWIN_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
-        return verify_shards(folder, real, quasi_identifiers, ignore_columns, memory_limit=limit)
+        return verify_shards(folder, real, quasi_identifiers, ignore_columns, k, memory_limit=limit)
 
     def sample(self, folder: Path, seed: int | None) -> pd.DataFrame:
         return sample_shards(folder, rows=self.quality_sample_rows, seed=seed or 0)

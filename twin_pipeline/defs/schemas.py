@@ -10,6 +10,7 @@ and maximum are one borrower's values each), the primary key must be unique.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,8 @@ def _column_contract(series: pd.Series, k: int, is_key: bool) -> pa.Column:
     elif pd.api.types.is_bool_dtype(series.dtype):
         pass  # the dtype already fixes the value set
     elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(series.dtype):
-        checks.append(pa.Check.in_range(*_widened_range(present.min(), present.max())))
+        if len(present) >= k:  # bounds of fewer than k values would describe those few borrowers
+            checks.append(pa.Check.in_range(*outward_bounds(present)))
     elif present.nunique() <= CATEGORY_SET_MAX:
         counts = present.value_counts()
         kept = sorted(map(str, counts.index[counts >= k])) if _all_strings(counts.index) else None
@@ -52,18 +54,27 @@ def _column_contract(series: pd.Series, k: int, is_key: bool) -> pa.Column:
     return pa.Column(dtype, checks, nullable=bool(series.isna().any()) and not is_key, unique=is_key)
 
 
-def _widened_range(low, high) -> tuple:
-    """The observed range widened by half its width and rounded outward (to two significant digits of the width,
-    or to whole days): the twin's end knots are noisy means of the extreme records, which on a small table can
-    land past the observed extremes, and schema.json, stored beside the twin, must not hold the smallest or
-    largest borrower's value. A twin far out of scale still fails."""
+def outward_bounds(present: pd.Series) -> tuple:
+    """The range a twin must stay in, never the exact real extremes (the richest borrower's exact income):
+    numbers rounded outward to two significant digits, dates to whole days."""
+    low, high = present.min(), present.max()
     if isinstance(low, pd.Timestamp):
-        margin = max((high - low) / 2, pd.Timedelta(days=1))
-        return (low - margin).floor("D"), (high + margin).ceil("D")
-    low, high = float(low), float(high)
-    width = max(high - low, abs(high), 1.0)
-    step = 10.0 ** (np.floor(np.log10(width)) - 1)
-    return float(np.floor((low - width / 2) / step) * step), float(np.ceil((high + width / 2) / step) * step)
+        day = pd.Timedelta(days=1)
+        return low.floor("D") - (day if low == low.floor("D") else 0 * day), \
+            high.ceil("D") + (day if high == high.ceil("D") else 0 * day)
+    return _round_out(float(low), math.floor, present.dtype), _round_out(float(high), math.ceil, present.dtype)
+
+
+def _round_out(value: float, direction, dtype):
+    """`value` rounded to two significant digits in `direction`, one step further when it is exactly there."""
+    if not math.isfinite(value):
+        return value
+    step = 10.0 ** (math.floor(math.log10(abs(value))) - 1) if value else 1.0
+    rounded = direction(value / step) * step
+    if rounded == value:  # an exact extreme stays private too: move one step out
+        rounded += step if direction is math.ceil else -step
+    rounded = round(rounded, 12)
+    return int(rounded) if pd.api.types.is_integer_dtype(dtype) else rounded
 
 
 def _all_strings(values: pd.Index) -> bool:

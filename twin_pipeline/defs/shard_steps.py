@@ -10,15 +10,14 @@ its own pod under k8s_job_executor, its own task under celery_executor. A shard 
 `shards.make_shard`, whose seed comes from (portfolio seed, shard index) only, so where a shard runs changes
 no byte of the twin.
 
-Shard steps write into `shard-sets/<run id>/` of the portfolio. The collect step then points the portfolio's
-`shards` link at the complete set in one atomic rename (a reader sees the old set or the new one, never a
-mix), deletes the other sets, and returns the set's manifest: the asset's one value, which the IO manager
-writes (shards.json) and audits as SAMPLE_GENERATED, once per portfolio. Only the collect step is in the
-DuckDB writer pool, so the shard steps run in parallel.
+Shard steps write into `shards/` of the run's own version of the portfolio (see publish.py: a re-execution's
+version starts with the shards its parent made, so only the failed ones are made again). The collect step
+checks that every planned shard is there, removes any other (a smaller twin than the version it started from),
+and returns the set's manifest: the asset's one value, which the IO manager writes (shards.json) and audits as
+SAMPLE_GENERATED, once per portfolio. The set is published with the rest of the run's outputs, after the
+blocking checks. Only the collect step is in the DuckDB writer pool, so the shard steps run in parallel.
 """
 
-import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from .schemas import conform, schema_from_dict
 from .shared import DUCKDB_POOL, TWIN_ASSET, audited, contract
 
 STEP_IO = "step_io_manager"
+SHARDS = "shards"  # the shard folder inside a version of the portfolio
 PREVIEW_ROWS = 5
 
 
@@ -54,21 +54,21 @@ def make_shard(context: dg.OpExecutionContext, storage: TwinStorage, raw_upload:
     shard set, and hold it to the upload's schema; returns its protection figures and its file's SHA-256."""
     manifest = raw_upload["manifest"]
     planned = shards.Shard(**shard)
-    folder = storage.shard_set(context.partition_key, context.run_id)
+    folder = storage.staged(context.partition_key, context.run) / SHARDS
     made = shards.make_shard(GaussianCopulaEngine.from_dict(fitted_marginals), load_real(storage, manifest),
                              options_of(manifest), planned, folder)
     path = folder / planned.file_name
     with contract():
         conform(pd.read_parquet(path), schema_from_dict(raw_upload["schema"]), f"shard {planned.index} of the twin")
-    return {**made, "set": context.run_id, "file": planned.file_name, "sha256": sha256_file(path)}
+    return {**made, "file": planned.file_name, "sha256": sha256_file(path)}
 
 
 @dg.op(pool=DUCKDB_POOL)
 def publish_shards(context: dg.OpExecutionContext, storage: TwinStorage, raw_upload: dict,
                    made: list[dict]) -> dg.Output[dict]:
-    """Make the complete shard set the portfolio's `shards`; return the set's manifest and merged figures."""
+    """Check the run's shard set is complete; return the set's manifest and merged figures."""
     made = sorted(made, key=lambda item: item["shard"])
-    link = publish(storage, context.partition_key, context.run_id, made)
+    link = complete_set(storage.staged(context.partition_key, context.run) / SHARDS, context.partition_key, made)
     manifest = raw_upload["manifest"]
     value = {"shard_rows": manifest.get("shard_rows", shards.SHARD_ROWS), "rows": sum(item["rows"] for item in made),
              "shards": [{key: item[key] for key in ("file", "rows", "sha256")} for item in made],
@@ -81,30 +81,16 @@ def publish_shards(context: dg.OpExecutionContext, storage: TwinStorage, raw_upl
     })
 
 
-def publish(storage: TwinStorage, portfolio: str, run_id: str, made: list[dict]) -> Path:
-    """Point the portfolio's `shards` link at the shard set of `run_id` atomically, then delete every other set.
-
-    A re-execution from failure reruns only the failed shard steps: the shards its parent run made are
-    hard-linked into this run's set first, so the published set is always one folder."""
-    target = storage.shard_set(portfolio, run_id)
-    target.mkdir(parents=True, exist_ok=True)
-    for item in made:
-        earlier = storage.shard_set(portfolio, item["set"]) / item["file"]
-        if item["set"] != run_id and earlier.exists() and not (target / item["file"]).exists():
-            os.link(earlier, target / item["file"])
-    missing = sorted({item["file"] for item in made} - {path.name for path in target.glob("shard-*.parquet")})
+def complete_set(folder: Path, portfolio: str, made: list[dict]) -> Path:
+    """The run's shard folder holding exactly the shards made; others (left from a larger twin) are removed."""
+    present = {path.name: path for path in folder.glob("shard-*.parquet")}
+    missing = sorted(item["file"] for item in made if item["file"] not in present)
     if missing:
-        raise dg.Failure(f"portfolio {portfolio}: shard file(s) {', '.join(missing)} are gone from {target.parent} "
-                         "(another run of this portfolio replaced them): rerun the portfolio")
-    link = storage.shards_dir(portfolio)
-    staged = link.with_name(f".{link.name}.{run_id}.tmp")
-    staged.unlink(missing_ok=True)
-    os.symlink(Path(target.parent.name, target.name), staged)  # relative: the data directory may move
-    os.replace(staged, link)
-    for other in target.parent.iterdir():
-        if other != target:
-            shutil.rmtree(other)
-    return link
+        raise dg.Failure(f"portfolio {portfolio}: shard file(s) {', '.join(missing)} are missing from {folder}: "
+                         "rerun the portfolio")
+    for name in set(present) - {item["file"] for item in made}:
+        present[name].unlink()
+    return folder
 
 
 @dg.graph_asset(**TWIN_ASSET, metadata=audited("SAMPLE_GENERATED"), kinds={"parquet"})

@@ -60,8 +60,9 @@ class ColumnSpec:
         return cls(**data)
 
 
-def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None = None) -> ColumnSpec:
-    """Detect a column's kind (unless given) and the format details needed to write it back."""
+def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None = None, k: int = 1) -> ColumnSpec:
+    """Detect a column's kind (unless given) and the format details needed to write it back. A constant seen on
+    fewer than `k` rows (a note on one row, a bonus paid once) is rare: it is not stored, the column stays null."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"column {series.name!r}: unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     values = series.dropna()
@@ -74,7 +75,8 @@ def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None =
     if kind is None:
         spec.kind = _detect_kind(series, values)
     if spec.kind == "constant":
-        spec.value = values.iloc[0].item() if len(values) and hasattr(values.iloc[0], "item") else (values.iloc[0] if len(values) else None)
+        spec.value = None if len(values) < max(k, 1) else (
+            values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0])
     elif spec.kind == "identifier":
         spec.id_pattern = identifier_pattern(values)
     elif spec.kind == "datetime":
@@ -326,6 +328,9 @@ def identifier_pattern(values: pd.Series) -> dict:
 
 def mint_identifiers(pattern: dict, start: int, count: int, rng: np.random.Generator) -> np.ndarray:
     """Fresh keys number `start` .. `start + count - 1` of a sample, formatted like the real keys."""
+    if pattern["type"] == "format":  # a direct identifier (e-mail, SSN, card number): fresh values of its format
+        from ..privacy.identifiers import fresh_values
+        return fresh_values(pattern, count, rng)
     serial = np.arange(start, start + count, dtype=np.int64)
     if pattern["type"] == "integer":
         return serial + pattern["start"]

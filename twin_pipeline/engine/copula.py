@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..tables import TwinInputError, atomic_path
+from ..tables import TwinInputError, atomic_path, to_csv
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
@@ -90,7 +90,7 @@ class GaussianCopulaEngine:
         rng = fit_rng(seed, df)
         self.primary_key, self.n_rows = primary_key, len(df)
         kinds = column_kinds or {}
-        self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name))
+        self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name), k=self.k)
                       for name in df.columns]
         col.mark_duplicates(df, self.specs, fixed=set(kinds))
         self.rules = RuleSet()
@@ -169,7 +169,7 @@ class GaussianCopulaEngine:
                     lambda n, rng, marginal=marginal: marginal.decode(rng.standard_normal(n)), marginal.atoms,
                     spec.decimals)
 
-    def _calibrate_derived_rounding(self, rows: int = 20_000, iterations: int = 2) -> None:
+    def _calibrate_derived_rounding(self, rows: int = 5_000, iterations: int = 1) -> None:
         """Columns computed through an order rule are rounded after the rule bounds them: their step weights are
         corrected on a simulated twin until it sits on each step as often as the real values."""
         names = [name for name, rule in self.rules.derived_columns.items()
@@ -465,7 +465,7 @@ class GaussianCopulaEngine:
                     writer = writer or pq.ParquetWriter(tmp, table.schema)
                     writer.write_table(table)
                 else:
-                    chunk.to_csv(tmp, mode="a" if done else "w", header=not done, index=False)
+                    to_csv(chunk, tmp, mode="a" if done else "w", header=not done)
                 done += len(chunk)
                 if progress:
                     progress(done, n)
@@ -476,7 +476,7 @@ class GaussianCopulaEngine:
                 if parquet:
                     empty.to_parquet(tmp, index=False)
                 else:
-                    empty.to_csv(tmp, index=False)
+                    to_csv(empty, tmp)
         return path
 
     def _assemble(self, decoded: dict[int, np.ndarray], size: int, start: int, rng: np.random.Generator,
@@ -515,7 +515,7 @@ class GaussianCopulaEngine:
     def _round_derived(self, name: str, numbers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A derived column's numbers on the real column's decimals and rounding steps."""
         fmt = self.rules.formats.get(name, {})
-        if fmt.get("rounding") and name not in self.rules.computed_columns:  # a sum of on-step parts is on step
+        if fmt.get("rounding") and self.rules.derived_columns[name].kind == "order":  # sums: their parts' steps
             numbers = col.round_to_steps(numbers, fmt["rounding"], rng, bounds=(fmt["floor"], fmt["ceiling"]))
         return np.round(numbers, fmt["decimals"]) if fmt.get("decimals") is not None else numbers
 

@@ -1,20 +1,27 @@
-"""Copy protection: no twin row equals a real row, and no rare real string ever reaches the twin.
+"""Copy protection by risk: no twin row reproduces a rare real record, and no rare real string reaches the twin.
 
-A synthetic row identical to a real one on every column is a disclosed record whatever the model was; a
-free-text value seen fewer than k times in the real data (a job title like "Chief Risk Officer, Bank X")
-points at a handful of people. Both are found by vectorised hashing and replaced before anything is shipped.
+A synthetic row equal to a real record whose combination (keys aside) fewer than k real people share points at
+those few people; a row equal to a combination that k or more share discloses no one, and forbidding it would
+remove the most typical borrowers from the twin (and with them the true default rate). So common combinations
+stay, up to the natural identical-match share: the share of fresh real rows that equal some real row, which an
+honest twin shows too. Forbidden rows are replaced from a pool of fresh rows reweighted (raked) to the removed
+rows' shares of every low-cardinality column (flags, statuses, grades), so rejection does not bias those
+columns; the largest share shift is reported.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from twin_pipeline.tables import TwinInputError
+from twin_pipeline.privacy.grouping import catch_all
+from twin_pipeline.errors import TwinInputError
 
-OTHER = "Other"
+LOW_CARDINALITY = 20  # columns with at most this many values keep their shares: replacements are drawn within them
+
 
 
 def _comparable(series: pd.Series) -> pd.Series:
@@ -32,7 +39,7 @@ def row_fingerprints(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     return pd.util.hash_pandas_object(normalised, index=False).to_numpy()
 
 
-def _compared_columns(synthetic: pd.DataFrame, real: pd.DataFrame, ignore_columns: Sequence[str]) -> list[str]:
+def compared_columns(synthetic: pd.DataFrame, real: pd.DataFrame, ignore_columns: Sequence[str]) -> list[str]:
     columns = [c for c in synthetic.columns if c not in set(ignore_columns)]
     missing = [c for c in columns if c not in real.columns]
     if missing or not columns:
@@ -43,45 +50,167 @@ def _compared_columns(synthetic: pd.DataFrame, real: pd.DataFrame, ignore_column
 
 def exact_copy_mask(synthetic: pd.DataFrame, real: pd.DataFrame, ignore_columns: Sequence[str] = ()) -> np.ndarray:
     """True for each synthetic row equal to some real row on every compared column (a hash join)."""
-    columns = _compared_columns(synthetic, real, ignore_columns)
+    columns = compared_columns(synthetic, real, ignore_columns)
     return np.isin(row_fingerprints(synthetic, columns), np.unique(row_fingerprints(real, columns)))
 
 
-def remove_exact_copies(
+class RealCombinations:
+    """How many real rows share each full combination of the compared columns (a hash table, built once)."""
+
+    def __init__(self, real: pd.DataFrame, columns: Sequence[str]):
+        self.columns = list(columns)
+        self.fingerprints, self.counts = np.unique(row_fingerprints(real, self.columns), return_counts=True)
+
+    def count(self, frame: pd.DataFrame) -> np.ndarray:
+        """Per row of `frame`: how many real rows equal it (0 = a new row)."""
+        if len(frame) == 0 or len(self.fingerprints) == 0:
+            return np.zeros(len(frame), dtype=np.int64)
+        fingerprints = row_fingerprints(frame, self.columns)
+        position = np.minimum(np.searchsorted(self.fingerprints, fingerprints), len(self.fingerprints) - 1)
+        return np.where(self.fingerprints[position] == fingerprints, self.counts[position], 0)
+
+
+def natural_identical_share(real: pd.DataFrame, columns: Sequence[str], seed: int = 0) -> dict:
+    """The share of rows identical to some real row that a fresh real sample shows (MOSTLY AI's "identical match
+    share"), estimated two ways: on a 50/50 holdout split (half B against half A), and leaving one row out at a
+    time (a real row whose combination another real row shares), which is the same question at the full table's
+    size and is the cap used."""
+    fingerprints = row_fingerprints(real, columns)
+    _, inverse, counts = np.unique(fingerprints, return_inverse=True, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(real))
+    half_a, half_b = fingerprints[order[: len(real) // 2]], fingerprints[order[len(real) // 2:]]
+    return {"leave_one_out": float((counts[inverse] >= 2).mean()) if len(real) else 0.0,
+            "holdout_50_50": float(np.isin(half_b, half_a).mean()) if len(half_b) else 0.0,
+            "real_rows": int(len(real))}
+
+
+def low_cardinality_columns(real: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """Columns with 2..LOW_CARDINALITY values (flags, statuses, grades): their shares are kept."""
+    return [column for column in columns if 1 < real[column].nunique(dropna=False) <= LOW_CARDINALITY]
+
+
+def rake(pool: pd.DataFrame, target: pd.DataFrame, columns: Sequence[str], sweeps: int = 50) -> np.ndarray:
+    """Weights on `pool` rows whose one-way shares over `columns` match `target`'s (iterative proportional
+    fitting, as survey statisticians calibrate a sample). A target value the pool lacks cannot be matched: the
+    column is calibrated to the values it has; uniform weights when nothing can be matched at all."""
+    weights = np.ones(len(pool))
+    codes = []
+    for column in columns:
+        pool_codes, uniques = pd.factorize(pool[column], use_na_sentinel=False)
+        wanted = target[column].value_counts(dropna=False).reindex(uniques, fill_value=0).to_numpy(dtype=float)
+        if wanted.sum() > 0:
+            codes.append((pool_codes, wanted / wanted.sum()))
+    for _ in range(sweeps):
+        worst = 0.0
+        for pool_codes, wanted in codes:
+            have = np.bincount(pool_codes, weights=weights, minlength=len(wanted))
+            have = have / max(have.sum(), 1e-300)
+            factor = np.divide(wanted, have, out=np.zeros_like(wanted), where=have > 0)
+            worst = max(worst, float(np.abs(have - wanted).max()))
+            weights = weights * factor[pool_codes]
+        if worst < 1e-4 or not weights.sum() > 0:
+            break
+    return weights if weights.sum() > 0 else np.ones(len(pool))
+
+
+def systematic_sample(pool: pd.DataFrame, weights: np.ndarray, take: int, columns: Sequence[str],
+                      rng: np.random.Generator) -> np.ndarray:
+    """`take` pool rows with probability proportional to `weights`, systematically along the pool sorted by its
+    low-cardinality combination: each combination gets its expected count give or take one, where independent
+    draws would add a sampling error of their own. With replacement: a few allowed rows of a rare value may
+    carry large weights (a pool row used twice is a synthetic row, not a real one)."""
+    from twin_pipeline.privacy.grouping import group_keys
+
+    order = np.lexsort((rng.random(len(pool)), group_keys(pool, list(columns)))) if columns else rng.permutation(len(pool))
+    cumulative = np.cumsum(weights[order]) / weights.sum() * take
+    points = rng.random() + np.arange(take)
+    return order[np.minimum(np.searchsorted(cumulative, points, side="right"), len(pool) - 1)]
+
+
+def share_shift(before: pd.DataFrame, after: pd.DataFrame, columns: Sequence[str]) -> dict:
+    """The largest change in any category's share over `columns`, and where it happened."""
+    worst = {"largest_share_change": 0.0, "column": None, "value": None}
+    for column in columns:
+        change = (after[column].value_counts(normalize=True, dropna=False)
+                  .sub(before[column].value_counts(normalize=True, dropna=False), fill_value=0).abs())
+        if len(change) and change.max() > worst["largest_share_change"]:
+            worst = {"largest_share_change": float(change.max()), "column": str(column),
+                     "value": None if pd.isna(change.idxmax()) else str(change.idxmax())}
+    return worst
+
+
+def replace_disclosive_copies(
     synthetic: pd.DataFrame,
     real: pd.DataFrame,
     resample: Callable[[int], pd.DataFrame],
-    max_rounds: int = 10,
+    k: int = 5,
     ignore_columns: Sequence[str] = (),
+    max_rounds: int = 10,
+    seed: int = 0,
+    pool_factor: int = 20,
 ) -> tuple[pd.DataFrame, dict]:
-    """Replace synthetic rows that copy a real row by fresh samples until none is left.
+    """Replace every twin row equal to a real combination shared by fewer than `k` real rows, and the common
+    copies above the natural identical-match share (plus two binomial standard errors of sampling error).
 
-    `resample(n)` must return n new synthetic rows with the same columns. Replacements are checked again;
-    after `max_rounds` the copies still left are dropped and counted. `ignore_columns` (e.g. a generated
-    primary key) are left out of the comparison, so a copied record with a new id still counts as a copy.
-    Returns the cleaned frame (row order kept, fresh rows in the copies' places) and counts for the report.
+    Replacements are not the first fresh draws that pass (that would favour the commonest cells and bias every
+    column): `resample` draws a pool of `pool_factor` times as many rows, the allowed ones are raked to the
+    removed rows' shares on every low-cardinality column, and the replacements are drawn by those weights.
+    Rows still forbidden after `max_rounds` are dropped and counted. Returns the frame (row order kept) and the
+    report, with the largest share change this caused in any low-cardinality column.
     """
     out = synthetic.reset_index(drop=True)
-    columns = _compared_columns(out, real, ignore_columns)
-    real_fingerprints = np.unique(row_fingerprints(real, columns))
-    to_check = np.isin(row_fingerprints(out, columns), real_fingerprints)
-    found, resampled, rounds = int(to_check.sum()), 0, 0
-    while to_check.any() and rounds < max_rounds:
+    columns = compared_columns(out, real, ignore_columns)
+    combinations = RealCombinations(real, columns)
+    natural = natural_identical_share(real, columns, seed)
+    kept_shares = low_cardinality_columns(real, columns)
+    n = len(out)
+    share = natural["leave_one_out"]
+    allowed = math.floor(share * n + 2 * math.sqrt(n * share * (1 - share)))
+    rng = np.random.default_rng(seed)
+    counts = combinations.count(out)
+    rare_found, common_found = int(((counts > 0) & (counts < k)).sum()), int((counts >= k).sum())
+    replaced, rounds = 0, 0
+    while True:
+        forbidden = (counts > 0) & (counts < k)
+        common = np.flatnonzero(counts >= k)
+        if len(common) > allowed:  # too many typical rows: replace a random excess, not the first ones
+            forbidden[rng.choice(common, len(common) - allowed, replace=False)] = True
+        if not forbidden.any() or rounds >= max_rounds:
+            break
+        positions = np.flatnonzero(forbidden)
+        pool = resample(pool_factor * len(positions)).reset_index(drop=True)
+        if list(pool.columns) != list(out.columns):
+            raise ValueError(f"resample must return rows with columns {list(out.columns)}; got {list(pool.columns)}")
+        pool_counts = combinations.count(pool)
+        room = allowed - int((counts[~forbidden] >= k).sum())
+        usable = (pool_counts == 0) | ((pool_counts >= k) & (room > 0))
+        pool, pool_counts = pool[usable].reset_index(drop=True), pool_counts[usable]
+        weights = rake(pool, out.loc[positions], kept_shares)
+        take = len(positions) if (weights > 0).any() else 0
+        if take:
+            chosen = systematic_sample(pool, weights, take, kept_shares, rng)
+            targets = positions[:take] if take == len(positions) else rng.choice(positions, take, replace=False)
+            out.loc[targets] = pool.loc[chosen].set_axis(targets).astype(out.dtypes.to_dict())
+            counts[targets] = pool_counts[chosen]
+            replaced += take
         rounds += 1
-        positions = np.flatnonzero(to_check)
-        fresh = resample(len(positions))
-        if len(fresh) != len(positions) or list(fresh.columns) != list(out.columns):
-            raise ValueError(f"resample({len(positions)}) must return {len(positions)} rows with columns "
-                             f"{list(out.columns)}; got {len(fresh)} rows with {list(fresh.columns)}")
-        fresh = fresh.astype(out.dtypes.to_dict()).set_axis(positions)
-        out = pd.concat([out.drop(index=positions), fresh]).sort_index()
-        resampled += len(positions)
-        to_check = np.zeros(len(out), dtype=bool)
-        to_check[positions] = np.isin(row_fingerprints(out.iloc[positions], columns), real_fingerprints)
-    dropped = int(to_check.sum())
-    out = out[~to_check].reset_index(drop=True)
-    return out, {"exact_copies_found": found, "rows_resampled": resampled, "resample_rounds": rounds,
-                 "copies_dropped": dropped, "columns_compared": columns}
+    dropped = int(forbidden.sum())
+    out = out[~forbidden].reset_index(drop=True)
+    identical = int((counts[~forbidden] > 0).sum())
+    return out, {
+        "rule": f"no row equal to a real combination shared by fewer than {k} real rows; common combinations "
+                "allowed up to the natural identical-match share",
+        "columns_compared": columns,
+        "rare_record_copies_found": rare_found,
+        "common_copies_found": common_found,
+        "rows_replaced": replaced,
+        "replace_rounds": rounds,
+        "replacements_raked_on": kept_shares,
+        "rows_dropped": dropped,
+        "identical_match_share": identical / len(out) if len(out) else 0.0,
+        "natural_identical_match_share": natural,
+        "share_shift": share_shift(synthetic, out, kept_shares),
+    }
 
 
 def replace_rare_strings(
@@ -90,7 +219,7 @@ def replace_rare_strings(
     k: int = 5,
     exclude: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, dict]:
-    """Replace every text value that occurs 1..k-1 times in the real column by "Other".
+    """Replace every text value that occurs 1..k-1 times in the real column by the column's catch-all ("Other").
 
     Values absent from the real data (an engine's own "Other", generated keys) reveal nobody and stay.
     `exclude` names columns to leave alone (e.g. the primary key). Returns the frame and, per column,
@@ -102,12 +231,13 @@ def replace_rare_strings(
         if column in exclude or column not in real.columns or not _is_text(out[column]) or not _is_text(real[column]):
             continue
         frequency = real[column].value_counts(dropna=True)
-        rare_values = frequency.index[(frequency < k) & (frequency.index != OTHER)]
+        label = catch_all(real[column])
+        rare_values = frequency.index[(frequency < k) & (frequency.index != label)]
         mask = out[column].isin(rare_values).to_numpy()
         if mask.any():
-            if isinstance(out[column].dtype, pd.CategoricalDtype) and OTHER not in out[column].cat.categories:
-                out[column] = out[column].cat.add_categories([OTHER])
-            out[column] = out[column].mask(mask, OTHER)
+            if isinstance(out[column].dtype, pd.CategoricalDtype) and label not in out[column].cat.categories:
+                out[column] = out[column].cat.add_categories([label])
+            out[column] = out[column].mask(mask, label)
         counts[column] = {"rare_real_values": int(len(rare_values)), "cells_replaced": int(mask.sum())}
     return out, counts
 

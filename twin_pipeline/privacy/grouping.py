@@ -7,12 +7,25 @@ would count it) and the codes are combined into one int64 key per row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 _KEY_LIMIT = 1 << 62  # combined keys stay below this so the multiply-add never overflows int64
+OTHER = "Other"
+_CATCH_ALL = re.compile(r"others?", re.IGNORECASE)
+
+
+def catch_all(series: pd.Series) -> str:
+    """The label rare values are grouped under: a catch-all the column already has ("other", "others", "Other",
+    any case), so no second `Other` appears beside the real one; otherwise "Other"."""
+    values = series.cat.categories if isinstance(series.dtype, pd.CategoricalDtype) else series.dropna().unique()
+    for value in values:
+        if isinstance(value, str) and _CATCH_ALL.fullmatch(value.strip()):
+            return value
+    return OTHER
 
 
 def column_codes(series: pd.Series) -> tuple[np.ndarray, int]:

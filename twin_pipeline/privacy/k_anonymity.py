@@ -23,14 +23,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from twin_pipeline.privacy.grouping import column_codes, combine_codes, group_sizes, smallest_group
+from twin_pipeline.privacy.grouping import catch_all, column_codes, combine_codes, group_sizes, smallest_group
 from twin_pipeline.privacy.microaggregation import group_lower_medians, group_means, mondrian_groups
 from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
 from twin_pipeline.errors import PrivacyLimitError, TwinInputError
 from twin_pipeline.options import DEFAULT_K, DEFAULT_MAX_SUPPRESSION
 
-OTHER = "Other"
 GENERALIZATIONS = (None, "bands")
 
 
@@ -86,10 +85,11 @@ def enforce_k_anonymity(
     for column in categorical:
         mask, n_values = pooled[column]
         if (mask & kept).any():
-            steps[column].append({"what": f"values seen fewer than k times grouped into '{OTHER}'",
+            steps[column].append({"what": f"values seen fewer than k times grouped into '{catch_all(protected[column])}'",
                                   "values_grouped": n_values, "rows_changed": int((mask & kept).sum())})
         if (recoded[column] & kept).any():
-            steps[column].append({"what": f"set to '{OTHER}' in combinations rarer than k (local recoding)",
+            steps[column].append({"what": f"set to '{catch_all(protected[column])}' in combinations rarer than k "
+                                          "(local recoding)",
                                   "rows_changed": int((recoded[column] & kept).sum())})
     if numeric:
         strata = combine_codes([column_codes(protected[c][kept]) for c in categorical]
@@ -143,15 +143,16 @@ def _checked_arguments(df, target_k, quasi_identifiers, generalize, max_suppress
 def _set_other(series: pd.Series, mask: np.ndarray) -> pd.Series:
     if not mask.any():
         return series
-    if isinstance(series.dtype, pd.CategoricalDtype) and OTHER not in series.cat.categories:
-        series = series.cat.add_categories([OTHER])
-    return series.mask(mask, OTHER)
+    label = catch_all(series)
+    if isinstance(series.dtype, pd.CategoricalDtype) and label not in series.cat.categories:
+        series = series.cat.add_categories([label])
+    return series.mask(mask, label)
 
 
 def _codes_with_other(series: pd.Series) -> tuple[np.ndarray, int, int]:
-    """Codes (missing = its own code), the number of codes counting "Other", and the code of "Other"."""
+    """Codes (missing = its own code), the number of codes counting the catch-all, and the catch-all's code."""
     codes, uniques = pd.factorize(series, use_na_sentinel=False)
-    other = int(pd.Index(uniques).get_indexer([OTHER])[0])
+    other = int(pd.Index(uniques).get_indexer([catch_all(series)])[0])
     n_codes = len(uniques)
     return codes.astype(np.int64, copy=False), n_codes + (other < 0), other if other >= 0 else n_codes
 
@@ -321,15 +322,28 @@ def _bands(series: pd.Series, steps: list[dict]) -> pd.Series:
 
 
 def _information_loss(original, protected, codec, changed) -> dict:
-    """Normalised SSE (SSE / total sum of squares) per numeric QI; share of values regrouped per categorical QI."""
-    numeric_loss = {}
+    """Per quasi-identifier: the share of rows changed; normalised SSE (SSE / total sum of squares) for numeric
+    ones; for categorical ones ARX's "Loss" of the recoding: each recoded cell loses (values merged into its
+    catch-all - 1) / (values in the column - 1), 0 for an untouched cell, averaged over the rows."""
+    numeric_loss, rows_changed = {}, {}
     for column, column_codec in codec.items():
         before, after = column_codec.values(original[column]), column_codec.values(protected[column])
         present = ~np.isnan(before) & ~np.isnan(after)
         total = ((before[present] - before[present].mean()) ** 2).sum() if present.any() else 0.0
         sse = ((before[present] - after[present]) ** 2).sum()
         numeric_loss[column] = float(sse / total) if total > 0 else 0.0
+        rows_changed[column] = float(np.mean(~((before == after) | (np.isnan(before) & np.isnan(after))))) \
+            if len(before) else 0.0
+    arx_loss = {}
+    for column, mask in changed.items():
+        rows_changed[column] = float(mask.mean()) if len(mask) else 0.0
+        domain = original[column].nunique(dropna=False)
+        label = catch_all(protected[column])
+        merged = original.loc[(protected[column] == label).to_numpy(), column].nunique(dropna=False)
+        arx_loss[column] = float(mask.mean() * (merged - 1) / (domain - 1)) if domain > 1 and len(mask) else 0.0
     return {
+        "share_rows_changed": rows_changed,
         "numeric_normalised_sse": numeric_loss,
+        "categorical_arx_loss": arx_loss,
         "categorical_share_regrouped": {c: float(mask.mean()) if len(mask) else 0.0 for c, mask in changed.items()},
     }

@@ -1,23 +1,28 @@
-"""The whole privacy pass on a sampled twin, in the order that keeps every guarantee.
+"""The whole privacy pass on a sampled twin, in the order that keeps every guarantee and the row count.
 
-Order matters: rare real strings go first (and from every resampled row too, or a replacement could bring one
-back); copies are replaced before k-anonymity (so replacements are anonymised with everyone else); and because
-moving values to group means could, rarely, land a row exactly on a real one, copies are checked once more.
+Order matters: rare real strings go first (and from every redrawn row too, or a replacement could bring one
+back); rows reproducing a rare real record are redrawn before k-anonymity (so replacements are anonymised with
+everyone else); rows k-anonymity had to suppress, and rows that micro-aggregation happened to land on a rare
+real record, are replaced by fresh conforming draws: the quasi-identifier values of a row already in a group of
+>= k (k holds), the other columns drawn by the model given that row's original values (so nothing is biased).
+A twin therefore always has exactly the rows asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
-from twin_pipeline.privacy.copies import exact_copy_mask, remove_exact_copies, replace_rare_strings
+from twin_pipeline.privacy.copies import (RealCombinations, compared_columns, replace_disclosive_copies,
+                                          replace_rare_strings)
 from twin_pipeline.privacy.grouping import smallest_group
 from twin_pipeline.privacy.k_anonymity import enforce_k_anonymity
-from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
-from twin_pipeline.tables import TwinInputError
+from twin_pipeline.privacy.quasi_identifiers import choose_quasi_identifiers
+from twin_pipeline.errors import PrivacyLimitError
 
-MAX_COPY_SHARE = 0.5  # more copies than this left after resampling: the table's rows are all common
+MAX_COPY_SHARE = 0.5  # more forbidden rows than this left after redrawing: the table's rows are all rare records
 
 
 def protect_twin(
@@ -31,44 +36,92 @@ def protect_twin(
     primary_key: str | None = None,
     max_rounds: int = 10,
     ignore_columns: Sequence[str] = (),
+    resample_given: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, dict]:
-    """Rare strings -> "Other", copies of real rows resampled, k-anonymity enforced; returns (twin, report).
+    """Rare strings -> the catch-all, rare real records redrawn, k-anonymity enforced; returns (twin, report)
+    with exactly len(synthetic) rows.
 
-    `resample(n)` draws n fresh synthetic rows (e.g. `lambda n: engine.sample(n, seed=...)`); `primary_key`
-    is excluded from string replacement and from copy comparison (a new id does not make a copy new), and so
-    are `ignore_columns` (foreign keys to synthetic parents).
+    `resample(n)` draws n fresh synthetic rows; `resample_given(given)` (optional) draws one fresh row per row
+    of `given` keeping its values (the engine's conditional sampling), so a refilled row's other columns fit its
+    quasi-identifiers; without it refills are drawn unconditionally.
+    `primary_key` and `ignore_columns` (foreign keys, fresh direct identifiers) are neither compared nor replaced.
     """
     ignore = ([primary_key] if primary_key else []) + list(ignore_columns)
-    qis = list(detect_quasi_identifiers(synthetic, primary_key=primary_key)
-               if quasi_identifiers is None else quasi_identifiers)
+    if quasi_identifiers is None:
+        choice = choose_quasi_identifiers(synthetic, primary_key=primary_key, exclude=ignore)
+        qis = list(choice["chosen"])
+    else:
+        qis = list(quasi_identifiers)
+        choice = {"chosen": {q: "given by the user" for q in qis}, "not_chosen": {}}
 
-    def fresh_rows(n: int) -> pd.DataFrame:
-        return replace_rare_strings(resample(n), real, k, exclude=ignore)[0]
+    def fresh(n: int) -> pd.DataFrame:
+        return replace_rare_strings(resample(n).reset_index(drop=True), real, k, exclude=ignore)[0]
 
-    safe, rare_strings = replace_rare_strings(synthetic, real, k, exclude=ignore)
-    safe, copies = remove_exact_copies(safe, real, fresh_rows, max_rounds=max_rounds, ignore_columns=ignore)
-    if len(synthetic) and copies["copies_dropped"] > MAX_COPY_SHARE * len(synthetic):
-        raise TwinInputError(
-            None, f"{copies['copies_dropped']:,} of {len(synthetic):,} twin rows still equal a real row after "
-                  f"{max_rounds} resampling rounds: nearly every possible row of this table occurs in the real data "
-                  f"(columns compared: {', '.join(map(str, copies['columns_compared']))}), so a twin without copies "
-                  "cannot be made; add columns that vary, or share an aggregate instead")
+    def redraw(given: pd.DataFrame) -> pd.DataFrame:
+        if resample_given is None or given.shape[1] == 0:
+            return fresh(len(given))
+        return replace_rare_strings(resample_given(given).reset_index(drop=True), real, k, exclude=ignore)[0]
+
+    safe, rare_strings = replace_rare_strings(synthetic.reset_index(drop=True), real, k, exclude=ignore)
+    safe, copies = replace_disclosive_copies(safe, real, fresh, k, ignore, max_rounds, seed)
+    if len(synthetic) and copies["rows_dropped"] > MAX_COPY_SHARE * len(synthetic):
+        raise PrivacyLimitError(
+            None, f"{copies['rows_dropped']:,} of {len(synthetic):,} twin rows still equal a real record shared by "
+                  f"fewer than {k} real rows after {max_rounds} redrawing rounds: nearly every possible row of this "
+                  f"table is a rare real record (columns compared: {', '.join(map(str, copies['columns_compared']))}),"
+                  " so a safe twin cannot be made; add columns that vary, or share an aggregate instead")
     protected, anonymity = enforce_k_anonymity(safe, k, qis, generalize, max_suppression)
-    late_copies = 0
-    for _ in range(max_rounds):
-        late = exact_copy_mask(protected, real, ignore)
-        if not late.any():
-            break
-        late_copies += int(late.sum())
-        protected = protected[~late]
-        if smallest_group(protected, qis) < k:  # dropping rows can leave a group short: re-enforce on what is left
-            protected, again = enforce_k_anonymity(protected, k, qis, generalize, max_suppression)
-            anonymity["records_suppressed"] += again["records_suppressed"]
+    protected, refill = _refill(protected, safe, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed)
+    if smallest_group(protected, qis) < k:  # a late copy's group lost its row to a swapped donor: once more
+        again, extra = enforce_k_anonymity(protected, k, qis, generalize, max_suppression)
+        anonymity["records_suppressed"] += extra["records_suppressed"]
+        protected, more = _refill(again, protected, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed + 1)
+        refill = {key: refill[key] + more[key] for key in refill}
     anonymity["final_k"] = smallest_group(protected, qis)
     anonymity["bank_compliant"] = anonymity["final_k"] >= k
-    return protected.reset_index(drop=True), {
+    return protected, {
         "quasi_identifiers": qis,
+        "quasi_identifier_choice": choice,
         "rare_strings": rare_strings,
-        "exact_copies": {**copies, "copies_created_by_k_anonymity_dropped": late_copies},
+        "exact_copies": {**copies, "rare_record_copies_created_by_k_anonymity_replaced": refill["late_copies"]},
         "k_anonymity": anonymity,
+        "rows": {"asked": len(synthetic), "returned": len(protected),
+                 "suppressed_rows_replaced_by_conforming_draws": refill["filled"] - refill["late_copies"]},
     }
+
+
+def _refill(protected, before, real, n, qis, redraw, k, ignore, max_rounds, seed) -> tuple[pd.DataFrame, dict]:
+    """Back to `n` rows: suppressed (or dropped) rows, and rows that now equal a rare real record, become fresh
+    conforming draws. Each takes the protected quasi-identifier values of a donor row already in a group of >= k
+    (for a rare copy, itself first: its group keeps its size), and the rest is drawn given the donor's values
+    before anonymisation, which the model knows. A donor whose draws keep equalling a rare record is swapped
+    for another; if that left a group short, k-anonymity is enforced once more (its suppressions refilled)."""
+    combinations = RealCombinations(real, compared_columns(protected, real, ignore))
+    rng = np.random.default_rng([seed, 1])
+    counts = combinations.count(protected)
+    late = (counts > 0) & (counts < k)
+    late_copies = int(late.sum())
+    kept = protected[~late]
+    if len(kept) == 0:
+        raise PrivacyLimitError(None, "every protected row equals a rare real record: no safe twin can be made")
+    donors = np.concatenate([protected.index[late], rng.choice(kept.index, max(n - len(protected), 0))])
+    filled, parts = 0, [kept]
+    for round_ in range(max_rounds):
+        if len(donors) == 0:
+            break
+        if round_ >= 2:  # these donors' neighbourhoods hold only rare records: borrow another row's values
+            donors = rng.choice(kept.index, len(donors))
+        fresh = redraw(before.loc[donors, qis])
+        fresh[qis] = protected.loc[donors, qis].to_numpy()
+        fresh = fresh[protected.columns].astype(protected.dtypes.to_dict())
+        counts = combinations.count(fresh)
+        ok = ~((counts > 0) & (counts < k))
+        parts.append(fresh[ok])
+        filled += int(ok.sum())
+        donors = donors[~ok]
+    out = pd.concat(parts, ignore_index=True)
+    if len(out) != n:
+        raise PrivacyLimitError(None, f"could not refill the twin to {n:,} rows: {n - len(out):,} fresh draws kept "
+                                      f"equalling a rare real record after {max_rounds} rounds")
+    return out, {"filled": filled, "late_copies": late_copies}

@@ -1,43 +1,56 @@
 """Which columns could re-identify a person when combined with outside data (quasi-identifiers).
 
-Detected by column name, the way a data-protection officer reads a schema (age, birth date, postcode,
-region, sex, marital status, ethnicity, job, employment length, income, dependents, home ownership,
-education), then filtered by kind: identifiers and constants are never quasi-identifiers.
+Chosen as a data-protection officer reads a schema: a column is a quasi-identifier when a whole word of its
+name (or the whole name, for compounds like "homeownership") is in a known vocabulary (age / birth date, sex,
+postcode / state / region, marital status, ethnicity, job / employer / title, employment length, education,
+dependents, home ownership, income). Never by substring: "debt_to_income" is a ratio, "annual_income_joint" a
+derived amount, "verified_income" a verification status, none of which an attacker looks up about a person.
+At most one column per kind (one income, one place) and at most MAX_DETECTED in all, most identifying kinds
+first: every further quasi-identifier multiplies the combinations k-anonymity must coarsen.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-# Each entry: words that mark a quasi-identifier when they are a whole token of the column name.
-_QI_TOKENS = frozenset({
-    "age", "ages", "birth", "birthday", "birthdate", "birthyear", "dob", "born",
-    "zip", "zipcode", "postcode", "postal", "postalcode", "plz",
-    "state", "region", "county", "city", "province", "district", "address", "addr", "municipality",
-    "sex", "gender",
-    "marital", "married", "maritalstatus",
-    "race", "ethnicity", "ethnic", "nationality", "citizenship", "religion",
-    "occupation", "job", "jobtitle", "employer", "title", "profession", "position",
-    "seniority", "employment", "employed", "selfemp", "selfemployed", "tenure",
-    "income", "salary", "wage", "wages", "earnings",
-    "dependents", "dependent", "dependants", "children", "kids", "household",
-    "home", "homeowner", "owner", "ownership", "housing", "residence",
-    "education", "degree",
-})
+MAX_DETECTED = 6
+# Kinds in priority order (most identifying first): kind -> whole words (or whole compound names) that mark it.
+VOCABULARY: dict[str, frozenset[str]] = {
+    "age / birth date": frozenset({"age", "ages", "birth", "birthday", "birthdate", "birthyear", "dob", "born",
+                                   "yob", "dateofbirth", "yearofbirth"}),
+    "sex / gender": frozenset({"sex", "gender"}),
+    "place (postcode, state, region)": frozenset({
+        "zip", "zipcode", "postcode", "postal", "postalcode", "plz", "state", "region", "county", "city",
+        "province", "district", "municipality", "country"}),
+    "marital status": frozenset({"marital", "married", "maritalstatus"}),
+    "ethnicity / race": frozenset({"race", "ethnicity", "ethnic", "nationality", "citizenship", "religion"}),
+    "job / employer / title": frozenset({"occupation", "job", "jobtitle", "employer", "title", "profession",
+                                         "position"}),
+    "income": frozenset({"income", "salary", "wage", "wages", "earnings", "annualincome", "monthlyincome"}),
+    "education": frozenset({"education", "degree"}),
+    "employment length": frozenset({"seniority", "employment", "employed", "selfemp", "selfemployed", "tenure",
+                                    "yearsemployed"}),
+    "dependents": frozenset({"dependents", "dependent", "dependants", "children", "kids", "household"}),
+    "home ownership": frozenset({"home", "homeowner", "owner", "ownership", "homeownership", "housing"}),
+}
 # Abbreviations that only mean a quasi-identifier next to another word ("annual_inc", "emp_length").
-_QI_TOKEN_PAIRS = (
-    ({"inc"}, {"annual", "monthly", "total", "gross", "net"}),
-    ({"emp"}, {"length", "years", "year", "title", "status", "type"}),
-    ({"family"}, {"status", "size"}),
+_PAIRS = (
+    ("income", {"inc"}, {"annual", "monthly", "total", "gross", "net"}),
+    ("employment length", {"emp"}, {"length", "years", "year"}),
+    ("job / employer / title", {"emp"}, {"title"}),
+    ("marital status", {"family"}, {"status"}),
+    ("dependents", {"family"}, {"size"}),
 )
-# Compound names written as one word ("dateofbirth", "homeownership", "yearsemployed").
-_QI_FRAGMENTS = ("birth", "marital", "income", "salary", "zipcode", "postcode", "gender", "occupation",
-                 "homeowner", "dependent", "employ", "ethnic")
+# Ratios, joint or derived amounts and verification flags: about a loan application, not looked up about a person.
+_DERIVED = frozenset({"to", "ratio", "dti", "per", "pct", "percent", "share", "rate", "joint", "co", "coapplicant",
+                      "verified", "verification", "verify", "debt", "change", "diff"})
 _ID_TOKENS = frozenset({"id", "ids", "uuid", "guid", "key", "pk"})
 _NOT_QI_KINDS = frozenset({"identifier", "constant"})
+OVERRIDE = ("to choose them yourself: --quasi-identifiers a,b,c (twin clone), \"quasi_identifiers\": [...] in the "
+            "sidecar <file>.json, or ops.raw_upload.config.quasi_identifiers in the run config")
 
 
 def name_tokens(name: str) -> list[str]:
@@ -46,17 +59,63 @@ def name_tokens(name: str) -> list[str]:
     return [token for token in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if token]
 
 
-def is_quasi_identifier_name(name: str) -> bool:
+def quasi_identifier_kind(name: str) -> tuple[str | None, str]:
+    """(kind, why) for a column name; kind None when the name is not a quasi-identifier (why says so if asked)."""
     words = name_tokens(name)
     tokens = set(words)
     if tokens & _ID_TOKENS:
-        return False
-    if tokens & _QI_TOKENS:
-        return True
-    if any(tokens & first and tokens & second for first, second in _QI_TOKEN_PAIRS):
-        return True
-    compact = "".join(words)
-    return any(fragment in compact for fragment in _QI_FRAGMENTS)
+        return None, "a key"
+    derived = sorted(tokens & _DERIVED)
+    for kind, vocabulary in VOCABULARY.items():
+        hit = sorted(tokens & vocabulary) or (["".join(words)] if "".join(words) in vocabulary else [])
+        hit = hit or [f"{a}_{b}" for pair_kind, first, second in _PAIRS if pair_kind == kind
+                      for a in sorted(tokens & first) for b in sorted(tokens & second)][:1]
+        if hit:
+            if derived:
+                return None, (f"names {kind} but is a ratio, joint or derived amount or a verification flag "
+                              f"(word '{derived[0]}'): not a quasi-identifier by default")
+            return kind, f"the word '{hit[0]}' names {kind}"
+    return None, "no quasi-identifier word in the name"
+
+
+def choose_quasi_identifiers(
+    df: pd.DataFrame,
+    primary_key: str | None = None,
+    column_kinds: Mapping[str, str] | None = None,
+    exclude: Sequence[str] = (),
+    limit: int = MAX_DETECTED,
+) -> dict:
+    """The detected quasi-identifiers with why each was chosen, why the near misses were not, and how to override.
+
+    Returns {"chosen": {column: reason} in table order, "not_chosen": {column: reason}, "override": text}.
+    """
+    kinds = dict(column_kinds or {})
+    candidates, not_chosen = [], {}
+    for column in df.columns:
+        if column == primary_key or column in exclude:
+            continue
+        kind, why = quasi_identifier_kind(column)
+        if kind is None:
+            if why.startswith("names"):
+                not_chosen[column] = why
+            continue
+        if kinds.get(column) in _NOT_QI_KINDS or df[column].nunique(dropna=False) <= 1 or _looks_like_key(df[column]):
+            not_chosen[column] = f"{why}, but it is a key or a constant: it cannot single anyone out"
+            continue
+        candidates.append((column, kind, why))
+    priority = list(VOCABULARY)
+    taken: dict[str, str] = {}
+    chosen: dict = {}
+    for column, kind, why in sorted(candidates, key=lambda c: priority.index(c[1])):
+        if kind in taken:
+            not_chosen[column] = f"{why}, but '{taken[kind]}' is already the {kind} quasi-identifier (one per kind)"
+        elif len(chosen) >= limit:
+            not_chosen[column] = f"{why}, but {limit} more identifying quasi-identifiers were already chosen"
+        else:
+            taken[kind], chosen[column] = column, why
+    order = {column: i for i, column in enumerate(df.columns)}
+    return {"chosen": dict(sorted(chosen.items(), key=lambda item: order[item[0]])), "not_chosen": not_chosen,
+            "override": OVERRIDE}
 
 
 def detect_quasi_identifiers(
@@ -65,17 +124,7 @@ def detect_quasi_identifiers(
     column_kinds: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Quasi-identifier columns of `df` in table order; never the primary key, identifiers or constants."""
-    kinds = dict(column_kinds or {})
-    found = []
-    for column in df.columns:
-        if column == primary_key or kinds.get(column) in _NOT_QI_KINDS or not is_quasi_identifier_name(column):
-            continue
-        if df[column].nunique(dropna=False) <= 1:
-            continue  # a constant cannot single anyone out
-        if _looks_like_key(df[column]):
-            continue
-        found.append(column)
-    return found
+    return list(choose_quasi_identifiers(df, primary_key, column_kinds)["chosen"])
 
 
 def _looks_like_key(series: pd.Series) -> bool:

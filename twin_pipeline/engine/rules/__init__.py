@@ -18,6 +18,8 @@ from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate
 from .declared import load_declared, read_rules_file, validate_declared
 from .mining import REPORT_SHARE, mine
 
+MODELLED_KINDS = ("order", "ratio")  # derived columns the copula still models (a fraction, a residual)
+
 __all__ = ["Rule", "RuleSet", "load_declared", "read_rules_file", "validate_declared", "REPORT_SHARE"]
 
 
@@ -147,8 +149,9 @@ class RuleSet:
 
     @property
     def computed_columns(self) -> set[str]:
-        """Derived columns that are not modelled at all (computed from others)."""
-        computed = {name for name, rule in self.derived_columns.items() if rule.kind != "order"}
+        """Derived columns that are not modelled at all (computed from others); an ordered column is modelled
+        as its fraction of its interval, a ratio target as its residual."""
+        computed = {name for name, rule in self.derived_columns.items() if rule.kind not in MODELLED_KINDS}
         for rule in self.derived_columns.values():
             if rule.kind == "fixed_combinations":
                 computed.update(rule.params["columns"][1:])
@@ -176,6 +179,12 @@ class RuleSet:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     fraction = np.clip(np.where(width > 0, (value - low) / width, 0.0), 0.0, 1.0)
                 encoded[name] = np.where(np.isfinite(value), fraction, np.nan)
+            elif rule.kind == "ratio":  # the residual around the fitted line, within the real tolerance
+                p = rule.params
+                scale = 1.0 if not p.get("b") else real[p["b"]].to_numpy(dtype=float) ** (-p["power"])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    line = p["slope"] * real[p["a"]].to_numpy(dtype=float)
+                    encoded[name] = real[name].to_numpy(dtype=float) * scale - line
             elif rule.kind == "fixed_combinations":
                 first = rule.params["columns"][0]
                 encoded[first] = combination_keys(real, rule.params["columns"]).where(real[first].notna())
@@ -217,8 +226,8 @@ class RuleSet:
             terms = {p["target"]: -1, **p["terms"]}
             numbers = -sum(sign * frame[term].to_numpy(dtype=float) for term, sign in terms.items() if term != name)
             numbers = numbers / terms[name]
-        elif rule.kind == "ratio":
-            numbers = p["slope"] * frame[p["a"]].to_numpy(dtype=float) + p["intercept"]
+        elif rule.kind == "ratio":  # the modelled residual keeps how far real rows sit from the line
+            numbers = p["slope"] * frame[p["a"]].to_numpy(dtype=float) + frame[name].to_numpy(dtype=float)
             if p.get("b"):
                 with np.errstate(divide="ignore", invalid="ignore"):
                     numbers = numbers * frame[p["b"]].to_numpy(dtype=float) ** p["power"]

@@ -1,0 +1,222 @@
+"""Held-out benchmark of the whole protected twin: does protection keep what is true and remove what is disclosive?
+
+    python bench/bench_holdout.py                 # every table; results in bench/results/holdout.json
+    python bench/bench_holdout.py --tables tiny   # some of them (credit_data credit_card tiny narrow wide large)
+
+Each table is split once, 50/50 with a fixed seed. The pipeline is fitted on one half with default options, and
+makes a twin the size of the other (held-out) half. Measured:
+* SDMetrics QualityReport of the twin against the held-out half, beside the ceiling: the real training half
+  against the held-out half (a twin cannot be closer to new real rows than real rows are);
+* every low-cardinality column's largest share difference from the training half, against 0.02 plus two
+  binomial standard errors of the two samples;
+* twin rows equal to a real record unique in the training half, and to one shared by fewer than k;
+* k recounted on the quasi-identifiers the protection reports; rows returned against rows asked for;
+* anonymeter singling-out, linkability and inference risks (training half as the original, half of the held-out
+  half as the control), beside the control baseline: the other half of the held-out half used as the
+  "synthetic" table. A twin should give an attacker no more than fresh real rows do.
+
+`holdout_run(name, table, make_twin)` is the reusable core: pass another `make_twin(train, n) -> (twin, protection)`
+to measure a variant (a DP epsilon, other options) on the same splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench_engine import sdmetrics_score  # noqa: E402
+
+from twin_pipeline import pipeline  # noqa: E402
+from twin_pipeline.options import CloneOptions  # noqa: E402
+from twin_pipeline.privacy.copies import LOW_CARDINALITY, RealCombinations  # noqa: E402
+from twin_pipeline.privacy.grouping import smallest_group  # noqa: E402
+from twin_pipeline_tests.shapes import SHAPES  # noqa: E402
+
+DATASETS = Path("/work/shared/datasets")
+RESULTS = ROOT / "bench" / "results" / "holdout.json"
+KEYS = {"large": "loan_id"}
+N_ATTACKS = 200
+MAX_ATTEMPTS = 200_000  # anonymeter's singling-out search, bounded: on a few discrete columns it can run for hours
+
+
+def load_tables(names: list[str]) -> dict[str, pd.DataFrame]:
+    tables = {}
+    for name in names:
+        if name in SHAPES:
+            tables[name] = SHAPES[name]()
+        else:
+            tables[name] = pd.read_csv(DATASETS / f"{name}.csv")
+    return tables
+
+
+def default_twin(primary_key: str | None = None, **overrides) -> Callable[[pd.DataFrame, int], tuple]:
+    """The pipeline with default options (plus `overrides`): fit on `train`, sample and protect `n` rows."""
+    def make(train: pd.DataFrame, n: int) -> tuple[pd.DataFrame, dict]:
+        options = CloneOptions(primary_key=primary_key, **overrides)
+        engine = pipeline.fit_model(train, options)
+        return pipeline.protect(engine.sample(n, seed=options.seed), train, engine, options)
+    return make
+
+
+def split(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    order = np.random.default_rng(seed).permutation(len(table))
+    half = len(table) // 2
+    return table.iloc[order[:half]].reset_index(drop=True), table.iloc[order[half:]].reset_index(drop=True)
+
+
+def _labels(series: pd.Series) -> pd.Series:
+    """Values as text, every kind of missing (None, NaN) as one label."""
+    return series.astype(object).where(series.notna(), "<missing>").astype(str)
+
+
+def share_deltas(train: pd.DataFrame, twin: pd.DataFrame) -> dict:
+    """Per low-cardinality column: the largest share difference, its allowance (0.02 + 2 standard errors of the
+    difference of two binomial samples) and whether it is within."""
+    out = {}
+    for column in train.columns:
+        if column not in twin.columns or not 1 < train[column].nunique(dropna=False) <= LOW_CARDINALITY:
+            continue
+        real = _labels(train[column]).value_counts(normalize=True)
+        synthetic = _labels(twin[column]).value_counts(normalize=True)
+        both = pd.concat([real, synthetic], axis=1, keys=["real", "twin"]).fillna(0.0)
+        gap = (both["twin"] - both["real"]).abs()
+        allowance = 0.02 + 2 * np.sqrt(both["real"] * (1 - both["real"]) * (1 / len(train) + 1 / max(len(twin), 1)))
+        worst = (gap - allowance).idxmax()
+        out[column] = {"largest_delta": round(float(gap.max()), 4), "value": str(gap.idxmax()),
+                       "within": bool((gap <= allowance).all()), "allowance_at_worst": round(float(allowance[worst]), 4)}
+    return out
+
+
+def anonymeter_risks(synthetic, train, control, qis, ignore) -> dict:
+    """risk.attacker_risk with anonymeter's singling-out search bounded (MAX_ATTEMPTS)."""
+    import anonymeter.evaluators as evaluators
+
+    from twin_pipeline.privacy import attacker_risk
+
+    original = evaluators.SinglingOutEvaluator
+
+    class Bounded(original):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("max_attempts", MAX_ATTEMPTS)
+            super().__init__(*args, **kwargs)
+
+    def numbers(frame: pd.DataFrame) -> pd.DataFrame:  # anonymeter compares values, not datetimes
+        dates = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+        return frame.assign(**{c: frame[c].astype("int64") // 86_400_000_000_000 for c in dates})
+
+    evaluators.SinglingOutEvaluator = Bounded
+    try:
+        risks = attacker_risk(numbers(synthetic), numbers(train), numbers(control), quasi_identifiers=qis,
+                              n_attacks=N_ATTACKS, ignore_columns=ignore)
+    except Exception as error:  # noqa: BLE001 - an attack that cannot run is reported, not fatal
+        return {"error": f"{type(error).__name__}: {error}"}
+    finally:
+        evaluators.SinglingOutEvaluator = original
+    return {"singling_out": risks["singling_out"], "linkability": risks["linkability"],
+            "inference_max": max(risks["inference"].values(), key=lambda r: r["risk"]) if risks["inference"] else None}
+
+
+def _risk_within(twin: dict, baseline: dict) -> bool | None:
+    """No higher than the baseline within their confidence intervals: the twin's lower bound is not above the
+    baseline's upper bound."""
+    if "error" in twin or "error" in baseline:
+        return None
+    pairs = [(twin[name], baseline[name]) for name in ("singling_out", "linkability", "inference_max") if twin[name]]
+    return all(t["ci"][0] <= b["ci"][1] for t, b in pairs)
+
+
+def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFrame, int], tuple],
+                primary_key: str | None = None, k: int = 5, attacks: bool = True) -> dict:
+    """One table through one twin maker; every figure the module doc lists."""
+    train, held = split(table)
+    started = time.perf_counter()
+    twin, protection = make_twin(train, len(held))
+    seconds = time.perf_counter() - started
+    ignore = [primary_key] if primary_key else []
+    ignore += list(pipeline.direct_identifiers(train, CloneOptions(primary_key=primary_key)))
+    scored = [c for c in train.columns if c not in ignore]
+    ceiling = sdmetrics_score(held[scored], train[scored])
+    quality = sdmetrics_score(held[scored], twin[scored])
+    counts = RealCombinations(train, [c for c in twin.columns if c not in ignore]).count(twin)
+    qis = protection["quasi_identifiers"]
+    deltas = share_deltas(train[scored], twin)
+    result = {
+        "table": name, "rows_real": len(table), "columns": table.shape[1], "train_rows": len(train),
+        "rows_asked": len(held), "rows_returned": len(twin), "rows_exact": len(twin) == len(held),
+        "seconds_fit_sample_protect": round(seconds, 2),
+        "sdmetrics_quality": round(quality, 2), "sdmetrics_ceiling": round(ceiling, 2),
+        "quality_gap": round(ceiling - quality, 2), "within_2_points": ceiling - quality <= 2,
+        "low_cardinality_shares": deltas,
+        "low_cardinality_all_within": all(d["within"] for d in deltas.values()),
+        "rows_equal_to_a_unique_real_record": int((counts == 1).sum()),
+        "rows_equal_to_a_rare_real_record": int(((counts > 0) & (counts < k)).sum()),
+        "identical_match_share": round(float((counts > 0).mean()), 4),
+        "natural_identical_match_share": protection["exact_copies"]["natural_identical_match_share"],
+        "quasi_identifiers": qis, "k_recounted": smallest_group(twin, qis),
+        "records_suppressed_and_refilled": protection["k_anonymity"]["records_suppressed"],
+        "share_shift_from_copy_replacement": protection["exact_copies"]["share_shift"],
+        "information_loss": protection["k_anonymity"]["information_loss"],
+    }
+    if attacks:
+        half = len(held) // 2
+        baseline, control = held.iloc[:half].reset_index(drop=True), held.iloc[half:].reset_index(drop=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result["anonymeter_twin"] = anonymeter_risks(twin, train, control, qis, ignore)
+            result["anonymeter_baseline"] = anonymeter_risks(baseline, train, control, qis, ignore)
+        result["risks_within_baseline"] = _risk_within(result["anonymeter_twin"], result["anonymeter_baseline"])
+    return result
+
+
+def markdown(results: list[dict]) -> str:
+    def risk(entry, name):
+        value = entry.get(name) if isinstance(entry, dict) else None
+        return f"{value['risk']:.2f}" if value else "-"
+
+    lines = ["| table | rows x cols | SDMetrics twin / ceiling | low-card shares within | unique-record copies "
+             "| k | rows asked = returned | singling-out / linkability / inference: twin (baseline) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        twin, base = r.get("anonymeter_twin", {}), r.get("anonymeter_baseline", {})
+        shares = sum(d["within"] for d in r["low_cardinality_shares"].values())
+        lines.append(
+            f"| {r['table']} | {r['rows_real']:,} x {r['columns']} | {r['sdmetrics_quality']:.1f} / "
+            f"{r['sdmetrics_ceiling']:.1f} | {shares} of {len(r['low_cardinality_shares'])} | "
+            f"{r['rows_equal_to_a_unique_real_record']} | {r['k_recounted']} | "
+            f"{r['rows_asked']:,} = {r['rows_returned']:,} | "
+            + " / ".join(f"{risk(twin, n)} ({risk(base, n)})" for n in ("singling_out", "linkability", "inference_max"))
+            + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tables", nargs="+", default=["credit_data", "credit_card", "tiny", "narrow", "wide", "large"])
+    parser.add_argument("--no-attacks", action="store_true", help="skip anonymeter")
+    args = parser.parse_args()
+    results = []
+    for name, table in load_tables(args.tables).items():
+        print(f"{name}: {len(table):,} x {table.shape[1]}", flush=True)
+        results.append(holdout_run(name, table, default_twin(KEYS.get(name)), primary_key=KEYS.get(name),
+                                   attacks=not args.no_attacks))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    previous.update({r["table"]: r for r in results})
+    RESULTS.write_text(json.dumps(previous, indent=2, default=str))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

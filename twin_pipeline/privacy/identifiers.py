@@ -1,0 +1,219 @@
+"""Direct identifiers (SSN, e-mail, phone, full name, street address, account or card number): found at ingest by
+name and by value pattern, and by default replaced by fresh values of the same format, never a real one.
+
+A direct identifier names one person by itself, so it is neither modelled nor protected statistically: the
+model keeps only its format (character shapes seen at least k times, e-mail domains shared by at least k
+people, whether card numbers pass the Luhn check), fresh values are minted from that format, and any fresh value
+that happens to equal a real one is drawn again. `--drop-identifiers` drops the columns instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from twin_pipeline.privacy.quasi_identifiers import name_tokens
+
+SAMPLE_ROWS = 5_000  # detection reads at most this many rows: a pattern is a property of the column
+MATCH_SHARE = 0.9  # share of sampled values that must match a kind's pattern
+MAX_SHAPES = 50
+
+_PATTERNS = {
+    "social security number": re.compile(r"\d{3}-\d{2}-\d{4}"),
+    "e-mail": re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"),
+    "phone number": re.compile(r"(?=(?:\D*\d){9,15}\D*$)\+?[\d\s()-]{9,}"),
+    "card number": re.compile(r"\d{4}([ -]?\d{4}){2}[ -]?\d{1,7}"),
+    "account number": re.compile(r"[A-Z]{2}\d{2}[ ]?[A-Z0-9]{4}([ ]?[A-Z0-9]{2,4}){2,7}"),  # IBAN
+    "street address": re.compile(r"\d+[A-Za-z]?\s+\S.*\b(street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|"
+                                 r"blvd|way|court|ct|place|pl|terrace|close|crescent)\b\.?.*", re.IGNORECASE),
+    "full name": re.compile(r"[A-Z][a-z'’-]+,?(\s+[A-Z]\.?)?(\s+[A-Z][a-z'’-]+){1,2}"),
+}
+_NAME_WORDS = {
+    "social security number": ({"ssn", "socialsecurity", "sin", "nino"}, [({"social"}, {"security"})]),
+    "e-mail": ({"email", "emailaddress", "mail"}, [({"e"}, {"mail"})]),
+    "phone number": ({"phone", "telephone", "mobile", "phonenumber", "tel", "cellphone"}, []),
+    "card number": ({"pan", "cardnumber", "ccnumber", "creditcardnumber"},
+                    [({"card", "cc"}, {"number", "no", "num", "nr"})]),
+    "account number": ({"iban", "bban", "accountnumber", "acctno"},
+                       [({"account", "acct", "acc"}, {"number", "no", "num", "nr"})]),
+    "street address": ({"address", "street", "streetaddress", "addressline"}, []),
+    "full name": ({"name", "fullname", "firstname", "lastname", "surname", "forename", "givenname"}, []),
+}
+# A name word only names a person when the rest of the name is about a person ("NAME_FAMILY_STATUS" is not).
+_PERSON_WORDS = {"name", "full", "first", "last", "given", "family", "middle", "sur", "fore", "customer", "client",
+                 "borrower", "applicant", "holder", "account", "card", "person", "primary", "co", "address", "line",
+                 "street", "home", "mailing", "residential", "1", "2", "e", "mail", "email", "phone", "number", "no",
+                 "mobile", "contact"}
+_FIRST = ["Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn", "Robin", "Drew",
+          "Kai", "Rowan", "Sage", "Elliot", "Noa", "Ari", "Remy", "Lee", "Dana", "Toni", "Jules", "Blair"]
+_LAST = ["Ashford", "Brennock", "Calloway", "Dunmore", "Everly", "Fairholm", "Garroway", "Hollins", "Ivers",
+         "Jessup", "Kettering", "Lindqvist", "Marlow", "Northcott", "Oakes", "Pembry", "Quill", "Rothwell",
+         "Sallow", "Thorne", "Upfield", "Vance", "Whitlock", "Yardley"]
+_STREETS = ["Maple", "Cedar", "Willow", "Harbor", "Orchard", "Meadow", "Station", "Mill", "Chapel", "Bridge"]
+
+
+def _values(series: pd.Series) -> pd.Series:
+    values = series.dropna()
+    if len(values) > SAMPLE_ROWS:
+        values = values.sample(SAMPLE_ROWS, random_state=0)
+    if pd.api.types.is_float_dtype(values.dtype):
+        if not (values == values.round()).all():
+            return values.iloc[:0].astype(str)
+        values = values.astype("int64")
+    return values.astype(str).str.strip()
+
+
+def _pattern_kind(values: pd.Series) -> str | None:
+    if len(values) == 0:
+        return None
+    for kind, pattern in _PATTERNS.items():
+        matched = values.str.fullmatch(pattern)
+        if matched.mean() >= MATCH_SHARE:
+            if kind == "card number" and _luhn_valid(values[matched]).mean() < MATCH_SHARE:
+                continue
+            if kind == "full name" and values.nunique() < 0.5 * len(values):
+                continue  # a few capitalised categories ("Fully Paid") are not people
+            return kind
+    return None
+
+
+def _name_kind(name: str) -> str | None:
+    words = name_tokens(name)
+    tokens, compact = set(words), "".join(words)
+    for kind, (vocabulary, pairs) in _NAME_WORDS.items():
+        if tokens & vocabulary or compact in vocabulary or any(tokens & a and tokens & b for a, b in pairs):
+            if kind in ("full name", "street address") and not tokens <= _PERSON_WORDS | vocabulary:
+                continue
+            return kind
+    return None
+
+
+def detect_direct_identifiers(df: pd.DataFrame, primary_key: str | None = None,
+                              exclude: Sequence[str] = ()) -> dict[str, dict]:
+    """{column: {"kind", "why"}} for columns that name a person by themselves, in table order.
+
+    A column qualifies by its values (90 % of a sample match the kind's pattern), or by its name when its values
+    are mostly distinct: a "phone" column holding yes/no is a flag, not a number to call.
+    """
+    found = {}
+    for column in df.columns:
+        if column == primary_key or column in exclude or pd.api.types.is_bool_dtype(df[column].dtype):
+            continue
+        values = _values(df[column])
+        by_value, by_name = _pattern_kind(values), _name_kind(column)
+        if by_value:
+            found[column] = {"kind": by_value, "why": f"{MATCH_SHARE:.0%} or more of its values match the {by_value} "
+                             "pattern" + (f", and its name says {by_name}" if by_name else "")}
+        elif by_name and len(values) and values.nunique() >= 0.5 * len(values):
+            found[column] = {"kind": by_name, "why": f"its name says {by_name} and its values are mostly distinct"}
+    return found
+
+
+def identifier_format(series: pd.Series, kind: str, k: int = 5) -> dict:
+    """What fresh values of this column need: character shapes (digit 9, letter a/A) seen at least k times, the
+    e-mail domains at least k people share, Luhn-valid card numbers; never a real value."""
+    values = _values(series)
+    shapes = (values.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[a-z]", "a", regex=True)
+              .str.replace(r"[A-Z]", "A", regex=True).value_counts())
+    common = shapes[shapes >= k].iloc[:MAX_SHAPES]
+    if common.empty:
+        common = shapes.iloc[:1].rename(lambda shape: re.sub(r"\S", lambda m: m.group() if m.group() in "9aA-@. "
+                                                             else "9", shape))
+    fmt = {"type": "format", "kind": kind, "shapes": list(common.index),
+           "weights": (common / common.sum()).round(6).tolist(), "numeric": bool(pd.api.types.is_numeric_dtype(series))}
+    if kind == "e-mail":
+        domains = values.str.extract(r"@(.+)$")[0].str.lower().value_counts()
+        fmt["domains"] = list(domains[domains >= k].index[:20]) or ["example.com"]
+    if kind == "card number":
+        fmt["luhn"] = bool(_luhn_valid(values).mean() >= MATCH_SHARE)
+    if kind == "full name":
+        fmt["upper"] = bool(values.str.isupper().mean() > 0.5)
+        fmt["comma"] = bool(values.str.contains(",").mean() > 0.5)
+    return fmt
+
+
+def fresh_values(fmt: dict, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` new values in the column's format (object array; integers for a numeric column)."""
+    kind = fmt["kind"]
+    if kind == "e-mail":
+        local = _from_shapes(["aaaaaa99", "aaaaa.aaaaaa", "aaaaaaa9"], [0.4, 0.4, 0.2], count, rng)
+        domains = rng.choice(np.array(fmt["domains"], dtype=object), count)
+        return (local + "@" + domains).astype(object)
+    if kind == "full name":
+        first, last = rng.choice(_FIRST, count), rng.choice(_LAST, count)
+        names = pd.Series(last).str.cat(pd.Series(first), sep=", ") if fmt.get("comma") else \
+            pd.Series(first).str.cat(pd.Series(last), sep=" ")
+        return (names.str.upper() if fmt.get("upper") else names).to_numpy(dtype=object)
+    if kind == "street address":
+        numbers = rng.integers(1, 9999, count).astype(str).astype(object)
+        return numbers + " " + rng.choice(np.array(_STREETS, dtype=object), count) + " Street"
+    values = _from_shapes(fmt["shapes"], fmt["weights"], count, rng)
+    if fmt.get("luhn"):
+        values = np.array([_with_check_digit(value) for value in values], dtype=object)
+    if fmt.get("numeric"):
+        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
+    return values
+
+
+def _from_shapes(shapes: list[str], weights: list[float], count: int, rng: np.random.Generator) -> np.ndarray:
+    chosen = rng.choice(len(shapes), count, p=np.asarray(weights) / np.sum(weights))
+    out = np.empty(count, dtype=object)
+    for index in np.unique(chosen):
+        rows = np.flatnonzero(chosen == index)
+        shape = np.array(list(shapes[index]))
+        grid = np.tile(shape, (len(rows), 1))
+        for symbol, alphabet in (("9", "0123456789"), ("a", "abcdefghijklmnopqrstuvwxyz"),
+                                 ("A", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")):
+            where = grid == symbol
+            grid[where] = rng.choice(list(alphabet), int(where.sum()))
+        first_digit = np.argmax(shape == "9") if (shape == "9").any() else None
+        if first_digit is not None and shape[0] == "9":  # no leading zero: numbers stay numbers, IINs start 1-9
+            grid[:, first_digit] = rng.choice(list("123456789"), len(rows))
+        out[rows] = ["".join(row) for row in grid]
+    return out
+
+
+def _digits(value: str) -> list[int]:
+    return [int(c) for c in value if c.isdigit()]
+
+
+def _luhn_sum(digits: list[int]) -> int:
+    return sum(d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(reversed(digits)))
+
+
+def _luhn_valid(values: pd.Series) -> pd.Series:
+    return values.map(lambda value: len(_digits(value)) >= 12 and _luhn_sum(_digits(value)) % 10 == 0)
+
+
+def _with_check_digit(value: str) -> str:
+    """The value with its last digit set so that it passes the Luhn check."""
+    digits = _digits(value)
+    partial = _luhn_sum(digits[:-1] + [0])
+    check = (10 - partial % 10) % 10
+    position = max(i for i, c in enumerate(value) if c.isdigit())
+    return value[:position] + str(check) + value[position + 1:]
+
+
+def replace_real_values(twin: pd.DataFrame, real: pd.DataFrame, formats: dict[str, dict],
+                        rng: np.random.Generator, max_rounds: int = 20) -> tuple[pd.DataFrame, dict]:
+    """Redraw any fresh identifier equal to a real value of its column, so no real one is ever emitted."""
+    out, redrawn = twin.copy(), {}
+    for column, fmt in formats.items():
+        if column not in out.columns or column not in real.columns:
+            continue
+        real_values = set(real[column].dropna().astype(str))
+        clash = out[column].astype(str).isin(real_values).to_numpy() & out[column].notna().to_numpy()
+        redrawn[column] = int(clash.sum())
+        for _ in range(max_rounds):
+            if not clash.any():
+                break
+            values = out[column].to_numpy(dtype=object).copy()
+            values[clash] = fresh_values(fmt, int(clash.sum()), rng)
+            out[column] = pd.Series(values, index=out.index).astype(out[column].dtype, errors="ignore")
+            clash = out[column].astype(str).isin(real_values).to_numpy()
+        if clash.any():
+            out.loc[clash, column] = None  # a format with no free value left: better empty than real
+    return out, redrawn

@@ -1,0 +1,226 @@
+"""Machine-learning utility, train-synthetic-test-real (TSTR): does a model trained on the twin score like one
+trained on the real data?
+
+The same gradient-boosting model (scikit-learn's HistGradientBoosting, fixed settings and seed) is trained once
+on the twin and once on the real training share, and both are tested on the real held-out share, which neither
+the twin's model nor the classifier saw. Reported: AUC (classification; one-vs-rest, weighted by prevalence,
+for more than two classes) or R^2 (a numeric target) for both, the gap real - twin, and whether both models lean
+on the same columns: Spearman correlation of their permutation importances on the held-out share, over the
+columns either model ranks in its top 10 (top half on narrower tables), and the overlap of those top lists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import TwinInputError
+from .metrics import _as_numbers, _plan
+
+# Names risk modellers give an outcome, most specific first: the first matching column is the target.
+TARGET_PATTERNS = (r"default", r"status", r"approv", r"(^|_)bad($|_)", r"charged.?off", r"fraud", r"target",
+                   r"label", r"outcome")
+MAX_CLASSES = 20  # a categorical target with more values is not an outcome
+MIN_CLASS_ROWS = 10  # rare classes are folded into the largest one: too few rows to learn or to score
+MAX_TRAIN_ROWS = 50_000  # the models learn from at most this many rows (a larger twin adds nothing to the score)
+MAX_IMPORTANCE_ROWS = 500  # held-out rows the permutation importances are measured on
+MAX_CATEGORIES = 250  # HistGradientBoosting takes at most 255 bins; rarer categories share one code
+IMPORTANCE_REPEATS = 2
+TOP_FEATURES = 10  # importance agreement: Spearman over the union of both models' top columns (at most 10,
+# at most half the columns: on a 12-column table a top 10 would overlap whatever the models learnt)
+THREADS = 1
+# Early stopping on a tenth of the training rows: most tables need 30-60 rounds, and every round of a model
+# with C classes is C trees to grow and to evaluate in the importances.
+MODEL_SETTINGS = {"max_iter": 100, "learning_rate": 0.1, "early_stopping": True, "validation_fraction": 0.1,
+                  "n_iter_no_change": 10, "random_state": 0}
+
+
+def choose_target(real: pd.DataFrame, types: Mapping[str, str], target: str | None = None) -> tuple[str | None, str]:
+    """The column to predict and why: the user's `target`, else the first categorical column (2 to 20 values)
+    named like an outcome (default, status, approval, bad, ...). (None, reason) when there is none."""
+    if target is not None:
+        if target not in real.columns:
+            raise TwinInputError("--target", f"column {target!r} is not in the real data")
+        return target, "given"
+    for pattern in TARGET_PATTERNS:
+        for name in real.columns:
+            if types.get(name) == "categorical" and re.search(pattern, str(name), re.IGNORECASE) \
+                    and 2 <= real[name].nunique() <= MAX_CLASSES:
+                return name, f"named like an outcome ({pattern})"
+    return None, "no categorical column named like an outcome (default, status, approval, bad, ...); give --target"
+
+
+def _labels(values: pd.Series, keep: list) -> np.ndarray:
+    """Class labels as text, classes outside `keep` folded into keep[0] (the most frequent)."""
+    text = values.astype("string").fillna("<missing>").to_numpy(dtype=object)
+    return np.where(np.isin(text, keep), text, keep[0])
+
+
+class _Encoder:
+    """Numbers as numbers (text numbers and dates parsed as the quality report parses them) and categories as
+    integer codes learnt from the real training share, so every frame is encoded the same way."""
+
+    def __init__(self, train: pd.DataFrame, plan: dict, features: list[str]):
+        self.plan, self.features = plan, features
+        self.categories = {}
+        for name in features:
+            if plan[name].type == "categorical":
+                top = train[name].astype("string").value_counts().index[:MAX_CATEGORIES]
+                self.categories[name] = pd.Index(top)
+
+    @property
+    def categorical_mask(self) -> np.ndarray:
+        return np.array([name in self.categories for name in self.features])
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        columns = []
+        for name in self.features:
+            if name in self.categories:
+                codes = self.categories[name].get_indexer(frame[name].astype("string")).astype("float64")
+                codes[(codes < 0) & frame[name].notna().to_numpy()] = len(self.categories[name])  # unseen/rare
+                codes[frame[name].isna().to_numpy()] = np.nan
+                columns.append(codes)
+            else:
+                columns.append(_as_numbers(frame[name], self.plan[name]))
+        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+
+def _cap(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    return frame.sample(rows, random_state=seed) if len(frame) > rows else frame
+
+
+def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties counted half: the number
+    sklearn's roc_auc_score gives, without its per-call validation (the importances call it hundreds of times)."""
+    from scipy.stats import rankdata
+
+    n_positive = int(positive.sum())
+    n_negative = len(positive) - n_positive
+    if not n_positive or not n_negative:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+
+
+def _auc(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray) -> float:
+    """AUC of class probabilities `proba` (columns in `classes` order): binary, or one-vs-rest weighted by
+    each class's prevalence."""
+    present = np.unique(truth)
+    scores, weights = [], []
+    for label in present:
+        positive = truth == label
+        column = np.flatnonzero(classes == label)
+        score = proba[:, column[0]] if len(column) else np.zeros(len(truth))  # a class the model never saw
+        scores.append(_binary_auc(positive, score))
+        weights.append(positive.mean())
+        if len(present) == 2:  # binary: both one-vs-rest AUCs are the same number
+            return float(scores[0])
+    return float(np.average(scores, weights=weights)) if scores else float("nan")
+
+
+def _permutation_importances(predict, metric, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """Mean drop of `metric` when one column's values are shuffled (IMPORTANCE_REPEATS shuffles per column),
+    as sklearn's permutation_importance measures it; all shuffled copies go through one `predict` call (a pass
+    over every tree per copy costs several times more)."""
+    rng = np.random.default_rng(seed)
+    n, width = x.shape
+    copies = np.repeat(x[None], width * IMPORTANCE_REPEATS, axis=0)  # (column x repeat, row, feature)
+    for index in range(len(copies)):
+        column = index // IMPORTANCE_REPEATS
+        copies[index, :, column] = x[rng.permutation(n), column]
+    predictions = predict(np.concatenate([x, copies.reshape(-1, width)]))
+    base = metric(predictions[:n], y)
+    drops = [base - metric(predictions[(index + 1) * n:(index + 2) * n], y) for index in range(len(copies))]
+    return np.asarray(drops).reshape(width, IMPORTANCE_REPEATS).mean(axis=1)
+
+
+def tstr(train: pd.DataFrame, twin: pd.DataFrame, holdout: pd.DataFrame, primary_key: str | None = None,
+         column_kinds: Mapping[str, str] | None = None, target: str | None = None, seed: int = 0) -> dict:
+    """Train on the twin and on the real training share, test both on the real held-out share (module doc).
+
+    `twin` must come from a model fitted on `train` only, or the held-out rows leak into it. Returns
+    {"skipped": reason} when there is no target or too little to learn from.
+    """
+    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime first, so the limit below applies to it
+    from threadpoolctl import threadpool_limits
+
+    # One thread: on tables this size OpenMP's start-up per tree costs more than it saves, and on a busy
+    # machine two spinning threads made a fit 15x slower than one.
+    with threadpool_limits(THREADS):
+        return _tstr(train, twin, holdout, primary_key, column_kinds, target, seed)
+
+
+def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict:
+    from scipy.stats import spearmanr
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.metrics import r2_score
+
+    plan = _plan(train, primary_key, column_kinds)
+    types = {name: column.type for name, column in plan.items()}
+    target, why = choose_target(train, types, target)
+    if target is None:
+        return {"skipped": why}
+    features = [name for name, column in plan.items() if column.type != "excluded" and name != target]
+    if not features:
+        return {"skipped": f"no column other than the target {target!r} to learn from", "target": target}
+    classify = types[target] != "numeric" and types[target] != "datetime"
+    train, twin = _cap(train, MAX_TRAIN_ROWS, seed), _cap(twin, MAX_TRAIN_ROWS, seed)
+    encode = _Encoder(train, plan, features)
+    if classify:
+        counts = train[target].astype("string").fillna("<missing>").value_counts()
+        keep = list(counts[counts >= MIN_CLASS_ROWS].index) or list(counts.index[:1])
+        labels = {name: _labels(frame[target], keep) for name, frame in
+                  (("train", train), ("twin", twin), ("holdout", holdout))}
+        if len(np.unique(labels["holdout"])) < 2 or len(np.unique(labels["train"])) < 2:
+            return {"skipped": f"the target {target!r} has a single class in the real training or held-out share",
+                    "target": target}
+        metric, model_type = "auc", HistGradientBoostingClassifier
+    else:
+        labels = {name: _as_numbers(frame[target], plan[target]) for name, frame in
+                  (("train", train), ("twin", twin), ("holdout", holdout))}
+        metric, model_type = "r2", HistGradientBoostingRegressor
+    x = {"train": encode(train), "twin": encode(twin), "holdout": encode(holdout)}
+    present = {name: pd.notna(labels[name]) for name in labels}  # rows whose target is known
+    if len(np.unique(labels["twin"][present["twin"]])) < 2:
+        return {"skipped": f"the twin has a single value of the target {target!r}", "target": target}
+
+    result = {"target": target, "target_chosen": why, "task": "classification" if classify else "regression",
+              "metric": metric, "model": f"{model_type.__name__}({', '.join(f'{k}={v}' for k, v in MODEL_SETTINGS.items())})",
+              "features": len(features), "n_train": int(present["train"].sum()), "n_twin": int(present["twin"].sum()),
+              "n_test": int(present["holdout"].sum())}
+    if classify:
+        result["classes"] = [str(label) for label in keep]
+    test_x, test_y = x["holdout"][present["holdout"]], labels["holdout"][present["holdout"]]
+    rng = np.random.default_rng(seed)
+    probe = rng.permutation(len(test_y))[:MAX_IMPORTANCE_ROWS]
+    importances = {}
+    for name in ("train", "twin"):
+        model = model_type(categorical_features=encode.categorical_mask, **MODEL_SETTINGS)
+        model.fit(x[name][present[name]], labels[name][present[name]])
+        if classify:
+            predict, metric = model.predict_proba, lambda proba, y, model=model: _auc(proba, model.classes_, y)
+        else:
+            predict, metric = model.predict, lambda values, y: float(r2_score(y, values))
+        result["real" if name == "train" else "twin"] = metric(predict(test_x), test_y)
+        importances[name] = _permutation_importances(predict, metric, test_x[probe], test_y[probe], seed)
+    result["gap"] = result["real"] - result["twin"]
+    result["relative"] = result["twin"] / result["real"] if result["real"] else float("nan")
+    real_order, twin_order = (list(np.argsort(-importances[name])) for name in ("train", "twin"))
+    top = max(1, min(TOP_FEATURES, len(features) // 2))
+    # Ranked over the columns either model leans on (at least 3, for a rank correlation to mean anything):
+    # the long tail of near-zero importances is noise.
+    ranked = min(len(features), max(3, top))
+    chosen = sorted(set(real_order[:ranked]) | set(twin_order[:ranked]))
+    rho = spearmanr(importances["train"][chosen], importances["twin"][chosen]).statistic if len(chosen) > 2 else np.nan
+    result["importance_agreement"] = {
+        "spearman": float(rho) if np.isfinite(rho) else float("nan"),
+        "columns_ranked": len(chosen),
+        "top_overlap": len(set(real_order[:top]) & set(twin_order[:top])) / top,
+        "top_real": [features[i] for i in real_order[:top]], "top_twin": [features[i] for i in twin_order[:top]],
+        "importances": {name: {"real": float(importances["train"][i]), "twin": float(importances["twin"][i])}
+                        for i, name in enumerate(features)},
+    }
+    return result

@@ -1,0 +1,135 @@
+"""The report's pictures, drawn with matplotlib's Agg backend into PNG bytes (no display, no global pyplot
+state, so it is safe in a Dagster step or a web worker).
+
+Columns are read exactly as the quality report reads them (`quality.metrics`): numbers written as text and
+dates are compared as numbers, everything else as categories with missing its own category.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ..quality.metrics import _as_numbers, _Column
+
+REAL_COLOUR, TWIN_COLOUR = "#3b6ea8", "#e07b28"
+BINS = 30
+TOP_CATEGORIES = 12  # more categories are drawn as these and one "other" bar
+DPI = 100
+MISSING_LABEL = "(missing)"
+CELL_INCHES = 0.24  # a heatmap cell: room for a 7-point label beside it
+MAX_LABEL = 22  # longer column names are shortened on axes (the report's tables carry the full names)
+
+
+def png(figure: Figure, tight: bool = False) -> bytes:
+    """PNG bytes; `tight` crops to the drawn content (a second rendering pass: only for figures whose
+    label widths are not known beforehand)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
+    return buffer.getvalue()
+
+
+def _short(name) -> str:
+    text = str(name)
+    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+
+
+def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, subtitle: str = "") -> bytes:
+    """Real (filled blue) and twin (orange) together: density histograms on shared bins for numbers and dates
+    (the real 0.5-99.5 % range, so one outlier does not squash the picture), bars of shares for categories.
+    No legend and few ticks: text is most of matplotlib's drawing time, and the page states the colours once."""
+    figure = Figure(figsize=(4.2, 2.6))  # three to a row in a 1400-pixel window
+    numeric = column.type in ("numeric", "datetime")
+    figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.88, bottom=0.13 if numeric else 0.3)
+    axes = figure.subplots()
+    axes.xaxis.set_major_locator(MaxNLocator(5))
+    if numeric:
+        real_values, twin_values = _as_numbers(real, column), _as_numbers(twin, column)
+        real_values, twin_values = real_values[~np.isnan(real_values)], twin_values[~np.isnan(twin_values)]
+        if len(real_values):
+            low, high = np.percentile(real_values, [0.5, 99.5])
+            low, high = (low - 0.5, high + 0.5) if low == high else (low, high)
+            whole = np.all(real_values == np.round(real_values)) and high - low <= 2 * BINS
+            # Whole numbers over a short range get one bin per value: bins straddling integers would alias.
+            edges = np.arange(low - 0.5, high + 1.0) if whole else np.linspace(low, high, BINS + 1)
+            # One stairs artist per table instead of a rectangle per bin: a third of the drawing time.
+            real_density = np.histogram(np.clip(real_values, low, high), bins=edges, density=True)[0]
+            axes.stairs(real_density, edges, fill=True, color=REAL_COLOUR, alpha=0.45)
+            if len(twin_values):
+                twin_density = np.histogram(np.clip(twin_values, low, high), bins=edges, density=True)[0]
+                axes.stairs(twin_density, edges, linewidth=1.6, color=TWIN_COLOUR)
+            if column.type == "datetime":
+                ticks = axes.get_xticks()
+                axes.set_xticks(ticks, [pd.Timestamp(int(t)).strftime("%Y-%m") if low <= t <= high else ""
+                                        for t in ticks], fontsize=7)
+        axes.set_yticks([])
+    else:
+        real_share = _shares(real)
+        twin_share = _shares(twin)
+        order = list(real_share.index[:TOP_CATEGORIES])
+        rest = lambda share: max(0.0, 1.0 - share.reindex(order, fill_value=0).sum())  # noqa: E731
+        labels = order + (["other"] if len(real_share) > len(order) or rest(twin_share) > 1e-9 else [])
+        real_bars = list(real_share.reindex(order, fill_value=0)) + ([rest(real_share)] if len(labels) > len(order) else [])
+        twin_bars = list(twin_share.reindex(order, fill_value=0)) + ([rest(twin_share)] if len(labels) > len(order) else [])
+        positions = np.arange(len(labels))
+        axes.bar(positions - 0.2, real_bars, width=0.4, color=REAL_COLOUR, alpha=0.8)
+        axes.bar(positions + 0.2, twin_bars, width=0.4, color=TWIN_COLOUR, alpha=0.8)
+        axes.set_xticks(positions, [_short(label) for label in labels], rotation=35 if len(labels) > 4 else 0,
+                        ha="right" if len(labels) > 4 else "center", fontsize=7)
+        axes.yaxis.set_major_locator(MaxNLocator(3))
+    axes.set_title(f"{_short(name)}{'  ·  ' + subtitle if subtitle else ''}", fontsize=9, loc="left")
+    axes.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    return png(figure)
+
+
+def _shares(series: pd.Series) -> pd.Series:
+    labels = series.astype("string").fillna(MISSING_LABEL)
+    return labels.value_counts(normalize=True)
+
+
+def heatmap_plot(matrix: pd.DataFrame, title: str, limit: float = 1.0) -> bytes:
+    """One labelled correlation matrix, coloured -limit blue .. 0 white .. +limit red, with its colour bar;
+    cells are large enough for their row and column names to be read at full size."""
+    size = len(matrix)
+    side = max(3.2, CELL_INCHES * size + 1.6)
+    figure = Figure(figsize=(side + 0.9, side))
+    axes = figure.subplots()
+    image = axes.imshow(matrix.to_numpy(float), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit),
+                        interpolation="nearest")
+    labels = [_short(name) for name in matrix.columns]
+    axes.set_xticks(range(size), labels, rotation=90, fontsize=7)
+    axes.set_yticks(range(size), labels, fontsize=7)
+    axes.set_title(title, fontsize=10, loc="left")
+    figure.colorbar(image, ax=axes, fraction=0.045, pad=0.02).ax.tick_params(labelsize=7)
+    return png(figure, tight=True)
+
+
+def tail_plot(tail_risk: dict) -> bytes | None:
+    """Empirical tail dependence of the most dependent pairs, real vs twin, at each level and side."""
+    pairs = tail_risk.get("pairs") or []
+    keys = [key for key in (pairs[0] if pairs else {}) if key.startswith(("lower_", "upper_"))]
+    if not keys:
+        return None
+    figure = Figure(figsize=(min(12, 2.6 + 2.2 * len(pairs)), 2.9))
+    axes = figure.subplots()
+    width = 0.8 / (2 * len(keys))
+    positions = np.arange(len(pairs))
+    for index, key in enumerate(keys):
+        for offset, (name, colour) in enumerate((("real", REAL_COLOUR), ("twin", TWIN_COLOUR))):
+            where = positions - 0.4 + width * (2 * index + offset + 0.5)
+            axes.bar(where, [pair[key][name] for pair in pairs], width=width, color=colour,
+                     alpha=0.45 + 0.5 * index / max(1, len(keys) - 1), label=f"{name} {key.replace('_', ' q=')}")
+    axes.set_xticks(positions, [" ×\n".join(_short(c) for c in pair["columns"]) for pair in pairs], fontsize=7)
+    axes.set_ylabel("tail dependence λ(q)", fontsize=8)
+    axes.tick_params(labelsize=7)
+    axes.legend(fontsize=6, ncols=2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    return png(figure, tight=True)

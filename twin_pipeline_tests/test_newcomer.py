@@ -1,0 +1,65 @@
+"""The newcomer path: folders that exist before the first upload, a rejected file visible in the UI and in
+`twin status`, `twin --help` listing every subcommand, and `twin demo` saying what it does as it does it."""
+
+import json
+import shutil
+
+import pytest
+
+from twin_pipeline.cli import main
+from twin_pipeline.defs import demo
+from twin_pipeline.defs.rejected import rejected_uploads
+from twin_pipeline.defs.resources import TwinStorage
+
+
+def test_a_sensor_tick_creates_the_folders_and_a_rejected_file_is_observed_and_named(landing):
+    shutil.rmtree(landing.storage.root)  # a fresh data directory: nothing there yet
+    assert landing.tick().skip_reason  # the first tick makes the folders even with nothing to do
+    assert all((landing.storage.root / name).is_dir() for name in ("landing", "rejected", "portfolios"))
+    landing.drop("scan.csv", bytes(range(256)) * 40)
+    landing.tick()
+    result = landing.tick()
+    [event] = result.asset_events
+    assert event.asset_key == rejected_uploads.key and event.metadata["file"].value == "scan.csv"
+    assert "binary" in event.metadata["reason"].value
+    assert event.metadata["moved_to"].value == str(landing.storage.rejected / "scan.csv")
+    assert "rejected scan.csv: looks like a binary file" in result.skip_reason.skip_message  # the tick's line in the UI
+
+
+def test_twin_status_lists_portfolios_waiting_files_and_rejections_with_their_reason(tmp_path, capsys):
+    storage = TwinStorage(data_dir=str(tmp_path))
+    storage.ensure_folders()
+    folder = storage.portfolio_dir("loans-abc123")
+    folder.mkdir()
+    (folder / "quality_report.json").write_text(json.dumps({"similarity_score": 96.523, "quality_vs_ceiling": 98.04}))
+    (storage.landing / "next.csv").write_text("a,b\n1,2\n")
+    (storage.rejected / "scan.csv").write_bytes(b"\x00")
+    (storage.rejected / "scan.csv.reason.txt").write_text("20261203T080000Z rejected scan.csv: is a binary file\n")
+    assert main(["status", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "loans-abc123" in out and "similarity 96.5, 98.0 % of the holdout ceiling" in out
+    assert "landing/ (1 waiting): next.csv" in out
+    assert "scan.csv" in out and "20261203T080000Z  is a binary file" in out
+
+
+def test_twin_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("twin clone", "twin demo", "twin status", "twin audit verify", "twin audit show"):
+        assert command in out
+
+
+def test_twin_demo_prints_each_stage_and_the_total_and_creates_the_folders(tmp_path, credit_data, monkeypatch,
+                                                                           capsys):
+    sample = tmp_path / "sample.csv"
+    credit_data.head(600).to_csv(sample, index=False)
+    run = demo.run_demo
+    monkeypatch.setattr(demo, "run_demo", lambda folder, progress=None: run(folder, sample=sample, progress=progress))
+    assert main(["demo", "--data-dir", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    assert all((tmp_path / "data" / name).is_dir() for name in ("landing", "rejected", "portfolios"))
+    for step in ("raw_upload", "fitted_marginals", "k_anonymized_output", "quality_report"):
+        assert f"... {step}" in out and f"ok  {step} (" in out
+    assert out.index("... raw_upload") < out.index("ok  quality_report")
+    assert "check k_anonymity_at_least_k: passed" in out and "done in " in out and "report.html" in out

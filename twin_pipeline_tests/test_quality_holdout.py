@@ -1,0 +1,135 @@
+"""Holdout-referenced quality and TSTR utility: sane on tables with a known signal, and able to fail.
+
+Twins here are made by the real pipeline (fit on the training share, sample, protect) or by deliberately bad
+generators, so each figure is checked in the direction it must move."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from shapes import lending_table, narrow_table, overdraft_table
+
+from twin_pipeline import pipeline
+from twin_pipeline.quality.holdout import holdout_evaluation, split
+from twin_pipeline.quality.utility import choose_target, tstr
+from twin_pipeline.tables import TwinInputError
+
+
+def signal_table(n: int = 4_000, seed: int = 0) -> pd.DataFrame:
+    """Loans whose default is driven by the debt ratio (strongly) and the region (weakly); 'noise' is noise."""
+    rng = np.random.default_rng(seed)
+    ratio = rng.gamma(2.0, 0.15, n)
+    region = rng.choice(["north", "south", "east", "west"], n, p=[0.4, 0.3, 0.2, 0.1])
+    logit = -3.0 + 7.0 * ratio + np.where(region == "west", 0.8, 0.0)
+    default = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    return pd.DataFrame({"loan_id": np.arange(n), "income": rng.lognormal(10, 0.5, n).round(0),
+                         "debt_ratio": ratio.round(3), "region": region, "noise": rng.normal(size=n),
+                         "default": default})
+
+
+def pipeline_twin(options=pipeline.CloneOptions()):
+    def make(train, rows):
+        engine = pipeline.fit_model(train, options)
+        return pipeline.protect(engine.sample(rows, seed=1), train, engine, options)[0]
+    return make
+
+
+def shuffled_twin(train: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """Every column shuffled on its own: the marginals are perfect, every relation is gone."""
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({name: rng.permutation(train[name].to_numpy()) for name in train.columns}).head(rows)
+
+
+def test_split_is_a_seeded_partition_of_the_rows():
+    real = signal_table(1_000)
+    train, holdout = split(real, 0.2, seed=4)
+    assert len(train) == 800 and len(holdout) == 200
+    assert sorted(pd.concat([train, holdout])["loan_id"]) == list(range(1_000))
+    assert split(real, 0.2, seed=4)[1]["loan_id"].tolist() == holdout["loan_id"].tolist()
+    assert split(real, 0.2, seed=5)[1]["loan_id"].tolist() != holdout["loan_id"].tolist()
+
+
+def test_a_twin_of_a_table_with_a_strong_default_predictor_keeps_its_utility_and_ceiling():
+    real = signal_table()
+    result = holdout_evaluation(real, pipeline_twin(pipeline.CloneOptions(primary_key="loan_id")),
+                                primary_key="loan_id")
+    holdout, utility = result["holdout"], result["utility"]
+    assert 85 < holdout["ceiling"] <= 100 and holdout["n_holdout"] == 800
+    assert 90 < holdout["quality_vs_ceiling"] < 105
+    assert holdout["quality_vs_ceiling"] == pytest.approx(100 * holdout["twin_vs_holdout"] / holdout["ceiling"])
+    assert set(holdout["columns"]) == {"income", "debt_ratio", "region", "noise", "default"}
+    assert utility["target"] == "default" and utility["metric"] == "auc" and "loan_id" not in utility["importance_agreement"]["importances"]
+    assert utility["real"] > 0.75 and utility["twin"] > 0.7 and abs(utility["gap"]) < 0.08
+    assert utility["importance_agreement"]["top_real"][0] == "debt_ratio"
+    assert utility["importance_agreement"]["top_twin"][0] == "debt_ratio"
+
+
+def test_a_twin_without_relations_scores_below_the_ceiling_and_loses_its_utility():
+    real = signal_table()
+    result = holdout_evaluation(real, shuffled_twin, primary_key="loan_id")
+    shapes, trends = result["holdout"]["column_shapes"], result["holdout"]["pair_trends"]
+    assert shapes["twin"] == pytest.approx(shapes["ceiling"])  # the training share's own values, reshuffled
+    assert trends["twin"] < trends["ceiling"] - 1.5 and result["holdout"]["quality_vs_ceiling"] < 99.5
+    # The score barely moves (one related pair among ten); the model trained on the twin shows the loss.
+    assert result["utility"]["twin"] < 0.6 < result["utility"]["real"]
+    assert result["utility"]["gap"] > 0.15
+
+
+def test_a_numeric_target_is_scored_by_r2():
+    real = signal_table()
+    train, holdout = split(real)
+    result = tstr(train, train, holdout, primary_key="loan_id", target="debt_ratio")
+    assert result["metric"] == "r2" and result["task"] == "regression"
+    assert result["real"] == pytest.approx(result["twin"]) and result["gap"] == pytest.approx(0)
+    assert result["importance_agreement"]["spearman"] == pytest.approx(1.0)
+
+
+def test_the_target_is_found_by_name_or_given_and_a_missing_one_is_a_clear_error():
+    types = {"age": "numeric", "loan_status": "categorical", "bad_flag": "categorical", "region": "categorical"}
+    frame = pd.DataFrame({"age": [30, 40] * 5, "loan_status": ["a", "b"] * 5, "bad_flag": [0, 1] * 5,
+                          "region": ["n", "s"] * 5})
+    assert choose_target(frame, types)[0] == "loan_status"
+    assert choose_target(frame.drop(columns="loan_status"), types)[0] == "bad_flag"
+    assert choose_target(frame, types, target="region") == ("region", "given")
+    assert choose_target(frame[["age", "region"]], types)[0] is None
+    with pytest.raises(TwinInputError, match="--target.*'income' is not in the real data"):
+        choose_target(frame, types, target="income")
+
+
+@pytest.mark.parametrize("shape", [narrow_table, lending_table])
+def test_holdout_and_utility_on_other_shapes(shape):
+    real = shape(n=3_000)
+    options = pipeline.CloneOptions()
+    result = pipeline.reference_quality(real, options)
+    assert 50 < result["holdout"]["ceiling"] <= 100 and 50 < result["quality_vs_ceiling"] < 110
+    assert result["utility"]["target"] in ("default", "loan_status")
+    assert 0.45 < result["utility"]["twin"] <= 1 and np.isfinite(result["utility"]["gap"])
+
+
+def test_a_table_without_an_outcome_says_so_and_a_tiny_table_is_skipped():
+    result = pipeline.reference_quality(overdraft_table(), pipeline.CloneOptions())
+    assert "give --target" in result["utility"]["skipped"]
+    assert np.isfinite(result["quality_vs_ceiling"])
+    assert pipeline.reference_quality(overdraft_table(), pipeline.CloneOptions(target="overdrawn"))["utility"]["target"] == "overdrawn"
+    tiny = pipeline.reference_quality(overdraft_table(n=100), pipeline.CloneOptions())
+    assert "too few" in tiny["holdout"]["skipped"] and tiny["quality_vs_ceiling"] is None
+
+
+def test_the_rank_sum_auc_is_sklearns_auc_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from twin_pipeline.quality.utility import _binary_auc
+
+    rng = np.random.default_rng(2)
+    truth = rng.random(500) < 0.3
+    score = np.round(rng.random(500) + 0.3 * truth, 1)  # coarse scores: many ties
+    assert _binary_auc(truth, score) == pytest.approx(roc_auc_score(truth, score))
+
+
+def test_a_large_table_is_evaluated_on_a_bounded_sample(monkeypatch):
+    from twin_pipeline.quality import holdout as module
+
+    monkeypatch.setattr(module, "MAX_ROWS", 1_000)
+    sizes = []
+    result = holdout_evaluation(signal_table(3_000), lambda train, rows: sizes.append(rows) or train.head(rows),
+                                primary_key="loan_id")
+    assert sizes == [800] and result["holdout"]["n_holdout"] == 200 and result["utility"]["n_test"] == 200

@@ -1,0 +1,69 @@
+"""report.html: one self-contained page with a plot per scored column, labelled heatmaps and the summary
+cards, small enough to mail for a 55-column table."""
+
+import base64
+import re
+
+import pandas as pd
+import pytest
+from shapes import lending_table, overdraft_table
+
+from twin_pipeline.quality import quality_report
+from twin_pipeline.quality.tails import tail_report
+from twin_pipeline.report import write_report
+from twin_pipeline.report.html import column_scores
+
+PNG = re.compile(r'<img alt="([^"]+)" title="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
+
+
+def images(page: str) -> dict[str, bytes]:
+    return {alt: base64.b64decode(data) for alt, data in PNG.findall(page)}
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    real, twin = lending_table(n=1_500), lending_table(seed=1, n=3_000)
+    quality = quality_report(real, twin)
+    quality["tail_risk"] = tail_report(real, twin)
+    quality["rules"] = {"rules": [  # the shape of engine.rules.report.rules_report
+        {"name": "balance <= loan_amount", "real": {"share": 1.0}, "twin": {"share": 1.0}},
+        {"name": "paid_total = sum of parts", "real": {"share": 1.0}, "twin": {"share": 0.97}}],
+        "summary": {"enforced": 1, "mined_break_worst": 0.03}}
+    privacy = {"k": 5, "exact_matches": 0, "exact_match_rate": 0.0,
+               "audit": {"attacker_risk": {"singling_out": {"risk": 0.01, "ci": [0.0, 0.04]}}}}
+    path, _ = write_report(tmp_path_factory.mktemp("report") / "report.html", real, twin, quality, privacy,
+                        title="lending")
+    return path, quality
+
+
+def test_the_page_has_a_plot_per_scored_column_and_is_self_contained(wide):
+    path, quality = wide
+    page = path.read_text()
+    shown = images(page)
+    scored = list(column_scores(quality))
+    assert len(scored) >= 50
+    assert [alt for alt in shown if alt.startswith("column ")] == [f"column {name}" for name in scored]
+    assert all(data.startswith(b"\x89PNG") and len(data) > 2_000 for data in shown.values())
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page) and "<script" not in page  # nothing to fetch
+    assert path.stat().st_size < 5 * 2**20
+
+
+def test_the_worst_column_comes_first_and_the_cards_carry_the_figures(wide):
+    path, quality = wide
+    page = path.read_text()
+    first = re.search(r'<img alt="column ([^"]+)"', page).group(1)
+    assert first == min(column_scores(quality).items(), key=lambda item: item[1])[0]
+    for label in ("similarity score", "k-anonymity", "copies of real rows", "rules kept"):
+        assert f'<div class="label">{label}</div>' in page
+    assert '<div class="value">1 / 2</div>' in page  # rules kept
+    assert "singling_out" in page and "[0.000, 0.040]" in page  # privacy figure with its interval
+    assert {"heatmap real", "heatmap twin", "heatmap twin − real", "tail dependence"} <= set(images(page))
+
+
+def test_a_table_without_numbers_still_gets_its_page(tmp_path):
+    real = overdraft_table()
+    path, _ = write_report(tmp_path / "report.html", real, real.sample(frac=1, random_state=1),
+                        quality_report(real, real), {})
+    page = path.read_text()
+    assert len([alt for alt in images(page) if alt.startswith("column ")]) == 4
+    assert "Fewer than two numeric columns" in page and "Holdout ceiling not measured" in page
