@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="relationship between related tables, e.g. loans.borrower_id=borrowers.borrower_id")
     clone.add_argument("--seed", type=int, default=DEFAULT_SEED,
                        help=f"random seed; the same seed gives the same twin (default {DEFAULT_SEED})")
+    clone.add_argument("--epsilon", type=float,
+                       help="fit with (epsilon, 1e-6)-differential privacy, e.g. 1 (default: no DP; the model "
+                            "still carries noise against differencing)")
     clone.add_argument("--k", type=int, default=DEFAULT_K,
                        help=f"k-anonymity target on the quasi-identifiers, at least 2 (default {DEFAULT_K})")
     clone.add_argument("--quasi-identifiers", type=_names,
@@ -201,10 +204,12 @@ def _clone(args) -> int:
                            max_suppression=args.max_suppression, seed=args.seed, output_format=args.format,
                            workers=args.workers, rules=args.rules, drop_identifiers=args.drop_identifiers,
                            target=args.target, escape_formulas=args.escape_formulas, audit_budget=args.audit_budget,
-                           secrets=args.secrets)
+                           secrets=args.secrets, epsilon=args.epsilon)
     validate_options(options)  # before any file is read: a bad flag is named as such
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
+        if options.epsilon is not None:
+            raise TwinInputError("--epsilon", "is not supported for related tables yet")
         return _clone_related(args, options, keys, say)
     from .pipeline import clone_file
 

@@ -46,6 +46,7 @@ class CloneOptions:
     escape_formulas: bool = True  # CSV outputs: text cells a spreadsheet would run get a leading apostrophe
     audit_budget: float = DEFAULT_AUDIT_BUDGET  # seconds the attacker audit may take (after the twin is made)
     secrets: list[str] | None = None  # columns the audit's attacker tries to infer; None: target + amounts
+    epsilon: float | None = None  # (epsilon, delta)-differentially private fit; None: differencing noise only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +89,10 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
         bad("output_format", f"must be one of {', '.join(OUTPUT_FORMATS)}, got {options.output_format!r}")
     if options.seed is not None and not (_is_int(options.seed) and 0 <= options.seed < 2**63):
         bad("seed", f"must be a whole number from 0 to 2**63 - 1, got {options.seed!r}")
+    if options.epsilon is not None and not (isinstance(options.epsilon, (int, float))
+                                            and not isinstance(options.epsilon, bool)
+                                            and math.isfinite(options.epsilon) and options.epsilon > 0):
+        bad("epsilon", f"must be a positive number (the privacy budget), got {options.epsilon!r}")
     if not _is_int(options.workers) or options.workers < 1:
         bad("workers", f"must be at least 1, got {options.workers!r}")
     if options.primary_key is not None and not isinstance(options.primary_key, str):

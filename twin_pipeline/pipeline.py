@@ -62,8 +62,8 @@ def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine
         real = real.drop(columns=list(identifiers))
     else:
         kinds = {**{name: "identifier" for name in identifiers}, **kinds}
-    engine = GaussianCopulaEngine(k=options.k, rules=options.rules).fit(real, primary_key=options.primary_key,
-                                                                     column_kinds=kinds or None)
+    engine = GaussianCopulaEngine(k=options.k, rules=options.rules, epsilon=options.epsilon).fit(
+        real, primary_key=options.primary_key, column_kinds=kinds or None, seed=options.seed)
     for spec in engine.specs:
         if spec.name in identifiers and not options.drop_identifiers:
             spec.id_pattern = {**identifier_format(real[spec.name], identifiers[spec.name]["kind"], options.k),
@@ -205,6 +205,7 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
                              anonymity=protection["k_anonymity"], ignore_columns=ignore)
     privacy["protection"] = protection
+    privacy["model"] = engine.privacy  # the fit's noise: differencing noise, or the DP budget and its split
     action = ("dropped (drop_identifiers)" if options.drop_identifiers
               else "replaced by fresh values of the same format, never a real one")
     privacy["direct_identifiers"] = {name: {**found, "action": action} for name, found in identifiers.items()}

@@ -185,7 +185,10 @@ def test_ten_x_twins_of_the_public_credit_tables_meet_the_targets(table, request
 
     real = request.getfixturevalue(table)
     report = quality_report(real, GaussianCopulaEngine().fit(real).sample(10 * len(real), seed=0))
-    assert report["correlation_error"] <= 0.03 and report["similarity_score"] >= 95
+    # 0.04, not 0.03: the model no longer stores the extreme values that drive credit_card's Pearson correlations
+    # (tails clipped at the noisy means of the extreme half-blocks); measured against held-out rows in
+    # bench/bench_model_privacy.py
+    assert report["correlation_error"] <= 0.04 and report["similarity_score"] >= 95
 
 
 def test_pearson_matching_beats_rank_correlation_on_pearson(credit_data):

@@ -34,14 +34,27 @@ def tables(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables(), st.integers(0, 2**31))
 def test_any_table_round_trips(real, seed):
-    twin = GaussianCopulaEngine().fit(real).sample(50, seed=seed)
+    engine = GaussianCopulaEngine().fit(real)
+    twin = engine.sample(50, seed=seed)
     assert list(twin.columns) == list(real.columns) and len(twin) == 50
     for name in real.columns:
         values, synthetic = real[name].dropna(), twin[name].dropna()
         if real[name].isna().all():
             assert twin[name].isna().all()
         elif pd.api.types.is_numeric_dtype(real[name]) and not pd.api.types.is_bool_dtype(real[name]):
-            assert synthetic.empty or (synthetic.min() >= values.min() - 1e-9 and synthetic.max() <= values.max() + 1e-9)
+            # the model's range: its noisy end knots (the observed extremes are never stored), so within the observed
+            # range widened by the noise, which on a few dozen rows can reach the range's size
+            if (name, "value") in engine.variables:  # a constant column is not modelled: its one value comes back
+                marginal = engine.marginals[engine.variables.index((name, "value"))]
+                stored = np.asarray(marginal.x_points if hasattr(marginal, "x_points") else marginal.values, dtype=float)
+                low, high = stored.min(), stored.max()
+            else:
+                low, high = values.min(), values.max()
+            width = values.max() - values.min()
+            assert synthetic.empty or (synthetic.min() >= low - 1e-6 * (1 + abs(low)) and synthetic.max() <= high + 1e-6 * (1 + abs(high)))
+            assert values.min() - width - 1e-9 <= low and high <= values.max() + width + 1e-9
+            if values.min() >= 0:
+                assert synthetic.empty or synthetic.min() >= 0
             if pd.api.types.is_integer_dtype(real[name]):
                 assert np.all(synthetic == np.round(synthetic))
         else:

@@ -54,6 +54,8 @@ class CloneConfig(dg.Config):
                                 "privacy_audit) may take; stages that would start later are reported as not run")
     secrets: Optional[list[str]] = Field(default=None, description="Columns the audit's attacker tries to infer; "
                                          "default: the target column and the most sensitive amounts")
+    epsilon: Optional[float] = Field(default=None, description="Fit with (epsilon, 1e-6)-differential privacy; "
+                                     "default: no DP (the model still carries noise against differencing)")
     delete_raw: bool = Field(default=False, description="Delete the raw upload once the last step that needs "
                                                         "real rows has run (audited as RAW_DATA_DELETED)")
     shard_rows: int = Field(default=SHARD_ROWS, ge=1, description="Rows per shard: each shard is sampled and "

@@ -3,7 +3,8 @@
 The upload's schema is inferred once, at ingestion, and stored as pandera JSON (`schema.json`); the synthetic
 sample and the protected twin are validated against it. It records what a twin may contain, not the raw
 data: category sets keep only values seen at least k times plus "Other" (the engine and k-anonymity pool the
-rarer ones into "Other"), numeric ranges are the observed minimum and maximum, the primary key must be unique.
+rarer ones into "Other"), numeric ranges are the observed ones widened and rounded outward (the observed minimum
+and maximum are one borrower's values each), the primary key must be unique.
 """
 
 from __future__ import annotations
@@ -78,10 +79,6 @@ def _round_out(value: float, direction, dtype):
 
 def _all_strings(values: pd.Index) -> bool:
     return all(isinstance(value, str) for value in values)
-
-
-def _scalar(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def schema_to_dict(schema: pa.DataFrameSchema) -> dict:

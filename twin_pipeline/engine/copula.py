@@ -23,6 +23,8 @@ from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
+from .dp import DEFAULT_DELTA, fit_private
+from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation, noisy_counts
 from .rules import RuleSet, load_declared
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,22 @@ class GaussianCopulaEngine:
     `k` is the smallest count of a value that the model may store verbatim (rarer values are pooled).
     preserve_tails=True fits a Student-t copula too and keeps it when it beats the Gaussian by likelihood:
     a Gaussian copula has no tail dependence, so it understates joint extremes (joint defaults in a crisis).
+    epsilon (with delta) makes the fit (epsilon, delta)-differentially private (dp.py); without it the stored
+    statistics still carry the differencing noise of perturb.py.
     """
 
     def __init__(self, backend: str = "native", k: int = K_MIN, preserve_tails: bool = True, match_pearson: bool = True,
-                 mine_rules: bool = True, rules=None):
+                 mine_rules: bool = True, rules=None, epsilon: float | None = None, delta: float | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
+            raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
+        if delta is not None and not 0 < delta < 1:
+            raise ValueError(f"delta must be between 0 and 1, got {delta!r}")
+        if epsilon is not None and backend != "native":
+            raise ValueError("a differentially private fit needs the native backend")
+        self.epsilon, self.delta = epsilon, (delta if delta is not None else DEFAULT_DELTA) if epsilon else None
+        self.privacy: dict = {}
         self.backend = backend
         self.k = k
         self.specs: list[col.ColumnSpec] = []
@@ -67,18 +79,27 @@ class GaussianCopulaEngine:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, df: pd.DataFrame, primary_key: str | None = None,
-            column_kinds: dict[str, str] | None = None, keep_columns=()) -> "GaussianCopulaEngine":
+            column_kinds: dict[str, str] | None = None, keep_columns=(), seed: int | None = 0) -> "GaussianCopulaEngine":
         """Learn marginals and the latent correlation of `df`; the primary key is not modelled.
 
         Business rules (mined, and declared ones) are kept by construction: `keep_columns` are never derived
-        through a rule (a child table's parent columns, which sampling is conditioned on)."""
+        through a rule (a child table's parent columns, which sampling is conditioned on). Every stored statistic
+        is perturbed (perturb.py) with noise drawn from (`seed`, the rows' content): the same seed and rows give
+        the same model, a table one row apart gets independent noise; seed=None draws it from the system."""
         _check_frame(df, primary_key, column_kinds)
+        rng = fit_rng(seed, df)
         self.primary_key, self.n_rows = primary_key, len(df)
         kinds = column_kinds or {}
         self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name), k=self.k)
                       for name in df.columns]
         col.mark_duplicates(df, self.specs, fixed=set(kinds))
         self.rules = RuleSet()
+        if self.epsilon is not None:  # rules are mined from raw values: not in a private fit
+            self.privacy = fit_private(self, df, self.epsilon, self.delta, rng)
+            self.tails = {"copula": "gaussian", "reason": "differentially private fit"}
+            log.info("fitted %d columns with (%g, %g)-differential privacy", len(self.specs), self.epsilon, self.delta)
+            return self
+        self.privacy = DIFFERENCING_NOISE
         if self.backend == "native" and (self.mine_rules or self.declared_rules):
             self.rules = RuleSet.fit(df, self.specs, self.declared_rules, self.k, mine_rules=self.mine_rules,
                                      keep=set(keep_columns))
@@ -87,9 +108,12 @@ class GaussianCopulaEngine:
                              if pd.api.types.is_numeric_dtype(df[name])}  # fit-time only, never saved
         df = self._encode(df)
         candidates = [(spec, *variable) for spec in self.specs
-                      for variable in _variables_of(spec, df[spec.name], self.k, governed.get(spec.name))]
+                      for variable in _variables_of(spec, df[spec.name], self.k, governed.get(spec.name), rng)]
         self.variables = [(spec.name, role) for spec, role, *_ in candidates]
         self.marginals = [marginal for _, _, marginal, _, _ in candidates]
+        for spec, role, marginal, _, _ in candidates:
+            if role == "null":  # the stored null rate is the noisy one
+                spec.null_rate = float(marginal.probabilities[1])
         scores = np.zeros((len(df), len(candidates)))  # zero where a value is missing: filled in place, one copy only
         present = np.zeros((len(df), len(candidates)), dtype=bool)
         coefficients, informative = [None] * len(candidates), [False] * len(candidates)
@@ -120,7 +144,7 @@ class GaussianCopulaEngine:
                 latent = self._match_pearson(df, latent, weak)
             latent[weak, :] = latent[:, weak] = 0.0
             np.fill_diagonal(latent, 1.0)
-            self.correlation = nearest_correlation(latent)
+            self.correlation = nearest_correlation(noisy_correlation(latent, len(df), rng))
         else:
             self.correlation = np.zeros((0, 0))
         self.tails, self._frailty_cholesky = {"copula": "gaussian"}, None
@@ -560,6 +584,7 @@ class GaussianCopulaEngine:
             "variables": [{"column": name, "role": role, "marginal": marginal.to_dict()}
                           for (name, role), marginal in zip(self.variables, self.marginals)],
             "correlation": self.correlation.tolist(), "tails": self.tails, "rules": self.rules.to_dict(),
+            "privacy": self.privacy,
         }
 
     @classmethod
@@ -575,6 +600,8 @@ class GaussianCopulaEngine:
         engine.marginals = [marginal_from_dict(variable["marginal"]) for variable in data["variables"]]
         engine.correlation = np.asarray(data["correlation"], dtype=float).reshape(len(engine.variables), -1)
         engine.tails = data.get("tails", {"copula": "gaussian"})
+        engine.privacy = data.get("privacy", {})
+        engine.epsilon, engine.delta = engine.privacy.get("epsilon"), engine.privacy.get("delta")
         engine.rules = RuleSet.from_dict(data.get("rules"))
         return engine
 
@@ -613,8 +640,10 @@ def _check_frame(df: pd.DataFrame, primary_key: str | None, column_kinds: dict |
         raise TwinInputError(None, f"column kinds given for unknown columns: {', '.join(sorted(map(str, unknown)))}")
 
 
-def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int, governed: np.ndarray | None = None):
-    """Yield (role, marginal, sortable keys of the present rows, present mask) for one column.
+def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int, governed: np.ndarray | None = None,
+                  rng: np.random.Generator | None = None):
+    """Yield (role, marginal, sortable keys of the present rows, present mask) for one column, with noisy
+    statistics (perturb.py).
 
     `governed` rows (whose value a rule writes, such as balance 0 when Fully Paid) are left out of the fit."""
     if spec.kind == "derived":
@@ -625,14 +654,14 @@ def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int, governed: np.
         series = series.where(free)
     if spec.kind in col.NUMERIC_KINDS:
         numbers = to_numbers(series[present], spec)
-        yield "value", NumericMarginal.fit(numbers, k), numbers, present
+        yield "value", NumericMarginal.fit(numbers, k, rng=rng), numbers, present
     elif spec.kind in col.SLICED_KINDS:
-        marginal = SlicedMarginal.fit(series[present], spec.kind, k)
+        marginal = SlicedMarginal.fit(series[present], spec.kind, k, rng=rng)
         yield "value", marginal, marginal.codes(series[present]), present
     is_null = (~present[free]).astype(np.int8)
-    rate = float(is_null.mean()) if len(is_null) else 0.0
-    if 0.0 < rate < 1.0 and spec.kind not in ("identifier", "duplicate"):
-        yield "null", SlicedMarginal([0, 1], np.array([1 - rate, rate])), is_null, free
+    if 0.0 < is_null.mean() < 1.0 and spec.kind not in ("identifier", "duplicate"):
+        counts = noisy_counts(np.array([len(is_null) - is_null.sum(), is_null.sum()]), rng)
+        yield "null", SlicedMarginal([0, 1], counts / counts.sum()), is_null, free
 
 
 def to_numbers(series: pd.Series, spec: col.ColumnSpec) -> np.ndarray:

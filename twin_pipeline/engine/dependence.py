@@ -83,6 +83,11 @@ def latent_correlation(scores: np.ndarray, present: np.ndarray, coefficients: np
     pair_rows = np.maximum(weights.T @ weights, 1.0)
     pair_means = (weights.T @ filled) / pair_rows  # [j, i]: mean of variable i over the rows where j is present
     covariance = (filled.T @ filled) / pair_rows - pair_means.T * pair_means
+    return latent_from_covariance(covariance, coefficients)
+
+
+def latent_from_covariance(covariance: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """Each pair's latent rho from the covariance of its normal scores: the root of sum_k rho^k a_k b_k."""
     terms = coefficients[:, None, :] * coefficients[None, :, :]  # (p, p, K)
     powers = np.arange(1, coefficients.shape[1] + 1)
 

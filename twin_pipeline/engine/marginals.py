@@ -7,8 +7,13 @@ Two shapes cover every modelled column:
   categories are pooled into "Other", rare discrete numbers merge into their nearest frequent neighbour.
 * `NumericMarginal` (continuous, integer, datetime): point masses (values carrying at least 0.5 % of the rows,
   such as zero debt) plus a continuous part, either a parametric family chosen by a Kolmogorov-Smirnov test or,
-  when none fits, a quantile grid of the data smoothed by averaging `k` neighbouring order statistics. Both
-  compile to one monotone quantile function, so sampling is a single `np.interp` per column.
+  when none fits, a summary grid (`summary_grid`): at most MAX_KNOTS knots, each the noisy mean of a block of
+  at least MIN_BLOCK_RECORDS consecutive order statistics. Both compile to one monotone quantile function, so
+  sampling is a single `np.interp` per column.
+
+Every statistic is perturbed (`rng`): one borrower moves a block mean by at most the block's spread / its size,
+and the noise has KNOT_NOISE times that standard deviation, so two models fitted with and without a borrower do not give the
+value away (see perturb.py for counts and the correlation).
 """
 
 from __future__ import annotations
@@ -17,10 +22,15 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from .perturb import noisy_counts
+
 K_MIN = 5  # no value seen fewer than this many times is stored verbatim
 OTHER = "Other"
 ATOM_SHARE = 0.005  # a value repeated on at least this share of rows is a point mass
-GRID_POINTS = 1025
+MAX_KNOTS = 129  # knots of a numeric quantile grid: 128 blocks of equal probability at most
+MIN_BLOCK_RECORDS = 25  # every knot averages at least this many records (the end knots half as many)
+KNOT_NOISE = 1.0  # a knot's noise has standard deviation KNOT_NOISE x (its block's spread / its size) ...
+END_KNOT_NOISE = 2.0  # ... and the end knots, which hold the most exposed borrowers (the top earner), 2 x
 KS_ALPHA = 0.05  # a family is kept only when the KS test cannot reject it at this level
 MAX_CATEGORIES = 5000
 Z_CLIP = 1e-12
@@ -40,7 +50,9 @@ class SlicedMarginal:
         self.thresholds = _normal_bounds(np.cumsum(self.probabilities)[:-1])
 
     @classmethod
-    def fit(cls, values: pd.Series, kind: str, k: int = K_MIN) -> "SlicedMarginal":
+    def fit(cls, values: pd.Series, kind: str, k: int = K_MIN,
+            rng: np.random.Generator | None = None) -> "SlicedMarginal":
+        """Frequencies from counts perturbed by `noisy_counts` (fresh randomness when `rng` is None)."""
         counts = values.value_counts(sort=True)
         pooled = 0
         if kind == "discrete":
@@ -49,7 +61,8 @@ class SlicedMarginal:
             counts = counts.sort_index()
         else:
             counts, pooled = _pool_rare_categories(counts, k)
-        return cls(counts.index.tolist(), counts.to_numpy() / counts.sum(), pooled)
+        probabilities = noisy_counts(counts.to_numpy(), rng)
+        return cls(counts.index.tolist(), probabilities / probabilities.sum(), pooled)
 
     def codes(self, values: pd.Series) -> np.ndarray:
         """Slice index of each value; pooled values map to "Other", merged numbers to their neighbour."""
@@ -143,27 +156,31 @@ class NumericMarginal:
         self.z_points = _normal_bounds(self.u_points)
 
     @classmethod
-    def fit(cls, numbers: np.ndarray, k: int = K_MIN, families: tuple[str, ...] | None = None) -> "NumericMarginal":
+    def fit(cls, numbers: np.ndarray, k: int = K_MIN, families: tuple[str, ...] | None = None,
+            rng: np.random.Generator | None = None) -> "NumericMarginal":
+        """Point masses with noisy frequencies, and a continuous part summarised by `summary_grid`; a family is
+        fitted to that (already perturbed) grid, never to the raw values, so its parameters add no leak."""
+        rng = rng if rng is not None else np.random.default_rng()
         numbers = np.sort(numbers[np.isfinite(numbers)])
         starts = np.flatnonzero(np.concatenate([[True], numbers[1:] != numbers[:-1]]))  # runs of equal values
         counts = np.diff(np.append(starts, len(numbers)))
         is_atom = counts >= max(k, ATOM_SHARE * len(numbers))
-        atoms, atom_probabilities = numbers[starts[is_atom]], counts[is_atom] / len(numbers)
+        atoms, atom_counts = numbers[starts[is_atom]], counts[is_atom].astype(float)
         rest = numbers[np.repeat(~is_atom, counts)]
+        if 0 < len(rest) < MIN_BLOCK_RECORDS and len(atoms):  # too few to summarise: each joins its nearest point mass
+            np.add.at(atom_counts, np.abs(rest[:, None] - atoms[None, :]).argmin(axis=1), 1.0)
+            rest = rest[:0]
+        shares = noisy_counts(np.append(atom_counts, len(rest)), rng)
+        atom_probabilities = shares[:-1] / (shares.sum() if len(rest) else shares[:-1].sum())
         family, parameters, statistic, p_value = "empirical", {}, None, None
-        if len(rest) >= max(k, 2):
-            smoothed = _smooth_order_statistics(rest, k)
-            low, high = smoothed[0], smoothed[-1]
-            family, parameters, statistic, p_value = select_family(rest, low, high, families)
-            u_grid = np.linspace(0.0, 1.0, min(GRID_POINTS, len(smoothed)))
-            if family == "empirical":
-                x_grid = np.quantile(smoothed, u_grid)
-            else:
+        u_grid, x_grid = summary_grid(rest, rng)
+        if len(rest) >= max(k, 2) and x_grid[-1] > x_grid[0]:
+            low, high = x_grid[0], x_grid[-1]
+            pseudo = np.interp((np.arange(min(len(rest), 5000)) + 0.5) / min(len(rest), 5000), u_grid, x_grid)
+            family, parameters, statistic, p_value = select_family(pseudo, low, high, families)
+            if family != "empirical":
+                u_grid = np.linspace(0.0, 1.0, MAX_KNOTS)
                 x_grid = _truncated_quantiles(family, parameters, low, high, u_grid)
-        elif len(rest):
-            u_grid, x_grid = np.array([0.0, 1.0]), np.full(2, rest.mean())
-        else:
-            u_grid, x_grid = np.array([]), np.array([])
         u_points, x_points = _mix_atoms(atoms, atom_probabilities, u_grid, x_grid)
         return cls(atoms, atom_probabilities, family, parameters, statistic, p_value, u_points, x_points)
 
@@ -187,11 +204,40 @@ class NumericMarginal:
                    data["fit_statistic"], data["p_value"], data["u_points"], data["x_points"])
 
 
-def _smooth_order_statistics(sorted_values: np.ndarray, k: int) -> np.ndarray:
-    """Moving average of k consecutive order statistics: every stored grid value blends at least k records."""
-    width = min(k, len(sorted_values))
+def summary_grid(sorted_values: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A quantile grid of at most MAX_KNOTS knots that summarises a sorted column without storing it.
+
+    The sorted values are cut into blocks of equal count (>= MIN_BLOCK_RECORDS, the two end blocks half as
+    large); knot j is the mean of the block centred on rank j/B, plus Gaussian noise whose standard deviation is
+    KNOT_NOISE (END_KNOT_NOISE for the two end knots) x the block's spread / its size (the spread at least a B-th
+    of the interquartile range, so a block of equal values is perturbed too). Removing one borrower moves a block
+    mean by at most spread / size, so solving a knot for a borrower's value leaves an error of standard deviation
+    that multiple of the spread of the borrower's block: no knot, and no difference of two models' knots, pins the value down. The end knots,
+    the means of the extreme half-blocks, are the grid's probability 0 and 1: the tails are clipped there, inside
+    the observed range, and neither the minimum nor the maximum is stored. The knots are sorted so the quantile
+    function stays monotone (post-processing).
+    """
+    n = len(sorted_values)
+    if n == 0:
+        return np.array([]), np.array([])
+    blocks = int(np.clip(n // MIN_BLOCK_RECORDS, 1, MAX_KNOTS - 1))
+    cuts = np.unique(np.round(np.concatenate([[0], (np.arange(blocks) + 0.5) * n / blocks, [n]])).astype(int))
+    starts, stops = cuts[:-1], cuts[1:]
     cumulative = np.concatenate([[0.0], np.cumsum(sorted_values)])
-    return (cumulative[width:] - cumulative[:-width]) / width
+    sizes = stops - starts
+    means = (cumulative[stops] - cumulative[starts]) / sizes
+    spreads = sorted_values[stops - 1] - sorted_values[starts]
+    floor = (np.quantile(sorted_values, 0.75) - np.quantile(sorted_values, 0.25)) / blocks
+    if not floor > 0:
+        floor = max(abs(float(np.median(sorted_values))), 1.0) / blocks
+    scale = np.full(len(means), KNOT_NOISE)
+    scale[[0, -1]] = END_KNOT_NOISE
+    knots = means + rng.normal(0.0, scale * np.maximum(spreads, floor) / sizes)
+    if sorted_values[0] >= 0:  # a non-negative column (amounts, counts) stays so: noise reflected at 0, never clipped to it
+        knots = np.abs(knots)
+    if len(knots) == 1:
+        return np.array([0.0, 1.0]), np.repeat(knots, 2)
+    return np.concatenate([[0.0], ((starts + stops) / 2 / n)[1:-1], [1.0]]), np.sort(knots)
 
 
 def _mix_atoms(atoms, probabilities, u_grid, x_grid) -> tuple[np.ndarray, np.ndarray]:

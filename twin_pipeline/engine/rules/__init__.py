@@ -30,6 +30,7 @@ class RuleSet:
     def __init__(self, rules: list[Rule] | None = None, formats: dict | None = None):
         self.rules = rules or []
         self.formats = formats or {}  # derived column -> {"dtype", "decimals", "rounding"} of the real column
+        self.depends: dict[str, set[str]] = {}  # an empty rule set (no mining, a private fit) saves too
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -290,14 +291,19 @@ class RuleSet:
 
 
 def _smoothed_range(values: pd.Series, governed, k: int) -> dict:
-    """An ordered column's own floor and ceiling: the mean of its k most extreme values, as in the marginals,
-    so no single borrower's value is stored."""
+    """An ordered column's own floor and ceiling: the end knots of its summary grid (the noisy means of its
+    extreme half-blocks), as in the marginals, so no borrower's value, nor a mean two models could difference, is
+    stored. The noise is drawn from the column's content (perturb.fit_rng)."""
+    from ..marginals import summary_grid
+    from ..perturb import fit_rng
+
     numbers = values.to_numpy(dtype=float)
     keep = np.isfinite(numbers) & (~governed if governed is not None else True)
     ordered = np.sort(numbers[keep])
     if not len(ordered):
         return {"floor": 0.0, "ceiling": 0.0}
-    return {"floor": float(ordered[:k].mean()), "ceiling": float(ordered[-k:].mean())}
+    _, knots = summary_grid(ordered, fit_rng(k, pd.DataFrame({"values": ordered})))
+    return {"floor": float(knots[0]), "ceiling": float(knots[-1])}
 
 
 def _as_dtype(numbers: np.ndarray, dtype: str | None):
