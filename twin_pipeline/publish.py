@@ -81,6 +81,15 @@ def publish(folder: Path, published: Path, superseded: tuple[str, ...] = ()) -> 
     return removed
 
 
+def link_late_outputs(folder: Path, version_dir: Path, names) -> None:
+    """Download links for files written into a version after it was published (the privacy audit runs after the
+    product is out); a version not (yet) published gets its links when it is."""
+    published = current(folder)
+    if published is not None and published.resolve() == Path(version_dir).resolve():
+        for name in names:
+            _link(Path(folder) / name, Path(CURRENT) / name)
+
+
 def _link(path: Path, target: Path) -> None:
     """Point the link `path` at `target` by renaming a fresh link onto it (atomic; replaces a plain file too)."""
     if path.is_symlink() and os.readlink(path) == str(target):

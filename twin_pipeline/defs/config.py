@@ -48,6 +48,8 @@ class CloneConfig(dg.Config):
                                  "the rules as JSON text (a sidecar may give the list itself)")
     target: Optional[str] = Field(default=None, description="Column the TSTR utility model predicts; empty: a "
                                                             "column named like default, status, approval or bad")
+    drop_identifiers: bool = Field(default=False, description="Drop direct identifiers (SSN, e-mail, phone, name, "
+                                   "address, account or card number) instead of minting fresh values of their format")
     escape_formulas: bool = Field(default=True, description="CSV output: prefix text cells a spreadsheet would run "
                                   "as a formula (= + - @ tab CR) with an apostrophe (OWASP); Parquet is unchanged")
     audit_budget: float = Field(default=DEFAULT_AUDIT_BUDGET, description="Seconds the attacker audit (asset "

@@ -98,6 +98,7 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
         output_hash = hashes[next(iter(written.values())).name]
         head = self._audit(context, asset, portfolio, folder, output_hash, hashes)
         download = self.storage.portfolio_dir(portfolio)
+        publish.link_late_outputs(download, folder, [path.name for path in written.values()])
         context.add_output_metadata({
             **{f"path {part}": dg.MetadataValue.path(str(download / path.name)) for part, path in written.items()},
             "sha256": dg.MetadataValue.json(hashes),
