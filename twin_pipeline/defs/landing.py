@@ -157,6 +157,7 @@ def reject(path: Path, rejected: Path, reason: str) -> Path:
     """Move a landed file, bundle or link (and its settings file) to rejected/ beside a `<name>.reason.txt`;
     returns the new path. Files end up 0600 (they may hold real rows); a link is moved, never followed."""
     rejected.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(rejected, 0o700)  # it may have been made earlier with the default mode
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = _bounded_name(path.name)
     target = rejected / name
