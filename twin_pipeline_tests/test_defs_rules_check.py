@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from twin_pipeline.defs.checks import business_rules_hold
+from twin_pipeline.defs.checks import business_rules_hold, rules_verdict
 from twin_pipeline.errors import TwinInputError
 
 
@@ -20,7 +20,7 @@ def report(declared_broken=(), worst=0.0, mean=0.0):
     (report(declared_broken=["rule 1"]), False, dg.AssetCheckSeverity.ERROR),
 ])
 def test_declared_rules_block_and_mined_rules_warn(quality, passed, severity):
-    result = business_rules_hold(quality_report=quality)
+    result = rules_verdict(quality)
     assert result.passed is passed and result.severity == severity
 
 

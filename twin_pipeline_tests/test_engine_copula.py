@@ -51,9 +51,11 @@ def test_numbers_stay_in_range_integers_stay_integers_and_decimals_kept(loan_boo
     assert set(twin["term"]) <= {36, 60}
 
 
-def test_marginals_match(loan_book, twin):
+def test_marginals_match(loan_book, fitted, twin):
+    derived = fitted.rules.derived_columns  # loan_amount <= income is kept by modelling loan_amount inside it
     for name in ("income", "loan_amount", "age", "debt"):
-        assert stats.ks_2samp(loan_book[name], twin[name]).statistic < 0.04, name
+        # the known cost of keeping an order rule by construction: KS 0.013 -> 0.04 on loan_amount (see README)
+        assert stats.ks_2samp(loan_book[name], twin[name]).statistic < (0.05 if name in derived else 0.04), name
     for name in ("grade", "term", "defaulted", "application_type"):
         real = loan_book[name].value_counts(normalize=True)
         synthetic = twin[name].value_counts(normalize=True).reindex(real.index, fill_value=0)

@@ -59,5 +59,6 @@ def test_any_table_round_trips(real, seed):
                 assert np.all(synthetic == np.round(synthetic))
         else:
             assert set(synthetic) <= set(values) | {OTHER}
-        if real[name].notna().all():
+        rare_constant = values.nunique() == 1 and len(values) < engine.k  # one value on < k rows: not stored, null
+        if real[name].notna().all() and not rare_constant:
             assert twin[name].notna().all()

@@ -129,7 +129,7 @@ def correlation_error_at_most_0_10(quality_report: dict) -> dg.AssetCheckResult:
 def business_rules_hold(context: dg.AssetCheckExecutionContext, storage: TwinStorage,
                         quality_report: dict) -> dg.AssetCheckResult:
     """The clone's last check: when no declared rule is broken, the run's outputs are published, all at once."""
-    result = _rules_result(quality_report)
+    result = rules_verdict(quality_report)
     blocked = not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     portfolio = context.partition_key
     outcome = publication(storage, portfolio, passed=False) if blocked else \
@@ -138,7 +138,8 @@ def business_rules_hold(context: dg.AssetCheckExecutionContext, storage: TwinSto
                                metadata={**result.metadata, "publication": outcome})
 
 
-def _rules_result(quality_report: dict) -> dg.AssetCheckResult:
+def rules_verdict(quality_report: dict) -> dg.AssetCheckResult:
+    """The rules part of business_rules_hold: a broken declared rule is an error, broken mined rules a warning."""
     section = quality_report["quality"].get("rules") or {"rules": [], "summary": {}}
     summary = section["summary"]
     broken = summary.get("declared_broken", [])
