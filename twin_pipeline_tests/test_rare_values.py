@@ -44,5 +44,5 @@ def test_the_upload_contract_holds_outward_rounded_bounds_not_the_exact_extremes
     contract = json.dumps(schema_to_dict(infer_twin_schema(real, k=5)))
     assert "98765.43" not in contract and "1234.56" not in contract and "31337" not in contract
     bounds = json.loads(contract)["columns"]["income"]["in_range"]
-    assert (bounds["min_value"], bounds["max_value"]) == (1200.0, 99000.0)  # two significant digits, outward
+    assert (bounds["min_value"], bounds["max_value"]) == (0, 99000.0)  # non-negative; two significant digits, outward
     assert "bonus" in json.loads(contract)["columns"] and "in_range" not in json.loads(contract)["columns"]["bonus"]

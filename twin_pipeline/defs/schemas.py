@@ -56,13 +56,15 @@ def _column_contract(series: pd.Series, k: int, is_key: bool) -> pa.Column:
 
 def outward_bounds(present: pd.Series) -> tuple:
     """The range a twin must stay in, never the exact real extremes (the richest borrower's exact income):
-    numbers rounded outward to two significant digits, dates to whole days."""
+    numbers rounded outward to two significant digits, dates to whole days; a column with no negative value
+    is bounded below by 0 (a sum derived through a business rule may reach 0 where the real minimum is 2.7)."""
     low, high = present.min(), present.max()
     if isinstance(low, pd.Timestamp):
         day = pd.Timedelta(days=1)
         return low.floor("D") - (day if low == low.floor("D") else 0 * day), \
             high.ceil("D") + (day if high == high.ceil("D") else 0 * day)
-    return _round_out(float(low), math.floor, present.dtype), _round_out(float(high), math.ceil, present.dtype)
+    floor = 0 if float(low) >= 0 else _round_out(float(low), math.floor, present.dtype)
+    return floor, _round_out(float(high), math.ceil, present.dtype)
 
 
 def _round_out(value: float, direction, dtype):
