@@ -10,13 +10,13 @@ and maximum are one borrower's values each), the primary key must be unique.
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from ..bounds import outward_bounds
 from ..engine.columns import KINDS
 
 OTHER = "Other"
@@ -52,31 +52,6 @@ def _column_contract(series: pd.Series, k: int, is_key: bool) -> pa.Column:
         if kept is not None:
             checks.append(pa.Check.isin(sorted(set(kept) | {OTHER})))
     return pa.Column(dtype, checks, nullable=bool(series.isna().any()) and not is_key, unique=is_key)
-
-
-def outward_bounds(present: pd.Series) -> tuple:
-    """The range a twin must stay in, never the exact real extremes (the richest borrower's exact income):
-    numbers rounded outward to two significant digits, dates to whole days; a column with no negative value
-    is bounded below by 0 (a sum derived through a business rule may reach 0 where the real minimum is 2.7)."""
-    low, high = present.min(), present.max()
-    if isinstance(low, pd.Timestamp):
-        day = pd.Timedelta(days=1)
-        return low.floor("D") - (day if low == low.floor("D") else 0 * day), \
-            high.ceil("D") + (day if high == high.ceil("D") else 0 * day)
-    floor = 0 if float(low) >= 0 else _round_out(float(low), math.floor, present.dtype)
-    return floor, _round_out(float(high), math.ceil, present.dtype)
-
-
-def _round_out(value: float, direction, dtype):
-    """`value` rounded to two significant digits in `direction`, one step further when it is exactly there."""
-    if not math.isfinite(value):
-        return value
-    step = 10.0 ** (math.floor(math.log10(abs(value))) - 1) if value else 1.0
-    rounded = direction(value / step) * step
-    if rounded == value:  # an exact extreme stays private too: move one step out
-        rounded += step if direction is math.ceil else -step
-    rounded = round(rounded, 12)
-    return int(rounded) if pd.api.types.is_integer_dtype(dtype) else rounded
 
 
 def _all_strings(values: pd.Index) -> bool:

@@ -14,6 +14,8 @@ from functools import reduce
 import numpy as np
 import pandas as pd
 
+from ..bounds import outward_bounds
+
 KINDS = ("continuous", "integer", "discrete", "boolean", "categorical", "datetime", "identifier", "constant", "text",
          "duplicate", "derived")
 NUMERIC_KINDS = ("continuous", "integer", "datetime")
@@ -51,6 +53,7 @@ class ColumnSpec:
     copy_of: str | None = None  # duplicate kind: the earlier column this one always equals
     id_pattern: dict = field(default_factory=dict)  # identifier kind: how fresh keys are formed
     rounding: dict | None = None  # numeric: rounding steps (multiples of 1000, 100, 25, ...) and their shares
+    bounds: list | None = None  # numeric: the range sampled values are clipped into (bounds.outward_bounds)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,6 +97,7 @@ def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None =
             spec.decimals = spec.number_format["decimals"]
         else:
             spec.decimals = count_decimals(values.to_numpy(dtype=float))
+            spec.bounds = [float(bound) for bound in outward_bounds(values)] if len(values) else None
         spec.rounding = detect_rounding(to_plain_numbers(values, spec.number_format), spec.decimals)
     return spec
 

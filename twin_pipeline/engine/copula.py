@@ -692,6 +692,8 @@ def _restore(spec: col.ColumnSpec, marginal, decoded: np.ndarray, rng: np.random
         if spec.rounding:
             numbers = col.round_to_steps(numbers, spec.rounding, rng, keep=np.isin(numbers, marginal.atoms),
                                          bounds=(marginal.x_points[0], marginal.x_points[-1]))
+        if spec.bounds:  # noisy end knots may reach past the observed range; the upload's contract may not be
+            numbers = np.clip(numbers, *spec.bounds)
         return pd.Series(col.format_number_text(numbers, spec.number_format) if spec.number_format else numbers)
     stamps = pd.Series(pd.to_datetime(np.rint(decoded).astype("int64"), unit="s"))
     resolution = spec.date_resolution or "s"
