@@ -201,6 +201,21 @@ def test_pearson_matching_beats_rank_correlation_on_pearson(credit_data):
     assert errors[0] < errors[1]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_pearson_matching_keeps_independent_years_independent(seed):
+    """A year (mean far above its spread) beside a count: the wide twin once had them correlated at 0.6 (real 0.01),
+    because the matched Pearson correlation was computed as E[XY] - E[X]E[Y] and cancelled catastrophically."""
+    rng = np.random.default_rng(seed)
+    n = 5000
+    count = rng.poisson(13, n)
+    real = pd.DataFrame({"earliest_credit_line": rng.integers(1970, 2015, n), "num_total_cc_accounts": count,
+                         "num_open_cc_accounts": np.minimum(count, rng.poisson(7, n))})
+    twin = GaussianCopulaEngine(mine_rules=False).fit(real).sample(20_000, seed=1)
+    assert abs(twin.corr().loc["earliest_credit_line", "num_total_cc_accounts"]) < 0.05
+    real_dependence = real.corr().loc["num_total_cc_accounts", "num_open_cc_accounts"]
+    assert abs(twin.corr().loc["num_total_cc_accounts", "num_open_cc_accounts"] - real_dependence) < 0.05
+
+
 def test_ordinal_categories_follow_their_association():
     rng = np.random.default_rng(4)
     n = 6000
