@@ -35,7 +35,7 @@ from twin_pipeline.privacy.microaggregation import group_lower_medians, group_me
 from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
 from twin_pipeline.errors import PrivacyLimitError, TwinInputError
-from twin_pipeline.options import DEFAULT_K, DEFAULT_MAX_SUPPRESSION
+from twin_pipeline.defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION
 
 GENERALIZATIONS = (None, "bands")
 SOFT_CELL_ROWS = 4  # x k: a cell this large splits into about four compact micro-aggregation groups
