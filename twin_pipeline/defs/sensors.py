@@ -143,9 +143,9 @@ def _reject(context: dg.SensorEvaluationContext, path, storage: TwinStorage, rea
 
 @dg.sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
            description="Marks a run whose run worker process is gone (killed, out of memory) as failed, so that "
-                       "run monitoring frees its concurrency slot (the DuckDB writer pool has one) and queued "
-                       "clones start; the local run launcher cannot report a dead worker itself (its run "
-                       "workers are local processes, so their pids are checked here).")
+                       "its place in the run queue is freed and queued clones start; the local run launcher "
+                       "cannot report a dead worker itself (its run workers are local processes, so their pids are "
+                       "checked here).")
 def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     instance = context.instance
     if instance.run_launcher.supports_check_run_worker_health:  # run monitoring fails its dead runs itself
