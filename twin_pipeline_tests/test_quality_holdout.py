@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from shapes import lending_table, narrow_table, overdraft_table
 
-from twin_pipeline import pipeline
+from twin_pipeline import pipeline, protection
 from twin_pipeline.quality.holdout import holdout_evaluation, split
 from twin_pipeline.quality.utility import choose_target, tstr
 from twin_pipeline.tables import TwinInputError
@@ -29,7 +29,7 @@ def signal_table(n: int = 4_000, seed: int = 0) -> pd.DataFrame:
 def pipeline_twin(options=pipeline.CloneOptions()):
     def make(train, rows):
         engine = pipeline.fit_model(train, options)
-        return pipeline.protect(engine.sample(rows, seed=1), train, engine, options)[0]
+        return protection.protect(engine.sample(rows, seed=1), train, engine, options)[0]
     return make
 
 
