@@ -35,6 +35,7 @@ from scipy import special
 from . import columns as col
 from .dependence import hermite_coefficients, latent_from_covariance, nearest_correlation, truncated_normal_mean
 from .marginals import HISTOGRAM, OTHER, NumericMarginal, SlicedMarginal, _mix_atoms
+from .transformers import to_numbers
 
 DEFAULT_DELTA = 1e-6
 QUERIES = {"rows": "noisy count, L2 sensitivity 1",
@@ -80,8 +81,6 @@ def gaussian_sigma(sensitivity: float, rho: float) -> float:
 
 def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.random.Generator) -> dict:
     """Fill `engine`'s variables, marginals and correlation from private queries only; returns the budget record."""
-    from .copula import to_numbers
-
     modelled = [spec for spec in engine.specs if spec.kind in col.NUMERIC_KINDS + col.SLICED_KINDS]
     rho = zcdp_rho(epsilon, delta / 2)
     weights = {spec.name: SLICED_WEIGHT if spec.kind in col.SLICED_KINDS else 1.0 for spec in modelled}
