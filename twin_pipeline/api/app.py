@@ -163,7 +163,7 @@ def create_app(settings: Settings) -> FastAPI:
         upload = _upload(storage, body.file_id)
         config = _clone_config(body, upload)
         portfolio_id = portfolios.new_portfolio_id()
-        partition = portfolios.partition_for(portfolio_id, upload["sha256"])
+        partition = portfolios.partition_for(portfolio_id, upload["path"])
         source = upload["path"].with_name(f"{portfolio_id}{upload['path'].suffix}")
         try:
             os.link(upload["path"], source)  # the name the partition key is made of; the same bytes, not a copy

@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from ..defs.partitions import portfolio_key
+from ..defs.partitions import table_key
 from ..defs.resources import TwinStorage
 from ..quality import quality_report
 from ..tables import read_table
@@ -55,8 +55,9 @@ def new_portfolio_id() -> str:
     return f"TWIN_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}_{secrets.token_hex(6)}"
 
 
-def partition_for(portfolio_id: str, upload_sha256: str) -> str:
-    return portfolio_key(f"{portfolio_id}.csv", upload_sha256)
+def partition_for(portfolio_id: str, upload: Path) -> str:
+    """The partition of a clone of `upload`, named as the run's raw_upload step will find it (partitions.py)."""
+    return table_key(f"{portfolio_id}{upload.suffix}", upload)
 
 
 def check_id(portfolio_id: str) -> str:

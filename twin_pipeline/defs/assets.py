@@ -58,7 +58,8 @@ def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: 
     options = replace(options, quasi_identifiers=options.quasi_identifiers
                       or detect_quasi_identifiers(real, primary_key=options.primary_key))
     sha = sha256_file(copy)
-    schema = infer_twin_schema(real, options.k, options.primary_key, name=f"the schema of upload {portfolio}")
+    schema = infer_twin_schema(real.drop(columns=pipeline.dropped_columns(real, options)),  # the twin's columns
+                               options.k, options.primary_key, name=f"the schema of upload {portfolio}")
     manifest = {"portfolio": portfolio, "file_name": copy.name, "source": config.source or None, "sha256": sha,
                 "rows": len(real), "columns": [str(c) for c in real.columns], "target_rows": rows,
                 "options": options.to_dict(), "shard_rows": config.shard_rows, "delete_raw": config.delete_raw,

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..tables import sha256_file
 from .config import CloneConfig
 from .io_manager import asset_files
-from .partitions import portfolio_key, portfolios
+from .partitions import portfolios, table_key
 from .resources import TwinStorage
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -84,7 +83,7 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE, progress: Callab
     storage.ensure_folders()
     home = prepare_home(storage.root / "dagster_home")
     sample = Path(sample).resolve()
-    portfolio = portfolio_key(sample.name, sha256_file(sample))
+    portfolio = table_key(sample.name, sample)
     job = clone_job(str(storage.root))
     loggers = {"console": {"config": {"log_level": "WARNING"}}}
     if progress is not None:
