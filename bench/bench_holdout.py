@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_engine import sdmetrics_score  # noqa: E402
 
-from twin_pipeline import pipeline  # noqa: E402
+from twin_pipeline import pipeline, protection  # noqa: E402
 from twin_pipeline.options import CloneOptions  # noqa: E402
 from twin_pipeline.privacy.copies import LOW_CARDINALITY, RealCombinations  # noqa: E402
 from twin_pipeline.privacy.grouping import smallest_group  # noqa: E402
@@ -66,7 +66,7 @@ def default_twin(primary_key: str | None = None, **overrides) -> Callable[[pd.Da
     def make(train: pd.DataFrame, n: int) -> tuple[pd.DataFrame, dict]:
         options = CloneOptions(primary_key=primary_key, **overrides)
         engine = pipeline.fit_model(train, options)
-        return pipeline.protect(engine.sample(n, seed=options.seed), train, engine, options)
+        return protection.protect(engine.sample(n, seed=options.seed), train, engine, options)
     return make
 
 

@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from .defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED
 from .errors import TwinError, TwinInputError
-from .options import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, CloneOptions, validate_options
+from .options import CloneOptions, validate_options
 from .paths import data_dir
 
 EXIT_INPUT = TwinInputError.exit_code

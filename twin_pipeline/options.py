@@ -14,11 +14,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 import pandas as pd
 
+from .defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED
 from .errors import TwinInputError
 
-DEFAULT_K = 5
-DEFAULT_MAX_SUPPRESSION = 0.01
-DEFAULT_SEED = 0
 MAX_ROWS = int(os.environ.get("TWIN_MAX_ROWS", 10**9))  # a typo of three zeros should not fill the disk
 GENERALIZATIONS = ("bands",)
 OUTPUT_FORMATS = ("csv", "parquet")

@@ -16,7 +16,7 @@ from scipy import stats
 
 from .engine.multitable import MultiTableEngine
 from .options import CloneOptions, validate_options
-from .pipeline import protect
+from .protection import protect
 from .quality import quality_report
 from .tables import TwinInputError, read_table, write_frame, write_json
 

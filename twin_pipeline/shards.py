@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .engine import GaussianCopulaEngine
+from .options import CloneOptions
+from .protection import protect
 from .tables import write_frame
 
 SHARD_ROWS = 500_000
@@ -48,10 +50,8 @@ def shard_seed(seed: int | None, shard: int) -> int:
     return int(np.random.SeedSequence([seed or 0, shard]).generate_state(1, dtype=np.uint64)[0])
 
 
-def make_shard(engine: GaussianCopulaEngine, real: pd.DataFrame, options, shard: Shard, folder: Path) -> dict:
+def make_shard(engine: GaussianCopulaEngine, real: pd.DataFrame, options: CloneOptions, shard: Shard, folder: Path) -> dict:
     """Sample, protect and write one shard; returns its protection figures."""
-    from .pipeline import protect
-
     synthetic = engine.sample(shard.rows, seed=shard_seed(options.seed, shard.index), first_row=shard.first_row)
     protected, protection = protect(synthetic, real, engine, options, first_row=shard.first_row)
     if len(protected) < shard.rows:  # protection refills what it removes: a short shard is a bug, not a result
@@ -71,7 +71,7 @@ def _run_in_worker(shard: Shard) -> dict:
     return make_shard(_WORKER["engine"], _WORKER["real"], _WORKER["options"], shard, _WORKER["folder"])
 
 
-def make_shards(engine: GaussianCopulaEngine, real: pd.DataFrame, options, n: int, folder: Path,
+def make_shards(engine: GaussianCopulaEngine, real: pd.DataFrame, options: CloneOptions, n: int, folder: Path,
                 workers: int = 1, progress=None, shard_rows: int = SHARD_ROWS) -> list[dict]:
     """All shards of an `n`-row twin into `folder`, in `workers` processes; `progress(message)` after each."""
     folder = Path(folder)

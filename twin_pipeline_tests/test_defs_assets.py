@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from twin_pipeline import pipeline, publish
+from twin_pipeline import pipeline, publish, shards
 from twin_pipeline.audit import AuditLog
 from twin_pipeline.defs.assets import ASSETS
 from twin_pipeline.defs.checks import CHECKS
@@ -154,7 +154,7 @@ def test_rerunning_one_portfolio_rewrites_only_its_own_folder(storage, landed):
 
 
 def test_a_twin_that_breaks_the_upload_schema_fails_its_shard_step_with_the_column_named(storage, landed, monkeypatch):
-    real_protect = pipeline.protect
+    real_protect = shards.protect
 
     def out_of_range(synthetic, real, engine, options, **kwargs):
         protected, report = real_protect(synthetic, real, engine, options, **kwargs)
@@ -162,7 +162,7 @@ def test_a_twin_that_breaks_the_upload_schema_fails_its_shard_step_with_the_colu
         protected.loc[1, "Home"] = "castle"
         return protected, report
 
-    monkeypatch.setattr(pipeline, "protect", out_of_range)
+    monkeypatch.setattr(shards, "protect", out_of_range)
     key, result = clone(storage, landed(), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
@@ -174,11 +174,11 @@ def test_a_twin_that_breaks_the_upload_schema_fails_its_shard_step_with_the_colu
 
 def test_a_blocking_privacy_check_stops_the_reports_when_real_rows_leak(storage, landed, monkeypatch):
     def leaky(synthetic, real, engine, options, **kwargs):
-        protected, report = pipeline_protect(synthetic, real, engine, options, **kwargs)
+        protected, report = shard_protect(synthetic, real, engine, options, **kwargs)
         return pd.concat([protected, real.head(3)], ignore_index=True), report
 
-    pipeline_protect = pipeline.protect
-    monkeypatch.setattr(pipeline, "protect", leaky)
+    shard_protect = shards.protect
+    monkeypatch.setattr(shards, "protect", leaky)
     key, result = clone(storage, landed(), raise_on_error=False)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["no_exact_copies"].passed and checks["no_exact_copies"].metadata["exact_copies"].value >= 3
@@ -196,10 +196,10 @@ def test_a_failed_blocking_check_leaves_the_previous_good_twin_and_its_reports_a
     folder = storage.portfolio_dir(key)
     good = {name: sha256_file(folder / name) for name in ("synthetic.csv", "model.json", "quality_report.json",
                                                            "shards.json", "raw_upload.json")}
-    pipeline_protect = pipeline.protect
-    monkeypatch.setattr(pipeline, "protect", lambda synthetic, real, *args, **kwargs: (
+    shard_protect = shards.protect
+    monkeypatch.setattr(shards, "protect", lambda synthetic, real, *args, **kwargs: (
         lambda out: (pd.concat([out[0], real.head(3)], ignore_index=True), out[1]))(
-        pipeline_protect(synthetic, real, *args, **kwargs)))
+        shard_protect(synthetic, real, *args, **kwargs)))
     _, leaked = clone(storage, source, instance, raise_on_error=False, seed=4)
     checks = {e.check_name: e for e in leaked.get_asset_check_evaluations()}
     assert not checks["no_exact_copies"].passed

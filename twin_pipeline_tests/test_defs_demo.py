@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from twin_pipeline import pipeline
+from twin_pipeline import shards
 from twin_pipeline.defs.demo import BlockingCheckFailed, run_demo
 
 
@@ -33,11 +33,11 @@ def test_the_demo_run_is_recorded_in_the_data_dirs_dagster_home_with_its_outputs
 
 
 def test_the_demo_raises_when_a_blocking_privacy_check_fails(tmp_path, sample, monkeypatch):
-    protect = pipeline.protect
+    protect = shards.protect
     def leaky(synthetic, real, engine, options, **kwargs):
         protected, report = protect(synthetic, real, engine, options, **kwargs)
         return pd.concat([protected, real.head(2)], ignore_index=True), report
 
-    monkeypatch.setattr(pipeline, "protect", leaky)
+    monkeypatch.setattr(shards, "protect", leaky)
     with pytest.raises(BlockingCheckFailed, match="no_exact_copies"):
         run_demo(tmp_path / "data", sample=sample)

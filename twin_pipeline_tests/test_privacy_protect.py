@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from shapes import lending_table, overdraft_table
 
-from twin_pipeline import pipeline
+from twin_pipeline import pipeline, protection
 from twin_pipeline.options import CloneOptions
 from twin_pipeline.privacy import protect_twin
 from twin_pipeline.privacy.copies import RealCombinations
@@ -59,7 +59,7 @@ def test_a_small_discrete_table_keeps_its_flag_rate_and_its_shares():
     options = CloneOptions()
     engine = pipeline.fit_model(real, options)
     synthetic = engine.sample(len(real), seed=4)
-    protected, report = pipeline.protect(synthetic, real, engine, options)
+    protected, report = protection.protect(synthetic, real, engine, options)
     assert len(protected) == len(real)
     assert report["exact_copies"]["rare_record_copies_found"] > 0  # the test exercises the replacement
     assert rare_record_copies(protected, real) == 0
@@ -95,7 +95,7 @@ def test_wide_table_low_cardinality_columns_outside_the_quasi_identifiers_keep_t
     options = CloneOptions()
     engine = pipeline.fit_model(real, options)
     synthetic = engine.sample(len(real), seed=2)
-    protected, report = pipeline.protect(synthetic, real, engine, options)
+    protected, report = protection.protect(synthetic, real, engine, options)
     assert len(protected) == len(real)
     for column in ("loan_status", "grade", "term", "application_type", "verified_income"):
         before = synthetic[column].value_counts(normalize=True)

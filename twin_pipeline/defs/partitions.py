@@ -9,6 +9,9 @@ the landing sensor's tick reads at most 2 MiB of a file whatever its size. Why t
   step hashes the whole file and refuses one whose full SHA-256 differs from what its portfolio already holds
   (`raw.keep_raw_copy`), and the sensor never skips such a file as "same bytes" (it lets the run decide), so
   two different files are never cloned into, or published as, one portfolio.
+
+A single table and a bundle of related tables are different portfolios with different assets, so they are in
+different partition sets: a bundle's key never shows as a partition of the single-table assets (or the reverse).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import dagster as dg
 
 from ..tables import sampled_sha256
 
-portfolios = dg.DynamicPartitionsDefinition(name="portfolios")
+portfolios = dg.DynamicPartitionsDefinition(name="portfolios")  # single tables: the clone_portfolio assets
+bundle_portfolios = dg.DynamicPartitionsDefinition(name="bundles")  # bundles of related tables: related_twin
 
 STEM_MAX = 40
 HASH_CHARS = 16  # 64 bits: a different file with the same key takes ~2^32 tries, not seconds (24 bits)

@@ -24,7 +24,7 @@ from .partitions import HASH_CHARS, portfolio_key, table_key
 from .resources import TwinStorage
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
-MANIFEST = "raw_upload.json"  # the published raw_upload value (io_manager.LAYOUT)
+MANIFEST = "raw_upload.json"  # the file raw_upload is published as (assets.raw_upload)
 
 
 def keep_raw_copy(storage: TwinStorage, portfolio: str, source: str) -> Path:

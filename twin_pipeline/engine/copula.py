@@ -23,9 +23,11 @@ from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
+from .copulas_backend import fit_reference, sample_reference
 from .dp import DEFAULT_DELTA, fit_private
-from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation, noisy_counts
+from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation
 from .rules import RuleSet, load_declared
+from .transformers import to_numbers, variables_of
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ class GaussianCopulaEngine:
                              if pd.api.types.is_numeric_dtype(df[name])}  # fit-time only, never saved
         df = self._encode(df)
         candidates = [(spec, *variable) for spec in self.specs
-                      for variable in _variables_of(spec, df[spec.name], self.k, governed.get(spec.name), rng)]
+                      for variable in variables_of(spec, df[spec.name], self.k, governed.get(spec.name), rng)]
         self.variables = [(spec.name, role) for spec, role, *_ in candidates]
         self.marginals = [marginal for _, _, marginal, _, _ in candidates]
         for spec, role, marginal, _, _ in candidates:
@@ -151,7 +153,6 @@ class GaussianCopulaEngine:
         if self.preserve_tails and self.backend == "native":
             self.tails = self._fit_tails(df)
         if self.backend == "copulas":
-            from .copulas_backend import fit_reference
             self._reference = fit_reference(self, df)
         self._calibrate_derived_rounding()
         log.info("fitted %d columns (%d copula variables) on %d rows", len(self.specs), len(self.variables), len(df))
@@ -286,7 +287,6 @@ class GaussianCopulaEngine:
         while done < n:
             size = min(chunk_size, n - done)
             if self._reference is not None:
-                from .copulas_backend import sample_reference
                 decoded = sample_reference(self, size, rng)
             else:
                 latent = self._latent_values(size, rng, cholesky, box)
@@ -638,45 +638,6 @@ def _check_frame(df: pd.DataFrame, primary_key: str | None, column_kinds: dict |
     unknown = set(column_kinds or {}) - set(df.columns)
     if unknown:
         raise TwinInputError(None, f"column kinds given for unknown columns: {', '.join(sorted(map(str, unknown)))}")
-
-
-def _variables_of(spec: col.ColumnSpec, series: pd.Series, k: int, governed: np.ndarray | None = None,
-                  rng: np.random.Generator | None = None):
-    """Yield (role, marginal, sortable keys of the present rows, present mask) for one column, with noisy
-    statistics (perturb.py).
-
-    `governed` rows (whose value a rule writes, such as balance 0 when Fully Paid) are left out of the fit."""
-    if spec.kind == "derived":
-        return
-    free = np.ones(len(series), dtype=bool) if governed is None else ~governed
-    present = series.notna().to_numpy() & free
-    if governed is not None:
-        series = series.where(free)
-    if spec.kind in col.NUMERIC_KINDS:
-        numbers = to_numbers(series[present], spec)
-        yield "value", NumericMarginal.fit(numbers, k, rng=rng), numbers, present
-    elif spec.kind in col.SLICED_KINDS:
-        marginal = SlicedMarginal.fit(series[present], spec.kind, k, rng=rng)
-        yield "value", marginal, marginal.codes(series[present]), present
-    is_null = (~present[free]).astype(np.int8)
-    if 0.0 < is_null.mean() < 1.0 and spec.kind not in ("identifier", "duplicate"):
-        counts = noisy_counts(np.array([len(is_null) - is_null.sum(), is_null.sum()]), rng)
-        yield "null", SlicedMarginal([0, 1], counts / counts.sum()), is_null, free
-
-
-def to_numbers(series: pd.Series, spec: col.ColumnSpec) -> np.ndarray:
-    """Numeric view of a column: datetimes become seconds since 1970."""
-    if spec.number_format:
-        return col.parse_number_text(series, spec.number_format)
-    if spec.kind != "datetime":
-        return series.to_numpy(dtype=float)
-    if spec.date_format:
-        stamps = pd.to_datetime(series.astype(str).str.strip(), format=spec.date_format, errors="coerce")
-    else:
-        stamps = pd.to_datetime(series, errors="coerce")
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert(None)
-    return (stamps.astype("datetime64[ns]").astype("int64") // 10**9).to_numpy(dtype=float)
 
 
 ROUNDING_SHIFT = {"Y": pd.Timedelta(days=182), "M": pd.Timedelta(days=15), "D": pd.Timedelta(hours=12), "s": pd.Timedelta(0)}

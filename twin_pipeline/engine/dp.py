@@ -32,6 +32,7 @@ from scipy import special
 from . import columns as col
 from .dependence import hermite_coefficients, latent_from_covariance, nearest_correlation, truncated_normal_mean
 from .marginals import OTHER, NumericMarginal, SlicedMarginal, _mix_atoms
+from .transformers import to_numbers
 
 DEFAULT_DELTA = 1e-6
 SPLIT = {"rows": 0.02, "marginals": 0.78, "correlation": 0.20}
@@ -60,8 +61,6 @@ def gaussian_sigma(sensitivity: float, rho: float) -> float:
 
 def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.random.Generator) -> dict:
     """Fill `engine`'s variables, marginals and correlation from private queries only; returns the budget record."""
-    from .copula import to_numbers
-
     modelled = [spec for spec in engine.specs if spec.kind in col.NUMERIC_KINDS + col.SLICED_KINDS]
     rho = zcdp_rho(epsilon, delta / 2)
     rho_column = SPLIT["marginals"] * rho / max(len(modelled), 1)
