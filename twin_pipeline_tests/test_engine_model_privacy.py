@@ -72,7 +72,10 @@ def income_from_two_models(real, column, seeds, **engine_options):
                                         .fit(frame, seed=seed).to_dict())["relative_error"] for seed in seeds])
 
 
-@pytest.mark.parametrize("table, column", [("credit_data", "Income"), ("lending", "annual_income")])
+@pytest.mark.parametrize("table, column", [
+    ("credit_data", "Income"),
+    pytest.param("lending", "annual_income", marks=pytest.mark.slow),  # 40 fits of 3,000 x 55: ~40 s of CPU
+])
 def test_two_models_one_borrower_apart_do_not_give_the_top_earners_income(table, column, request):
     real = request.getfixturevalue(table)
     errors = income_from_two_models(real, column, range(20))
