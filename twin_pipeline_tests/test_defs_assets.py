@@ -21,7 +21,7 @@ from twin_pipeline.audit import AuditLog
 from twin_pipeline.defs.assets import ASSETS
 from twin_pipeline.defs.checks import CHECKS
 from twin_pipeline.defs.config import CloneConfig
-from twin_pipeline.defs.partitions import portfolio_key, portfolios
+from twin_pipeline.defs.partitions import portfolios, table_key
 from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.defs.schemas import conform, schema_from_dict
 from twin_pipeline.definitions import twin_resources
@@ -55,7 +55,7 @@ def clone(storage, source, instance=None, raise_on_error=True, assets=ALL, **set
     """Materialize `assets` (all seven unless told) and their checks for the portfolio of `source`, as the
     sensor's run would."""
     instance = instance or dg.DagsterInstance.ephemeral()
-    key = portfolio_key(source.name, sha256_file(source))
+    key = table_key(source.name, source)
     if not instance.has_dynamic_partition(portfolios.name, key):
         instance.add_dynamic_partitions(portfolios.name, [key])
     result = dg.materialize(
@@ -155,12 +155,22 @@ def test_the_ui_gets_marginal_families_ks_tables_and_a_real_correlation_heatmap_
     assert 80 < quality["quality_vs_ceiling"].value < 110 and quality["tstr_target"].value == "Status"
     assert quality["report"].value == str(storage.portfolio_dir(key) / "report.html")
     assert "alt=\"column Income\"" in (storage.portfolio_dir(key) / "report.html").read_text()
-    for entry, least in (("correlation_heatmap", 3), ("worst_columns", 4)):
-        pictures = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", quality[entry].value)
-        assert len(pictures) == least
-        for data in pictures:
-            image = Image.open(io.BytesIO(base64.b64decode(data)))
-            assert image.width >= 400 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10  # readable, drawn
+    pictures = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", quality["correlation_heatmap"].value)
+    assert len(pictures) == 3  # labelled, full size, one click away
+    for data in pictures:
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert image.width >= 400 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10
+
+    # Shown on the asset page itself: the UI inlines a markdown entry only under 1,000 characters.
+    inline = [f"worst_column_{rank}" for rank in range(1, 5)] + ["correlation_difference"]
+    assert "Age" in quality["correlation_difference"].value and "Amount" in quality["worst_columns"].value + "".join(
+        quality[name].value for name in inline)
+    for name in inline:
+        text = quality[name].value
+        assert len(text) < 1_000
+        (data,) = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
+        image = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+        assert image.shape[1] >= 150 and len(np.unique(image.reshape(-1, 3), axis=0)) >= 3  # a picture, not a dot
 
 
 def test_rerunning_one_portfolio_rewrites_only_its_own_folder(cloned, credit_data, tmp_path):
@@ -293,3 +303,61 @@ def test_the_privacy_audit_asset_reports_its_budget_and_risks(cloned):
     assert "inference: Debt" in metadata["risks"].value and metadata["flagged"].value == "nothing"
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "privacy_audit_finds_no_leak")
     assert check.passed
+
+
+def test_drop_identifiers_through_the_run_config_gives_a_twin_without_them_that_passes_its_contract(storage):
+    """`drop_identifiers` in the run config (the sidecar's and the API's route too): the upload's contract is the
+    twin's columns, so the schema check, the privacy recounts and the reports hold without the dropped columns."""
+    from test_privacy_identifiers import customers
+
+    storage.landing.mkdir(parents=True, exist_ok=True)
+    source = storage.landing / "customers.csv"
+    real = customers(n=500)
+    real.to_csv(source, index=False)
+    key, result = clone(storage, source, drop_identifiers=True)
+    assert result.success
+    checks = {check.check_name: check.passed for check in result.get_asset_check_evaluations()}
+    assert checks["matches_upload_schema"] and checks["k_anonymity_at_least_k"] and checks["no_exact_copies"], checks
+    folder = storage.portfolio_dir(key)
+    privacy = json.loads((folder / "privacy_report.json").read_text())
+    dropped = set(privacy["direct_identifiers"])
+    assert {"ssn", "contact", "phone", "card_no"} <= dropped and "telephone" not in dropped
+    twin = pd.read_csv(folder / "synthetic.csv")
+    assert list(twin.columns) == [name for name in real.columns if name not in dropped] and len(twin) == 500
+    assert set(json.loads((folder / "schema.json").read_text())["columns"]) == set(twin.columns)
+
+
+@pytest.mark.slow
+def test_no_exact_extreme_or_rare_value_in_any_contract_report_metadata_log_or_audit_row(storage):
+    """Every file a clone writes outside raw/ (schema, model, reports, manifests, lineage), every event of its
+    run (asset metadata, check metadata, logs) and every audit row: no real extreme, no value seen < k times."""
+    rng = np.random.default_rng(4)
+    n = 1200
+    real = pd.DataFrame({"income": np.round(rng.lognormal(10.5, 0.5, n), 2), "age": rng.integers(25, 65, n),
+                         "grade": rng.choice(list("ABCDE"), n), "branch": rng.choice(["north", "south", "east"], n)})
+    real["loan"] = np.round(real["income"] * rng.uniform(0.1, 0.9, n), 2)
+    real["total"] = np.round(real["loan"] * 1.01, 2)
+    real.loc[0, ["income", "loan", "total"]] = [987654.31, 876543.21, 885308.64]  # one borrower's extremes
+    real.loc[1, ["income", "loan", "total"]] = [1234.57, 123.47, 124.70]
+    real.loc[[2, 3], "grade"] = "ZRARE"  # seen twice, k = 5
+    real.loc[4, "branch"] = "SECRETBRANCH"
+    real["bonus"] = np.nan
+    real.loc[[5, 6], "bonus"] = 31337.77
+    secrets = ["987654.31", "876543.21", "885308.64", "1234.57", "123.47", "124.7", "ZRARE", "SECRETBRANCH", "31337.77"]
+    storage.landing.mkdir(parents=True, exist_ok=True)
+    source = storage.landing / "extremes.csv"
+    real.to_csv(source, index=False)
+    instance = dg.DagsterInstance.ephemeral()
+    key, result = clone(storage, source, instance=instance)
+    assert result.success
+    texts = {str(path): path.read_text(errors="replace") for path in storage.root.rglob("*")
+             if path.is_file() and "raw" not in path.relative_to(storage.root).parts and path != source
+             and path.suffix in (".json", ".html", ".txt", ".log", ".heads", ".version")}
+    assert any(path.endswith("schema.json") for path in texts) and any(path.endswith("model.json") for path in texts)
+    texts["events"] = "\n".join(repr(event) for event in instance.all_logs(result.run_id))
+    log = AuditLog(storage.audit_db)
+    texts["audit"] = log.entries().to_json() + log.lineage().to_json()
+    number = r"(?<![\d.]){}(?![\d])"
+    leaks = [(secret, where) for where, text in texts.items() for secret in secrets
+             if re.search(number.format(re.escape(secret)), text)]
+    assert leaks == []
