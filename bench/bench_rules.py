@@ -36,7 +36,7 @@ warnings.filterwarnings("ignore")
 from bench_engine import sdmetrics_score, timed  # noqa: E402
 from test_engine_tails import clayton_table, elliptical_table, tail_dependence  # noqa: E402
 from twin_pipeline.engine import GaussianCopulaEngine  # noqa: E402
-from twin_pipeline.engine import columns as col  # noqa: E402
+from twin_pipeline.engine.transformers import detect_spec  # noqa: E402
 from twin_pipeline.engine.rules import mining  # noqa: E402
 from twin_pipeline.engine.rules.report import broken_share  # noqa: E402
 from twin_pipeline_tests.shapes import SHAPES  # noqa: E402
@@ -82,7 +82,7 @@ def table_row(name: str, real: pd.DataFrame, rows: int) -> dict:
 
 def fit_time_row() -> dict:
     real = SHAPES["wide"](seed=0)
-    specs = [col.detect_spec(real[name]) for name in real.columns]
+    specs = [detect_spec(real[name]) for name in real.columns]
     _, mine_seconds = timed(lambda: mining.mine(real, specs), repeat=3)
     _, without = timed(lambda: GaussianCopulaEngine(mine_rules=False).fit(real), repeat=3)
     _, with_rules = timed(lambda: GaussianCopulaEngine().fit(real), repeat=3)

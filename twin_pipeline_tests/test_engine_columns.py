@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin_pipeline.engine.columns import count_decimals, detect_date_format, detect_spec
+from twin_pipeline.engine.columns import count_decimals, detect_date_format
+from twin_pipeline.engine.transformers import detect_spec
 
 
 def kind(values, name="x", **kwargs):

@@ -29,10 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from . import columns as col
 from .dependence import hermite_coefficients, latent_from_covariance, nearest_correlation, truncated_normal_mean
 from .marginals import OTHER, NumericMarginal, SlicedMarginal, _mix_atoms
-from .transformers import to_numbers
 
 DEFAULT_DELTA = 1e-6
 SPLIT = {"rows": 0.02, "marginals": 0.78, "correlation": 0.20}
@@ -61,7 +59,7 @@ def gaussian_sigma(sensitivity: float, rho: float) -> float:
 
 def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.random.Generator) -> dict:
     """Fill `engine`'s variables, marginals and correlation from private queries only; returns the budget record."""
-    modelled = [spec for spec in engine.specs if spec.kind in col.NUMERIC_KINDS + col.SLICED_KINDS]
+    modelled = [spec for spec in engine.specs if spec.shape]
     rho = zcdp_rho(epsilon, delta / 2)
     rho_column = SPLIT["marginals"] * rho / max(len(modelled), 1)
     threshold_delta = delta / 2 / max(len(modelled), 1)
@@ -71,10 +69,10 @@ def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.
         series = df[spec.name]
         present = series.notna().to_numpy()
         nullable = spec.null_rate > 0  # the schema's nullability is public
-        if spec.kind in col.NUMERIC_KINDS:
+        if spec.shape == "numeric":
             # dates: days from 2000-01-01, so the octave grid resolves years (seconds since 1970 share one octave)
             unit, origin = (DAY, DATE_ORIGIN) if spec.kind == "datetime" else (1.0, 0.0)
-            numbers = (to_numbers(series[present], spec) - origin) / unit
+            numbers = (spec.to_numbers(series[present]) - origin) / unit
             marginal, null_share = private_numeric(numbers, int((~present).sum()), nullable, rho_column,
                                                    threshold_delta, rng)
             value_scores = _numeric_scores(marginal, numbers)
