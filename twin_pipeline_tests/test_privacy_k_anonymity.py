@@ -267,3 +267,45 @@ def test_an_existing_others_category_is_reused_not_a_new_other_beside_it():
     assert set(loss["share_rows_changed"]) == {"Job", "Home", "Age"}
     assert all(0 <= value <= 1 for value in loss["categorical_arx_loss"].values())
     assert loss["categorical_arx_loss"]["Home"] <= loss["share_rows_changed"]["Home"]
+
+
+def test_a_synthetic_twin_keeps_its_frequent_titles_and_real_states_at_full_granularity():
+    """20 titles x 34 states at 2,500 rows: k-anonymity over the pair by generalising would set the title (or the
+    state) to Other nearly everywhere. A twin's rows are draws, so states are redrawn inside the census hierarchy
+    and numbers take a group member's values: every value stays a real one and the shares stay."""
+    from twin_pipeline_tests.shapes import STATES, TITLES
+
+    rng = np.random.default_rng(8)
+    n = 2_500
+    df = pd.DataFrame({"emp_title": rng.choice(TITLES, n), "state": rng.choice(STATES, n),
+                       "homeownership": rng.choice(["MORTGAGE", "RENT", "OWN"], n, p=[0.48, 0.4, 0.12]),
+                       "annual_income": np.round(np.exp(rng.normal(11, 0.55, n)) / 100) * 100})
+    qis = list(df.columns)
+    protected, report = enforce_k_anonymity(df, 5, qis, synthetic=True, seed=1)
+    assert recount_k(protected, qis) >= 5 and report["records_suppressed"] == 0
+    assert set(protected["state"]) <= set(STATES) and set(protected["emp_title"]) <= set(TITLES)
+    changed = report["information_loss"]["share_rows_changed"]
+    assert changed["emp_title"] < 0.02  # the title is the last thing to move
+    for column in ["emp_title", "state", "homeownership"]:  # shares within sampling error
+        shares = pd.concat([df[column].value_counts(normalize=True), protected[column].value_counts(normalize=True)],
+                           axis=1).fillna(0)
+        assert (shares.iloc[:, 0] - shares.iloc[:, 1]).abs().max() < 0.03, column
+    assert abs(np.log(protected["annual_income"]).std() / np.log(df["annual_income"]).std() - 1) < 0.05
+    assert report["information_loss"]["categorical_arx_loss"]["state"] < changed["state"]  # often the same region
+
+
+def test_real_records_are_never_redrawn_only_generalised():
+    common = pd.DataFrame({"job_title": ["clerk"] * 500, "state": list("PQRST") * 100})
+    rare = pd.DataFrame({"job_title": ["actuary", "baker"], "state": ["P", "Q"]})
+    df = pd.concat([common, rare], ignore_index=True)
+    protected, _ = enforce_k_anonymity(df, 5, ["job_title", "state"])
+    assert set(protected["job_title"]) <= {"clerk", "actuary", "baker", "Other"}
+    assert not (protected["job_title"].iloc[500:] == "clerk").any()  # no real record gets another person's title
+
+
+def test_us_states_generalise_to_census_division_then_region():
+    from twin_pipeline.privacy.hierarchies import hierarchy_levels
+
+    division, region = hierarchy_levels(pd.Series(["CA", "OR", "TX", "NY", None]))
+    assert division["CA"] == division["OR"] == "Pacific" and region["TX"] == "South" and region["NY"] == "Northeast"
+    assert hierarchy_levels(pd.Series(["clerk", "nurse"])) == []

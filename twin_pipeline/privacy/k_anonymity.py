@@ -2,6 +2,11 @@
 
 Passes, ordered to lose the least (each only touches rows that still need it):
 1. optional bands for numeric quasi-identifiers (only when asked: bands are the coarsest tool);
+1b. on synthetic rows only (`synthetic=True`): a categorical column that splits the twin into cells too small to
+   micro-aggregate in (a state beside a job title) is "soft": it joins pass 5 and takes a group member's value;
+   rows in the other columns' combinations rarer than k take the values of populous combinations inside their
+   generalisation hierarchy group, fewest bits lost first (hierarchies.py), so the twin keeps real values at
+   full granularity; the passes below handle what is left;
 2. categorical values seen fewer than k times are grouped into "Other", least frequent first;
 3. local recoding: in combinations of categorical values still rarer than k, one column at a time is set
    to "Other" for just those rows, the column that needs the fewest changed cells first (near ties: the
@@ -10,8 +15,9 @@ Passes, ordered to lose the least (each only touches rows that still need it):
    loudly rather than silently drop data;
 5. numeric micro-aggregation: rows whose exact values are still rarer than k are grouped (Mondrian-style
    cuts inside each categorical combination, see microaggregation.py) and get their group's mean, rounded
-   like the input; the groups holding a column's minimum and maximum keep that value, so the column's range
-   survives; a stratum's last few (< k) rare rows join their nearest already-safe neighbour instead.
+   like the input (on synthetic rows: the values of one random member, which keeps each column's distribution
+   and the member's own combination); the groups holding a column's minimum and maximum keep that value, so the
+   column's range survives; a stratum's last few (< k) rare rows join their nearest already-safe neighbour instead.
 """
 
 from __future__ import annotations
@@ -24,13 +30,17 @@ import numpy as np
 import pandas as pd
 
 from twin_pipeline.privacy.grouping import catch_all, column_codes, combine_codes, group_sizes, smallest_group
-from twin_pipeline.privacy.microaggregation import group_lower_medians, group_means, mondrian_groups
+from twin_pipeline.privacy.hierarchies import OrdinalColumn, level_loss, redraw_in_hierarchies
+from twin_pipeline.privacy.microaggregation import group_lower_medians, group_means, group_member, mondrian_groups
 from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
 from twin_pipeline.errors import PrivacyLimitError, TwinInputError
 from twin_pipeline.defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION
 
 GENERALIZATIONS = (None, "bands")
+SOFT_CELL_ROWS = 4  # x k: a cell this large splits into about four compact micro-aggregation groups
+SOFT_WEIGHT = 0.01  # a soft column's scale in micro-aggregation: groups are cut along the numbers first, and the
+# soft column rides along with the member whose values the group takes (its own pairs with them kept)
 
 
 class KAnonymityError(PrivacyLimitError):
@@ -46,8 +56,13 @@ def enforce_k_anonymity(
     quasi_identifiers: Sequence[str] | None = None,
     generalize: str | None = None,
     max_suppression: float = DEFAULT_MAX_SUPPRESSION,
+    synthetic: bool = False,
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, dict]:
     """Make every combination of quasi-identifier values occur at least `target_k` times.
+
+    `synthetic`: the rows are model draws (a twin), so rare combinations may be redrawn inside their hierarchy
+    groups (seeded by `seed`) before anything is generalised; real records are only ever generalised.
 
     Returns the protected frame (same columns, order and dtypes; suppressed rows removed, index kept)
     and a report with initial_k, final_k, bank_compliant, records_suppressed, transformations_applied,
@@ -63,13 +78,23 @@ def enforce_k_anonymity(
     if generalize == "bands":
         for column in numeric:
             protected[column] = _bands(protected[column], steps[column])
+    # On a twin, categorical columns that split it into cells too small to micro-aggregate in are "soft": they
+    # join the numeric ones and take a group member's values with them (hierarchies.OrdinalColumn).
+    soft = _soft_columns(protected, categorical, target_k) if synthetic else []
+    categorical = [c for c in categorical if c not in soft]
+    aggregated = numeric + soft
+    codec = {c: NumericColumn.of(df[c]) if c in numeric else OrdinalColumn.of(df[c]) for c in aggregated}
+    values = (np.column_stack([codec[c].values(protected[c]) for c in aggregated]) if aggregated
+              else np.zeros((n, 0)))
+    missing_flags = [(np.isnan(values[:, j]).astype(np.int64), 2) for j in range(len(aggregated))]
+    redrawn = {c: np.zeros(n, dtype=bool) for c in categorical}
+    redraw_loss = {c: np.zeros(n) for c in categorical}
+    if synthetic and categorical:
+        protected, redrawn, redraw_loss = redraw_in_hierarchies(protected, categorical, missing_flags, target_k,
+                                                                np.random.default_rng([seed, 2]))
     pooled = {c: _rare_values(protected[c], target_k, df.shape[1]) for c in categorical}
     for column, (mask, _) in pooled.items():
         protected[column] = _set_other(protected[column], mask)
-
-    codec = {c: NumericColumn.of(df[c]) for c in numeric}
-    values = np.column_stack([codec[c].values(protected[c]) for c in numeric]) if numeric else np.zeros((n, 0))
-    missing_flags = [(np.isnan(values[:, j]).astype(np.int64), 2) for j in range(len(numeric))]
     recoded, rare = _local_recoding(protected, categorical, missing_flags, target_k)
     for column, mask in recoded.items():
         protected[column] = _set_other(protected[column], mask)
@@ -83,6 +108,10 @@ def enforce_k_anonymity(
         )
     kept = ~rare
     for column in categorical:
+        if (redrawn[column] & kept).any():
+            steps[column].append({"what": "value of a populous combination in the same hierarchy group "
+                                          "(synthetic rows redrawn, fewest bits lost first)",
+                                  "rows_changed": int((redrawn[column] & kept).sum())})
         mask, n_values = pooled[column]
         if (mask & kept).any():
             steps[column].append({"what": f"values seen fewer than k times grouped into '{catch_all(protected[column])}'",
@@ -91,18 +120,25 @@ def enforce_k_anonymity(
             steps[column].append({"what": f"set to '{catch_all(protected[column])}' in combinations rarer than k "
                                           "(local recoding)",
                                   "rows_changed": int((recoded[column] & kept).sum())})
-    if numeric:
+    if aggregated:
         strata = combine_codes([column_codes(protected[c][kept]) for c in categorical]
                                + [(flags[kept], 2) for flags, _ in missing_flags], int(kept.sum()))
-        new_values = _microaggregate(values[kept], strata, target_k, codec, numeric, steps,
-                                     keep_bands=generalize == "bands")
-        for j, column in enumerate(numeric):
+        representative = ("lower median" if generalize == "bands" else "values of a random member" if synthetic else "mean")
+        weights = np.array([1.0 if c in numeric else SOFT_WEIGHT for c in aggregated])
+        new_values = _microaggregate(values[kept], strata, target_k, codec, aggregated, steps, representative,
+                                     np.random.default_rng([seed, 3]), weights)
+        for j, column in enumerate(aggregated):
             full = values[:, j].copy()
             full[kept] = new_values[:, j]
             protected[column] = codec[column].restore(full, protected.index)
     protected = protected[kept]
 
-    changed = {c: (pooled[c][0] | recoded[c])[kept] for c in categorical}
+    generalised = {c: (pooled[c][0] | recoded[c])[kept] for c in categorical}
+    changed = {c: generalised[c] | redrawn[c][kept] for c in categorical}
+    row_loss = {c: redraw_loss[c][kept] for c in categorical}
+    for column in soft:
+        generalised[column] = np.zeros(int(kept.sum()), dtype=bool)
+        changed[column], row_loss[column] = level_loss(df[column][kept], protected[column])
     final_k = smallest_group(protected, qis)
     report = {
         "quasi_identifiers": list(qis),
@@ -113,7 +149,8 @@ def enforce_k_anonymity(
         "records_suppressed": int(rare.sum()),
         "max_suppression_rows": int(cap),
         "transformations_applied": steps,
-        "information_loss": _information_loss(df[kept], protected, codec, changed),
+        "information_loss": _information_loss(df[kept], protected, {c: codec[c] for c in numeric}, changed,
+                                              generalised, row_loss),
     }
     report["information_loss"]["share_suppressed"] = float(rare.mean())
     return protected, report
@@ -138,6 +175,18 @@ def _checked_arguments(df, target_k, quasi_identifiers, generalize, max_suppress
         raise TwinInputError(None, f"quasi-identifier(s) {unknown} are not columns of the table "
                                    f"(columns: {list(df.columns)})")
     return qis
+
+
+def _soft_columns(frame: pd.DataFrame, categorical: list[str], k: int) -> list[str]:
+    """Categorical columns that make cells too small: while the average row's cell over the others holds fewer
+    than SOFT_CELL_ROWS * k rows, the column with most values is soft (a state before a sex)."""
+    hard, soft = list(categorical), []
+    while hard and group_sizes(combine_codes([column_codes(frame[c]) for c in hard], len(frame))).mean() \
+            < SOFT_CELL_ROWS * k:
+        widest = max(hard, key=lambda column: frame[column].nunique())
+        hard.remove(widest)
+        soft.append(widest)
+    return soft
 
 
 def _set_other(series: pd.Series, mask: np.ndarray) -> pd.Series:
@@ -218,10 +267,12 @@ def _local_recoding(protected, categorical, missing_flags, k) -> tuple[dict[str,
     return recoded, rare
 
 
-def _microaggregate(values, strata, k, codec, numeric, steps, keep_bands=False) -> np.ndarray:
+def _microaggregate(values, strata, k, codec, numeric, steps, representative, rng, weights) -> np.ndarray:
     """New numeric values: untouched where the exact combination already has k rows, aggregated elsewhere.
 
-    A group's value is its mean (least squared error); with bands it is its lower median, itself a band.
+    A group's value is its mean (least squared error); with bands its lower median, itself a band; on synthetic
+    rows one random member's values (every row of the group takes them), which keeps each column's distribution
+    where a mean would shrink it towards the centre.
     """
     n = len(values)
     if n == 0:
@@ -233,13 +284,17 @@ def _microaggregate(values, strata, k, codec, numeric, steps, keep_bands=False) 
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column has no mean: handled below
         centre, spread = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
     # Standardised, so a cut's gain is measured in the normalised SSE that the report shows.
-    points = np.nan_to_num((values - centre) / np.where(spread > 0, spread, 1.0))  # missing: constant per stratum
+    points = np.nan_to_num((values - centre) / np.where(spread > 0, spread, 1.0)) * weights  # missing: constant
     rare_per_stratum = np.bincount(strata[rare], minlength=n_strata)
     partitioned = rare & (rare_per_stratum[strata] >= k)
     joined = rare & ~partitioned
     result = values.copy()
     groups = mondrian_groups(points[partitioned], strata[partitioned], k)
-    representatives = (group_lower_medians if keep_bands else group_means)(values[partitioned], groups)
+    if representative == "values of a random member":
+        representatives = group_member(values[partitioned], groups, rng)
+    else:
+        representatives = (group_lower_medians if representative == "lower median" else group_means)(
+            values[partitioned], groups)
     for j, column in enumerate(numeric):
         result[partitioned, j] = codec[column].round(representatives[:, j])
     result[joined] = values[_nearest_safe_rows(points, strata, full, rare, joined)]
@@ -248,7 +303,7 @@ def _microaggregate(values, strata, k, codec, numeric, steps, keep_bands=False) 
         changed = ~((result[:, j] == values[:, j]) | (np.isnan(result[:, j]) & np.isnan(values[:, j])))
         if changed.any():
             steps[column].append({
-                "what": f"micro-aggregation: values replaced by the {'lower median' if keep_bands else 'mean'} of "
+                "what": f"micro-aggregation: values replaced by the {representative} of "
                         "their group of >= k similar rows (multi-dimensional partition), rounded like the input; "
                         "range kept",
                 "rows_changed": int(changed.sum()),
@@ -321,10 +376,10 @@ def _bands(series: pd.Series, steps: list[dict]) -> pd.Series:
     return codec.restore(codec.round(midpoints), series.index)
 
 
-def _information_loss(original, protected, codec, changed) -> dict:
+def _information_loss(original, protected, codec, changed, generalised, redraw_loss) -> dict:
     """Per quasi-identifier: the share of rows changed; normalised SSE (SSE / total sum of squares) for numeric
-    ones; for categorical ones ARX's "Loss" of the recoding: each recoded cell loses (values merged into its
-    catch-all - 1) / (values in the column - 1), 0 for an untouched cell, averaged over the rows."""
+    ones; for categorical ones ARX's "Loss", averaged over the rows: a cell set to the catch-all loses (values
+    merged into it - 1) / (values in the column - 1), a redrawn cell its hierarchy level's share, an untouched 0."""
     numeric_loss, rows_changed = {}, {}
     for column, column_codec in codec.items():
         before, after = column_codec.values(original[column]), column_codec.values(protected[column])
@@ -340,10 +395,11 @@ def _information_loss(original, protected, codec, changed) -> dict:
         domain = original[column].nunique(dropna=False)
         label = catch_all(protected[column])
         merged = original.loc[(protected[column] == label).to_numpy(), column].nunique(dropna=False)
-        arx_loss[column] = float(mask.mean() * (merged - 1) / (domain - 1)) if domain > 1 and len(mask) else 0.0
+        other = (merged - 1) / (domain - 1) if domain > 1 else 0.0
+        arx_loss[column] = float(np.where(generalised[column], other, redraw_loss[column]).mean()) if len(mask) else 0.0
     return {
         "share_rows_changed": rows_changed,
         "numeric_normalised_sse": numeric_loss,
         "categorical_arx_loss": arx_loss,
-        "categorical_share_regrouped": {c: float(mask.mean()) if len(mask) else 0.0 for c, mask in changed.items()},
+        "categorical_share_regrouped": {c: float(mask.mean()) if len(mask) else 0.0 for c, mask in generalised.items()},
     }

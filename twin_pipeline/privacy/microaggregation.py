@@ -111,3 +111,13 @@ def group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             means[:, column] = (sums / present_counts)[groups]
     return means
+
+
+def group_member(values: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per row, the values (n, d) of one member of its group drawn at random, the same member for every column."""
+    if len(groups) == 0:
+        return values.astype(np.float64)
+    order = np.argsort(groups, kind="stable")
+    starts, sizes = _segments(groups[order])
+    member = order[starts + (rng.random(len(sizes)) * sizes).astype(np.int64)]
+    return values[member][groups].astype(np.float64)

@@ -71,10 +71,11 @@ def protect_twin(
                   f"fewer than {k} real rows after {max_rounds} redrawing rounds: nearly every possible row of this "
                   f"table is a rare real record (columns compared: {', '.join(map(str, copies['columns_compared']))}),"
                   " so a safe twin cannot be made; add columns that vary, or share an aggregate instead")
-    protected, anonymity = enforce_k_anonymity(safe, k, qis, generalize, max_suppression)
+    protected, anonymity = enforce_k_anonymity(safe, k, qis, generalize, max_suppression, synthetic=True, seed=seed)
     protected, refill = _refill(protected, safe, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed)
     if smallest_group(protected, qis) < k:  # a late copy's group lost its row to a swapped donor: once more
-        again, extra = enforce_k_anonymity(protected, k, qis, generalize, max_suppression)
+        again, extra = enforce_k_anonymity(protected, k, qis, generalize, max_suppression, synthetic=True,
+                                           seed=seed + 1)
         anonymity["records_suppressed"] += extra["records_suppressed"]
         protected, more = _refill(again, protected, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed + 1)
         refill = {key: refill[key] + more[key] for key in refill}

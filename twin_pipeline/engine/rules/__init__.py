@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..columns import detect_rounding
+from . import forms
 from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate
 from .declared import load_declared, read_rules_file, validate_declared
 from .mining import REPORT_SHARE, mine
@@ -79,10 +80,15 @@ class RuleSet:
             if rule.kind in ("order", "ratio", "formula"):
                 self.formats[name].update(_smoothed_range(real[name], governed.get(name), k))
             if rule.kind == "order":
+                values = real[name].to_numpy(dtype=float)
+                mine = ~governed.get(name, np.zeros(len(real), dtype=bool))  # rows a fixed-value rule writes: not
+                low, high = self._interval(name, real, own_range=False)
+                fmt = self.formats[name]
+                fmt["form"] = forms.choose_form(np.where(mine, values, np.nan), low, high, fmt["floor"],
+                                                fmt["ceiling"], spec.decimals, np.random.default_rng(0))
                 # the steps of the values strictly inside their interval: those on its ends come back exactly
                 low, high = self._interval(name, real)
-                values = real[name].to_numpy(dtype=float)
-                inside = (values > low) & (values < high) & ~governed.get(name, np.zeros(len(real), dtype=bool))
+                inside = (values > low) & (values < high) & mine
                 self.formats[name]["rounding"] = detect_rounding(values[inside], spec.decimals, with_atoms=True)
 
     def _candidates(self, rule: Rule, real: pd.DataFrame, spec_of) -> list[str]:
@@ -173,13 +179,10 @@ class RuleSet:
         fixed combinations one joined category."""
         encoded = real.copy()
         for name, rule in self.derived_columns.items():
-            if rule.kind == "order":
-                low, high = self._interval(name, real)
-                width = high - low
-                value = real[name].to_numpy(dtype=float)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    fraction = np.clip(np.where(width > 0, (value - low) / width, 0.0), 0.0, 1.0)
-                encoded[name] = np.where(np.isfinite(value), fraction, np.nan)
+            if rule.kind == "order":  # its fraction of its interval, its gap to its bound, or itself (forms.py)
+                fmt = self.formats[name]
+                encoded[name] = forms.encode(fmt.get("form", "fraction"), real[name].to_numpy(dtype=float),
+                                             *self._interval(name, real, own_range=False), fmt["floor"], fmt["ceiling"])
             elif rule.kind == "ratio":  # the residual around the fitted line, within the real tolerance
                 p = rule.params
                 scale = 1.0 if not p.get("b") else real[p["b"]].to_numpy(dtype=float) ** (-p["power"])
@@ -221,8 +224,9 @@ class RuleSet:
             mapping = pd.Series(p["mapping"])
             return pd.Series(mapping.reindex(frame[p["by"]].astype(str).to_numpy()).to_numpy(), index=frame.index)
         if rule.kind == "order":
-            low, high = self._interval(name, frame)
-            numbers = low + np.clip(frame[name].to_numpy(dtype=float), 0, 1) * np.maximum(high - low, 0)
+            fmt = self.formats[name]
+            numbers = forms.decode(fmt.get("form", "fraction"), frame[name].to_numpy(dtype=float),
+                                   *self._interval(name, frame, own_range=False), fmt["floor"], fmt["ceiling"])
         elif rule.kind == "sum":  # target = sum(sign * term): solve for whichever column is derived
             terms = {p["target"]: -1, **p["terms"]}
             numbers = -sum(sign * frame[term].to_numpy(dtype=float) for term, sign in terms.items() if term != name)
