@@ -1,4 +1,4 @@
-"""Format detectors of a column's values: text dates, numbers written as text, decimals, rounding steps, key shapes.
+"""Format detectors of a column's values: text dates, numbers written as text, decimals, rounding steps.
 
 The column kinds that use them (one class each, with detection, encoding and decoding) are in transformers.py.
 """
@@ -6,15 +6,12 @@ The column kinds that use them (one class each, with detection, encoding and dec
 from __future__ import annotations
 
 import re
-from functools import reduce
 
 import numpy as np
 import pandas as pd
 
 DISCRETE_MAX_VALUES = 20  # a numeric column with at most this many values is modelled value by value
 TEXT_MIN_VALUES = 100  # a string column with more distinct values than this, mostly rare, is free text
-HEX_BYTES = np.array([f"{byte:02x}" for byte in range(256)])
-UUID_GROUPS = (slice(0, 4), slice(4, 6), slice(6, 8), slice(8, 10), slice(10, 16))
 BOOLEAN_WORDS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
 ID_NAME = re.compile(r"(^|[_\s.-])(id|key|uuid|guid)$|^(id|uuid|guid)([_\s.-]|$)|(number|num|no)$", re.IGNORECASE)
 
@@ -186,41 +183,3 @@ def round_to_steps(numbers: np.ndarray, rounding: dict, rng: np.random.Generator
         rounded = np.where(outside, np.round(np.round(numbers / steps[0]) * steps[0], digits), rounded)
     finite = np.isfinite(numbers) if keep is None else np.isfinite(numbers) & ~keep
     return np.where(finite, rounded, numbers)
-
-
-def identifier_pattern(values: pd.Series) -> dict:
-    """How to mint fresh keys that look like the real ones (same type and format) but never equal one.
-
-    Only the shape and the largest number are kept: no real key is stored.
-    """
-    if pd.api.types.is_numeric_dtype(values):
-        top = int(values.max()) if len(values) else 0
-        return {"type": "integer", "start": top + 1}
-    strings = values.astype(str)
-    parts = strings.str.extract(r"^(\D*)(\d+)(\D*)$")
-    if len(strings) and parts.notna().all().all() and parts[0].nunique() == 1 and parts[2].nunique() == 1:
-        digits = parts[1]
-        return {"type": "pattern", "prefix": parts[0].iloc[0], "suffix": parts[2].iloc[0],
-                "width": int(digits.str.len().max()), "start": int(digits.astype("int64").max()) + 1}
-    if len(strings) and strings.str.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}").all():
-        return {"type": "uuid"}
-    return {"type": "pattern", "prefix": "SYN-", "suffix": "", "width": 9, "start": 1}
-
-
-def mint_identifiers(pattern: dict, start: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Fresh keys number `start` .. `start + count - 1` of a sample, formatted like the real keys."""
-    if pattern["type"] == "format":  # a direct identifier (e-mail, SSN, card number): fresh values of its format
-        from ..privacy.identifiers import fresh_values
-        return fresh_values(pattern, count, rng)
-    serial = np.arange(start, start + count, dtype=np.int64)
-    if pattern["type"] == "integer":
-        return serial + pattern["start"]
-    if pattern["type"] == "uuid":
-        raw = rng.integers(0, 256, size=(count, 16), dtype=np.uint8)
-        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
-        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-        pairs = HEX_BYTES[raw]
-        groups = [reduce(np.char.add, pairs[:, block].T) for block in UUID_GROUPS]
-        return reduce(lambda left, right: np.char.add(np.char.add(left, "-"), right), groups).astype(object)
-    numbers = pd.Series(serial + pattern["start"]).astype(str).str.zfill(pattern["width"])
-    return (pattern["prefix"] + numbers + pattern["suffix"]).to_numpy(dtype=object)

@@ -3,7 +3,7 @@
 A fitted column is an instance of its kind's class (the RDT shape: fit, variables = transform, sample =
 reverse_transform, to_dict). The engine (copula.py) composes them and keeps only the copula; the differentially
 private fit (dp.py) and the `copulas` reference backend read the same variables, so none imports another's
-internals. Format detectors (dates, numbers written as text, rounding steps, key shapes) live in columns.py.
+internals. Format detectors (dates, numbers written as text, rounding steps) live in columns.py, key shapes in keys.py.
 
 Every column answers the same questions, so callers never switch on the kind: attributes a kind does not have
 (`decimals` of a category) are class-level None and are not stored in the model.
@@ -22,6 +22,7 @@ import pandas as pd
 from ..bounds import outward_bounds
 from ..errors import TwinInputError
 from . import columns as col
+from .keys import identifier_pattern, mint_identifiers
 from .marginals import NumericMarginal, SlicedMarginal
 from .perturb import noisy_counts
 
@@ -354,7 +355,7 @@ class Identifier(ColumnSpec):
 
     kind: ClassVar[str] = "identifier"
     is_key: ClassVar[bool] = True
-    id_pattern: dict = field(default_factory=dict)  # how fresh keys are formed (col.identifier_pattern)
+    id_pattern: dict = field(default_factory=dict)  # how fresh keys are formed (keys.identifier_pattern)
 
     @classmethod
     def detect(cls, series: pd.Series, values: pd.Series) -> bool:
@@ -368,7 +369,7 @@ class Identifier(ColumnSpec):
     @classmethod
     def fit(cls, series: pd.Series, k: int = 1) -> "Identifier":
         spec = super().fit(series, k)
-        spec.id_pattern = col.identifier_pattern(series.dropna())
+        spec.id_pattern = identifier_pattern(series.dropna())
         return spec
 
     def variables(self, series, k, governed=None, rng=None) -> Iterator[tuple]:
@@ -379,7 +380,7 @@ class Identifier(ColumnSpec):
 
     def mint(self, start: int, count: int, rng: np.random.Generator) -> np.ndarray:
         """Fresh keys number `start` .. `start + count - 1` of a sample."""
-        return col.mint_identifiers(self.id_pattern, start, count, rng)
+        return mint_identifiers(self.id_pattern, start, count, rng)
 
 
 @dataclass
