@@ -34,7 +34,7 @@ from twin_pipeline_tests.shapes import lending_table  # noqa: E402
 
 TOKEN = "bench-token-" + "0" * 20
 API = "/api/fintech"
-SAMPLE = REPOSITORY / "data" / "samples" / "credit_card.csv"
+SAMPLE = REPOSITORY / "twin_pipeline" / "samples" / "credit_card.csv"
 CONCURRENT = 10
 LIMIT = 256 << 20
 OVERSIZED = 4 * LIMIT
@@ -112,7 +112,7 @@ def five_calls(url: str, work: Path) -> dict:
     validated = timed("validate", "-H", "Content-Type: application/json", "-d",
                       json.dumps({"original_portfolio_id": upload["file_id"], "synthetic_portfolio_id": portfolio_id}),
                       f"{url}{API}/validate")
-    return {"table": "data/samples/credit_card.csv (1,319 rows x 12)", "num_samples": 5000,
+    return {"table": "twin_pipeline/samples/credit_card.csv (1,319 rows x 12)", "num_samples": 5000,
             "end_to_end_seconds": round(time.perf_counter() - started, 2), "calls_seconds": timings,
             "status_polls": polls, "stats_json": status["stats_json"], "validate_passed": validated["passed"],
             "twin_rows": sum(1 for _ in open(work / "synthetic.csv")) - 1}

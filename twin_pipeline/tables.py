@@ -210,6 +210,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def _holds_text(column: pd.Series) -> bool:
+    """Whether a text column holds any string (pandas' .str accessor refuses a column of only numbers or None)."""
+    return pd.api.types.infer_dtype(column, skipna=True) in ("string", "mixed", "mixed-integer")
+
+
 def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with every text cell a spreadsheet would run as a formula (starting with = + - @ tab or CR,
     and not a plain number) prefixed with an apostrophe, OWASP's CSV-injection defence; numbers untouched."""
@@ -220,11 +225,17 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     escaped = frame.copy(deep=False)
     for name in text_columns:
         column = frame[name]
-        is_text = column.map(lambda value: isinstance(value, str))
-        cells = column[is_text].astype(str)
-        risky = cells.str.startswith(FORMULA_STARTS) & ~cells.str.fullmatch(PLAIN_NUMBER)
-        if risky.any():
-            escaped[name] = column.where(~risky.reindex(column.index, fill_value=False), "'" + cells[risky])
+        # The first character of every text cell (NaN for numbers and missing): one vectorised pass, and the
+        # number pattern only on the few cells that start like a formula.
+        if not _holds_text(column):
+            continue
+        starts = column.str[:1].isin(FORMULA_STARTS).to_numpy(dtype=bool)
+        if not starts.any():
+            continue
+        cells = column[starts].astype(str)
+        risky = cells[~cells.str.fullmatch(PLAIN_NUMBER)]
+        if len(risky):
+            escaped[name] = column.where(~column.index.isin(risky.index), "'" + risky)
     return escaped
 
 
@@ -234,7 +245,7 @@ def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, **kwargs) 
     line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows."""
     frame = formula_safe(frame) if escape_formulas else frame
     text = [frame[name] for name in frame.columns if frame[name].dtype == object]
-    has_cr = any(column.map(lambda value: isinstance(value, str) and "\r" in value).any() for column in text)
+    has_cr = any(_holds_text(column) and column.str.contains("\r", regex=False, na=False).any() for column in text)
     frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, **kwargs)
 
 

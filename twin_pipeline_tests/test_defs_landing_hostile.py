@@ -237,7 +237,7 @@ def started_run(instance, pid: int) -> dg.DagsterRun:
     return run
 
 
-def test_a_run_whose_worker_was_killed_is_marked_failed_so_its_pool_slot_can_be_freed():
+def test_a_run_whose_worker_was_killed_is_marked_failed_so_its_queue_place_is_freed():
     import subprocess
     import sys
 

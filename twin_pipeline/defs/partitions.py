@@ -1,4 +1,8 @@
-"""One dynamic partition per portfolio, keyed by what the file is called and what it contains."""
+"""One dynamic partition per portfolio, keyed by what the file is called and what it contains.
+
+A single table and a bundle of related tables are different portfolios with different assets, so they are in
+different partition sets: a bundle's key never shows as a partition of the single-table assets (or the reverse).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 
-portfolios = dg.DynamicPartitionsDefinition(name="portfolios")
+portfolios = dg.DynamicPartitionsDefinition(name="portfolios")  # single tables: the clone_portfolio assets
+bundle_portfolios = dg.DynamicPartitionsDefinition(name="bundles")  # bundles of related tables: related_twin
 
 STEM_MAX = 40
 HASH_CHARS = 16  # 64 bits: a different file with the same key takes ~2^32 tries, not seconds (24 bits)

@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import cKDTree
 
+from twin_pipeline.outcome import outcome_column
 from twin_pipeline.privacy.copies import exact_copy_mask
 from twin_pipeline.privacy.grouping import smallest_group
 from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
@@ -221,8 +222,6 @@ def _summary(distances: np.ndarray) -> dict | None:
 
 
 # -------------------------------------------------------------------------------------------- the secrets
-TARGET_WORDS = ("default", "status", "bad", "approv", "charged", "delinq", "overdr", "target", "outcome", "label",
-                "fraud", "arrears", "card")
 AMOUNT_WORDS = ("income", "salary", "wage", "balance", "amount", "amnt", "debt", "loan", "limit", "payment", "paid",
                 "asset", "saving", "expend", "expense", "revenue", "price", "value")
 NOT_AMOUNT_WORDS = ("num_", "count", "number", "inquir", "_acc", "months", "since", "_to_", "ratio")  # counts, ratios
@@ -230,15 +229,13 @@ NOT_AMOUNT_WORDS = ("num_", "count", "number", "inquir", "_acc", "months", "sinc
 
 def default_secrets(real: pd.DataFrame, quasi_identifiers: Sequence[str] = (), primary_key: str | None = None,
                     n_amounts: int = 2) -> list[str]:
-    """What an attacker most wants to learn: the target column (default / status / approval / "bad", found by
-    name among columns with 2-10 values) and the `n_amounts` most sensitive amounts (income, balance, debt,
-    loan amount... by name, else the numeric columns with the most distinct values), never a key or a column
-    the attacker is assumed to know."""
-    candidates = [c for c in real.columns if c != primary_key and c not in set(quasi_identifiers)
-                  and real[c].nunique(dropna=True) > 1]
+    """What an attacker most wants to learn: the outcome column (outcome.outcome_column, the one TSTR predicts)
+    and the `n_amounts` most sensitive amounts (income, balance, debt, loan amount... by name, else the numeric
+    columns with the most distinct values), never a key or a column the attacker is assumed to know."""
+    known = {primary_key, *quasi_identifiers}
+    candidates = [c for c in real.columns if c not in known and real[c].nunique(dropna=True) > 1]
     lower = {c: str(c).lower() for c in candidates}
-    few_values = [c for c in candidates if real[c].nunique(dropna=True) <= 10]
-    target = next((c for word in TARGET_WORDS for c in few_values if word in lower[c]), None)
+    target, _ = outcome_column(real, exclude=known)
     numeric = [c for c in candidates if c != target and is_numeric_qi(real[c])
                and not pd.api.types.is_bool_dtype(real[c]) and real[c].nunique() > 10
                and not any(word in lower[c] for word in NOT_AMOUNT_WORDS)]
