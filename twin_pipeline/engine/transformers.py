@@ -46,6 +46,7 @@ class ColumnSpec:
     decimals: ClassVar[int | None] = None
     number_format: ClassVar[dict | None] = None
     rounding: ClassVar[dict | None] = None
+    bounds: ClassVar[list | None] = None
     date_format: ClassVar[str | None] = None
     copy_of: ClassVar[str | None] = None
 
