@@ -48,6 +48,7 @@ class ColumnSpec:
     rounding: ClassVar[dict | None] = None
     bounds: ClassVar[list | None] = None
     date_format: ClassVar[str | None] = None
+    date_resolution: ClassVar[str | None] = None
     copy_of: ClassVar[str | None] = None
 
     @classmethod
