@@ -99,7 +99,7 @@ def share_deltas(train: pd.DataFrame, twin: pd.DataFrame) -> dict:
     return out
 
 
-def anonymeter_risks(synthetic, train, control, qis, ignore) -> dict:
+def anonymeter_risks(synthetic, train, control, qis, ignore, seed: int = 0) -> dict:
     """risk.attacker_risk with anonymeter's singling-out search bounded (MAX_ATTEMPTS)."""
     import anonymeter.evaluators as evaluators
 
@@ -119,7 +119,7 @@ def anonymeter_risks(synthetic, train, control, qis, ignore) -> dict:
     evaluators.SinglingOutEvaluator = Bounded
     try:
         risks = attacker_risk(numbers(synthetic), numbers(train), numbers(control), quasi_identifiers=qis,
-                              n_attacks=N_ATTACKS, ignore_columns=ignore)
+                              n_attacks=N_ATTACKS, ignore_columns=ignore, seed=seed)
     except Exception as error:  # noqa: BLE001 - an attack that cannot run is reported, not fatal
         return {"error": f"{type(error).__name__}: {error}"}
     finally:
@@ -138,7 +138,7 @@ def _risk_within(twin: dict, baseline: dict) -> bool | None:
 
 
 def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFrame, int], tuple],
-                primary_key: str | None = None, k: int = 5, attacks: bool = True) -> dict:
+                primary_key: str | None = None, k: int = 5, attacks: bool = True, attack_seeds: int = 1) -> dict:
     """One table through one twin maker; every figure the module doc lists."""
     train, held = split(table)
     started = time.perf_counter()
@@ -177,7 +177,31 @@ def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFram
             result["anonymeter_twin"] = anonymeter_risks(twin, train, control, qis, ignore)
             result["anonymeter_baseline"] = anonymeter_risks(baseline, train, control, qis, ignore)
         result["risks_within_baseline"] = _risk_within(result["anonymeter_twin"], result["anonymeter_baseline"])
+        if attack_seeds > 1:
+            result["anonymeter_seeds"] = _repeated_attacks(twin, baseline, train, control, qis, ignore, attack_seeds)
     return result
+
+
+def _repeated_attacks(twin, baseline, train, control, qis, ignore, seeds: int) -> dict:
+    """Is a point estimate above the baseline noise or real? The attacks again with other seeds (other attacked
+    rows, other queries): per risk, the twin's and the baseline's estimates, their means, and how many seeds put
+    the twin above the baseline."""
+    runs = {"twin": [], "baseline": []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for seed in range(seeds):
+            runs["twin"].append(anonymeter_risks(twin, train, control, qis, ignore, seed))
+            runs["baseline"].append(anonymeter_risks(baseline, train, control, qis, ignore, seed))
+    out = {}
+    for name in ("singling_out", "linkability", "inference_max"):
+        values = {side: [r[name]["risk"] for r in runs[side] if "error" not in r and r.get(name)] for side in runs}
+        if not all(values.values()):
+            continue
+        out[name] = {"twin": [round(v, 3) for v in values["twin"]], "baseline": [round(v, 3) for v in values["baseline"]],
+                     "twin_mean": round(float(np.mean(values["twin"])), 3),
+                     "baseline_mean": round(float(np.mean(values["baseline"])), 3),
+                     "seeds_twin_above_baseline": int(sum(t > b for t, b in zip(values["twin"], values["baseline"])))}
+    return out
 
 
 def markdown(results: list[dict]) -> str:
@@ -205,6 +229,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", nargs="+", default=["credit_data", "credit_card", "tiny", "narrow", "wide", "large"])
     parser.add_argument("--no-attacks", action="store_true", help="skip anonymeter")
+    parser.add_argument("--attack-seeds", type=int, default=1,
+                        help="repeat the attacks with this many seeds (is a twin above its baseline noise or real?)")
     parser.add_argument("--wide-variants", action="store_true",
                         help="the wide table with the job title, then the state, left out of the quasi-identifiers")
     args = parser.parse_args()
@@ -212,7 +238,7 @@ def main() -> None:
     for name, table in load_tables(args.tables).items():
         print(f"{name}: {len(table):,} x {table.shape[1]}", flush=True)
         results.append(holdout_run(name, table, default_twin(KEYS.get(name)), primary_key=KEYS.get(name),
-                                   attacks=not args.no_attacks))
+                                   attacks=not args.no_attacks, attack_seeds=args.attack_seeds))
     if args.wide_variants:
         qis = ["emp_title", "emp_length", "state", "homeownership", "annual_income"]
         for left_out in ("emp_title", "state"):
