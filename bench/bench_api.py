@@ -34,7 +34,7 @@ from twin_pipeline_tests.shapes import lending_table  # noqa: E402
 
 TOKEN = "bench-token-" + "0" * 20
 API = "/api/fintech"
-SAMPLE = REPOSITORY / "data" / "samples" / "credit_card.csv"
+SAMPLE = REPOSITORY / "twin_pipeline" / "samples" / "credit_card.csv"
 CONCURRENT = 10
 LIMIT = 256 << 20
 OVERSIZED = 4 * LIMIT
@@ -112,7 +112,7 @@ def five_calls(url: str, work: Path) -> dict:
     validated = timed("validate", "-H", "Content-Type: application/json", "-d",
                       json.dumps({"original_portfolio_id": upload["file_id"], "synthetic_portfolio_id": portfolio_id}),
                       f"{url}{API}/validate")
-    return {"table": "data/samples/credit_card.csv (1,319 rows x 12)", "num_samples": 5000,
+    return {"table": "twin_pipeline/samples/credit_card.csv (1,319 rows x 12)", "num_samples": 5000,
             "end_to_end_seconds": round(time.perf_counter() - started, 2), "calls_seconds": timings,
             "status_polls": polls, "stats_json": status["stats_json"], "validate_passed": validated["passed"],
             "twin_rows": sum(1 for _ in open(work / "synthetic.csv")) - 1}
@@ -199,6 +199,7 @@ def oversized_upload(url: str, data: Path) -> dict:
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    load_at_start = os.getloadavg()
     try:
         process, url, startup = start_server(work, LIMIT)
         try:
@@ -207,7 +208,8 @@ def main() -> None:
                        "oversized_upload": oversized_upload(url, work / "data")}
         finally:
             stop_server(process)
-        results["machine"] = {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()}
+        results["machine"] = {"cpus": os.cpu_count(), "load_average_at_start": load_at_start,
+                              "load_average_at_end": os.getloadavg()}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(results, indent=2))

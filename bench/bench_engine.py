@@ -35,7 +35,7 @@ warnings.filterwarnings("ignore")
 from twin_pipeline.engine import GaussianCopulaEngine  # noqa: E402
 from twin_pipeline.quality import quality_report  # noqa: E402
 
-SAMPLES = ROOT / "data" / "samples"
+SAMPLES = ROOT / "twin_pipeline" / "samples"
 RESULTS = ROOT / "bench" / "results"
 
 

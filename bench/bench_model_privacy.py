@@ -58,7 +58,7 @@ def tables() -> dict[str, pd.DataFrame]:
     shared = Path(os.environ.get("TWIN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
     found = {}
     for name in ("credit_data", "credit_card"):
-        path = shared / f"{name}.csv" if (shared / f"{name}.csv").exists() else ROOT / "data" / "samples" / f"{name}.csv"
+        path = shared / f"{name}.csv" if (shared / f"{name}.csv").exists() else ROOT / "twin_pipeline" / "samples" / f"{name}.csv"
         found[name] = pd.read_csv(path)
     found.update(overdraft_table=overdraft_table(), narrow_table=narrow_table(), lending_table=lending_table(),
                  mixed_table=mixed_table())

@@ -95,7 +95,7 @@ def twin_quality(file_name: str, qis: list[str], factor: int, seed: int = 0) -> 
     """Fit the engine, sample factor x rows, protect the twin as the pipeline does, score both twins."""
     from twin_pipeline.engine import GaussianCopulaEngine
 
-    real = pd.read_csv(ROOT / "data" / "samples" / file_name)
+    real = pd.read_csv(ROOT / "twin_pipeline" / "samples" / file_name)
     start = time.perf_counter()
     engine = GaussianCopulaEngine().fit(real)
     twin = engine.sample(factor * len(real), seed=seed)
@@ -128,7 +128,7 @@ def attack_risk(file_name: str, qis: list[str], seed: int = 0) -> dict:
     """anonymeter risks of a protected twin trained on 2/3 of a sample table, the last third as control."""
     from twin_pipeline.engine import GaussianCopulaEngine
 
-    real = pd.read_csv(ROOT / "data" / "samples" / file_name)
+    real = pd.read_csv(ROOT / "twin_pipeline" / "samples" / file_name)
     shuffled = real.sample(frac=1, random_state=seed).reset_index(drop=True)
     train, holdout = shuffled.iloc[: 2 * len(real) // 3], shuffled.iloc[2 * len(real) // 3:]
     engine = GaussianCopulaEngine().fit(train)

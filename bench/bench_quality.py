@@ -27,7 +27,7 @@ from twin_pipeline.quality import quality_report  # noqa: E402
 from twin_pipeline.tables import read_table  # noqa: E402
 from twin_pipeline_tests.shapes import lending_table  # noqa: E402
 
-SAMPLE = ROOT / "data" / "samples" / "credit_data.csv"
+SAMPLE = ROOT / "twin_pipeline" / "samples" / "credit_data.csv"
 SHARED = Path("/work/shared/datasets")
 # credit_card's outcome column is "card" (was the application accepted?): no name says so, so it is given,
 # as a user would with --target.

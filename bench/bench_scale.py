@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "samples" / "credit_data.csv"
+SAMPLE = ROOT / "twin_pipeline" / "samples" / "credit_data.csv"
 QIS = "Age,Marital,Home,Job,Income"
 
 

@@ -12,9 +12,11 @@ the database against every recorded head: fewer entries than the last head is tr
 a recorded position is a rewrite, entries beyond the last head are forged (appended outside this module).
 The IO manager also records the head in Dagster's event log (asset metadata `audit_head`).
 
-DuckDB allows one writer process per file, so every operation opens a short-lived connection, waits briefly
-when another process holds the file, and appends inside a transaction under a per-file lock, so concurrent
-appends from one process cannot fork the chain (the unique `prev_hash` column refuses a fork outright).
+DuckDB allows one writer process per file, so every operation opens a short-lived connection, waits (polling,
+up to `lock_timeout`, then a TimeoutError naming the file: never a hang) while another process holds the file,
+and appends inside a transaction under a per-file lock, so concurrent appends from one process cannot fork the
+chain (the unique `prev_hash` column refuses a fork outright). This wait is what serialises the audit writes of
+concurrent Dagster steps and runs: no concurrency pool holds their other work.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ OPERATIONS = (
     "QUALITY_REPORTED",
     "RAW_DATA_DELETED",
     "DOWNLOAD",  # a published file served by the REST API
+    "STATUS_READ",  # a portfolio's status served by the REST API
+    "VALIDATED",  # a comparison of two tables served by the REST API
     "PRIVACY_AUDITED",  # the attacker audit of a portfolio, after its twin was published
 )
 GENESIS_HASH = "0" * 64
@@ -162,7 +166,7 @@ def _utc_now() -> datetime:
 class AuditLog:
     """Append-only audit entries and lineage rows for all portfolios, stored at `db_path`."""
 
-    def __init__(self, db_path: str | os.PathLike, lock_timeout: float = 10.0):
+    def __init__(self, db_path: str | os.PathLike, lock_timeout: float = 60.0):
         self.path = Path(db_path).resolve()
         self.lock_timeout = lock_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)

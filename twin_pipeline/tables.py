@@ -67,6 +67,26 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20, follow_links: boo
     return digest.hexdigest()
 
 
+SAMPLE_EDGE = 1 << 20  # sampled_sha256 reads this much at each end of a file
+
+
+def sampled_sha256(path: str | os.PathLike, follow_links: bool = True) -> tuple[str, bool]:
+    """(hex SHA-256 of the file's size and its first and last MiB, exact): what the landing sensor can afford
+    to read in its tick whatever the file's size. `exact` is True when that covered every byte (files up to
+    2 MiB): then equal digests mean equal files. For larger files equal digests mean the same size, head and
+    tail only, and the run's full SHA-256 decides (see `defs/raw.keep_raw_copy`)."""
+    digest = hashlib.sha256(b"twin-sampled-v1")
+    with open_regular(path, follow_links) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        digest.update(size.to_bytes(8, "big"))
+        exact = size <= 2 * SAMPLE_EDGE
+        digest.update(handle.read(2 * SAMPLE_EDGE if exact else SAMPLE_EDGE))
+        if not exact:
+            handle.seek(size - SAMPLE_EDGE)
+            digest.update(handle.read(SAMPLE_EDGE))
+    return digest.hexdigest(), exact
+
+
 def _decode(raw: bytes, path: Path) -> tuple[str, str]:
     """Detect binary content and pick the text encoding from the first bytes."""
     if b"\x00" in raw:
@@ -210,6 +230,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def _holds_text(column: pd.Series) -> bool:
+    """Whether a text column holds any string (pandas' .str accessor refuses a column of only numbers or None)."""
+    return pd.api.types.infer_dtype(column, skipna=True) in ("string", "mixed", "mixed-integer")
+
+
 def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with every text cell a spreadsheet would run as a formula (starting with = + - @ tab or CR,
     and not a plain number) prefixed with an apostrophe, OWASP's CSV-injection defence; numbers untouched."""
@@ -220,11 +245,17 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     escaped = frame.copy(deep=False)
     for name in text_columns:
         column = frame[name]
-        is_text = column.map(lambda value: isinstance(value, str))
-        cells = column[is_text].astype(str)
-        risky = cells.str.startswith(FORMULA_STARTS) & ~cells.str.fullmatch(PLAIN_NUMBER)
-        if risky.any():
-            escaped[name] = column.where(~risky.reindex(column.index, fill_value=False), "'" + cells[risky])
+        # The first character of every text cell (NaN for numbers and missing): one vectorised pass, and the
+        # number pattern only on the few cells that start like a formula.
+        if not _holds_text(column):
+            continue
+        starts = column.str[:1].isin(FORMULA_STARTS).to_numpy(dtype=bool)
+        if not starts.any():
+            continue
+        cells = column[starts].astype(str)
+        risky = cells[~cells.str.fullmatch(PLAIN_NUMBER)]
+        if len(risky):
+            escaped[name] = column.where(~column.index.isin(risky.index), "'" + risky)
     return escaped
 
 
@@ -234,7 +265,7 @@ def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, **kwargs) 
     line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows."""
     frame = formula_safe(frame) if escape_formulas else frame
     text = [frame[name] for name in frame.columns if frame[name].dtype == object]
-    has_cr = any(column.map(lambda value: isinstance(value, str) and "\r" in value).any() for column in text)
+    has_cr = any(_holds_text(column) and column.str.contains("\r", regex=False, na=False).any() for column in text)
     frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, **kwargs)
 
 

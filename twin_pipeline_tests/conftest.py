@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -12,8 +11,8 @@ import pytest
 
 from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.defs.sensors import landing_sensor
+from twin_pipeline.paths import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 RUN_SLOW = bool(os.environ.get("TWIN_TEST_SLOW"))
 
 

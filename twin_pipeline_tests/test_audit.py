@@ -162,6 +162,30 @@ def test_append_waits_for_another_process_holding_the_file(tmp_path):
     assert log.verify().ok
 
 
+APPEND_FROM_A_PROCESS = """
+import sys
+from twin_pipeline.audit import AuditLog
+log = AuditLog(sys.argv[1])
+for step in range(12):
+    log.append("MODEL_FITTED", sys.argv[2], "ab" * 32, {"step": step})
+    log.record_lineage(sys.argv[2], "fitted_marginals", "run", {"raw_upload": "cd" * 32}, "ef" * 32, "0", {})
+"""
+
+
+def test_steps_of_concurrent_runs_in_other_processes_append_one_chain(tmp_path):
+    """What the Dagster steps of concurrent runs do with no concurrency pool: each waits for DuckDB's lock."""
+    path = tmp_path / "twin.duckdb"
+    writers = [subprocess.Popen([sys.executable, "-c", APPEND_FROM_A_PROCESS, str(path), f"portfolio-{number}"],
+                                stderr=subprocess.PIPE, text=True) for number in range(3)]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()[-2000:]
+    log = AuditLog(path)
+    assert log.entries()["id"].tolist() == list(range(1, 37))
+    assert sorted(log.entries()["portfolio"].value_counts().tolist()) == [12, 12, 12]
+    result = log.verify()
+    assert result.ok and result.checked == 36 and result.lineage_checked == 36
+
+
 def test_a_lock_held_too_long_gives_a_clear_timeout(tmp_path):
     log = AuditLog(tmp_path / "twin.duckdb", lock_timeout=0.3)
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(log.path), "3"], stdout=subprocess.PIPE, text=True)

@@ -14,7 +14,7 @@ import pytest
 from twin_pipeline.audit import AuditLog
 from twin_pipeline.definitions import twin_resources
 from twin_pipeline.defs.bundles import inspect_bundle
-from twin_pipeline.defs.partitions import portfolio_key, portfolios
+from twin_pipeline.defs.partitions import bundle_portfolios, portfolio_key, portfolios
 from twin_pipeline.defs.related_assets import (RELATED_ASSETS, RELATED_CHECKS, RelatedConfig, foreign_keys_valid,
                                                orphan_foreign_keys)
 from twin_pipeline.defs.resources import TwinStorage
@@ -67,7 +67,8 @@ def test_a_ready_folder_and_a_zip_each_start_one_related_clone_and_the_same_byte
     assert request.job_name == "clone_related_portfolio"
     assert request.partition_key == portfolio_key("Bank Q3", sha) == f"bank_q3-{sha[:16]}"
     assert request.run_config["ops"]["related_twin"]["config"]["source"] == str(folder)
-    assert landing.instance.has_dynamic_partition(portfolios.name, request.partition_key)
+    assert landing.instance.has_dynamic_partition(bundle_portfolios.name, request.partition_key)
+    assert not landing.instance.has_dynamic_partition(portfolios.name, request.partition_key)  # not a table
 
     other = write_bundle(tmp_path / "other", spec={**SPEC, "seed": 5})
     archive = zip_bundle(other, landing.storage.landing / "other.zip")
@@ -115,7 +116,7 @@ def test_related_twin_clones_the_bundle_with_valid_foreign_keys_audited_and_chec
     archive = zip_bundle(write_bundle(tmp_path / "bank"), tmp_path / "bank.zip")
     key = portfolio_key(archive.name, inspect_bundle(archive))
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(portfolios.name, [key])
+    instance.add_dynamic_partitions(bundle_portfolios.name, [key])
     result = dg.materialize([*RELATED_ASSETS, *RELATED_CHECKS], partition_key=key, instance=instance,
                             resources=twin_resources(storage.data_dir),
                             run_config=dg.RunConfig(ops={"related_twin": RelatedConfig(source=str(archive))}))
@@ -165,7 +166,7 @@ def test_related_tables_are_published_only_when_every_foreign_key_is_valid(tmp_p
     archive = zip_bundle(write_bundle(tmp_path / "bank"), tmp_path / "bank.zip")
     key = portfolio_key(archive.name, inspect_bundle(archive))
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(portfolios.name, [key])
+    instance.add_dynamic_partitions(bundle_portfolios.name, [key])
     write_frame = related.write_frame
 
     def orphaning(frame, target, *args):  # a bug that writes a loan whose borrower does not exist

@@ -215,3 +215,30 @@ def test_a_column_derived_through_a_mined_ratio_stays_within_its_own_range(credi
     assert any(rule.kind == "ratio" and rule.derived == "share" for rule in engine.rules.rules)
     twin = engine.sample(20_000, seed=0)
     assert credit_card["share"].min() <= twin["share"].min() and twin["share"].max() <= credit_card["share"].max()
+
+
+def test_order_rules_on_text_dates_and_text_numbers_are_found_and_kept():
+    """issue_date <= last_payment_date written as text (with nulls), and "$" amounts: read as the engine reads
+    them, kept by construction, and written back in their own formats."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    issue = pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 1500, n), unit="D")
+    last = issue + pd.to_timedelta(rng.integers(0, 900, n), unit="D")
+    income = np.round(rng.lognormal(10.5, 0.5, n), -2)
+    loan = np.round(income * rng.uniform(0.05, 0.6, n), -1)
+    real = pd.DataFrame({"issue_date": issue.strftime("%Y-%m-%d"),
+                         "last_payment_date": np.where(rng.random(n) < 0.1, None, last.strftime("%Y-%m-%d")),
+                         "income": [f"${value:,.0f}" for value in income], "loan": [f"${value:,.2f}" for value in loan],
+                         "stamp": issue + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")})
+    engine = GaussianCopulaEngine().fit(real)
+    texts = {rule.text: rule for rule in engine.rules.rules}
+    assert {"issue_date <= last_payment_date", "loan <= income"} <= set(texts)
+    assert not [text for text in texts if "stamp" in text]  # a timestamp never bounds a day written as text
+    twin = engine.sample(20_000, seed=2)
+    for text in ("issue_date <= last_payment_date", "loan <= income"):
+        assert texts[text].enforced and twin_share(engine, texts[text], twin) == 1.0, text
+    assert twin["last_payment_date"].dropna().str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    assert twin["loan"].str.fullmatch(r"\$[\d,]+\.\d{2}").all()
+    assert 0.05 < twin["last_payment_date"].isna().mean() < 0.15
+    on_tens = twin["loan"].str.replace(r"[$,]", "", regex=True).astype(float) % 10 == 0
+    assert on_tens.mean() > 0.97  # the real amounts' rounding step survives the rule

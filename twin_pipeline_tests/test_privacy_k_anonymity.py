@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,8 +11,7 @@ from hypothesis import strategies as st
 from twin_pipeline.errors import PrivacyLimitError
 from twin_pipeline.privacy import KAnonymityError, enforce_k_anonymity
 from twin_pipeline.tables import TwinInputError
-
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+from twin_pipeline.paths import SAMPLES
 
 
 def recount_k(df: pd.DataFrame, qis: list[str]) -> int:

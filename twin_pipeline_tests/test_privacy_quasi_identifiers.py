@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from twin_pipeline.privacy import choose_quasi_identifiers, detect_quasi_identifiers
-
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+from twin_pipeline.paths import SAMPLES
 
 
 def test_public_samples():

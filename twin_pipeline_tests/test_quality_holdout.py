@@ -10,8 +10,7 @@ from shapes import lending_table, narrow_table, overdraft_table
 
 from twin_pipeline import pipeline, protection
 from twin_pipeline.quality.holdout import holdout_evaluation, split
-from twin_pipeline.quality.utility import choose_target, tstr
-from twin_pipeline.tables import TwinInputError
+from twin_pipeline.quality.utility import tstr
 
 
 def signal_table(n: int = 4_000, seed: int = 0) -> pd.DataFrame:
@@ -83,18 +82,6 @@ def test_a_numeric_target_is_scored_by_r2():
     assert result["importance_agreement"]["spearman"] == pytest.approx(1.0)
 
 
-def test_the_target_is_found_by_name_or_given_and_a_missing_one_is_a_clear_error():
-    types = {"age": "numeric", "loan_status": "categorical", "bad_flag": "categorical", "region": "categorical"}
-    frame = pd.DataFrame({"age": [30, 40] * 5, "loan_status": ["a", "b"] * 5, "bad_flag": [0, 1] * 5,
-                          "region": ["n", "s"] * 5})
-    assert choose_target(frame, types)[0] == "loan_status"
-    assert choose_target(frame.drop(columns="loan_status"), types)[0] == "bad_flag"
-    assert choose_target(frame, types, target="region") == ("region", "given")
-    assert choose_target(frame[["age", "region"]], types)[0] is None
-    with pytest.raises(TwinInputError, match="--target.*'income' is not in the real data"):
-        choose_target(frame, types, target="income")
-
-
 @pytest.mark.parametrize("shape", [narrow_table, lending_table])
 def test_holdout_and_utility_on_other_shapes(shape):
     real = shape(n=3_000)
@@ -106,10 +93,12 @@ def test_holdout_and_utility_on_other_shapes(shape):
 
 
 def test_a_table_without_an_outcome_says_so_and_a_tiny_table_is_skipped():
-    result = pipeline.reference_quality(overdraft_table(), pipeline.CloneOptions())
+    no_outcome = overdraft_table().rename(columns={"overdrawn": "flag"})
+    result = pipeline.reference_quality(no_outcome, pipeline.CloneOptions())
     assert "give --target" in result["utility"]["skipped"]
     assert np.isfinite(result["quality_vs_ceiling"])
-    assert pipeline.reference_quality(overdraft_table(), pipeline.CloneOptions(target="overdrawn"))["utility"]["target"] == "overdrawn"
+    assert pipeline.reference_quality(no_outcome, pipeline.CloneOptions(target="flag"))["utility"]["target"] == "flag"
+    assert pipeline.reference_quality(overdraft_table(), pipeline.CloneOptions())["utility"]["target"] == "overdrawn"
     tiny = pipeline.reference_quality(overdraft_table(n=100), pipeline.CloneOptions())
     assert "too few" in tiny["holdout"]["skipped"] and tiny["quality_vs_ceiling"] is None
 

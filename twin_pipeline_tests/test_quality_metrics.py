@@ -2,7 +2,6 @@
 where the definitions coincide, and moving in the right direction when a twin gets worse."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,8 +21,7 @@ from twin_pipeline.quality import (
     similarity_score,
 )
 from twin_pipeline.tables import TwinInputError, to_jsonable
-
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+from twin_pipeline.paths import SAMPLES
 
 
 @pytest.fixture(scope="module")

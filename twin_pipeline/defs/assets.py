@@ -1,6 +1,6 @@
 """The six assets of a portfolio's digital twin: thin Dagster bodies over `twin_pipeline.pipeline` and `shards`.
 
-Value shapes (persisted by `PortfolioIOManager`, see LAYOUT there):
+Value shapes (persisted by `PortfolioIOManager` as the files each asset declares with `twin_asset(files=...)`):
   raw_upload           {"manifest", "schema"}: where the immutable raw copy is, its SHA-256, the resolved clone
                        parameters (quasi-identifiers included, so every shard protects the same columns), the
                        shard size, and the pandera schema of the upload. Real rows never leave raw/<key>/:
@@ -30,10 +30,11 @@ from ..privacy import detect_quasi_identifiers
 from ..report.html import DIFFERENCE_LIMIT
 from ..tables import read_table, sha256_file
 from .config import CloneConfig, check_request
-from .display import heatmap_markdown, images_markdown, markdown_table, rounded, worst_columns_markdown
+from .display import heatmap_markdown, images_markdown, inline_figures, markdown_table, rounded
+from .audit_trail import audit_facts
 from .io_manager import ShardedTable
 from .privacy_audit import privacy_audit, runs_in_this_run
-from .raw import delete_raw_audited, keep_raw_copy, load_real, options_of
+from .raw import MANIFEST, delete_raw_audited, keep_raw_copy, load_real, options_of
 from .resources import ShardReader, TwinStorage
 from .schemas import CORRELATION_SCHEMA, conform, infer_twin_schema, marginals_summary, quality_columns, schema_to_dict
 from .shard_steps import SHARDS, synthetic_sample
@@ -44,7 +45,8 @@ def _engine(model: dict) -> GaussianCopulaEngine:
     return GaussianCopulaEngine.from_dict(model)
 
 
-@twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", kinds={"pandera"})
+@twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", files={"manifest": MANIFEST, "schema": "schema.json"},
+            kinds={"pandera"})
 def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: TwinStorage) -> dg.Output[dict]:
     """The landed table, validated, kept as an immutable copy (0700/0600) with its SHA-256; records the
     clone parameters every later step uses (quasi-identifiers resolved here once, so every shard protects
@@ -58,20 +60,21 @@ def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: 
     options = replace(options, quasi_identifiers=options.quasi_identifiers
                       or detect_quasi_identifiers(real, primary_key=options.primary_key))
     sha = sha256_file(copy)
-    schema = infer_twin_schema(real, options.k, options.primary_key, name=f"the schema of upload {portfolio}")
+    schema = infer_twin_schema(real.drop(columns=pipeline.dropped_columns(real, options)),  # the twin's columns
+                               options.k, options.primary_key, name=f"the schema of upload {portfolio}")
     manifest = {"portfolio": portfolio, "file_name": copy.name, "source": config.source or None, "sha256": sha,
                 "rows": len(real), "columns": [str(c) for c in real.columns], "target_rows": rows,
                 "options": options.to_dict(), "shard_rows": config.shard_rows, "delete_raw": config.delete_raw,
                 "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return dg.Output({"manifest": manifest, "schema": schema_to_dict(schema)}, metadata={
-        "rows": len(real), "columns": real.shape[1], "target_rows": rows, "data_hash": sha,
-        "input_hashes": {"upload": sha}, "parameters": manifest["options"], "raw_copy": dg.MetadataValue.path(str(copy)),
+        **audit_facts(manifest["options"], source={"upload": sha}),
+        "rows": len(real), "columns": real.shape[1], "target_rows": rows, "raw_copy": dg.MetadataValue.path(str(copy)),
         "schema": dg.MetadataValue.md(markdown_table(pd.DataFrame(
             {"column": real.columns.astype(str), "dtype": real.dtypes.astype(str).to_numpy()}))),
     })
 
 
-@twin_asset("MODEL_FITTED", kinds={"json"})
+@twin_asset("MODEL_FITTED", files={"model": "model.json"}, kinds={"json"})
 def fitted_marginals(storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
     """The fitted Gaussian-copula model (engine JSON, statistical summaries only): one marginal family per
     column, chosen by goodness of fit, and the latent correlation joining them."""
@@ -80,12 +83,12 @@ def fitted_marginals(storage: TwinStorage, raw_upload: dict) -> dg.Output[dict]:
     with contract():
         summary = marginals_summary(engine.describe())
     return dg.Output(engine.to_dict(), metadata={
-        "columns": len(summary), "copula_variables": len(engine.variables), "parameters": manifest["options"],
+        "columns": len(summary), "copula_variables": len(engine.variables), **audit_facts(manifest["options"]),
         "marginal_families": dg.MetadataValue.md(markdown_table(summary)),
     })
 
 
-@twin_asset(kinds={"parquet"})
+@twin_asset(files={"matrix": "correlation_matrix.parquet"}, kinds={"parquet"})
 def correlation_matrix(fitted_marginals: dict) -> dg.Output[pd.DataFrame]:
     """The model's latent (normal-score) correlation between variables; symmetric, unit diagonal, PSD."""
     matrix = _engine(fitted_marginals).correlation_matrix
@@ -96,7 +99,8 @@ def correlation_matrix(fitted_marginals: dict) -> dg.Output[pd.DataFrame]:
     })
 
 
-@twin_asset("K_ANONYMITY_ENFORCED", kinds={"csv"})
+@twin_asset("K_ANONYMITY_ENFORCED", files={"table": "synthetic.csv", "protection": "protection_report.json"},
+            kinds={"csv"})
 def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage, shard_reader: ShardReader,
                         raw_upload: dict, synthetic_sample: dict) -> dg.Output[dict]:
     """The product: the protected shards merged into one synthetic.csv (Parquet when large or asked for), one
@@ -115,11 +119,12 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
         "rare_record_copies": verified["rare_record_copies"],
         "rows_suppressed": protection["k_anonymity"]["records_suppressed"], "shards": len(synthetic_sample["shards"]),
         "quasi_identifiers": ", ".join(protection["quasi_identifiers"]) or "(none)", "table_format": table_format,
-        "escape_formulas": options.escape_formulas, "parameters": manifest["options"],
+        "escape_formulas": options.escape_formulas, **audit_facts(manifest["options"]),
     })
 
 
-@twin_asset("QUALITY_REPORTED", kinds={"json"})
+@twin_asset("QUALITY_REPORTED", files={"quality": "quality_report.json", "privacy": "privacy_report.json"},
+            kinds={"json"})
 def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shard_reader: ShardReader,
                    raw_upload: dict, fitted_marginals: dict, k_anonymized_output: dict) -> dg.Output[dict]:
     """How close the protected twin is to the real table (similarity score, KS, category match,
@@ -140,13 +145,14 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
                                          quality, privacy, options, title=context.partition_key)
     metadata = {
         **_score_metadata(quality), "rows_real": len(real), "rows_twin": protection["verified"]["rows"],
-        "rows_compared": len(twin), "parameters": manifest["options"],
+        "rows_compared": len(twin), **audit_facts(manifest["options"]),
         "report": dg.MetadataValue.path(str(page)),
+        **{name: dg.MetadataValue.md(text) for name, text in inline_figures(  # shown on the asset page itself
+            real, twin, quality, options.primary_key, options.column_kinds or None).items()},
         "correlation_heatmap": dg.MetadataValue.md(images_markdown(
             {f"{title} correlation": image for title, image in figures.heatmaps.items()},
             f"Pearson correlations, labelled; difference panel full colour at ±{DIFFERENCE_LIMIT:g}. "
             f"Open {page} for every column.")),
-        "worst_columns": dg.MetadataValue.md(worst_columns_markdown(figures.columns)),
         "ks_statistics": dg.MetadataValue.md(markdown_table(_metric(columns, "ks_statistic", "KS D"))),
         "category_match": dg.MetadataValue.md(markdown_table(_metric(columns, "category_match", "1 - TVD"))),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from .assets import ASSETS, clone_portfolio
+from .audit_trail import AuditTrail
 from .checks import CHECKS
 from .executors import step_executor
 from .io_manager import PortfolioIOManager, StepIOManager
@@ -18,7 +19,8 @@ from .shard_steps import STEP_IO
 def twin_resources(data_dir: str = "") -> dict:
     """The resources of every twin asset and check over one data directory ("": $TWIN_DATA_DIR or ./data)."""
     storage = TwinStorage(data_dir=str(data_dir))
-    return {"storage": storage, "shard_reader": ShardReader(), "io_manager": PortfolioIOManager(storage=storage),
+    io_manager = PortfolioIOManager(storage=storage, audit_trail=AuditTrail(storage=storage))
+    return {"storage": storage, "shard_reader": ShardReader(), "io_manager": io_manager,
             STEP_IO: StepIOManager(storage=storage)}
 
 

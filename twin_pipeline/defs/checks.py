@@ -32,13 +32,13 @@ WITH_UPLOAD = {"raw_upload": dg.AssetIn("raw_upload")}
 PREVIEW_WARNING = "Specifying a partitions_def on an AssetCheckSpec"
 
 
-def per_portfolio_check(**kwargs):
+def per_portfolio_check(partitions_def: dg.PartitionsDefinition = portfolios, **kwargs):
     """A check of one portfolio partition: without a partitions_def, a check of a partitioned asset loads every
     portfolio at once. Partitioned checks are a Dagster preview feature; its warning is silenced here only."""
     def decorate(function):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=PREVIEW_WARNING)
-            return dg.asset_check(partitions_def=portfolios, **kwargs)(function)
+            return dg.asset_check(partitions_def=partitions_def, **kwargs)(function)
     return decorate
 
 

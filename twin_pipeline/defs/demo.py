@@ -1,7 +1,8 @@
 """`twin demo`: clone the bundled credit sample end to end on a persistent local Dagster instance.
 
-The run is recorded in `<data>/dagster_home` (configured by the repository's dagster.yaml), so opening the UI
-on that home afterwards shows the portfolio, its six assets, the check results and the run.
+The run is recorded in `<data>/dagster_home` (configured by the package's dagster.yaml), so opening the UI on
+that home afterwards shows the portfolio, its assets, the check results and the run. The sample and the instance
+config are package data: the demo runs from an installed package as from a source checkout.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..tables import sha256_file
+from ..paths import INSTANCE_CONFIG, SAMPLES
 from .config import CloneConfig
-from .io_manager import asset_files
-from .partitions import portfolio_key, portfolios
+from .partitions import portfolios, table_key
 from .resources import TwinStorage
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-SAMPLE = REPOSITORY / "data" / "samples" / "credit_data.csv"
-INSTANCE_CONFIG = REPOSITORY / "dagster.yaml"
+SAMPLE = SAMPLES / "credit_data.csv"
 
 
 class BlockingCheckFailed(RuntimeError):
@@ -84,7 +82,7 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE, progress: Callab
     storage.ensure_folders()
     home = prepare_home(storage.root / "dagster_home")
     sample = Path(sample).resolve()
-    portfolio = portfolio_key(sample.name, sha256_file(sample))
+    portfolio = table_key(sample.name, sample)
     job = clone_job(str(storage.root))
     loggers = {"console": {"config": {"log_level": "WARNING"}}}
     if progress is not None:
@@ -111,8 +109,8 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE, progress: Callab
         failures = [event.step_key for event in result.all_events if event.is_step_failure]
         raise RuntimeError(f"portfolio {portfolio}: run {result.run_id} failed at {', '.join(failures)}")
     folder = storage.portfolio_dir(portfolio)
-    shown = ("k_anonymized_output", "quality_report", "privacy_audit", "fitted_marginals", "raw_upload")
-    outputs = {path.name: str(path) for asset in shown for path in asset_files(folder, asset).values()}
+    outputs = {Path(value.value).name: value.value for event in result.get_asset_materialization_events()
+               for name, value in event.materialization.metadata.items() if name.startswith("path ")}
     outputs["report.html"] = str(folder / "report.html")
     quality = result.output_for_node("quality_report")["quality"]
     return {
@@ -121,5 +119,5 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE, progress: Callab
         "quality_vs_ceiling": quality.get("quality_vs_ceiling"), "utility": {
             key: value for key, value in (quality.get("utility") or {}).items() if key != "importance_agreement"},
         "checks": checks, "audit_db": str(storage.audit_db), "dagster_home": str(home),
-        "open_ui": f"DAGSTER_HOME={home} TWIN_DATA_DIR={storage.root} dagster dev -w {REPOSITORY / 'workspace.yaml'}",
+        "open_ui": f"DAGSTER_HOME={home} TWIN_DATA_DIR={storage.root} dagster dev -m twin_pipeline.definitions",
     }

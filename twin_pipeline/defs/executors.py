@@ -9,8 +9,8 @@ own config on top (e.g. `max_concurrent`, or more `volumes`).
 What a cluster needs besides the executor: steps hand each other files (the raw copy, the model, the shards,
 the step JSON under <data>/steps/), so every run and step pod or Celery worker must see the same data
 directory ($TWIN_DATA_DIR on a shared ReadWriteMany volume), and the Dagster instance must be shared
-(PostgreSQL storage). The DuckDB audit log lives on that volume too; the instance's `twin_duckdb` pool
-(limit 1) keeps its writers to one at a time across the cluster.
+(PostgreSQL storage). The DuckDB audit log lives on that volume too, and its writers take turns on DuckDB's
+file lock, so the volume must support POSIX (fcntl) locks, as NFSv4 and most CSI drivers do.
 """
 
 from __future__ import annotations

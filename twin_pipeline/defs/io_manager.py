@@ -1,16 +1,16 @@
-"""Persist each asset of a portfolio as plain files under `<data>/portfolios/<key>/`, and audit every write.
+"""Persist each asset of a portfolio as plain files under `<data>/portfolios/<key>/`, as the asset declares them.
 
-Tables are Parquet (the twin itself CSV, or Parquet when large or asked for), everything else JSON; every file
-is written atomically into the run's own version of the portfolio (`.versions/<run id>/`, see publish.py), so
-a crash never leaves half a file, a re-run of one portfolio only rewrites that portfolio's folder, and nothing
-is at a download path before the run publishes. The clone's last blocking check publishes the run's whole
-version at once (twin, model, reports, shard manifest; `publish_portfolio`) when it passes, and it runs only
-after the blocking checks before it passed, so a twin that failed one is never published and the previous good
-one stays. Writing is where an artifact becomes real, so the IO manager is also what appends the asset's audit
-operations and its lineage row (input hashes, output hash, code version, parameters), before the version
-holding the files is published: no asset body can forget to. An
-asset is written (and audited) once per portfolio, by the step that returns it, however many shard steps made
-its data. The head of the audit chain after each write goes into the event log as metadata `audit_head`.
+Tables are Parquet (the twin itself CSV, or Parquet when large or asked for), everything else JSON; the files
+each asset is written as are declared on the asset (`twin_asset(files=...)`, see layout.py). Every file is
+written atomically into the run's own version of the portfolio (`.versions/<run id>/`, see publish.py), so a
+crash never leaves half a file, a re-run of one portfolio only rewrites that portfolio's folder, and nothing is
+at a download path before the run publishes. The clone's last blocking check publishes the run's whole version
+at once (twin, model, reports, shard manifest; `publish_portfolio`) when it passes, and it runs only after the
+blocking checks before it passed, so a twin that failed one is never published and the previous good one stays.
+
+After writing an asset's files, the IO manager hands them to its `audit_trail` (audit_trail.py), the one hook
+that appends the asset's audit operations and lineage, so no asset body can forget to. An asset is written
+(and audited) once per portfolio, by the step that returns it, however many shard steps made its data.
 
 The twin itself may be larger than memory: an asset hands it over as `ShardedTable` (its Parquet shards), the
 product file is merged from them one shard at a time, and a downstream step gets the product's path, not rows.
@@ -20,7 +20,6 @@ product file is merged from them one shard at a time, and a downstream step gets
 import json
 import shutil
 from dataclasses import dataclass
-from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +27,11 @@ import dagster as dg
 import pandas as pd
 
 from .. import publish
-from ..pipeline import AUDIT_FILE
 from ..shards import merge_shards
 from ..tables import sha256_file, write_frame, write_json
+from .audit_trail import AuditTrail
+from .layout import TABLE_FORMATS, files_in, files_of
 from .resources import TwinStorage
-
-try:
-    CODE_VERSION = package_metadata.version("twin-pipeline")
-except package_metadata.PackageNotFoundError:  # running from a source checkout that is not installed
-    CODE_VERSION = "0+source"
-
-# Files of each asset, by part; an asset with one part persists its value as is, otherwise a dict of parts.
-LAYOUT: dict[str, dict[str, str]] = {
-    "raw_upload": {"manifest": "raw_upload.json", "schema": "schema.json"},
-    "fitted_marginals": {"model": "model.json"},
-    "correlation_matrix": {"matrix": "correlation_matrix.parquet"},
-    "synthetic_sample": {"shards": "shards.json"},
-    "k_anonymized_output": {"table": "synthetic.csv", "protection": "protection_report.json"},
-    "quality_report": {"quality": "quality_report.json", "privacy": "privacy_report.json"},
-    "privacy_audit": {"audit": AUDIT_FILE},
-    "related_twin": {"manifest": "related_twin.json"},  # its tables and report are written by related.clone_tables
-}
-TABLE_FORMATS = (".csv", ".parquet")
-BY_PATH = {("k_anonymized_output", "table")}  # loaded as the file's path: the twin may not fit in memory
-# Output metadata copied into audit entries: figures and short labels, not the UI's markdown and JSON.
-SCALAR_METADATA = (dg.IntMetadataValue, dg.FloatMetadataValue, dg.BoolMetadataValue, dg.TextMetadataValue)
 
 
 @dataclass(frozen=True)
@@ -62,41 +41,23 @@ class ShardedTable:
     folder: Path
 
 
-def asset_files(folder: Path, asset: str) -> dict[str, Path]:
-    """The existing files of `asset` in a portfolio folder, by part (a table may be .csv or .parquet)."""
-    found = {}
-    for part, name in LAYOUT[asset].items():
-        path = folder / name
-        variants = [path.with_suffix(suffix) for suffix in TABLE_FORMATS] if path.suffix in TABLE_FORMATS else [path]
-        existing = next((variant for variant in variants if variant.exists()), None)  # writes remove the other
-        if existing is not None:
-            found[part] = existing
-    return found
-
-
-def _plain(value: Any) -> Any:
-    """Output metadata arrives as Dagster MetadataValue objects; audit rows want plain JSON."""
-    return getattr(value, "value", value)
-
-
 class PortfolioIOManager(dg.ConfigurableIOManager):
-    """Files per portfolio partition; audit operations and lineage appended after each write."""
+    """Files per portfolio partition, as each asset declares them; each write audited by `audit_trail`."""
 
     storage: TwinStorage
+    audit_trail: AuditTrail
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        asset, portfolio = context.asset_key.path[-1], context.partition_key
-        run = context.step_context.dagster_run
-        folder = self.storage.staged(portfolio, run)
-        parts = LAYOUT[asset]
+        portfolio = context.partition_key
+        folder = self.storage.staged(portfolio, context.step_context.dagster_run)
+        parts = files_of(context.definition_metadata)
         values = {next(iter(parts)): obj} if len(parts) == 1 else obj
         table_format = _plain(context.output_metadata.get("table_format"))
         escape = _plain(context.output_metadata.get("escape_formulas"))
         written = {part: self._write(values[part], folder / name, table_format, escape is not False)
                    for part, name in parts.items()}
         hashes = {path.name: sha256_file(path) for path in written.values()}
-        output_hash = hashes[next(iter(written.values())).name]
-        head = self._audit(context, asset, portfolio, folder, output_hash, hashes)
+        head = self.audit_trail.record(context, folder, hashes)
         download = self.storage.portfolio_dir(portfolio)
         publish.link_late_outputs(download, folder, [path.name for path in written.values()])
         context.add_output_metadata({
@@ -119,40 +80,21 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
             return write_frame(value, target, escape_formulas)
         return write_json(value, target)
 
-    def _audit(self, context: dg.OutputContext, asset: str, portfolio: str, folder: Path,
-               output_hash: str, hashes: dict[str, str]) -> dict:
-        """Audit operations declared on the asset, then its lineage row (inputs hashed as they are on disk);
-        returns the chain's head after them."""
-        declared = context.output_metadata
-        inputs = {dep.asset_key.path[-1]: files for dep in context.asset_spec.deps
-                  if (files := asset_files(folder, dep.asset_key.path[-1]))}
-        input_hashes = {name: sha256_file(next(iter(files.values()))) for name, files in inputs.items()}
-        input_hashes.update(_plain(declared.get("input_hashes")) or {})
-        parameters = _plain(declared.get("parameters")) or {}
-        data_hash = _plain(declared.get("data_hash")) or output_hash
-        summary = {name: value.value for name, value in declared.items()
-                   if isinstance(value, SCALAR_METADATA) and name != "data_hash"}
-        log = self.storage.audit()
-        for operation in context.definition_metadata.get("audit_operations", []):
-            log.append(operation, portfolio, data_hash, {"asset": asset, "run_id": context.run_id, "files": hashes,
-                                                         "parameters": parameters, **summary})
-        log.record_lineage(portfolio=portfolio, asset=asset, run_id=context.run_id, input_hashes=input_hashes,
-                           output_hash=output_hash, code_version=CODE_VERSION, parameters=parameters)
-        return log.head()
-
     def load_input(self, context: dg.InputContext) -> Any:
         asset, portfolio = context.asset_key.path[-1], context.asset_partition_key
         folder = self.storage.staged(portfolio, context.step_context.dagster_run)
-        files = asset_files(folder, asset)
-        if set(files) != set(LAYOUT[asset]):
+        declared = files_of(context.upstream_output.definition_metadata)
+        files = files_in(folder, declared)
+        if set(files) != set(declared):
             raise dg.Failure(f"portfolio {portfolio} has no complete {asset} in {folder}: materialize {asset} first")
-        values = {part: path if (asset, part) in BY_PATH else _read(path) for part, path in files.items()}
+        values = {part: path if path.suffix in TABLE_FORMATS else json.loads(path.read_text())
+                  for part, path in files.items()}
         return next(iter(values.values())) if len(values) == 1 else values
 
 
-def _read(path: Path) -> Any:
-    """JSON as its value, a Parquet table (the correlation matrix) as a frame; the twin is loaded BY_PATH."""
-    return json.loads(path.read_text()) if path.suffix == ".json" else pd.read_parquet(path)
+def _plain(value: Any) -> Any:
+    """Output metadata arrives as Dagster MetadataValue objects."""
+    return getattr(value, "value", value)
 
 
 def publish_portfolio(storage: TwinStorage, portfolio: str, run: dg.DagsterRun) -> dict:

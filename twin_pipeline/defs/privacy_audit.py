@@ -1,8 +1,7 @@
 """The attacker audit of a portfolio's twin as its own asset, after the product and its quality report.
 
 Making the twin never waits for the audit: `privacy_audit` runs last in the clone job, within the portfolio's
-time budget (`audit_budget`, default 60 s), outside the DuckDB writer pool (only its short publishing step is in
-it), and an audit that fails or cannot run is materialized as such (status, reason) and flagged by a warning check;
+time budget (`audit_budget`, default 60 s), in no concurrency pool, and an audit that fails or cannot run is materialized as such (status, reason) and flagged by a warning check;
 it does not fail the clone run. It needs the real rows, so
 with `delete_raw` the raw upload is deleted after it (or by `quality_report` when the audit is not in the run).
 """
@@ -11,13 +10,15 @@ import dagster as dg
 import pandas as pd
 
 from .. import pipeline
+from ..pipeline import AUDIT_FILE
 from ..privacy.risk import risk_figures
 from ..tables import TwinInputError
 from .display import markdown_table
 from .raw import delete_raw_audited, load_real, options_of
 from .resources import TwinStorage
 from .shard_steps import STEP_IO
-from .shared import DUCKDB_POOL, TWIN_ASSET, audited
+from .audit_trail import audit_facts
+from .shared import twin_asset
 
 ASSET = "privacy_audit"
 
@@ -31,8 +32,7 @@ def runs_in_this_run(context: dg.AssetExecutionContext) -> bool:
 
 @dg.op(out=dg.Out(dict, io_manager_key=STEP_IO))
 def attack(context: dg.OpExecutionContext, storage: TwinStorage, raw_upload: dict, quality_report: dict) -> dict:
-    """Run the audit outside the DuckDB writer pool, so other portfolios' steps never wait for it (`quality_report`
-    only orders it after the report); any failure becomes the audit's status."""
+    """Run the audit (`quality_report` only orders it after the report); any failure becomes the audit's status."""
     manifest = raw_upload["manifest"]
     try:
         audit = pipeline.privacy_audit(load_real(storage, manifest), options_of(manifest))
@@ -45,17 +45,17 @@ def attack(context: dg.OpExecutionContext, storage: TwinStorage, raw_upload: dic
     return audit
 
 
-@dg.op(pool=DUCKDB_POOL)
+@dg.op
 def publish_audit(context: dg.OpExecutionContext, storage: TwinStorage, raw_upload: dict,
                   audit: dict) -> dg.Output[dict]:
     """The audit as the asset's value (written and audited as PRIVACY_AUDITED), then the raw upload deleted when
     the clone asked for it: the audit was the last step that needed real rows."""
     manifest = raw_upload["manifest"]
     deleted = delete_raw_audited(context, storage, manifest) if manifest["delete_raw"] else {}
-    return dg.Output(audit, metadata={**audit_metadata(audit), **deleted, "parameters": manifest["options"]})
+    return dg.Output(audit, metadata={**audit_metadata(audit), **deleted, **audit_facts(manifest["options"])})
 
 
-@dg.graph_asset(**TWIN_ASSET, metadata=audited("PRIVACY_AUDITED"), kinds={"json"})
+@twin_asset("PRIVACY_AUDITED", files={"audit": AUDIT_FILE}, decorator=dg.graph_asset, kinds={"json"})
 def privacy_audit(raw_upload: dict, quality_report: dict):
     """An attacker's view of the pipeline, off the clone's critical path: the same pipeline refitted on 80 % of
     the rows, its twin attacked with the other 20 % as the control set (membership by distance to the closest

@@ -1,6 +1,7 @@
 """A portfolio of related tables (a landed bundle, see bundles.py) cloned by `related.clone_tables` as one asset.
 
-`related_twin` keeps the bundle as a private raw copy, clones every table with valid foreign keys into
+`related_twin` (partitioned by the `bundles` set, apart from the single-table portfolios) keeps the bundle as a
+private raw copy, clones every table with valid foreign keys into
 `<data>/portfolios/<key>/` (`<table>.csv` per table and `quality_report.json`), and returns a manifest that the
 IO manager writes as `related_twin.json` and audits (UPLOAD_INGESTED ... QUALITY_REPORTED) with its lineage,
 as it does for the single-table assets. The blocking check recounts the foreign keys from the written files.
@@ -21,6 +22,8 @@ from .io_manager import publish_portfolio
 from .display import markdown_table
 from .raw import keep_raw_bundle
 from .resources import TwinStorage
+from .audit_trail import audit_facts
+from .partitions import bundle_portfolios
 from .shared import twin_asset
 
 
@@ -34,7 +37,7 @@ class RelatedConfig(dg.Config):
 
 
 @twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", "SAMPLE_GENERATED", "K_ANONYMITY_ENFORCED", "QUALITY_REPORTED",
-            kinds={"csv"})
+            files={"manifest": "related_twin.json"}, partitions_def=bundle_portfolios, kinds={"csv"})
 def related_twin(context: dg.AssetExecutionContext, config: RelatedConfig, storage: TwinStorage) -> dg.Output[dict]:
     """A landed bundle of related tables (CSVs + relationships.json) cloned together: parents first, children
     drawn conditioned on their synthetic parent, each table protected (k-anonymity, no copies) so every foreign
@@ -54,7 +57,7 @@ def related_twin(context: dg.AssetExecutionContext, config: RelatedConfig, stora
                 "primary_keys": spec.primary_keys, "options": options.to_dict(), "outputs": result["outputs"],
                 "relations": relations, "cloned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return dg.Output(manifest, metadata={
-        "data_hash": sha, "input_hashes": {"bundle": sha}, "parameters": options.to_dict(),
+        **audit_facts(options.to_dict(), source={"bundle": sha}),
         "tables": len(result["tables"]), "rows": sum(result["tables"].values()),
         "valid_foreign_keys": min(r["valid_foreign_keys"] for r in relations.values()),
         "children_per_parent_ks": max(r["children_per_parent_ks"] for r in relations.values()),
@@ -66,7 +69,7 @@ def related_twin(context: dg.AssetExecutionContext, config: RelatedConfig, stora
     })
 
 
-@per_portfolio_check(asset=related_twin, blocking=True,
+@per_portfolio_check(asset=related_twin, blocking=True, partitions_def=bundle_portfolios,
                      description="Every foreign key of the stored twin references a synthetic parent "
                                  "(recounted from the written tables).")
 def foreign_keys_valid(context: dg.AssetCheckExecutionContext, storage: TwinStorage,

@@ -16,12 +16,12 @@ import dagster as dg
 import pandas as pd
 
 from ..options import resolve_options
-from ..tables import TwinInputError, sha256_file
+from ..tables import TwinInputError, sampled_sha256
 from .assets import clone_portfolio
 from .bundles import bundle_candidates, inspect_bundle
 from .config import config_for_landed_file, sidecar_of
 from .landing import TICK_BUDGET_SECONDS, LandingCursor, candidates, landed_problem, probe_table, reject
-from .partitions import portfolio_key, portfolios
+from .partitions import bundle_portfolios, portfolio_key, portfolios
 from .rejected import rejection_observation
 from .related_assets import RelatedConfig, clone_related_portfolio
 from .resources import TwinStorage
@@ -41,7 +41,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: TwinStorage) ->
     cursor = LandingCursor.from_json(context.cursor)
     tables, bundles = candidates(storage.landing), bundle_candidates(storage.landing)
     seen = {**tables, **bundles}
-    new_keys: list[str] = []
+    new_keys: dict[str, dg.DynamicPartitionsDefinition] = {}  # partition key -> its set (tables or bundles)
     rejections: list[dg.AssetObservation] = []
     requests: list[dg.RunRequest] = []
     deadline = time.monotonic() + TICK_BUDGET_SECONDS
@@ -59,13 +59,12 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: TwinStorage) ->
             continue
         if request is None or request.partition_key in new_keys:
             continue
-        cursor.hashes[request.tags["twin/sha256"]] = request.partition_key
-        new_keys.append(request.partition_key)
+        cursor.hashes[request.tags["twin/content_digest"]] = request.partition_key
+        new_keys[request.partition_key] = bundle_portfolios if name in bundles else portfolios
         requests.append(request)
-    new_partitions = [key for key in new_keys if not context.instance.has_dynamic_partition(portfolios.name, key)]
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[portfolios.build_add_request(new_partitions)] if new_partitions else [],
+        dynamic_partitions_requests=_new_partitions(context.instance, new_keys),
         cursor=cursor.to_json(),
         asset_events=rejections,
         skip_reason=None if requests else "; ".join(
@@ -82,28 +81,45 @@ def _request(context: dg.SensorEvaluationContext, storage: TwinStorage, path, is
     if problem:
         raise TwinInputError(path, problem)
     if is_bundle:
-        sha = inspect_bundle(path)
+        sha, exact = inspect_bundle(path), True
         job, op, config = clone_related_portfolio.name, "related_twin", RelatedConfig(source=str(path))
+        partitions = bundle_portfolios
     else:
         columns = probe_table(path)
         config = config_for_landed_file(path)
         # the sidecar's fields were checked when it was read; here, that every column it names is in the table
         resolve_options(pd.DataFrame(columns=columns), config.to_options(), sidecar_of(path) or path)
-        job, op = clone_portfolio.name, "raw_upload"
-        sha = sha256_file(path, follow_links=False)
+        job, op, partitions = clone_portfolio.name, "raw_upload", portfolios
+        sha, exact = sampled_sha256(path, follow_links=False)  # at most 2 MiB read: the run hashes it all
     key = portfolio_key(path.name, sha)
     run_key = key
     for earlier in dict.fromkeys(k for k in (hashes.get(sha), key) if k):
-        if context.instance.has_dynamic_partition(portfolios.name, earlier):
-            if not _failed(context, storage, earlier):
+        if context.instance.has_dynamic_partition(partitions.name, earlier):
+            if not exact:  # same size, head and tail only: the run's full SHA-256 decides (partitions.py)
+                context.log.info(f"{path.name}: same size, first and last MiB as portfolio {earlier}; its run "
+                                 "compares the whole file")
+            elif not _failed(context, storage, earlier):
                 context.log.info(f"{path.name}: same bytes as portfolio {earlier}; not cloned again")
                 return None
-            context.log.info(f"{path.name}: the clone of portfolio {earlier} failed and published nothing: "
-                             "cloning again")
+            else:
+                context.log.info(f"{path.name}: the clone of portfolio {earlier} failed and published nothing: "
+                                 "cloning again")
             run_key = f"{key}@retry-{stat[1]}"  # Dagster never launches a run key twice
     return dg.RunRequest(run_key=run_key, partition_key=key, job_name=job,
                          run_config=dg.RunConfig(ops={op: config}),
-                         tags={"twin/landed_file": path.name[:200], "twin/sha256": sha})
+                         tags={"twin/landed_file": path.name[:200], "twin/content_digest": sha})
+
+
+def _new_partitions(instance: dg.DagsterInstance, keys: dict[str, dg.DynamicPartitionsDefinition]
+                    ) -> list[dg.AddDynamicPartitionsRequest]:
+    """One request per partition set, adding the keys it does not have yet."""
+    requests = []
+    for partitions in (portfolios, bundle_portfolios):
+        new = [key for key, chosen in keys.items()
+               if chosen is partitions and not instance.has_dynamic_partition(partitions.name, key)]
+        if new:
+            requests.append(partitions.build_add_request(new))
+    return requests
 
 
 def _failed(context: dg.SensorEvaluationContext, storage: TwinStorage, portfolio: str) -> bool:
@@ -131,9 +147,9 @@ def _reject(context: dg.SensorEvaluationContext, path, storage: TwinStorage, rea
 
 @dg.sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
            description="Marks a run whose run worker process is gone (killed, out of memory) as failed, so that "
-                       "run monitoring frees its concurrency slot (the DuckDB writer pool has one) and queued "
-                       "clones start; the local run launcher cannot report a dead worker itself (its run "
-                       "workers are local processes, so their pids are checked here).")
+                       "its place in the run queue is freed and queued clones start; the local run launcher "
+                       "cannot report a dead worker itself (its run workers are local processes, so their pids are "
+                       "checked here).")
 def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     instance = context.instance
     if instance.run_launcher.supports_check_run_worker_health:  # run monitoring fails its dead runs itself

@@ -15,7 +15,7 @@ version starts with the shards its parent made, so only the failed ones are made
 checks that every planned shard is there, removes any other (a smaller twin than the version it started from),
 and returns the set's manifest: the asset's one value, which the IO manager writes (shards.json) and audits as
 SAMPLE_GENERATED, once per portfolio. The set is published with the rest of the run's outputs, after the
-blocking checks. Only the collect step is in the DuckDB writer pool, so the shard steps run in parallel.
+blocking checks. No step is in a concurrency pool, so the shard steps run in parallel.
 """
 
 from dataclasses import asdict
@@ -32,7 +32,8 @@ from .display import markdown_table
 from .raw import load_real, options_of
 from .resources import TwinStorage
 from .schemas import conform, schema_from_dict
-from .shared import DUCKDB_POOL, TWIN_ASSET, audited, contract
+from .audit_trail import audit_facts
+from .shared import contract, twin_asset
 
 STEP_IO = "step_io_manager"
 SHARDS = "shards"  # the shard folder inside a version of the portfolio
@@ -63,7 +64,7 @@ def make_shard(context: dg.OpExecutionContext, storage: TwinStorage, raw_upload:
     return {**made, "file": planned.file_name, "sha256": sha256_file(path)}
 
 
-@dg.op(pool=DUCKDB_POOL)
+@dg.op
 def publish_shards(context: dg.OpExecutionContext, storage: TwinStorage, raw_upload: dict,
                    made: list[dict]) -> dg.Output[dict]:
     """Check the run's shard set is complete; return the set's manifest and merged figures."""
@@ -75,7 +76,7 @@ def publish_shards(context: dg.OpExecutionContext, storage: TwinStorage, raw_upl
              "protection": pipeline.combine_protection(made)}
     first = next(pq.ParquetFile(link / made[0]["file"]).iter_batches(batch_size=PREVIEW_ROWS)).to_pandas()
     return dg.Output(value, metadata={
-        "rows": value["rows"], "shards": len(made), "parameters": manifest["options"],
+        "rows": value["rows"], "shards": len(made), **audit_facts(manifest["options"]),
         "rows_suppressed": value["protection"]["k_anonymity"]["records_suppressed"],
         "path shards": dg.MetadataValue.path(str(link)), "preview": dg.MetadataValue.md(markdown_table(first)),
     })
@@ -93,7 +94,7 @@ def complete_set(folder: Path, portfolio: str, made: list[dict]) -> Path:
     return folder
 
 
-@dg.graph_asset(**TWIN_ASSET, metadata=audited("SAMPLE_GENERATED"), kinds={"parquet"})
+@twin_asset("SAMPLE_GENERATED", files={"shards": "shards.json"}, decorator=dg.graph_asset, kinds={"parquet"})
 def synthetic_sample(raw_upload: dict, fitted_marginals: dict):
     """The twin as Parquet shards (`shards/shard-NNNNN.parquet`, manifest `shards.json`): each shard sampled
     from the model and protected in its own step (copies of real rows replaced, rare strings pooled, every

@@ -106,8 +106,8 @@ class GaussianCopulaEngine:
             self.rules = RuleSet.fit(df, self.specs, self.declared_rules, self.k, mine_rules=self.mine_rules,
                                      keep=set(keep_columns))
         governed = self.rules.governed(df)
-        self._real_values = {name: df[name].dropna().to_numpy(dtype=float) for name in self.rules.derived_columns
-                             if pd.api.types.is_numeric_dtype(df[name])}  # fit-time only, never saved
+        numeric = {name: self.rules.numeric(df, name) for name in self.rules.derived_columns}  # text numbers parsed
+        self._real_values = {name: values[np.isfinite(values)] for name, values in numeric.items()}  # fit-time only
         df = self._encode(df)
         candidates = [(spec, *variable) for spec in self.specs
                       for variable in variables_of(spec, df[spec.name], self.k, governed.get(spec.name), rng)]
@@ -183,7 +183,7 @@ class GaussianCopulaEngine:
             twin = self.sample(rows, seed=0)
             for name in names:
                 rounding = self.rules.formats[name]["rounding"]
-                values = pd.to_numeric(twin[name], errors="coerce").to_numpy(dtype=float)
+                values = self.rules.numeric(twin, name)
                 values = values[np.isfinite(values)]
                 measured = np.array([col.on_step(values, step).mean() for step in rounding["steps"]])
                 target = np.array([col.on_step(real[name], step).mean() for step in rounding["steps"]])

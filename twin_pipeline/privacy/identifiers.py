@@ -69,7 +69,12 @@ def _values(series: pd.Series) -> pd.Series:
 def _pattern_kind(values: pd.Series) -> str | None:
     if len(values) == 0:
         return None
+    # If none of the first (1 - MATCH_SHARE) share of values (plus one) match, the share cannot reach
+    # MATCH_SHARE: most columns are ruled out on a tenth of their values, with the same answer.
+    head = values.iloc[: int(len(values) * (1 - MATCH_SHARE)) + 1]
     for kind, pattern in _PATTERNS.items():
+        if not head.str.fullmatch(pattern).any():
+            continue
         matched = values.str.fullmatch(pattern)
         if matched.mean() >= MATCH_SHARE:
             if kind == "card number" and _luhn_valid(values[matched]).mean() < MATCH_SHARE:

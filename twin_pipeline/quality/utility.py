@@ -11,24 +11,22 @@ columns either model ranks in its top 10 (top half on narrower tables), and the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from ..errors import TwinInputError
+from ..outcome import outcome_column
 from .metrics import _as_numbers, _plan
 
-# Names risk modellers give an outcome, most specific first: the first matching column is the target.
-TARGET_PATTERNS = (r"default", r"status", r"approv", r"(^|_)bad($|_)", r"charged.?off", r"fraud", r"target",
-                   r"label", r"outcome")
-MAX_CLASSES = 20  # a categorical target with more values is not an outcome
 MIN_CLASS_ROWS = 10  # rare classes are folded into the largest one: too few rows to learn or to score
 MAX_TRAIN_ROWS = 50_000  # the models learn from at most this many rows (a larger twin adds nothing to the score)
-MAX_IMPORTANCE_ROWS = 500  # held-out rows the permutation importances are measured on
+# Held-out rows the permutation importances are measured on, one shuffle per column: the importances only rank
+# columns for the agreement figure, and every extra shuffled row is a pass over every tree of both models.
+MAX_IMPORTANCE_ROWS = 300
 MAX_CATEGORIES = 250  # HistGradientBoosting takes at most 255 bins; rarer categories share one code
-IMPORTANCE_REPEATS = 2
+IMPORTANCE_REPEATS = 1
 TOP_FEATURES = 10  # importance agreement: Spearman over the union of both models' top columns (at most 10,
 # at most half the columns: on a 12-column table a top 10 would overlap whatever the models learnt)
 THREADS = 1
@@ -38,19 +36,14 @@ MODEL_SETTINGS = {"max_iter": 100, "learning_rate": 0.1, "early_stopping": True,
                   "n_iter_no_change": 10, "random_state": 0}
 
 
-def choose_target(real: pd.DataFrame, types: Mapping[str, str], target: str | None = None) -> tuple[str | None, str]:
-    """The column to predict and why: the user's `target`, else the first categorical column (2 to 20 values)
-    named like an outcome (default, status, approval, bad, ...). (None, reason) when there is none."""
+def choose_target(real: pd.DataFrame, target: str | None = None) -> tuple[str | None, str]:
+    """The column to predict and why: the user's `target`, else the table's outcome column (outcome.py).
+    (None, reason) when there is none."""
     if target is not None:
         if target not in real.columns:
             raise TwinInputError("--target", f"column {target!r} is not in the real data")
         return target, "given"
-    for pattern in TARGET_PATTERNS:
-        for name in real.columns:
-            if types.get(name) == "categorical" and re.search(pattern, str(name), re.IGNORECASE) \
-                    and 2 <= real[name].nunique() <= MAX_CLASSES:
-                return name, f"named like an outcome ({pattern})"
-    return None, "no categorical column named like an outcome (default, status, approval, bad, ...); give --target"
+    return outcome_column(real)
 
 
 def _labels(values: pd.Series, keep: list) -> np.ndarray:
@@ -160,7 +153,7 @@ def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict
 
     plan = _plan(train, primary_key, column_kinds)
     types = {name: column.type for name, column in plan.items()}
-    target, why = choose_target(train, types, target)
+    target, why = choose_target(train, target)
     if target is None:
         return {"skipped": why}
     features = [name for name, column in plan.items() if column.type != "excluded" and name != target]

@@ -15,7 +15,8 @@ import pandas as pd
 
 from ..columns import detect_rounding
 from . import forms
-from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate
+from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate, formatted
+from .core import numbers as read_numbers
 from .declared import load_declared, read_rules_file, validate_declared
 from .mining import REPORT_SHARE, mine
 
@@ -74,13 +75,16 @@ class RuleSet:
                 else:
                     rule.note = rule.note or "its columns are already derived through other rules"
         governed = self.governed(real)
+        parsed = self.parsing
         for name, rule in self.derived_columns.items():
             spec = spec_of[name]
-            self.formats[name] = {"dtype": spec.dtype, "decimals": spec.decimals, "rounding": spec.rounding}
+            is_date = parsed.get(name, {}).get("kind") == "datetime"
+            self.formats[name] = {"dtype": spec.dtype, "decimals": spec.decimals,
+                                  "rounding": None if is_date else spec.rounding}
             if rule.kind in ("order", "ratio", "formula"):
-                self.formats[name].update(_smoothed_range(real[name], governed.get(name), k))
+                self.formats[name].update(_smoothed_range(self.numeric(real, name), governed.get(name), k))
             if rule.kind == "order":
-                values = real[name].to_numpy(dtype=float)
+                values = self.numeric(real, name)
                 mine = ~governed.get(name, np.zeros(len(real), dtype=bool))  # rows a fixed-value rule writes: not
                 low, high = self._interval(name, real, own_range=False)
                 fmt = self.formats[name]
@@ -89,7 +93,8 @@ class RuleSet:
                 # the steps of the values strictly inside their interval: those on its ends come back exactly
                 low, high = self._interval(name, real)
                 inside = (values > low) & (values < high) & mine
-                self.formats[name]["rounding"] = detect_rounding(values[inside], spec.decimals, with_atoms=True)
+                if not is_date:
+                    self.formats[name]["rounding"] = detect_rounding(values[inside], spec.decimals, with_atoms=True)
 
     def _candidates(self, rule: Rule, real: pd.DataFrame, spec_of) -> list[str]:
         """Columns the rule could derive, best first: never a finer-grained column from coarser ones' sums
@@ -181,7 +186,7 @@ class RuleSet:
         for name, rule in self.derived_columns.items():
             if rule.kind == "order":  # its fraction of its interval, its gap to its bound, or itself (forms.py)
                 fmt = self.formats[name]
-                encoded[name] = forms.encode(fmt.get("form", "fraction"), real[name].to_numpy(dtype=float),
+                encoded[name] = forms.encode(fmt.get("form", "fraction"), self.numeric(real, name),
                                              *self._interval(name, real, own_range=False), fmt["floor"], fmt["ceiling"])
             elif rule.kind == "ratio":  # the residual around the fitted line, within the real tolerance
                 p = rule.params
@@ -254,7 +259,8 @@ class RuleSet:
                     numbers = np.where((numbers < rule_low) & (up <= rule_high), up, numbers)
                     numbers = np.where((numbers > rule_high) & (down >= rule_low), down, numbers)
             numbers = np.clip(numbers, rule_low, rule_high)
-        return _as_dtype(numbers, self.formats.get(name, {}).get("dtype"))
+        dtype = self.formats.get(name, {}).get("dtype")
+        return formatted(numbers, self.parsing[name], dtype) if name in self.parsing else _as_dtype(numbers, dtype)
 
     # ----------------------------------------------------------- reporting
     def report(self, real: pd.DataFrame, twin: pd.DataFrame) -> list[dict]:
@@ -279,6 +285,15 @@ class RuleSet:
         return ruleset
 
 
+    @property
+    def parsing(self) -> dict[str, dict]:
+        """How rules read their text-number and date columns (core.parse_of), per column."""
+        return {name: parse for rule in self.rules for name, parse in rule.params.get("parse", {}).items()}
+
+    def numeric(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+        """A column's numbers as its rules read them (text numbers and dates parsed; anything else: NaN)."""
+        return read_numbers(frame[name], self.parsing.get(name))
+
     def _interval(self, name: str, frame: pd.DataFrame, own_range: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Per row, the interval an ordered column may take: the other columns of its order rules bound it
         (satisfactory <= open lines <= total lines), and so does its own range."""
@@ -288,22 +303,21 @@ class RuleSet:
         for rule in self.order_rules(name):
             p = rule.params
             if name == p["low"]:  # name <= high - offset
-                high = np.fmin(high, frame[p["high"]].to_numpy(dtype=float) - p.get("offset", 0))
+                high = np.fmin(high, self.numeric(frame, p["high"]) - p.get("offset", 0))
             else:  # name >= low + offset
-                low = np.fmax(low, frame[p["low"]].to_numpy(dtype=float) + p.get("offset", 0))
+                low = np.fmax(low, self.numeric(frame, p["low"]) + p.get("offset", 0))
         return low, high
 
 
-def _smoothed_range(values: pd.Series, governed, k: int) -> dict:
+def _smoothed_range(values: np.ndarray, governed, k: int) -> dict:
     """An ordered column's own floor and ceiling: the end knots of its summary grid (the noisy means of its
     extreme half-blocks), as in the marginals, so no borrower's value, nor a mean two models could difference, is
     stored. The noise is drawn from the column's content (perturb.fit_rng)."""
     from ..marginals import summary_grid
     from ..perturb import fit_rng
 
-    numbers = values.to_numpy(dtype=float)
-    keep = np.isfinite(numbers) & (~governed if governed is not None else True)
-    ordered = np.sort(numbers[keep])
+    keep = np.isfinite(values) & (~governed if governed is not None else True)
+    ordered = np.sort(values[keep])
     if not len(ordered):
         return {"floor": 0.0, "ceiling": 0.0}
     _, knots = summary_grid(ordered, fit_rng(k, pd.DataFrame({"values": ordered})))

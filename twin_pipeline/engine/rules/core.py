@@ -27,6 +27,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from ..columns import ColumnSpec, format_number_text
+from ..transformers import to_numbers
+
 ENFORCE_SHARE = 1.0  # a mined rule is enforced only when it holds on every applicable real row
 SEPARATOR = "\x1f"  # joins the values of fixed combinations into one modelled category
 
@@ -97,19 +100,20 @@ class Rule:
         p = self.params
         n = len(frame)
         if self.kind == "order":
-            low, high = _numbers(frame[p["low"]]), _numbers(frame[p["high"]])
+            parse = p.get("parse", {})  # text dates and text numbers, read as the engine reads them
+            low, high = numbers(frame[p["low"]], parse.get(p["low"])), numbers(frame[p["high"]], parse.get(p["high"]))
             applicable = np.isfinite(low) & np.isfinite(high)
             tolerance = 1e-9 * np.maximum(1.0, np.abs(high))
             return applicable, applicable & (high - low >= p.get("offset", 0) - tolerance)
         if self.kind in ("sum", "ratio", "formula"):
-            target = _numbers(frame[p["target"]])
+            target = numbers(frame[p["target"]])
             if self.kind == "ratio":  # residual within the fit's, plus the target's own rounding scaled like it
-                scale = 1.0 if not p.get("b") else _numbers(frame[p["b"]]) ** (-p["power"])
-                expected = p["slope"] * _numbers(frame[p["a"]]) + p["intercept"]
+                scale = 1.0 if not p.get("b") else numbers(frame[p["b"]]) ** (-p["power"])
+                expected = p["slope"] * numbers(frame[p["a"]]) + p["intercept"]
                 tolerance = p["tolerance"] + p.get("rounding", 0.0) * np.abs(scale)
                 target = target * scale
             else:
-                expected = (sum(sign * _numbers(frame[name]) for name, sign in p["terms"].items())
+                expected = (sum(sign * numbers(frame[name]) for name, sign in p["terms"].items())
                             if self.kind == "sum" else evaluate(p["expression"], frame))
                 tolerance = p["tolerance"] + 1e-9 * np.maximum(1.0, np.abs(target))
             applicable = np.isfinite(target) & np.isfinite(expected)
@@ -127,7 +131,7 @@ class Rule:
             same = frame[p["column"]].astype(str).to_numpy() == expected.astype(str).to_numpy()
             return applicable, applicable & same
         if self.kind == "range":
-            values = _numbers(frame[p["column"]])
+            values = numbers(frame[p["column"]])
             applicable = np.isfinite(values)
             low = -np.inf if p.get("min") is None else p["min"]
             high = np.inf if p.get("max") is None else p["max"]
@@ -155,10 +159,40 @@ def _number(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def _numbers(series: pd.Series) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return series.astype("int64").to_numpy(dtype=float) / 1e9
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+NAT_SECONDS = np.iinfo(np.int64).min // 10**9  # what a missing datetime becomes in the engine's seconds
+
+
+def parse_of(spec) -> dict | None:
+    """How the engine reads a column as numbers, when it is not plain numeric: text numbers ("$1,200") by their
+    format, datetimes (native or text) as seconds since 1970. Stored in a rule so it checks a table on its own."""
+    if spec.number_format:
+        return {"kind": spec.kind, "number_format": spec.number_format}
+    if spec.kind == "datetime":
+        return {"kind": "datetime", "date_format": spec.date_format}
+    return None
+
+
+def numbers(series: pd.Series, parse: dict | None = None) -> np.ndarray:
+    """A column's numeric view as the engine reads it (see parse_of); missing or unreadable: NaN."""
+    if parse is None and not pd.api.types.is_datetime64_any_dtype(series):
+        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    spec = ColumnSpec(name=str(series.name), dtype=str(series.dtype), **(parse or {"kind": "datetime"}))
+    values = to_numbers(series, spec)
+    return np.where(series.isna().to_numpy() | (values == NAT_SECONDS), np.nan, values)
+
+
+def formatted(values: np.ndarray, parse: dict, dtype: str | None):
+    """The inverse of `numbers`: seconds back to datetimes or date text, numbers back to their text format."""
+    present = np.isfinite(values)
+    if parse.get("number_format"):
+        text = np.full(len(values), None, dtype=object)
+        text[present] = format_number_text(np.round(values[present], parse["number_format"]["decimals"]),
+                                           parse["number_format"])
+        return text
+    stamps = pd.to_datetime(np.where(present, values, np.nan), unit="s")
+    if not parse.get("date_format"):
+        return stamps.to_numpy(dtype=dtype or "datetime64[ns]")
+    return np.where(present, stamps.strftime(parse["date_format"]).to_numpy(dtype=object), None)
 
 
 def matches(series: pd.Series, value) -> np.ndarray:
@@ -214,9 +248,9 @@ def evaluate(expression: str, frame: pd.DataFrame) -> np.ndarray:
         if isinstance(node, ast.UnaryOp):
             return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
         if isinstance(node, ast.Call):
-            return _numbers(frame[node.args[0].value])
+            return numbers(frame[node.args[0].value])
         if isinstance(node, ast.Name):
-            return _numbers(frame[node.id])
+            return numbers(frame[node.id])
         return float(node.value)
 
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -76,7 +76,8 @@ def choose_form(value: np.ndarray, low: np.ndarray, high: np.ndarray, floor: flo
         modelled = encode(form, value[fit], low[fit], high[fit], floor, ceiling)
         columns = [bound[fit] for bound in bounds] + [modelled]
         ranks = np.column_stack([stats.rankdata(column) / (len(column) + 1) for column in columns])
-        correlation = np.nan_to_num(np.corrcoef(special.ndtri(ranks).T))  # a constant bound: no correlation
+        with np.errstate(invalid="ignore", divide="ignore"):  # a constant bound: no correlation
+            correlation = np.nan_to_num(np.corrcoef(special.ndtri(ranks).T))
         np.fill_diagonal(correlation, 1.0)
         try:
             latent = normals @ np.linalg.cholesky(correlation + 1e-9 * np.eye(len(columns))).T

@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from .core import Rule
+from .core import Rule, numbers, parse_of
 
 SCREEN_ROWS = 5_000  # order rules are screened on a row sample of this size
 PROBE_ROWS = 8  # sums are screened on a few complete rows before the full check
@@ -26,9 +26,17 @@ MAX_SUM_COLUMNS = 60  # wider tables screen sums on the most varied columns only
 
 
 def numeric_columns(df: pd.DataFrame, specs) -> list[str]:
+    """Columns read as plain numbers: the ones sums and ratios are searched among."""
     return [spec.name for spec in specs
             if spec.kind in ("continuous", "integer", "discrete") and not spec.number_format
             and pd.api.types.is_numeric_dtype(df[spec.name]) and not pd.api.types.is_bool_dtype(df[spec.name])]
+
+
+def parsed_columns(specs) -> dict[str, dict]:
+    """Columns the engine reads as numbers although they are not plain numbers: text numbers ("$1,200") and
+    dates (native or text), with how each is read (core.parse_of). Orders are searched among them too."""
+    return {spec.name: parse_of(spec) for spec in specs
+            if spec.kind in ("continuous", "integer", "discrete", "datetime") and parse_of(spec) is not None}
 
 
 def units(specs, names) -> np.ndarray:
@@ -51,7 +59,8 @@ def confirm(rule: Rule, df: pd.DataFrame, k: int) -> Rule | None:
     """A rule found on a sample, checked on every row: None when it does not hold as it did."""
     p = rule.params
     if rule.kind == "order" and p["offset"] != 0:
-        gap = (df[p["high"]] - df[p["low"]]).to_numpy(dtype=float)
+        parse = p.get("parse", {})
+        gap = numbers(df[p["high"]], parse.get(p["high"])) - numbers(df[p["low"]], parse.get(p["low"]))
         lowest = np.nanmin(gap)
         if (gap <= lowest).sum() < k:
             return None
@@ -78,7 +87,13 @@ def _mine(df: pd.DataFrame, specs, k: int, seed: int) -> list[Rule]:
     rules = mine_sums(values, names, specs, rng)
     found = {frozenset(rule.columns) for rule in rules}
     rules += [rule for rule in mine_ratios(values, names, specs, rng) if frozenset(rule.columns) not in found]
-    rules += mine_orders(values, names, k, rng)
+    parsed = parsed_columns(specs)  # orders also among text numbers, and among dates (never a date and a number)
+    order_names = names + list(parsed)
+    order_values = np.column_stack([values] + [numbers(df[name], parse) for name, parse in parsed.items()])
+    resolution = {spec.name: spec.date_resolution for spec in specs}  # dates of one resolution only: a day
+    unit_of = [f"date {resolution[name]}" if parsed.get(name, {}).get("kind") == "datetime" else "number"
+             for name in order_names]  # written as text is never bounded inside one day by a timestamp
+    rules += [_with_parse(rule, parsed) for rule in mine_orders(order_values, order_names, k, rng, unit_of)]
     determined = mine_determined(df, specs, k)
     implied = {(rule.params["column"], rule.params["by"]) for rule in determined}
     rules += [rule for rule in mine_fixed_values(df, specs, k)
@@ -87,8 +102,16 @@ def _mine(df: pd.DataFrame, specs, k: int, seed: int) -> list[Rule]:
 
 
 # ---------------------------------------------------------------------- order and bounded differences
-def mine_orders(values: np.ndarray, names: list[str], k: int, rng) -> list[Rule]:
-    """`high - low >= offset` on (nearly) every row: offset 0 (an order), or a bound shared by >= k rows."""
+def _with_parse(rule: Rule, parsed: dict) -> Rule:
+    parse = {name: parsed[name] for name in rule.columns if name in parsed}
+    if parse:
+        rule.params["parse"] = parse
+    return rule
+
+
+def mine_orders(values: np.ndarray, names: list[str], k: int, rng, units: list[str] | None = None) -> list[Rule]:
+    """`high - low >= offset` on (nearly) every row: offset 0 (an order), or a bound shared by >= k rows;
+    only columns of one unit are compared (numbers, or dates of one resolution)."""
     n, p = values.shape
     if p < 2:
         return []
@@ -104,7 +127,7 @@ def mine_orders(values: np.ndarray, names: list[str], k: int, rng) -> list[Rule]
             holds = np.where(counts > 0, (difference >= 0).sum(axis=0) / np.maximum(counts, 1), 0.0)
             lowest = np.nanmin(np.where(both, difference, np.inf), axis=0)
         for j in np.flatnonzero(counts >= 50):
-            if j == i:
+            if j == i or (units is not None and units[i] != units[j]):
                 continue
             offset = None
             if np.isfinite(lowest[j]) and lowest[j] != 0 and int((difference[:, j] <= lowest[j]).sum()) >= k:

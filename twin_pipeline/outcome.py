@@ -1,0 +1,32 @@
+"""The outcome column of a credit table: what a risk model predicts, and so what an attacker most wants to learn.
+
+One rule for both of its users: TSTR (`quality.utility`) trains its models to predict it, and the attacker
+audit (`privacy.risk.default_secrets`) tries to infer it. Found by name, most specific name first, among
+columns with few values (an outcome is a class: good / bad, yes / no, a loan status).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+import pandas as pd
+
+# Names risk modellers give an outcome, most specific first; the first pattern any column matches wins, and among
+# its columns the first in table order. "card" alone is credit_card's approval (yes / no); as a word, not a
+# part ("majorcards" counts cards held).
+OUTCOME_PATTERNS = (r"default", r"status", r"approv", r"(^|[^a-z])bad($|[^a-z])", r"charged.?off", r"fraud",
+                    r"arrears", r"overdr", r"delinq|dlq", r"target", r"label", r"outcome", r"(^|[^a-z])card($|[^a-z])")
+MAX_CLASSES = 20  # a column with more values is not an outcome
+
+
+def outcome_column(table: pd.DataFrame, exclude: Collection[str] = ()) -> tuple[str | None, str]:
+    """(the outcome column, why), or (None, why not): the first column, outside `exclude`, with 2 to
+    MAX_CLASSES distinct values and named like an outcome (OUTCOME_PATTERNS)."""
+    candidates = [name for name in table.columns if name not in set(exclude)]
+    for pattern in OUTCOME_PATTERNS:
+        for name in candidates:
+            if re.search(pattern, str(name), re.IGNORECASE) and 2 <= table[name].nunique() <= MAX_CLASSES:
+                return name, f"named like an outcome ({pattern})"
+    return None, ("no column with 2 to 20 values named like an outcome (default, status, approval, bad, ...); "
+                  "give --target")

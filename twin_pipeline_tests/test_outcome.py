@@ -1,0 +1,43 @@
+"""One outcome column per table, the same for TSTR (what the models predict) and for the attacker audit (what it
+tries to infer), found without --target on every table shape."""
+
+import pandas as pd
+import pytest
+from shapes import lending_table, mixed_table, narrow_table, overdraft_table
+
+from twin_pipeline.errors import TwinInputError
+from twin_pipeline.outcome import outcome_column
+from twin_pipeline.privacy import default_secrets, detect_quasi_identifiers
+from twin_pipeline.quality.utility import choose_target
+
+
+@pytest.mark.parametrize("table, outcome", [
+    ("credit_data", "Status"), ("credit_card", "card"), (lambda: overdraft_table(0), "overdrawn"),
+    (lambda: narrow_table(0, 2_000), "default"), (lambda: lending_table(0, 2_000), "loan_status"),
+    (lambda: mixed_table(0, 3_000), "defaulted"),
+])
+def test_the_outcome_is_found_on_every_table_and_tstr_and_the_audit_agree(table, outcome, request):
+    real = request.getfixturevalue(table) if isinstance(table, str) else table()
+    assert outcome_column(real)[0] == outcome
+    assert choose_target(real)[0] == outcome  # TSTR, without --target
+    secrets = default_secrets(real, [q for q in detect_quasi_identifiers(real) if q != outcome])
+    assert secrets[0] == outcome  # the audit's first secret
+
+
+def test_names_rank_by_specificity_and_a_word_must_be_a_word():
+    frame = pd.DataFrame({"majorcards": [0, 1] * 5, "card": ["yes", "no"] * 5, "bad_flag": [0, 1] * 5,
+                          "loan_status": ["a", "b"] * 5, "region": ["n", "s"] * 5, "age": range(10)})
+    assert outcome_column(frame)[0] == "loan_status"
+    assert outcome_column(frame.drop(columns="loan_status"))[0] == "bad_flag"
+    assert outcome_column(frame[["majorcards", "card"]])[0] == "card"  # "majorcards" counts cards, it is no outcome
+    assert outcome_column(frame, exclude=["loan_status", "bad_flag"])[0] == "card"
+    assert outcome_column(frame[["region", "age"]])[0] is None
+    many = pd.DataFrame({"status": [str(i) for i in range(30)]})  # 30 values: an identifier, not a class
+    assert outcome_column(many)[0] is None
+
+
+def test_a_given_target_wins_and_a_missing_one_is_a_clear_error():
+    frame = pd.DataFrame({"loan_status": ["a", "b"] * 5, "region": ["n", "s"] * 5})
+    assert choose_target(frame, target="region") == ("region", "given")
+    with pytest.raises(TwinInputError, match="--target.*'income' is not in the real data"):
+        choose_target(frame, target="income")
