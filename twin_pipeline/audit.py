@@ -49,6 +49,8 @@ OPERATIONS = (
     "QUALITY_REPORTED",
     "RAW_DATA_DELETED",
     "DOWNLOAD",  # a published file served by the REST API
+    "STATUS_READ",  # a portfolio's status served by the REST API
+    "VALIDATED",  # a comparison of two tables served by the REST API
     "PRIVACY_AUDITED",  # the attacker audit of a portfolio, after its twin was published
 )
 GENESIS_HASH = "0" * 64

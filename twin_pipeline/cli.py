@@ -210,7 +210,12 @@ def _clone(args) -> int:
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if related:
         if options.epsilon is not None:
-            raise TwinInputError("--epsilon", "is not supported for related tables yet")
+            # A borrower added or removed takes all their child rows (accounts, payments) with them: each child
+            # table would need a per-parent contribution bound and its share of the budget (engine/dp.py's
+            # guarantee is per row of one table). Until then a model that claimed epsilon would be wrong.
+            raise TwinInputError("--epsilon", "is not supported for related tables: one parent's removal changes all "
+                                 "of its child rows, which the differentially private fit does not bound; clone "
+                                 "each table alone with --epsilon, or the related tables without it")
         return _clone_related(args, options, keys, say)
     from .pipeline import clone_file
 

@@ -52,6 +52,11 @@ def direct_identifiers(real: pd.DataFrame, options: CloneOptions) -> dict[str, d
     return detect_direct_identifiers(real, primary_key=options.primary_key, exclude=list(options.column_kinds))
 
 
+def dropped_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
+    """The columns a twin leaves out: the direct identifiers, with `drop_identifiers`; none otherwise."""
+    return list(direct_identifiers(real, options)) if options.drop_identifiers else []
+
+
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
     """The engine, fitted without direct identifiers: they are dropped (`drop_identifiers`) or become identifier
     columns that mint fresh values of their format (the model keeps the format, never a value)."""
@@ -61,7 +66,7 @@ def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine
     identifiers = direct_identifiers(real, options)
     kinds = dict(options.column_kinds)
     if options.drop_identifiers:
-        real = real.drop(columns=list(identifiers))
+        real = real.drop(columns=dropped_columns(real, options))
     else:
         kinds = {**{name: "identifier" for name in identifiers}, **kinds}
     engine = GaussianCopulaEngine(k=options.k, rules=options.rules, epsilon=options.epsilon).fit(
@@ -166,13 +171,14 @@ def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
 
 
 def report_page(path: Path, real: pd.DataFrame, twin: pd.DataFrame, quality: dict, privacy: dict,
-                options: CloneOptions, title: str = ""):
+                options: CloneOptions, title: str = "", helper: ProcessPoolExecutor | None = None):
     """report.html beside the twin: the reports' figures and real-vs-twin pictures in one self-contained page.
     Returns its path and the drawn figures (report.html.Figures), which the Dagster asset page reuses."""
     from .report import write_report
 
+    real = real[[name for name in real.columns if name in twin.columns]]  # dropped identifiers are not shown
     return write_report(path, real, twin, quality, privacy, primary_key=options.primary_key,
-                        column_kinds=options.column_kinds or None, title=title)
+                        column_kinds=options.column_kinds or None, title=title, helper=helper)
 
 
 def _ceiling_note(quality: dict) -> str:
@@ -289,9 +295,10 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")
     qis = options.quasi_identifiers or detect_quasi_identifiers(real, primary_key=options.primary_key)
     options = replace(options, quasi_identifiers=list(qis))
-    # The evaluation's own refit (holdout ceiling and TSTR) needs only the real table and the options, and writing
-    # the CSV only the shard files: one forked helper process does both beside the main line (fit, sample,
-    # protect, report), so a second core takes them off the clone's wall time. Same inputs, same figures.
+    # The evaluation's own refit (holdout ceiling and TSTR) needs only the real table and the options, writing the
+    # CSV only the shard files, and the heatmaps only the correlations: one forked helper process does them beside
+    # the main line (fit, sample, protect, report, column plots), so a second core takes them off the clone's
+    # wall time. Same inputs, same figures.
     helper = ProcessPoolExecutor(1)
     try:
         shown = real.drop(columns=list(direct_identifiers(real, options))) if options.drop_identifiers else real
@@ -335,8 +342,8 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         twin = sample_shards(Path(folder))
         quality, privacy = report(real, twin, engine, options, protection, reference)
         privacy = with_recount(privacy, verified, options.k)
-        shown = real[[name for name in real.columns if name in twin.columns]]  # dropped identifiers are not shown
-        page, _ = report_page(out_dir / "report.html", shown, twin, quality, privacy, options, title=source.name)
+        page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name,
+                              helper=helper)
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
         synthetic_path = merged.result()
     return {

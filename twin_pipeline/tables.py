@@ -67,6 +67,26 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20, follow_links: boo
     return digest.hexdigest()
 
 
+SAMPLE_EDGE = 1 << 20  # sampled_sha256 reads this much at each end of a file
+
+
+def sampled_sha256(path: str | os.PathLike, follow_links: bool = True) -> tuple[str, bool]:
+    """(hex SHA-256 of the file's size and its first and last MiB, exact): what the landing sensor can afford
+    to read in its tick whatever the file's size. `exact` is True when that covered every byte (files up to
+    2 MiB): then equal digests mean equal files. For larger files equal digests mean the same size, head and
+    tail only, and the run's full SHA-256 decides (see `defs/raw.keep_raw_copy`)."""
+    digest = hashlib.sha256(b"twin-sampled-v1")
+    with open_regular(path, follow_links) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        digest.update(size.to_bytes(8, "big"))
+        exact = size <= 2 * SAMPLE_EDGE
+        digest.update(handle.read(2 * SAMPLE_EDGE if exact else SAMPLE_EDGE))
+        if not exact:
+            handle.seek(size - SAMPLE_EDGE)
+            digest.update(handle.read(SAMPLE_EDGE))
+    return digest.hexdigest(), exact
+
+
 def _decode(raw: bytes, path: Path) -> tuple[str, str]:
     """Detect binary content and pick the text encoding from the first bytes."""
     if b"\x00" in raw:

@@ -28,7 +28,8 @@ from conftest import SAMPLES, stop_process_group
 from shapes import lending_table, narrow_table, overdraft_table
 
 from twin_pipeline.audit import AuditLog
-from twin_pipeline.api.security import fingerprint
+from twin_pipeline.api.portfolios import compatible_columns
+from twin_pipeline.api.security import fingerprint, presented_token
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789abcdef"
@@ -113,7 +114,18 @@ def test_health_is_open_and_every_other_call_needs_the_token(server):
             answer = server.client.request(method, path, headers=headers)
             assert answer.status_code == 401, (method, path, headers, answer.text)
             assert answer.headers["www-authenticate"] == "Bearer" and "token" in answer.json()["detail"]
-    assert server.client.get("/openapi.json").json()["paths"].keys() >= {f"{API}/upload-data", f"{API}/validate"}
+    for path in ("/openapi.json", "/docs", "/redoc"):  # the docs need the token too; there is no ReDoc page
+        answer = server.client.get(path)
+        assert answer.status_code in (401, 404) and TOKEN not in answer.text, path
+    assert server.client.get("/docs").headers["www-authenticate"].startswith("Basic")  # a browser asks for it
+    spec = server.client.get("/openapi.json", headers=AUTH).json()
+    assert spec["paths"].keys() >= {f"{API}/upload-data", f"{API}/validate"} and "/docs" not in spec["paths"]
+    for user in ("", "anyone"):  # in a browser: the token as the password of the Basic prompt
+        browser = server.client.get("/docs", auth=(user, TOKEN))
+        assert browser.status_code == 200 and "/openapi.json" in browser.text
+    assert server.client.get("/docs", auth=("anyone", "wrong-token-0123456789")).status_code == 401
+    basic = server.client.get(f"{API}/portfolio/TWIN_20250101T000000Z_0123456789ab", auth=("anyone", TOKEN))
+    assert basic.status_code == 401  # a browser's remembered Basic password never calls the API itself
     assert "access-control-allow-origin" not in server.client.get(
         f"{API}/health", headers={"Origin": "https://elsewhere.example"}).headers  # CORS off by default
 
@@ -201,6 +213,13 @@ def test_bad_clone_requests_are_refused_before_any_run(server):
     for path in (f"{API}/portfolio/TWIN_20250101T000000Z_0123456789ab", f"{API}/portfolio/..%2F..%2Fetc",
                  f"{API}/portfolio/twin-x"):
         assert server.client.get(path, headers=AUTH).status_code == 404, path
+    unknown = "TWIN_20250101T000000Z_0123456789ab"
+    for original, synthetic, status in ((upload["file_id"], unknown, 404), ("RAW_" + "0" * 32, unknown, 404),
+                                        (unknown, unknown, 404), ("../etc", unknown, 404),
+                                        (upload["file_id"], "twin-x", 422)):
+        answer = server.client.post(f"{API}/validate", headers=AUTH, json={
+            "original_portfolio_id": original, "synthetic_portfolio_id": synthetic})
+        assert answer.status_code == status, (original, synthetic, answer.text)
     with dg.DagsterInstance.from_config(str(server.home)) as instance:
         assert instance.get_runs() == []
 
@@ -276,11 +295,27 @@ def test_the_seeds_five_calls_end_to_end(server):
         materialized = instance.get_materialized_partitions(dg.AssetKey("k_anonymized_output"))
         assert status["dagster_partition"] in materialized
 
+    # validate takes any two tables: the twin against itself, against a part of the real table uploaded again,
+    # and a table of other columns is refused naming them
+    itself = server.client.post(f"{API}/validate", headers=AUTH, json={
+        "original_portfolio_id": portfolio_id, "synthetic_portfolio_id": portfolio_id}).json()
+    assert itself["quality"]["similarity_score"] > 99 and itself["rows"] == {"original": len(twin), "synthetic": len(twin)}
+    half = server.upload("half.csv", _csv(pd.read_csv(io.BytesIO(content)).head(660))).json()
+    other = server.client.post(f"{API}/validate", headers=AUTH, json={
+        "original_portfolio_id": half["file_id"], "synthetic_portfolio_id": portfolio_id}).json()
+    assert other["rows"]["original"] == 660 and 50 < other["quality"]["similarity_score"] <= 100
+    overdraft = server.upload("overdraft.csv", _csv(overdraft_table())).json()
+    refused = server.client.post(f"{API}/validate", headers=AUTH, json={
+        "original_portfolio_id": overdraft["file_id"], "synthetic_portfolio_id": portfolio_id})
+    assert refused.status_code == 422 and "incompatible columns" in refused.json()["detail"]
+
     log = AuditLog(server.data / "twin.duckdb")
     assert log.verify().ok
     operations = log.entries(status["dagster_partition"])
     api_calls = operations[operations["metadata"].map(lambda meta: meta.get("via") == "api")]
-    assert list(api_calls["operation"]) == ["CLONE_INITIATED", "DOWNLOAD", "DOWNLOAD", "DOWNLOAD"]
+    calls = list(api_calls["operation"])  # every answered call: status polls and validations too
+    assert calls[0] == "CLONE_INITIATED" and calls.count("DOWNLOAD") == 3 and calls.count("VALIDATED") == 3
+    assert calls.count("STATUS_READ") >= 2 and set(calls) == {"CLONE_INITIATED", "STATUS_READ", "DOWNLOAD", "VALIDATED"}
     assert all(meta["caller"] == fingerprint(TOKEN) for meta in api_calls["metadata"])
     assert TOKEN.encode() not in (server.data / "twin.duckdb").read_bytes()
 
@@ -360,3 +395,43 @@ def test_serve_settings_refuse_what_would_be_unsafe(tmp_path, monkeypatch):
     with pytest.raises(ServeError, match="not found"):
         serve("127.0.0.1", 8000, tmp_path, ssl_certfile=str(tmp_path / "cert.pem"),
               ssl_keyfile=str(tmp_path / "key.pem"), **settings)
+
+
+def test_validate_compares_tables_whose_columns_match_and_names_the_ones_that_do_not():
+    real = overdraft_table()
+    twin = real.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    assert compatible_columns(real, twin) == list(real.columns)
+    assert compatible_columns(real, twin.iloc[:, 1:]) == list(real.columns[1:])  # a twin that dropped a column
+    with pytest.raises(ValueError, match="incompatible columns: colour"):
+        compatible_columns(real, twin.assign(colour="red"))
+    numeric = real.select_dtypes("number").columns[0]
+    with pytest.raises(ValueError, match=f"incompatible columns: {numeric} hold numbers"):
+        compatible_columns(real, twin.assign(**{numeric: "text"}))
+
+
+def test_a_token_is_read_from_a_bearer_header_and_for_the_docs_from_a_basic_password():
+    import base64
+    basic = "Basic " + base64.b64encode(f"me:{TOKEN}".encode()).decode()
+    assert presented_token(f"Bearer {TOKEN}") == TOKEN and presented_token(basic) is None
+    assert presented_token(basic, basic=True) == TOKEN
+    assert presented_token("Basic %%%", basic=True) is None and presented_token(None) is None
+
+
+def test_the_dagster_internals_the_run_workers_use_still_have_the_shape_the_server_builds(tmp_path):
+    """runs.py explains why the API's run workers use `dagster api execute_run` (no public way to execute a
+    run that already exists); a Dagster upgrade that changes its argument type must fail here."""
+    import inspect
+
+    from dagster._cli.api import execute_run_command
+    from dagster._grpc.types import ExecuteRunArgs
+    from dagster._serdes import deserialize_value, serialize_value
+
+    from twin_pipeline.api.runs import clone_job
+
+    assert {"job_origin", "run_id", "instance_ref", "set_exit_code_on_failure"} <= set(
+        inspect.signature(ExecuteRunArgs).parameters)
+    with dg.instance_for_test() as instance:
+        origin = clone_job(tmp_path, None).get_python_origin()
+        args = ExecuteRunArgs(job_origin=origin, run_id="r", instance_ref=instance.get_ref(), set_exit_code_on_failure=True)
+        assert deserialize_value(serialize_value(args), ExecuteRunArgs).run_id == "r"
+    assert execute_run_command.name == "execute_run"

@@ -41,13 +41,15 @@ def test_audit_privacy_attacks_a_clone_folder_with_its_recorded_table_and_option
     assert audit["method"]["train"] == 800 and audit["membership"]["ci"][0] <= audit["membership"]["risk"]
 
 
-@pytest.mark.xfail(reason="open: on this 1,000-row slice the merged engine's twin reads as membership +0.12 "
-                          "(AUC 0.56), flagged; the engine before the rules/summary-grid merge passed", strict=False)
 def test_the_pipelines_own_twin_is_not_flagged_by_its_audit(clone_dir):
+    """On this split (seed 3) a fresh real sample itself read membership +0.08 by plain distance to the twin and
+    the pipeline's twin +0.12, flagged; relative to each row's distance to other real rows they read +0.02 and
+    +0.04 (over 16 splits the twin's excess over a fresh sample is +0.02, under the 0.05 flag line)."""
     out = clone_dir / "out"
     if not (out / "privacy_audit.json").exists():
         main(["audit", "privacy", str(out), "--budget", "45", "--secrets", "Status,Amount"])
-    assert json.loads((out / "privacy_audit.json").read_text())["flagged"] == []
+    audit = json.loads((out / "privacy_audit.json").read_text())
+    assert audit["flagged"] == [] and audit["membership"]["risk"] < 0.05
 
 
 def test_audit_privacy_refuses_another_table_and_a_folder_that_is_not_a_clone(clone_dir, tmp_path, capsys):

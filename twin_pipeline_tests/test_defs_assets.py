@@ -4,7 +4,10 @@ import base64
 import io
 import json
 import re
+import shutil
 import stat
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -18,7 +21,7 @@ from twin_pipeline.audit import AuditLog
 from twin_pipeline.defs.assets import ASSETS
 from twin_pipeline.defs.checks import CHECKS
 from twin_pipeline.defs.config import CloneConfig
-from twin_pipeline.defs.partitions import portfolio_key, portfolios
+from twin_pipeline.defs.partitions import portfolios, table_key
 from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.defs.schemas import conform, schema_from_dict
 from twin_pipeline.definitions import twin_resources
@@ -30,6 +33,14 @@ OPERATIONS = ["UPLOAD_INGESTED", "CLONE_INITIATED", "MODEL_FITTED", "SAMPLE_GENE
               "QUALITY_REPORTED", "PRIVACY_AUDITED"]
 
 
+def land(storage, credit_data, name="loans.csv", rows=slice(0, 600)):
+    """Land a slice of the bundled credit table (600 rows unless told) in `storage`'s landing folder."""
+    storage.landing.mkdir(parents=True, exist_ok=True)
+    path = storage.landing / name
+    credit_data.iloc[rows].to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture
 def storage(tmp_path):
     return TwinStorage(data_dir=str(tmp_path / "data"))
@@ -37,27 +48,47 @@ def storage(tmp_path):
 
 @pytest.fixture
 def landed(storage, credit_data):
-    """Land a 600-row slice of the bundled credit table; return a function landing other slices too."""
-    def land(name="loans.csv", rows=slice(0, 600)):
-        storage.landing.mkdir(parents=True, exist_ok=True)
-        path = storage.landing / name
-        credit_data.iloc[rows].to_csv(path, index=False)
-        return path
-    return land
+    return lambda name="loans.csv", rows=slice(0, 600): land(storage, credit_data, name, rows)
 
 
-def clone(storage, source, instance=None, raise_on_error=True, **settings):
-    """Materialize the six assets and their checks for the portfolio of `source`, as the sensor's run would."""
+def clone(storage, source, instance=None, raise_on_error=True, assets=ALL, **settings):
+    """Materialize `assets` (all seven unless told) and their checks for the portfolio of `source`, as the
+    sensor's run would."""
     instance = instance or dg.DagsterInstance.ephemeral()
-    key = portfolio_key(source.name, sha256_file(source))
+    key = table_key(source.name, source)
     if not instance.has_dynamic_partition(portfolios.name, key):
         instance.add_dynamic_partitions(portfolios.name, [key])
     result = dg.materialize(
         [*ASSETS, *CHECKS], partition_key=key, instance=instance, raise_on_error=raise_on_error,
-        resources=twin_resources(storage.data_dir),
-        run_config=dg.RunConfig(ops={"raw_upload": CloneConfig(source=str(source), **settings)}),
+        resources=twin_resources(storage.data_dir), selection=dg.AssetSelection.assets(*assets),
+        run_config=dg.RunConfig(ops={"raw_upload": CloneConfig(source=str(source), **settings)}
+                                if "raw_upload" in assets else {}),
     )
     return key, result
+
+
+@dataclass(frozen=True)
+class Cloned:
+    storage: TwinStorage
+    source: Path
+    key: str
+    result: dg.ExecuteInProcessResult
+
+    def copy(self, folder) -> TwinStorage:
+        """A copy of the cloned data directory (links kept: the published version is the same), for a test that
+        changes it."""
+        shutil.copytree(self.storage.root, folder / "data", symlinks=True)
+        return TwinStorage(data_dir=str(folder / "data"))
+
+
+@pytest.fixture(scope="module")
+def cloned(tmp_path_factory, credit_data) -> Cloned:
+    """One end-to-end clone (seven assets, seven checks) of a 600-row slice, shared by the tests that read it or
+    start from it: a full clone is the costly part of these tests."""
+    storage = TwinStorage(data_dir=str(tmp_path_factory.mktemp("cloned") / "data"))
+    source = land(storage, credit_data)
+    key, result = clone(storage, source, seed=3, audit_budget=40.0, secrets=["Status", "Debt"])
+    return Cloned(storage, source, key, result)
 
 
 def files_state(folder):
@@ -66,9 +97,8 @@ def files_state(folder):
     return {str(path.relative_to(folder)): (sha256_file(path), path.stat().st_mtime_ns) for path in sorted(files)}
 
 
-def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit_trail(storage, landed):
-    source = landed()
-    key, result = clone(storage, source, seed=3)
+def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit_trail(cloned):
+    storage, source, key, result = cloned.storage, cloned.source, cloned.key, cloned.result
     assert result.success
     assert {event.asset_key.path[-1] for event in result.get_asset_materialization_events()} == set(ALL)
 
@@ -111,8 +141,8 @@ def test_a_landed_file_becomes_a_protected_twin_with_reports_checks_and_an_audit
             assert digest == (outputs[upstream] if upstream in outputs else manifest["sha256"])
 
 
-def test_the_ui_gets_marginal_families_ks_tables_and_a_real_correlation_heatmap_png(storage, landed):
-    key, result = clone(storage, landed())
+def test_the_ui_gets_marginal_families_ks_tables_and_a_real_correlation_heatmap_png(cloned):
+    storage, key, result = cloned.storage, cloned.key, cloned.result
     metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert "| Age |" in metadata["fitted_marginals"]["marginal_families"].value
     assert "KS D" in metadata["quality_report"]["ks_statistics"].value
@@ -125,22 +155,31 @@ def test_the_ui_gets_marginal_families_ks_tables_and_a_real_correlation_heatmap_
     assert 80 < quality["quality_vs_ceiling"].value < 110 and quality["tstr_target"].value == "Status"
     assert quality["report"].value == str(storage.portfolio_dir(key) / "report.html")
     assert "alt=\"column Income\"" in (storage.portfolio_dir(key) / "report.html").read_text()
-    for entry, least in (("correlation_heatmap", 3), ("worst_columns", 4)):
-        pictures = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", quality[entry].value)
-        assert len(pictures) == least
-        for data in pictures:
-            image = Image.open(io.BytesIO(base64.b64decode(data)))
-            assert image.width >= 400 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10  # readable, drawn
+    pictures = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", quality["correlation_heatmap"].value)
+    assert len(pictures) == 3  # labelled, full size, one click away
+    for data in pictures:
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert image.width >= 400 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10
+
+    # Shown on the asset page itself: the UI inlines a markdown entry only under 1,000 characters.
+    inline = [f"worst_column_{rank}" for rank in range(1, 5)] + ["correlation_difference"]
+    assert "Age" in quality["correlation_difference"].value and "Amount" in quality["worst_columns"].value + "".join(
+        quality[name].value for name in inline)
+    for name in inline:
+        text = quality[name].value
+        assert len(text) < 1_000
+        (data,) = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
+        image = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+        assert image.shape[1] >= 150 and len(np.unique(image.reshape(-1, 3), axis=0)) >= 3  # a picture, not a dot
 
 
-def test_rerunning_one_portfolio_rewrites_only_its_own_folder(storage, landed):
+def test_rerunning_one_portfolio_rewrites_only_its_own_folder(cloned, credit_data, tmp_path):
+    storage, key_a = cloned.copy(tmp_path), cloned.key
     instance = dg.DagsterInstance.ephemeral()
-    loose = {"max_suppression": 0.05}  # 400-row slices: the 80/20 privacy audit may need to drop a few rows
-    key_a, _ = clone(storage, landed("a.csv", slice(0, 400)), instance, **loose)
-    key_b, _ = clone(storage, landed("b.csv", slice(400, 800)), instance, **loose)
+    key_b, _ = clone(storage, land(storage, credit_data, "b.csv", slice(600, 1200)), instance, assets=SIX)
     before_a, before_b = files_state(storage.portfolio_dir(key_a)), files_state(storage.portfolio_dir(key_b))
 
-    clone(storage, storage.landing / "a.csv", instance, seed=7, **loose)
+    clone(storage, storage.landing / cloned.source.name, instance, assets=SIX, seed=7)
 
     assert files_state(storage.portfolio_dir(key_b)) == before_b
     after_a = files_state(storage.portfolio_dir(key_a))
@@ -163,7 +202,7 @@ def test_a_twin_that_breaks_the_upload_schema_fails_its_shard_step_with_the_colu
         return protected, report
 
     monkeypatch.setattr(shards, "protect", out_of_range)
-    key, result = clone(storage, landed(), raise_on_error=False)
+    key, result = clone(storage, landed(), raise_on_error=False, assets=SIX)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "synthetic_sample.make_shard[shard_00000]"
@@ -179,7 +218,7 @@ def test_a_blocking_privacy_check_stops_the_reports_when_real_rows_leak(storage,
 
     shard_protect = shards.protect
     monkeypatch.setattr(shards, "protect", leaky)
-    key, result = clone(storage, landed(), raise_on_error=False)
+    key, result = clone(storage, landed(), raise_on_error=False, assets=SIX)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["no_exact_copies"].passed and checks["no_exact_copies"].metadata["exact_copies"].value >= 3
     assert "quality_report" not in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
@@ -189,10 +228,8 @@ def test_a_blocking_privacy_check_stops_the_reports_when_real_rows_leak(storage,
 
 
 def test_a_failed_blocking_check_leaves_the_previous_good_twin_and_its_reports_at_the_download_paths(
-        storage, landed, monkeypatch):
-    source = landed()
-    instance = dg.DagsterInstance.ephemeral()
-    key, first = clone(storage, source, instance, seed=3)
+        cloned, tmp_path, monkeypatch):
+    storage, key, first = cloned.copy(tmp_path), cloned.key, cloned.result
     folder = storage.portfolio_dir(key)
     good = {name: sha256_file(folder / name) for name in ("synthetic.csv", "model.json", "quality_report.json",
                                                            "shards.json", "raw_upload.json")}
@@ -200,7 +237,7 @@ def test_a_failed_blocking_check_leaves_the_previous_good_twin_and_its_reports_a
     monkeypatch.setattr(shards, "protect", lambda synthetic, real, *args, **kwargs: (
         lambda out: (pd.concat([out[0], real.head(3)], ignore_index=True), out[1]))(
         shard_protect(synthetic, real, *args, **kwargs)))
-    _, leaked = clone(storage, source, instance, raise_on_error=False, seed=4)
+    _, leaked = clone(storage, storage.landing / cloned.source.name, raise_on_error=False, assets=SIX, seed=4)
     checks = {e.check_name: e for e in leaked.get_asset_check_evaluations()}
     assert not checks["no_exact_copies"].passed
     assert "previous good twin stays" in checks["no_exact_copies"].metadata["publication"].value
@@ -228,9 +265,10 @@ def test_deleting_the_raw_upload_after_the_clone_is_audited_and_later_steps_say_
     assert "deleted after its clone" in failure.step_failure_data.error.to_string()
 
 
-def test_tampering_with_one_audit_row_breaks_the_chain_at_that_row(storage, landed):
-    key, _ = clone(storage, landed())
+def test_tampering_with_one_audit_row_breaks_the_chain_at_that_row(cloned, tmp_path):
+    storage, key = cloned.copy(tmp_path), cloned.key
     log = AuditLog(storage.audit_db)
+    assert log.verify().ok
     entries = log.entries(key)
     target = entries.iloc[2]
     with duckdb.connect(str(storage.audit_db)) as connection:
@@ -239,26 +277,87 @@ def test_tampering_with_one_audit_row_breaks_the_chain_at_that_row(storage, land
     assert not result.ok and result.first_broken_id == target["id"] and result.checked == target["id"] - 1
 
 
-def test_the_twin_is_published_and_the_run_succeeds_when_the_privacy_audit_fails(storage, landed, monkeypatch):
+def test_the_twin_stays_published_and_the_run_succeeds_when_the_privacy_audit_fails(cloned, tmp_path, monkeypatch):
     def broken(real, options, holdout_share=0.2):
         raise RuntimeError("attack crashed")
 
-    monkeypatch.setattr(pipeline, "privacy_audit", broken)
-    key, result = clone(storage, landed(), raise_on_error=False)
-    assert result.success
+    storage, key = cloned.copy(tmp_path), cloned.key
     folder = storage.portfolio_dir(key)
-    assert (folder / "synthetic.csv").exists() and (folder / "quality_report.json").exists()
-    audit = json.loads((folder / "privacy_audit.json").read_text())
+    published = {name: sha256_file(folder / name) for name in ("synthetic.csv", "quality_report.json")}
+    monkeypatch.setattr(pipeline, "privacy_audit", broken)
+    _, result = clone(storage, storage.landing / cloned.source.name, raise_on_error=False, assets=["privacy_audit"])
+    assert result.success
+    assert {name: sha256_file(folder / name) for name in published} == published
+    assert publish.current(folder).name == cloned.result.run_id
+    audit = json.loads((storage.staged(key, result.dagster_run) / "privacy_audit.json").read_text())
     assert audit == {"status": "failed", "error": "RuntimeError: attack crashed"}
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "privacy_audit_finds_no_leak")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
 
 
-def test_the_privacy_audit_asset_reports_its_budget_and_risks(storage, landed):
-    key, result = clone(storage, landed(), audit_budget=40.0, secrets=["Status", "Debt"])
+def test_the_privacy_audit_asset_reports_its_budget_and_risks(cloned):
+    result = cloned.result
     metadata = next(e.materialization.metadata for e in result.get_asset_materialization_events()
                     if e.asset_key.path[-1] == "privacy_audit")
     assert metadata["status"].value == "completed" and metadata["budget_seconds"].value == 40.0
     assert "inference: Debt" in metadata["risks"].value and metadata["flagged"].value == "nothing"
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "privacy_audit_finds_no_leak")
     assert check.passed
+
+
+def test_drop_identifiers_through_the_run_config_gives_a_twin_without_them_that_passes_its_contract(storage):
+    """`drop_identifiers` in the run config (the sidecar's and the API's route too): the upload's contract is the
+    twin's columns, so the schema check, the privacy recounts and the reports hold without the dropped columns."""
+    from test_privacy_identifiers import customers
+
+    storage.landing.mkdir(parents=True, exist_ok=True)
+    source = storage.landing / "customers.csv"
+    real = customers(n=500)
+    real.to_csv(source, index=False)
+    key, result = clone(storage, source, drop_identifiers=True)
+    assert result.success
+    checks = {check.check_name: check.passed for check in result.get_asset_check_evaluations()}
+    assert checks["matches_upload_schema"] and checks["k_anonymity_at_least_k"] and checks["no_exact_copies"], checks
+    folder = storage.portfolio_dir(key)
+    privacy = json.loads((folder / "privacy_report.json").read_text())
+    dropped = set(privacy["direct_identifiers"])
+    assert {"ssn", "contact", "phone", "card_no"} <= dropped and "telephone" not in dropped
+    twin = pd.read_csv(folder / "synthetic.csv")
+    assert list(twin.columns) == [name for name in real.columns if name not in dropped] and len(twin) == 500
+    assert set(json.loads((folder / "schema.json").read_text())["columns"]) == set(twin.columns)
+
+
+@pytest.mark.slow
+def test_no_exact_extreme_or_rare_value_in_any_contract_report_metadata_log_or_audit_row(storage):
+    """Every file a clone writes outside raw/ (schema, model, reports, manifests, lineage), every event of its
+    run (asset metadata, check metadata, logs) and every audit row: no real extreme, no value seen < k times."""
+    rng = np.random.default_rng(4)
+    n = 1200
+    real = pd.DataFrame({"income": np.round(rng.lognormal(10.5, 0.5, n), 2), "age": rng.integers(25, 65, n),
+                         "grade": rng.choice(list("ABCDE"), n), "branch": rng.choice(["north", "south", "east"], n)})
+    real["loan"] = np.round(real["income"] * rng.uniform(0.1, 0.9, n), 2)
+    real["total"] = np.round(real["loan"] * 1.01, 2)
+    real.loc[0, ["income", "loan", "total"]] = [987654.31, 876543.21, 885308.64]  # one borrower's extremes
+    real.loc[1, ["income", "loan", "total"]] = [1234.57, 123.47, 124.70]
+    real.loc[[2, 3], "grade"] = "ZRARE"  # seen twice, k = 5
+    real.loc[4, "branch"] = "SECRETBRANCH"
+    real["bonus"] = np.nan
+    real.loc[[5, 6], "bonus"] = 31337.77
+    secrets = ["987654.31", "876543.21", "885308.64", "1234.57", "123.47", "124.7", "ZRARE", "SECRETBRANCH", "31337.77"]
+    storage.landing.mkdir(parents=True, exist_ok=True)
+    source = storage.landing / "extremes.csv"
+    real.to_csv(source, index=False)
+    instance = dg.DagsterInstance.ephemeral()
+    key, result = clone(storage, source, instance=instance)
+    assert result.success
+    texts = {str(path): path.read_text(errors="replace") for path in storage.root.rglob("*")
+             if path.is_file() and "raw" not in path.relative_to(storage.root).parts and path != source
+             and path.suffix in (".json", ".html", ".txt", ".log", ".heads", ".version")}
+    assert any(path.endswith("schema.json") for path in texts) and any(path.endswith("model.json") for path in texts)
+    texts["events"] = "\n".join(repr(event) for event in instance.all_logs(result.run_id))
+    log = AuditLog(storage.audit_db)
+    texts["audit"] = log.entries().to_json() + log.lineage().to_json()
+    number = r"(?<![\d.]){}(?![\d])"
+    leaks = [(secret, where) for where, text in texts.items() for secret in secrets
+             if re.search(number.format(re.escape(secret)), text)]
+    assert leaks == []

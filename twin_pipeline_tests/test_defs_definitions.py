@@ -4,6 +4,7 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import dagster as dg
@@ -21,8 +22,12 @@ SIX = {"raw_upload", "fitted_marginals", "correlation_matrix", "synthetic_sample
 TWIN_ASSETS = SIX | {"privacy_audit"}  # the attacker audit: in the clone job, after the product
 
 
-@pytest.mark.parametrize("target", [["-m", "twin_pipeline.definitions"],
-                                    pytest.param(["-w", "workspace.yaml"], marks=pytest.mark.slow)])
+def test_the_definitions_are_loadable_and_valid():
+    dg.Definitions.validate_loadable(defs)  # what `dagster definitions validate` checks, in this process
+
+
+@pytest.mark.slow  # a fresh interpreter importing Dagster and the code location: ~8 s of CPU each
+@pytest.mark.parametrize("target", [["-m", "twin_pipeline.definitions"], ["-w", "workspace.yaml"]])
 def test_dagster_validates_the_code_location(target):
     completed = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", *target], cwd=REPOSITORY,
                                capture_output=True, text=True, timeout=120)
@@ -87,3 +92,18 @@ def test_portfolio_keys_are_safe_stable_and_tell_contents_apart():
         portfolio_key("loans.csv", "not a digest")
 
 
+
+
+def test_what_twin_demo_reads_from_the_package_is_package_data():
+    """`twin demo` from an installed package (not a source checkout) needs the sample and the instance config in
+    the wheel: both must match the package-data globs, and the demo must read them from the package."""
+    from fnmatch import fnmatch
+
+    from twin_pipeline.defs import demo
+    from twin_pipeline.paths import PACKAGE
+
+    globs = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = globs["twin_pipeline"]
+    for path in (demo.SAMPLE, INSTANCE_CONFIG):
+        assert path.is_relative_to(PACKAGE) and path.is_file(), path
+        assert any(fnmatch(str(path.relative_to(PACKAGE)), glob) for glob in shipped), path

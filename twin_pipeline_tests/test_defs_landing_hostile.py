@@ -14,7 +14,10 @@ import pytest
 from twin_pipeline import publish
 from twin_pipeline.defs import landing as landing_module
 from twin_pipeline.defs import sensors
-from twin_pipeline.defs.partitions import portfolio_key
+from twin_pipeline.defs.partitions import table_key
+from twin_pipeline.defs.raw import keep_raw_copy
+from twin_pipeline.errors import TwinInputError
+from twin_pipeline.tables import SAMPLE_EDGE, sampled_sha256, sha256_file
 
 from test_defs_related import SPEC, bank
 
@@ -213,13 +216,7 @@ def test_a_failed_clone_is_retried_when_its_file_lands_again_and_a_published_one
     publish.publish(folder, publish.version(folder, "run-1"))  # published after all
     os.utime(other, ns=(other.stat().st_atime_ns, other.stat().st_mtime_ns + 10**9))
     assert settle(landing).run_requests == []
-    assert done.partition_key == portfolio_key("other.csv", landing_sha(other))
-
-
-def landing_sha(path):
-    from twin_pipeline.tables import sha256_file
-
-    return sha256_file(path)
+    assert done.partition_key == table_key("other.csv", other)
 
 
 def started_run(instance, pid: int) -> dg.DagsterRun:
@@ -257,3 +254,38 @@ def test_the_instance_frees_the_slots_of_finished_runs(tmp_path):
     with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "home"))) as instance:
         assert instance.run_monitoring_enabled
         assert 0 < instance.run_monitoring_settings["free_slots_after_run_end_seconds"] <= 60
+
+
+def test_the_tick_reads_only_a_large_files_ends_and_the_run_tells_two_files_sharing_a_key_apart(landing):
+    """The key samples size, first and last MiB: a 3 MiB loans.csv corrected in its middle gets the same key, so
+    the sensor does not skip it as "same bytes" and its run's full SHA-256 refuses to clone it as the other."""
+    rows = [f"{i},{i % 7},{(i * 37) % 1000}.5\n" for i in range(3 * SAMPLE_EDGE // 12)]
+    original = "id,grade,amount\n" + "".join(rows)
+    middle = len(original) // 2
+    corrected = original[:middle] + ("9" if original[middle] != "9" else "8") + original[middle + 1:]
+    assert len(original) > 2 * SAMPLE_EDGE and len(corrected) == len(original) and corrected != original
+
+    first = landing.drop("loans.csv", original)
+    [request] = settle(landing).run_requests
+    assert sampled_sha256(first) == (request.tags["twin/content_digest"], False)  # not every byte was read
+    kept = keep_raw_copy(landing.storage, request.partition_key, str(first))  # the run's raw_upload step
+    held = sha256_file(kept)
+    assert held == sha256_file(first)
+
+    again = landing.drop("loans.csv", corrected)
+    os.utime(again, ns=(again.stat().st_atime_ns, again.stat().st_mtime_ns + 10**9))
+    [second] = settle(landing).run_requests  # same key, yet not skipped: the tick cannot know
+    assert second.partition_key == request.partition_key and second.run_key != request.run_key
+    with pytest.raises(TwinInputError, match="other bytes in between"):
+        keep_raw_copy(landing.storage, second.partition_key, str(again))
+    assert sha256_file(kept) == held != sha256_file(again)  # the portfolio's upload kept as it was
+    kept.unlink()  # the raw copy deleted after its clone: the published manifest still says what it held
+    folder = landing.storage.portfolio_dir(second.partition_key)
+    folder.mkdir(parents=True)
+    (folder / "raw_upload.json").write_text(json.dumps({"sha256": held}))
+    with pytest.raises(TwinInputError, match="other bytes in between"):
+        keep_raw_copy(landing.storage, second.partition_key, str(again))
+
+    small = landing.drop("small.csv", "a,b\n1,2\n3,4\n")
+    assert sampled_sha256(small)[1] is True  # up to 2 MiB every byte is read: equal digests, equal files
+    assert table_key("small.csv", small) != table_key("small.csv", landing.drop("small2.csv", "a,b\n1,2\n3,5\n"))

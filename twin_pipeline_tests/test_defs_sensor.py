@@ -5,8 +5,7 @@ import os
 
 import pytest
 
-from twin_pipeline.defs.partitions import portfolio_key, portfolios
-from twin_pipeline.tables import sha256_file
+from twin_pipeline.defs.partitions import portfolios, table_key
 
 
 @pytest.fixture
@@ -18,7 +17,7 @@ def test_a_new_file_is_cloned_once_it_has_settled_with_its_partition_and_source(
     path = landing.drop("Q3 Loans (final).csv", table)
     assert landing.tick().run_requests == []  # first look: the copy may still be in progress
     requests = landing.tick().run_requests
-    key = portfolio_key(path.name, sha256_file(path))
+    key = table_key(path.name, path)
     assert key.startswith("q3_loans_final-") and len(key.split("-")[-1]) == 16  # 64 bits of the SHA-256
     assert [r.partition_key for r in requests] == [key] and requests[0].run_key == key
     assert requests[0].run_config["ops"]["raw_upload"]["config"]["source"] == str(path)
@@ -47,8 +46,7 @@ def test_the_same_bytes_landing_twice_start_no_second_run(landing, table):
     landing.drop("loans.csv", table)          # the same file again
     landing.drop("copy of loans.csv", table)  # the same bytes under another name
     assert landing.tick().run_requests == [] and landing.tick().run_requests == []
-    assert landing.instance.get_dynamic_partitions(portfolios.name) == [portfolio_key("loans.csv", sha256_file(
-        landing.storage.landing / "loans.csv"))]
+    assert landing.instance.get_dynamic_partitions(portfolios.name) == [table_key("loans.csv", landing.storage.landing / "loans.csv")]
 
 
 def test_bad_files_go_to_rejected_with_a_reason_and_do_not_stop_the_good_one(landing, table):

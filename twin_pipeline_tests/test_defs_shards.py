@@ -17,7 +17,7 @@ from conftest import stop_process_group
 from twin_pipeline.definitions import build_definitions, clone_job
 from twin_pipeline.defs.config import CloneConfig
 from twin_pipeline.defs.demo import prepare_home
-from twin_pipeline.defs.partitions import portfolio_key, portfolios
+from twin_pipeline.defs.partitions import portfolios, table_key
 from twin_pipeline.defs.raw import options_of
 from twin_pipeline.defs.resources import TwinStorage
 from twin_pipeline.engine import GaussianCopulaEngine
@@ -50,7 +50,7 @@ def run_config(upload, execution: dict | None = None) -> dict:
 def materialize(root, upload, executor: str | None = None, execution: dict | None = None):
     """Materialize the portfolio through its product (with the checks on it) on a persistent instance: in this
     process (executor None), or with one of the code location's executors, rebuilding the job in each step."""
-    key = portfolio_key(upload.name, sha256_file(upload))
+    key = table_key(upload.name, upload)
     with dg.DagsterInstance.from_config(str(prepare_home(root / "dagster_home"))) as instance:
         instance.add_dynamic_partitions(portfolios.name, [key])
         if executor is None:

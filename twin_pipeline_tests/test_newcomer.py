@@ -50,6 +50,7 @@ def test_twin_help_lists_every_subcommand(capsys):
         assert command in out
 
 
+@pytest.mark.slow  # a whole clone with the attacker audit through the CLI; CI also runs `twin demo` itself
 def test_twin_demo_prints_each_stage_and_the_total_and_creates_the_folders(tmp_path, credit_data, monkeypatch,
                                                                            capsys):
     sample = tmp_path / "sample.csv"

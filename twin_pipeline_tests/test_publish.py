@@ -104,6 +104,7 @@ sys.exit(main(["clone", sys.argv[1], "--out", sys.argv[2], "--seed", sys.argv[3]
 """
 
 
+@pytest.mark.slow  # clones in child processes, one killed mid-write
 def test_twin_clone_killed_while_writing_leaves_the_previous_outputs_whole(tmp_path, credit_data):
     source = tmp_path / "loans.csv"
     credit_data.head(400).to_csv(source, index=False)

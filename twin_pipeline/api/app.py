@@ -1,12 +1,14 @@
 """The HTTP routes of the seed (`/api/fintech/...`), each a few lines over uploads, runs and portfolios.
 
-Every route but health needs `Authorization: Bearer <token>`; uploads, clones and downloads are appended to the
+Every route but health needs `Authorization: Bearer <token>`, the OpenAPI docs included (there also as a Basic
+password, see `security`); every authorised call (upload, clone, status, download, validate) is appended to the
 DuckDB audit chain with the caller's token fingerprint (never the token).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -18,12 +20,13 @@ import dagster as dg
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..audit import AuditLog
+from ..audit import AuditLog, canonical_json
 from ..defs.config import CloneConfig
 from ..defs.landing import FULL_READ_BYTES
 from ..defs.resources import TwinStorage
@@ -32,7 +35,7 @@ from ..options import resolve_options
 from ..tables import read_table, sha256_file
 from . import portfolios, uploads
 from .runs import FILE_TAG, PORTFOLIO_TAG, RunLauncher
-from .security import fingerprint, token_matches
+from .security import fingerprint, presented_token, token_matches
 
 PREFIX = "/api/fintech"
 DEFAULT_MAX_UPLOAD = 1 << 30  # 1 GiB
@@ -67,8 +70,10 @@ class CloneRequest(BaseModel):
 
 class ValidateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    original_portfolio_id: str = Field(description="The upload (RAW_...) or a portfolio cloned from it (TWIN_...)")
-    synthetic_portfolio_id: str = Field(pattern=portfolios.PORTFOLIO_ID.pattern)
+    original_portfolio_id: str = Field(description="What the twin is measured against: an upload's real table "
+                                                   "(RAW_...) or any completed portfolio's twin (TWIN_...)")
+    synthetic_portfolio_id: str = Field(pattern=portfolios.PORTFOLIO_ID.pattern,
+                                        description="A completed portfolio (TWIN_...): its twin is measured")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -89,7 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
             launcher.stop()
             instance.dispose()
 
-    app = FastAPI(title="twin-pipeline", lifespan=lifespan,
+    app = FastAPI(title="twin-pipeline", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   description="The seed's REST API over the Dagster pipeline: upload a credit table, clone it into a "
                               "privacy-safe twin, follow the run, download the twin and its reports.")
     if settings.cors_origins:
@@ -112,6 +117,23 @@ def create_app(settings: Settings) -> FastAPI:
         except TimeoutError:
             raise HTTPException(503, "the audit trail is busy; retry in a few seconds",
                                 headers={"Retry-After": "5"}) from None
+
+    def docs_reader(request: Request) -> str:
+        """The docs' guard: the token as a bearer header or as a Basic password; a browser is asked for it."""
+        given = presented_token(request.headers.get("authorization"), basic=True)
+        if given is None or not token_matches(given, settings.token):
+            raise HTTPException(401, "the API docs need the token: Authorization: Bearer $TWIN_API_TOKEN, or in a "
+                                     "browser the token as password (any user name)",
+                                headers={"WWW-Authenticate": 'Basic realm="twin-pipeline API docs", charset="UTF-8"'})
+        return caller_print
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: str = Depends(docs_reader)) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(_: str = Depends(docs_reader)) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="twin-pipeline API")
 
     @app.get(f"{PREFIX}/health")
     def health() -> dict:
@@ -141,7 +163,7 @@ def create_app(settings: Settings) -> FastAPI:
         upload = _upload(storage, body.file_id)
         config = _clone_config(body, upload)
         portfolio_id = portfolios.new_portfolio_id()
-        partition = portfolios.partition_for(portfolio_id, upload["sha256"])
+        partition = portfolios.partition_for(portfolio_id, upload["path"])
         source = upload["path"].with_name(f"{portfolio_id}{upload['path'].suffix}")
         try:
             os.link(upload["path"], source)  # the name the partition key is made of; the same bytes, not a copy
@@ -161,9 +183,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get(f"{PREFIX}/portfolio/{{portfolio_id}}")
     def portfolio(portfolio_id: str, who: str = Depends(caller)) -> dict:
         try:
-            return portfolios.describe(state["instance"], storage, portfolio_id)
+            answer = portfolios.describe(state["instance"], storage, portfolio_id)
         except portfolios.NotFound as error:
             raise HTTPException(404, str(error)) from None
+        audit("STATUS_READ", answer["dagster_partition"], _digest(answer), {
+            "caller": who, "portfolio_id": portfolio_id, "status": answer["status"]})
+        return answer
 
     @app.get(f"{PREFIX}/download/{{portfolio_id}}/{{file}}")
     def download(portfolio_id: str, file: str, who: str = Depends(caller)) -> FileResponse:
@@ -181,16 +206,29 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(f"{PREFIX}/validate")
     def validate(body: ValidateRequest, who: str = Depends(caller)) -> dict:
         try:
-            return portfolios.compare(state["instance"], storage, body.original_portfolio_id,
-                                      body.synthetic_portfolio_id)
+            answer = portfolios.compare(state["instance"], storage, body.original_portfolio_id,
+                                        body.synthetic_portfolio_id)
+        except uploads.UploadError as error:
+            raise HTTPException(error.status, error.problem) from None
         except portfolios.NotFound as error:
             raise HTTPException(404, str(error)) from None
-        except ValueError as error:
+        except portfolios.TooLarge as error:
+            raise HTTPException(413, str(error)) from None
+        except (ValueError, TwinInputError) as error:
             raise HTTPException(422, str(error)) from None
         except LookupError as error:
             raise HTTPException(409, str(error)) from None
+        audit("VALIDATED", answer["dagster_partition"], _digest(answer), {
+            "caller": who, "original_portfolio_id": body.original_portfolio_id,
+            "synthetic_portfolio_id": body.synthetic_portfolio_id, "passed": answer["passed"]})
+        return answer
 
     return app
+
+
+def _digest(answer: dict) -> str:
+    """What the caller was told, as the audit entry's data hash: the SHA-256 of the answer's canonical JSON."""
+    return hashlib.sha256(canonical_json(answer).encode()).hexdigest()
 
 
 def _upload(storage: TwinStorage, file_id: str) -> dict:

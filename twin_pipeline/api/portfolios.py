@@ -9,15 +9,20 @@ folder and two clones of the same upload with other parameters never overwrite e
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
-from ..defs.partitions import portfolio_key
+from ..defs.partitions import table_key
 from ..defs.resources import TwinStorage
+from ..quality import quality_report
+from ..tables import read_table
+from . import uploads
 from .runs import FILE_TAG, PORTFOLIO_TAG
 
 PORTFOLIO_ID = re.compile(r"TWIN_\d{8}T\d{6}Z_[0-9a-f]{12}")
@@ -35,16 +40,24 @@ MEDIA_TYPES = {".csv": "text/csv", ".parquet": "application/vnd.apache.parquet",
                ".html": "text/html"}
 
 
+COMPARE_MAX_BYTES = 256 << 20  # validate reads both tables in the server; larger ones are refused (413)
+
+
 class NotFound(Exception):
     """No such portfolio (or file): the API answers 404 with this message."""
+
+
+class TooLarge(Exception):
+    """A table too large to compare on request: the API answers 413 with this message."""
 
 
 def new_portfolio_id() -> str:
     return f"TWIN_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}_{secrets.token_hex(6)}"
 
 
-def partition_for(portfolio_id: str, upload_sha256: str) -> str:
-    return portfolio_key(f"{portfolio_id}.csv", upload_sha256)
+def partition_for(portfolio_id: str, upload: Path) -> str:
+    """The partition of a clone of `upload`, named as the run's raw_upload step will find it (partitions.py)."""
+    return table_key(f"{portfolio_id}{upload.suffix}", upload)
 
 
 def check_id(portfolio_id: str) -> str:
@@ -166,25 +179,81 @@ def published_file(instance: dg.DagsterInstance, storage: TwinStorage, portfolio
     return path
 
 
-def compare(instance: dg.DagsterInstance, storage: TwinStorage, original_id: str, synthetic_id: str) -> dict:
-    """POST /validate: the twin `synthetic_id` against the table it was cloned from, named by its upload
-    (`RAW_...`) or by another portfolio of the same upload: the checks' verdicts and the report's figures."""
-    run = run_of(instance, synthetic_id)
-    source = run.tags.get(FILE_TAG)
-    original_file = original_id if original_id.startswith("RAW_") else run_of(instance, original_id).tags.get(FILE_TAG)
-    if original_file != source:
-        raise ValueError(f"{synthetic_id} was cloned from upload {source}, not from {original_id}")
+def _completed(instance: dg.DagsterInstance, portfolio_id: str) -> dg.DagsterRun:
+    run = run_of(instance, portfolio_id)
     status = STATUS.get(run.status, "PENDING")
     if status != "COMPLETED":
-        raise LookupError(f"{synthetic_id} is {status}: its quality is measured when the run has completed")
-    partition = run.tags["dagster/partition"]
-    folder = storage.portfolio_dir(partition)
-    quality = _read_json(folder / "quality_report.json") or {}
-    privacy = _read_json(folder / "privacy_report.json") or {}
-    verdicts = check_verdicts(instance, run.run_id)
-    return {"original_portfolio_id": original_id, "synthetic_portfolio_id": synthetic_id, "upload": source,
-            "passed": all(check["passed"] for check in verdicts if check["severity"] == "ERROR") and bool(verdicts),
-            "stats_json": stats(storage, partition, verdicts), "checks": verdicts,
-            "quality": {**_scalars(quality), "ks_statistics": quality.get("ks_statistics"),
-                        "categorical_match": quality.get("categorical_match")},
-            "privacy": _scalars(privacy)}
+        raise LookupError(f"{portfolio_id} is {status}: it can be compared once its run has completed")
+    return run
+
+
+def _twin_file(storage: TwinStorage, run: dg.DagsterRun) -> Path:
+    folder = storage.portfolio_dir(run.tags["dagster/partition"])
+    files = [folder / name for name in reversed(DOWNLOADS["synthetic"])]  # Parquet first: exact, typed
+    return next((path for path in files if path.is_file()), files[-1])
+
+
+def _table(instance: dg.DagsterInstance, storage: TwinStorage, identifier: str) -> tuple[pd.DataFrame, dict]:
+    """The table an id names -- an upload's real table (RAW_...) or a completed portfolio's published twin --
+    and the clone settings that matter to the comparison (primary key, direct identifiers)."""
+    if identifier.startswith("RAW_"):
+        path, settings = uploads.describe(storage.root, identifier)["path"], {}
+    else:
+        run = _completed(instance, identifier)
+        path = _twin_file(storage, run)
+        config = (run.run_config.get("ops", {}).get("raw_upload") or {}).get("config") or {}
+        privacy = _read_json(path.with_name("privacy_report.json")) or {}
+        settings = {"primary_key": config.get("primary_key"), "identifiers": list(privacy.get("direct_identifiers") or [])}
+    if path.stat().st_size > COMPARE_MAX_BYTES:
+        raise TooLarge(f"{identifier} is {path.stat().st_size:,} bytes; tables of up to {COMPARE_MAX_BYTES:,} bytes "
+                       "are compared on request (a twin's own report compares it with its upload at any size)")
+    return read_table(path), settings
+
+
+def compatible_columns(original: pd.DataFrame, synthetic: pd.DataFrame) -> list[str]:
+    """The columns two tables are compared on: every column of the synthetic one must be in the original with
+    the same nature (number or not); the original may have more (identifiers a twin dropped). ValueError names
+    what does not match."""
+    foreign = [name for name in synthetic.columns if name not in original.columns]
+    if foreign:
+        raise ValueError(f"incompatible columns: {', '.join(map(str, foreign[:10]))} not in the original table "
+                         f"(its columns: {', '.join(map(str, original.columns[:10]))}{', ...' if original.shape[1] > 10 else ''})")
+    numeric = pd.api.types.is_numeric_dtype
+    mixed = [name for name in synthetic.columns if original[name].notna().any() and synthetic[name].notna().any()
+             and numeric(original[name]) != numeric(synthetic[name])]
+    if mixed:
+        raise ValueError(f"incompatible columns: {', '.join(map(str, mixed[:10]))} hold numbers in one table and "
+                         "text in the other")
+    return list(synthetic.columns)
+
+
+def compare(instance: dg.DagsterInstance, storage: TwinStorage, original_id: str, synthetic_id: str) -> dict:
+    """POST /validate: the quality of the twin `synthetic_id` measured against `original_id` -- an upload
+    (`RAW_...`) or any completed portfolio's twin -- with the quality checks' verdicts on that pair, beside the
+    verdicts the twin's own run recorded (against its own upload)."""
+    from ..defs.checks import MAX_CORRELATION_ERROR, MIN_SIMILARITY
+
+    synthetic, synthetic_settings = _table(instance, storage, synthetic_id)
+    original, original_settings = _table(instance, storage, original_id)
+    columns = compatible_columns(original, synthetic)
+    primary_key = synthetic_settings.get("primary_key") or original_settings.get("primary_key")
+    identifiers = {name for settings in (synthetic_settings, original_settings) for name in settings.get("identifiers", [])}
+    kinds = {name: "identifier" for name in identifiers if name in columns} or None
+    report = quality_report(original[columns], synthetic, primary_key=primary_key if primary_key in columns else None,
+                            column_kinds=kinds)
+    error = report["correlation_error"]
+    verdicts = [
+        {"name": "similarity_score_at_least_85", "passed": report["similarity_score"] >= MIN_SIMILARITY,
+         "value": report["similarity_score"], "threshold": MIN_SIMILARITY},
+        {"name": "correlation_error_at_most_0_10", "passed": error is None or math.isnan(error) or error <= MAX_CORRELATION_ERROR,
+         "value": None if error is None or math.isnan(error) else error, "threshold": MAX_CORRELATION_ERROR}]
+    run = run_of(instance, synthetic_id)
+    checks = check_verdicts(instance, run.run_id)
+    own_checks_passed = bool(checks) and all(check["passed"] for check in checks if check["severity"] == "ERROR")
+    return {"original_portfolio_id": original_id, "synthetic_portfolio_id": synthetic_id,
+            "dagster_partition": run.tags["dagster/partition"], "passed": own_checks_passed and all(verdict["passed"] for verdict in verdicts),
+            "columns_compared": len(columns), "original_only_columns": [c for c in original.columns if c not in columns],
+            "rows": {"original": len(original), "synthetic": len(synthetic)},
+            "verdicts": verdicts, "quality": {**_scalars(report), "ks_statistics": report.get("ks_statistics"),
+                                              "categorical_match": report.get("categorical_match")},
+            "checks": checks, "stats_json": stats(storage, run.tags["dagster/partition"], checks)}

@@ -1,7 +1,15 @@
-"""Who may call the API: one bearer token, compared in constant time; audit rows carry its fingerprint only."""
+"""Who may call the API: one bearer token, compared in constant time; audit rows carry its fingerprint only.
+
+The API's routes take the token as `Authorization: Bearer`; the docs pages also take it as HTTP Basic's password
+(any user name) so a browser can open them: it asks for the password itself (a browser never sends a bearer header
+on navigation), and a token in a query string would land in logs and history. Basic is accepted only there, so
+the credential a browser keeps can read the docs but never call the API (no cross-site request can act on it).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -30,3 +38,16 @@ def fingerprint(token: str) -> str:
 def token_matches(given: str, token: str) -> bool:
     """Constant-time comparison: the time taken tells nothing about how much of the token was right."""
     return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def presented_token(authorization: str | None, basic: bool = False) -> str | None:
+    """The token in an Authorization header: `Bearer <token>`, or with `basic` also `Basic base64(user:token)`."""
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if basic and scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None

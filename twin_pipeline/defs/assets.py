@@ -30,11 +30,11 @@ from ..privacy import detect_quasi_identifiers
 from ..report.html import DIFFERENCE_LIMIT
 from ..tables import read_table, sha256_file
 from .config import CloneConfig, check_request
-from .display import heatmap_markdown, images_markdown, markdown_table, rounded, worst_columns_markdown
+from .display import heatmap_markdown, images_markdown, inline_figures, markdown_table, rounded
 from .audit_trail import audit_facts
 from .io_manager import ShardedTable
 from .privacy_audit import privacy_audit, runs_in_this_run
-from .raw import delete_raw_audited, keep_raw_copy, load_real, options_of
+from .raw import MANIFEST, delete_raw_audited, keep_raw_copy, load_real, options_of
 from .resources import ShardReader, TwinStorage
 from .schemas import CORRELATION_SCHEMA, conform, infer_twin_schema, marginals_summary, quality_columns, schema_to_dict
 from .shard_steps import SHARDS, synthetic_sample
@@ -45,7 +45,7 @@ def _engine(model: dict) -> GaussianCopulaEngine:
     return GaussianCopulaEngine.from_dict(model)
 
 
-@twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", files={"manifest": "raw_upload.json", "schema": "schema.json"},
+@twin_asset("UPLOAD_INGESTED", "CLONE_INITIATED", files={"manifest": MANIFEST, "schema": "schema.json"},
             kinds={"pandera"})
 def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: TwinStorage) -> dg.Output[dict]:
     """The landed table, validated, kept as an immutable copy (0700/0600) with its SHA-256; records the
@@ -60,7 +60,8 @@ def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: 
     options = replace(options, quasi_identifiers=options.quasi_identifiers
                       or detect_quasi_identifiers(real, primary_key=options.primary_key))
     sha = sha256_file(copy)
-    schema = infer_twin_schema(real, options.k, options.primary_key, name=f"the schema of upload {portfolio}")
+    schema = infer_twin_schema(real.drop(columns=pipeline.dropped_columns(real, options)),  # the twin's columns
+                               options.k, options.primary_key, name=f"the schema of upload {portfolio}")
     manifest = {"portfolio": portfolio, "file_name": copy.name, "source": config.source or None, "sha256": sha,
                 "rows": len(real), "columns": [str(c) for c in real.columns], "target_rows": rows,
                 "options": options.to_dict(), "shard_rows": config.shard_rows, "delete_raw": config.delete_raw,
@@ -146,11 +147,12 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
         **_score_metadata(quality), "rows_real": len(real), "rows_twin": protection["verified"]["rows"],
         "rows_compared": len(twin), **audit_facts(manifest["options"]),
         "report": dg.MetadataValue.path(str(page)),
+        **{name: dg.MetadataValue.md(text) for name, text in inline_figures(  # shown on the asset page itself
+            real, twin, quality, options.primary_key, options.column_kinds or None).items()},
         "correlation_heatmap": dg.MetadataValue.md(images_markdown(
             {f"{title} correlation": image for title, image in figures.heatmaps.items()},
             f"Pearson correlations, labelled; difference panel full colour at ±{DIFFERENCE_LIMIT:g}. "
             f"Open {page} for every column.")),
-        "worst_columns": dg.MetadataValue.md(worst_columns_markdown(figures.columns)),
         "ks_statistics": dg.MetadataValue.md(markdown_table(_metric(columns, "ks_statistic", "KS D"))),
         "category_match": dg.MetadataValue.md(markdown_table(_metric(columns, "category_match", "1 - TVD"))),
     }

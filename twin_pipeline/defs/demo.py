@@ -16,9 +16,8 @@ from pathlib import Path
 import dagster as dg
 
 from ..paths import INSTANCE_CONFIG, SAMPLES
-from ..tables import sha256_file
 from .config import CloneConfig
-from .partitions import portfolio_key, portfolios
+from .partitions import portfolios, table_key
 from .resources import TwinStorage
 
 SAMPLE = SAMPLES / "credit_data.csv"
@@ -83,7 +82,7 @@ def run_demo(data_dir: str | Path, sample: str | Path = SAMPLE, progress: Callab
     storage.ensure_folders()
     home = prepare_home(storage.root / "dagster_home")
     sample = Path(sample).resolve()
-    portfolio = portfolio_key(sample.name, sha256_file(sample))
+    portfolio = table_key(sample.name, sample)
     job = clone_job(str(storage.root))
     loggers = {"console": {"config": {"log_level": "WARNING"}}}
     if progress is not None:

@@ -7,6 +7,7 @@ seed's "original data can be deleted") removes this copy and the landed file, an
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,24 +20,31 @@ from ..options import CloneOptions
 from ..tables import TwinInputError, atomic_path, open_regular, read_table, sha256_file
 from .bundles import bundle_sha256, unpack
 from .config import sidecar_of
-from .partitions import HASH_CHARS, portfolio_key
+from .partitions import HASH_CHARS, portfolio_key, table_key
 from .resources import TwinStorage
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+MANIFEST = "raw_upload.json"  # the file raw_upload is published as (assets.raw_upload)
 
 
 def keep_raw_copy(storage: TwinStorage, portfolio: str, source: str) -> Path:
-    """Copy `source` into raw/<portfolio>/ unless already there; with no source, return the kept copy."""
+    """Copy `source` into raw/<portfolio>/ unless already there; with no source, return the kept copy.
+    A source whose full SHA-256 differs from the upload the portfolio already holds is refused: above 2 MiB
+    the key (`partitions`) samples the file, so this is where two files sharing a key are told apart."""
     folder = storage.raw_dir(portfolio)
     if source:
         source_path = Path(source)
         target = folder / source_path.name
+        held = _held_sha256(storage, portfolio, target)
+        if held is not None and sha256_file(source_path) != held:
+            raise TwinInputError(source_path, f"is not the upload portfolio {portfolio} holds: same name, size, first "
+                                              "and last MiB, other bytes in between; land it under another name")
         if not target.exists():
             _private_dir(folder)
             with atomic_path(target) as tmp, open_regular(source_path) as original, open(tmp, "wb") as copy:
                 shutil.copyfileobj(original, copy, 1 << 20)  # O_NOFOLLOW: a link swapped in after the tick is refused
                 os.chmod(tmp, PRIVATE_FILE)
-        belongs_to = portfolio_key(source_path.name, sha256_file(target))
+        belongs_to = table_key(source_path.name, target)
         if belongs_to != portfolio:
             target.unlink()
             raise TwinInputError(source_path, f"is portfolio {belongs_to} (name + content hash), not {portfolio}")
@@ -46,10 +54,21 @@ def keep_raw_copy(storage: TwinStorage, portfolio: str, source: str) -> Path:
             raise TwinInputError(None, f"portfolio {portfolio} has no raw upload in {folder}: it was deleted after "
                                        "its clone or never landed; land the file again (or set `source`)")
         target = kept[0]
-    found = portfolio_key(target.name, sha256_file(target))
+    found = table_key(target.name, target)
     if found != portfolio:
         raise TwinInputError(target, f"the kept raw copy changed (it now hashes to {found}): refusing to use it")
     return target
+
+
+def _held_sha256(storage: TwinStorage, portfolio: str, kept: Path) -> str | None:
+    """The full SHA-256 of the upload a portfolio already holds: its kept raw copy's, else (the copy deleted
+    after its clone) the one its published manifest recorded; None for a new portfolio."""
+    if kept.exists():
+        return sha256_file(kept)
+    try:
+        return json.loads((storage.portfolio_dir(portfolio) / MANIFEST).read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def keep_raw_bundle(storage: TwinStorage, portfolio: str, source: str) -> Path:

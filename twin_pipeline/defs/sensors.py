@@ -16,7 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from ..options import resolve_options
-from ..tables import TwinInputError, sha256_file
+from ..tables import TwinInputError, sampled_sha256
 from .assets import clone_portfolio
 from .bundles import bundle_candidates, inspect_bundle
 from .config import config_for_landed_file, sidecar_of
@@ -59,7 +59,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: TwinStorage) ->
             continue
         if request is None or request.partition_key in new_keys:
             continue
-        cursor.hashes[request.tags["twin/sha256"]] = request.partition_key
+        cursor.hashes[request.tags["twin/content_digest"]] = request.partition_key
         new_keys[request.partition_key] = bundle_portfolios if name in bundles else portfolios
         requests.append(request)
     return dg.SensorResult(
@@ -81,7 +81,7 @@ def _request(context: dg.SensorEvaluationContext, storage: TwinStorage, path, is
     if problem:
         raise TwinInputError(path, problem)
     if is_bundle:
-        sha = inspect_bundle(path)
+        sha, exact = inspect_bundle(path), True
         job, op, config = clone_related_portfolio.name, "related_twin", RelatedConfig(source=str(path))
         partitions = bundle_portfolios
     else:
@@ -90,20 +90,24 @@ def _request(context: dg.SensorEvaluationContext, storage: TwinStorage, path, is
         # the sidecar's fields were checked when it was read; here, that every column it names is in the table
         resolve_options(pd.DataFrame(columns=columns), config.to_options(), sidecar_of(path) or path)
         job, op, partitions = clone_portfolio.name, "raw_upload", portfolios
-        sha = sha256_file(path, follow_links=False)
+        sha, exact = sampled_sha256(path, follow_links=False)  # at most 2 MiB read: the run hashes it all
     key = portfolio_key(path.name, sha)
     run_key = key
     for earlier in dict.fromkeys(k for k in (hashes.get(sha), key) if k):
         if context.instance.has_dynamic_partition(partitions.name, earlier):
-            if not _failed(context, storage, earlier):
+            if not exact:  # same size, head and tail only: the run's full SHA-256 decides (partitions.py)
+                context.log.info(f"{path.name}: same size, first and last MiB as portfolio {earlier}; its run "
+                                 "compares the whole file")
+            elif not _failed(context, storage, earlier):
                 context.log.info(f"{path.name}: same bytes as portfolio {earlier}; not cloned again")
                 return None
-            context.log.info(f"{path.name}: the clone of portfolio {earlier} failed and published nothing: "
-                             "cloning again")
+            else:
+                context.log.info(f"{path.name}: the clone of portfolio {earlier} failed and published nothing: "
+                                 "cloning again")
             run_key = f"{key}@retry-{stat[1]}"  # Dagster never launches a run key twice
     return dg.RunRequest(run_key=run_key, partition_key=key, job_name=job,
                          run_config=dg.RunConfig(ops={op: config}),
-                         tags={"twin/landed_file": path.name[:200], "twin/sha256": sha})
+                         tags={"twin/landed_file": path.name[:200], "twin/content_digest": sha})
 
 
 def _new_partitions(instance: dg.DagsterInstance, keys: dict[str, dg.DynamicPartitionsDefinition]

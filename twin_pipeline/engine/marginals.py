@@ -31,6 +31,8 @@ MAX_KNOTS = 129  # knots of a numeric quantile grid: 128 blocks of equal probabi
 MIN_BLOCK_RECORDS = 25  # every knot averages at least this many records (the end knots half as many)
 KNOT_NOISE = 1.0  # a knot's noise has standard deviation KNOT_NOISE x (its block's spread / its size) ...
 END_KNOT_NOISE = 2.0  # ... and the end knots, which hold the most exposed borrowers (the top earner), 2 x
+HISTOGRAM = "dp-histogram"  # a differentially private histogram's grid (dp.py): few, wide bins
+SUBDIVIDE = 16  # a histogram grid's bins are cut into this many steps when sampling
 KS_ALPHA = 0.05  # a family is kept only when the KS test cannot reject it at this level
 MAX_CATEGORIES = 5000
 Z_CLIP = 1e-12
@@ -153,6 +155,9 @@ class NumericMarginal:
         self.p_value = p_value
         self.u_points = np.asarray(u_points, dtype=float)
         self.x_points = np.asarray(x_points, dtype=float)
+        self._saved = self.u_points, self.x_points
+        if family == HISTOGRAM:  # wide bins: linear in probability inside each (the copula interpolates on the
+            self.u_points, self.x_points = _subdivided(self.u_points, self.x_points)  # normal scale); not saved
         self.z_points = _normal_bounds(self.u_points)
 
     @classmethod
@@ -196,12 +201,20 @@ class NumericMarginal:
     def to_dict(self) -> dict:
         return {"shape": "numeric", "atoms": self.atoms.tolist(), "atom_probabilities": self.atom_probabilities.tolist(),
                 "family": self.family, "parameters": self.parameters, "fit_statistic": self.fit_statistic,
-                "p_value": self.p_value, "u_points": self.u_points.tolist(), "x_points": self.x_points.tolist()}
+                "p_value": self.p_value, "u_points": self._saved[0].tolist(), "x_points": self._saved[1].tolist()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "NumericMarginal":
         return cls(data["atoms"], data["atom_probabilities"], data["family"], data["parameters"],
                    data["fit_statistic"], data["p_value"], data["u_points"], data["x_points"])
+
+
+def _subdivided(u_points: np.ndarray, x_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every segment of a quantile grid cut into SUBDIVIDE equal steps of probability."""
+    if len(u_points) < 2:
+        return u_points, x_points
+    fine = np.linspace(0.0, len(u_points) - 1.0, (len(u_points) - 1) * SUBDIVIDE + 1)
+    return tuple(np.interp(fine, np.arange(len(u_points)), grid) for grid in (u_points, x_points))
 
 
 def summary_grid(sorted_values: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -5,10 +5,13 @@ closest real record.
 
 `audit_generator` (off the critical path, time-bounded): fit a generator on a training share of the real rows,
 then attack its output as an adversary would, with the held-out rows as the control set:
-* membership: is a training row closer to its nearest twin row than a held-out row is? Measured on every
-  training row (up to a cap), not a holdout-sized slice of them, as the AUC of "closer means member"
-  (DeLong 95 % interval); the risk is 2 x AUC - 1 (0: the twin is as close to unseen people as to its own
-  training rows; 1: every training row has a near-copy);
+* membership: is a training row closer to its nearest twin row than a held-out row is, relative to how close it
+  is to other real people? Each row's distance to its closest twin row is divided by its distance to its
+  closest other real row (training and held-out together), so an unusual held-out row, far from everyone, does
+  not read as "not a member" (on a 1,000-row credit_data slice, a fresh real sample read +0.08 on one split
+  by plain distance, +0.02 by this ratio). Measured on every training row (up to a cap) as the AUC of "closer
+  means member" (DeLong 95 % interval); the risk is 2 x AUC - 1 (0: the twin is as close to unseen people as
+  to its own training rows; 1: every training row has a near-copy);
 * inference of named secrets (default: the target column and the most sensitive amounts) from the columns an
   attacker knows, by the nearest twin row on those columns;
 * linkability: the two halves of the known columns pointing at the same twin rows;
@@ -386,12 +389,17 @@ def _aligned(synthetic: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
 
 
 def membership_risk(synthetic: np.ndarray, train: np.ndarray, control: np.ndarray, z_family: float = Z95) -> dict:
-    """Distance-to-closest-twin-row membership attack: AUC of "closer means member" over the training rows
-    against the control rows (DeLong 95 % interval); risk = 2 AUC - 1."""
+    """Membership attack by the distance to the closest twin row over the distance to the closest other real row
+    (module doc): AUC of "relatively closer means member" over the training rows against the control rows
+    (DeLong 95 % interval); risk = 2 AUC - 1."""
     to_train = nearest(train, synthetic)[0][:, 0]
     to_control = nearest(control, synthetic)[0][:, 0]
-    auc, (low, high) = auc_with_interval(-to_train, -to_control)
-    _, (family_low, family_high) = auc_with_interval(-to_train, -to_control, z_family)
+    real = np.vstack([train, control])
+    to_real = nearest(real, real, k=2)[0][:, -1]  # the row itself is the first, at 0 (a duplicate: both at 0)
+    relative = np.concatenate([to_train, to_control]) / np.maximum(to_real, 1e-9)
+    scores = -relative[:len(train)], -relative[len(train):]
+    auc, (low, high) = auc_with_interval(*scores)
+    _, (family_low, family_high) = auc_with_interval(*scores, z_family)
     return {"risk": 2 * auc - 1, "ci": [2 * low - 1, 2 * high - 1], "auc": auc,
             "ci_family": [2 * family_low - 1, 2 * family_high - 1],
             "median_coordinate_distance": {"train": float(np.median(to_train)),
