@@ -201,10 +201,10 @@ class GaussianCopulaEngine:
         for index, spec in enumerate(self.specs):
             if spec.name in computed:
                 self.specs[index] = Derived(spec.name, spec.dtype, spec.null_rate)
-            elif spec.name in derived:  # an ordered column modelled as its fraction of the allowed interval
-                fraction = Continuous.fit(encoded[spec.name])
-                fraction.decimals, fraction.rounding = None, None  # the real column's format is applied on decoding
-                self.specs[index] = fraction
+            elif spec.name in derived:  # an ordered column modelled in its rule's form (rules/forms.py)
+                modelled = Continuous.fit(encoded[spec.name])
+                modelled.decimals, modelled.rounding = None, None  # the real column's format is applied on decoding
+                self.specs[index] = modelled
         return encoded
 
     def _match_pearson(self, df: pd.DataFrame, latent: np.ndarray, weak: np.ndarray) -> np.ndarray:
@@ -515,7 +515,7 @@ class GaussianCopulaEngine:
                              point_masses=len(marginal.atoms))
             elif isinstance(marginal, SlicedMarginal):
                 entry.update(family="categorical", categories=len(marginal.values), pooled_values=marginal.pooled)
-            if spec.name in self.rules.derived_columns:  # modelled through a rule (an ordered column: its fraction)
+            if spec.name in self.rules.derived_columns:  # modelled through a rule (an ordered column: see rules/forms.py)
                 entry["rule"] = self.rules.derived_columns[spec.name].text
             summary[spec.name] = entry
         return summary

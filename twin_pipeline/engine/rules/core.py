@@ -5,7 +5,8 @@ Kinds (each a `Rule` with a `kind` and JSON-safe `params`):
 
 * ``order``: ``high - low >= offset`` on rows where both are present (``balance <= loan_amount``,
   ``Age - Seniority >= 14``). Kept by modelling the derived side as its position in its allowed interval, a
-  fraction in [0, 1] (``balance = fraction * loan_amount``), so both its own bound and the rule hold;
+  fraction in [0, 1] (``balance = fraction * loan_amount``), its gap to its bound, or itself moved onto the bound
+  where it crosses it, whichever keeps its marginal best (forms.py); both its own range and the rule hold;
 * ``sum``: ``target = sum(sign * part)`` within rounding (``paid_total = principal + interest + fees``); the target
   is computed from its parts;
 * ``ratio``: ``target = (slope * a + intercept) * b ** power`` within a tolerance (``share = 0.0012 * expenditure /
