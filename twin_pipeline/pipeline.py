@@ -147,7 +147,6 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     real = real[[name for name in real.columns if name in protected.columns]]  # dropped identifiers
     quality = quality_report(real, protected, primary_key=options.primary_key,  # identifiers carry no statistics
                              column_kinds={name: "identifier" for name in identifiers if name in real.columns} or None)
-    quality["correlation_errors"] = engine.compare_correlations(real, protected)
     quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key,
                                        columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
     quality["marginals"] = engine.describe()
