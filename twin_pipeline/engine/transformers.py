@@ -69,6 +69,8 @@ class ColumnSpec:
         statistics (perturb.py): the value variable of a modelled kind, and an "is null" variable when some
         values are missing. `governed` rows (whose value a rule writes) are left out of the fit."""
         free = np.ones(len(series), dtype=bool) if governed is None else ~governed
+        if not free.any():  # a rule writes every value (a rate fixed by its grade): nothing left to model
+            return
         present = series.notna().to_numpy() & free
         if governed is not None:
             series = series.where(free)
