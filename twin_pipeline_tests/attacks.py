@@ -41,7 +41,7 @@ MATCH_DIGITS = 11
 def stored_numbers(model: dict, column: str) -> np.ndarray:
     """The numbers on the column's own scale that a saved model (`engine.to_dict()`) holds about one column
     (shares, probabilities, test statistics and counts left out: they are not values of the column)."""
-    parts = [{"value": spec["value"]} for spec in model["columns"] if spec["name"] == column]  # the rest: formats
+    parts = [{"value": spec.get("value")} for spec in model["columns"] if spec["name"] == column]  # the rest: formats
     formats = (model.get("rules") or {}).get("formats", {}).get(column, {})  # a rule-bound column's own range
     # the marginal, when it is on the column's scale: a column kept inside an order rule as its fraction or its
     # gap to its bound has its marginal on that scale (a gap of 125 seen on many rows is no average of amounts)

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..columns import ColumnSpec, format_number_text
-from ..transformers import to_numbers
+from ..columns import format_number_text
+from ..transformers import ColumnSpec
 
 ENFORCE_SHARE = 1.0  # a mined rule is enforced only when it holds on every applicable real row
 SEPARATOR = "\x1f"  # joins the values of fixed combinations into one modelled category
@@ -177,8 +177,8 @@ def numbers(series: pd.Series, parse: dict | None = None) -> np.ndarray:
     """A column's numeric view as the engine reads it (see parse_of); missing or unreadable: NaN."""
     if parse is None and not pd.api.types.is_datetime64_any_dtype(series):
         return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-    spec = ColumnSpec(name=str(series.name), dtype=str(series.dtype), **(parse or {"kind": "datetime"}))
-    values = to_numbers(series, spec)
+    spec = ColumnSpec.from_dict({"name": str(series.name), "dtype": str(series.dtype), **(parse or {"kind": "datetime"})})
+    values = spec.to_numbers(series)
     return np.where(series.isna().to_numpy() | (values == NAT_SECONDS), np.nan, values)
 
 
