@@ -304,8 +304,7 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     # wall time. Same inputs, same figures.
     helper = ProcessPoolExecutor(1)
     try:
-        shown = real.drop(columns=list(direct_identifiers(real, options))) if options.drop_identifiers else real
-        reference = helper.submit(reference_quality, shown, options)
+        reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options)
         engine = fit_model(real, options)
         say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                               for name, entry in engine.describe().items()))

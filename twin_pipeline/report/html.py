@@ -173,6 +173,7 @@ def _utility_section(utility: Mapping) -> str:
     agreement = utility["importance_agreement"]
     rows = [["trained on the real training share", fmt(utility["real"], 3)],
             ["trained on the twin", fmt(utility["twin"], 3)], ["gap (real − twin)", fmt(utility["gap"], 3)],
+            ["gap, 95 % bootstrap interval", "[" + ", ".join(fmt(v, 3) for v in utility.get("gap_ci", [None] * 2)) + "]"],
             ["importance agreement (Spearman)", fmt(agreement["spearman"], 2)],
             ["top-feature overlap", fmt(agreement["top_overlap"], 2)]]
     return (f"<p>Target <b>{html.escape(str(utility['target']))}</b> ({html.escape(utility['target_chosen'])}), "
