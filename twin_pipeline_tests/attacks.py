@@ -41,7 +41,8 @@ def stored_numbers(model: dict, column: str) -> np.ndarray:
     (shares, probabilities, test statistics and counts left out: they are not values of the column)."""
     parts = [{"value": spec["value"]} for spec in model["columns"] if spec["name"] == column]  # the rest: formats
     formats = (model.get("rules") or {}).get("formats", {}).get(column, {})  # a rule-bound column's own range
-    encoded = formats.get("form", "own") != "own"  # modelled on another scale (a gap to its bound, a fraction)
+    encoded = bool(formats) and formats.get("form") != "own"  # a rule-bound column modelled on another scale
+    # (a gap to its bound, a fraction, a ratio's residual)
     for variable in model["variables"]:  # the null indicator holds 0 and 1
         if variable["column"] == column and variable["role"] == "value":
             marginal = dict(variable["marginal"])
