@@ -38,7 +38,7 @@ SHARES = ("u_points", "probabilities", "atom_probabilities", "fit_statistic", "p
 def stored_numbers(model: dict, column: str) -> np.ndarray:
     """The numbers on the column's own scale that a saved model (`engine.to_dict()`) holds about one column
     (shares, probabilities, test statistics and counts left out: they are not values of the column)."""
-    parts = [{"value": spec["value"]} for spec in model["columns"] if spec["name"] == column]  # the rest: formats
+    parts = [{"value": spec.get("value")} for spec in model["columns"] if spec["name"] == column]  # the rest: formats
     parts += [variable["marginal"] for variable in model["variables"]
               if variable["column"] == column and variable["role"] == "value"]  # the null indicator holds 0 and 1
     formats = (model.get("rules") or {}).get("formats", {}).get(column, {})  # a rule-bound column's own range

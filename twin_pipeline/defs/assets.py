@@ -148,7 +148,7 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
         "rows_compared": len(twin), **audit_facts(manifest["options"]),
         "report": dg.MetadataValue.path(str(page)),
         **{name: dg.MetadataValue.md(text) for name, text in inline_figures(  # shown on the asset page itself
-            real, twin, quality, options.primary_key, options.column_kinds or None).items()},
+            pipeline.comparable(real, twin), twin, quality, options.primary_key, options.column_kinds or None).items()},
         "correlation_heatmap": dg.MetadataValue.md(images_markdown(
             {f"{title} correlation": image for title, image in figures.heatmaps.items()},
             f"Pearson correlations, labelled; difference panel full colour at ±{DIFFERENCE_LIMIT:g}. "

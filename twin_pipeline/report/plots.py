@@ -23,6 +23,7 @@ TOP_CATEGORIES = 12  # more categories are drawn as these and one "other" bar
 DPI = 100
 MISSING_LABEL = "(missing)"
 CELL_INCHES = 0.24  # a heatmap cell: room for a 7-point label beside it
+LABEL_INCHES_PER_CHARACTER = 0.065  # a 7-point label, generously
 MAX_LABEL = 22  # longer column names are shortened on axes (the report's tables carry the full names)
 
 
@@ -128,19 +129,24 @@ def _shares(series: pd.Series) -> pd.Series:
 
 def heatmap_plot(matrix: pd.DataFrame, title: str, limit: float = 1.0) -> bytes:
     """One labelled correlation matrix, coloured -limit blue .. 0 white .. +limit red, with its colour bar;
-    cells are large enough for their row and column names to be read at full size."""
+    cells are large enough for their row and column names to be read at full size. The margins are sized from
+    the longest label, so the figure is drawn once (a tight crop would draw it twice)."""
     size = len(matrix)
-    side = max(3.2, CELL_INCHES * size + 1.6)
-    figure = Figure(figsize=(side + 0.9, side))
-    axes = figure.subplots()
+    labels = [short(name) for name in matrix.columns]
+    grid = max(2.0, CELL_INCHES * size)  # the cells, in inches
+    label = LABEL_INCHES_PER_CHARACTER * max(len(text) for text in labels) + 0.15
+    # Colour bar on the right and the title on top (room for all of it: it starts at the cells' left edge).
+    width, height = label + max(grid + 0.9, 0.075 * len(title)), label + grid + 0.35
+    figure = Figure(figsize=(width, height))
+    axes = figure.add_axes((label / width, label / height, grid / width, grid / height))
     image = axes.imshow(matrix.to_numpy(float), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit),
                         interpolation="nearest")
-    labels = [short(name) for name in matrix.columns]
     axes.set_xticks(range(size), labels, rotation=90, fontsize=7)
     axes.set_yticks(range(size), labels, fontsize=7)
     axes.set_title(title, fontsize=10, loc="left")
-    figure.colorbar(image, ax=axes, fraction=0.045, pad=0.02).ax.tick_params(labelsize=7)
-    return png(figure, tight=True)
+    bar = figure.add_axes(((label + grid + 0.12) / width, label / height, 0.14 / width, grid / height))
+    figure.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
+    return png(figure)
 
 
 def tail_plot(tail_risk: dict) -> bytes | None:
