@@ -133,7 +133,7 @@ def heatmap_plot(matrix: pd.DataFrame, title: str, limit: float = 1.0) -> bytes:
     the longest label, so the figure is drawn once (a tight crop would draw it twice)."""
     size = len(matrix)
     labels = [short(name) for name in matrix.columns]
-    grid = max(2.0, CELL_INCHES * size)  # the cells, in inches
+    grid = max(2.6, CELL_INCHES * size)  # the cells, in inches (a few columns still read at full size)
     label = LABEL_INCHES_PER_CHARACTER * max(len(text) for text in labels) + 0.15
     # Colour bar on the right and the title on top (room for all of it: it starts at the cells' left edge).
     width, height = label + max(grid + 0.9, 0.075 * len(title)), label + grid + 0.35
