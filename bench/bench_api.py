@@ -199,6 +199,7 @@ def oversized_upload(url: str, data: Path) -> dict:
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    load_at_start = os.getloadavg()
     try:
         process, url, startup = start_server(work, LIMIT)
         try:
@@ -207,7 +208,8 @@ def main() -> None:
                        "oversized_upload": oversized_upload(url, work / "data")}
         finally:
             stop_server(process)
-        results["machine"] = {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()}
+        results["machine"] = {"cpus": os.cpu_count(), "load_average_at_start": load_at_start,
+                              "load_average_at_end": os.getloadavg()}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(results, indent=2))

@@ -69,6 +69,7 @@ def bench_table(name: str) -> dict:
     row["pipeline"] = summary(*timed(lambda: pipeline.privacy_audit(real, CloneOptions())))
     row["caught_copying"] = "membership" in row["copying"].get("flagged", [])
     row["passed_fresh"] = row["fresh"].get("flagged") == []
+    row["load_average_1min"] = round(os.getloadavg()[0], 1)  # the machine is shared: the seconds vary with it
     print(json.dumps(row), flush=True)
     return row
 

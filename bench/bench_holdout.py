@@ -6,7 +6,8 @@
 Each table is split once, 50/50 with a fixed seed. The pipeline is fitted on one half with default options, and
 makes a twin the size of the other (held-out) half. Measured:
 * SDMetrics QualityReport of the twin against the held-out half, beside the ceiling: the real training half
-  against the held-out half (a twin cannot be closer to new real rows than real rows are);
+  against the held-out half (a twin cannot be closer to new real rows than real rows are), and beside the
+  same twin before protection (what protection costs, apart from the engine);
 * every low-cardinality column's largest share difference from the training half, against 0.02 plus two
   binomial standard errors of the two samples;
 * twin rows equal to a real record unique in the training half, and to one shared by fewer than k;
@@ -15,7 +16,8 @@ makes a twin the size of the other (held-out) half. Measured:
   half as the control), beside the control baseline: the other half of the held-out half used as the
   "synthetic" table. A twin should give an attacker no more than fresh real rows do.
 
-`holdout_run(name, table, make_twin)` is the reusable core: pass another `make_twin(train, n) -> (twin, protection)`
+`holdout_run(name, table, make_twin)` is the reusable core: pass another
+`make_twin(train, n, seed=None) -> (twin, protection)`
 to measure a variant (a DP epsilon, other options) on the same splits.
 """
 
@@ -63,10 +65,12 @@ def load_tables(names: list[str]) -> dict[str, pd.DataFrame]:
 
 def default_twin(primary_key: str | None = None, **overrides) -> Callable[[pd.DataFrame, int], tuple]:
     """The pipeline with default options (plus `overrides`): fit on `train`, sample and protect `n` rows."""
-    def make(train: pd.DataFrame, n: int) -> tuple[pd.DataFrame, dict]:
-        options = CloneOptions(primary_key=primary_key, **overrides)
+    def make(train: pd.DataFrame, n: int, seed: int | None = None) -> tuple[pd.DataFrame, dict]:
+        options = CloneOptions(primary_key=primary_key, **overrides, **({} if seed is None else {"seed": seed}))
         engine = pipeline.fit_model(train, options)
-        return protection.protect(engine.sample(n, seed=options.seed), train, engine, options)
+        sample = engine.sample(n, seed=options.seed)
+        twin, report = protection.protect(sample, train, engine, options)
+        return twin, {**report, "unprotected_twin": engine.text_view(sample)}
     return make
 
 
@@ -99,7 +103,7 @@ def share_deltas(train: pd.DataFrame, twin: pd.DataFrame) -> dict:
     return out
 
 
-def anonymeter_risks(synthetic, train, control, qis, ignore) -> dict:
+def anonymeter_risks(synthetic, train, control, qis, ignore, seed: int = 0) -> dict:
     """risk.attacker_risk with anonymeter's singling-out search bounded (MAX_ATTEMPTS)."""
     import anonymeter.evaluators as evaluators
 
@@ -119,7 +123,7 @@ def anonymeter_risks(synthetic, train, control, qis, ignore) -> dict:
     evaluators.SinglingOutEvaluator = Bounded
     try:
         risks = attacker_risk(numbers(synthetic), numbers(train), numbers(control), quasi_identifiers=qis,
-                              n_attacks=N_ATTACKS, ignore_columns=ignore)
+                              n_attacks=N_ATTACKS, ignore_columns=ignore, seed=seed)
     except Exception as error:  # noqa: BLE001 - an attack that cannot run is reported, not fatal
         return {"error": f"{type(error).__name__}: {error}"}
     finally:
@@ -138,7 +142,7 @@ def _risk_within(twin: dict, baseline: dict) -> bool | None:
 
 
 def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFrame, int], tuple],
-                primary_key: str | None = None, k: int = 5, attacks: bool = True) -> dict:
+                primary_key: str | None = None, k: int = 5, attacks: bool = True, attack_seeds: int = 1) -> dict:
     """One table through one twin maker; every figure the module doc lists."""
     train, held = split(table)
     started = time.perf_counter()
@@ -149,6 +153,7 @@ def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFram
     scored = [c for c in train.columns if c not in ignore]
     ceiling = sdmetrics_score(held[scored], train[scored])
     quality = sdmetrics_score(held[scored], twin[scored])
+    unprotected = protection.pop("unprotected_twin", None)  # what protection costs, beside what the engine does
     counts = RealCombinations(train, [c for c in twin.columns if c not in ignore]).count(twin)
     qis = protection["quasi_identifiers"]
     deltas = share_deltas(train[scored], twin)
@@ -158,6 +163,8 @@ def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFram
         "seconds_fit_sample_protect": round(seconds, 2),
         "sdmetrics_quality": round(quality, 2), "sdmetrics_ceiling": round(ceiling, 2),
         "quality_gap": round(ceiling - quality, 2), "within_2_points": ceiling - quality <= 2,
+        "sdmetrics_unprotected": None if unprotected is None
+        else round(sdmetrics_score(held[scored], unprotected[scored]), 2),
         "low_cardinality_shares": deltas,
         "low_cardinality_all_within": all(d["within"] for d in deltas.values()),
         "rows_equal_to_a_unique_real_record": int((counts == 1).sum()),
@@ -177,7 +184,37 @@ def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFram
             result["anonymeter_twin"] = anonymeter_risks(twin, train, control, qis, ignore)
             result["anonymeter_baseline"] = anonymeter_risks(baseline, train, control, qis, ignore)
         result["risks_within_baseline"] = _risk_within(result["anonymeter_twin"], result["anonymeter_baseline"])
+        if attack_seeds > 1:
+            result["anonymeter_seeds"] = _repeated_attacks(make_twin, train, held, qis, ignore, attack_seeds)
     return result
+
+
+def _repeated_attacks(make_twin, train, held, qis, ignore, seeds: int) -> dict:
+    """Is a point estimate above the baseline noise or real? Per seed a new twin (the pipeline's seed), a new
+    baseline / control split of the held-out half and new attacks; per risk, the twin's and the baseline's
+    estimates, their means, and how many seeds put the twin above the baseline. (Repeating only the attacks
+    on one twin is not enough: their attacked rows overlap, and one twin draw's luck is in all of them.)"""
+    runs = {"twin": [], "baseline": []}
+    half = len(held) // 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for seed in range(1, seeds + 1):
+            twin = make_twin(train, len(held), seed)[0]
+            order = np.random.default_rng(seed).permutation(len(held))
+            baseline = held.iloc[order[:half]].reset_index(drop=True)
+            control = held.iloc[order[half:]].reset_index(drop=True)
+            runs["twin"].append(anonymeter_risks(twin, train, control, qis, ignore, seed))
+            runs["baseline"].append(anonymeter_risks(baseline, train, control, qis, ignore, seed))
+    out = {}
+    for name in ("singling_out", "linkability", "inference_max"):
+        values = {side: [r[name]["risk"] for r in runs[side] if "error" not in r and r.get(name)] for side in runs}
+        if not all(values.values()):
+            continue
+        out[name] = {"twin": [round(v, 3) for v in values["twin"]], "baseline": [round(v, 3) for v in values["baseline"]],
+                     "twin_mean": round(float(np.mean(values["twin"])), 3),
+                     "baseline_mean": round(float(np.mean(values["baseline"])), 3),
+                     "seeds_twin_above_baseline": int(sum(t > b for t, b in zip(values["twin"], values["baseline"])))}
+    return out
 
 
 def markdown(results: list[dict]) -> str:
@@ -185,7 +222,7 @@ def markdown(results: list[dict]) -> str:
         value = entry.get(name) if isinstance(entry, dict) else None
         return f"{value['risk']:.2f}" if value else "-"
 
-    lines = ["| table | rows x cols | SDMetrics twin / ceiling | low-card shares within | unique-record copies "
+    lines = ["| table | rows x cols | SDMetrics twin / ceiling (unprotected) | low-card shares within | unique-record copies "
              "| k | rows asked = returned | singling-out / linkability / inference: twin (baseline) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -193,7 +230,8 @@ def markdown(results: list[dict]) -> str:
         shares = sum(d["within"] for d in r["low_cardinality_shares"].values())
         lines.append(
             f"| {r['table']} | {r['rows_real']:,} x {r['columns']} | {r['sdmetrics_quality']:.1f} / "
-            f"{r['sdmetrics_ceiling']:.1f} | {shares} of {len(r['low_cardinality_shares'])} | "
+            f"{r['sdmetrics_ceiling']:.1f} ({r.get('sdmetrics_unprotected') or '-'}) | "
+            f"{shares} of {len(r['low_cardinality_shares'])} | "
             f"{r['rows_equal_to_a_unique_real_record']} | {r['k_recounted']} | "
             f"{r['rows_asked']:,} = {r['rows_returned']:,} | "
             + " / ".join(f"{risk(twin, n)} ({risk(base, n)})" for n in ("singling_out", "linkability", "inference_max"))
@@ -205,6 +243,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", nargs="+", default=["credit_data", "credit_card", "tiny", "narrow", "wide", "large"])
     parser.add_argument("--no-attacks", action="store_true", help="skip anonymeter")
+    parser.add_argument("--attack-seeds", type=int, default=1,
+                        help="repeat the attacks with this many seeds (is a twin above its baseline noise or real?)")
     parser.add_argument("--wide-variants", action="store_true",
                         help="the wide table with the job title, then the state, left out of the quasi-identifiers")
     args = parser.parse_args()
@@ -212,7 +252,7 @@ def main() -> None:
     for name, table in load_tables(args.tables).items():
         print(f"{name}: {len(table):,} x {table.shape[1]}", flush=True)
         results.append(holdout_run(name, table, default_twin(KEYS.get(name)), primary_key=KEYS.get(name),
-                                   attacks=not args.no_attacks))
+                                   attacks=not args.no_attacks, attack_seeds=args.attack_seeds))
     if args.wide_variants:
         qis = ["emp_title", "emp_length", "state", "homeownership", "annual_income"]
         for left_out in ("emp_title", "state"):

@@ -20,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from twin_pipeline import pipeline, protection  # noqa: E402
+from twin_pipeline import pipeline  # noqa: E402
 from twin_pipeline.options import CloneOptions  # noqa: E402
 from twin_pipeline.privacy import detect_quasi_identifiers, privacy_report  # noqa: E402
+from twin_pipeline.protection import protect  # noqa: E402
 from twin_pipeline.quality import quality_report  # noqa: E402
 from twin_pipeline.quality.tails import tail_report  # noqa: E402
 from twin_pipeline.report import write_report  # noqa: E402
@@ -46,7 +47,7 @@ def make_report(name: str, real, folder: Path) -> dict:
     options = replace(CloneOptions(scale=2), quasi_identifiers=detect_quasi_identifiers(real))
     engine = pipeline.fit_model(real, options)
     try:
-        twin, protection = protection.protect(engine.sample(2 * len(real), seed=0), real, engine, options)
+        twin, protection = protect(engine.sample(2 * len(real), seed=0), real, engine, options)
     except Exception as error:  # noqa: BLE001 - e.g. a narrow table whose every row exists: report the twin unprotected
         print(f"{name}: not protected ({error}); the page is drawn for the unprotected twin")
         twin, protection = engine.sample(2 * len(real), seed=0), None

@@ -39,7 +39,7 @@ warnings.filterwarnings("ignore")
 from bench_engine import sdmetrics_score, timed  # noqa: E402
 from test_engine_tails import clayton_table, elliptical_table, tail_dependence  # noqa: E402
 from twin_pipeline.engine import GaussianCopulaEngine  # noqa: E402
-from twin_pipeline.engine import columns as col  # noqa: E402
+from twin_pipeline.engine.transformers import detect_spec  # noqa: E402
 from twin_pipeline.engine.rules import mining  # noqa: E402
 from twin_pipeline.engine.rules.report import broken_share  # noqa: E402
 from twin_pipeline_tests.shapes import SHAPES  # noqa: E402
@@ -115,7 +115,7 @@ def table_row(name: str, real: pd.DataFrame, rows: int, seeds: int) -> dict:
 def fit_time_row(repeat: int = 3) -> dict:
     """Fit time without and with rules, interleaved (both see the same load), best of `repeat` each."""
     real = SHAPES["wide"](seed=0)
-    specs = [col.detect_spec(real[name]) for name in real.columns]
+    specs = [detect_spec(real[name]) for name in real.columns]
     load_before = os.getloadavg()
     _, mine_seconds = timed(lambda: mining.mine(real, specs), repeat=repeat)
     best = {"without": np.inf, "with": np.inf}

@@ -14,13 +14,13 @@ import pandas as pd
 
 def outward_bounds(present: pd.Series) -> tuple:
     """The range a twin must stay in, never the exact real extremes (the richest borrower's exact income):
-    numbers rounded outward to two significant digits, dates to whole days; a column with no negative value
+    numbers rounded outward to two significant digits, dates to whole months; a column with no negative value
     is bounded below by 0 (a sum derived through a business rule may reach 0 where the real minimum is 2.7)."""
     low, high = present.min(), present.max()
-    if isinstance(low, pd.Timestamp):
-        day = pd.Timedelta(days=1)
-        return low.floor("D") - (day if low == low.floor("D") else 0 * day), \
-            high.ceil("D") + (day if high == high.ceil("D") else 0 * day)
+    if isinstance(low, pd.Timestamp):  # whole months: a bound one day off a whole-day extreme would give it away
+        month = pd.DateOffset(months=1)
+        start, end = _month_start(low), _month_start(high)
+        return (start - month if start == low else start), end + month
     floor = 0 if float(low) >= 0 else _round_out(float(low), math.floor, present.dtype)
     return floor, _round_out(float(high), math.ceil, present.dtype)
 
@@ -35,3 +35,7 @@ def _round_out(value: float, direction, dtype):
         rounded += step if direction is math.ceil else -step
     rounded = round(rounded, 12)
     return int(rounded) if pd.api.types.is_integer_dtype(dtype) else rounded
+
+
+def _month_start(stamp: pd.Timestamp) -> pd.Timestamp:
+    return stamp.normalize().replace(day=1)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .engine.copula import GaussianCopulaEngine, write_model
+from .engine.copula import GaussianCopulaEngine
 from .engine.multitable import MultiTableEngine
 from .errors import TwinInputError
 from .paths import data_dir
+from .tables import write_json
 
 
 class DigitalTwinCloner:
@@ -55,7 +56,7 @@ class DigitalTwinCloner:
 
     def _store(self, model: dict) -> str:
         model_id = "twin-" + hashlib.sha256(json.dumps(model, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        write_model(model, self.models_dir / f"{model_id}.json")
+        write_json(model, self.models_dir / f"{model_id}.json", indent=None)
         return model_id
 
     def _read(self, model_id: str) -> dict:

@@ -65,7 +65,7 @@ def _is_int(value) -> bool:
 
 def validate_options(options: CloneOptions, source=None) -> CloneOptions:
     """Check every field that needs no table; raise a TwinInputError naming `source` and the field."""
-    from .engine.columns import KINDS
+    from .engine.transformers import KINDS
 
     def bad(name: str, problem: str):
         raise TwinInputError(source, f"{name} {problem}")

@@ -12,11 +12,14 @@ from collections.abc import Collection
 
 import pandas as pd
 
-# Names risk modellers give an outcome, most specific first; the first pattern any column matches wins, and among
-# its columns the first in table order. "card" alone is credit_card's approval (yes / no); as a word, not a
-# part ("majorcards" counts cards held).
-OUTCOME_PATTERNS = (r"default", r"status", r"approv", r"(^|[^a-z])bad($|[^a-z])", r"charged.?off", r"fraud",
-                    r"arrears", r"overdr", r"delinq|dlq", r"target", r"label", r"outcome", r"(^|[^a-z])card($|[^a-z])")
+# Names risk modellers give an outcome (what the report says, and the pattern), most specific first; the first
+# pattern any column matches wins, and among its columns the first in table order. "card" alone is credit_card's
+# approval (yes / no); as a word, not a part ("majorcards" counts cards held).
+_WORD = r"(^|[^a-z]){}($|[^a-z])"  # the word itself, not part of another
+OUTCOME_PATTERNS = {"default": "default", "status": "status", "approval": "approv", "bad": _WORD.format("bad"),
+                    "charged off": r"charged.?off", "fraud": "fraud", "arrears": "arrears", "overdrawn": "overdr",
+                    "delinquent": "delinq|dlq", "target": "target", "label": "label", "outcome": "outcome",
+                    "card": _WORD.format("card")}
 MAX_CLASSES = 20  # a column with more values is not an outcome
 
 
@@ -24,9 +27,9 @@ def outcome_column(table: pd.DataFrame, exclude: Collection[str] = ()) -> tuple[
     """(the outcome column, why), or (None, why not): the first column, outside `exclude`, with 2 to
     MAX_CLASSES distinct values and named like an outcome (OUTCOME_PATTERNS)."""
     candidates = [name for name in table.columns if name not in set(exclude)]
-    for pattern in OUTCOME_PATTERNS:
+    for word, pattern in OUTCOME_PATTERNS.items():
         for name in candidates:
             if re.search(pattern, str(name), re.IGNORECASE) and 2 <= table[name].nunique() <= MAX_CLASSES:
-                return name, f"named like an outcome ({pattern})"
+                return name, f"named like an outcome ({word})"
     return None, ("no column with 2 to 20 values named like an outcome (default, status, approval, bad, ...); "
                   "give --target")

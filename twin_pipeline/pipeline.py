@@ -144,10 +144,9 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     from .quality.tails import tail_report
 
     identifiers = direct_identifiers(real, options)
-    real = real[[name for name in real.columns if name in protected.columns]]  # dropped identifiers
+    real = comparable(real, protected)
     quality = quality_report(real, protected, primary_key=options.primary_key,  # identifiers carry no statistics
                              column_kinds={name: "identifier" for name in identifiers if name in real.columns} or None)
-    quality["correlation_errors"] = engine.compare_correlations(real, protected)
     quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key,
                                        columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
     quality["marginals"] = engine.describe()
@@ -170,15 +169,19 @@ def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
     return ([options.primary_key] if options.primary_key else []) + list(direct_identifiers(real, options))
 
 
+def comparable(real: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
+    """The real table on the twin's columns: identifiers dropped from the twin are compared and shown nowhere."""
+    return real[[name for name in real.columns if name in twin.columns]]
+
+
 def report_page(path: Path, real: pd.DataFrame, twin: pd.DataFrame, quality: dict, privacy: dict,
-                options: CloneOptions, title: str = ""):
+                options: CloneOptions, title: str = "", helper: ProcessPoolExecutor | None = None):
     """report.html beside the twin: the reports' figures and real-vs-twin pictures in one self-contained page.
     Returns its path and the drawn figures (report.html.Figures), which the Dagster asset page reuses."""
     from .report import write_report
 
-    real = real[[name for name in real.columns if name in twin.columns]]  # dropped identifiers are not shown
-    return write_report(path, real, twin, quality, privacy, primary_key=options.primary_key,
-                        column_kinds=options.column_kinds or None, title=title)
+    return write_report(path, comparable(real, twin), twin, quality, privacy, primary_key=options.primary_key,
+                        column_kinds=options.column_kinds or None, title=title, helper=helper)
 
 
 def _ceiling_note(quality: dict) -> str:
@@ -295,13 +298,13 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")
     qis = options.quasi_identifiers or detect_quasi_identifiers(real, primary_key=options.primary_key)
     options = replace(options, quasi_identifiers=list(qis))
-    # The evaluation's own refit (holdout ceiling and TSTR) needs only the real table and the options, and writing
-    # the CSV only the shard files: one forked helper process does both beside the main line (fit, sample,
-    # protect, report), so a second core takes them off the clone's wall time. Same inputs, same figures.
+    # The evaluation's own refit (holdout ceiling and TSTR) needs only the real table and the options, writing the
+    # CSV only the shard files, and the heatmaps only the correlations: one forked helper process does them beside
+    # the main line (fit, sample, protect, report, column plots), so a second core takes them off the clone's
+    # wall time. Same inputs, same figures.
     helper = ProcessPoolExecutor(1)
     try:
-        shown = real.drop(columns=list(direct_identifiers(real, options))) if options.drop_identifiers else real
-        reference = helper.submit(reference_quality, shown, options)
+        reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options)
         engine = fit_model(real, options)
         say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                               for name, entry in engine.describe().items()))
@@ -341,7 +344,8 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         twin = sample_shards(Path(folder))
         quality, privacy = report(real, twin, engine, options, protection, reference)
         privacy = with_recount(privacy, verified, options.k)
-        page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name)
+        page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name,
+                              helper=helper)
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
         synthetic_path = merged.result()
     return {

@@ -17,7 +17,7 @@ from .options import CloneOptions
 def identifier_formats(engine: GaussianCopulaEngine) -> dict[str, dict]:
     """The direct-identifier columns the engine mints fresh values for, with their formats."""
     return {spec.name: spec.id_pattern for spec in engine.specs
-            if spec.kind == "identifier" and spec.id_pattern.get("type") == "format"}
+            if spec.is_key and spec.id_pattern.get("type") == "format"}
 
 
 def conditional_draw(engine: GaussianCopulaEngine, given: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -280,11 +280,11 @@ def write_frame(frame: pd.DataFrame, target: str | os.PathLike, escape_formulas:
     return target
 
 
-def write_json(obj: Any, target: str | os.PathLike) -> Path:
-    """Write JSON atomically (NaN written as null, numpy scalars converted)."""
+def write_json(obj: Any, target: str | os.PathLike, indent: int | None = 2) -> Path:
+    """Write JSON atomically (NaN written as null, numpy scalars converted); `indent=None`: one compact line."""
     target = Path(target)
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(to_jsonable(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
+        tmp.write_text(json.dumps(to_jsonable(obj), indent=indent, default=_json_default, allow_nan=False) + "\n")
     return target
 
 

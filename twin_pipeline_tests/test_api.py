@@ -415,3 +415,23 @@ def test_a_token_is_read_from_a_bearer_header_and_for_the_docs_from_a_basic_pass
     assert presented_token(f"Bearer {TOKEN}") == TOKEN and presented_token(basic) is None
     assert presented_token(basic, basic=True) == TOKEN
     assert presented_token("Basic %%%", basic=True) is None and presented_token(None) is None
+
+
+def test_the_dagster_internals_the_run_workers_use_still_have_the_shape_the_server_builds(tmp_path):
+    """runs.py explains why the API's run workers use `dagster api execute_run` (no public way to execute a
+    run that already exists); a Dagster upgrade that changes its argument type must fail here."""
+    import inspect
+
+    from dagster._cli.api import execute_run_command
+    from dagster._grpc.types import ExecuteRunArgs
+    from dagster._serdes import deserialize_value, serialize_value
+
+    from twin_pipeline.api.runs import clone_job
+
+    assert {"job_origin", "run_id", "instance_ref", "set_exit_code_on_failure"} <= set(
+        inspect.signature(ExecuteRunArgs).parameters)
+    with dg.instance_for_test() as instance:
+        origin = clone_job(tmp_path, None).get_python_origin()
+        args = ExecuteRunArgs(job_origin=origin, run_id="r", instance_ref=instance.get_ref(), set_exit_code_on_failure=True)
+        assert deserialize_value(serialize_value(args), ExecuteRunArgs).run_id == "r"
+    assert execute_run_command.name == "execute_run"

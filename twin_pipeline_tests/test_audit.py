@@ -315,3 +315,20 @@ def test_twin_audit_verify_fails_after_the_newest_entries_are_deleted(tmp_path, 
     raw_sql(log, "DELETE FROM audit_log WHERE id >= 5")
     assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 1
     assert "truncated" in capsys.readouterr().err
+
+
+def test_a_writer_waits_for_another_auditlog_holding_the_lock_file_and_times_out_clearly(tmp_path):
+    """The lock file, not only DuckDB's, orders every AuditLog connection (threads and processes alike)."""
+    import fcntl
+    import os
+
+    log = AuditLog(tmp_path / "twin.duckdb", lock_timeout=0.3)
+    holder = os.open(tmp_path / "twin.duckdb.lock", os.O_WRONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(TimeoutError, match="still locked by another process"):
+            log.append("UPLOAD_INGESTED", "p", HASH)
+    finally:
+        os.close(holder)
+    log.append("UPLOAD_INGESTED", "p", HASH)
+    assert log.verify().ok and log.verify().checked == 1

@@ -99,6 +99,26 @@ def test_text_dates_and_rates_survive_protection_in_their_format(tmp_path):
     assert twin.groupby(["age", "marital_status"]).size().min() >= 5
 
 
+def test_a_rate_fixed_by_its_grade_is_cloned_with_the_grade_s_rate(tmp_path):
+    """A rule writes every value of the rate column (nothing of it is left to model): the clone must not crash
+    and each twin grade carries its real rate, at the real grade shares."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    n = 800
+    grade = rng.choice(list("ABCDE"), n, p=[0.3, 0.25, 0.2, 0.15, 0.1])
+    rates = {"A": 5.5, "B": 7.25, "C": 9.9, "D": 13.1, "E": 17.0}
+    real = pd.DataFrame({"grade": grade, "int_rate": pd.Series(grade).map(rates),
+                         "loan_amount": np.round(rng.gamma(2, 5000, n), -2)})
+    real.to_csv(tmp_path / "graded.csv", index=False)
+    assert main(["clone", str(tmp_path / "graded.csv"), "--out", str(tmp_path / "out")]) == 0
+    twin = pd.read_csv(tmp_path / "out" / "synthetic.csv")
+    assert len(twin) == n
+    assert (twin["int_rate"] == twin["grade"].map(rates)).all()
+    shares = real["grade"].value_counts(normalize=True)
+    assert (twin["grade"].value_counts(normalize=True).reindex(shares.index) - shares).abs().max() < 0.05
+
+
 def test_declared_rules_file_is_kept_reported_and_summarised(tmp_path, capsys):
     from shapes import lending_table
 

@@ -155,12 +155,22 @@ def test_the_ui_gets_marginal_families_ks_tables_and_a_real_correlation_heatmap_
     assert 80 < quality["quality_vs_ceiling"].value < 110 and quality["tstr_target"].value == "Status"
     assert quality["report"].value == str(storage.portfolio_dir(key) / "report.html")
     assert "alt=\"column Income\"" in (storage.portfolio_dir(key) / "report.html").read_text()
-    for entry, least in (("correlation_heatmap", 3), ("worst_columns", 4)):
-        pictures = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", quality[entry].value)
-        assert len(pictures) == least
-        for data in pictures:
-            image = Image.open(io.BytesIO(base64.b64decode(data)))
-            assert image.width >= 400 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10  # readable, drawn
+    pictures = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", quality["correlation_heatmap"].value)
+    assert len(pictures) == 3  # labelled, full size, one click away
+    for data in pictures:
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert image.width >= 400 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10
+
+    # Shown on the asset page itself: the UI inlines a markdown entry only under 1,000 characters.
+    inline = [f"worst_column_{rank}" for rank in range(1, 5)] + ["correlation_difference"]
+    assert "Age" in quality["correlation_difference"].value and "Amount" in quality["worst_columns"].value + "".join(
+        quality[name].value for name in inline)
+    for name in inline:
+        text = quality[name].value
+        assert len(text) < 1_000
+        (data,) = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
+        image = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+        assert image.shape[1] >= 150 and len(np.unique(image.reshape(-1, 3), axis=0)) >= 3  # a picture, not a dot
 
 
 def test_rerunning_one_portfolio_rewrites_only_its_own_folder(cloned, credit_data, tmp_path):

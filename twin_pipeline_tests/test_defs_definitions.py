@@ -22,8 +22,12 @@ SIX = {"raw_upload", "fitted_marginals", "correlation_matrix", "synthetic_sample
 TWIN_ASSETS = SIX | {"privacy_audit"}  # the attacker audit: in the clone job, after the product
 
 
-@pytest.mark.parametrize("target", [["-m", "twin_pipeline.definitions"],
-                                    pytest.param(["-w", "workspace.yaml"], marks=pytest.mark.slow)])
+def test_the_definitions_are_loadable_and_valid():
+    dg.Definitions.validate_loadable(defs)  # what `dagster definitions validate` checks, in this process
+
+
+@pytest.mark.slow  # a fresh interpreter importing Dagster and the code location: ~8 s of CPU each
+@pytest.mark.parametrize("target", [["-m", "twin_pipeline.definitions"], ["-w", "workspace.yaml"]])
 def test_dagster_validates_the_code_location(target):
     completed = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", *target], cwd=REPOSITORY,
                                capture_output=True, text=True, timeout=120)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from twin_pipeline import shards
-from twin_pipeline.defs.demo import BlockingCheckFailed, run_demo
+from twin_pipeline.defs.demo import BlockingCheckFailed, failed_blocking, run_demo
 
 
 @pytest.fixture
@@ -41,3 +41,12 @@ def test_the_demo_raises_when_a_blocking_privacy_check_fails(tmp_path, sample, m
     monkeypatch.setattr(shards, "protect", leaky)
     with pytest.raises(BlockingCheckFailed, match="no_exact_copies"):
         run_demo(tmp_path / "data", sample=sample)
+
+
+def test_a_warning_from_a_blocking_check_does_not_fail_the_demo():
+    checks = {"business_rules_hold": {"passed": False, "severity": "WARN", "blocking": True},
+              "no_exact_copies": {"passed": True, "severity": "ERROR", "blocking": True},
+              "privacy_audit_finds_no_leak": {"passed": False, "severity": "WARN", "blocking": False}}
+    assert failed_blocking(checks) == []
+    checks["no_exact_copies"]["passed"] = False
+    assert failed_blocking(checks) == ["no_exact_copies"]

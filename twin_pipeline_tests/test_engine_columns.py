@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin_pipeline.engine.columns import count_decimals, detect_date_format, detect_spec
+from twin_pipeline.engine.columns import count_decimals, detect_date_format
+from twin_pipeline.engine.transformers import detect_spec
 
 
 def kind(values, name="x", **kwargs):
@@ -90,3 +91,22 @@ def test_zero_padded_codes_keep_their_width():
     spec = detect_spec(pd.Series([f"{z:03d}xx" for z in range(0, 999, 7)] * 2, name="zip_code"))
     assert spec.number_format["width"] == 3
     assert list(format_number_text(np.array([7.0, 45.0, 123.0]), spec.number_format)) == ["007xx", "045xx", "123xx"]
+
+
+OLD_COLUMN_FIELDS = {"decimals": None, "date_format": None, "date_resolution": None, "number_format": None,
+                     "value": None, "copy_of": None, "id_pattern": {}, "rounding": None, "bounds": None}
+
+
+def test_a_model_stores_each_kinds_own_fields_and_a_model_written_with_every_field_still_loads(loan_book):
+    from twin_pipeline.engine import GaussianCopulaEngine
+
+    engine = GaussianCopulaEngine().fit(loan_book.assign(copy=loan_book["income"]), primary_key="loan_id", seed=0)
+    model = engine.to_dict()
+    stored = {column["name"]: set(column) - {"name", "kind", "dtype", "null_rate"} for column in model["columns"]}
+    assert stored["grade"] == set() and stored["defaulted"] == set()
+    assert stored["issue_d"] == {"date_format", "date_resolution"} and stored["loan_id"] == {"id_pattern"}
+    assert stored["country"] == {"value"} and stored["copy"] == {"copy_of"}
+    assert stored["income"] == {"decimals", "number_format", "rounding", "bounds"}
+    older = {**model, "columns": [{**OLD_COLUMN_FIELDS, **column} for column in model["columns"]]}
+    assert GaussianCopulaEngine.from_dict(older).to_dict() == model
+    assert GaussianCopulaEngine.from_dict(older).sample(300, seed=4).equals(engine.sample(300, seed=4))

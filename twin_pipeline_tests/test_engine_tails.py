@@ -6,6 +6,7 @@ import pytest
 from scipy import special, stats
 
 from twin_pipeline.engine import GaussianCopulaEngine
+from twin_pipeline.quality import correlation_errors
 
 
 def elliptical_table(n, rho, nu=None, seed=0):
@@ -42,7 +43,7 @@ def test_gaussian_tables_lose_nothing(seed):
     with_tails = GaussianCopulaEngine().fit(real)
     without = GaussianCopulaEngine(preserve_tails=False).fit(real)
     assert with_tails.tails["copula"] == "gaussian" or with_tails.tails["degrees_of_freedom"] >= 15
-    errors = [GaussianCopulaEngine.compare_correlations(real, engine.sample(50_000, seed=2))["max_abs_error"]
+    errors = [correlation_errors(real, engine.sample(50_000, seed=2))["max_abs_error"]
               for engine in (with_tails, without)]
     assert errors[0] < 0.03 and errors[1] < 0.03
 
@@ -84,7 +85,7 @@ def test_clayton_table_keeps_its_lower_tail_and_gains_no_upper_tail():
     real_tails, twin_tails = tail_dependence(real, 0.01), tail_dependence(twin, 0.01)
     assert real_tails[:3].min() > 0.6 and real_tails[3:].max() < 0.1  # lower pairs, then upper pairs
     assert np.abs(twin_tails - real_tails).max() < 0.10
-    assert GaussianCopulaEngine.compare_correlations(real, twin)["max_abs_error"] < 0.05
+    assert correlation_errors(real, twin)["max_abs_error"] < 0.05
 
 
 def test_mirrored_clayton_is_the_survival_family():

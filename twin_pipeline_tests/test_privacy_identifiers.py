@@ -12,7 +12,8 @@ from shapes import overdraft_table
 
 from twin_pipeline import pipeline
 from twin_pipeline.cli import main
-from twin_pipeline.privacy.identifiers import _luhn_valid, detect_direct_identifiers, fresh_values, identifier_format
+from twin_pipeline.engine.keys import fresh_values, luhn_valid
+from twin_pipeline.privacy.identifiers import detect_direct_identifiers, identifier_format
 
 FIRST = ["John", "Mary", "Li", "Ana", "Sven", "Olu", "Priya", "Tom", "Ines", "Karl", "Mei", "Omar"]
 LAST = ["Smith", "Jones", "Wang", "Silva", "Berg", "Adeyemi", "Kim", "Roe", "Novak", "Fox", "Haddad", "Costa"]
@@ -59,7 +60,7 @@ def test_fresh_values_keep_the_format_and_are_never_real():
         if column == "contact":
             assert fresh.str.fullmatch(r"[^@]+@(gmail\.com|yahoo\.com|bank\.example)").all()
         if column == "card_no":
-            assert fresh.str.fullmatch(r"\d{16}").all() and _luhn_valid(fresh).all()
+            assert fresh.str.fullmatch(r"\d{16}").all() and luhn_valid(fresh).all()
         if column == "phone":
             assert fresh.str.fullmatch(r"\+\d\d \d\d \d{4} \d{4}").all()
 

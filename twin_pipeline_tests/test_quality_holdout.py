@@ -71,6 +71,8 @@ def test_a_twin_without_relations_scores_below_the_ceiling_and_loses_its_utility
     # The score barely moves (one related pair among ten); the model trained on the twin shows the loss.
     assert result["utility"]["twin"] < 0.6 < result["utility"]["real"]
     assert result["utility"]["gap"] > 0.15
+    low, high = result["utility"]["gap_ci"]
+    assert 0 < low <= result["utility"]["gap"] <= high  # the loss is stated with an interval that excludes none
 
 
 def test_a_numeric_target_is_scored_by_r2():
@@ -79,6 +81,7 @@ def test_a_numeric_target_is_scored_by_r2():
     result = tstr(train, train, holdout, primary_key="loan_id", target="debt_ratio")
     assert result["metric"] == "r2" and result["task"] == "regression"
     assert result["real"] == pytest.approx(result["twin"]) and result["gap"] == pytest.approx(0)
+    assert result["gap_ci"] == pytest.approx([0, 0])
     assert result["importance_agreement"]["spearman"] == pytest.approx(1.0)
 
 

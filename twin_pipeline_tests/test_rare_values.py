@@ -46,3 +46,16 @@ def test_the_upload_contract_holds_outward_rounded_bounds_not_the_exact_extremes
     bounds = json.loads(contract)["columns"]["income"]["in_range"]
     assert (bounds["min_value"], bounds["max_value"]) == (0, 99000.0)  # non-negative; two significant digits, outward
     assert "bonus" in json.loads(contract)["columns"] and "in_range" not in json.loads(contract)["columns"]["bonus"]
+
+
+def test_date_bounds_are_whole_months_so_a_whole_day_extreme_cannot_be_read_back():
+    """A bound one day beyond a date column's first and last day would name both days exactly."""
+    from twin_pipeline.bounds import outward_bounds
+
+    dates = pd.Series(pd.to_datetime(["2019-03-17", "2020-06-01", "2021-11-29"]))
+    assert outward_bounds(dates) == (pd.Timestamp("2019-03-01"), pd.Timestamp("2021-12-01"))
+    exact = pd.Series(pd.to_datetime(["2019-03-01", "2021-12-01"]))  # extremes on month starts: one month out
+    assert outward_bounds(exact) == (pd.Timestamp("2019-02-01"), pd.Timestamp("2022-01-01"))
+    stamps = pd.Series(pd.to_datetime(["2019-03-17 08:30", "2021-11-29 23:59"], utc=True))
+    low, high = outward_bounds(stamps)
+    assert (low, high) == (pd.Timestamp("2019-03-01", tz="UTC"), pd.Timestamp("2021-12-01", tz="UTC"))

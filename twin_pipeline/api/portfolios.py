@@ -9,7 +9,6 @@ folder and two clones of the same upload with other parameters never overwrite e
 from __future__ import annotations
 
 import json
-import math
 import re
 import secrets
 from datetime import datetime, timezone
@@ -21,7 +20,7 @@ import pandas as pd
 from ..defs.partitions import table_key
 from ..defs.resources import TwinStorage
 from ..quality import quality_report
-from ..tables import read_table
+from ..tables import read_table, to_jsonable
 from . import uploads
 from .runs import FILE_TAG, PORTFOLIO_TAG
 
@@ -203,7 +202,8 @@ def _table(instance: dg.DagsterInstance, storage: TwinStorage, identifier: str) 
         path = _twin_file(storage, run)
         config = (run.run_config.get("ops", {}).get("raw_upload") or {}).get("config") or {}
         privacy = _read_json(path.with_name("privacy_report.json")) or {}
-        settings = {"primary_key": config.get("primary_key"), "identifiers": list(privacy.get("direct_identifiers") or [])}
+        settings = {"primary_key": config.get("primary_key"),
+                    "identifiers": list(privacy.get("direct_identifiers") or [])}
     if path.stat().st_size > COMPARE_MAX_BYTES:
         raise TooLarge(f"{identifier} is {path.stat().st_size:,} bytes; tables of up to {COMPARE_MAX_BYTES:,} bytes "
                        "are compared on request (a twin's own report compares it with its upload at any size)")
@@ -216,8 +216,9 @@ def compatible_columns(original: pd.DataFrame, synthetic: pd.DataFrame) -> list[
     what does not match."""
     foreign = [name for name in synthetic.columns if name not in original.columns]
     if foreign:
+        shown = ", ".join(map(str, original.columns[:10])) + (", ..." if original.shape[1] > 10 else "")
         raise ValueError(f"incompatible columns: {', '.join(map(str, foreign[:10]))} not in the original table "
-                         f"(its columns: {', '.join(map(str, original.columns[:10]))}{', ...' if original.shape[1] > 10 else ''})")
+                         f"(its columns: {shown})")
     numeric = pd.api.types.is_numeric_dtype
     mixed = [name for name in synthetic.columns if original[name].notna().any() and synthetic[name].notna().any()
              and numeric(original[name]) != numeric(synthetic[name])]
@@ -237,22 +238,25 @@ def compare(instance: dg.DagsterInstance, storage: TwinStorage, original_id: str
     original, original_settings = _table(instance, storage, original_id)
     columns = compatible_columns(original, synthetic)
     primary_key = synthetic_settings.get("primary_key") or original_settings.get("primary_key")
-    identifiers = {name for settings in (synthetic_settings, original_settings) for name in settings.get("identifiers", [])}
+    identifiers = {name for settings in (synthetic_settings, original_settings)
+                   for name in settings.get("identifiers", [])}
     kinds = {name: "identifier" for name in identifiers if name in columns} or None
-    report = quality_report(original[columns], synthetic, primary_key=primary_key if primary_key in columns else None,
-                            column_kinds=kinds)
-    error = report["correlation_error"]
+    key = primary_key if primary_key in columns else None
+    report = to_jsonable(quality_report(original[columns], synthetic, primary_key=key, column_kinds=kinds))  # NaN: null
+    score, error = report["similarity_score"], report["correlation_error"]
     verdicts = [
-        {"name": "similarity_score_at_least_85", "passed": report["similarity_score"] >= MIN_SIMILARITY,
-         "value": report["similarity_score"], "threshold": MIN_SIMILARITY},
-        {"name": "correlation_error_at_most_0_10", "passed": error is None or math.isnan(error) or error <= MAX_CORRELATION_ERROR,
-         "value": None if error is None or math.isnan(error) else error, "threshold": MAX_CORRELATION_ERROR}]
+        {"name": "similarity_score_at_least_85", "passed": score >= MIN_SIMILARITY, "value": score,
+         "threshold": MIN_SIMILARITY},
+        {"name": "correlation_error_at_most_0_10", "passed": error is None or error <= MAX_CORRELATION_ERROR,
+         "value": error, "threshold": MAX_CORRELATION_ERROR}]
     run = run_of(instance, synthetic_id)
     checks = check_verdicts(instance, run.run_id)
     own_checks_passed = bool(checks) and all(check["passed"] for check in checks if check["severity"] == "ERROR")
     return {"original_portfolio_id": original_id, "synthetic_portfolio_id": synthetic_id,
-            "dagster_partition": run.tags["dagster/partition"], "passed": own_checks_passed and all(verdict["passed"] for verdict in verdicts),
-            "columns_compared": len(columns), "original_only_columns": [c for c in original.columns if c not in columns],
+            "dagster_partition": run.tags["dagster/partition"],
+            "passed": own_checks_passed and all(verdict["passed"] for verdict in verdicts),
+            "columns_compared": len(columns),
+            "original_only_columns": [name for name in original.columns if name not in columns],
             "rows": {"original": len(original), "synthetic": len(synthetic)},
             "verdicts": verdicts, "quality": {**_scalars(report), "ks_statistics": report.get("ks_statistics"),
                                               "categorical_match": report.get("categorical_match")},

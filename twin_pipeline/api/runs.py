@@ -8,6 +8,15 @@ command every Dagster run launcher starts. At most `max_concurrent_runs` of its 
 instance's own run-queue limit); the others wait as NOT_STARTED in the instance, which is the queue: a
 restarted server picks them up. A worker that dies before its run finishes gets its run marked failed.
 
+Why Dagster internals (`dagster._grpc.types.ExecuteRunArgs`, `dagster._cli.api`), and only here: Dagster has no
+public way to execute a run that already exists in the instance. Its public entry points, `dagster.execute_job`
+and `dagster job execute`, create their own run when they start; a run launcher (`instance.launch_run`) needs a
+workspace of code-location servers. Creating the run only when a worker starts would hide waiting clones from
+`dagster dev` and from a restarted server (the run queue above is the instance itself). So the server does what
+`DefaultRunLauncher` does and every Dagster deployment relies on: `dagster api execute_run` with the
+`ExecuteRunArgs` it expects. `test_api.py` pins that contract in the fast tests, so a Dagster upgrade that changes
+it fails there, not in production.
+
 Workers are forked from a server process that has already imported Dagster and this package (multiprocessing's
 forkserver, preloaded): a fresh interpreter would spend several seconds of CPU importing them for every run.
 

@@ -30,7 +30,7 @@ from ..privacy import detect_quasi_identifiers
 from ..report.html import DIFFERENCE_LIMIT
 from ..tables import read_table, sha256_file
 from .config import CloneConfig, check_request
-from .display import heatmap_markdown, images_markdown, markdown_table, rounded, worst_columns_markdown
+from .display import heatmap_markdown, images_markdown, inline_figures, markdown_table, rounded
 from .audit_trail import audit_facts
 from .io_manager import ShardedTable
 from .privacy_audit import privacy_audit, runs_in_this_run
@@ -147,11 +147,12 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
         **_score_metadata(quality), "rows_real": len(real), "rows_twin": protection["verified"]["rows"],
         "rows_compared": len(twin), **audit_facts(manifest["options"]),
         "report": dg.MetadataValue.path(str(page)),
+        **{name: dg.MetadataValue.md(text) for name, text in inline_figures(  # shown on the asset page itself
+            pipeline.comparable(real, twin), twin, quality, options.primary_key, options.column_kinds or None).items()},
         "correlation_heatmap": dg.MetadataValue.md(images_markdown(
             {f"{title} correlation": image for title, image in figures.heatmaps.items()},
             f"Pearson correlations, labelled; difference panel full colour at ±{DIFFERENCE_LIMIT:g}. "
             f"Open {page} for every column.")),
-        "worst_columns": dg.MetadataValue.md(worst_columns_markdown(figures.columns)),
         "ks_statistics": dg.MetadataValue.md(markdown_table(_metric(columns, "ks_statistic", "KS D"))),
         "category_match": dg.MetadataValue.md(markdown_table(_metric(columns, "category_match", "1 - TVD"))),
     }

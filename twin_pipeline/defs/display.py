@@ -1,8 +1,10 @@
-"""What the Dagster UI shows for an asset: markdown tables, scores rounded as people read them, and the
-report's labelled pictures (drawn once by `twin_pipeline.report`) as markdown images with inline PNG data.
+"""What the Dagster UI shows for an asset: markdown tables, scores rounded as people read them, and pictures.
 
-Dagster's UI renders markdown metadata in the table only under 1,000 characters; an image is longer, so it
-opens at full size from the entry's [Show Markdown] link, and report.html (linked by path) has every picture."""
+Dagster's UI shows a markdown entry on the asset page only when it is shorter than 1,000 characters
+(dagster-webserver 1.13, MetadataEntry: `mdStr.length < 1e3`); a longer one opens from a [Show Markdown] link.
+So the worst columns and the correlation differences are drawn compact (flat shapes in a small palette, a few
+hundred bytes of PNG) with their names and scores as text beside them, one entry each, and show inline; the
+labelled full-size heatmaps stay one click away, and report.html (linked by path) has every picture."""
 
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..quality.metrics import _Comparison
 from ..report import plots
+from ..report.html import DIFFERENCE_LIMIT, column_scores, correlation_panels
 
 WORST_COLUMNS = 4  # the asset page shows the columns the twin reproduces least well; report.html shows all
+HEATMAP_COLUMNS = 8  # the inline correlation picture: the columns whose correlations the twin misses most
 
 
 def rounded(value, digits: int = 1):
@@ -45,11 +50,33 @@ def heatmap_markdown(panels: Mapping[str, pd.DataFrame]) -> str:
     return images_markdown({title: plots.heatmap_plot(matrix, title) for title, matrix in panels.items()})
 
 
-def worst_columns_markdown(columns: Mapping[str, bytes], count: int = WORST_COLUMNS) -> str:
-    """The first `count` column plots (report figures are ordered worst first), real filled blue, twin orange."""
-    chosen = dict(list(columns.items())[:count])
-    return images_markdown(chosen, f"The {len(chosen)} columns the twin reproduces least well (real: filled blue, "
-                                   "twin: orange); every column is in report.html.")
+def inline_figures(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: str | None = None,
+                   column_kinds: Mapping[str, str] | None = None, count: int = WORST_COLUMNS) -> dict[str, str]:
+    """Markdown entries short enough to show on the asset page: each of the `count` columns the twin reproduces
+    least well as a compact real-vs-twin picture under its name and score, and the twin - real correlation
+    differences among the columns where they are largest, named in order."""
+    comparison = _Comparison(real, twin, primary_key, column_kinds)
+    ceiling = (quality.get("holdout") or {}).get("columns", {})
+    entries = {"worst_columns": "The columns the twin reproduces least well, worst first: score 1 − KS (numbers, dates) "
+                                "or 1 − total variation (categories), 1 = identical, and what a fresh real sample "
+                                "scores; real filled blue, twin orange. Every column is in report.html."}
+    for rank, (name, score) in enumerate(list(column_scores(quality).items())[:count], 1):
+        if name not in comparison.plan:
+            continue
+        image = plots.column_plot(name, comparison.real[name], comparison.synthetic[name], comparison.plan[name],
+                                  compact=True)
+        reference = f", real sample {ceiling[name]['ceiling']:.3f}" if name in ceiling else ""
+        entries[f"worst_column_{rank}"] = f"**{plots.short(name)}** {score:.3f}{reference}\n\n{_inline(image, 'plot')}"
+    if len(comparison.numeric) > 1:
+        difference = correlation_panels(comparison)["twin − real"]
+        worst = difference.abs().max().sort_values(ascending=False).index[:HEATMAP_COLUMNS]
+        if len(worst) > 1:
+            picture = plots.compact_heatmap(difference.loc[worst, worst], DIFFERENCE_LIMIT)
+            entries["correlation_difference"] = (
+                f"twin − real Pearson correlation (blue −{DIFFERENCE_LIMIT:g}, white 0, red +{DIFFERENCE_LIMIT:g}), "
+                f"largest differences {difference.abs().to_numpy().max():.2f}; rows and columns, top to bottom: "
+                + ", ".join(plots.short(name) for name in worst) + f"\n\n{_inline(picture, 'correlation difference')}")
+    return entries
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:

@@ -22,7 +22,6 @@ def persisted_as(**files: str) -> dict:
 def files_of(definition_metadata: Mapping) -> dict[str, str]:
     """The declared files of an asset (part -> file name), from its definition metadata."""
     files = definition_metadata.get(FILES)
-    files = getattr(files, "value", files)  # normalised to a JSON metadata value by some Dagster paths
     if not files:
         raise ValueError("the asset declares no files: define it with twin_asset(..., files=...)")
     return dict(files)

@@ -17,9 +17,9 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from ..bounds import outward_bounds
-from ..engine.columns import KINDS
+from ..engine.marginals import OTHER
+from ..engine.transformers import KINDS
 
-OTHER = "Other"
 CATEGORY_SET_MAX = 50  # text columns with more distinct values are free text or ids: dtype checked only
 SHOWN_FAILURES = 8
 

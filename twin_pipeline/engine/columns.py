@@ -1,30 +1,17 @@
-"""Column kinds: what each input column is, detected from its values and name, overridable per column.
+"""Format detectors of a column's values: text dates, numbers written as text, decimals, rounding steps.
 
-The kind decides how a column is modelled: a numeric marginal (continuous, integer, datetime), an ordered set of
-slices of [0, 1] (discrete, boolean, categorical, text), a regenerated key (identifier) or a fixed value (constant).
+The column kinds that use them (one class each, with detection, encoding and decoding) are in transformers.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import asdict, dataclass, field
-from functools import reduce
 
 import numpy as np
 import pandas as pd
 
-from ..bounds import outward_bounds
-
-KINDS = ("continuous", "integer", "discrete", "boolean", "categorical", "datetime", "identifier", "constant", "text",
-         "duplicate", "derived")
-NUMERIC_KINDS = ("continuous", "integer", "datetime")
-SLICED_KINDS = ("discrete", "boolean", "categorical", "text")
-
 DISCRETE_MAX_VALUES = 20  # a numeric column with at most this many values is modelled value by value
 TEXT_MIN_VALUES = 100  # a string column with more distinct values than this, mostly rare, is free text
-HEX_BYTES = np.array([f"{byte:02x}" for byte in range(256)])
-UUID_GROUPS = (slice(0, 4), slice(4, 6), slice(6, 8), slice(8, 10), slice(10, 16))
 BOOLEAN_WORDS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
 ID_NAME = re.compile(r"(^|[_\s.-])(id|key|uuid|guid)$|^(id|uuid|guid)([_\s.-]|$)|(number|num|no)$", re.IGNORECASE)
 
@@ -37,120 +24,7 @@ DATE_FORMATS = (
 )
 
 
-@dataclass
-class ColumnSpec:
-    """How one input column is read and written back: its kind and the details needed to restore its format."""
-
-    name: str
-    kind: str
-    dtype: str
-    null_rate: float = 0.0
-    decimals: int | None = None  # numeric: decimals seen in the input; datetime: None
-    date_format: str | None = None  # text dates: strptime/strftime format; None for native datetime64
-    date_resolution: str | None = None  # "Y", "M", "D" or "s"
-    number_format: dict | None = None  # numbers written as text ("13.5%", "$1,200"): prefix, suffix, decimals
-    value: object = None  # constant kind: the single value
-    copy_of: str | None = None  # duplicate kind: the earlier column this one always equals
-    id_pattern: dict = field(default_factory=dict)  # identifier kind: how fresh keys are formed
-    rounding: dict | None = None  # numeric: rounding steps (multiples of 1000, 100, 25, ...) and their shares
-    bounds: list | None = None  # numeric: the range sampled values are clipped into (bounds.outward_bounds)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ColumnSpec":
-        return cls(**data)
-
-
-def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None = None, k: int = 1) -> ColumnSpec:
-    """Detect a column's kind (unless given) and the format details needed to write it back. A constant seen on
-    fewer than `k` rows (a note on one row, a bonus paid once) is rare: it is not stored, the column stays null."""
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"column {series.name!r}: unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    values = series.dropna()
-    spec = ColumnSpec(name=str(series.name), kind=kind or "", dtype=str(series.dtype),
-                      null_rate=float(series.isna().mean()) if len(series) else 0.0)
-    if primary_key or kind == "identifier":
-        spec.kind = "identifier"
-        spec.id_pattern = identifier_pattern(values)
-        return spec
-    if kind is None:
-        spec.kind = _detect_kind(series, values)
-    if spec.kind == "constant":
-        spec.value = None if len(values) < max(k, 1) else (
-            values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0])
-    elif spec.kind == "identifier":
-        spec.id_pattern = identifier_pattern(values)
-    elif spec.kind == "datetime":
-        if not pd.api.types.is_datetime64_any_dtype(series):
-            spec.date_format, spec.date_resolution = detect_date_format(values)
-            if spec.date_format is None:
-                raise ValueError(f"column {series.name!r}: values are not dates in a recognised format")
-        else:
-            spec.date_resolution = "s"
-    elif spec.kind in ("continuous", "integer"):
-        if not pd.api.types.is_numeric_dtype(series):
-            spec.number_format = detect_number_format(values)
-            if spec.number_format is None:
-                raise ValueError(f"column {series.name!r}: values are not numbers")
-            spec.decimals = spec.number_format["decimals"]
-        else:
-            spec.decimals = count_decimals(values.to_numpy(dtype=float))
-            spec.bounds = [float(bound) for bound in outward_bounds(values)] if len(values) else None
-        spec.rounding = detect_rounding(to_plain_numbers(values, spec.number_format), spec.decimals)
-    return spec
-
-
-def mark_duplicates(df: pd.DataFrame, specs: list[ColumnSpec], fixed: set[str]) -> None:
-    """A column equal to an earlier one on every row (funded_amnt = loan_amnt) becomes a copy of it, so the
-    twin keeps the identity exactly instead of approximating it through a 0.9995 correlation."""
-    first_with: dict[str, str] = {}
-    for spec in specs:
-        if spec.kind in ("identifier", "constant") or spec.name in fixed:
-            continue
-        column = df[spec.name]
-        digest = hashlib.sha256(str(column.dtype).encode()
-                                + pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes()).hexdigest()
-        source = first_with.setdefault(digest, spec.name)
-        if source != spec.name and column.equals(df[source]):
-            spec.kind, spec.copy_of = "duplicate", source
-
-
-def _detect_kind(series: pd.Series, values: pd.Series) -> str:
-    n_distinct = values.nunique()
-    if n_distinct <= 1:
-        return "constant"
-    if pd.api.types.is_bool_dtype(series):
-        return "boolean"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "datetime"
-    if pd.api.types.is_numeric_dtype(series):
-        numbers = values.to_numpy(dtype=float)
-        whole = bool(np.all(np.mod(numbers, 1) == 0))
-        if n_distinct == len(values) and whole and ID_NAME.search(str(series.name)) and len(values) >= 20:
-            return "identifier"
-        if n_distinct == 2 and set(np.unique(numbers)) <= {0.0, 1.0}:
-            return "boolean"
-        if n_distinct <= DISCRETE_MAX_VALUES:
-            return "discrete"
-        return "integer" if whole else "continuous"
-    strings = values.astype(str)
-    if n_distinct == 2 and set(strings.str.lower().unique()) <= BOOLEAN_WORDS:
-        return "boolean"
-    if detect_date_format(values)[0] is not None:
-        return "datetime"
-    if n_distinct == len(values) and len(values) >= 20 and (ID_NAME.search(str(series.name)) or _looks_like_key(strings)):
-        return "identifier"
-    number_format = detect_number_format(values) if n_distinct > DISCRETE_MAX_VALUES else None
-    if number_format is not None:
-        return "integer" if number_format["decimals"] == 0 else "continuous"
-    if n_distinct > TEXT_MIN_VALUES and n_distinct > 0.2 * len(values):
-        return "text"
-    return "categorical"
-
-
-def _looks_like_key(strings: pd.Series) -> bool:
+def looks_like_key(strings: pd.Series) -> bool:
     """Keys share one shape (e.g. 'LN000123' or a UUID) and contain digits; free text does not."""
     sample = strings.iloc[:1000]
     shapes = sample.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[a-zA-Z]", "a", regex=True)
@@ -309,41 +183,3 @@ def round_to_steps(numbers: np.ndarray, rounding: dict, rng: np.random.Generator
         rounded = np.where(outside, np.round(np.round(numbers / steps[0]) * steps[0], digits), rounded)
     finite = np.isfinite(numbers) if keep is None else np.isfinite(numbers) & ~keep
     return np.where(finite, rounded, numbers)
-
-
-def identifier_pattern(values: pd.Series) -> dict:
-    """How to mint fresh keys that look like the real ones (same type and format) but never equal one.
-
-    Only the shape and the largest number are kept: no real key is stored.
-    """
-    if pd.api.types.is_numeric_dtype(values):
-        top = int(values.max()) if len(values) else 0
-        return {"type": "integer", "start": top + 1}
-    strings = values.astype(str)
-    parts = strings.str.extract(r"^(\D*)(\d+)(\D*)$")
-    if len(strings) and parts.notna().all().all() and parts[0].nunique() == 1 and parts[2].nunique() == 1:
-        digits = parts[1]
-        return {"type": "pattern", "prefix": parts[0].iloc[0], "suffix": parts[2].iloc[0],
-                "width": int(digits.str.len().max()), "start": int(digits.astype("int64").max()) + 1}
-    if len(strings) and strings.str.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}").all():
-        return {"type": "uuid"}
-    return {"type": "pattern", "prefix": "SYN-", "suffix": "", "width": 9, "start": 1}
-
-
-def mint_identifiers(pattern: dict, start: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Fresh keys number `start` .. `start + count - 1` of a sample, formatted like the real keys."""
-    if pattern["type"] == "format":  # a direct identifier (e-mail, SSN, card number): fresh values of its format
-        from ..privacy.identifiers import fresh_values
-        return fresh_values(pattern, count, rng)
-    serial = np.arange(start, start + count, dtype=np.int64)
-    if pattern["type"] == "integer":
-        return serial + pattern["start"]
-    if pattern["type"] == "uuid":
-        raw = rng.integers(0, 256, size=(count, 16), dtype=np.uint8)
-        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
-        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-        pairs = HEX_BYTES[raw]
-        groups = [reduce(np.char.add, pairs[:, block].T) for block in UUID_GROUPS]
-        return reduce(lambda left, right: np.char.add(np.char.add(left, "-"), right), groups).astype(object)
-    numbers = pd.Series(serial + pattern["start"]).astype(str).str.zfill(pattern["width"])
-    return (pattern["prefix"] + numbers + pattern["suffix"]).to_numpy(dtype=object)

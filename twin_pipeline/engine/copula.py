@@ -18,16 +18,17 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..tables import TwinInputError, atomic_path, to_csv
+from ..errors import NotFittedError, TwinInputError
+from ..tables import atomic_path, to_csv, write_json
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
+from .copulas_backend import fit_reference, sample_reference
 from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
-from .copulas_backend import fit_reference, sample_reference
 from .dp import DEFAULT_DELTA, fit_private
 from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation
 from .rules import RuleSet, load_declared
-from .transformers import to_numbers, variables_of
+from .transformers import ColumnSpec, Continuous, Derived, detect_spec, mark_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,18 @@ class GaussianCopulaEngine:
     def __init__(self, backend: str = "native", k: int = K_MIN, preserve_tails: bool = True, match_pearson: bool = True,
                  mine_rules: bool = True, rules=None, epsilon: float | None = None, delta: float | None = None):
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+            raise TwinInputError(None, f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
-            raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
+            raise TwinInputError(None, f"epsilon must be a positive number, got {epsilon!r}")
         if delta is not None and not 0 < delta < 1:
-            raise ValueError(f"delta must be between 0 and 1, got {delta!r}")
+            raise TwinInputError(None, f"delta must be between 0 and 1, got {delta!r}")
         if epsilon is not None and backend != "native":
-            raise ValueError("a differentially private fit needs the native backend")
+            raise TwinInputError(None, "a differentially private fit needs the native backend")
         self.epsilon, self.delta = epsilon, (delta if delta is not None else DEFAULT_DELTA) if epsilon else None
         self.privacy: dict = {}
         self.backend = backend
         self.k = k
-        self.specs: list[col.ColumnSpec] = []
+        self.specs: list[ColumnSpec] = []
         self.variables: list[tuple[str, str]] = []  # (column, "value" | "null")
         self.marginals: list[SlicedMarginal | NumericMarginal] = []
         self.correlation: np.ndarray | None = None
@@ -92,9 +93,9 @@ class GaussianCopulaEngine:
         rng = fit_rng(seed, df)
         self.primary_key, self.n_rows = primary_key, len(df)
         kinds = column_kinds or {}
-        self.specs = [col.detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name), k=self.k)
+        self.specs = [detect_spec(df[name], primary_key=name == primary_key, kind=kinds.get(name), k=self.k)
                       for name in df.columns]
-        col.mark_duplicates(df, self.specs, fixed=set(kinds))
+        mark_duplicates(df, self.specs, fixed=set(kinds))
         self.rules = RuleSet()
         if self.epsilon is not None:  # rules are mined from raw values: not in a private fit
             self.privacy = fit_private(self, df, self.epsilon, self.delta, rng)
@@ -110,7 +111,7 @@ class GaussianCopulaEngine:
         self._real_values = {name: values[np.isfinite(values)] for name, values in numeric.items()}  # fit-time only
         df = self._encode(df)
         candidates = [(spec, *variable) for spec in self.specs
-                      for variable in variables_of(spec, df[spec.name], self.k, governed.get(spec.name), rng)]
+                      for variable in spec.variables(df[spec.name], self.k, governed.get(spec.name), rng)]
         self.variables = [(spec.name, role) for spec, role, *_ in candidates]
         self.marginals = [marginal for _, _, marginal, _, _ in candidates]
         for spec, role, marginal, _, _ in candidates:
@@ -120,7 +121,7 @@ class GaussianCopulaEngine:
         present = np.zeros((len(df), len(candidates)), dtype=bool)
         coefficients, informative = [None] * len(candidates), [False] * len(candidates)
         unordered = [i for i, (spec, role, marginal, _, _) in enumerate(candidates)
-                     if role == "value" and spec.kind in ("categorical", "text") and len(marginal.values) >= 3]
+                     if role == "value" and spec.unordered and len(marginal.values) >= 3]
         # Categories have no order of their own; the copula needs one. Score every other variable first, then
         # order each categorical's values along the direction in which they differ most on those scores
         # (grade A..G follows the interest rate), so the latent correlation can carry the association.
@@ -166,7 +167,7 @@ class GaussianCopulaEngine:
             if role == "value" and spec.rounding and isinstance(marginal, NumericMarginal):
                 values = df[name][~governed[name]] if name in governed else df[name]
                 spec.rounding = col.calibrate_rounding(
-                    spec.rounding, to_numbers(values.dropna(), spec),
+                    spec.rounding, spec.to_numbers(values.dropna()),
                     lambda n, rng, marginal=marginal: marginal.decode(rng.standard_normal(n)), marginal.atoms,
                     spec.decimals)
 
@@ -199,20 +200,20 @@ class GaussianCopulaEngine:
         computed, derived = self.rules.computed_columns, self.rules.derived_columns
         for index, spec in enumerate(self.specs):
             if spec.name in computed:
-                spec.kind = "derived"
-            elif spec.name in derived:  # an ordered column modelled as its fraction of the allowed interval
-                fraction = col.detect_spec(encoded[spec.name], kind="continuous")
-                fraction.decimals, fraction.rounding = None, None  # the real column's format is applied on decoding
-                self.specs[index] = fraction
+                self.specs[index] = Derived(spec.name, spec.dtype, spec.null_rate)
+            elif spec.name in derived:  # an ordered column modelled in its rule's form (rules/forms.py)
+                modelled = Continuous.fit(encoded[spec.name])
+                modelled.decimals, modelled.rounding = None, None  # the real column's format is applied on decoding
+                self.specs[index] = modelled
         return encoded
 
     def _match_pearson(self, df: pd.DataFrame, latent: np.ndarray, weak: np.ndarray) -> np.ndarray:
         """Adjust numeric pairs so the twin reproduces the real Pearson correlations, not only the ranks."""
         numeric = [i for i, (name, role) in enumerate(self.variables)
-                   if role == "value" and not weak[i] and self._spec(name).kind in ("continuous", "integer")]
+                   if role == "value" and not weak[i] and self._spec(name).pearson]
         if len(numeric) < 2:
             return latent
-        values = pd.DataFrame({i: to_numbers(df[self.variables[i][0]], self._spec(self.variables[i][0])) for i in numeric})
+        values = pd.DataFrame({i: self._spec(self.variables[i][0]).to_numbers(df[self.variables[i][0]]) for i in numeric})
         pearson = values.corr().to_numpy()
         targets = {(numeric[a], numeric[b]): pearson[a, b] for a in range(len(numeric)) for b in range(a + 1, len(numeric))
                    if np.isfinite(pearson[a, b])}
@@ -224,7 +225,7 @@ class GaussianCopulaEngine:
                   if isinstance(marginal, NumericMarginal) and marginal.atom_probabilities.max(initial=0.0) < 0.1]
         if len(chosen) < 2:
             return {"copula": "gaussian", "reason": "fewer than two continuous columns"}
-        frame = pd.DataFrame({i: to_numbers(df[self.variables[i][0]], self._spec(self.variables[i][0])) for i in chosen}).dropna()
+        frame = pd.DataFrame({i: self._spec(self.variables[i][0]).to_numbers(df[self.variables[i][0]]) for i in chosen}).dropna()
         if len(frame) < 200:
             return {"copula": "gaussian", "reason": "fewer than 200 complete rows"}
         frame = frame.sample(min(len(frame), T_MAX_ROWS), random_state=0)
@@ -252,7 +253,7 @@ class GaussianCopulaEngine:
                          variables=chosen, inner_correlation=frailty["inner"].tolist())
         return tails
 
-    def _spec(self, name: str) -> col.ColumnSpec:
+    def _spec(self, name: str) -> ColumnSpec:
         return next(spec for spec in self.specs if spec.name == name)
 
     # ----------------------------------------------------------------- sampling
@@ -276,9 +277,9 @@ class GaussianCopulaEngine:
         self._require_fit()
         n = int(n)
         if n < 0:
-            raise ValueError(f"number of rows must be >= 0, got {n}")
+            raise TwinInputError(None, f"number of rows must be >= 0, got {n}")
         if conditions and self._reference is not None:
-            raise ValueError("conditional sampling needs the native backend")
+            raise TwinInputError(None, "conditional sampling needs the native backend")
         box = self._latent_box(conditions or {})
         rng = np.random.default_rng(seed)
         cholesky = np.linalg.cholesky(self.correlation) if len(self.variables) else None
@@ -345,7 +346,7 @@ class GaussianCopulaEngine:
                     keys[present] = marginal.codes(block.loc[present, name])
                 else:
                     keys = np.full(len(block), np.nan)
-                    keys[present] = to_numbers(block.loc[present, name], spec)
+                    keys[present] = spec.to_numbers(block.loc[present, name])
                 box[variable] = value_boxes(marginal, keys)
             latent = self._latent_values(len(block), rng, cholesky, box)
             decoded = {i: marginal.decode(latent[:, i]) for i, marginal in enumerate(marginals)}
@@ -358,8 +359,8 @@ class GaussianCopulaEngine:
         frame = frame.reset_index(drop=True)
         rng = np.random.default_rng(seed)
         for spec in self.specs:
-            if spec.kind == "identifier":
-                frame[spec.name] = _cast(pd.Series(col.mint_identifiers(spec.id_pattern, first_row, len(frame), rng)), spec)
+            if spec.is_key:
+                frame[spec.name] = spec.cast(pd.Series(spec.mint(first_row, len(frame), rng)))
         return frame
 
     def typed_view(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -367,27 +368,16 @@ class GaussianCopulaEngine:
         them by value (micro-aggregates "13.5%", never regroups a date into "Other")."""
         typed = frame.copy()
         for spec in self.specs:
-            if spec.name in typed.columns and spec.number_format:
-                typed[spec.name] = col.parse_number_text(typed[spec.name], spec.number_format)
-            elif spec.name in typed.columns and spec.kind == "datetime" and spec.date_format:
-                typed[spec.name] = pd.to_datetime(typed[spec.name], format=spec.date_format, errors="coerce")
+            if spec.name in typed.columns:
+                typed[spec.name] = spec.typed(typed[spec.name])
         return typed
 
     def text_view(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The inverse of `typed_view`: back to the input's text formats (nulls stay null)."""
         out = frame.copy()
         for spec in self.specs:
-            if spec.name not in out.columns or not (spec.number_format or (spec.kind == "datetime" and spec.date_format)):
-                continue
-            values = out[spec.name]
-            present = values.notna().to_numpy()
-            text = np.full(len(values), None, dtype=object)
-            if spec.number_format:
-                numbers = np.round(values.to_numpy(dtype=float)[present], spec.decimals or 0)
-                text[present] = col.format_number_text(numbers, spec.number_format)
-            else:
-                text[present] = pd.to_datetime(values[present]).dt.strftime(spec.date_format).to_numpy()
-            out[spec.name] = text
+            if spec.name in out.columns:
+                out[spec.name] = spec.text(out[spec.name])
         return out
 
     def _latent_box(self, conditions: dict) -> dict[int, tuple[float, float]]:
@@ -486,25 +476,9 @@ class GaussianCopulaEngine:
         out = {}
         for spec in self.specs:
             value_index, null_index = position.get((spec.name, "value")), position.get((spec.name, "null"))
-            if spec.kind == "identifier":
-                values = pd.Series(col.mint_identifiers(spec.id_pattern, start, size, rng))
-            elif spec.kind == "duplicate":
-                out[spec.name] = out[spec.copy_of].copy()
-                continue
-            elif spec.kind == "derived":
-                out[spec.name] = pd.Series(np.full(size, np.nan))  # computed from the other columns below
-                continue
-            elif value_index is None:
-                values = pd.Series([spec.value] * size, dtype=object)
-            else:
-                values = _restore(spec, self.marginals[value_index], decoded[value_index], rng)
-            if spec.null_rate >= 1.0:
-                values = pd.Series([None] * size, dtype=object)
-            elif null_index is not None:
-                is_null = np.asarray(decoded[null_index]) == 1
-                if is_null.any():
-                    values = values.astype(_nullable(values.dtype)).mask(is_null)
-            out[spec.name] = _cast(values, spec)
+            marginal, values = (None, None) if value_index is None else (self.marginals[value_index], decoded[value_index])
+            is_null = None if null_index is None else np.asarray(decoded[null_index]) == 1
+            out[spec.name] = spec.sample(marginal, values, is_null, size, start, rng, out)
         frame = pd.DataFrame(out, index=pd.RangeIndex(size))
         for name in given.columns if given is not None else ():
             frame[name] = given[name].to_numpy()
@@ -541,7 +515,7 @@ class GaussianCopulaEngine:
                              point_masses=len(marginal.atoms))
             elif isinstance(marginal, SlicedMarginal):
                 entry.update(family="categorical", categories=len(marginal.values), pooled_values=marginal.pooled)
-            if spec.name in self.rules.derived_columns:  # modelled through a rule (an ordered column: its fraction)
+            if spec.name in self.rules.derived_columns:  # modelled through a rule (an ordered column: see rules/forms.py)
                 entry["rule"] = self.rules.derived_columns[spec.name].text
             summary[spec.name] = entry
         return summary
@@ -553,25 +527,6 @@ class GaussianCopulaEngine:
 
         self._require_fit()
         return rules_report(self.rules, self.specs, real, synthetic)
-
-    @staticmethod
-    def compare_correlations(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, float]:
-        """Errors between the Pearson correlations of the numeric columns of two frames (off-diagonal pairs).
-
-        Keys are left out: integer columns unique on every real row (a loan id follows the file's order)."""
-        def is_key(series: pd.Series) -> bool:
-            return pd.api.types.is_integer_dtype(series) and series.is_unique
-
-        numeric = [name for name in real.columns
-                   if name in synthetic.columns and pd.api.types.is_numeric_dtype(real[name])
-                   and pd.api.types.is_numeric_dtype(synthetic[name]) and real[name].nunique() > 1
-                   and not is_key(real[name])]
-        if len(numeric) < 2:
-            return {"frobenius_error": 0.0, "max_abs_error": 0.0, "mean_abs_error": 0.0}
-        difference = (real[numeric].astype(float).corr() - synthetic[numeric].astype(float).corr()).fillna(0.0).to_numpy()
-        upper = difference[np.triu_indices(len(numeric), 1)]
-        return {"frobenius_error": float(np.linalg.norm(difference)), "max_abs_error": float(np.abs(upper).max()),
-                "mean_abs_error": float(np.abs(upper).mean())}
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
@@ -590,12 +545,12 @@ class GaussianCopulaEngine:
     @classmethod
     def from_dict(cls, data: dict) -> "GaussianCopulaEngine":
         if data.get("format") != MODEL_FORMAT:
-            raise ValueError("not a twin-pipeline Gaussian copula model")
+            raise TwinInputError(None, "not a twin-pipeline Gaussian copula model")
         if data["backend"] != "native":
-            raise ValueError("only native models can be saved and loaded; refit the copulas reference")
+            raise TwinInputError(None, "only native models can be saved and loaded; refit the copulas reference")
         engine = cls(backend=data["backend"], k=data["k"])
         engine.n_rows, engine.primary_key = data["n_rows"], data["primary_key"]
-        engine.specs = [col.ColumnSpec.from_dict(spec) for spec in data["columns"]]
+        engine.specs = [ColumnSpec.from_dict(spec) for spec in data["columns"]]
         engine.variables = [(variable["column"], variable["role"]) for variable in data["variables"]]
         engine.marginals = [marginal_from_dict(variable["marginal"]) for variable in data["variables"]]
         engine.correlation = np.asarray(data["correlation"], dtype=float).reshape(len(engine.variables), -1)
@@ -607,7 +562,7 @@ class GaussianCopulaEngine:
 
     def save(self, path: str | Path) -> Path:
         """Write the model as one JSON file, atomically."""
-        return write_model(self.to_dict(), path)
+        return write_json(self.to_dict(), path, indent=None)
 
     @classmethod
     def load(cls, path: str | Path) -> "GaussianCopulaEngine":
@@ -619,7 +574,7 @@ class GaussianCopulaEngine:
 
     def _require_fit(self) -> None:
         if self.correlation is None:
-            raise RuntimeError("the engine is not fitted: call fit(df) first")
+            raise NotFittedError(None, "the engine is not fitted: call fit(df) first")
 
 
 def _check_frame(df: pd.DataFrame, primary_key: str | None, column_kinds: dict | None) -> None:
@@ -638,67 +593,3 @@ def _check_frame(df: pd.DataFrame, primary_key: str | None, column_kinds: dict |
     unknown = set(column_kinds or {}) - set(df.columns)
     if unknown:
         raise TwinInputError(None, f"column kinds given for unknown columns: {', '.join(sorted(map(str, unknown)))}")
-
-
-ROUNDING_SHIFT = {"Y": pd.Timedelta(days=182), "M": pd.Timedelta(days=15), "D": pd.Timedelta(hours=12), "s": pd.Timedelta(0)}
-
-
-def _restore(spec: col.ColumnSpec, marginal, decoded: np.ndarray, rng: np.random.Generator) -> pd.Series:
-    """Decoded model values back to the column's own type and format: its decimals, and its rounding steps
-    (point masses stay exactly as they are)."""
-    if isinstance(marginal, SlicedMarginal):
-        return pd.Series(np.asarray(marginal.values, dtype=object)[decoded])
-    if spec.kind in ("integer", "continuous"):
-        numbers = np.round(decoded, spec.decimals if spec.decimals is not None else 6)
-        if spec.rounding:
-            numbers = col.round_to_steps(numbers, spec.rounding, rng, keep=np.isin(numbers, marginal.atoms),
-                                         bounds=(marginal.x_points[0], marginal.x_points[-1]))
-        if spec.bounds:  # noisy end knots may reach past the observed range; the upload's contract may not be
-            numbers = np.clip(numbers, *spec.bounds)
-        return pd.Series(col.format_number_text(numbers, spec.number_format) if spec.number_format else numbers)
-    stamps = pd.Series(pd.to_datetime(np.rint(decoded).astype("int64"), unit="s"))
-    resolution = spec.date_resolution or "s"
-    if resolution != "s":
-        stamps = (stamps + ROUNDING_SHIFT[resolution]).dt.to_period(resolution).dt.to_timestamp()
-    if not spec.date_format:
-        return stamps
-    unique = stamps.drop_duplicates()
-    labels = pd.Series(unique.dt.strftime(spec.date_format).to_numpy(), index=unique.to_numpy())
-    return pd.Series(labels.reindex(stamps.to_numpy()).to_numpy(), dtype=object)
-
-
-def _nullable(dtype) -> object:
-    if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
-        return float
-    if pd.api.types.is_datetime64_any_dtype(dtype):
-        return dtype
-    return object
-
-
-def _cast(values: pd.Series, spec: col.ColumnSpec) -> pd.Series:
-    """Cast to the input dtype where the values allow it (an int column with sampled nulls stays float)."""
-    target = spec.dtype
-    try:
-        if target.startswith(("int", "uint")) and values.isna().any():
-            return values.astype(float)
-        if target == "bool" and values.isna().any():
-            return values.astype(object)
-        if target == "object":
-            return values.astype(object)
-        return values.astype(target)
-    except (TypeError, ValueError):
-        return values
-
-
-def write_model(model: dict, path: str | Path) -> Path:
-    """Write a model dictionary as one JSON file, atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(model, default=_json_scalar, allow_nan=False))
-    return path
-
-
-def _json_scalar(value):
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

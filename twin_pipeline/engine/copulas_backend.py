@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 
 from .marginals import SlicedMarginal
-from .transformers import variables_of
 
 
 def _encode(engine, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     encoded = {}
     for spec in engine.specs:
-        for role, marginal, keys, mask in variables_of(spec, df[spec.name], engine.k):
+        for role, marginal, keys, mask in spec.variables(df[spec.name], engine.k, rng=rng):
             column = np.empty(len(df))
             if isinstance(marginal, SlicedMarginal):
                 lower = np.concatenate([[0.0], np.cumsum(marginal.probabilities)[:-1]])

@@ -32,10 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from . import columns as col
 from .dependence import hermite_coefficients, latent_from_covariance, nearest_correlation, truncated_normal_mean
 from .marginals import HISTOGRAM, OTHER, NumericMarginal, SlicedMarginal, _mix_atoms
-from .transformers import to_numbers
 
 DEFAULT_DELTA = 1e-6
 QUERIES = {"rows": "noisy count, L2 sensitivity 1",
@@ -81,9 +79,9 @@ def gaussian_sigma(sensitivity: float, rho: float) -> float:
 
 def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.random.Generator) -> dict:
     """Fill `engine`'s variables, marginals and correlation from private queries only; returns the budget record."""
-    modelled = [spec for spec in engine.specs if spec.kind in col.NUMERIC_KINDS + col.SLICED_KINDS]
+    modelled = [spec for spec in engine.specs if spec.shape]
     rho = zcdp_rho(epsilon, delta / 2)
-    weights = {spec.name: SLICED_WEIGHT if spec.kind in col.SLICED_KINDS else 1.0 for spec in modelled}
+    weights = {spec.name: SLICED_WEIGHT if spec.shape == "sliced" else 1.0 for spec in modelled}
     rho_unit = SPLIT["marginals"] * rho / max(sum(weights.values()), 1.0)
     threshold_delta = delta / 2 / max(len(modelled), 1)
     rows = max(2, int(round(len(df) + rng.normal(0.0, gaussian_sigma(1.0, SPLIT["rows"] * rho)))))
@@ -92,10 +90,10 @@ def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.
         series = df[spec.name]
         present = series.notna().to_numpy()
         nullable = spec.null_rate > 0  # the schema's nullability is public
-        if spec.kind in col.NUMERIC_KINDS:
+        if spec.shape == "numeric":
             # dates: days from 2000-01-01, so the octave grid resolves years (seconds since 1970 share one octave)
             unit, origin = (DAY, DATE_ORIGIN) if spec.kind == "datetime" else (1.0, 0.0)
-            numbers = (to_numbers(series[present], spec) - origin) / unit
+            numbers = (spec.to_numbers(series[present]) - origin) / unit
             marginal, null_share = private_numeric(numbers, int((~present).sum()), nullable,
                                                    weights[spec.name] * rho_unit,
                                                    threshold_delta, rng)

@@ -1,53 +1,471 @@
-"""A column's copula variables: how each column kind is encoded for the copula and read back as numbers.
+"""One class per column kind: how it is recognised, encoded into copula variables, decoded and written back.
 
-Shared by the native fit (copula.py), the differentially private fit (dp.py) and the `copulas` reference backend,
-so none of them imports another's internals.
+A fitted column is an instance of its kind's class (the RDT shape: fit, variables = transform, sample =
+reverse_transform, to_dict). The engine (copula.py) composes them and keeps only the copula; the differentially
+private fit (dp.py) and the `copulas` reference backend read the same variables, so none imports another's
+internals. Format detectors (dates, numbers written as text, rounding steps) live in columns.py, key shapes in keys.py.
+
+Every column answers the same questions, so callers never switch on the kind: attributes a kind does not have
+(`decimals` of a category) are class-level None and are not stored in the model.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 
+from ..bounds import outward_bounds
+from ..errors import TwinInputError
 from . import columns as col
+from .keys import identifier_pattern, mint_identifiers
 from .marginals import NumericMarginal, SlicedMarginal
 from .perturb import noisy_counts
 
+ROUNDING_SHIFT = {"Y": pd.Timedelta(days=182), "M": pd.Timedelta(days=15), "D": pd.Timedelta(hours=12), "s": pd.Timedelta(0)}
 
-def variables_of(spec: col.ColumnSpec, series: pd.Series, k: int, governed: np.ndarray | None = None,
-                 rng: np.random.Generator | None = None):
-    """Yield (role, marginal, sortable keys of the present rows, present mask) for one column, with noisy
-    statistics (perturb.py).
 
-    `governed` rows (whose value a rule writes, such as balance 0 when Fully Paid) are left out of the fit."""
-    if spec.kind == "derived":
-        return
-    free = np.ones(len(series), dtype=bool) if governed is None else ~governed
-    present = series.notna().to_numpy() & free
-    if governed is not None:
-        series = series.where(free)
-    if spec.kind in col.NUMERIC_KINDS:
-        numbers = to_numbers(series[present], spec)
+@dataclass
+class ColumnSpec:
+    """A fitted column: its name, input dtype and null rate; subclasses add what their kind needs."""
+
+    name: str
+    dtype: str
+    null_rate: float = 0.0
+
+    kind: ClassVar[str] = ""
+    shape: ClassVar[str | None] = None  # its value variable's marginal: "numeric", "sliced" or none
+    is_key: ClassVar[bool] = False  # regenerated with fresh values, never modelled or compared as data
+    pearson: ClassVar[bool] = False  # its copula pair correlations are matched to the real Pearson ones
+    unordered: ClassVar[bool] = False  # values with no order of their own (the fit orders them along the others)
+    # What other kinds have; the same question gets None here (not stored in the model).
+    decimals: ClassVar[int | None] = None
+    number_format: ClassVar[dict | None] = None
+    rounding: ClassVar[dict | None] = None
+    bounds: ClassVar[list | None] = None
+    date_format: ClassVar[str | None] = None
+    date_resolution: ClassVar[str | None] = None
+    copy_of: ClassVar[str | None] = None
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        """Whether an unlabelled column (`values`: its non-null values) is of this kind; tried in DETECTION order."""
+        return False
+
+    @classmethod
+    def fit(cls, series: pd.Series, k: int = 1) -> "ColumnSpec":
+        """The column's kind-specific format details, learned from its values."""
+        return cls(name=str(series.name), dtype=str(series.dtype),
+                   null_rate=float(series.isna().mean()) if len(series) else 0.0)
+
+    # ---------------------------------------------------------------- encoding
+    def variables(self, series: pd.Series, k: int, governed: np.ndarray | None = None,
+                  rng: np.random.Generator | None = None) -> Iterator[tuple]:
+        """Yield (role, marginal, sortable keys of the present rows, present mask) per copula variable, with noisy
+        statistics (perturb.py): the value variable of a modelled kind, and an "is null" variable when some
+        values are missing. `governed` rows (whose value a rule writes) are left out of the fit."""
+        free = np.ones(len(series), dtype=bool) if governed is None else ~governed
+        if not free.any():  # a rule writes every value (a rate fixed by its grade): nothing left to model
+            return
+        present = series.notna().to_numpy() & free
+        if governed is not None:
+            series = series.where(free)
+        yield from self.value_variable(series[present], present, k, rng)
+        is_null = (~present[free]).astype(np.int8)
+        if 0.0 < is_null.mean() < 1.0:
+            counts = noisy_counts(np.array([len(is_null) - is_null.sum(), is_null.sum()]), rng)
+            yield "null", SlicedMarginal([0, 1], counts / counts.sum()), is_null, free
+
+    def value_variable(self, values: pd.Series, present: np.ndarray, k: int, rng) -> Iterator[tuple]:
+        return iter(())
+
+    # ---------------------------------------------------------------- decoding
+    def sample(self, marginal, decoded: np.ndarray | None, is_null: np.ndarray | None, size: int, start: int,
+               rng: np.random.Generator, frame: dict) -> pd.Series:
+        """`size` sampled values in the input's type and format from the decoded copula variables (`frame`: the
+        columns sampled so far; `start`: the number of the first row, for fresh keys)."""
+        values = self.restore(marginal, decoded, rng) if marginal is not None else self.fill(size, start, rng)
+        if self.null_rate >= 1.0:
+            values = pd.Series([None] * size, dtype=object)
+        elif is_null is not None and is_null.any():
+            values = values.astype(_nullable(values.dtype)).mask(is_null)
+        return self.cast(values)
+
+    def restore(self, marginal, decoded: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        """Decoded model values back to the column's own type and format."""
+        raise NotImplementedError(f"a {self.kind} column has no copula variable")
+
+    def fill(self, size: int, start: int, rng: np.random.Generator) -> pd.Series:
+        """The values of a column without a value variable (every row null)."""
+        return pd.Series([None] * size, dtype=object)
+
+    def cast(self, values: pd.Series) -> pd.Series:
+        """Cast to the input dtype where the values allow it (an int column with sampled nulls stays float)."""
+        try:
+            if self.dtype.startswith(("int", "uint")) and values.isna().any():
+                return values.astype(float)
+            if self.dtype == "bool" and values.isna().any():
+                return values.astype(object)
+            if self.dtype == "object":
+                return values.astype(object)
+            return values.astype(self.dtype)
+        except (TypeError, ValueError):
+            return values
+
+    # ------------------------------------------------------- typed/text views
+    def typed(self, values: pd.Series) -> pd.Series:
+        """Values written as text (numbers "13.5%", text dates) as numbers or datetimes; others as they are."""
+        return values
+
+    def text(self, values: pd.Series) -> pd.Series:
+        """The inverse of `typed`: back to the input's text format (nulls stay null)."""
+        return values
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **asdict(self)}
+
+    @staticmethod
+    def from_dict(data: dict) -> "ColumnSpec":
+        """A column from its dictionary (older models stored every kind's fields: the foreign ones are None)."""
+        cls = KIND_CLASSES[data["kind"]]
+        names = {item.name for item in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+
+def _nullable(dtype) -> object:
+    if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
+        return float
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return dtype
+    return object
+
+
+def _present_as_text(values: pd.Series, write) -> np.ndarray:
+    present = values.notna().to_numpy()
+    text = np.full(len(values), None, dtype=object)
+    text[present] = write(values[present])
+    return text
+
+
+# ------------------------------------------------------------------ numeric kinds
+@dataclass
+class Numeric(ColumnSpec):
+    """A column modelled by a numeric marginal (point masses and a continuous part) of its numbers."""
+
+    shape: ClassVar[str] = "numeric"
+
+    def to_numbers(self, series: pd.Series) -> np.ndarray:
+        raise NotImplementedError
+
+    def value_variable(self, values: pd.Series, present: np.ndarray, k: int, rng) -> Iterator[tuple]:
+        numbers = self.to_numbers(values)
         yield "value", NumericMarginal.fit(numbers, k, rng=rng), numbers, present
-    elif spec.kind in col.SLICED_KINDS:
-        marginal = SlicedMarginal.fit(series[present], spec.kind, k, rng=rng)
-        yield "value", marginal, marginal.codes(series[present]), present
-    is_null = (~present[free]).astype(np.int8)
-    if 0.0 < is_null.mean() < 1.0 and spec.kind not in ("identifier", "duplicate"):
-        counts = noisy_counts(np.array([len(is_null) - is_null.sum(), is_null.sum()]), rng)
-        yield "null", SlicedMarginal([0, 1], counts / counts.sum()), is_null, free
 
 
-def to_numbers(series: pd.Series, spec: col.ColumnSpec) -> np.ndarray:
-    """Numeric view of a column: datetimes become seconds since 1970."""
-    if spec.number_format:
-        return col.parse_number_text(series, spec.number_format)
-    if spec.kind != "datetime":
-        return series.to_numpy(dtype=float)
-    if spec.date_format:
-        stamps = pd.to_datetime(series.astype(str).str.strip(), format=spec.date_format, errors="coerce")
-    else:
-        stamps = pd.to_datetime(series, errors="coerce")
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert(None)
-    return (stamps.astype("datetime64[ns]").astype("int64") // 10**9).to_numpy(dtype=float)
+@dataclass
+class Continuous(Numeric):
+    """Real numbers, also written as text with one prefix and suffix ("13.56%", "$1,200")."""
+
+    kind: ClassVar[str] = "continuous"
+    pearson: ClassVar[bool] = True
+    decimals: int | None = None  # decimals seen in the input
+    number_format: dict | None = None  # numbers written as text: prefix, suffix, decimals, thousands, width
+    rounding: dict | None = None  # rounding steps (multiples of 1000, 100, 25, ...) and their shares
+    bounds: list | None = None  # the range sampled values are clipped into (bounds.outward_bounds)
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        return cls._whole(series, values) is False
+
+    @staticmethod
+    def _whole(series: pd.Series, values: pd.Series) -> bool | None:
+        """Whether a numeric column (or numbers written as text) holds whole numbers; None when it is neither."""
+        if pd.api.types.is_numeric_dtype(series):
+            return bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+        number_format = col.detect_number_format(values) if values.nunique() > col.DISCRETE_MAX_VALUES else None
+        return None if number_format is None else number_format["decimals"] == 0
+
+    @classmethod
+    def fit(cls, series: pd.Series, k: int = 1) -> "Continuous":
+        spec = super().fit(series, k)
+        values = series.dropna()
+        if not pd.api.types.is_numeric_dtype(series):
+            spec.number_format = col.detect_number_format(values)
+            if spec.number_format is None:
+                raise TwinInputError(series.name, "values are not numbers")
+            spec.decimals = spec.number_format["decimals"]
+        else:
+            spec.decimals = col.count_decimals(values.to_numpy(dtype=float))
+            spec.bounds = [float(bound) for bound in outward_bounds(values)] if len(values) else None
+        spec.rounding = col.detect_rounding(col.to_plain_numbers(values, spec.number_format), spec.decimals)
+        return spec
+
+    def to_numbers(self, series: pd.Series) -> np.ndarray:
+        """The column as floats (numbers written as text parsed)."""
+        return col.to_plain_numbers(series, self.number_format)
+
+    def restore(self, marginal, decoded: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        """Its decimals and rounding steps (point masses stay exactly as they are), clipped into its bounds."""
+        numbers = np.round(decoded, self.decimals if self.decimals is not None else 6)
+        if self.rounding:
+            numbers = col.round_to_steps(numbers, self.rounding, rng, keep=np.isin(numbers, marginal.atoms),
+                                         bounds=(marginal.x_points[0], marginal.x_points[-1]))
+        if self.bounds:  # noisy end knots may reach past the observed range; the upload's contract may not be
+            numbers = np.clip(numbers, *self.bounds)
+        return pd.Series(col.format_number_text(numbers, self.number_format) if self.number_format else numbers)
+
+    def typed(self, values: pd.Series) -> pd.Series:
+        return col.parse_number_text(values, self.number_format) if self.number_format else values
+
+    def text(self, values: pd.Series) -> pd.Series:
+        if not self.number_format:
+            return values
+        return _present_as_text(values, lambda present: col.format_number_text(
+            np.round(present.to_numpy(dtype=float), self.decimals or 0), self.number_format))
+
+
+@dataclass
+class Integer(Continuous):
+    """Whole numbers (amounts, counts, terms), also written as text ("36 months")."""
+
+    kind: ClassVar[str] = "integer"
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        return cls._whole(series, values) is True
+
+
+@dataclass
+class Datetime(Numeric):
+    """Dates and times, native or text in a recognised format, modelled as seconds since 1970."""
+
+    kind: ClassVar[str] = "datetime"
+    date_format: str | None = None  # text dates: strptime/strftime format; None for native datetime64
+    date_resolution: str | None = None  # "Y", "M", "D" or "s"
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        return pd.api.types.is_datetime64_any_dtype(series) or col.detect_date_format(values)[0] is not None
+
+    @classmethod
+    def fit(cls, series: pd.Series, k: int = 1) -> "Datetime":
+        spec = super().fit(series, k)
+        if pd.api.types.is_datetime64_any_dtype(series):
+            spec.date_resolution = "s"
+        else:
+            spec.date_format, spec.date_resolution = col.detect_date_format(series.dropna())
+            if spec.date_format is None:
+                raise TwinInputError(series.name, "values are not dates in a recognised format")
+        return spec
+
+    def to_numbers(self, series: pd.Series) -> np.ndarray:
+        """Seconds since 1970."""
+        stamps = self.typed(series.astype(str).str.strip()) if self.date_format else pd.to_datetime(series, errors="coerce")
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_convert(None)
+        return (stamps.astype("datetime64[ns]").astype("int64") // 10**9).to_numpy(dtype=float)
+
+    def restore(self, marginal, decoded: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        """Rounded to the format's resolution and written in its format."""
+        stamps = pd.Series(pd.to_datetime(np.rint(decoded).astype("int64"), unit="s"))
+        resolution = self.date_resolution or "s"
+        if resolution != "s":
+            stamps = (stamps + ROUNDING_SHIFT[resolution]).dt.to_period(resolution).dt.to_timestamp()
+        if not self.date_format:
+            return stamps
+        unique = stamps.drop_duplicates()
+        labels = pd.Series(unique.dt.strftime(self.date_format).to_numpy(), index=unique.to_numpy())
+        return pd.Series(labels.reindex(stamps.to_numpy()).to_numpy(), dtype=object)
+
+    def typed(self, values: pd.Series) -> pd.Series:
+        return pd.to_datetime(values, format=self.date_format, errors="coerce") if self.date_format else values
+
+    def text(self, values: pd.Series) -> pd.Series:
+        if not self.date_format:
+            return values
+        return _present_as_text(values, lambda present: pd.to_datetime(present).dt.strftime(self.date_format).to_numpy())
+
+
+# ------------------------------------------------------------------ sliced kinds
+@dataclass
+class Discrete(ColumnSpec):
+    """A numeric column with at most DISCRETE_MAX_VALUES values, modelled value by value (rare ones merged)."""
+
+    kind: ClassVar[str] = "discrete"
+    shape: ClassVar[str] = "sliced"
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        return pd.api.types.is_numeric_dtype(series) and values.nunique() <= col.DISCRETE_MAX_VALUES
+
+    def value_variable(self, values: pd.Series, present: np.ndarray, k: int, rng) -> Iterator[tuple]:
+        marginal = SlicedMarginal.fit(values, self.kind, k, rng=rng)
+        yield "value", marginal, marginal.codes(values), present
+
+    def restore(self, marginal, decoded: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        return pd.Series(np.asarray(marginal.values, dtype=object)[decoded])
+
+
+@dataclass
+class Boolean(Discrete):
+    """Two values: a bool dtype, 0/1, or a pair of words such as yes/no."""
+
+    kind: ClassVar[str] = "boolean"
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        if pd.api.types.is_bool_dtype(series):
+            return True
+        if values.nunique() != 2:
+            return False
+        if pd.api.types.is_numeric_dtype(series):
+            return set(np.unique(values.to_numpy(dtype=float))) <= {0.0, 1.0}
+        return set(values.astype(str).str.lower().unique()) <= col.BOOLEAN_WORDS
+
+
+@dataclass
+class Categorical(Discrete):
+    """Labels (rare ones pooled into "Other"); the fit orders them along the other columns."""
+
+    kind: ClassVar[str] = "categorical"
+    unordered: ClassVar[bool] = True
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        return True
+
+
+@dataclass
+class Text(Categorical):
+    """Free text: more than TEXT_MIN_VALUES distinct strings, mostly rare (kept only when seen k times)."""
+
+    kind: ClassVar[str] = "text"
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        n_distinct = values.nunique()
+        return n_distinct > col.TEXT_MIN_VALUES and n_distinct > 0.2 * len(values)
+
+
+# ----------------------------------------------------------- kinds with no marginal
+@dataclass
+class Identifier(ColumnSpec):
+    """A key: never modelled; each sample mints fresh keys of the same shape that never equal a real one."""
+
+    kind: ClassVar[str] = "identifier"
+    is_key: ClassVar[bool] = True
+    id_pattern: dict = field(default_factory=dict)  # how fresh keys are formed (keys.identifier_pattern)
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        if values.nunique() != len(values) or len(values) < 20:
+            return False
+        if pd.api.types.is_numeric_dtype(series):
+            whole = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+            return whole and bool(col.ID_NAME.search(str(series.name)))
+        return bool(col.ID_NAME.search(str(series.name))) or col.looks_like_key(values.astype(str))
+
+    @classmethod
+    def fit(cls, series: pd.Series, k: int = 1) -> "Identifier":
+        spec = super().fit(series, k)
+        spec.id_pattern = identifier_pattern(series.dropna())
+        return spec
+
+    def variables(self, series, k, governed=None, rng=None) -> Iterator[tuple]:
+        return iter(())
+
+    def fill(self, size: int, start: int, rng: np.random.Generator) -> pd.Series:
+        return pd.Series(self.mint(start, size, rng))
+
+    def mint(self, start: int, count: int, rng: np.random.Generator) -> np.ndarray:
+        """Fresh keys number `start` .. `start + count - 1` of a sample."""
+        return mint_identifiers(self.id_pattern, start, count, rng)
+
+
+@dataclass
+class Constant(ColumnSpec):
+    """One value on every present row. A value seen on fewer than k rows is rare: not stored, the column stays null."""
+
+    kind: ClassVar[str] = "constant"
+    value: object = None
+
+    @classmethod
+    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+        return values.nunique() <= 1
+
+    @classmethod
+    def fit(cls, series: pd.Series, k: int = 1) -> "Constant":
+        spec = super().fit(series, k)
+        values = series.dropna()
+        spec.value = None if len(values) < max(k, 1) else (
+            values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0])
+        return spec
+
+    def fill(self, size: int, start: int, rng: np.random.Generator) -> pd.Series:
+        return pd.Series([self.value] * size, dtype=object)
+
+
+@dataclass
+class Duplicate(ColumnSpec):
+    """A column equal to an earlier one on every row (funded_amnt = loan_amnt): written as a copy of it."""
+
+    kind: ClassVar[str] = "duplicate"
+    copy_of: str | None = None
+
+    def variables(self, series, k, governed=None, rng=None) -> Iterator[tuple]:
+        return iter(())
+
+    def sample(self, marginal, decoded, is_null, size, start, rng, frame: dict) -> pd.Series:
+        return frame[self.copy_of].copy()
+
+
+@dataclass
+class Derived(ColumnSpec):
+    """A column computed from others through a business rule (rules/): written by the rule after sampling."""
+
+    kind: ClassVar[str] = "derived"
+
+    def variables(self, series, k, governed=None, rng=None) -> Iterator[tuple]:
+        return iter(())
+
+    def sample(self, marginal, decoded, is_null, size, start, rng, frame: dict) -> pd.Series:
+        return pd.Series(np.full(size, np.nan))
+
+
+KIND_CLASSES = {cls.kind: cls for cls in (Continuous, Integer, Discrete, Boolean, Categorical, Datetime, Identifier,
+                                          Constant, Text, Duplicate, Derived)}
+KINDS = tuple(KIND_CLASSES)
+# Tried in this order on a column whose kind is not given; Categorical takes whatever is left.
+DETECTION = (Constant, Boolean, Datetime, Identifier, Discrete, Integer, Continuous, Text, Categorical)
+
+
+def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None = None, k: int = 1) -> ColumnSpec:
+    """A fitted column: its kind (detected unless given; a primary key is an identifier) and format details."""
+    if kind is not None and kind not in KIND_CLASSES:
+        raise TwinInputError(series.name, f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if primary_key:
+        kind = "identifier"
+    if kind is None:
+        values = series.dropna()
+        kind = next(cls.kind for cls in DETECTION if cls.detect(series, values))
+    return KIND_CLASSES[kind].fit(series, k)
+
+
+def mark_duplicates(df: pd.DataFrame, specs: list[ColumnSpec], fixed: set[str]) -> None:
+    """A column equal to an earlier one on every row (funded_amnt = loan_amnt) becomes a copy of it, so the
+    twin keeps the identity exactly instead of approximating it through a 0.9995 correlation."""
+    first_with: dict[str, str] = {}
+    for index, spec in enumerate(specs):
+        if isinstance(spec, (Identifier, Constant)) or spec.name in fixed:
+            continue
+        column = df[spec.name]
+        digest = hashlib.sha256(str(column.dtype).encode()
+                                + pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes()).hexdigest()
+        source = first_with.setdefault(digest, spec.name)
+        if source != spec.name and column.equals(df[source]):
+            specs[index] = Duplicate(spec.name, spec.dtype, spec.null_rate, copy_of=source)

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from twin_pipeline.engine.marginals import OTHER
+
 _KEY_LIMIT = 1 << 62  # combined keys stay below this so the multiply-add never overflows int64
-OTHER = "Other"
 _CATCH_ALL = re.compile(r"others?", re.IGNORECASE)
 
 

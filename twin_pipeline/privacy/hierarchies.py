@@ -7,10 +7,11 @@ value is merged with, (group size - 1) / (values - 1).
 
 Why redraw instead of generalise: the twin's rows are model draws, not people. A twin row in a quasi-identifier
 cell rarer than k can take the value of a populous cell inside its hierarchy group (a Californian becomes an
-Oregonian: the same census division) as well as be generalised to "Pacific" or "Other". The cell then meets k
-at full granularity, the column keeps only real values and, as a draw is proportional to the populous cells'
+Oregonian: the same census division) instead of being generalised to "Pacific" or "Other". The cell then meets
+k at full granularity, the column keeps only real values and, as a draw is proportional to the populous cells'
 sizes, its shares within the group; nothing of the row's other columns changes. This is categorical
-micro-aggregation: a group of rows shares one representative value of its own group.
+micro-aggregation: a group of rows shares one representative value of its own group. `OrdinalColumn` lets a
+column too fragmenting for cells of its own (a state beside a job title) be micro-aggregated with the numbers.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ name and by value pattern, and by default replaced by fresh values of the same f
 
 A direct identifier names one person by itself, so it is neither modelled nor protected statistically: the
 model keeps only its format (character shapes seen at least k times, e-mail domains shared by at least k
-people, whether card numbers pass the Luhn check), fresh values are minted from that format, and any fresh value
+people, whether card numbers pass the Luhn check), fresh values are minted from that format (engine/keys.py), and any fresh value
 that happens to equal a real one is drawn again. `--drop-identifiers` drops the columns instead.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from twin_pipeline.engine.keys import fresh_values, luhn_valid
 from twin_pipeline.privacy.quasi_identifiers import name_tokens
 
 SAMPLE_ROWS = 5_000  # detection reads at most this many rows: a pattern is a property of the column
@@ -47,14 +48,6 @@ _PERSON_WORDS = {"name", "full", "first", "last", "given", "family", "middle", "
                  "borrower", "applicant", "holder", "account", "card", "person", "primary", "co", "address", "line",
                  "street", "home", "mailing", "residential", "1", "2", "e", "mail", "email", "phone", "number", "no",
                  "mobile", "contact"}
-_FIRST = ["Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn", "Robin", "Drew",
-          "Kai", "Rowan", "Sage", "Elliot", "Noa", "Ari", "Remy", "Lee", "Dana", "Toni", "Jules", "Blair"]
-_LAST = ["Ashford", "Brennock", "Calloway", "Dunmore", "Everly", "Fairholm", "Garroway", "Hollins", "Ivers",
-         "Jessup", "Kettering", "Lindqvist", "Marlow", "Northcott", "Oakes", "Pembry", "Quill", "Rothwell",
-         "Sallow", "Thorne", "Upfield", "Vance", "Whitlock", "Yardley"]
-_STREETS = ["Maple", "Cedar", "Willow", "Harbor", "Orchard", "Meadow", "Station", "Mill", "Chapel", "Bridge"]
-
-
 def _values(series: pd.Series) -> pd.Series:
     values = series.dropna()
     if len(values) > SAMPLE_ROWS:
@@ -77,7 +70,7 @@ def _pattern_kind(values: pd.Series) -> str | None:
             continue
         matched = values.str.fullmatch(pattern)
         if matched.mean() >= MATCH_SHARE:
-            if kind == "card number" and _luhn_valid(values[matched]).mean() < MATCH_SHARE:
+            if kind == "card number" and luhn_valid(values[matched]).mean() < MATCH_SHARE:
                 continue
             if kind == "full name" and values.nunique() < 0.5 * len(values):
                 continue  # a few capitalised categories ("Fully Paid") are not people
@@ -133,73 +126,11 @@ def identifier_format(series: pd.Series, kind: str, k: int = 5) -> dict:
         domains = values.str.extract(r"@(.+)$")[0].str.lower().value_counts()
         fmt["domains"] = list(domains[domains >= k].index[:20]) or ["example.com"]
     if kind == "card number":
-        fmt["luhn"] = bool(_luhn_valid(values).mean() >= MATCH_SHARE)
+        fmt["luhn"] = bool(luhn_valid(values).mean() >= MATCH_SHARE)
     if kind == "full name":
         fmt["upper"] = bool(values.str.isupper().mean() > 0.5)
         fmt["comma"] = bool(values.str.contains(",").mean() > 0.5)
     return fmt
-
-
-def fresh_values(fmt: dict, count: int, rng: np.random.Generator) -> np.ndarray:
-    """`count` new values in the column's format (object array; integers for a numeric column)."""
-    kind = fmt["kind"]
-    if kind == "e-mail":
-        local = _from_shapes(["aaaaaa99", "aaaaa.aaaaaa", "aaaaaaa9"], [0.4, 0.4, 0.2], count, rng)
-        domains = rng.choice(np.array(fmt["domains"], dtype=object), count)
-        return (local + "@" + domains).astype(object)
-    if kind == "full name":
-        first, last = rng.choice(_FIRST, count), rng.choice(_LAST, count)
-        names = pd.Series(last).str.cat(pd.Series(first), sep=", ") if fmt.get("comma") else \
-            pd.Series(first).str.cat(pd.Series(last), sep=" ")
-        return (names.str.upper() if fmt.get("upper") else names).to_numpy(dtype=object)
-    if kind == "street address":
-        numbers = rng.integers(1, 9999, count).astype(str).astype(object)
-        return numbers + " " + rng.choice(np.array(_STREETS, dtype=object), count) + " Street"
-    values = _from_shapes(fmt["shapes"], fmt["weights"], count, rng)
-    if fmt.get("luhn"):
-        values = np.array([_with_check_digit(value) for value in values], dtype=object)
-    if fmt.get("numeric"):
-        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
-    return values
-
-
-def _from_shapes(shapes: list[str], weights: list[float], count: int, rng: np.random.Generator) -> np.ndarray:
-    chosen = rng.choice(len(shapes), count, p=np.asarray(weights) / np.sum(weights))
-    out = np.empty(count, dtype=object)
-    for index in np.unique(chosen):
-        rows = np.flatnonzero(chosen == index)
-        shape = np.array(list(shapes[index]))
-        grid = np.tile(shape, (len(rows), 1))
-        for symbol, alphabet in (("9", "0123456789"), ("a", "abcdefghijklmnopqrstuvwxyz"),
-                                 ("A", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")):
-            where = grid == symbol
-            grid[where] = rng.choice(list(alphabet), int(where.sum()))
-        first_digit = np.argmax(shape == "9") if (shape == "9").any() else None
-        if first_digit is not None and shape[0] == "9":  # no leading zero: numbers stay numbers, IINs start 1-9
-            grid[:, first_digit] = rng.choice(list("123456789"), len(rows))
-        out[rows] = ["".join(row) for row in grid]
-    return out
-
-
-def _digits(value: str) -> list[int]:
-    return [int(c) for c in value if c.isdigit()]
-
-
-def _luhn_sum(digits: list[int]) -> int:
-    return sum(d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(reversed(digits)))
-
-
-def _luhn_valid(values: pd.Series) -> pd.Series:
-    return values.map(lambda value: len(_digits(value)) >= 12 and _luhn_sum(_digits(value)) % 10 == 0)
-
-
-def _with_check_digit(value: str) -> str:
-    """The value with its last digit set so that it passes the Luhn check."""
-    digits = _digits(value)
-    partial = _luhn_sum(digits[:-1] + [0])
-    check = (10 - partial % 10) % 10
-    position = max(i for i, c in enumerate(value) if c.isdigit())
-    return value[:position] + str(check) + value[position + 1:]
 
 
 def replace_real_values(twin: pd.DataFrame, real: pd.DataFrame, formats: dict[str, dict],

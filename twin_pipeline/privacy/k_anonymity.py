@@ -291,7 +291,7 @@ def _microaggregate(values, strata, k, codec, numeric, steps, representative, rn
     result = values.copy()
     groups = mondrian_groups(points[partitioned], strata[partitioned], k)
     if representative == "values of a random member":
-        representatives = group_member(values[partitioned], groups, rng)
+        representatives = group_member(values[partitioned], groups, rng, points[partitioned].sum(axis=1))
     else:
         representatives = (group_lower_medians if representative == "lower median" else group_means)(
             values[partitioned], groups)

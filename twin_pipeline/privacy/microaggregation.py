@@ -113,11 +113,17 @@ def group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return means
 
 
-def group_member(values: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Per row, the values (n, d) of one member of its group drawn at random, the same member for every column."""
+def group_member(values: np.ndarray, groups: np.ndarray, rng: np.random.Generator, key: np.ndarray) -> np.ndarray:
+    """Per row, the values (n, d) of one member of its group, the same member for every column.
+
+    Members are sorted by `key` inside their group, and each group takes the one at a quantile of an evenly
+    spread, shuffled sequence ((permutation + one offset) / groups): the representatives are a stratified
+    sample of the rows, so a column's shares keep to the rows' shares far closer than independent draws would
+    (those vary by group size times the binomial error)."""
     if len(groups) == 0:
         return values.astype(np.float64)
-    order = np.argsort(groups, kind="stable")
+    order = np.lexsort((key, groups))
     starts, sizes = _segments(groups[order])
-    member = order[starts + (rng.random(len(sizes)) * sizes).astype(np.int64)]
+    quantile = (rng.permutation(len(sizes)) + rng.random()) / len(sizes)
+    member = order[starts + np.floor(quantile * sizes).astype(np.int64)]
     return values[member][groups].astype(np.float64)

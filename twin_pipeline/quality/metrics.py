@@ -332,6 +332,14 @@ class _Comparison:
         deltas = list(self.correlation_deltas().values())
         return float(np.mean(deltas)) if deltas else float("nan")
 
+    def correlation_errors(self) -> dict[str, float]:
+        """The same pairs' |r_R - r_S| summed up three ways: Frobenius norm of the difference matrix, max and mean."""
+        deltas = np.array(list(self.correlation_deltas().values()))
+        if not len(deltas):
+            return {"frobenius_error": 0.0, "max_abs_error": 0.0, "mean_abs_error": 0.0}
+        return {"frobenius_error": float(np.sqrt(2.0 * np.square(deltas).sum())), "max_abs_error": float(deltas.max()),
+                "mean_abs_error": float(deltas.mean())}
+
     def contingency_pairs(self) -> list[dict]:
         pairs = []
         for first, second in itertools.combinations(list(self.plan), 2):
@@ -358,6 +366,7 @@ class _Comparison:
         return {
             "similarity_score": 100.0 * float(np.mean(properties)) if properties else float("nan"),
             "correlation_error": self.correlation_error(),
+            "correlation_errors": self.correlation_errors(),
             "ks_statistics": ks,
             "categorical_match": match,
             "column_shapes": column_shapes,
@@ -388,6 +397,12 @@ def correlation_error(real, synthetic, primary_key=None, column_kinds=None) -> f
     return _Comparison(real, synthetic, primary_key, column_kinds).correlation_error()
 
 
+def correlation_errors(real, synthetic, primary_key=None, column_kinds=None) -> dict[str, float]:
+    """{frobenius_error, max_abs_error, mean_abs_error} of the Pearson correlations over the pairs of
+    `correlation_error` (its mean); keys and identifier-like columns are left out."""
+    return _Comparison(real, synthetic, primary_key, column_kinds).correlation_errors()
+
+
 def contingency_similarity(real, synthetic, primary_key=None, column_kinds=None) -> dict:
     """{"pairs": [{column_1, column_2, score}], "mean"} for pairs with a categorical column.
 
@@ -403,7 +418,7 @@ def similarity_score(real, synthetic, primary_key=None, column_kinds=None) -> fl
 
 
 def quality_report(real, synthetic, primary_key=None, column_kinds=None) -> dict:
-    """All metrics of the module in one pass: similarity_score, correlation_error, ks_statistics,
+    """All metrics of the module in one pass: similarity_score, correlation_error(s), ks_statistics,
     categorical_match, column_shapes, pair_trends, contingency_similarity, column_types, n_real, n_synthetic.
 
     The primary key and identifier-like columns are left out of every metric.

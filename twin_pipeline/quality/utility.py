@@ -4,7 +4,8 @@ trained on the real data?
 The same gradient-boosting model (scikit-learn's HistGradientBoosting, fixed settings and seed) is trained once
 on the twin and once on the real training share, and both are tested on the real held-out share, which neither
 the twin's model nor the classifier saw. Reported: AUC (classification; one-vs-rest, weighted by prevalence,
-for more than two classes) or R^2 (a numeric target) for both, the gap real - twin, and whether both models lean
+for more than two classes) or R^2 (a numeric target) for both, the gap real - twin with a 95 % bootstrap interval
+over the held-out rows (`gap_ci`), and whether both models lean
 on the same columns: Spearman correlation of their permutation importances on the held-out share, over the
 columns either model ranks in its top 10 (top half on narrower tables), and the overlap of those top lists.
 """
@@ -27,6 +28,7 @@ MAX_TRAIN_ROWS = 50_000  # the models learn from at most this many rows (a large
 MAX_IMPORTANCE_ROWS = 300
 MAX_CATEGORIES = 250  # HistGradientBoosting takes at most 255 bins; rarer categories share one code
 IMPORTANCE_REPEATS = 1
+BOOTSTRAP_ROUNDS = 200  # the gap's interval: test rows resampled, predictions reused (no refit)
 TOP_FEATURES = 10  # importance agreement: Spearman over the union of both models' top columns (at most 10,
 # at most half the columns: on a 12-column table a top 10 would overlap whatever the models learnt)
 THREADS = 1
@@ -130,6 +132,14 @@ def _permutation_importances(predict, metric, x: np.ndarray, y: np.ndarray, seed
     return np.asarray(drops).reshape(width, IMPORTANCE_REPEATS).mean(axis=1)
 
 
+def _bootstrap_interval(statistic, n: int, rng: np.random.Generator, rounds: int = BOOTSTRAP_ROUNDS) -> list[float]:
+    """95 % percentile interval of `statistic(rows)` over test rows drawn with replacement: how much the gap
+    would move on another held-out sample of the same size (the models stay fixed)."""
+    draws = [statistic(rng.integers(0, n, n)) for _ in range(rounds)]
+    finite = np.asarray([value for value in draws if np.isfinite(value)])
+    return [float(np.quantile(finite, 0.025)), float(np.quantile(finite, 0.975))] if len(finite) else [np.nan] * 2
+
+
 def tstr(train: pd.DataFrame, twin: pd.DataFrame, holdout: pd.DataFrame, primary_key: str | None = None,
          column_kinds: Mapping[str, str] | None = None, target: str | None = None, seed: int = 0) -> dict:
     """Train on the twin and on the real training share, test both on the real held-out share (module doc).
@@ -189,7 +199,7 @@ def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict
     test_x, test_y = x["holdout"][present["holdout"]], labels["holdout"][present["holdout"]]
     rng = np.random.default_rng(seed)
     probe = rng.permutation(len(test_y))[:MAX_IMPORTANCE_ROWS]
-    importances = {}
+    importances, scorers = {}, {}
     for name in ("train", "twin"):
         model = model_type(categorical_features=encode.categorical_mask, **MODEL_SETTINGS)
         model.fit(x[name][present[name]], labels[name][present[name]])
@@ -197,9 +207,13 @@ def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict
             predict, metric = model.predict_proba, lambda proba, y, model=model: _auc(proba, model.classes_, y)
         else:
             predict, metric = model.predict, lambda values, y: float(r2_score(y, values))
-        result["real" if name == "train" else "twin"] = metric(predict(test_x), test_y)
+        predicted = predict(test_x)
+        result["real" if name == "train" else "twin"] = metric(predicted, test_y)
+        scorers[name] = lambda rows, metric=metric, predicted=predicted: metric(predicted[rows], test_y[rows])
         importances[name] = _permutation_importances(predict, metric, test_x[probe], test_y[probe], seed)
     result["gap"] = result["real"] - result["twin"]
+    result["gap_ci"] = _bootstrap_interval(lambda rows: scorers["train"](rows) - scorers["twin"](rows),
+                                           len(test_y), rng)
     result["relative"] = result["twin"] / result["real"] if result["real"] else float("nan")
     real_order, twin_order = (list(np.argsort(-importances[name])) for name in ("train", "twin"))
     top = max(1, min(TOP_FEATURES, len(features) // 2))

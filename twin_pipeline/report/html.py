@@ -13,6 +13,7 @@ import base64
 import html
 import math
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -172,6 +173,7 @@ def _utility_section(utility: Mapping) -> str:
     agreement = utility["importance_agreement"]
     rows = [["trained on the real training share", fmt(utility["real"], 3)],
             ["trained on the twin", fmt(utility["twin"], 3)], ["gap (real − twin)", fmt(utility["gap"], 3)],
+            ["gap, 95 % bootstrap interval", "[" + ", ".join(fmt(v, 3) for v in utility.get("gap_ci", [None] * 2)) + "]"],
             ["importance agreement (Spearman)", fmt(agreement["spearman"], 2)],
             ["top-feature overlap", fmt(agreement["top_overlap"], 2)]]
     return (f"<p>Target <b>{html.escape(str(utility['target']))}</b> ({html.escape(utility['target_chosen'])}), "
@@ -216,10 +218,14 @@ class Figures:
 
 
 def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: str | None = None,
-         column_kinds: Mapping[str, str] | None = None) -> Figures:
+         column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None) -> Figures:
+    """Every picture of the page; with a `helper` executor (another process) the heatmaps are drawn there while
+    this process draws the columns."""
     comparison = _Comparison(real, twin, primary_key, column_kinds)
-    return Figures(columns=column_images(comparison, quality),
-                   heatmaps=heatmap_images(correlation_panels(comparison)) if len(comparison.numeric) > 1 else {},
+    panels = correlation_panels(comparison) if len(comparison.numeric) > 1 else {}
+    heatmaps = helper.submit(heatmap_images, panels) if helper is not None and panels else None
+    columns = column_images(comparison, quality)
+    return Figures(columns=columns, heatmaps=heatmaps.result() if heatmaps else heatmap_images(panels),
                    tails=plots.tail_plot(quality.get("tail_risk") or {}), scored=len(comparison.plan))
 
 
@@ -258,9 +264,9 @@ def render(figures: Figures, quality: Mapping, privacy: Mapping | None = None, t
 def write_report(path: str | Path, real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping,
                  privacy: Mapping | None = None, primary_key: str | None = None,
                  column_kinds: Mapping[str, str] | None = None, title: str = "",
-                 figures: Figures | None = None) -> tuple[Path, Figures]:
-    """Write report.html atomically; returns its path and the figures (drawn here unless given)."""
-    figures = figures or draw(real, twin, quality, primary_key, column_kinds)
+                 figures: Figures | None = None, helper: Executor | None = None) -> tuple[Path, Figures]:
+    """Write report.html atomically; returns its path and the figures (drawn here unless given, see `draw`)."""
+    figures = figures or draw(real, twin, quality, primary_key, column_kinds, helper)
     page = render(figures, quality, privacy, title, n_real=len(real))
     path = Path(path)
     with atomic_path(path) as temporary:

@@ -23,6 +23,7 @@ TOP_CATEGORIES = 12  # more categories are drawn as these and one "other" bar
 DPI = 100
 MISSING_LABEL = "(missing)"
 CELL_INCHES = 0.24  # a heatmap cell: room for a 7-point label beside it
+LABEL_INCHES_PER_CHARACTER = 0.065  # a 7-point label, generously
 MAX_LABEL = 22  # longer column names are shortened on axes (the report's tables carry the full names)
 
 
@@ -34,19 +35,26 @@ def png(figure: Figure, tight: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def _short(name) -> str:
+def short(name) -> str:
     text = str(name)
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
 
-def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, subtitle: str = "") -> bytes:
+def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, subtitle: str = "",
+                compact: bool = False) -> bytes:
     """Real (filled blue) and twin (orange) together: density histograms on shared bins for numbers and dates
     (the real 0.5-99.5 % range, so one outlier does not squash the picture), bars of shares for categories.
-    No legend and few ticks: text is most of matplotlib's drawing time, and the page states the colours once."""
-    figure = Figure(figsize=(4.2, 2.6))  # three to a row in a 1400-pixel window
+    No legend and few ticks: text is most of matplotlib's drawing time, and the page states the colours once.
+    `compact`: the shapes alone, 280 x 80 pixels in four colours (a few hundred bytes), for a page that inlines
+    only short markdown (the Dagster UI); the caption beside it carries the name and score."""
     numeric = column.type in ("numeric", "datetime")
-    figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.88, bottom=0.13 if numeric else 0.3)
-    axes = figure.subplots()
+    if compact:
+        figure = Figure(figsize=(2.8, 0.8))
+        axes = figure.add_axes((0.0, 0.02, 1.0, 0.96))
+    else:
+        figure = Figure(figsize=(4.2, 2.6))  # three to a row in a 1400-pixel window
+        figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.88, bottom=0.13 if numeric else 0.3)
+        axes = figure.subplots()
     axes.xaxis.set_major_locator(MaxNLocator(5))
     if numeric:
         real_values, twin_values = _as_numbers(real, column), _as_numbers(twin, column)
@@ -54,9 +62,10 @@ def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, su
         if len(real_values):
             low, high = np.percentile(real_values, [0.5, 99.5])
             low, high = (low - 0.5, high + 0.5) if low == high else (low, high)
-            whole = np.all(real_values == np.round(real_values)) and high - low <= 2 * BINS
+            bins = BINS // 2 if compact else BINS  # a thumbnail: fewer steps, fewer bytes
+            whole = np.all(real_values == np.round(real_values)) and high - low <= 2 * bins
             # Whole numbers over a short range get one bin per value: bins straddling integers would alias.
-            edges = np.arange(low - 0.5, high + 1.0) if whole else np.linspace(low, high, BINS + 1)
+            edges = np.arange(low - 0.5, high + 1.0) if whole else np.linspace(low, high, bins + 1)
             # One stairs artist per table instead of a rectangle per bin: a third of the drawing time.
             real_density = np.histogram(np.clip(real_values, low, high), bins=edges, density=True)[0]
             axes.stairs(real_density, edges, fill=True, color=REAL_COLOUR, alpha=0.45)
@@ -79,14 +88,38 @@ def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, su
         positions = np.arange(len(labels))
         axes.bar(positions - 0.2, real_bars, width=0.4, color=REAL_COLOUR, alpha=0.8)
         axes.bar(positions + 0.2, twin_bars, width=0.4, color=TWIN_COLOUR, alpha=0.8)
-        axes.set_xticks(positions, [_short(label) for label in labels], rotation=35 if len(labels) > 4 else 0,
+        axes.set_xticks(positions, [short(label) for label in labels], rotation=35 if len(labels) > 4 else 0,
                         ha="right" if len(labels) > 4 else "center", fontsize=7)
         axes.yaxis.set_major_locator(MaxNLocator(3))
-    axes.set_title(f"{_short(name)}{'  ·  ' + subtitle if subtitle else ''}", fontsize=9, loc="left")
+    if compact:
+        axes.set_axis_off()
+        return few_colours(png(figure), 4)
+    axes.set_title(f"{short(name)}{'  ·  ' + subtitle if subtitle else ''}", fontsize=9, loc="left")
     axes.tick_params(labelsize=7)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     return png(figure)
+
+
+def few_colours(data: bytes, colours: int = 6) -> bytes:
+    """The PNG with its colours reduced to a small palette (anti-aliased edges snap to the nearest one): a plot
+    of flat shapes then compresses to a few hundred bytes."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data)).convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def compact_heatmap(matrix: pd.DataFrame, limit: float) -> bytes:
+    """The matrix's cells alone (blue -limit .. white 0 .. red +limit), 22 pixels each, in a small palette."""
+    side = 0.22 * len(matrix)
+    figure = Figure(figsize=(side, side))
+    axes = figure.add_axes((0.0, 0.0, 1.0, 1.0))
+    axes.imshow(matrix.to_numpy(float), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit), interpolation="nearest")
+    axes.set_axis_off()
+    return few_colours(png(figure), 12)
 
 
 def _shares(series: pd.Series) -> pd.Series:
@@ -96,19 +129,24 @@ def _shares(series: pd.Series) -> pd.Series:
 
 def heatmap_plot(matrix: pd.DataFrame, title: str, limit: float = 1.0) -> bytes:
     """One labelled correlation matrix, coloured -limit blue .. 0 white .. +limit red, with its colour bar;
-    cells are large enough for their row and column names to be read at full size."""
+    cells are large enough for their row and column names to be read at full size. The margins are sized from
+    the longest label, so the figure is drawn once (a tight crop would draw it twice)."""
     size = len(matrix)
-    side = max(3.2, CELL_INCHES * size + 1.6)
-    figure = Figure(figsize=(side + 0.9, side))
-    axes = figure.subplots()
+    labels = [short(name) for name in matrix.columns]
+    grid = max(2.6, CELL_INCHES * size)  # the cells, in inches (a few columns still read at full size)
+    label = LABEL_INCHES_PER_CHARACTER * max(len(text) for text in labels) + 0.15
+    # Colour bar on the right and the title on top (room for all of it: it starts at the cells' left edge).
+    width, height = label + max(grid + 0.9, 0.075 * len(title)), label + grid + 0.35
+    figure = Figure(figsize=(width, height))
+    axes = figure.add_axes((label / width, label / height, grid / width, grid / height))
     image = axes.imshow(matrix.to_numpy(float), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit),
                         interpolation="nearest")
-    labels = [_short(name) for name in matrix.columns]
     axes.set_xticks(range(size), labels, rotation=90, fontsize=7)
     axes.set_yticks(range(size), labels, fontsize=7)
     axes.set_title(title, fontsize=10, loc="left")
-    figure.colorbar(image, ax=axes, fraction=0.045, pad=0.02).ax.tick_params(labelsize=7)
-    return png(figure, tight=True)
+    bar = figure.add_axes(((label + grid + 0.12) / width, label / height, 0.14 / width, grid / height))
+    figure.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
+    return png(figure)
 
 
 def tail_plot(tail_risk: dict) -> bytes | None:
@@ -126,7 +164,7 @@ def tail_plot(tail_risk: dict) -> bytes | None:
             where = positions - 0.4 + width * (2 * index + offset + 0.5)
             axes.bar(where, [pair[key][name] for pair in pairs], width=width, color=colour,
                      alpha=0.45 + 0.5 * index / max(1, len(keys) - 1), label=f"{name} {key.replace('_', ' q=')}")
-    axes.set_xticks(positions, [" ×\n".join(_short(c) for c in pair["columns"]) for pair in pairs], fontsize=7)
+    axes.set_xticks(positions, [" ×\n".join(short(c) for c in pair["columns"]) for pair in pairs], fontsize=7)
     axes.set_ylabel("tail dependence λ(q)", fontsize=8)
     axes.tick_params(labelsize=7)
     axes.legend(fontsize=6, ncols=2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))

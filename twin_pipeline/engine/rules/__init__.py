@@ -3,9 +3,10 @@
 `RuleSet.fit(real, specs, declared)` mines the real table (mining.py), adds the declared rules (declared.py),
 and plans which rules the engine keeps by construction: each derived column has one defining rule and the
 derivations form no cycle. `encode` turns the real table into what the copula models (an ordered column becomes
-its fraction of the allowed interval; rows whose value a category fixes are left out of that column's fit);
-`decode` turns sampled rows back (fractions to values, sums and ratios computed, fixed values written), so every
-enforced rule holds on every twin row while the modelled parts keep their marginals and correlations.
+its fraction of the allowed interval, its gap to its bound or itself, see forms.py; rows whose value a category
+fixes are left out of that column's fit); `decode` turns sampled rows back (ordered columns into their interval,
+sums and ratios computed, fixed values written), so every enforced rule holds on every twin row while the
+modelled parts keep their marginals and correlations.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .core import numbers as read_numbers
 from .declared import load_declared, read_rules_file, validate_declared
 from .mining import REPORT_SHARE, mine
 
-MODELLED_KINDS = ("order", "ratio")  # derived columns the copula still models (a fraction, a residual)
+MODELLED_KINDS = ("order", "ratio")  # derived columns the copula still models (an ordered form, a residual)
 
 __all__ = ["Rule", "RuleSet", "load_declared", "read_rules_file", "validate_declared", "REPORT_SHARE"]
 
@@ -162,7 +163,7 @@ class RuleSet:
     @property
     def computed_columns(self) -> set[str]:
         """Derived columns that are not modelled at all (computed from others); an ordered column is modelled
-        as its fraction of its interval, a ratio target as its residual."""
+        in its form (forms.py), a ratio target as its residual."""
         computed = {name for name, rule in self.derived_columns.items() if rule.kind not in MODELLED_KINDS}
         for rule in self.derived_columns.values():
             if rule.kind == "fixed_combinations":
@@ -180,7 +181,7 @@ class RuleSet:
         return masks
 
     def encode(self, real: pd.DataFrame) -> pd.DataFrame:
-        """The table the copula models: ordered derived columns become fractions of their allowed interval,
+        """The table the copula models: ordered derived columns in their form (forms.py),
         fixed combinations one joined category."""
         encoded = real.copy()
         for name, rule in self.derived_columns.items():

@@ -5,7 +5,8 @@ Kinds (each a `Rule` with a `kind` and JSON-safe `params`):
 
 * ``order``: ``high - low >= offset`` on rows where both are present (``balance <= loan_amount``,
   ``Age - Seniority >= 14``). Kept by modelling the derived side as its position in its allowed interval, a
-  fraction in [0, 1] (``balance = fraction * loan_amount``), so both its own bound and the rule hold;
+  fraction in [0, 1] (``balance = fraction * loan_amount``), its gap to its bound, or itself moved onto the bound
+  where it crosses it, whichever keeps its marginal best (forms.py); both its own range and the rule hold;
 * ``sum``: ``target = sum(sign * part)`` within rounding (``paid_total = principal + interest + fees``); the target
   is computed from its parts;
 * ``ratio``: ``target = (slope * a + intercept) * b ** power`` within a tolerance (``share = 0.0012 * expenditure /
@@ -27,8 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..columns import ColumnSpec, format_number_text
-from ..transformers import to_numbers
+from ..columns import format_number_text
+from ..transformers import ColumnSpec
 
 ENFORCE_SHARE = 1.0  # a mined rule is enforced only when it holds on every applicable real row
 SEPARATOR = "\x1f"  # joins the values of fixed combinations into one modelled category
@@ -176,8 +177,8 @@ def numbers(series: pd.Series, parse: dict | None = None) -> np.ndarray:
     """A column's numeric view as the engine reads it (see parse_of); missing or unreadable: NaN."""
     if parse is None and not pd.api.types.is_datetime64_any_dtype(series):
         return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-    spec = ColumnSpec(name=str(series.name), dtype=str(series.dtype), **(parse or {"kind": "datetime"}))
-    values = to_numbers(series, spec)
+    spec = ColumnSpec.from_dict({"name": str(series.name), "dtype": str(series.dtype), **(parse or {"kind": "datetime"})})
+    values = spec.to_numbers(series)
     return np.where(series.isna().to_numpy() | (values == NAT_SECONDS), np.nan, values)
 
 

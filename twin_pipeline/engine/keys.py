@@ -1,0 +1,121 @@
+"""Fresh keys and identifier values for a twin: the shape of the real ones, never a real one.
+
+A key (`identifier_pattern`) keeps its type and format and the largest number; a direct identifier (SSN, e-mail,
+card number, found by privacy/identifiers.py) keeps its character shapes, shared e-mail domains and whether it
+passes the Luhn check. `mint_identifiers` draws the values the engine's identifier columns write.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+import numpy as np
+import pandas as pd
+
+HEX_BYTES = np.array([f"{byte:02x}" for byte in range(256)])
+UUID_GROUPS = (slice(0, 4), slice(4, 6), slice(6, 8), slice(8, 10), slice(10, 16))
+_FIRST = ["Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn", "Robin", "Drew",
+          "Kai", "Rowan", "Sage", "Elliot", "Noa", "Ari", "Remy", "Lee", "Dana", "Toni", "Jules", "Blair"]
+_LAST = ["Ashford", "Brennock", "Calloway", "Dunmore", "Everly", "Fairholm", "Garroway", "Hollins", "Ivers",
+         "Jessup", "Kettering", "Lindqvist", "Marlow", "Northcott", "Oakes", "Pembry", "Quill", "Rothwell",
+         "Sallow", "Thorne", "Upfield", "Vance", "Whitlock", "Yardley"]
+_STREETS = ["Maple", "Cedar", "Willow", "Harbor", "Orchard", "Meadow", "Station", "Mill", "Chapel", "Bridge"]
+
+
+def identifier_pattern(values: pd.Series) -> dict:
+    """How to mint fresh keys that look like the real ones (same type and format) but never equal one.
+
+    Only the shape and the largest number are kept: no real key is stored.
+    """
+    if pd.api.types.is_numeric_dtype(values):
+        top = int(values.max()) if len(values) else 0
+        return {"type": "integer", "start": top + 1}
+    strings = values.astype(str)
+    parts = strings.str.extract(r"^(\D*)(\d+)(\D*)$")
+    if len(strings) and parts.notna().all().all() and parts[0].nunique() == 1 and parts[2].nunique() == 1:
+        digits = parts[1]
+        return {"type": "pattern", "prefix": parts[0].iloc[0], "suffix": parts[2].iloc[0],
+                "width": int(digits.str.len().max()), "start": int(digits.astype("int64").max()) + 1}
+    if len(strings) and strings.str.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}").all():
+        return {"type": "uuid"}
+    return {"type": "pattern", "prefix": "SYN-", "suffix": "", "width": 9, "start": 1}
+
+
+def mint_identifiers(pattern: dict, start: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Fresh keys number `start` .. `start + count - 1` of a sample, formatted like the real keys."""
+    if pattern["type"] == "format":  # a direct identifier (e-mail, SSN, card number): fresh values of its format
+        return fresh_values(pattern, count, rng)
+    serial = np.arange(start, start + count, dtype=np.int64)
+    if pattern["type"] == "integer":
+        return serial + pattern["start"]
+    if pattern["type"] == "uuid":
+        raw = rng.integers(0, 256, size=(count, 16), dtype=np.uint8)
+        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+        pairs = HEX_BYTES[raw]
+        groups = [reduce(np.char.add, pairs[:, block].T) for block in UUID_GROUPS]
+        return reduce(lambda left, right: np.char.add(np.char.add(left, "-"), right), groups).astype(object)
+    numbers = pd.Series(serial + pattern["start"]).astype(str).str.zfill(pattern["width"])
+    return (pattern["prefix"] + numbers + pattern["suffix"]).to_numpy(dtype=object)
+
+
+def fresh_values(fmt: dict, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` new values in the column's format (object array; integers for a numeric column)."""
+    kind = fmt["kind"]
+    if kind == "e-mail":
+        local = _from_shapes(["aaaaaa99", "aaaaa.aaaaaa", "aaaaaaa9"], [0.4, 0.4, 0.2], count, rng)
+        domains = rng.choice(np.array(fmt["domains"], dtype=object), count)
+        return (local + "@" + domains).astype(object)
+    if kind == "full name":
+        first, last = rng.choice(_FIRST, count), rng.choice(_LAST, count)
+        names = pd.Series(last).str.cat(pd.Series(first), sep=", ") if fmt.get("comma") else \
+            pd.Series(first).str.cat(pd.Series(last), sep=" ")
+        return (names.str.upper() if fmt.get("upper") else names).to_numpy(dtype=object)
+    if kind == "street address":
+        numbers = rng.integers(1, 9999, count).astype(str).astype(object)
+        return numbers + " " + rng.choice(np.array(_STREETS, dtype=object), count) + " Street"
+    values = _from_shapes(fmt["shapes"], fmt["weights"], count, rng)
+    if fmt.get("luhn"):
+        values = np.array([_with_check_digit(value) for value in values], dtype=object)
+    if fmt.get("numeric"):
+        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
+    return values
+
+
+def _from_shapes(shapes: list[str], weights: list[float], count: int, rng: np.random.Generator) -> np.ndarray:
+    chosen = rng.choice(len(shapes), count, p=np.asarray(weights) / np.sum(weights))
+    out = np.empty(count, dtype=object)
+    for index in np.unique(chosen):
+        rows = np.flatnonzero(chosen == index)
+        shape = np.array(list(shapes[index]))
+        grid = np.tile(shape, (len(rows), 1))
+        for symbol, alphabet in (("9", "0123456789"), ("a", "abcdefghijklmnopqrstuvwxyz"),
+                                 ("A", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")):
+            where = grid == symbol
+            grid[where] = rng.choice(list(alphabet), int(where.sum()))
+        first_digit = np.argmax(shape == "9") if (shape == "9").any() else None
+        if first_digit is not None and shape[0] == "9":  # no leading zero: numbers stay numbers, IINs start 1-9
+            grid[:, first_digit] = rng.choice(list("123456789"), len(rows))
+        out[rows] = ["".join(row) for row in grid]
+    return out
+
+
+def _digits(value: str) -> list[int]:
+    return [int(c) for c in value if c.isdigit()]
+
+
+def _luhn_sum(digits: list[int]) -> int:
+    return sum(d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(reversed(digits)))
+
+
+def luhn_valid(values: pd.Series) -> pd.Series:
+    return values.map(lambda value: len(_digits(value)) >= 12 and _luhn_sum(_digits(value)) % 10 == 0)
+
+
+def _with_check_digit(value: str) -> str:
+    """The value with its last digit set so that it passes the Luhn check."""
+    digits = _digits(value)
+    partial = _luhn_sum(digits[:-1] + [0])
+    check = (10 - partial % 10) % 10
+    position = max(i for i, c in enumerate(value) if c.isdigit())
+    return value[:position] + str(check) + value[position + 1:]
