@@ -9,10 +9,12 @@ Parts (results merged into bench/results/model_privacy.json, one entry per engin
   the model stores exactly, and the sorted-column rebuild from the 4 largest values (twin_pipeline_tests.attacks);
 * differencing: the income of the top earner read by an attacker who knows every other row, over 40 fit seeds
   (median relative error, share of estimates within 2 %);
-* fidelity: SDMetrics QualityReport of a twin against the held-out half of a fixed 50/50 split (random_state 0),
+* fidelity (credit_data, credit_card and the tiny overdraft shape by default): SDMetrics QualityReport of a twin
+  against the held-out half of a fixed 50/50 split (random_state 0),
   beside the ceiling (the real training half against the held-out half); default fit and DP at epsilon 0.5, 1,
   3, 10 (mean and standard deviation over 3 fit seeds), SmartNoise's MST/AIM on the same split when a Python
   with smartnoise-synth is given (it pins its own dependencies, so it lives in its own environment).
+* ablation: DP at epsilon 1 on credit_data with one part at a time given an infinite budget (6 fit seeds).
 The shared tables are read from $TWIN_SHARED_DATASETS (default ../shared/datasets), else the bundled samples.
 """
 
@@ -128,9 +130,9 @@ def split(real: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return shuffled.iloc[: len(shuffled) // 2], shuffled.iloc[len(shuffled) // 2:].reset_index(drop=True)
 
 
-def fidelity(data: dict[str, pd.DataFrame], dp: bool, seeds: int = 3) -> dict:
+def fidelity(data: dict[str, pd.DataFrame], dp: bool, names: list[str], seeds: int = 3) -> dict:
     out = {}
-    for name in ("credit_data", "credit_card"):
+    for name in names:
         train, holdout = split(data[name])
         entry = {"rows_train": len(train), "ceiling": sdmetrics_score(holdout, train)}
         settings = [None] + (list(EPSILONS) if dp else [])
@@ -141,6 +143,30 @@ def fidelity(data: dict[str, pd.DataFrame], dp: bool, seeds: int = 3) -> dict:
                 "mean": round(float(np.mean(scores)), 2), "sd": round(float(np.std(scores)), 2)}
         out[name] = entry
         print(f"  {name}: {entry}", flush=True)
+    return out
+
+
+def ablation(data: dict[str, pd.DataFrame], epsilon: float = 1.0, seeds: int = 6) -> dict:
+    """Where the DP budget is lost on credit_data: each part (numeric marginals, categorical counts, correlation)
+    in turn gets an effectively infinite budget (its rho x 1e9) while the rest keeps epsilon's."""
+    from twin_pipeline.engine import dp
+
+    train, holdout = split(data["credit_data"])
+    parts = {"numeric marginals": "private_numeric", "categorical counts": "private_sliced",
+             "correlation": "private_correlation"}
+    out = {}
+    for label, function in [("none", None), *parts.items()]:
+        original = getattr(dp, function) if function else None
+        if function:  # rho is the 4th positional argument of every part's query
+            setattr(dp, function, lambda *args, f=original: f(*args[:3], args[3] * 1e9, *args[4:]))
+        try:
+            scores = [sdmetrics_score(holdout, fit(train, seed=seed, epsilon=epsilon).sample(len(train), seed=seed))
+                      for seed in range(seeds)]
+        finally:
+            if function:
+                setattr(dp, function, original)
+        out[f"exact {label}"] = {"mean": round(float(np.mean(scores)), 2), "sd": round(float(np.std(scores)), 2)}
+        print(f"  exact {label}: {out[f'exact {label}']}", flush=True)
     return out
 
 
@@ -187,7 +213,8 @@ def smartnoise(data: dict[str, pd.DataFrame], python: str, runs: list[tuple[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", help="measure the engine of this git revision instead (no DP, no differencing)")
-    parser.add_argument("--parts", default="reconstruction,differencing,fidelity,smartnoise")
+    parser.add_argument("--parts", default="reconstruction,differencing,fidelity,ablation,smartnoise")
+    parser.add_argument("--fidelity-tables", default="credit_data,credit_card,overdraft_table")
     parser.add_argument("--smartnoise-python", help="a Python with smartnoise-synth installed")
     parser.add_argument("--smartnoise-runs", default="credit_data/mst/1,credit_data/mst/3,credit_card/mst/1,"
                                                      "credit_data/aim/1")
@@ -210,7 +237,10 @@ def main() -> None:
         entry["differencing"] = differencing(data)
     if "fidelity" in parts:
         print("fidelity", flush=True)
-        entry["fidelity"] = fidelity(data, dp=args.before is None)
+        entry.setdefault("fidelity", {}).update(fidelity(data, args.before is None, args.fidelity_tables.split(",")))
+    if "ablation" in parts and args.before is None:
+        print("ablation (credit_data, epsilon 1)", flush=True)
+        entry["ablation_epsilon_1"] = ablation(data)
     if "smartnoise" in parts and args.smartnoise_python:
         print("smartnoise", flush=True)
         runs = [(name, method, float(epsilon)) for name, method, epsilon in

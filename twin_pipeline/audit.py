@@ -12,11 +12,13 @@ the database against every recorded head: fewer entries than the last head is tr
 a recorded position is a rewrite, entries beyond the last head are forged (appended outside this module).
 The IO manager also records the head in Dagster's event log (asset metadata `audit_head`).
 
-DuckDB allows one writer process per file, so every operation opens a short-lived connection, waits (polling,
-up to `lock_timeout`, then a TimeoutError naming the file: never a hang) while another process holds the file,
-and appends inside a transaction under a per-file lock, so concurrent appends from one process cannot fork the
-chain (the unique `prev_hash` column refuses a fork outright). This wait is what serialises the audit writes of
-concurrent Dagster steps and runs: no concurrency pool holds their other work.
+DuckDB allows one process per file, so every operation opens a short-lived connection while holding an exclusive
+lock on `<db>.lock` (flock, taken per call: it excludes other threads and processes alike), waiting for it up to
+`lock_timeout`, then a TimeoutError naming the file: never a hang. DuckDB's own lock alone was not enough: in one
+run of three processes appending at once (polling DuckDB's lock), one append was missing afterwards although every
+process had returned normally (not reproduced in 25 reruns), so no two AuditLog connections race for the file. Appends run inside a transaction, and the unique `prev_hash` column
+refuses a fork outright. This wait is what serialises the audit writes of concurrent Dagster steps and runs: no
+concurrency pool holds their other work.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import hmac
 import json
 import os
 import re
-import threading
+import fcntl
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -60,6 +62,7 @@ HASHED_FIELDS = ("id", "operation", "portfolio", "data_hash", "metadata", "times
 LINEAGE_FIELDS = ("id", "portfolio", "asset", "run_id", "input_hashes", "output_hash", "code_version", "parameters",
                   "timestamp", "prev_hash")
 HEADS_SUFFIX = ".heads"
+LOCK_SUFFIX = ".lock"  # every AuditLog connection is made under an exclusive flock of <db>.lock
 KEY_VARIABLE = "TWIN_AUDIT_KEY"
 
 SCHEMA = """
@@ -88,8 +91,6 @@ CREATE TABLE IF NOT EXISTS lineage (
 );
 """
 
-_FILE_LOCKS: dict[str, threading.Lock] = {}
-_FILE_LOCKS_GUARD = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -175,14 +176,28 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection; waits (up to lock_timeout) while another process holds the file."""
-        deadline, delay = time.monotonic() + self.lock_timeout, 0.01
+        """A short-lived connection, made and used under the exclusive lock file; waits (up to lock_timeout) while
+        another thread or process holds it, or (a process not using AuditLog) the database file itself."""
+        deadline = time.monotonic() + self.lock_timeout
+        lock = os.open(self.path.with_name(self.path.name + LOCK_SUFFIX), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            self._wait(deadline, lambda: fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB), BlockingIOError)
+            connection = self._wait(deadline, lambda: duckdb.connect(str(self.path)), duckdb.IOException)
+            try:
+                yield connection
+            finally:
+                connection.close()  # before the lock file is closed, which releases the lock
+        finally:
+            os.close(lock)
+
+    def _wait(self, deadline: float, attempt, busy: type[Exception]):
+        """`attempt()` again (backing off to 0.25 s) while it raises `busy` for a lock, until `deadline`."""
+        delay = 0.01
         while True:
             try:
-                connection = duckdb.connect(str(self.path))
-                break
-            except duckdb.IOException as error:
-                if "lock" not in str(error).lower():
+                return attempt()
+            except busy as error:
+                if busy is duckdb.IOException and "lock" not in str(error).lower():
                     raise
                 if time.monotonic() >= deadline:
                     raise TimeoutError(
@@ -190,14 +205,6 @@ class AuditLog:
                     ) from error
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
-        try:
-            yield connection
-        finally:
-            connection.close()
-
-    def _file_lock(self) -> threading.Lock:
-        with _FILE_LOCKS_GUARD:
-            return _FILE_LOCKS.setdefault(str(self.path), threading.Lock())
 
     def append(self, operation: str, portfolio: str, data_hash: str, metadata: Mapping | None = None) -> dict:
         """Add one entry at the head of the chain and return it (with its id and entry_hash)."""
@@ -208,7 +215,7 @@ class AuditLog:
         if not isinstance(data_hash, str) or not HEX_DIGEST.fullmatch(data_hash):
             raise ValueError(f"data_hash must be a lowercase hex SHA-256 digest (64 characters), got {data_hash!r}")
         plain = _plain_json(metadata, "metadata")
-        with self._file_lock(), self._connect() as db:
+        with self._connect() as db:
             db.begin()
             try:
                 head = db.execute("SELECT id, entry_hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
@@ -280,7 +287,7 @@ class AuditLog:
             "parameters": _plain_json(parameters, "parameters"),
             "timestamp": _utc_now(),
         }
-        with self._file_lock(), self._connect() as db:
+        with self._connect() as db:
             db.begin()
             try:
                 head = db.execute("SELECT id, row_hash FROM lineage WHERE id IS NOT NULL "

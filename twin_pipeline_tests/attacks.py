@@ -45,8 +45,10 @@ def stored_numbers(model: dict, column: str) -> np.ndarray:
     formats = (model.get("rules") or {}).get("formats", {}).get(column, {})  # a rule-bound column's own range
     # the marginal, when it is on the column's scale: a column kept inside an order rule as its fraction or its
     # gap to its bound has its marginal on that scale (a gap of 125 seen on many rows is no average of amounts)
+    # (a column computed by a ratio rule has formats but no form: its marginal is its residual's, 0.0012 on many rows)
+    own_scale = not formats or formats.get("form") == "own"
     parts += [variable["marginal"] for variable in model["variables"] if variable["column"] == column
-              and variable["role"] == "value" and formats.get("form", "own") == "own"]  # the null indicator: 0, 1
+              and variable["role"] == "value" and own_scale]  # the null indicator: 0, 1
     parts.append({key: formats[key] for key in ("floor", "ceiling") if key in formats})
     parts = [{key: value for key, value in part.items() if key not in SHARES} for part in parts]
     return np.unique(np.asarray(numbers_in(parts), dtype=float))

@@ -57,9 +57,10 @@ def inline_figures(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, pri
     differences among the columns where they are largest, named in order."""
     comparison = _Comparison(real, twin, primary_key, column_kinds)
     ceiling = (quality.get("holdout") or {}).get("columns", {})
-    entries = {"worst_columns": "The columns the twin reproduces least well, worst first: score 1 − KS (numbers, dates) "
-                                "or 1 − total variation (categories), 1 = identical, and what a fresh real sample "
-                                "scores; real filled blue, twin orange. Every column is in report.html."}
+    # Short lines with hard breaks ("  \n"): the UI's value column is narrow and does not wrap long ones.
+    entries = {"worst_columns": "Least well reproduced columns, worst first.  \nScore 1 − KS (numbers) or 1 − TVD  \n"
+                                "(categories), 1 = identical; then what a  \nfresh real sample scores. Real filled "
+                                "blue,  \ntwin orange; every column is in report.html."}
     for rank, (name, score) in enumerate(list(column_scores(quality).items())[:count], 1):
         if name not in comparison.plan:
             continue
@@ -72,10 +73,12 @@ def inline_figures(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, pri
         worst = difference.abs().max().sort_values(ascending=False).index[:HEATMAP_COLUMNS]
         if len(worst) > 1:
             picture = plots.compact_heatmap(difference.loc[worst, worst], DIFFERENCE_LIMIT)
+            names = [plots.short(name) for name in worst]
             entries["correlation_difference"] = (
-                f"twin − real Pearson correlation (blue −{DIFFERENCE_LIMIT:g}, white 0, red +{DIFFERENCE_LIMIT:g}), "
-                f"largest differences {difference.abs().to_numpy().max():.2f}; rows and columns, top to bottom: "
-                + ", ".join(plots.short(name) for name in worst) + f"\n\n{_inline(picture, 'correlation difference')}")
+                f"twin − real correlation, largest {difference.abs().to_numpy().max():.2f}  \n"
+                f"blue −{DIFFERENCE_LIMIT:g}, white 0, red +{DIFFERENCE_LIMIT:g}  \nrows = columns, in order:  \n"
+                + ",  \n".join(", ".join(names[i:i + 3]) for i in range(0, len(names), 3))
+                + f"\n\n{_inline(picture, 'correlation difference')}")
     return entries
 
 
