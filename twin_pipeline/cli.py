@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED
+from .defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED, TWIN_MAX_REDRAWN
 from .errors import TwinError, TwinInputError
 from .options import CloneOptions, validate_options
 from .paths import data_dir
@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     clone.add_argument("--generalize", choices=["bands"], help="generalise numeric quasi-identifiers into bands")
     clone.add_argument("--max-suppression", type=float, default=DEFAULT_MAX_SUPPRESSION,
                        help="largest share of rows k-anonymity may suppress before failing "
-                            f"(default {DEFAULT_MAX_SUPPRESSION})")
+                            f"(default {DEFAULT_MAX_SUPPRESSION}; a twin's suppressed rows are redrawn, and up to "
+                            f"{TWIN_MAX_REDRAWN:.0%} of them always may be)")
     clone.add_argument("--format", choices=["csv", "parquet"],
                        help="output format (default: csv, parquet from 1,000,000 rows)")
     clone.add_argument("--rules", metavar="FILE",

@@ -35,7 +35,7 @@ from twin_pipeline.privacy.microaggregation import group_lower_medians, group_me
 from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
 from twin_pipeline.errors import PrivacyLimitError, TwinInputError
-from twin_pipeline.defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION
+from twin_pipeline.defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, TWIN_MAX_REDRAWN
 
 GENERALIZATIONS = (None, "bands")
 SOFT_CELL_ROWS = 4  # x k: a cell this large splits into about four compact micro-aggregation groups
@@ -99,7 +99,7 @@ def enforce_k_anonymity(
     for column, mask in recoded.items():
         protected[column] = _set_other(protected[column], mask)
 
-    cap = math.floor(max_suppression * n + 1e-9)
+    cap = math.floor(max(max_suppression, TWIN_MAX_REDRAWN if synthetic else 0.0) * n + 1e-9)
     if rare.sum() > cap:
         raise KAnonymityError(
             f"k-anonymity with k={target_k} on quasi-identifiers {qis} would need suppressing {int(rare.sum())} "
