@@ -59,7 +59,8 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
         engine.typed_view(synthetic), engine.typed_view(real), resample=lambda n: engine.typed_view(draw(n)),
         k=options.k, quasi_identifiers=options.quasi_identifiers, generalize=options.generalize,
         max_suppression=options.max_suppression, primary_key=options.primary_key,
-        ignore_columns=list(ignore_columns or ()) + list(formats), resample_given=given, seed=fresh_seed(),
+        ignore_columns=list(ignore_columns or ()) + list(formats), resample_given=given,
+        rederive=lambda changed, drawn, qis: engine.keep_rules(changed, drawn, keep=qis), seed=fresh_seed(),
     )
     protected = engine.renumber_keys(engine.text_view(protected), first_row, seed=[options.seed or 0, first_row])
     protected, clashes = replace_real_values(protected, real, formats, resample_rng)

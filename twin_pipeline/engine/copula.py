@@ -486,6 +486,22 @@ class GaussianCopulaEngine:
             frame = self.rules.decode(frame, round_values=lambda name, numbers: self._round_derived(name, numbers, rng))
         return frame
 
+    def keep_rules(self, changed: pd.DataFrame, drawn: pd.DataFrame, keep=(), seed: int = 0) -> pd.DataFrame:
+        """Typed twin rows after protection changed some values of the rows the model `drawn` (same index, see
+        `typed_view`): on the rows that changed, the columns the rules derive are derived again given the new
+        values (RuleSet.rederive), so a micro-aggregated income still bounds the joint income and the loan.
+        `keep` (the quasi-identifiers protection settled) stay as they are."""
+        drawn = drawn.loc[changed.index, changed.columns]
+        same = (changed == drawn) | (changed.isna() & drawn.isna())
+        rows = ~same.all(axis=1).to_numpy()
+        if not self.rules.rules or not rows.any():
+            return changed
+        rng = np.random.default_rng(seed)
+        redone = self.rules.rederive(self.text_view(drawn[rows]), self.text_view(changed[rows]), frozenset(keep),
+                                     lambda name, numbers: self._round_derived(name, numbers, rng))
+        redone = self.typed_view(redone).set_axis(changed.index[rows])
+        return pd.concat([changed[~rows], redone]).loc[changed.index]
+
     def _round_derived(self, name: str, numbers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A derived column's numbers on the real column's decimals and rounding steps."""
         fmt = self.rules.formats.get(name, {})
