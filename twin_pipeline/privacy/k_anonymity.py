@@ -298,7 +298,7 @@ def _microaggregate(values, strata, k, codec, numeric, steps, representative, rn
     for j, column in enumerate(numeric):
         result[partitioned, j] = codec[column].round(representatives[:, j])
     result[joined] = values[_nearest_safe_rows(points, strata, full, rare, joined)]
-    _keep_range(result, values, partitioned, groups)
+    _keep_range(result, values, partitioned, groups, whole_rows=representative == "values of a random member")
     for j, column in enumerate(numeric):
         changed = ~((result[:, j] == values[:, j]) | (np.isnan(result[:, j]) & np.isnan(values[:, j])))
         if changed.any():
@@ -314,12 +314,17 @@ def _microaggregate(values, strata, k, codec, numeric, steps, representative, rn
     return result
 
 
-def _keep_range(result: np.ndarray, values: np.ndarray, partitioned: np.ndarray, groups: np.ndarray) -> None:
+def _keep_range(result: np.ndarray, values: np.ndarray, partitioned: np.ndarray, groups: np.ndarray,
+                whole_rows: bool = False) -> None:
     """Give each column's minimum and maximum back to one aggregated group that held it, in place.
 
     Histograms and quality reports bin every table over its own range; averaging the extremes away would
     shift every bin edge. Per column at most two groups move, each to a single shared value, so k holds.
+    `whole_rows` (a group takes one member's values): the group takes every value of the member holding the
+    extreme, so that row's own combination survives (the youngest age with another member's years in the job
+    broke `Age - Seniority >= 14`, which every drawn row keeps).
     """
+    taken = set()  # groups that took a whole member's row: another column's extreme does not overwrite it
     for j in range(values.shape[1]):  # a handful of columns
         representative = np.zeros(groups.max() + 1 if len(groups) else 0)
         representative[groups] = result[partitioned, j]
@@ -331,8 +336,12 @@ def _keep_range(result: np.ndarray, values: np.ndarray, partitioned: np.ndarray,
                 continue  # the extreme row joined a neighbour's values (a stratum with fewer than k to group)
             nearest = holders[np.argmin(np.abs(representative[holders] - extreme))]  # moves the least
             rows = np.flatnonzero(partitioned)[groups == nearest]
-            result[rows, j] = extreme
-            representative[nearest] = extreme
+            if not whole_rows:
+                result[rows, j] = extreme
+            elif nearest not in taken:
+                result[rows] = values[rows[values[rows, j] == extreme][0]]
+                taken.add(nearest)
+            representative[nearest] = result[rows[0], j]
 
 
 def _nearest_safe_rows(points, strata, full, rare, joined) -> np.ndarray:
