@@ -23,7 +23,7 @@ from ..tables import atomic_path, to_csv, write_json
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .copulas_backend import fit_reference, sample_reference
-from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
+from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, stratified, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 from .dp import DEFAULT_DELTA, fit_private
 from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation
@@ -426,7 +426,7 @@ class GaussianCopulaEngine:
         if cholesky is None:
             return np.zeros((size, 0))
         if self.tails["copula"] in FRAILTY_FAMILIES and not box:  # conditions: drawn from the Gaussian part
-            return self._frailty_values(size, rng)
+            return stratified(self._frailty_values(size, rng), rng)
         nu, mixing = self._nu(), None
         if nu is not None:
             mixing = np.sqrt(rng.chisquare(nu, size) / nu)
@@ -436,7 +436,8 @@ class GaussianCopulaEngine:
             normals = conditional_normals(self.correlation, box, size, rng, row_scale=mixing)
         else:
             normals = rng.standard_normal((size, len(self.variables))) @ cholesky.T
-        return normals if mixing is None else normals / mixing[:, None]
+        latent = normals if mixing is None else normals / mixing[:, None]
+        return latent if box else stratified(latent, rng, nu)
 
     def write_sample(self, path: str | Path, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK,
                      progress=None) -> Path:

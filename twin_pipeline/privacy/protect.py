@@ -73,12 +73,18 @@ def protect_twin(
                   " so a safe twin cannot be made; add columns that vary, or share an aggregate instead")
     protected, anonymity = enforce_k_anonymity(safe, k, qis, generalize, max_suppression, synthetic=True, seed=seed)
     protected, refill = _refill(protected, safe, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed)
-    if smallest_group(protected, qis) < k:  # a late copy's group lost its row to a swapped donor: once more
+    for round_ in range(1, max_rounds + 1):  # a late copy's group lost its row to a swapped donor: again
+        if smallest_group(protected, qis) >= k:
+            break
         again, extra = enforce_k_anonymity(protected, k, qis, generalize, max_suppression, synthetic=True,
-                                           seed=seed + 1)
+                                           seed=seed + round_)
         anonymity["records_suppressed"] += extra["records_suppressed"]
-        protected, more = _refill(again, protected, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed + 1)
+        protected, more = _refill(again, protected, real, len(synthetic), qis, redraw, k, ignore, max_rounds,
+                                  seed + round_)
         refill = {key: refill[key] + more[key] for key in refill}
+    if smallest_group(protected, qis) < k:
+        raise PrivacyLimitError(None, f"k = {k} could not be kept on {qis} while refilling the twin to "
+                                      f"{len(synthetic):,} rows after {max_rounds} rounds")
     anonymity["final_k"] = smallest_group(protected, qis)
     anonymity["bank_compliant"] = anonymity["final_k"] >= k
     return protected, {
