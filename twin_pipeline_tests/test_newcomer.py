@@ -50,6 +50,15 @@ def test_twin_help_lists_every_subcommand(capsys):
         assert command in out
 
 
+@pytest.mark.parametrize("command", [["clone"], ["demo"], ["status"], ["serve"], ["audit", "privacy"],
+                                     ["audit", "verify"], ["audit", "show"]])
+def test_every_subcommand_prints_its_help(command, capsys):
+    """argparse expands % in help texts: one stray "%" made `twin clone --help` a TypeError."""
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0 and "usage: twin" in capsys.readouterr().out
+
+
 @pytest.mark.slow  # a whole clone with the attacker audit through the CLI; CI also runs `twin demo` itself
 def test_twin_demo_prints_each_stage_and_the_total_and_creates_the_folders(tmp_path, credit_data, monkeypatch,
                                                                            capsys):
