@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     clone.add_argument("--max-suppression", type=float, default=DEFAULT_MAX_SUPPRESSION,
                        help="largest share of rows k-anonymity may suppress before failing "
                             f"(default {DEFAULT_MAX_SUPPRESSION}; a twin's suppressed rows are redrawn, and up to "
-                            f"{TWIN_MAX_REDRAWN:.0%} of them always may be)")
+                            f"{TWIN_MAX_REDRAWN * 100:.0f} %% of them always may be)")
     clone.add_argument("--format", choices=["csv", "parquet"],
                        help="output format (default: csv, parquet from 1,000,000 rows)")
     clone.add_argument("--rules", metavar="FILE",

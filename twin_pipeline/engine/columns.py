@@ -45,16 +45,30 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     return None, None
 
 
+DECIMAL_COMMA = str.maketrans(",.", ".,")  # "1.200,50" <-> "1,200.50"
 NUMBER_TEXT = re.compile(r"^(?P<prefix>[^\w+-]*?)(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[^\d]*)$")
 
 
 def detect_number_format(values: pd.Series) -> dict | None:
-    """Numbers written as text with one fixed prefix and suffix ("13.56%", "$1,200.50", " 36 months").
+    """Numbers written as text with one fixed prefix and suffix ("13.56%", "$1,200.50", " 36 months"), or with a
+    decimal comma ("21014,17", "1.200,50 EUR": a European export), which is kept as `decimal`.
 
     The prefix may hold symbols only (a currency sign, spaces): "customer 0042" is a label, not a number.
+    A column read both ways ("1,200" only) takes the comma as a thousands separator.
     """
-    parts = values.astype(str).str.extract(NUMBER_TEXT)
-    if values.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
+    text = values.astype(str)
+    found = _number_format(text)
+    if found is None:
+        found = _number_format(text.str.translate(DECIMAL_COMMA))
+        if found is not None:
+            found.update(prefix=found["prefix"].translate(DECIMAL_COMMA), suffix=found["suffix"].translate(DECIMAL_COMMA),
+                         decimal=",")
+    return found
+
+
+def _number_format(text: pd.Series) -> dict | None:
+    parts = text.str.extract(NUMBER_TEXT)
+    if text.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
         return None
     decimals = pd.to_numeric(parts["number"].str.extract(r"\.(\d+)$")[0].str.len(), errors="coerce").max()
     decimals = 0 if pd.isna(decimals) else decimals
@@ -65,7 +79,10 @@ def detect_number_format(values: pd.Series) -> dict | None:
 
 
 def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
-    numbers = values.astype(str).str.extract(NUMBER_TEXT)["number"].str.replace(",", "", regex=False)
+    text = values.astype(str)
+    if number_format.get("decimal") == ",":
+        text = text.str.translate(DECIMAL_COMMA)
+    numbers = text.str.extract(NUMBER_TEXT)["number"].str.replace(",", "", regex=False)
     return pd.to_numeric(numbers, errors="coerce").to_numpy(dtype=float)
 
 
@@ -73,6 +90,8 @@ def format_number_text(numbers: np.ndarray, number_format: dict) -> np.ndarray:
     width = f"0{number_format['width']}" if number_format.get("width") else ""
     pattern = "{:" + width + ("," if number_format["thousands"] else "") + f".{number_format['decimals']}f" + "}"
     text = pd.Series(numbers).map(pattern.format)
+    if number_format.get("decimal") == ",":
+        text = text.str.translate(DECIMAL_COMMA)
     return (number_format["prefix"] + text + number_format["suffix"]).to_numpy(dtype=object)
 
 

@@ -368,7 +368,12 @@ class Identifier(ColumnSpec):
         if pd.api.types.is_numeric_dtype(series):
             whole = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
             return whole and bool(col.ID_NAME.search(str(series.name)))
-        return bool(col.ID_NAME.search(str(series.name))) or col.looks_like_key(values.astype(str))
+        if col.ID_NAME.search(str(series.name)):
+            return True
+        number_format = col.detect_number_format(values)  # unique amounts with cents ("1.234,56", "$9,999.99")
+        if number_format and (number_format["decimals"] or number_format["thousands"]):  # are not keys
+            return False
+        return col.looks_like_key(values.astype(str))
 
     @classmethod
     def fit(cls, series: pd.Series, k: int = 1) -> "Identifier":
