@@ -370,10 +370,7 @@ class Identifier(ColumnSpec):
             return whole and bool(col.ID_NAME.search(str(series.name)))
         if col.ID_NAME.search(str(series.name)):
             return True
-        number_format = col.detect_number_format(values)  # unique amounts with cents ("1.234,56", "$9,999.99")
-        if number_format and (number_format["decimals"] or number_format["thousands"]):  # are not keys
-            return False
-        return col.looks_like_key(values.astype(str))
+        return not col.is_amount_format(col.detect_number_format(values)) and col.looks_like_key(values.astype(str))
 
     @classmethod
     def fit(cls, series: pd.Series, k: int = 1) -> "Identifier":

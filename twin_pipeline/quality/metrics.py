@@ -37,7 +37,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from twin_pipeline.engine.columns import ID_NAME, detect_date_format, detect_number_format, parse_number_text
+from twin_pipeline.engine.columns import (ID_NAME, detect_date_format, detect_number_format, is_amount_format,
+                                          parse_number_text)
 from twin_pipeline.tables import TwinInputError
 
 CATEGORICAL_MAX_DISTINCT = 10
@@ -124,9 +125,11 @@ def _detect(name: str, series: pd.Series) -> _Column:
         return _Column("numeric")
     if dates := _numeric_column(series, "datetime"):
         return dates
+    numbers = _numeric_column(series, "numeric")
     if len(series) > 1 and head.notna().all() and head.is_unique and series.notna().all() and series.is_unique:
-        return _Column("excluded")  # keys such as "LN000123" would otherwise pass for numbers with a prefix
-    return _numeric_column(series, "numeric") or _Column("categorical")
+        # keys such as "LN000123" would otherwise pass for numbers with a prefix; distinct amounts are no keys
+        return numbers if numbers and is_amount_format(numbers.number_format) else _Column("excluded")
+    return numbers or _Column("categorical")
 
 
 def _numeric_column(series: pd.Series, wanted: str) -> _Column | None:
