@@ -89,11 +89,14 @@ def test_primary_key_and_unique_text_are_excluded_but_unique_floats_are_not():
         "ref": [f"LN{i:06d}" for i in range(200)],
         "account": rng.permutation(200),
         "balance": rng.normal(1000, 100, 200),
+        "limit": (np.arange(1000, 1200) + 0.5).astype(str),  # distinct amounts written as text ...
+        "einkommen": [f"{v:.2f}".replace(".", ",") for v in rng.normal(3000, 100, 200)],  # ... decimal comma too
     })
-    assert column_types(frame) == {"ref": "excluded", "account": "numeric", "balance": "numeric"}
+    assert column_types(frame) == {"ref": "excluded", "account": "numeric", "balance": "numeric", "limit": "numeric",
+                                   "einkommen": "numeric"}
     assert column_types(frame, primary_key="account")["account"] == "excluded"
     report = quality_report(frame, frame.sample(frac=1, random_state=1), primary_key="account")
-    assert set(report["ks_statistics"]) == {"balance"}
+    assert set(report["ks_statistics"]) == {"balance", "limit", "einkommen"}
 
 
 def test_the_report_leaves_out_exactly_the_columns_the_engine_takes_for_keys():

@@ -70,6 +70,12 @@ def _number_format(text: pd.Series) -> dict | None:
             "width": int(parts["number"].str.len().max()) if padded.any() else 0}
 
 
+def is_amount_format(number_format: dict | None) -> bool:
+    """Text numbers with cents or thousands separators ("$9,999.99", "1.234,56") are amounts: a key has neither,
+    so a column of such values is not a key even when every value is distinct and of one shape."""
+    return bool(number_format and (number_format["decimals"] or number_format["thousands"]))
+
+
 def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
     text = values.astype(str)
     if number_format.get("decimal") == ",":

@@ -14,7 +14,7 @@ from functools import reduce
 import numpy as np
 import pandas as pd
 
-from .columns import detect_number_format
+from .columns import detect_number_format, is_amount_format
 
 MIN_KEY_ROWS = 20  # fewer unique values say nothing: a small table's amounts are often all different
 HEAD_ROWS = 10_000  # a repeat among the first rows settles most columns before a full pass
@@ -43,10 +43,7 @@ def is_key(series: pd.Series) -> bool:
         return named and bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
     if named:
         return True
-    number_format = detect_number_format(values)
-    if number_format and (number_format["decimals"] or number_format["thousands"]):
-        return False
-    return _one_key_shape(values.astype(str))
+    return not is_amount_format(detect_number_format(values)) and _one_key_shape(values.astype(str))
 
 
 def _one_key_shape(strings: pd.Series) -> bool:
