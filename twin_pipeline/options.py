@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, DEFAULT_SEED
 from .errors import TwinInputError
+
+if TYPE_CHECKING:  # the command line parses its flags before pandas is loaded
+    import pandas as pd
 
 MAX_ROWS = int(os.environ.get("TWIN_MAX_ROWS", 10**9))  # a typo of three zeros should not fill the disk
 GENERALIZATIONS = ("bands",)

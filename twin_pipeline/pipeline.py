@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+import weakref
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -46,10 +47,21 @@ def check_disk_space(folder: Path, rows: int, bytes_per_row: float, source) -> N
 
 
 def direct_identifiers(real: pd.DataFrame, options: CloneOptions) -> dict[str, dict]:
-    """Columns that name a person by themselves (SSN, e-mail, ...); a column whose kind the user set is theirs."""
+    """Columns that name a person by themselves (SSN, e-mail, ...); a column whose kind the user set is theirs.
+
+    Fitting, protecting, verifying and reporting each ask about the same table: the answer is kept while the
+    frame lives (the pipeline never changes a real table in place), so the scan runs once per table."""
     from .privacy.identifiers import detect_direct_identifiers
 
-    return detect_direct_identifiers(real, primary_key=options.primary_key, exclude=list(options.column_kinds))
+    key = (id(real), tuple(real.columns), real.shape, options.primary_key, tuple(options.column_kinds))
+    if key not in _IDENTIFIERS:
+        _IDENTIFIERS[key] = detect_direct_identifiers(real, primary_key=options.primary_key,
+                                                      exclude=list(options.column_kinds))
+        weakref.finalize(real, _IDENTIFIERS.pop, key, None)  # an id is reused only after its frame is gone
+    return dict(_IDENTIFIERS[key])
+
+
+_IDENTIFIERS: dict[tuple, dict[str, dict]] = {}
 
 
 def dropped_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
@@ -144,6 +156,7 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     from .quality.tails import tail_report
 
     identifiers = direct_identifiers(real, options)
+    ignore = [name for name in key_columns(real, options) if name in protected.columns]
     real = comparable(real, protected)
     quality = quality_report(real, protected, primary_key=options.primary_key,  # identifiers carry no statistics
                              column_kinds={name: "identifier" for name in identifiers if name in real.columns} or None)
@@ -152,7 +165,6 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     quality["marginals"] = engine.describe()
     quality["copula"] = engine.tails
     quality["rules"] = engine.rules_report(real, protected)
-    ignore = key_columns(real, options)
     privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
                              anonymity=protection["k_anonymity"], ignore_columns=ignore)
     privacy["protection"] = protection

@@ -73,6 +73,37 @@ def test_numbers_written_as_text_are_modelled_as_numbers_and_written_back_alike(
     assert 5 <= rates.min() and rates.max() <= 25 and abs(rates.mean() - 15) < 0.6
 
 
+def test_decimal_comma_numbers_of_a_european_export_are_modelled_as_numbers_and_written_back_alike(tmp_path):
+    """A semicolon CSV with decimal commas ("21014,17", "1.200,50"): its amounts were categories, and every
+    rare one became "Other" in the twin."""
+    from twin_pipeline.engine import GaussianCopulaEngine
+    from twin_pipeline.tables import read_table
+
+    rng = np.random.default_rng(4)
+    income, rate = np.round(rng.lognormal(10.6, 0.4, 800), 2), np.round(rng.uniform(1.5, 9.5, 800), 2)
+    path = tmp_path / "kredite.csv"
+    pd.DataFrame({"einkommen": income, "zinssatz": rate, "betrag": [f"{v:,.2f}".translate(str.maketrans(",.", ".,"))
+                                                                  for v in income * 3]}
+                 ).to_csv(path, sep=";", decimal=",", index=False)
+    real = read_table(path)
+    assert real["einkommen"].str.contains(",").all()  # pandas reads them as text
+    engine = GaussianCopulaEngine().fit(real)
+    assert {engine.describe()[name]["kind"] for name in real} == {"continuous"}
+    twin = engine.sample(2000, seed=1)
+    assert twin["einkommen"].str.fullmatch(r"\d+,\d{2}").all()
+    assert twin["betrag"].str.fullmatch(r"\d{1,3}(\.\d{3})*,\d{2}").all()
+    rates = twin["zinssatz"].str.replace(",", ".").astype(float)
+    assert 1.5 <= rates.min() and rates.max() <= 9.5 and abs(rates.mean() - rate.mean()) < 0.3
+
+
+def test_unique_amounts_written_as_text_are_numbers_not_keys():
+    """Every value distinct and of one shape ("$4,512.07"): an amount with cents, where a key has none."""
+    amounts = pd.Series(np.arange(1000, 1800) + 0.37, name="balance")
+    assert detect_spec(amounts.map("${:,.2f}".format)).kind == "continuous"
+    assert detect_spec(amounts.map("{:.2f}".format).str.replace(".", ",")).kind == "continuous"
+    assert detect_spec(pd.Series([f"LN{i:06d}" for i in range(800)], name="loan")).kind == "identifier"
+
+
 def test_a_column_equal_to_another_stays_equal_in_the_twin():
     from twin_pipeline.engine import GaussianCopulaEngine
 

@@ -3,6 +3,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -48,6 +50,23 @@ def test_twin_help_lists_every_subcommand(capsys):
     out = capsys.readouterr().out
     for command in ("twin clone", "twin demo", "twin status", "twin audit verify", "twin audit show"):
         assert command in out
+
+
+def test_the_command_line_loads_no_engine_until_a_command_needs_it_and_the_package_still_exports_its_api():
+    # `twin --help` (and parsing any command's flags) must not wait for pandas, SciPy or matplotlib.
+    probe = ("import sys, twin_pipeline.cli; heavy = sorted(m for m in ('pandas', 'scipy', 'matplotlib', "
+             "'sklearn', 'twin_pipeline.engine') if m in sys.modules); print(heavy); "
+             "from twin_pipeline import DigitalTwinCloner, GaussianCopulaEngine, enforce_k_anonymity; "
+             "import twin_pipeline; print(DigitalTwinCloner.__name__, GaussianCopulaEngine.__name__, "
+             "enforce_k_anonymity.__name__, sorted(set(twin_pipeline.__all__) & set(dir(twin_pipeline))))")
+    lines = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lines[0] == "[]"
+    assert lines[1] == ("DigitalTwinCloner GaussianCopulaEngine enforce_k_anonymity "
+                        "['DigitalTwinCloner', 'GaussianCopulaEngine', 'enforce_k_anonymity']")
+    import twin_pipeline
+
+    with pytest.raises(AttributeError):
+        twin_pipeline.no_such_name  # noqa: B018
 
 
 @pytest.mark.parametrize("command", [["clone"], ["demo"], ["status"], ["serve"], ["audit", "privacy"],

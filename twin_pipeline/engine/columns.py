@@ -13,7 +13,6 @@ import pandas as pd
 DISCRETE_MAX_VALUES = 20  # a numeric column with at most this many values is modelled value by value
 TEXT_MIN_VALUES = 100  # a string column with more distinct values than this, mostly rare, is free text
 BOOLEAN_WORDS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
-ID_NAME = re.compile(r"(^|[_\s.-])(id|key|uuid|guid)$|^(id|uuid|guid)([_\s.-]|$)|(number|num|no)$", re.IGNORECASE)
 
 # Text date formats tried in order; the first that parses every sampled value wins. `resolution` is the finest
 # unit the format can express, so sampled dates are rounded to it and printed back in the same format.
@@ -22,13 +21,6 @@ DATE_FORMATS = (
     ("%d/%m/%Y", "D"), ("%m/%d/%Y", "D"), ("%d.%m.%Y", "D"), ("%d-%m-%Y", "D"), ("%b-%Y", "M"), ("%b-%y", "M"),
     ("%B %Y", "M"), ("%Y-%m", "M"), ("%m/%Y", "M"), ("%Y%m%d", "D"), ("%d-%b-%Y", "D"), ("%d %b %Y", "D"),
 )
-
-
-def looks_like_key(strings: pd.Series) -> bool:
-    """Keys share one shape (e.g. 'LN000123' or a UUID) and contain digits; free text does not."""
-    sample = strings.iloc[:1000]
-    shapes = sample.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[a-zA-Z]", "a", regex=True)
-    return shapes.nunique() <= 3 and bool(sample.str.contains(r"\d").all()) and not bool(sample.str.contains(" ").any())
 
 
 def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
@@ -45,16 +37,30 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     return None, None
 
 
+DECIMAL_COMMA = str.maketrans(",.", ".,")  # "1.200,50" <-> "1,200.50"
 NUMBER_TEXT = re.compile(r"^(?P<prefix>[^\w+-]*?)(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[^\d]*)$")
 
 
 def detect_number_format(values: pd.Series) -> dict | None:
-    """Numbers written as text with one fixed prefix and suffix ("13.56%", "$1,200.50", " 36 months").
+    """Numbers written as text with one fixed prefix and suffix ("13.56%", "$1,200.50", " 36 months"), or with a
+    decimal comma ("21014,17", "1.200,50 EUR": a European export), which is kept as `decimal`.
 
     The prefix may hold symbols only (a currency sign, spaces): "customer 0042" is a label, not a number.
+    A column read both ways ("1,200" only) takes the comma as a thousands separator.
     """
-    parts = values.astype(str).str.extract(NUMBER_TEXT)
-    if values.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
+    text = values.astype(str)
+    found = _number_format(text)
+    if found is None:
+        found = _number_format(text.str.translate(DECIMAL_COMMA))
+        if found is not None:
+            found.update(prefix=found["prefix"].translate(DECIMAL_COMMA), suffix=found["suffix"].translate(DECIMAL_COMMA),
+                         decimal=",")
+    return found
+
+
+def _number_format(text: pd.Series) -> dict | None:
+    parts = text.str.extract(NUMBER_TEXT)
+    if text.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
         return None
     decimals = pd.to_numeric(parts["number"].str.extract(r"\.(\d+)$")[0].str.len(), errors="coerce").max()
     decimals = 0 if pd.isna(decimals) else decimals
@@ -64,8 +70,17 @@ def detect_number_format(values: pd.Series) -> dict | None:
             "width": int(parts["number"].str.len().max()) if padded.any() else 0}
 
 
+def is_amount_format(number_format: dict | None) -> bool:
+    """Text numbers with cents or thousands separators ("$9,999.99", "1.234,56") are amounts: a key has neither,
+    so a column of such values is not a key even when every value is distinct and of one shape."""
+    return bool(number_format and (number_format["decimals"] or number_format["thousands"]))
+
+
 def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
-    numbers = values.astype(str).str.extract(NUMBER_TEXT)["number"].str.replace(",", "", regex=False)
+    text = values.astype(str)
+    if number_format.get("decimal") == ",":
+        text = text.str.translate(DECIMAL_COMMA)
+    numbers = text.str.extract(NUMBER_TEXT)["number"].str.replace(",", "", regex=False)
     return pd.to_numeric(numbers, errors="coerce").to_numpy(dtype=float)
 
 
@@ -73,6 +88,8 @@ def format_number_text(numbers: np.ndarray, number_format: dict) -> np.ndarray:
     width = f"0{number_format['width']}" if number_format.get("width") else ""
     pattern = "{:" + width + ("," if number_format["thousands"] else "") + f".{number_format['decimals']}f" + "}"
     text = pd.Series(numbers).map(pattern.format)
+    if number_format.get("decimal") == ",":
+        text = text.str.translate(DECIMAL_COMMA)
     return (number_format["prefix"] + text + number_format["suffix"]).to_numpy(dtype=object)
 
 

@@ -398,7 +398,7 @@ class GaussianCopulaEngine:
         """Numbers written as text become numbers and text dates become datetimes, so privacy protection treats
         them by value (micro-aggregates "13.5%", never regroups a date into "Other")."""
         typed = frame.copy()
-        for spec in self.specs:
+        for spec in self._view_specs():
             if spec.name in typed.columns:
                 typed[spec.name] = spec.typed(typed[spec.name])
         return typed
@@ -406,10 +406,18 @@ class GaussianCopulaEngine:
     def text_view(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The inverse of `typed_view`: back to the input's text formats (nulls stay null)."""
         out = frame.copy()
-        for spec in self.specs:
+        for spec in self._view_specs():
             if spec.name in out.columns:
                 out[spec.name] = spec.text(out[spec.name])
         return out
+
+    def _view_specs(self) -> list[ColumnSpec]:
+        """Each column's reading for the views: a column a rule derives has lost its kind to the rule's form
+        (rules/forms.py), so a text date or text number reads as the rule reads it, not as raw text that
+        protection would regroup into "Other"."""
+        parsing, derived = self.rules.parsing, self.rules.derived_columns
+        return [ColumnSpec.from_dict({"name": spec.name, "dtype": spec.dtype, **parsing[spec.name]})
+                if spec.name in derived and spec.name in parsing else spec for spec in self.specs]
 
     def _latent_box(self, conditions: dict) -> dict[int, tuple[float, float]]:
         box = {}

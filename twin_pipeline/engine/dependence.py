@@ -11,6 +11,8 @@ so the latent rho of every pair is the root of that series, found by vectorised 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -246,9 +248,13 @@ def frailty_scores(normals: np.ndarray, theta: float, survival: bool, frailty: n
     return -scores if survival else scores
 
 
-def _calibration(theta: float, survival: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=None)
+def _calibration(theta: float, survival: bool) -> tuple[np.ndarray, np.ndarray]:
     """Normal-score correlation produced by inner correlation r (CALIBRATION_GRID), between two frailty
-    variables and between a frailty variable and a plain Gaussian one: increasing in r, inverted by interpolation."""
+    variables and between a frailty variable and a plain Gaussian one: increasing in r, inverted by interpolation.
+    A fixed simulation (seed 0) of (theta, survival) alone, so it is drawn once per process and theta, not per
+    fit and per step (the arrays are read-only)."""
+    rng = np.random.default_rng(0)
     first, second = rng.standard_normal((2, CALIBRATION_DRAWS))
     frailty = rng.gamma(1 / theta, 1.0, CALIBRATION_DRAWS)
     both, cross = [], []
@@ -258,14 +264,16 @@ def _calibration(theta: float, survival: bool, rng: np.random.Generator) -> tupl
         scores = np.clip(scores, -8, 8)
         both.append(np.corrcoef(scores[:, 0], scores[:, 1])[0, 1])
         cross.append(np.corrcoef(scores[:, 0], z[:, 1])[0, 1])
-    return np.maximum.accumulate(np.array(both)), np.maximum.accumulate(np.array(cross))
+    curves = np.maximum.accumulate(np.array(both)), np.maximum.accumulate(np.array(cross))
+    for curve in curves:
+        curve.setflags(write=False)
+    return curves
 
 
-def inner_correlation(correlation: np.ndarray, chosen: list[int], theta: float, survival: bool,
-                      rng: np.random.Generator) -> np.ndarray:
+def inner_correlation(correlation: np.ndarray, chosen: list[int], theta: float, survival: bool) -> np.ndarray:
     """The latent correlation to sample from so that, after the frailty, every pair keeps its fitted
     normal-score correlation (frailty pairs and frailty-Gaussian pairs each by their own calibration)."""
-    both, cross = _calibration(theta, survival, rng)
+    both, cross = _calibration(theta, survival)
     inner = correlation.copy()
     mask = np.zeros(len(correlation), dtype=bool)
     mask[chosen] = True
@@ -329,7 +337,7 @@ def fit_frailty(uniforms: np.ndarray, correlation: np.ndarray, full_correlation:
     lower_heavy = ((uniforms < 0.05).all(axis=1).sum() >= (uniforms > 0.95).all(axis=1).sum())
     for survival in (not lower_heavy,):
         for theta in FRAILTY_THETAS:
-            both, _ = _calibration(theta, survival, np.random.default_rng(0))
+            both, _ = _calibration(theta, survival)
             block = correlation.copy()
             block[~np.eye(len(block), dtype=bool)] = np.interp(block[~np.eye(len(block), dtype=bool)], both,
                                                                 CALIBRATION_GRID)
@@ -339,5 +347,5 @@ def fit_frailty(uniforms: np.ndarray, correlation: np.ndarray, full_correlation:
                 best.update(family=FRAILTY_FAMILIES[survival], theta=theta, loglik=loglik)
     if np.isfinite(best["loglik"]):
         best["inner"] = inner_correlation(full_correlation, chosen, best["theta"],
-                                          best["family"] == "survival_clayton", np.random.default_rng(0))
+                                          best["family"] == "survival_clayton")
     return best
