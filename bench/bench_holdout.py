@@ -72,7 +72,7 @@ def default_twin(primary_key: str | None = None, **overrides) -> Callable[[pd.Da
         engine = pipeline.fit_model(train, options)
         sample = engine.sample(n, seed=options.seed)
         twin, report = protection.protect(sample, train, engine, options)
-        return twin, {**report, "unprotected_twin": engine.text_view(sample)}
+        return twin, {**report, "unprotected_twin": sample}  # engine.sample writes the input's formats
     return make
 
 

@@ -1,8 +1,8 @@
 """The outcome column of a credit table: what a risk model predicts, and so what an attacker most wants to learn.
 
 One rule for both of its users: TSTR (`quality.utility`) trains its models to predict it, and the attacker
-audit (`privacy.risk.default_secrets`) tries to infer it. Found by name, most specific name first, among
-columns with few values (an outcome is a class: good / bad, yes / no, a loan status).
+audit (`privacy.risk.default_secrets`) tries to infer it. A column of good / bad values first, then by name, most
+specific name first, among columns with few values (an outcome is a class: good / bad, yes / no, a loan status).
 """
 
 from __future__ import annotations
@@ -21,12 +21,21 @@ OUTCOME_PATTERNS = {"default": "default", "status": "status", "approval": "appro
                     "delinquent": "delinq|dlq", "target": "target", "label": "label", "outcome": "outcome",
                     "card": _WORD.format("card")}
 MAX_CLASSES = 20  # a column with more values is not an outcome
+GOOD_BAD = {"good", "bad"}
+
+
+def _is_text(series: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series) \
+        or isinstance(series.dtype, pd.CategoricalDtype)
 
 
 def outcome_column(table: pd.DataFrame, exclude: Collection[str] = ()) -> tuple[str | None, str]:
-    """(the outcome column, why), or (None, why not): the first column, outside `exclude`, with 2 to
-    MAX_CLASSES distinct values and named like an outcome (OUTCOME_PATTERNS)."""
+    """(the outcome column, why), or (None, why not): the first column, outside `exclude`, of good / bad values,
+    else the first with 2 to MAX_CLASSES distinct values and named like an outcome (OUTCOME_PATTERNS)."""
     candidates = [name for name in table.columns if name not in set(exclude)]
+    for name in candidates:  # a class that says what it is ("class" in the German credit data), whatever its name
+        if _is_text(table[name]) and set(table[name].dropna().astype(str).str.strip().str.lower().unique()) == GOOD_BAD:
+            return name, "its values are good / bad"
     for word, pattern in OUTCOME_PATTERNS.items():
         for name in candidates:
             if re.search(pattern, str(name), re.IGNORECASE) and 2 <= table[name].nunique() <= MAX_CLASSES:

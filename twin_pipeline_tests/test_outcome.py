@@ -36,6 +36,15 @@ def test_names_rank_by_specificity_and_a_word_must_be_a_word():
     assert outcome_column(many)[0] is None
 
 
+def test_a_good_bad_class_is_the_outcome_before_any_status():
+    """The German credit data: its outcome is "class" (good / bad); "checking_status" is an account's balance band."""
+    frame = pd.DataFrame({"checking_status": ["<0", "0<=X<200", "no checking"] * 4, "personal_status": ["a", "b"] * 6,
+                          "class": ["good", "Bad ", "good", "good"] * 3})
+    assert outcome_column(frame) == ("class", "its values are good / bad")
+    assert choose_target(frame)[0] == "class"
+    assert outcome_column(frame.drop(columns="class"))[0] == "checking_status"  # names still decide without it
+
+
 def test_a_given_target_wins_and_a_missing_one_is_a_clear_error():
     frame = pd.DataFrame({"loan_status": ["a", "b"] * 5, "region": ["n", "s"] * 5})
     assert choose_target(frame, target="region") == ("region", "given")

@@ -67,3 +67,16 @@ def test_a_table_without_numbers_still_gets_its_page(tmp_path):
     page = path.read_text()
     assert len([alt for alt in images(page) if alt.startswith("column ")]) == 4
     assert "Fewer than two numeric columns" in page and "Holdout ceiling not measured" in page
+
+
+def test_plots_shared_with_a_helper_process_are_the_plots_drawn_alone_in_the_same_order(wide, tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    path, quality = wide
+    real, twin = lending_table(n=1_500), lending_table(seed=1, n=3_000)
+    with ProcessPoolExecutor(1) as helper:
+        shared, figures = write_report(tmp_path / "report.html", real, twin, quality, title="lending", helper=helper)
+    alone = images(path.read_text())
+    assert list(figures.columns) == [alt.removeprefix("column ") for alt in alone if alt.startswith("column ")]
+    assert all(figures.columns[name] == alone[f"column {name}"] for name in figures.columns)
+    assert {f"heatmap {name}" for name in figures.heatmaps} <= set(alone)

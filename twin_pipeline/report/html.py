@@ -100,20 +100,37 @@ def heatmap_images(panels: Mapping[str, pd.DataFrame]) -> dict[str, bytes]:
     return images
 
 
-def column_images(comparison: _Comparison, quality: Mapping, only: list[str] | None = None) -> dict[str, bytes]:
+COLUMNS_PER_TASK = 4  # column plots handed to a helper process at a time
+
+
+def column_images(comparison: _Comparison, quality: Mapping, only: list[str] | None = None,
+                  helper: Executor | None = None) -> dict[str, bytes]:
     """A real-vs-twin plot per scored column (or the `only` ones), titled with its score and, when the
-    holdout was measured, the score a fresh real sample reaches."""
+    holdout was measured, the score a fresh real sample reaches.
+
+    With a `helper` executor the plots are shared with it: it draws groups from the end of the list while this
+    process draws from the start, taking back every group the helper has not begun (a wide table's 55 plots
+    are most of the page's drawing time, and the two meet wherever each one's other work leaves them)."""
     ceiling = (quality.get("holdout") or {}).get("columns", {})
-    images = {}
+    tasks = []
     for name, score in column_scores(quality).items():
         if only is not None and name not in only:
             continue
         subtitle = f"score {fmt(score, 3)}"
         if name in ceiling:
             subtitle += f", real sample {fmt(ceiling[name]['ceiling'], 3)}"
-        images[name] = plots.column_plot(name, comparison.real[name], comparison.synthetic[name],
-                                         comparison.plan[name], subtitle)
-    return images
+        tasks.append((name, comparison.real[name], comparison.synthetic[name], comparison.plan[name], subtitle))
+    groups = [tasks[start:start + COLUMNS_PER_TASK] for start in range(0, len(tasks), COLUMNS_PER_TASK)]
+    shared = {index: helper.submit(_draw_columns, groups[index])
+              for index in reversed(range(1, len(groups)))} if helper is not None else {}
+    drawn = [_draw_columns(group) if index not in shared or shared[index].cancel() else None
+             for index, group in enumerate(groups)]
+    return {name: image for index, group in enumerate(drawn)
+            for name, image in (group if group is not None else shared[index].result())}
+
+
+def _draw_columns(tasks: list[tuple]) -> list[tuple[str, bytes]]:
+    return [(task[0], plots.column_plot(*task)) for task in tasks]
 
 
 def _summary(quality: Mapping, privacy: Mapping) -> str:
@@ -219,12 +236,12 @@ class Figures:
 
 def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: str | None = None,
          column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None) -> Figures:
-    """Every picture of the page; with a `helper` executor (another process) the heatmaps are drawn there while
-    this process draws the columns."""
+    """Every picture of the page; with a `helper` executor (another process) the heatmaps are drawn there and
+    the column plots shared with it (see `column_images`)."""
     comparison = _Comparison(real, twin, primary_key, column_kinds)
     panels = correlation_panels(comparison) if len(comparison.numeric) > 1 else {}
     heatmaps = helper.submit(heatmap_images, panels) if helper is not None and panels else None
-    columns = column_images(comparison, quality)
+    columns = column_images(comparison, quality, helper=helper)
     return Figures(columns=columns, heatmaps=heatmaps.result() if heatmaps else heatmap_images(panels),
                    tails=plots.tail_plot(quality.get("tail_risk") or {}), scored=len(comparison.plan))
 

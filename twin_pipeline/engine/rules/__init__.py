@@ -50,7 +50,7 @@ class RuleSet:
     def _plan(self, real: pd.DataFrame, specs, k: int, keep: set) -> None:
         """Choose the rules kept by construction, declared first, fixed values, then exact relations, then orders."""
         spec_of = {spec.name: spec for spec in specs}
-        modelled = {name for name, spec in spec_of.items() if spec.kind not in ("identifier", "constant", "duplicate")}
+        modelled = {name for name, spec in spec_of.items() if spec.shape}  # not keys, constants or copies
         self.depends: dict[str, set[str]] = {}
         rank = {"fixed_when": 0, "determined": 1, "fixed_combinations": 1, "sum": 2, "formula": 2, "ratio": 2,
                 "order": 3, "range": 4}
@@ -230,19 +230,6 @@ class RuleSet:
                 pending.discard(name)
         return frame
 
-    def rederive(self, drawn: pd.DataFrame, changed: pd.DataFrame, keep=frozenset(), round_values=None) -> pd.DataFrame:
-        """Twin rows `drawn` by the model after protection changed some of their values (`changed`, same rows):
-        every derived column is derived again from what the model drew for it (an ordered column's form, a
-        ratio's residual; sums, lookups and fixed values from their inputs), given the changed values, so the
-        rules hold on the protected twin as on the drawn one. `keep` (the settled quasi-identifiers) stay."""
-        frame, modelled = self.encode(changed), self.encode(drawn)
-        for name, rule in self.derived_columns.items():
-            if rule.kind in MODELLED_KINDS:
-                frame[name] = modelled[name]
-        for name in keep:
-            frame[name] = changed[name]
-        return self.decode(frame, round_values, keep=frozenset(keep))
-
     def _ratio(self, rule: Rule, frame: pd.DataFrame, keep=frozenset()) -> np.ndarray:
         """A ratio's target from its inputs and modelled residual, kept in its own (smoothed) range by
         construction: where the drawn `a` and `b` would carry it past an end (a large spend on a small income),
@@ -273,6 +260,12 @@ class RuleSet:
             a = np.where(move, moved, a)
             frame[p["a"]] = _as_dtype(a, str(frame[p["a"]].dtype))
             return (p["slope"] * a + residual) * scale
+
+    def moved_inputs(self, name: str, keep=frozenset()) -> list[str]:
+        """The inputs decoding `name` may move besides it (a ratio's `a`, see `_ratio`)."""
+        rule = self.derived_columns.get(name)
+        movable = rule is not None and rule.kind == "ratio" and self._movable(rule.params["a"], rule, keep)
+        return [rule.params["a"]] if movable else []
 
     def _movable(self, column: str, rule: Rule, keep) -> bool:
         """Whether `column` may be moved to keep `rule`: not kept, not derived, and used by no other enforced
