@@ -99,6 +99,28 @@ def test_primary_key_and_unique_text_are_excluded_but_unique_floats_are_not():
     assert set(report["ks_statistics"]) == {"balance", "limit", "einkommen"}
 
 
+def test_the_report_leaves_out_exactly_the_columns_the_engine_takes_for_keys():
+    """One key rule (engine.keys.is_key): what the engine regenerates as fresh keys is not scored, and what it
+    models as data is (unique amounts with cents, unique text dates); free text new on every row is not scored."""
+    from twin_pipeline.engine.transformers import detect_spec
+
+    rng = np.random.default_rng(1)
+    n = 60
+    frame = pd.DataFrame({
+        "loan_id": rng.permutation(n) + 1000.0,  # whole floats under a key's name
+        "code": [f"LN{i:06d}" for i in range(n)],
+        "amount": [f"${value:,.2f}" for value in rng.uniform(1_000, 9_000, n)],
+        "opened": pd.date_range("2020-01-01", periods=n).strftime("%Y-%m-%d"),
+        "age": np.arange(20, 20 + n),
+        "note": [f"called on day {i} about the loan" for i in range(n)],
+    })
+    kinds = {name: detect_spec(frame[name]).kind for name in frame.columns}
+    types = column_types(frame)
+    assert {name for name, kind in kinds.items() if kind == "identifier"} == {"loan_id", "code"}
+    assert types == {"loan_id": "excluded", "code": "excluded", "amount": "numeric", "opened": "datetime",
+                     "age": "numeric", "note": "excluded"}
+
+
 def test_engine_kinds_override_detection():
     frame = mixed_frame()
     types = column_types(frame, column_kinds={"age": "discrete", "defaulted": "integer", "loan_id": "continuous"})

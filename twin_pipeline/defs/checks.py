@@ -79,6 +79,12 @@ def privacy_recount(context: dg.AssetCheckExecutionContext, storage: TwinStorage
     })
 
 
+def blocks_publication(passed: bool, severity: dg.AssetCheckSeverity | str, blocking: bool = True) -> bool:
+    """Dagster stops the downstream steps, and so publication, only on a blocking check's ERROR verdict: a WARN
+    (a mined near-rule broken) leaves the twin published."""
+    return blocking and not passed and dg.AssetCheckSeverity(severity) == dg.AssetCheckSeverity.ERROR
+
+
 def publication(storage: TwinStorage, portfolio: str, passed: bool) -> str:
     """What a blocking check's outcome means for the download path, said on the check itself."""
     if passed:
@@ -130,7 +136,7 @@ def business_rules_hold(context: dg.AssetCheckExecutionContext, storage: TwinSto
                         quality_report: dict) -> dg.AssetCheckResult:
     """The clone's last check: when no declared rule is broken, the run's outputs are published, all at once."""
     result = rules_verdict(quality_report)
-    blocked = not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    blocked = blocks_publication(result.passed, result.severity)
     portfolio = context.partition_key
     outcome = publication(storage, portfolio, passed=False) if blocked else \
         f"published version {publish_portfolio(storage, portfolio, context.run)['version']}"

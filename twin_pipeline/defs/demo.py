@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from ..paths import INSTANCE_CONFIG, SAMPLES
+from .checks import blocks_publication
 from .config import CloneConfig
 from .partitions import portfolios, table_key
 from .resources import TwinStorage
@@ -28,10 +29,9 @@ class BlockingCheckFailed(RuntimeError):
 
 
 def failed_blocking(checks: dict[str, dict]) -> list[str]:
-    """The checks that stopped publication: Dagster blocks only on a blocking check's ERROR verdict, so a mined
-    rule's WARN (a broken near-rule) leaves the twin published and the demo successful."""
+    """The checks that stopped publication (a mined rule's WARN leaves the twin published, the demo successful)."""
     return [name for name, check in checks.items()
-            if check["blocking"] and not check["passed"] and check["severity"] == "ERROR"]
+            if blocks_publication(check["passed"], check["severity"], check["blocking"])]
 
 
 def prepare_home(home: Path) -> Path:

@@ -13,7 +13,6 @@ import pandas as pd
 DISCRETE_MAX_VALUES = 20  # a numeric column with at most this many values is modelled value by value
 TEXT_MIN_VALUES = 100  # a string column with more distinct values than this, mostly rare, is free text
 BOOLEAN_WORDS = {"true", "false", "yes", "no", "y", "n", "t", "f"}
-ID_NAME = re.compile(r"(^|[_\s.-])(id|key|uuid|guid)$|^(id|uuid|guid)([_\s.-]|$)|(number|num|no)$", re.IGNORECASE)
 
 # Text date formats tried in order; the first that parses every sampled value wins. `resolution` is the finest
 # unit the format can express, so sampled dates are rounded to it and printed back in the same format.
@@ -22,13 +21,6 @@ DATE_FORMATS = (
     ("%d/%m/%Y", "D"), ("%m/%d/%Y", "D"), ("%d.%m.%Y", "D"), ("%d-%m-%Y", "D"), ("%b-%Y", "M"), ("%b-%y", "M"),
     ("%B %Y", "M"), ("%Y-%m", "M"), ("%m/%Y", "M"), ("%Y%m%d", "D"), ("%d-%b-%Y", "D"), ("%d %b %Y", "D"),
 )
-
-
-def looks_like_key(strings: pd.Series) -> bool:
-    """Keys share one shape (e.g. 'LN000123' or a UUID) and contain digits; free text does not."""
-    sample = strings.iloc[:1000]
-    shapes = sample.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[a-zA-Z]", "a", regex=True)
-    return shapes.nunique() <= 3 and bool(sample.str.contains(r"\d").all()) and not bool(sample.str.contains(" ").any())
 
 
 def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:

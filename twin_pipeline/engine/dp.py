@@ -63,7 +63,6 @@ SCORE_SLICES = 512
 CLIP_SHARE = 0.5  # a row's score vector is clipped to squared norm CLIP_SHARE x the number of variables
 MIN_DEPENDENCE_ROWS = 30  # as in the non-private fit
 MIN_DEPENDENCE_SHARE = 0.05  # and at least this share of the rows off the most common value
-DAY, DATE_ORIGIN = 86400.0, 946684800.0  # dates are modelled in seconds since 1970; 2000-01-01 in those
 
 
 def zcdp_rho(epsilon: float, delta: float) -> float:
@@ -92,7 +91,7 @@ def fit_private(engine, df: pd.DataFrame, epsilon: float, delta: float, rng: np.
         nullable = spec.null_rate > 0  # the schema's nullability is public
         if spec.shape == "numeric":
             # dates: days from 2000-01-01, so the octave grid resolves years (seconds since 1970 share one octave)
-            unit, origin = (DAY, DATE_ORIGIN) if spec.kind == "datetime" else (1.0, 0.0)
+            unit, origin = spec.grid_scale
             numbers = (spec.to_numbers(series[present]) - origin) / unit
             marginal, null_share = private_numeric(numbers, int((~present).sum()), nullable,
                                                    weights[spec.name] * rho_unit,

@@ -1,4 +1,5 @@
-"""Fresh keys and identifier values for a twin: the shape of the real ones, never a real one.
+"""Keys: which column is one (`is_key`), and fresh keys and identifier values for a twin: the shape of the real
+ones, never a real one.
 
 A key (`identifier_pattern`) keeps its type and format and the largest number; a direct identifier (SSN, e-mail,
 card number, found by privacy/identifiers.py) keeps its character shapes, shared e-mail domains and whether it
@@ -7,10 +8,17 @@ passes the Luhn check. `mint_identifiers` draws the values the engine's identifi
 
 from __future__ import annotations
 
+import re
 from functools import reduce
 
 import numpy as np
 import pandas as pd
+
+from .columns import detect_number_format, is_amount_format
+
+MIN_KEY_ROWS = 20  # fewer unique values say nothing: a small table's amounts are often all different
+HEAD_ROWS = 10_000  # a repeat among the first rows settles most columns before a full pass
+ID_NAME = re.compile(r"(^|[_\s.-])(id|key|uuid|guid)$|^(id|uuid|guid)([_\s.-]|$)|(number|num|no)$", re.IGNORECASE)
 
 HEX_BYTES = np.array([f"{byte:02x}" for byte in range(256)])
 UUID_GROUPS = (slice(0, 4), slice(4, 6), slice(6, 8), slice(8, 10), slice(10, 16))
@@ -20,6 +28,29 @@ _LAST = ["Ashford", "Brennock", "Calloway", "Dunmore", "Everly", "Fairholm", "Ga
          "Jessup", "Kettering", "Lindqvist", "Marlow", "Northcott", "Oakes", "Pembry", "Quill", "Rothwell",
          "Sallow", "Thorne", "Upfield", "Vance", "Whitlock", "Yardley"]
 _STREETS = ["Maple", "Cedar", "Willow", "Harbor", "Orchard", "Meadow", "Station", "Mill", "Chapel", "Bridge"]
+
+
+def is_key(series: pd.Series) -> bool:
+    """Whether a column is a key (loan_id, "LN000123", a UUID) rather than data: its present values are unique on
+    a sizeable table and are whole numbers under a key-like name, or text under such a name or of one key shape.
+    Amounts with cents or thousands separators ("1.234,56", "$9,999.99") are not keys. The one rule of the engine
+    (which mints fresh keys), the quality report (which does not score them) and quasi-identifier detection."""
+    values = series.dropna()
+    if len(values) < MIN_KEY_ROWS or not values.iloc[:HEAD_ROWS].is_unique or not values.is_unique:
+        return False
+    named = bool(ID_NAME.search(str(series.name)))
+    if pd.api.types.is_numeric_dtype(series):
+        return named and bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+    if named:
+        return True
+    return not is_amount_format(detect_number_format(values)) and _one_key_shape(values.astype(str))
+
+
+def _one_key_shape(strings: pd.Series) -> bool:
+    """Keys share one shape (e.g. 'LN000123' or a UUID) and contain digits; free text does not."""
+    sample = strings.iloc[:1000]
+    shapes = sample.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[a-zA-Z]", "a", regex=True)
+    return shapes.nunique() <= 3 and bool(sample.str.contains(r"\d").all()) and not bool(sample.str.contains(" ").any())
 
 
 def identifier_pattern(values: pd.Series) -> dict:

@@ -22,7 +22,7 @@ import pandas as pd
 from ..bounds import outward_bounds
 from ..errors import TwinInputError
 from . import columns as col
-from .keys import identifier_pattern, mint_identifiers
+from .keys import identifier_pattern, is_key, mint_identifiers
 from .marginals import NumericMarginal, SlicedMarginal
 from .perturb import noisy_counts
 
@@ -42,6 +42,8 @@ class ColumnSpec:
     is_key: ClassVar[bool] = False  # regenerated with fresh values, never modelled or compared as data
     pearson: ClassVar[bool] = False  # its copula pair correlations are matched to the real Pearson ones
     unordered: ClassVar[bool] = False  # values with no order of their own (the fit orders them along the others)
+    quantity: ClassVar[bool] = False  # amounts, counts or dates: sums, orders and ratios may hold between them
+    category: ClassVar[bool] = False  # few repeated values: a group of rows that may fix or determine another column
     # What other kinds have; the same question gets None here (not stored in the model).
     decimals: ClassVar[int | None] = None
     number_format: ClassVar[dict | None] = None
@@ -158,6 +160,8 @@ class Numeric(ColumnSpec):
     """A column modelled by a numeric marginal (point masses and a continuous part) of its numbers."""
 
     shape: ClassVar[str] = "numeric"
+    quantity: ClassVar[bool] = True
+    grid_scale: ClassVar[tuple[float, float]] = (1.0, 0.0)  # (unit, origin) a histogram grid of its numbers uses
 
     def to_numbers(self, series: pd.Series) -> np.ndarray:
         raise NotImplementedError
@@ -245,6 +249,8 @@ class Datetime(Numeric):
     """Dates and times, native or text in a recognised format, modelled as seconds since 1970."""
 
     kind: ClassVar[str] = "datetime"
+    # days from 2000-01-01: an octave grid then resolves years (seconds since 1970 share one octave)
+    grid_scale: ClassVar[tuple[float, float]] = (86400.0, 946684800.0)
     date_format: str | None = None  # text dates: strptime/strftime format; None for native datetime64
     date_resolution: str | None = None  # "Y", "M", "D" or "s"
 
@@ -298,6 +304,8 @@ class Discrete(ColumnSpec):
 
     kind: ClassVar[str] = "discrete"
     shape: ClassVar[str] = "sliced"
+    quantity: ClassVar[bool] = True
+    category: ClassVar[bool] = True
 
     @classmethod
     def detect(cls, series: pd.Series, values: pd.Series) -> bool:
@@ -316,6 +324,7 @@ class Boolean(Discrete):
     """Two values: a bool dtype, 0/1, or a pair of words such as yes/no."""
 
     kind: ClassVar[str] = "boolean"
+    quantity: ClassVar[bool] = False
 
     @classmethod
     def detect(cls, series: pd.Series, values: pd.Series) -> bool:
@@ -334,6 +343,7 @@ class Categorical(Discrete):
 
     kind: ClassVar[str] = "categorical"
     unordered: ClassVar[bool] = True
+    quantity: ClassVar[bool] = False
 
     @classmethod
     def detect(cls, series: pd.Series, values: pd.Series) -> bool:
@@ -345,6 +355,7 @@ class Text(Categorical):
     """Free text: more than TEXT_MIN_VALUES distinct strings, mostly rare (kept only when seen k times)."""
 
     kind: ClassVar[str] = "text"
+    category: ClassVar[bool] = False
 
     @classmethod
     def detect(cls, series: pd.Series, values: pd.Series) -> bool:
@@ -363,14 +374,7 @@ class Identifier(ColumnSpec):
 
     @classmethod
     def detect(cls, series: pd.Series, values: pd.Series) -> bool:
-        if values.nunique() != len(values) or len(values) < 20:
-            return False
-        if pd.api.types.is_numeric_dtype(series):
-            whole = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
-            return whole and bool(col.ID_NAME.search(str(series.name)))
-        if col.ID_NAME.search(str(series.name)):
-            return True
-        return not col.is_amount_format(col.detect_number_format(values)) and col.looks_like_key(values.astype(str))
+        return is_key(series)
 
     @classmethod
     def fit(cls, series: pd.Series, k: int = 1) -> "Identifier":

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from twin_pipeline.engine.keys import is_key
+
 MAX_DETECTED = 6
 # Kinds in priority order (most identifying first): kind -> whole words (or whole compound names) that mark it.
 VOCABULARY: dict[str, frozenset[str]] = {
@@ -99,7 +101,7 @@ def choose_quasi_identifiers(
             if why.startswith("names"):
                 not_chosen[column] = why
             continue
-        if kinds.get(column) in _NOT_QI_KINDS or df[column].nunique(dropna=False) <= 1 or _looks_like_key(df[column]):
+        if kinds.get(column) in _NOT_QI_KINDS or df[column].nunique(dropna=False) <= 1 or is_key(df[column]):
             not_chosen[column] = f"{why}, but it is a key or a constant: it cannot single anyone out"
             continue
         candidates.append((column, kind, why))
@@ -125,13 +127,3 @@ def detect_quasi_identifiers(
 ) -> list[str]:
     """Quasi-identifier columns of `df` in table order; never the primary key, identifiers or constants."""
     return list(choose_quasi_identifiers(df, primary_key, column_kinds)["chosen"])
-
-
-def _looks_like_key(series: pd.Series) -> bool:
-    """A text or integer column unique on every row of a sizeable table is a key, not a trait of a person."""
-    if len(series) < 20 or pd.api.types.is_float_dtype(series.dtype):
-        return False
-    if pd.api.types.is_integer_dtype(series.dtype):
-        values = series.dropna()
-        return bool(values.is_unique and values.is_monotonic_increasing)
-    return False

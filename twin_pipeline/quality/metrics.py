@@ -10,8 +10,8 @@ Column types (decided on the REAL frame, see `column_types`):
                    compared as numbers (nanoseconds since the epoch), exactly like numeric.
   * categorical -- text, category, boolean, and numeric columns with at most 10 distinct values (0/1 flags,
                    number of dependants): their values are labels, so frequencies are compared, not shapes.
-  * excluded    -- the primary key and identifier-like columns (text whose values are all unique, or all-unique
-                   integers named like an id: loan_id, key, ...): nothing to learn from, so never scored.
+  * excluded    -- the primary key, keys as the engine finds them (engine.keys.is_key: loan_id, "LN000123"), and
+                   free text with a new value on every row: nothing to learn from, so never scored.
 Text formats are recognised by the engine's own detectors, so both read a column the same way.
 
 Formulas (R = real, S = synthetic; NaN is dropped from numeric values and is its own category otherwise):
@@ -37,8 +37,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from twin_pipeline.engine.columns import (ID_NAME, detect_date_format, detect_number_format, is_amount_format,
-                                          parse_number_text)
+from twin_pipeline.engine.columns import detect_date_format, detect_number_format, parse_number_text
+from twin_pipeline.engine.keys import is_key
 from twin_pipeline.tables import TwinInputError
 
 CATEGORICAL_MAX_DISTINCT = 10
@@ -99,7 +99,7 @@ def _plan(
     for name in real.columns:
         series = real[name]
         if name not in kinds:
-            plan[name] = _detect(name, series)
+            plan[name] = _detect(series)
         elif KIND_TYPES[kinds[name]] in ("numeric", "datetime"):
             wanted = KIND_TYPES[kinds[name]]
             plan[name] = _numeric_column(series, wanted) or _numeric_column(series, "numeric") or _Column("categorical")
@@ -108,28 +108,27 @@ def _plan(
     return plan
 
 
-def _detect(name: str, series: pd.Series) -> _Column:
+def _detect(series: pd.Series) -> _Column:
     # Cheap looks at the first rows settle most columns before any full pass over a million values.
     head = series.iloc[:HEAD_ROWS]
     if pd.api.types.is_bool_dtype(series):
         return _Column("categorical")
     if pd.api.types.is_datetime64_any_dtype(series):
         return _Column("datetime")
-    numeric = pd.api.types.is_numeric_dtype(series)
-    if numeric and pd.api.types.is_integer_dtype(series) and ID_NAME.search(str(name)):
-        if head.is_unique and series.is_unique:
-            return _Column("excluded")
     if head.nunique() <= CATEGORICAL_MAX_DISTINCT and series.nunique() <= CATEGORICAL_MAX_DISTINCT:
         return _Column("categorical")
+    numeric = pd.api.types.is_numeric_dtype(series)
+    if not numeric and (dates := _numeric_column(series, "datetime")):
+        return dates  # before keys, as the engine reads them: unique dates are dates
+    if is_key(series):
+        return _Column("excluded")
     if numeric:
         return _Column("numeric")
-    if dates := _numeric_column(series, "datetime"):
-        return dates
-    numbers = _numeric_column(series, "numeric")
+    if numbers := _numeric_column(series, "numeric"):
+        return numbers
     if len(series) > 1 and head.notna().all() and head.is_unique and series.notna().all() and series.is_unique:
-        # keys such as "LN000123" would otherwise pass for numbers with a prefix; distinct amounts are no keys
-        return numbers if numbers and is_amount_format(numbers.number_format) else _Column("excluded")
-    return numbers or _Column("categorical")
+        return _Column("excluded")  # free text with a new value on every row (notes, names): nothing to compare
+    return _Column("categorical")
 
 
 def _numeric_column(series: pd.Series, wanted: str) -> _Column | None:

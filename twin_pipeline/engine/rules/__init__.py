@@ -50,7 +50,7 @@ class RuleSet:
     def _plan(self, real: pd.DataFrame, specs, k: int, keep: set) -> None:
         """Choose the rules kept by construction, declared first, fixed values, then exact relations, then orders."""
         spec_of = {spec.name: spec for spec in specs}
-        modelled = {name for name, spec in spec_of.items() if spec.kind not in ("identifier", "constant", "duplicate")}
+        modelled = {name for name, spec in spec_of.items() if spec.shape}  # not keys, constants or copies
         self.depends: dict[str, set[str]] = {}
         rank = {"fixed_when": 0, "determined": 1, "fixed_combinations": 1, "sum": 2, "formula": 2, "ratio": 2,
                 "order": 3, "range": 4}

@@ -28,7 +28,7 @@ MAX_SUM_COLUMNS = 60  # wider tables screen sums on the most varied columns only
 def numeric_columns(df: pd.DataFrame, specs) -> list[str]:
     """Columns read as plain numbers: the ones sums and ratios are searched among."""
     return [spec.name for spec in specs
-            if spec.kind in ("continuous", "integer", "discrete") and not spec.number_format
+            if spec.quantity and not spec.number_format
             and pd.api.types.is_numeric_dtype(df[spec.name]) and not pd.api.types.is_bool_dtype(df[spec.name])]
 
 
@@ -36,7 +36,7 @@ def parsed_columns(specs) -> dict[str, dict]:
     """Columns the engine reads as numbers although they are not plain numbers: text numbers ("$1,200") and
     dates (native or text), with how each is read (core.parse_of). Orders are searched among them too."""
     return {spec.name: parse_of(spec) for spec in specs
-            if spec.kind in ("continuous", "integer", "discrete", "datetime") and parse_of(spec) is not None}
+            if spec.quantity and parse_of(spec) is not None}
 
 
 def units(specs, names) -> np.ndarray:
@@ -307,9 +307,9 @@ def _ratio_rule(values, names, target, a, b, power) -> Rule | None:
 def mine_fixed_values(df: pd.DataFrame, specs, k: int) -> list[Rule]:
     """`column == value` (or null) on every row of a category, when that is not chance: the value is rare
     enough elsewhere that a group of this size would not all carry it by luck."""
-    groups = [spec.name for spec in specs if spec.kind in ("categorical", "boolean", "discrete")
+    groups = [spec.name for spec in specs if spec.category
               and df[spec.name].nunique() <= MAX_GROUP_VALUES]
-    targets = [spec.name for spec in specs if spec.kind not in ("identifier", "constant", "duplicate")]
+    targets = [spec.name for spec in specs if spec.shape]  # not keys, constants or copies
     if not groups or not targets:
         return []
     matrix = np.column_stack([pd.factorize(df[name], use_na_sentinel=True)[0] for name in targets])
@@ -347,7 +347,7 @@ def _plain(value):
 # ---------------------------------------------------------------------- one category determines another
 def mine_determined(df: pd.DataFrame, specs, k: int) -> list[Rule]:
     """A category column that is a function of another (grade of sub_grade), neither with values rarer than k."""
-    names = [spec.name for spec in specs if spec.kind in ("categorical", "boolean", "discrete")
+    names = [spec.name for spec in specs if spec.category
              and df[spec.name].notna().all() and df[spec.name].value_counts().min() >= k]
     codes = {name: pd.factorize(df[name])[0] for name in names}
     distinct = {name: int(code.max()) + 1 for name, code in codes.items()}
