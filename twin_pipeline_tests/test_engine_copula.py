@@ -62,6 +62,18 @@ def test_marginals_match(loan_book, fitted, twin):
         assert 0.5 * (real - synthetic).abs().sum() < 0.02, name
 
 
+def test_a_heavy_right_tail_is_kept_up_to_the_99_9th_percentile():
+    """Card amounts (lognormal, sigma 1.1, 40,000 rows): the grid's last segment reaches z = 7 on the normal scale,
+    and interpolated there linearly its 0.8 % of mass piled up near the inner knot: 99.9th percentile 483, real 979."""
+    real = pd.DataFrame({"amount": np.round(np.random.default_rng(5).lognormal(3.4, 1.1, 40_000), 2)})
+    twin = GaussianCopulaEngine().fit(real).sample(80_000, seed=1)
+    for q in (0.99, 0.995):
+        assert twin["amount"].quantile(q) == pytest.approx(real["amount"].quantile(q), rel=0.1), q
+    # the grid ends at the mean of the top 0.4 % (the maximum is never stored), so the 99.9th falls a little short
+    assert twin["amount"].quantile(0.999) > 0.7 * real["amount"].quantile(0.999)
+    assert twin["amount"].max() <= real["amount"].max()
+
+
 def test_point_mass_frequency_kept(loan_book, twin):
     assert abs((twin["debt"] == 0).mean() - (loan_book["debt"] == 0).mean()) < 0.02
 
