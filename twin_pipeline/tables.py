@@ -28,6 +28,7 @@ from .errors import TwinInputError
 SNIFF_BYTES = 64 * 1024
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # latin-1 decodes anything: reached only for text-like bytes
 DELIMITERS = ",;\t|"
+ZERO_PADDED = re.compile(r"0\d+")  # a code, not a number: numbers are not written with leading zeros
 SNIFF_LINES = 50
 # Limits a hostile or clumsy upload runs into before it can cost minutes or gigabytes (env overrides them):
 # a model holds a columns x columns matrix, so 10,000 columns is a 44 GiB matrix, not a table to clone.
@@ -187,7 +188,8 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
     _check_header(path, next(line for line in text.splitlines() if line.strip()), delimiter)
     handle.seek(0)
     try:
-        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False)
+        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False,
+                           dtype=dict.fromkeys(_zero_padded(text, delimiter), str) or None)
     except UnicodeDecodeError as error:
         raise TwinInputError(path, f"is not valid UTF-8 past the first {SNIFF_BYTES} bytes ({error.reason})") from None
     except (pd.errors.ParserError, csv.Error) as error:
@@ -197,6 +199,17 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
     except MemoryError:
         raise TwinInputError(path, f"does not fit in memory ({size / 2**20:,.0f} MiB as text); split it or give "
                                    "the process more memory") from None
+
+
+def _zero_padded(text: str, delimiter: str) -> list[str]:
+    """Columns of the first lines holding codes with a leading zero ("01067", "007"): read as text, their zeros
+    are kept (read as numbers, a zip code 01067 became 1067 and its twin wrote four-digit zip codes)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = list(csv.reader(io.StringIO("\n".join(lines[:-1] if len(lines) > 2 else lines)), delimiter=delimiter))
+    if len(rows) < 2:
+        return []
+    padded = {i for row in rows[1:] for i, value in enumerate(row[:len(rows[0])]) if ZERO_PADDED.fullmatch(value)}
+    return [rows[0][i] for i in sorted(padded)]
 
 
 def _check_header(path: Path, header_line: str, delimiter: str) -> None:
