@@ -27,6 +27,7 @@ from .errors import TwinInputError
 
 SNIFF_BYTES = 64 * 1024
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # latin-1 decodes anything: reached only for text-like bytes
+UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 DELIMITERS = ",;\t|"
 ZERO_PADDED = re.compile(r"0\d+")  # a code, not a number: numbers are not written with leading zeros
 SNIFF_LINES = 50
@@ -102,11 +103,22 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
         printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) / max(len(raw), 1)
         if printable < 0.85:
             raise TwinInputError(path, "looks like a binary file, not a CSV table") from None
-        raise TwinInputError(
+        if not UTF8_SEQUENCE.search(raw):  # no UTF-8 character at all: a Windows / Latin-1 export ("D\xfcsseldorf")
+            encoding = next(name for name in ENCODINGS[1:] if _decodes(raw, name))
+            return encoding, raw.decode(encoding)
+        raise TwinInputError(  # some UTF-8 and some not: a damaged or mixed file, which no guess reads right
             path,
             f"is not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); "
             "re-save it as UTF-8",
         ) from None
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _delimiter(text: str, path: Path) -> str:
@@ -191,7 +203,7 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
         return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False,
                            dtype=dict.fromkeys(_zero_padded(text, delimiter), str) or None)
     except UnicodeDecodeError as error:
-        raise TwinInputError(path, f"is not valid UTF-8 past the first {SNIFF_BYTES} bytes ({error.reason})") from None
+        raise TwinInputError(path, f"is not valid {encoding} past the first {SNIFF_BYTES} bytes ({error.reason})") from None
     except (pd.errors.ParserError, csv.Error) as error:
         raise TwinInputError(path, f"is not a well-formed table: {str(error).strip()}") from None
     except pd.errors.EmptyDataError:

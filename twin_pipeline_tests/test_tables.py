@@ -84,3 +84,14 @@ def test_codes_with_leading_zeros_stay_codes_and_their_twin_keeps_the_width(tmp_
     assert real["zip_code"].str.len().eq(5).all() and real["amount"].dtype.kind == "i" and real["rate"].dtype.kind == "f"
     twin = GaussianCopulaEngine().fit(real).sample(3_000, seed=1)
     assert twin["zip_code"].str.fullmatch(r"\d{5}").all() and twin["zip_code"].str.startswith("0").mean() > 0.04
+
+
+def test_a_latin_1_export_is_read_and_a_mixed_file_is_refused(tmp_path):
+    """A Windows / Latin-1 export (the usual European spreadsheet CSV) is read as such; a file with both UTF-8 and
+    other bytes is damaged, and refused rather than guessed."""
+    path = tmp_path / "kunden.csv"
+    path.write_bytes("stadt;betrag\nD\xfcsseldorf;1,5\nM\xfcnchen;2,25\nZ\xfcrich;3\n\u20ac Gen\xe8ve;4\n".encode("cp1252"))
+    assert read_table(path)["stadt"].tolist() == ["D\xfcsseldorf", "M\xfcnchen", "Z\xfcrich", "\u20ac Gen\xe8ve"]
+    path.write_bytes("stadt;n\nM\xfcnchen;1\n".encode() + "Z\xfcrich;2\n".encode("latin-1"))
+    with pytest.raises(TwinInputError, match="not valid UTF-8"):
+        read_table(path)
