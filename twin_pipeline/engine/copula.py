@@ -376,12 +376,16 @@ class GaussianCopulaEngine:
                   self.rules.derived_columns[name].kind == "ratio"]
         if ratios:
             encoded[ratios] = self.rules.encode(self.text_view(before))[ratios]
+        kept = [name for name in keep if name in after.columns]
+        encoded[kept] = self.text_view(after[kept])  # a settled column stays itself; what derives from it follows
         rng = np.random.default_rng(seed)
         decoded = self.typed_view(self.rules.decode(
-            encoded, round_values=lambda name, numbers: self._round_derived(name, numbers, rng)))
+            encoded, round_values=lambda name, numbers: self._round_derived(name, numbers, rng), keep=set(kept)))
         out = after.copy()
         for name in derived:
             out.loc[moved[name], name] = decoded.loc[moved[name], name]
+            for input_ in self.rules.moved_inputs(name, kept):  # a ratio's input moved to keep it in range
+                out.loc[moved[name], input_] = decoded.loc[moved[name], input_]
         return out
 
     def renumber_keys(self, frame: pd.DataFrame, first_row: int = 0, seed: int | None = None) -> pd.DataFrame:
