@@ -6,9 +6,13 @@ table (10x rows), in one run, on the shared tables and tables of other shapes; a
 
 The twin side is a fresh `python -m twin_pipeline.cli` process timed by wall clock: imports, reading the CSV,
 fitting, sampling, protecting, both reports and writing the files. The SDV side is timed inside its own process
-from metadata detection to the sampled frame (imports and CSV reading excluded), which flatters SDV. The machine
-may be shared: CPU seconds (user + system) are recorded beside wall seconds, and the load average with each row. Targets
-(issue 13): twin / SDV <= 0.2 on the 55-column table, <= 0.5 on every other; the audit within its 60 s budget.
+from metadata detection to the sampled frame (imports and CSV reading excluded), which flatters SDV; its whole process
+is timed too (`ratio_process_to_process`). `floor_s` is a bare `python -c "import pandas"` process timed beside each
+row: no Python command that reads a table can finish faster, so where SDV's fit + sample takes less than twice the
+floor (tiny) the imports-excluded 0.5x cannot be met by any CLI and the process-to-process ratio is the fair one. The
+machine may be shared: CPU seconds (user + system) are recorded beside wall seconds, and the load average with each
+row. Targets (issue 13): twin / SDV <= 0.2 on the 55-column table, <= 0.5 on every other; the audit within its 60 s
+budget.
 SDV comes from the `bench` extra: pip install torch==2.13.0 (CPU wheel) first, then pip install -e '.[bench]'.
 """
 
@@ -87,6 +91,7 @@ def bench_table(name: str, folder: Path) -> dict:
     real.to_csv(source, index=False)
     out = folder / f"{name}-twin"
     row = {"table": name, "rows": len(real), "columns": real.shape[1], "target_ratio": TARGETS.get(name, 0.5)}
+    row["floor_s"] = round(run([sys.executable, "-c", "import pandas"], timeout=120)[0], 2)
 
     seconds, cpu, twin = run([sys.executable, "-m", "twin_pipeline.cli", "clone", str(source), "--out", str(out),
                               "--scale", "10"], timeout=1800)
@@ -104,6 +109,8 @@ def bench_table(name: str, folder: Path) -> dict:
             row["ratio"] = round(row["twin_clone_s"] / row["sdv_fit_sample_s"], 3)
             row["meets_target"] = row["ratio"] <= row["target_ratio"]
             row["ratio_process_to_process"] = round(row["twin_clone_s"] / row["sdv_process_s"], 3)
+            row["meets_target_process_to_process"] = row["ratio_process_to_process"] <= row["target_ratio"]
+            row["target_below_floor"] = row["target_ratio"] * row["sdv_fit_sample_s"] < row["floor_s"]
             row["cpu_ratio"] = round(row["twin_clone_cpu_s"] / row["sdv_fit_sample_cpu_s"], 3)
     else:
         row["sdv_error"] = last_line(sdv.stderr)
@@ -139,6 +146,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sdv": sdv.__version__},
         "twin_command": "twin clone T --out D --scale 10 (python -m twin_pipeline.cli, wall clock)",
         "sdv_measure": "GaussianCopulaSynthesizer: metadata detection + fit + sample(10x rows), imports excluded",
+        "floor_measure": "floor_s: wall seconds of a bare `python -c 'import pandas'` process, timed beside each row",
         "tables": sorted(kept + rows, key=lambda row: list(TABLES).index(row["table"])),
     }, indent=2) + "\n")
 

@@ -147,10 +147,12 @@ def reference_quality(real: pd.DataFrame, options: CloneOptions) -> dict:
 
 
 def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
-           protection: dict, reference: Future | None = None) -> tuple[dict, dict]:
+           protection: dict, verified: dict, reference: Future | None = None) -> tuple[dict, dict]:
     """Quality of the protected twin against the real table, and its privacy figures beside it (k, copies, distance
-    to the closest record); the attacker audit is `privacy_audit`, off this path. `reference` is
-    `reference_quality(real, options)` already running elsewhere (see `clone_file`), else it is computed here."""
+    to the closest record); the attacker audit is `privacy_audit`, off this path. `protected` is a sample of the
+    twin whose rows, k and copies `verified` counted over all of it (shards.verify_shards): they are reported,
+    not counted again on the sample. `reference` is `reference_quality(real, options)` already running elsewhere
+    (see `clone_file`), else it is computed here."""
     from .privacy import privacy_report
     from .quality import quality_report
     from .quality.tails import tail_report
@@ -166,14 +168,14 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     quality["copula"] = engine.tails
     quality["rules"] = engine.rules_report(real, protected)
     privacy = privacy_report(protected, real, quasi_identifiers=protection["quasi_identifiers"], k=options.k,
-                             anonymity=protection["k_anonymity"], ignore_columns=ignore)
+                             anonymity=protection["k_anonymity"], ignore_columns=ignore, recounted=verified)
     privacy["protection"] = protection
     privacy["model"] = engine.privacy  # the fit's noise: differencing noise, or the DP budget and its split
     action = ("dropped (drop_identifiers)" if options.drop_identifiers
               else "replaced by fresh values of the same format, never a real one")
     privacy["direct_identifiers"] = {name: {**found, "action": action} for name, found in identifiers.items()}
     quality.update(reference.result() if reference is not None else reference_quality(real, options))
-    return quality, privacy
+    return quality, with_recount(privacy, verified, options.k)
 
 
 def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
@@ -354,8 +356,7 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas)
         twin = sample_shards(Path(folder))
-        quality, privacy = report(real, twin, engine, options, protection, reference)
-        privacy = with_recount(privacy, verified, options.k)
+        quality, privacy = report(real, twin, engine, options, protection, verified, reference)
         page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name,
                               helper=helper)
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")

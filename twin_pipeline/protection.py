@@ -42,7 +42,8 @@ def conditional_draw(engine: GaussianCopulaEngine, given: pd.DataFrame, seed: in
 def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
             first_row: int = 0, resample=None, ignore_columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
     """Rare raw strings out, rare real records redrawn, k-anonymity on the quasi-identifiers with suppressed rows
-    refilled (exactly the rows asked for); keys are renumbered from `first_row` afterwards, and fresh direct
+    refilled (exactly the rows asked for), derived columns made to agree with moved quasi-identifiers (the rules
+    hold); keys are renumbered from `first_row` afterwards, and fresh direct
     identifiers equal to a real one are drawn again.
 
     `resample(n)` draws replacement rows (default: from `engine`, conditioned on the values to keep);
@@ -60,6 +61,7 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
         k=options.k, quasi_identifiers=options.quasi_identifiers, generalize=options.generalize,
         max_suppression=options.max_suppression, primary_key=options.primary_key,
         ignore_columns=list(ignore_columns or ()) + list(formats), resample_given=given, seed=fresh_seed(),
+        conform=lambda before, after, qis: engine.rederive(before, after, keep=qis, seed=fresh_seed()),
     )
     protected = engine.renumber_keys(engine.text_view(protected), first_row, seed=[options.seed or 0, first_row])
     protected, clashes = replace_real_values(protected, real, formats, resample_rng)

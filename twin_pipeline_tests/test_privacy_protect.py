@@ -103,6 +103,28 @@ def test_wide_table_low_cardinality_columns_outside_the_quasi_identifiers_keep_t
         assert (after - before).abs().max() <= 0.02, column
 
 
+def test_a_ratio_to_a_quasi_identifier_the_twin_keeps_by_construction_survives_k_anonymity():
+    """share = expenditure / income on every real row (credit_card's rule): micro-aggregation gives a row a group
+    member's income, so the row's share is derived again from it (it had broken the rule on half the rows): protection
+    breaks it on no row the sampled twin kept it on."""
+    rng = np.random.default_rng(5)
+    n = 800
+    real = pd.DataFrame({"age": rng.integers(18, 80, n), "income": np.round(rng.lognormal(8, 0.5, n), 2),
+                         "expenditure": np.round(rng.lognormal(5, 0.8, n), 2)})
+    real["share"] = np.round(real["expenditure"] / real["income"], 6)
+    options = CloneOptions()
+    engine = pipeline.fit_model(real, options)
+    ratio = [rule for rule in engine.rules.rules if rule.enforced and rule.derived == "share"]
+    assert ratio and ratio[0].kind == "ratio"
+    synthetic = engine.sample(n, seed=1)
+    protected, report = protection.protect(synthetic, real, engine, options)
+    qis = report["quasi_identifiers"]
+    assert "income" in qis and report["k_anonymity"]["information_loss"]["share_rows_changed"]["income"] > 0.3
+    assert protected.groupby(qis).size().min() >= 5 and len(protected) == n
+    sampled = ratio[0].shares(engine.typed_view(synthetic))["share"]  # (a mined ratio's clip to the column's range
+    assert ratio[0].shares(engine.typed_view(protected))["share"] >= sampled > 0.99  # breaks a few: rules' part)
+
+
 def test_text_dates_bound_by_an_order_rule_stay_dates_after_protection():
     """origination_date <= maturity_date, both written as text: the column the rule derives was read as raw
     text by protection, and its rare dates became "Other" (42 % of a mortgage twin's origination dates)."""

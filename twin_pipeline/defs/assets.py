@@ -137,8 +137,8 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
     protection = k_anonymized_output["protection"]
     real = load_real(storage, manifest)
     twin = shard_reader.sample(storage.staged(context.partition_key, context.run) / SHARDS, options.seed)
-    quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, protection)
-    privacy = pipeline.with_recount(privacy, protection["verified"], options.k)
+    quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, protection,
+                                       protection["verified"])
     with contract():
         columns = quality_columns(quality)
     page, figures = pipeline.report_page(storage.portfolio_dir(context.partition_key) / "report.html", real, twin,

@@ -23,7 +23,7 @@ from ..tables import atomic_path, to_csv, write_json
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .copulas_backend import fit_reference, sample_reference
-from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
+from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, stratified, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 from .dp import DEFAULT_DELTA, fit_private
 from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation
@@ -353,6 +353,37 @@ class GaussianCopulaEngine:
             parts.append(self._assemble(decoded, len(block), start, rng, given=block))
         return pd.concat(parts, ignore_index=True) if parts else self.sample(0)
 
+    def rederive(self, before: pd.DataFrame, after: pd.DataFrame, keep=(), seed: int | None = None) -> pd.DataFrame:
+        """`after` is `before` (typed views, same index) with values moved by privacy protection (a group
+        member's age and income): on the rows whose inputs moved, the derived columns not in `keep` are derived
+        again, so the rules kept by construction hold on the protected twin as on the sampled one. A ratio keeps
+        the model's residual around its line; an ordered column keeps its value unless a moved bound now excludes
+        it, then sits on that bound (re-deriving its modelled gap from a bound that moved far, a member's income,
+        pushed a wide twin's loan amounts onto their floor); sums and formulas are computed."""
+        depends = {name: inputs for name, inputs in self.rules.depends.items() if name in after.columns}
+        derived = [name for name in depends if name not in keep]
+        if not derived or len(after) == 0:
+            return after
+        moved = {name: ~((before[name].astype(object) == after[name].astype(object)).to_numpy()
+                         | (before[name].isna() & after[name].isna()).to_numpy()) for name in after.columns}
+        for _ in depends:  # through chains of derivations (a sum of an ordered column)
+            for name, inputs in depends.items():
+                moved[name] = moved[name] | np.any([moved[i] for i in inputs if i in moved], axis=0)
+        if not any(moved[name].any() for name in derived):
+            return after
+        encoded = self.rules.encode(self.text_view(after))
+        ratios = [name for name in derived if self.rules.derived_columns.get(name) and
+                  self.rules.derived_columns[name].kind == "ratio"]
+        if ratios:
+            encoded[ratios] = self.rules.encode(self.text_view(before))[ratios]
+        rng = np.random.default_rng(seed)
+        decoded = self.typed_view(self.rules.decode(
+            encoded, round_values=lambda name, numbers: self._round_derived(name, numbers, rng)))
+        out = after.copy()
+        for name in derived:
+            out.loc[moved[name], name] = decoded.loc[moved[name], name]
+        return out
+
     def renumber_keys(self, frame: pd.DataFrame, first_row: int = 0, seed: int | None = None) -> pd.DataFrame:
         """Fresh identifier values numbered from `first_row`: after rows were replaced or dropped, keys stay
         unique and never real."""
@@ -434,7 +465,7 @@ class GaussianCopulaEngine:
         if cholesky is None:
             return np.zeros((size, 0))
         if self.tails["copula"] in FRAILTY_FAMILIES and not box:  # conditions: drawn from the Gaussian part
-            return self._frailty_values(size, rng)
+            return stratified(self._frailty_values(size, rng), rng)
         nu, mixing = self._nu(), None
         if nu is not None:
             mixing = np.sqrt(rng.chisquare(nu, size) / nu)
@@ -444,7 +475,8 @@ class GaussianCopulaEngine:
             normals = conditional_normals(self.correlation, box, size, rng, row_scale=mixing)
         else:
             normals = rng.standard_normal((size, len(self.variables))) @ cholesky.T
-        return normals if mixing is None else normals / mixing[:, None]
+        latent = normals if mixing is None else normals / mixing[:, None]
+        return latent if box else stratified(latent, rng, nu)
 
     def write_sample(self, path: str | Path, n: int, seed: int | None = None, chunk_size: int = DEFAULT_CHUNK,
                      progress=None) -> Path:

@@ -35,6 +35,20 @@ def tied_normal_scores(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return block_scores[inverse], upper, block_scores
 
 
+def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = None) -> np.ndarray:
+    """Latin hypercube sampling with the copula's ranks (Stein 1987): each column's values move to one draw per
+    1/n-quantile stratum of its latent marginal (normal, or Student-t with `nu`), in the order the copula drew
+    them. The dependence (ranks) is untouched and each marginal stays exact in distribution, but an n-row twin
+    no longer adds its own sampling noise to every column's shares: on small tables that noise alone put the
+    twin a point or more further from the real data than the model is."""
+    size = len(latent)
+    if size < 2:
+        return latent
+    ranks = latent.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable")
+    uniforms = (ranks + rng.random(latent.shape)) / size
+    return special.ndtri(uniforms) if nu is None else special.stdtrit(nu, uniforms)
+
+
 def truncated_normal_mean(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """E[Z | Phi^-1(lower) < Z < Phi^-1(upper)] for a standard normal Z."""
     a, b = special.ndtri(lower), special.ndtri(upper)

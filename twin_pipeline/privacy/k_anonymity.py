@@ -16,8 +16,8 @@ Passes, ordered to lose the least (each only touches rows that still need it):
 5. numeric micro-aggregation: rows whose exact values are still rarer than k are grouped (Mondrian-style
    cuts inside each categorical combination, see microaggregation.py) and get their group's mean, rounded
    like the input (on synthetic rows: the values of one random member, which keeps each column's distribution
-   and the member's own combination); the groups holding a column's minimum and maximum keep that value, so the
-   column's range survives; a stratum's last few (< k) rare rows join their nearest already-safe neighbour instead.
+   and the member's own combination); the groups holding a column's minimum and maximum take that row's values,
+   so the column's range survives and the relations between columns that held on every row still hold; a stratum's last few (< k) rare rows join their nearest already-safe neighbour instead.
 """
 
 from __future__ import annotations
@@ -318,21 +318,23 @@ def _keep_range(result: np.ndarray, values: np.ndarray, partitioned: np.ndarray,
     """Give each column's minimum and maximum back to one aggregated group that held it, in place.
 
     Histograms and quality reports bin every table over its own range; averaging the extremes away would
-    shift every bin edge. Per column at most two groups move, each to a single shared value, so k holds.
+    shift every bin edge. The group takes the whole row of its member holding the extreme, not just that one
+    value: a relation that held on every row (age - seniority >= 14, a rule the twin keeps by construction)
+    still holds. At most two groups per column move, each to a single shared row, so k holds; a group already
+    given one extreme's row keeps it.
     """
+    rows = np.flatnonzero(partitioned)
+    pinned = np.zeros(groups.max() + 1 if len(groups) else 0, dtype=bool)
     for j in range(values.shape[1]):  # a handful of columns
-        representative = np.zeros(groups.max() + 1 if len(groups) else 0)
-        representative[groups] = result[partitioned, j]
         for extreme in (np.fmin.reduce(values[:, j]), np.fmax.reduce(values[:, j])):
             if np.isnan(extreme) or (result[:, j] == extreme).any():
                 continue
-            holders = groups[values[partitioned, j] == extreme]
+            holders = np.flatnonzero((values[rows, j] == extreme) & ~pinned[groups])
             if len(holders) == 0:
                 continue  # the extreme row joined a neighbour's values (a stratum with fewer than k to group)
-            nearest = holders[np.argmin(np.abs(representative[holders] - extreme))]  # moves the least
-            rows = np.flatnonzero(partitioned)[groups == nearest]
-            result[rows, j] = extreme
-            representative[nearest] = extreme
+            holder = holders[np.argmin(np.abs(result[rows[holders], j] - extreme))]  # its group moves the least
+            result[rows[groups == groups[holder]]] = values[rows[holder]]
+            pinned[groups[holder]] = True
 
 
 def _nearest_safe_rows(points, strata, full, rare, joined) -> np.ndarray:

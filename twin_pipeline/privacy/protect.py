@@ -37,6 +37,7 @@ def protect_twin(
     max_rounds: int = 10,
     ignore_columns: Sequence[str] = (),
     resample_given: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    conform: Callable[[pd.DataFrame, pd.DataFrame, list[str]], pd.DataFrame] | None = None,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict]:
     """Rare strings -> the catch-all, rare real records redrawn, k-anonymity enforced; returns (twin, report)
@@ -44,7 +45,9 @@ def protect_twin(
 
     `resample(n)` draws n fresh synthetic rows; `resample_given(given)` (optional) draws one fresh row per row
     of `given` keeping its values (the engine's conditional sampling), so a refilled row's other columns fit its
-    quasi-identifiers; without it refills are drawn unconditionally.
+    quasi-identifiers; without it refills are drawn unconditionally. `conform(before, after, qis)` (optional) makes
+    the other columns of rows whose quasi-identifiers k-anonymity moved agree with them again (the engine's
+    derived columns: a ratio to an income that now is a group member's).
     `primary_key` and `ignore_columns` (foreign keys, fresh direct identifiers) are neither compared nor replaced.
     """
     ignore = ([primary_key] if primary_key else []) + list(ignore_columns)
@@ -71,14 +74,27 @@ def protect_twin(
                   f"fewer than {k} real rows after {max_rounds} redrawing rounds: nearly every possible row of this "
                   f"table is a rare real record (columns compared: {', '.join(map(str, copies['columns_compared']))}),"
                   " so a safe twin cannot be made; add columns that vary, or share an aggregate instead")
+
+    def agree(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+        return after if conform is None else conform(before, after, qis)
+
     protected, anonymity = enforce_k_anonymity(safe, k, qis, generalize, max_suppression, synthetic=True, seed=seed)
-    protected, refill = _refill(protected, safe, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed)
-    if smallest_group(protected, qis) < k:  # a late copy's group lost its row to a swapped donor: once more
+    protected = agree(safe.loc[protected.index], protected)
+    protected, refill = _refill(protected, safe, real, len(synthetic), qis, redraw, agree, k, ignore, max_rounds,
+                                seed)
+    for round_ in range(1, max_rounds + 1):  # a late copy's group lost its row to a swapped donor: again
+        if smallest_group(protected, qis) >= k:
+            break
         again, extra = enforce_k_anonymity(protected, k, qis, generalize, max_suppression, synthetic=True,
-                                           seed=seed + 1)
+                                           seed=seed + round_)
         anonymity["records_suppressed"] += extra["records_suppressed"]
-        protected, more = _refill(again, protected, real, len(synthetic), qis, redraw, k, ignore, max_rounds, seed + 1)
+        again = agree(protected.loc[again.index], again)
+        protected, more = _refill(again, protected, real, len(synthetic), qis, redraw, agree, k, ignore,
+                                  max_rounds, seed + round_)
         refill = {key: refill[key] + more[key] for key in refill}
+    if smallest_group(protected, qis) < k:
+        raise PrivacyLimitError(None, f"k = {k} could not be kept on {qis} while refilling the twin to "
+                                      f"{len(synthetic):,} rows after {max_rounds} rounds")
     anonymity["final_k"] = smallest_group(protected, qis)
     anonymity["bank_compliant"] = anonymity["final_k"] >= k
     return protected, {
@@ -92,12 +108,14 @@ def protect_twin(
     }
 
 
-def _refill(protected, before, real, n, qis, redraw, k, ignore, max_rounds, seed) -> tuple[pd.DataFrame, dict]:
+def _refill(protected, before, real, n, qis, redraw, conform, k, ignore, max_rounds, seed) -> tuple[pd.DataFrame,
+                                                                                                 dict]:
     """Back to `n` rows: suppressed (or dropped) rows, and rows that now equal a rare real record, become fresh
     conforming draws. Each takes the protected quasi-identifier values of a donor row already in a group of >= k
     (for a rare copy, itself first: its group keeps its size), and the rest is drawn given the donor's values
-    before anonymisation, which the model knows. A donor whose draws keep equalling a rare record is swapped
-    for another; if that left a group short, k-anonymity is enforced once more (its suppressions refilled)."""
+    before anonymisation, which the model knows, then made to agree with the protected ones (`conform`). A donor
+    whose draws keep equalling a rare record is swapped for another; if that left a group short, k-anonymity is
+    enforced once more (its suppressions refilled)."""
     combinations = RealCombinations(real, compared_columns(protected, real, ignore))
     rng = np.random.default_rng([seed, 1])
     counts = combinations.count(protected)
@@ -113,9 +131,10 @@ def _refill(protected, before, real, n, qis, redraw, k, ignore, max_rounds, seed
             break
         if round_ >= 2:  # these donors' neighbourhoods hold only rare records: borrow another row's values
             donors = rng.choice(kept.index, len(donors))
-        fresh = redraw(before.loc[donors, qis])
+        drawn = redraw(before.loc[donors, qis])[protected.columns].astype(protected.dtypes.to_dict())
+        fresh = drawn.copy()
         fresh[qis] = protected.loc[donors, qis].to_numpy()
-        fresh = fresh[protected.columns].astype(protected.dtypes.to_dict())
+        fresh = conform(drawn, fresh.astype(protected.dtypes.to_dict()))
         counts = combinations.count(fresh)
         ok = ~((counts > 0) & (counts < k))
         parts.append(fresh[ok])
