@@ -2,6 +2,7 @@
 
     python bench/bench_holdout.py                 # every table; results in bench/results/holdout.json
     python bench/bench_holdout.py --tables tiny   # some of them (credit_data credit_card tiny narrow wide large)
+    python bench/bench_holdout.py --tables credit_card --twin-seeds 5   # and the spread of 5 twins' scores
 
 Each table is split once, 50/50 with a fixed seed. The pipeline is fitted on one half with default options, and
 makes a twin the size of the other (held-out) half. Measured:
@@ -13,6 +14,8 @@ makes a twin the size of the other (held-out) half. Measured:
 * every low-cardinality column's largest share difference from the training half, against 0.02 plus two
   binomial standard errors of the two samples;
 * twin rows equal to a real record unique in the training half, and to one shared by fewer than k;
+* rows breaking a mined rule that holds on every training row (mean and worst over the rules, in %), on the twin
+  and before protection (micro-aggregation moves quasi-identifiers that rules tie to other columns);
 * k recounted on the quasi-identifiers the protection reports; rows returned against rows asked for;
 * anonymeter singling-out, linkability and inference risks (training half as the original, half of the held-out
   half as the control), beside the control baseline: the other half of the held-out half used as the
@@ -72,7 +75,11 @@ def default_twin(primary_key: str | None = None, **overrides) -> Callable[[pd.Da
         engine = pipeline.fit_model(train, options)
         sample = engine.sample(n, seed=options.seed)
         twin, report = protection.protect(sample, train, engine, options)
-        return twin, {**report, "unprotected_twin": sample}  # engine.sample writes the input's formats
+        breaks = {label: {key: round(100 * value, 3) for key, value in engine.rules_report(train, rows)["summary"].items()
+                          if key in ("mined_break_mean", "mined_break_worst")}
+                  for label, rows in (("twin", twin), ("unprotected", sample))}
+        return twin, {**report, "unprotected_twin": sample,  # engine.sample writes the input's formats
+                      "rule_breaks_percent": breaks}
     return make
 
 
@@ -144,7 +151,8 @@ def _risk_within(twin: dict, baseline: dict) -> bool | None:
 
 
 def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFrame, int], tuple],
-                primary_key: str | None = None, k: int = 5, attacks: bool = True, attack_seeds: int = 1) -> dict:
+                primary_key: str | None = None, k: int = 5, attacks: bool = True, attack_seeds: int = 1,
+                twin_seeds: int = 1) -> dict:
     """One table through one twin maker; every figure the module doc lists."""
     train, held = split(table)
     started = time.perf_counter()
@@ -156,6 +164,7 @@ def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFram
     ceiling = sdmetrics_score(held[scored], train[scored])
     quality = sdmetrics_score(held[scored], twin[scored])
     unprotected = protection.pop("unprotected_twin", None)  # what protection costs, beside what the engine does
+    rule_breaks = protection.pop("rule_breaks_percent", None)
     counts = RealCombinations(train, [c for c in twin.columns if c not in ignore]).count(twin)
     qis = protection["quasi_identifiers"]
     deltas = share_deltas(train[scored], twin)
@@ -170,6 +179,7 @@ def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFram
         "sdmetrics_unprotected": None if unprotected is None
         else round(sdmetrics_score(held[scored], unprotected[scored]), 2),
         "low_cardinality_shares": deltas,
+        "mined_rule_breaks_percent": rule_breaks,  # rows breaking a rule that holds on every training row
         "low_cardinality_all_within": all(d["within"] for d in deltas.values()),
         "rows_equal_to_a_unique_real_record": int((counts == 1).sum()),
         "rows_equal_to_a_rare_real_record": int(((counts > 0) & (counts < k)).sum()),
@@ -180,6 +190,8 @@ def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFram
         "share_shift_from_copy_replacement": protection["exact_copies"]["share_shift"],
         "information_loss": protection["k_anonymity"]["information_loss"],
     }
+    if twin_seeds > 1:
+        result["twin_seeds"] = _twin_seeds(make_twin, train, held, scored, ceiling, twin_seeds)
     if attacks:
         half = len(held) // 2
         baseline, control = held.iloc[:half].reset_index(drop=True), held.iloc[half:].reset_index(drop=True)
@@ -191,6 +203,20 @@ def holdout_run(name: str, table: pd.DataFrame, make_twin: Callable[[pd.DataFram
         if attack_seeds > 1:
             result["anonymeter_seeds"] = _repeated_attacks(make_twin, train, held, qis, ignore, attack_seeds)
     return result
+
+
+def _twin_seeds(make_twin, train, held, scored, ceiling, seeds: int) -> dict:
+    """How far one twin's luck moves the figures: the twin of pipeline seeds 0..seeds-1 (0 is the default twin)
+    on the same split, each scored against the held-out half with its shares checked."""
+    quality, within = [], []
+    for seed in range(seeds):
+        twin = make_twin(train, len(held), seed)[0]
+        quality.append(round(sdmetrics_score(held[scored], twin[scored]), 2))
+        within.append(all(d["within"] for d in share_deltas(train[scored], twin).values()))
+    gaps = [round(ceiling - q, 2) for q in quality]
+    return {"sdmetrics_quality": quality, "quality_gap": gaps, "gap_mean": round(float(np.mean(gaps)), 2),
+            "gap_worst": max(gaps), "seeds_within_2_points": int(sum(g <= 2 for g in gaps)),
+            "seeds_all_shares_within": int(sum(within))}
 
 
 def _repeated_attacks(make_twin, train, held, qis, ignore, seeds: int) -> dict:
@@ -251,6 +277,8 @@ def main() -> None:
     parser.add_argument("--no-attacks", action="store_true", help="skip anonymeter")
     parser.add_argument("--attack-seeds", type=int, default=1,
                         help="repeat the attacks with this many seeds (is a twin above its baseline noise or real?)")
+    parser.add_argument("--twin-seeds", type=int, default=1,
+                        help="also score the twins of this many pipeline seeds on the same split (their spread)")
     parser.add_argument("--wide-variants", action="store_true",
                         help="the wide table with the job title, then the state, left out of the quasi-identifiers")
     args = parser.parse_args()
@@ -258,7 +286,8 @@ def main() -> None:
     for name, table in load_tables(args.tables).items():
         print(f"{name}: {len(table):,} x {table.shape[1]}", flush=True)
         results.append(holdout_run(name, table, default_twin(KEYS.get(name)), primary_key=KEYS.get(name),
-                                   attacks=not args.no_attacks, attack_seeds=args.attack_seeds))
+                                   attacks=not args.no_attacks, attack_seeds=args.attack_seeds,
+                                   twin_seeds=args.twin_seeds))
     if args.wide_variants:
         qis = ["emp_title", "emp_length", "state", "homeownership", "annual_income"]
         for left_out in ("emp_title", "state"):

@@ -5,7 +5,10 @@
 
 Figures (printed, and saved to bench/results/rules.json):
 * per table: rules found (and kept by construction), the share of twin rows breaking each mined rule that holds on
-  every real row, mean and worst, for the engine without rules and rounding steps (as it was before them) and with;
+  every real row, mean and worst, for the engine without rules and rounding steps (as it was before them) and with,
+  measured on the twin the user gets: made as `twin clone` makes it (pipeline.fit_model with the detected
+  quasi-identifiers, shards sampled and protected by shards.make_shards, read back), and on the same rows as drawn
+  before protection (k-anonymity moves quasi-identifiers; the rules must survive it);
 * rounding: for every column with rounding steps, the largest gap in points between the real and twin shares of
   values on a step;
 * SDMetrics QualityReport without and with rules, over seeds (fit on a random half, twin scored against the
@@ -23,8 +26,10 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +43,12 @@ warnings.filterwarnings("ignore")
 
 from bench_engine import sdmetrics_score, timed  # noqa: E402
 from test_engine_tails import clayton_table, elliptical_table, tail_dependence  # noqa: E402
+from shapes import lending_table  # noqa: E402
+from twin_pipeline import pipeline  # noqa: E402
 from twin_pipeline.engine import GaussianCopulaEngine  # noqa: E402
+from twin_pipeline.options import CloneOptions  # noqa: E402
+from twin_pipeline.privacy import detect_quasi_identifiers  # noqa: E402
+from twin_pipeline.shards import make_shards, sample_shards, shard_seed  # noqa: E402
 from twin_pipeline.engine.transformers import detect_spec  # noqa: E402
 from twin_pipeline.engine.rules import mining  # noqa: E402
 from twin_pipeline.engine.rules.report import broken_share  # noqa: E402
@@ -52,6 +62,18 @@ def tables() -> dict[str, pd.DataFrame]:
     found = {name: pd.read_csv(SHARED / f"{name}.csv") for name in ("credit_data", "credit_card")
              if (SHARED / f"{name}.csv").exists()}
     return {**found, **{f"shape:{name}": build(seed=0) for name, build in SHAPES.items()}}
+
+
+# the table `twin clone /tmp/wide.csv --scale 10` was run on when the protected twin broke rules: breaks only
+EXTRA = {"shape:wide 10,000 rows": lambda: lending_table(0, 10_000)}
+
+
+def clone_twin(engine: GaussianCopulaEngine, real: pd.DataFrame, options: CloneOptions, rows: int) -> tuple:
+    """(the protected twin, the same rows as drawn before protection), made as `twin clone` makes them."""
+    with tempfile.TemporaryDirectory(prefix="bench-rules-") as folder:
+        make_shards(engine, real, options, rows, Path(folder))
+        protected = sample_shards(Path(folder), rows=rows)
+    return protected, engine.sample(rows, seed=shard_seed(options.seed, 0))
 
 
 def rounding_gap(report: dict) -> float:
@@ -92,19 +114,26 @@ def sdmetrics_over_seeds(real: pd.DataFrame, seeds: int) -> dict:
 
 
 def table_row(name: str, real: pd.DataFrame, rows: int, seeds: int) -> dict:
-    with_rules = GaussianCopulaEngine().fit(real)
-    without = without_rules(real)
-    row = {"table": name, "rows": len(real), "columns": real.shape[1], "twin_rows": rows}
-    for label, engine in (("without", without), ("with", with_rules)):
-        twin = engine.sample(rows, seed=1)
-        # the rules found with the rules engine, measured on both twins
-        report = with_rules.rules_report(real, twin)
-        exact = [entry for entry in report["rules"] if entry["source"] == "mined" and entry["real"]["share"] == 1.0]
-        breaks = [share for share in map(broken_share, exact) if share is not None]
-        row[f"break_mean_{label}"] = round(100 * float(np.mean(breaks)), 3) if breaks else 0.0
-        row[f"break_worst_{label}"] = round(100 * float(np.max(breaks)), 3) if breaks else 0.0
-        row[f"rounding_gap_points_{label}"] = rounding_gap(report)  # the steps found with rounding, on both twins
-    row.update(sdmetrics_over_seeds(real, seeds))
+    """Breaks and rounding on the protected twin (and on its rows as drawn), and SDMetrics over `seeds` seeds."""
+    options = CloneOptions()  # `twin clone`'s defaults, with the quasi-identifiers it detects
+    options = replace(options, quasi_identifiers=list(detect_quasi_identifiers(real)))
+    with_rules = pipeline.fit_model(real, options)
+    row = {"table": name, "rows": len(real), "columns": real.shape[1], "twin_rows": rows,
+           "quasi_identifiers": options.quasi_identifiers}
+    for label, engine in (("without", without_rules(real)), ("with", with_rules)):
+        protected, drawn = clone_twin(engine, real, options, rows)
+        for twin, suffix in ((protected, ""), (drawn, "_drawn")):
+            # the rules found with the rules engine, measured on both twins
+            report = with_rules.rules_report(real, twin)
+            exact = [entry for entry in report["rules"] if entry["source"] == "mined" and entry["real"]["share"] == 1.0]
+            breaks = {entry["rule"]: broken_share(entry) for entry in exact if broken_share(entry) is not None}
+            row[f"break_mean_{label}{suffix}"] = round(100 * float(np.mean(list(breaks.values()))), 3) if breaks else 0.0
+            row[f"break_worst_{label}{suffix}"] = round(100 * max(breaks.values()), 3) if breaks else 0.0
+            row[f"rounding_gap_points_{label}{suffix}"] = rounding_gap(report)  # the steps found with rounding
+            if label == "with":
+                row[f"broken_rules{suffix}"] = {rule: round(100 * share, 3) for rule, share in breaks.items() if share}
+    if seeds:
+        row.update(sdmetrics_over_seeds(real, seeds))
     row["rules"] = len(with_rules.rules.rules)
     row["enforced"] = sum(rule.enforced for rule in with_rules.rules.rules)
     row["rule_list"] = [{"rule": rule.text, "enforced": rule.enforced, "real_share": rule.real_share}
@@ -153,24 +182,29 @@ def main() -> None:
     cap = 20_000 if args.quick else 100_000
     seeds = args.seeds or (3 if args.quick else 5)
     started = time.perf_counter()
-    results = {"seeds": seeds,
-               "tables": [table_row(name, real, min(10 * len(real), cap), seeds) for name, real in tables().items()]}
+    results = {"seeds": seeds, "load_average_before": [round(value, 2) for value in os.getloadavg()],
+               "tables": [table_row(name, real, min(10 * len(real), cap), seeds) for name, real in tables().items()]
+               + [table_row(name, build(), min(10 * len(build()), cap), 0) for name, build in EXTRA.items()]}
     results["fit_time"] = fit_time_row()
     results["tails"] = [tail_row("clayton theta=2 (50,000 rows)", clayton_table(50_000), 200_000),
                         tail_row("student-t nu=3 rho=0.7 (20,000 rows)", elliptical_table(20_000, rho=0.7, nu=3), 200_000)]
     results["seconds"] = round(time.perf_counter() - started, 1)
+    results["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rules.json").write_text(json.dumps(results, indent=2))
-    print("| table | rules (kept) | twin rows breaking a mined rule, mean / worst: without -> with | rounding gap, points | "
-          "SDMetrics vs holdout without -> with | gain vs holdout | gain vs fitting half |")
+    print("| table | rules (kept) | protected twin's rows breaking a mined rule, mean / worst: without -> with "
+          "(as drawn) | rounding gap, points | SDMetrics vs holdout without -> with | gain vs holdout | "
+          "gain vs fitting half |")
     print("|---|---|---|---|---|---|---|")
     for row in results["tables"]:
+        scores = (f"{row['sdmetrics_without_holdout'][0]} -> {row['sdmetrics_with_holdout'][0]} | "
+                  f"{row['sdmetrics_gain_holdout'][0]:+.2f} +- {row['sdmetrics_gain_holdout'][1]} | "
+                  f"{row['sdmetrics_gain_fit'][0]:+.2f} +- {row['sdmetrics_gain_fit'][1]}"
+                  if "sdmetrics_gain_fit" in row else "- | - | -")
         print(f"| {row['table']} | {row['rules']} ({row['enforced']}) | {row['break_mean_without']:.2f} % / "
-              f"{row['break_worst_without']:.2f} % -> {row['break_mean_with']:.3f} % / {row['break_worst_with']:.3f} % | "
-              f"{row['rounding_gap_points_without']} -> {row['rounding_gap_points_with']} | "
-              f"{row['sdmetrics_without_holdout'][0]} -> {row['sdmetrics_with_holdout'][0]} | "
-              f"{row['sdmetrics_gain_holdout'][0]:+.2f} +- {row['sdmetrics_gain_holdout'][1]} | "
-              f"{row['sdmetrics_gain_fit'][0]:+.2f} +- {row['sdmetrics_gain_fit'][1]} |")
+              f"{row['break_worst_without']:.2f} % -> {row['break_mean_with']:.3f} % / {row['break_worst_with']:.3f} % "
+              f"({row['break_mean_with_drawn']:.3f} % / {row['break_worst_with_drawn']:.3f} %) | "
+              f"{row['rounding_gap_points_without']} -> {row['rounding_gap_points_with']} | {scores} |")
     print(json.dumps(results["fit_time"]))
     for row in results["tails"]:
         print(json.dumps({key: value for key, value in row.items()}))

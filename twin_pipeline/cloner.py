@@ -26,8 +26,13 @@ class DigitalTwinCloner:
 
     def train(self, df: pd.DataFrame, primary_key: str | None = None,
               column_kinds: dict[str, str] | None = None) -> tuple[str, dict]:
-        """Fit a copula on `df`; returns (model_id, metadata with columns, n_rows, kinds and chosen families)."""
-        engine = GaussianCopulaEngine(k=self.k).fit(df, primary_key=primary_key, column_kinds=column_kinds)
+        """Fit a copula on `df` as `twin clone` does (direct identifiers become fresh values of their format, never
+        a real one); returns (model_id, metadata with columns, n_rows, kinds and chosen families)."""
+        from .options import CloneOptions
+        from .pipeline import fit_model
+
+        engine = fit_model(df, CloneOptions(primary_key=primary_key, k=self.k, column_kinds=dict(column_kinds or {}),
+                                            seed=None))
         model_id = self._store(engine.to_dict())
         described = engine.describe()
         metadata = {
@@ -76,10 +81,14 @@ class DigitalTwinCloner:
 
     @staticmethod
     def get_comparison(original: pd.DataFrame, synthetic: pd.DataFrame, primary_key: str | None = None) -> dict:
-        """similarity_score (0-100), correlation_error, ks_statistics and categorical_match of a twin."""
+        """similarity_score (0-100), correlation_error, ks_statistics and categorical_match of a twin. Direct
+        identifiers (e-mail, phone, ...) get fresh values in a twin and are not scored, as in `twin clone`."""
+        from .privacy.identifiers import detect_direct_identifiers
         from .quality import quality_report
 
-        return quality_report(original, synthetic, primary_key=primary_key)
+        identifiers = detect_direct_identifiers(original, primary_key=primary_key)
+        return quality_report(original, synthetic, primary_key=primary_key,
+                              column_kinds={name: "identifier" for name in identifiers} or None)
 
     def list_models(self) -> list[str]:
         return sorted(path.stem for path in Path(self.models_dir).glob("twin-*.json"))

@@ -27,7 +27,9 @@ from .errors import TwinInputError
 
 SNIFF_BYTES = 64 * 1024
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # latin-1 decodes anything: reached only for text-like bytes
+UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 DELIMITERS = ",;\t|"
+ZERO_PADDED = re.compile(r"0\d+")  # a code, not a number: numbers are not written with leading zeros
 SNIFF_LINES = 50
 # Limits a hostile or clumsy upload runs into before it can cost minutes or gigabytes (env overrides them):
 # a model holds a columns x columns matrix, so 10,000 columns is a 44 GiB matrix, not a table to clone.
@@ -101,11 +103,22 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
         printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) / max(len(raw), 1)
         if printable < 0.85:
             raise TwinInputError(path, "looks like a binary file, not a CSV table") from None
-        raise TwinInputError(
+        if not UTF8_SEQUENCE.search(raw):  # no UTF-8 character at all: a Windows / Latin-1 export ("D\xfcsseldorf")
+            encoding = next(name for name in ENCODINGS[1:] if _decodes(raw, name))
+            return encoding, raw.decode(encoding)
+        raise TwinInputError(  # some UTF-8 and some not: a damaged or mixed file, which no guess reads right
             path,
             f"is not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); "
             "re-save it as UTF-8",
         ) from None
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _delimiter(text: str, path: Path) -> str:
@@ -187,9 +200,10 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
     _check_header(path, next(line for line in text.splitlines() if line.strip()), delimiter)
     handle.seek(0)
     try:
-        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False)
+        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False,
+                           dtype=dict.fromkeys(_zero_padded(text, delimiter), str) or None)
     except UnicodeDecodeError as error:
-        raise TwinInputError(path, f"is not valid UTF-8 past the first {SNIFF_BYTES} bytes ({error.reason})") from None
+        raise TwinInputError(path, f"is not valid {encoding} past the first {SNIFF_BYTES} bytes ({error.reason})") from None
     except (pd.errors.ParserError, csv.Error) as error:
         raise TwinInputError(path, f"is not a well-formed table: {str(error).strip()}") from None
     except pd.errors.EmptyDataError:
@@ -197,6 +211,17 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
     except MemoryError:
         raise TwinInputError(path, f"does not fit in memory ({size / 2**20:,.0f} MiB as text); split it or give "
                                    "the process more memory") from None
+
+
+def _zero_padded(text: str, delimiter: str) -> list[str]:
+    """Columns of the first lines holding codes with a leading zero ("01067", "007"): read as text, their zeros
+    are kept (read as numbers, a zip code 01067 became 1067 and its twin wrote four-digit zip codes)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = list(csv.reader(io.StringIO("\n".join(lines[:-1] if len(lines) > 2 else lines)), delimiter=delimiter))
+    if len(rows) < 2:
+        return []
+    padded = {i for row in rows[1:] for i, value in enumerate(row[:len(rows[0])]) if ZERO_PADDED.fullmatch(value)}
+    return [rows[0][i] for i in sorted(padded)]
 
 
 def _check_header(path: Path, header_line: str, delimiter: str) -> None:

@@ -24,7 +24,7 @@ def write(tmp_path, name, content):
     ("blank.csv", b"\n\n  \n", "is empty"),
     ("header.csv", "grade,income\n", "header but no data rows"),
     ("binary.csv", bytes(range(256)) * 20, "binary"),
-    ("latin1.csv", "name,city\nJos\xe9,M\xe1laga\nAna,Z\xfcrich\n".encode("latin-1"), "not valid UTF-8"),
+    ("mixed.csv", "name,city\nJos\xe9,M\xe1laga\n".encode() + "Ana,Z\xfcrich\n".encode("latin-1"), "not valid UTF-8"),
     ("one_row.csv", "grade,income\nA,100\n", "only 1 data row"),
     ("dupes.csv", "grade,grade,income\nA,B,1\nC,D,2\n", "duplicate column names: grade"),
 ])

@@ -44,6 +44,7 @@ def test_yes_no_is_boolean_and_zero_one_is_boolean():
 
 def test_numeric_id_needs_an_id_name():
     assert kind(np.arange(100), name="customer_id") == "identifier"
+    assert kind(np.arange(5000, 5100), name="kunde_nr") == "identifier"  # a German export's customer number
     assert kind(np.arange(100), name="balance") == "integer"
 
 

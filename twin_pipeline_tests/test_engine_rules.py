@@ -245,3 +245,57 @@ def test_order_rules_on_text_dates_and_text_numbers_are_found_and_kept():
     assert 0.05 < twin["last_payment_date"].isna().mean() < 0.15
     on_tens = twin["loan"].str.replace(r"[$,]", "", regex=True).astype(float) % 10 == 0
     assert on_tens.mean() > 0.97  # the real amounts' rounding step survives the rule
+
+
+def test_a_ratio_is_kept_in_a_large_twin_where_its_inputs_would_carry_it_past_its_range():
+    """credit_card's share = 12 x spend / (income x 10^4): a 100,000-row twin draws large spends on small incomes
+    that no real row has, whose share would leave the column's range (which the upload's contract checks). The
+    spend is moved onto the value that puts the share on its range's end, so the rule holds on every row and the
+    share stays in its range; a spend that a category fixes (0 without a card) is never moved."""
+    rng = np.random.default_rng(5)
+    n = 1300
+    income = np.round(np.exp(rng.normal(1.1, 0.7, n)), 2)
+    card = rng.choice(["yes", "no"], n, p=[0.8, 0.2])
+    spend = np.where(card == "no", 0.0, np.round(rng.gamma(0.6, 300, n), 4))  # (clipping broke 0.1 % of rows)
+    real = pd.DataFrame({"card": card, "income": income, "spend": spend,
+                         "share": np.round(12 * spend / (income * 1e4) + 0.0005 / income, 8)})
+    engine = GaussianCopulaEngine().fit(real)
+    (ratio,) = rules_of(engine, "ratio")
+    assert ratio.enforced and ratio.derived == "share"
+    twin = engine.sample(N_TWIN, seed=0)
+    assert twin_share(engine, ratio, twin) == 1.0
+    fmt = engine.rules.formats["share"]
+    low, high = np.round([fmt["floor"], fmt["ceiling"]], 8)  # the range's ends on the column's 8 decimals
+    assert low <= twin["share"].min() and twin["share"].max() <= high
+    assert (twin.loc[twin["card"] == "no", "spend"] == 0).all()
+    assert twin["spend"].min() >= 0 and (twin["spend"] == twin["spend"].round(4)).all()
+
+
+def test_rules_hold_on_the_protected_twin_after_k_anonymity_moves_a_quasi_identifier():
+    """k-anonymity gives a twin row another group member's income (micro-aggregation) or redraws it around a
+    donor's: the loan bounded by the income, the balance by the loan and the joint income by the income are then
+    derived again from what the model drew for them, so every rule of every real row holds on the twin the user
+    gets, not only on the drawn one (`twin clone` printed 8 % of rows breaking `income <= income_joint`)."""
+    from twin_pipeline.options import CloneOptions
+    from twin_pipeline.protection import protect
+
+    rng = np.random.default_rng(11)
+    n = 4000
+    income = np.round(np.exp(rng.normal(11, 0.5, n)) / 100) * 100
+    joint = rng.random(n) < 0.2
+    loan = np.round(income * rng.beta(2, 5, n), 2)
+    real = pd.DataFrame({
+        "age": rng.integers(18, 80, n), "state": rng.choice(["CA", "TX", "NY", "FL", "WA"], n),
+        "income": income, "application": np.where(joint, "joint", "individual"),
+        "income_joint": np.where(joint, income + np.round(np.exp(rng.normal(10, 0.6, n)) / 100) * 100, np.nan),
+        "loan": loan, "balance": np.round(loan * rng.uniform(0, 1, n), 2)})
+    engine = GaussianCopulaEngine().fit(real)
+    kept = {rule.text for rule in engine.rules.rules if rule.enforced and rule.kind == "order"}
+    assert {"income <= income_joint", "loan <= income", "balance <= loan"} <= kept
+    options = CloneOptions(quasi_identifiers=["age", "state", "income"])
+    drawn = engine.sample(20_000, seed=0)
+    twin, protection = protect(drawn, real, engine, options)
+    assert len(twin) == len(drawn) and protection["k_anonymity"]["final_k"] >= options.k
+    assert (twin["income"] != drawn["income"]).mean() > 0.05  # protection did move incomes
+    summary = engine.rules_report(real, twin)["summary"]
+    assert summary["mined_break_worst"] == 0.0

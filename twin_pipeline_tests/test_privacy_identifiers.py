@@ -13,6 +13,7 @@ from shapes import overdraft_table
 from twin_pipeline import pipeline
 from twin_pipeline.cli import main
 from twin_pipeline.engine.keys import fresh_values, luhn_valid
+from twin_pipeline.options import CloneOptions
 from twin_pipeline.privacy.identifiers import detect_direct_identifiers, identifier_format
 
 FIRST = ["John", "Mary", "Li", "Ana", "Sven", "Olu", "Priya", "Tom", "Ines", "Karl", "Mei", "Omar"]
@@ -91,3 +92,21 @@ def test_clone_replaces_or_drops_identifiers_and_gives_the_rows_asked_for(tmp_pa
         assert twin["ssn"].str.fullmatch(r"\d{3}-\d{2}-\d{4}").all()
         assert "fresh values of the same format" in privacy["direct_identifiers"]["ssn"]["action"]
     assert privacy["k"] >= 5 and privacy["rare_record_copies"] == 0
+
+
+def test_the_pipeline_scans_a_table_for_identifiers_once_and_a_new_table_afresh(monkeypatch):
+    import twin_pipeline.privacy.identifiers as identifiers
+
+    scans = []
+    monkeypatch.setattr(identifiers, "detect_direct_identifiers",
+                        lambda df, **kw: scans.append(df.shape) or detect_direct_identifiers(df, **kw))
+    table, options = customers(200), CloneOptions()
+    first = pipeline.direct_identifiers(table, options)
+    assert set(first) == {"ssn", "contact", "phone", "customer_name", "card_no"}
+    first.clear()  # a caller's copy: the kept answer is not changed by it
+    assert set(pipeline.direct_identifiers(table, options)) == {"ssn", "contact", "phone", "customer_name", "card_no"}
+    assert pipeline.key_columns(table, options)[:1] == ["ssn"] and len(scans) == 1
+    assert set(pipeline.direct_identifiers(table.drop(columns=["ssn"]), options)) == {
+        "contact", "phone", "customer_name", "card_no"} and len(scans) == 2
+    kinds = CloneOptions(column_kinds={"phone": "text"})  # the user's kind wins: another answer
+    assert "phone" not in pipeline.direct_identifiers(table, kinds) and len(scans) == 3

@@ -4,6 +4,7 @@ cards, small enough to mail for a 55-column table."""
 import base64
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from shapes import lending_table, overdraft_table
@@ -80,3 +81,26 @@ def test_plots_shared_with_a_helper_process_are_the_plots_drawn_alone_in_the_sam
     assert list(figures.columns) == [alt.removeprefix("column ") for alt in alone if alt.startswith("column ")]
     assert all(figures.columns[name] == alone[f"column {name}"] for name in figures.columns)
     assert {f"heatmap {name}" for name in figures.heatmaps} <= set(alone)
+
+
+def test_a_column_plot_on_the_reused_canvas_is_the_plot_a_fresh_canvas_draws():
+    from twin_pipeline.quality.metrics import _Comparison
+    from twin_pipeline.report import plots
+
+    real, twin = lending_table(n=800), lending_table(seed=1, n=800)
+    for seed, frame in enumerate((real, twin)):
+        days = np.random.default_rng(seed).integers(0, 900, len(frame))
+        frame.insert(0, "issued", pd.Timestamp("2020-01-01") + pd.to_timedelta(days, "D"))  # before numbers
+    comparison = _Comparison(real, twin)
+    names = [name for name, column in comparison.plan.items() if column.type != "excluded"]
+    kinds = {comparison.plan[name].type for name in names}
+    assert {"numeric", "categorical", "datetime"} <= kinds  # every way a plot sets its axes, one after another
+
+    def draw(name, compact=False):
+        return plots.column_plot(name, comparison.real[name], comparison.synthetic[name], comparison.plan[name],
+                                 "score 0.9", compact=compact)
+
+    after_others = {(name, compact): draw(name, compact) for compact in (False, True) for name in names}
+    for (name, compact), image in after_others.items():
+        vars(plots._CANVASES).clear()  # a fresh figure, as the first plot of a process gets
+        assert draw(name, compact) == image, name

@@ -71,3 +71,27 @@ def test_single_column_tables_read_and_unknown_delimiters_are_named(tmp_path):
     (tmp_path / "spaces.csv").write_text("grade income age\nA 10 30\nB 20 40\n")
     with pytest.raises(TwinInputError, match="spaces.csv: no delimiter found"):
         read_table(tmp_path / "spaces.csv")
+
+
+def test_codes_with_leading_zeros_stay_codes_and_their_twin_keeps_the_width(tmp_path):
+    """Zip codes "01067": read as numbers they lost the zero, and a tenth of the twin's zip codes had four digits."""
+    rng = np.random.default_rng(2)
+    path = tmp_path / "loans.csv"
+    pd.DataFrame({"zip_code": [f"{z:05d}" for z in rng.integers(1_000, 99_999, 1_500)],
+                  "amount": rng.integers(1, 50, 1_500) * 1_000, "rate": np.round(rng.uniform(1, 9, 1_500), 2)}
+                 ).to_csv(path, index=False)
+    real = read_table(path)
+    assert real["zip_code"].str.len().eq(5).all() and real["amount"].dtype.kind == "i" and real["rate"].dtype.kind == "f"
+    twin = GaussianCopulaEngine().fit(real).sample(3_000, seed=1)
+    assert twin["zip_code"].str.fullmatch(r"\d{5}").all() and twin["zip_code"].str.startswith("0").mean() > 0.04
+
+
+def test_a_latin_1_export_is_read_and_a_mixed_file_is_refused(tmp_path):
+    """A Windows / Latin-1 export (the usual European spreadsheet CSV) is read as such; a file with both UTF-8 and
+    other bytes is damaged, and refused rather than guessed."""
+    path = tmp_path / "kunden.csv"
+    path.write_bytes("stadt;betrag\nD\xfcsseldorf;1,5\nM\xfcnchen;2,25\nZ\xfcrich;3\n\u20ac Gen\xe8ve;4\n".encode("cp1252"))
+    assert read_table(path)["stadt"].tolist() == ["D\xfcsseldorf", "M\xfcnchen", "Z\xfcrich", "\u20ac Gen\xe8ve"]
+    path.write_bytes("stadt;n\nM\xfcnchen;1\n".encode() + "Z\xfcrich;2\n".encode("latin-1"))
+    with pytest.raises(TwinInputError, match="not valid UTF-8"):
+        read_table(path)

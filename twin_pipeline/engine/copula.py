@@ -364,24 +364,34 @@ class GaussianCopulaEngine:
         derived = [name for name in depends if name not in keep]
         if not derived or len(after) == 0:
             return after
+        involved = set(depends).union(*depends.values()) & set(after.columns)
         moved = {name: ~((before[name].astype(object) == after[name].astype(object)).to_numpy()
-                         | (before[name].isna() & after[name].isna()).to_numpy()) for name in after.columns}
+                         | (before[name].isna() & after[name].isna()).to_numpy()) for name in involved}
         for _ in depends:  # through chains of derivations (a sum of an ordered column)
             for name, inputs in depends.items():
                 moved[name] = moved[name] | np.any([moved[i] for i in inputs if i in moved], axis=0)
-        if not any(moved[name].any() for name in derived):
+        touched = np.any([moved[name] for name in derived], axis=0)
+        if not touched.any():
             return after
-        encoded = self.rules.encode(self.text_view(after))
+        used = set().union(*(rule.columns for rule in self.rules.rules if rule.enforced))
+        columns = [name for name in after.columns if name in used]  # only these rows and columns take part
+        before, rows = before.loc[touched, columns], after.loc[touched, columns]
+        encoded = self.rules.encode(self.text_view(rows))
         ratios = [name for name in derived if self.rules.derived_columns.get(name) and
                   self.rules.derived_columns[name].kind == "ratio"]
         if ratios:
             encoded[ratios] = self.rules.encode(self.text_view(before))[ratios]
+        kept = [name for name in keep if name in rows.columns]
+        encoded[kept] = self.text_view(rows[kept])  # a settled column stays itself; what derives from it follows
         rng = np.random.default_rng(seed)
         decoded = self.typed_view(self.rules.decode(
-            encoded, round_values=lambda name, numbers: self._round_derived(name, numbers, rng)))
+            encoded, round_values=lambda name, numbers: self._round_derived(name, numbers, rng), keep=set(kept)))
         out = after.copy()
         for name in derived:
-            out.loc[moved[name], name] = decoded.loc[moved[name], name]
+            index = rows.index[moved[name][touched]]
+            out.loc[index, name] = decoded.loc[index, name]
+            for input_ in self.rules.moved_inputs(name, kept):  # a ratio's input moved to keep it in range
+                out.loc[index, input_] = decoded.loc[index, input_]
         return out
 
     def renumber_keys(self, frame: pd.DataFrame, first_row: int = 0, seed: int | None = None) -> pd.DataFrame:

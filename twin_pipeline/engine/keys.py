@@ -18,7 +18,7 @@ from .columns import detect_number_format, is_amount_format
 
 MIN_KEY_ROWS = 20  # fewer unique values say nothing: a small table's amounts are often all different
 HEAD_ROWS = 10_000  # a repeat among the first rows settles most columns before a full pass
-ID_NAME = re.compile(r"(^|[_\s.-])(id|key|uuid|guid)$|^(id|uuid|guid)([_\s.-]|$)|(number|num|no)$", re.IGNORECASE)
+ID_NAME = re.compile(r"(^|[_\s.-])(id|key|uuid|guid)$|^(id|uuid|guid)([_\s.-]|$)|(number|num|no|nr)$", re.IGNORECASE)  # "nr": kunden_nr, konto_nr
 
 HEX_BYTES = np.array([f"{byte:02x}" for byte in range(256)])
 UUID_GROUPS = (slice(0, 4), slice(4, 6), slice(6, 8), slice(8, 10), slice(10, 16))

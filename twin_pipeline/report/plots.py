@@ -8,12 +8,14 @@ dates are compared as numbers, everything else as categories with missing its ow
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import AutoLocator, MaxNLocator, ScalarFormatter
 
 from ..quality.metrics import _as_numbers, _Column
 
@@ -48,14 +50,7 @@ def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, su
     `compact`: the shapes alone, 280 x 80 pixels in four colours (a few hundred bytes), for a page that inlines
     only short markdown (the Dagster UI); the caption beside it carries the name and score."""
     numeric = column.type in ("numeric", "datetime")
-    if compact:
-        figure = Figure(figsize=(2.8, 0.8))
-        axes = figure.add_axes((0.0, 0.02, 1.0, 0.96))
-    else:
-        figure = Figure(figsize=(4.2, 2.6))  # three to a row in a 1400-pixel window
-        figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.88, bottom=0.13 if numeric else 0.3)
-        axes = figure.subplots()
-    axes.xaxis.set_major_locator(MaxNLocator(5))
+    figure, axes = _canvas(compact, numeric)
     if numeric:
         real_values, twin_values = _as_numbers(real, column), _as_numbers(twin, column)
         real_values, twin_values = real_values[~np.isnan(real_values)], twin_values[~np.isnan(twin_values)]
@@ -92,13 +87,44 @@ def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, su
                         ha="right" if len(labels) > 4 else "center", fontsize=7)
         axes.yaxis.set_major_locator(MaxNLocator(3))
     if compact:
-        axes.set_axis_off()
         return few_colours(png(figure), 4)
     axes.set_title(f"{short(name)}{'  ·  ' + subtitle if subtitle else ''}", fontsize=9, loc="left")
-    axes.tick_params(labelsize=7)
-    for side in ("top", "right"):
-        axes.spines[side].set_visible(False)
     return png(figure)
+
+
+_CANVASES = threading.local()  # per thread: a web worker's threads never draw on one figure together
+
+
+def _canvas(compact: bool, numeric: bool) -> tuple[Figure, Axes]:
+    """The figure and axes of a column plot, cleared of the previous plot's bars, steps and tick settings.
+    One per layout and thread, reused: a new axes builds its ticks and spines anew, a quarter of a plot's
+    drawing time, and the picture is the same byte for byte (test_report_html)."""
+    canvases = vars(_CANVASES)
+    if (compact, numeric) not in canvases:
+        if compact:
+            figure = Figure(figsize=(2.8, 0.8))
+            axes = figure.add_axes((0.0, 0.02, 1.0, 0.96))
+            axes.set_axis_off()
+        else:
+            figure = Figure(figsize=(4.2, 2.6))  # three to a row in a 1400-pixel window
+            figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.88,
+                                   bottom=0.13 if numeric else 0.3)
+            axes = figure.subplots()
+            axes.tick_params(labelsize=7)
+            for side in ("top", "right"):
+                axes.spines[side].set_visible(False)
+        canvases[compact, numeric] = figure, axes
+    figure, axes = canvases[compact, numeric]
+    for container in list(axes.containers):
+        container.remove()
+    for artist in [*axes.patches, *axes.lines, *axes.collections]:
+        artist.remove()
+    axes.relim()
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_locator(AutoLocator())
+        axis.set_major_formatter(ScalarFormatter())
+    axes.xaxis.set_major_locator(MaxNLocator(5))
+    return figure, axes
 
 
 def few_colours(data: bytes, colours: int = 6) -> bytes:

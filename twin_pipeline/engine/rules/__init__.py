@@ -84,6 +84,8 @@ class RuleSet:
                                   "rounding": None if is_date else spec.rounding}
             if rule.kind in ("order", "ratio", "formula"):
                 self.formats[name].update(_smoothed_range(self.numeric(real, name), governed.get(name), k))
+            if rule.kind == "ratio":  # its input `a` may be moved to keep it in that range (RuleSet._ratio)
+                self.formats[name]["a_decimals"] = spec_of[rule.params["a"]].decimals
             if rule.kind == "order":
                 values = self.numeric(real, name)
                 mine = ~governed.get(name, np.zeros(len(real), dtype=bool))  # rows a fixed-value rule writes: not
@@ -200,16 +202,17 @@ class RuleSet:
                 encoded[first] = combination_keys(real, rule.params["columns"]).where(real[first].notna())
         return encoded
 
-    def decode(self, frame: pd.DataFrame, round_values=None) -> pd.DataFrame:
+    def decode(self, frame: pd.DataFrame, round_values=None, keep=frozenset()) -> pd.DataFrame:
         """Sampled rows back to real columns: derived values computed and fixed values written, in dependency
-        order. `round_values(name, numbers)` puts a derived column's numbers back on its decimals and steps."""
+        order. `round_values(name, numbers)` puts a derived column's numbers back on its decimals and steps;
+        `keep` columns are left as they are (and the columns derived from them follow them)."""
         derived = self.derived_columns
         fixed: dict[str, list[Rule]] = {}
         for rule in self.rules:
             if rule.enforced and rule.kind == "fixed_when":
                 fixed.setdefault(rule.params["column"], []).append(rule)
         for rule in derived.values():
-            if rule.kind == "fixed_combinations":
+            if rule.kind == "fixed_combinations" and rule.params["columns"][0] not in keep:
                 _split_combinations(frame, rule)
         pending = set(derived) | set(fixed)
         while pending:
@@ -217,14 +220,61 @@ class RuleSet:
             if not ready:
                 raise RuntimeError("the rules' derivations form a cycle")  # the plan prevents it
             for name in sorted(ready):
+                if name in keep:
+                    pending.discard(name)
+                    continue
                 if name in derived and derived[name].kind != "fixed_combinations":
-                    frame[name] = self._derive(derived[name], frame, round_values)
+                    frame[name] = self._derive(derived[name], frame, round_values, keep)
                 for rule in fixed.get(name, []):
                     _write_fixed(frame, rule)
                 pending.discard(name)
         return frame
 
-    def _derive(self, rule: Rule, frame: pd.DataFrame, round_values) -> pd.Series:
+    def _ratio(self, rule: Rule, frame: pd.DataFrame, keep=frozenset()) -> np.ndarray:
+        """A ratio's target from its inputs and modelled residual, kept in its own (smoothed) range by
+        construction: where the drawn `a` and `b` would carry it past an end (a large spend on a small income),
+        `a` is moved to the value that puts the target on that end, as an ordered column is moved onto its bound
+        (forms.py), so the rule still holds there. `a` stays where a category fixes its value, where other rules
+        use it, or where it is kept (`keep`); the caller clips the target there."""
+        p, name = rule.params, rule.derived
+        a, residual = frame[p["a"]].to_numpy(dtype=float), frame[name].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = frame[p["b"]].to_numpy(dtype=float) ** p["power"] if p.get("b") else np.ones(len(frame))
+            numbers = (p["slope"] * a + residual) * scale
+            fmt = self.formats.get(name, {})
+            if "floor" not in fmt or not self._movable(p["a"], rule, keep):
+                return numbers
+            bound = np.clip(numbers, fmt["floor"], fmt["ceiling"])
+            move = (bound != numbers) & np.isfinite(numbers) & (scale != 0)
+            move &= ~self.governed(frame).get(p["a"], np.zeros(len(frame), dtype=bool))
+            if not move.any():
+                return numbers
+            moved = (bound / scale - residual) / p["slope"]
+            decimals = fmt.get("a_decimals")
+            if decimals is not None:  # on the input's decimals, a unit inward where rounding crossed the end
+                moved = np.round(moved, decimals)
+                target = (p["slope"] * moved + residual) * scale
+                inward = np.sign((numbers - bound) * p["slope"] * scale)  # +1: a smaller `a` pulls the target in
+                crossed = (target < fmt["floor"]) | (target > fmt["ceiling"])
+                moved = np.round(np.where(crossed, moved - inward * 10.0 ** -decimals, moved), decimals)
+            a = np.where(move, moved, a)
+            frame[p["a"]] = _as_dtype(a, str(frame[p["a"]].dtype))
+            return (p["slope"] * a + residual) * scale
+
+    def moved_inputs(self, name: str, keep=frozenset()) -> list[str]:
+        """The inputs decoding `name` may move besides it (a ratio's `a`, see `_ratio`)."""
+        rule = self.derived_columns.get(name)
+        movable = rule is not None and rule.kind == "ratio" and self._movable(rule.params["a"], rule, keep)
+        return [rule.params["a"]] if movable else []
+
+    def _movable(self, column: str, rule: Rule, keep) -> bool:
+        """Whether `column` may be moved to keep `rule`: not kept, not derived, and used by no other enforced
+        rule but the fixed values written into it (whose rows stay)."""
+        return column not in keep and all(
+            other is rule or not other.enforced or column not in other.columns
+            or (other.kind == "fixed_when" and other.params["column"] == column) for other in self.rules)
+
+    def _derive(self, rule: Rule, frame: pd.DataFrame, round_values, keep=frozenset()) -> pd.Series:
         p, name = rule.params, rule.derived
         if rule.kind == "determined":
             mapping = pd.Series(p["mapping"])
@@ -238,15 +288,13 @@ class RuleSet:
             numbers = -sum(sign * frame[term].to_numpy(dtype=float) for term, sign in terms.items() if term != name)
             numbers = numbers / terms[name]
         elif rule.kind == "ratio":  # the modelled residual keeps how far real rows sit from the line
-            numbers = p["slope"] * frame[p["a"]].to_numpy(dtype=float) + frame[name].to_numpy(dtype=float)
-            if p.get("b"):
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    numbers = numbers * frame[p["b"]].to_numpy(dtype=float) ** p["power"]
+            numbers = self._ratio(rule, frame, keep)
         else:
             numbers = evaluate(p["expression"], frame)
         if rule.kind in ("ratio", "formula") and rule.source == "mined" and "floor" in self.formats.get(name, {}):
             # a mined, approximate relation must not carry a column past its own (smoothed) range, which the
-            # upload's contract checks; a declared formula is the user's word and wins
+            # upload's contract checks (where `_ratio` could not move its input); a declared formula is the
+            # user's word and wins
             numbers = np.clip(numbers, self.formats[name]["floor"], self.formats[name]["ceiling"])
         if round_values is not None:
             numbers = round_values(name, numbers)
