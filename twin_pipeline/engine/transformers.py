@@ -120,8 +120,16 @@ class ColumnSpec:
 
     # ------------------------------------------------------- typed/text views
     def typed(self, values: pd.Series) -> pd.Series:
-        """Values written as text (numbers "13.5%", text dates) as numbers or datetimes; others as they are."""
-        return values
+        """Values written as text (numbers "13.5%", text dates) as numbers or datetimes, and whole numbers with
+        blanks (nullable integers, see `written`) as the floats the real column reads as; others as they are."""
+        return values.astype(float) if isinstance(values.dtype, pd.Int64Dtype) else values
+
+    def written(self, values: pd.Series) -> pd.Series:
+        """Whole numbers with blanks ("30", "", "41": pandas reads float64) as nullable integers, or every writer
+        turns 31 into "31.0". Values protection made fractional (a band's midpoint) stay floats."""
+        if self.decimals != 0 or self.null_rate == 0 or not pd.api.types.is_float_dtype(values.dtype):
+            return values
+        return values.astype("Int64") if np.all(np.mod(values.dropna().to_numpy(), 1) == 0) else values
 
     def text(self, values: pd.Series) -> pd.Series:
         """The inverse of `typed`: back to the input's text format (nulls stay null)."""
@@ -224,7 +232,7 @@ class Continuous(Numeric):
         return pd.Series(col.format_number_text(numbers, self.number_format) if self.number_format else numbers)
 
     def typed(self, values: pd.Series) -> pd.Series:
-        return col.parse_number_text(values, self.number_format) if self.number_format else values
+        return col.parse_number_text(values, self.number_format) if self.number_format else super().typed(values)
 
     def text(self, values: pd.Series) -> pd.Series:
         if not self.number_format:
