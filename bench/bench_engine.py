@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -181,7 +182,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the 10M-row memory run; sample copulas less")
     args = parser.parse_args()
     tables = {name: pd.read_csv(SAMPLES / f"{name}.csv") for name in ("credit_data", "credit_card")}
-    results = {"quality": [], "speed": [], "copulas_numeric": [], "attacker": [], "memory": []}
+    results = {"quality": [], "speed": [], "copulas_numeric": [], "attacker": [], "memory": [],
+               "machine": [{"cpus": os.cpu_count(), "load_start": os.getloadavg()[0]}]}  # times inflate under load
     for name, real in tables.items():
         for model in MODELS:
             results["quality"].append(quality_row(name, real, model, 10 * len(real)))
@@ -195,6 +197,7 @@ def main() -> None:
     results["copulas_numeric"].append(copulas_numeric_row("credit_data", credit, 1_000 if args.quick else 5_000))
     if not args.quick:
         results["memory"].append(memory_row(10_000_000))
+    results["machine"][0]["load_end"] = os.getloadavg()[0]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
     for section, rows in results.items():

@@ -189,9 +189,9 @@ def main() -> None:
     results["tails"] = [tail_row("clayton theta=2 (50,000 rows)", clayton_table(50_000), 200_000),
                         tail_row("student-t nu=3 rho=0.7 (20,000 rows)", elliptical_table(20_000, rho=0.7, nu=3), 200_000)]
     results["seconds"] = round(time.perf_counter() - started, 1)
+    results["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rules.json").write_text(json.dumps(results, indent=2))
-    results["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     print("| table | rules (kept) | protected twin's rows breaking a mined rule, mean / worst: without -> with "
           "(as drawn) | rounding gap, points | SDMetrics vs holdout without -> with | gain vs holdout | "
           "gain vs fitting half |")

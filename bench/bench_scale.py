@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--skip-workers", action="store_true", help="skip the 1 vs 2 workers comparison")
     parser.add_argument("--skip-wide-fit", action="store_true", help="skip fitting 1,000,000 x 50")
     args = parser.parse_args()
-    results = {"machine": {"cpus": os.cpu_count()}}
+    results = {"machine": {"cpus": os.cpu_count(), "load_start": os.getloadavg()[0]}}  # times inflate under load
     with tempfile.TemporaryDirectory() as out:
         results["end_to_end"] = run_clone(args.rows, args.workers, Path(out))
     print(results["end_to_end"], flush=True)
@@ -126,6 +126,7 @@ def main() -> None:
     if not args.skip_wide_fit:
         results["wide_fit"] = wide_fit()
         print(results["wide_fit"], flush=True)
+    results["machine"]["load_end"] = os.getloadavg()[0]
     target = ROOT / "bench" / "results" / f"scale_{args.rows}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2) + "\n")

@@ -232,7 +232,7 @@ def _clone(args) -> int:
     rules = summary["rules"]
     print(f"  rules: {rules['rules']} found or declared, {rules['enforced']} kept by construction; twin rows breaking "
           f"one of the {rules['mined_exact']} mined rules that hold on every real row: "
-          f"{rules['mined_break_mean']:.2%} on average, {rules['mined_break_worst']:.2%} at worst"
+          f"{rules['mined_break_mean']:.3%} on average, {rules['mined_break_worst']:.3%} at worst"
           + (f"; {rules['near_rules']} near-rule(s) (on >= 99.9 % of real rows) broken on at most "
              f"{rules['near_rule_excess_worst']:.2%} more rows than in the real table" if rules["near_rules"] else "")
           + (f"; DECLARED RULES BROKEN: {', '.join(rules['declared_broken'])}" if rules["declared_broken"] else ""))

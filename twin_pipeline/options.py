@@ -33,7 +33,9 @@ class CloneOptions:
     scale: float | None = None  # rows = scale x the real table's rows; default 1x
     primary_key: str | None = None
     k: int = DEFAULT_K
-    quasi_identifiers: list[str] | None = None  # None: detected by name and kind
+    # None: detected by name and kind (pipeline.pin_quasi_identifiers records them as {column: why chosen});
+    # a list: given by the user
+    quasi_identifiers: list[str] | dict[str, str] | None = None
     generalize: str | None = None  # "bands" to generalise numeric quasi-identifiers into bands
     max_suppression: float = DEFAULT_MAX_SUPPRESSION
     seed: int | None = DEFAULT_SEED
@@ -100,7 +102,8 @@ def validate_options(options: CloneOptions, source=None) -> CloneOptions:
     if options.target is not None and not isinstance(options.target, str):
         bad("target", f"must be a column name, got {options.target!r}")
     qis = options.quasi_identifiers
-    if qis is not None and not (isinstance(qis, list) and all(isinstance(name, str) for name in qis)):
+    texts = [*qis, *qis.values()] if isinstance(qis, dict) else qis  # detected ones: {column: why chosen}
+    if qis is not None and not (isinstance(texts, list) and all(isinstance(text, str) for text in texts)):
         bad("quasi_identifiers", f"must be a list of column names, got {qis!r}")
     if not isinstance(options.drop_identifiers, bool):
         bad("drop_identifiers", f"must be true or false, got {options.drop_identifiers!r}")

@@ -69,6 +69,16 @@ def dropped_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
     return list(direct_identifiers(real, options)) if options.drop_identifiers else []
 
 
+def pin_quasi_identifiers(real: pd.DataFrame, options: CloneOptions) -> CloneOptions:
+    """The options with their quasi-identifiers fixed once for every shard: the user's list as given, else those
+    detected on the real table as {column: why chosen}, so the privacy report says which they were."""
+    from .privacy import choose_quasi_identifiers
+
+    if options.quasi_identifiers:
+        return options
+    return replace(options, quasi_identifiers=choose_quasi_identifiers(real, primary_key=options.primary_key)["chosen"])
+
+
 def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine:
     """The engine, fitted without direct identifiers: they are dropped (`drop_identifiers`) or become identifier
     columns that mint fresh values of their format (the model keeps the format, never a value)."""
@@ -303,15 +313,13 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
 
 
 def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, audit: bool) -> dict:
-    from .privacy import detect_quasi_identifiers
-
     real = read_table(source)
     options, n = resolve_options(real, options, source)
     check_disk_space(out_dir, n, source.stat().st_size / max(len(real), 1), source)
     say = progress or (lambda message: None)
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")
-    qis = options.quasi_identifiers or detect_quasi_identifiers(real, primary_key=options.primary_key)
-    options = replace(options, quasi_identifiers=list(qis))
+    options = pin_quasi_identifiers(real, options)
+    qis = list(options.quasi_identifiers)
     # The evaluation's own refit (holdout ceiling and TSTR) needs only the real table and the options, writing the
     # CSV only the shard files, and the heatmaps only the correlations: one forked helper process does them beside
     # the main line (fit, sample, protect, report, column plots), so a second core takes them off the clone's

@@ -159,3 +159,30 @@ def test_the_clone_writes_report_html_and_the_holdout_and_utility_figures(cloned
     assert quality["utility"]["target"] == "Status" and quality["utility"]["twin"] > 0.7
     page = (out / "report.html").read_text()
     assert all(f'alt="column {name}"' in page for name in real.columns)
+
+
+def applicants(n: int = 400, seed: int = 2) -> pd.DataFrame:
+    """A small table with two quasi-identifiers by name (age, region) and two plain columns."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"age": rng.integers(20, 70, n), "region": rng.choice(["north", "south", "east"], n),
+                         "loan_amount": rng.lognormal(9, 0.4, n).round(-2), "defaulted": rng.integers(0, 2, n)})
+
+
+@pytest.mark.parametrize("given", [None, "age,region"])
+def test_the_privacy_report_says_why_each_quasi_identifier_was_chosen(tmp_path, given):
+    """Detected quasi-identifiers keep their detection reason (issue #11); only a user's list says 'given by the
+    user'. Both say how to override the choice."""
+    source = tmp_path / "applicants.csv"
+    applicants().to_csv(source, index=False)
+    flags = ["--quasi-identifiers", given] if given else []
+    assert main(["clone", str(source), "--out", str(tmp_path / "out"), *flags]) == 0
+    choice = json.loads((tmp_path / "out" / "privacy_report.json").read_text())["protection"]["quasi_identifier_choice"]
+    assert list(choice["chosen"]) == ["age", "region"]
+    if given:
+        assert set(choice["chosen"].values()) == {"given by the user"}
+    else:
+        assert choice["chosen"] == {"age": "the word 'age' names age / birth date",
+                                    "region": "the word 'region' names place (postcode, state, region)"}
+    assert "--quasi-identifiers" in choice["override"]

@@ -361,3 +361,20 @@ def test_no_exact_extreme_or_rare_value_in_any_contract_report_metadata_log_or_a
     leaks = [(secret, where) for where, text in texts.items() for secret in secrets
              if re.search(number.format(re.escape(secret)), text)]
     assert leaks == []
+
+
+def test_the_run_s_privacy_report_keeps_why_each_detected_quasi_identifier_was_chosen(storage):
+    """raw_upload pins the detected quasi-identifiers for every shard with their detection reason, so the report
+    does not claim the user gave them (issue #11)."""
+    from test_cli_clone import applicants
+
+    storage.landing.mkdir(parents=True, exist_ok=True)
+    source = storage.landing / "applicants.csv"
+    applicants().to_csv(source, index=False)
+    key, result = clone(storage, source, assets=SIX)
+    assert result.success
+    folder = storage.portfolio_dir(key)
+    choice = json.loads((folder / "privacy_report.json").read_text())["protection"]["quasi_identifier_choice"]
+    assert choice["chosen"] == {"age": "the word 'age' names age / birth date",
+                                "region": "the word 'region' names place (postcode, state, region)"}
+    assert "run config" in choice["override"]

@@ -155,6 +155,15 @@ def test_a_bad_rules_file_names_the_file(tmp_path):
         load_declared(str(path))
 
 
+def test_small_ratios_have_no_rounding_step():
+    """A share of spending in income (a quarter of them below 0.005) sits on no step: not on 5,000,000 because
+    0.002 / 5,000,000 is within float tolerance of 0."""
+    share = np.random.default_rng(5).lognormal(-4, 1.5, 2000).clip(1e-4, 0.9)
+    assert (share < 0.005).mean() > 0.15
+    assert detect_rounding(share, None) is None
+    assert not on_step(np.array([0.002, 1e-4]), 5e6).any() and on_step(np.array([0.0, 1e7]), 5e6).all()
+
+
 def test_rounding_steps_round_trip():
     rng = np.random.default_rng(4)
     n = 8000

@@ -18,7 +18,6 @@ Value shapes (persisted by `PortfolioIOManager` as the files each asset declares
 """
 
 
-from dataclasses import replace
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -26,7 +25,6 @@ import pandas as pd
 
 from .. import pipeline
 from ..engine import GaussianCopulaEngine
-from ..privacy import detect_quasi_identifiers
 from ..report.html import DIFFERENCE_LIMIT
 from ..tables import read_table, sha256_file
 from .config import CloneConfig, check_request
@@ -57,8 +55,7 @@ def raw_upload(context: dg.AssetExecutionContext, config: CloneConfig, storage: 
     options = config.to_options()
     rows = check_request(real, options, copy)
     pipeline.check_disk_space(storage.portfolio_dir(portfolio), rows, copy.stat().st_size / max(len(real), 1), copy)
-    options = replace(options, quasi_identifiers=options.quasi_identifiers
-                      or detect_quasi_identifiers(real, primary_key=options.primary_key))
+    options = pipeline.pin_quasi_identifiers(real, options)
     sha = sha256_file(copy)
     schema = infer_twin_schema(real.drop(columns=pipeline.dropped_columns(real, options)),  # the twin's columns
                                options.k, options.primary_key, name=f"the schema of upload {portfolio}")
@@ -110,8 +107,8 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
     options = options_of(manifest)
     folder = storage.staged(context.partition_key, context.run) / SHARDS
     real = load_real(storage, manifest)
-    verified = shard_reader.verify(folder, real, options.quasi_identifiers, pipeline.key_columns(real, options),
-                                   options.k)
+    verified = shard_reader.verify(folder, real, list(options.quasi_identifiers),
+                                   pipeline.key_columns(real, options), options.k)
     protection = {**synthetic_sample["protection"], "verified": verified}
     table_format = options.output_format or ("parquet" if verified["rows"] >= pipeline.PARQUET_FROM_ROWS else "csv")
     return dg.Output({"table": ShardedTable(folder), "protection": protection}, metadata={

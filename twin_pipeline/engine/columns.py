@@ -113,8 +113,11 @@ def to_plain_numbers(values: pd.Series, number_format: dict | None) -> np.ndarra
 
 
 def on_step(numbers: np.ndarray, step: float) -> np.ndarray:
+    """Whole multiples of `step`; a small non-zero value is no multiple of a far larger step (a ratio of 0.002
+    is not on 5,000,000, though it is within the tolerance of 0 times it)."""
     ratio = numbers / step
-    return np.abs(ratio - np.round(ratio)) <= 1e-9 * np.maximum(1.0, np.abs(ratio))
+    whole = np.round(ratio)
+    return (np.abs(ratio - whole) <= 1e-9 * np.maximum(1.0, np.abs(ratio))) & ((whole != 0) | (numbers == 0))
 
 
 def detect_rounding(numbers: np.ndarray, decimals: int | None, with_atoms: bool = False) -> dict | None:

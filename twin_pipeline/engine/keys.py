@@ -35,8 +35,10 @@ def is_key(series: pd.Series) -> bool:
     a sizeable table and are whole numbers under a key-like name, or text under such a name or of one key shape.
     Amounts with cents or thousands separators ("1.234,56", "$9,999.99") are not keys. The one rule of the engine
     (which mints fresh keys), the quality report (which does not score them) and quasi-identifier detection."""
+    if not series.iloc[:HEAD_ROWS].dropna().is_unique:
+        return False
     values = series.dropna()
-    if len(values) < MIN_KEY_ROWS or not values.iloc[:HEAD_ROWS].is_unique or not values.is_unique:
+    if len(values) < MIN_KEY_ROWS or not values.is_unique:
         return False
     named = bool(ID_NAME.search(str(series.name)))
     if pd.api.types.is_numeric_dtype(series):

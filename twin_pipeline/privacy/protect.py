@@ -10,7 +10,7 @@ A twin therefore always has exactly the rows asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ from twin_pipeline.privacy.copies import (RealCombinations, compared_columns, re
                                           replace_rare_strings)
 from twin_pipeline.privacy.grouping import smallest_group
 from twin_pipeline.privacy.k_anonymity import enforce_k_anonymity
-from twin_pipeline.privacy.quasi_identifiers import choose_quasi_identifiers
+from twin_pipeline.privacy.quasi_identifiers import GIVEN, OVERRIDE, choose_quasi_identifiers
 from twin_pipeline.errors import PrivacyLimitError
 
 MAX_COPY_SHARE = 0.5  # more forbidden rows than this left after redrawing: the table's rows are all rare records
@@ -30,7 +30,7 @@ def protect_twin(
     real: pd.DataFrame,
     resample: Callable[[int], pd.DataFrame],
     k: int = 5,
-    quasi_identifiers: Sequence[str] | None = None,
+    quasi_identifiers: Sequence[str] | Mapping[str, str] | None = None,
     generalize: str | None = None,
     max_suppression: float = 0.01,
     primary_key: str | None = None,
@@ -48,15 +48,18 @@ def protect_twin(
     quasi-identifiers; without it refills are drawn unconditionally. `conform(before, after, qis)` (optional) makes
     the other columns of rows whose quasi-identifiers k-anonymity moved agree with them again (the engine's
     derived columns: a ratio to an income that now is a group member's).
+    `quasi_identifiers`: None detects them on the twin; a mapping {column: why chosen} was detected upstream on
+    the real table; any other sequence was given by the user. The report keeps which (issue #11).
     `primary_key` and `ignore_columns` (foreign keys, fresh direct identifiers) are neither compared nor replaced.
     """
     ignore = ([primary_key] if primary_key else []) + list(ignore_columns)
     if quasi_identifiers is None:
         choice = choose_quasi_identifiers(synthetic, primary_key=primary_key, exclude=ignore)
-        qis = list(choice["chosen"])
-    else:
-        qis = list(quasi_identifiers)
-        choice = {"chosen": {q: "given by the user" for q in qis}, "not_chosen": {}}
+    else:  # a mapping was detected upstream and says why each was chosen; a list was given by the user
+        reasons = quasi_identifiers if isinstance(quasi_identifiers, Mapping) else {}
+        choice = {"chosen": {q: reasons.get(q, GIVEN) for q in quasi_identifiers}, "not_chosen": {},
+                  "override": OVERRIDE}
+    qis = list(choice["chosen"])
 
     def fresh(n: int) -> pd.DataFrame:
         return replace_rare_strings(resample(n).reset_index(drop=True), real, k, exclude=ignore)[0]

@@ -51,6 +51,7 @@ _DERIVED = frozenset({"to", "ratio", "dti", "per", "pct", "percent", "share", "r
                       "verified", "verification", "verify", "debt", "change", "diff"})
 _ID_TOKENS = frozenset({"id", "ids", "uuid", "guid", "key", "pk"})
 _NOT_QI_KINDS = frozenset({"identifier", "constant"})
+GIVEN = "given by the user"
 OVERRIDE = ("to choose them yourself: --quasi-identifiers a,b,c (twin clone), \"quasi_identifiers\": [...] in the "
             "sidecar <file>.json, or ops.raw_upload.config.quasi_identifiers in the run config")
 
