@@ -223,7 +223,13 @@ class Continuous(Numeric):
 
     def restore(self, marginal, decoded: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Its decimals and rounding steps (point masses stay exactly as they are), clipped into its bounds."""
-        numbers = np.round(decoded, self.decimals if self.decimals is not None else 6)
+        decimals = self.decimals if self.decimals is not None else 6
+        numbers = np.round(decoded, decimals)
+        low, high = marginal.x_points[0], marginal.x_points[-1]  # the model's range: its (noisy) end knots
+        inward = np.ceil(np.round(low * 10.0 ** decimals, 6)) / 10.0 ** decimals, \
+            np.floor(np.round(high * 10.0 ** decimals, 6)) / 10.0 ** decimals
+        if inward[0] <= inward[1]:  # rounding must not carry a value past them (256.9 -> 257)
+            numbers = np.where(np.isfinite(numbers), np.clip(numbers, *inward), numbers)
         if self.rounding:
             numbers = col.round_to_steps(numbers, self.rounding, rng, keep=np.isin(numbers, marginal.atoms),
                                          bounds=(marginal.x_points[0], marginal.x_points[-1]))
