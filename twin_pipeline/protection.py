@@ -63,7 +63,8 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
         ignore_columns=list(ignore_columns or ()) + list(formats), resample_given=given, seed=fresh_seed(),
         conform=lambda before, after, qis: engine.rederive(before, after, keep=qis, seed=fresh_seed()),
     )
-    protected = engine.renumber_keys(engine.text_view(protected), first_row, seed=[options.seed or 0, first_row])
+    protected = engine.renumber_keys(engine.written_view(engine.text_view(protected)), first_row,
+                                     seed=[options.seed or 0, first_row])
     protected, clashes = replace_real_values(protected, real, formats, resample_rng)
     protection["direct_identifiers_redrawn_for_equalling_a_real_value"] = clashes
     return protected, protection

@@ -186,3 +186,13 @@ def test_the_privacy_report_says_why_each_quasi_identifier_was_chosen(tmp_path, 
         assert choice["chosen"] == {"age": "the word 'age' names age / birth date",
                                     "region": "the word 'region' names place (postcode, state, region)"}
     assert "--quasi-identifiers" in choice["override"]
+
+
+def test_whole_numbers_with_blanks_come_back_whole_in_the_twin_csv(tmp_path):
+    """A column of whole numbers with empty cells was written "31.0" after protection: it stays "31" and ""."""
+    from test_engine_columns import with_blanks
+
+    with_blanks().to_csv(tmp_path / "real.csv", index=False)
+    assert main(["clone", str(tmp_path / "real.csv"), "--out", str(tmp_path / "out")]) == 0
+    years = pd.read_csv(tmp_path / "out" / "synthetic.csv", dtype=str, keep_default_na=False)["years"]
+    assert years.str.fullmatch(r"\d+|").all() and 0.1 < (years == "").mean() < 0.3

@@ -97,6 +97,33 @@ def test_decimal_comma_numbers_of_a_european_export_are_modelled_as_numbers_and_
     assert 1.5 <= rates.min() and rates.max() <= 9.5 and abs(rates.mean() - rate.mean()) < 0.3
 
 
+def with_blanks(n: int = 600, seed: int = 6) -> pd.DataFrame:
+    """Whole years with a fifth of the cells empty ("30", "", "41"): pandas reads the column as float64."""
+    rng = np.random.default_rng(seed)
+    years = rng.integers(1, 40, n).astype(float)
+    years[rng.random(n) < 0.2] = np.nan
+    return pd.DataFrame({"years": years, "amount": rng.integers(10, 90, n) * 100,
+                         "grade": rng.choice(list("ABC"), n)})
+
+
+def test_whole_numbers_with_blanks_are_written_as_whole_numbers_and_blanks(tmp_path):
+    """A float64 column of whole numbers came back as "31.0": the engine's output keeps them whole (nullable
+    integers) for any writer, and reads them back as floats for protection."""
+    from twin_pipeline.engine import GaussianCopulaEngine
+    from twin_pipeline.tables import read_table, write_frame
+
+    path = tmp_path / "real.csv"
+    with_blanks().to_csv(path, index=False)
+    real = read_table(path)
+    assert real["years"].dtype == "float64"
+    engine = GaussianCopulaEngine().fit(real)
+    twin = engine.sample(800, seed=2)
+    assert twin["years"].dtype == "Int64" and twin["amount"].dtype == "int64"
+    assert engine.typed_view(twin)["years"].dtype == "float64"
+    written = pd.read_csv(write_frame(twin, tmp_path / "twin.csv"), dtype=str, keep_default_na=False)["years"]
+    assert written.str.fullmatch(r"\d+|").all() and 0.1 < (written == "").mean() < 0.3
+
+
 def test_unique_amounts_written_as_text_are_numbers_not_keys():
     """Every value distinct and of one shape ("$4,512.07"): an amount with cents, where a key has none."""
     amounts = pd.Series(np.arange(1000, 1800) + 0.37, name="balance")

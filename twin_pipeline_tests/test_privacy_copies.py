@@ -95,3 +95,18 @@ def test_natural_identical_match_share_on_a_holdout_and_leaving_one_out():
     real = pd.DataFrame({"flag": [0, 1] * 50, "unique": range(100)})
     assert natural_identical_share(real, ["flag"]) == {"leave_one_out": 1.0, "holdout_50_50": 1.0, "real_rows": 100}
     assert natural_identical_share(real, ["flag", "unique"])["leave_one_out"] == 0.0
+
+
+def test_a_twin_row_with_whole_numbers_and_blanks_still_equals_the_rare_real_record_it_copies(tmp_path):
+    """The twin writes whole numbers with blanks as nullable integers (30), the real table reads them as floats
+    (30.0): the in-memory count and DuckDB's recount over the written shards still see the copy."""
+    from twin_pipeline.privacy.copies import RealCombinations
+    from twin_pipeline.shards import verify_shards
+
+    real = pd.DataFrame({"years": [30.0] * 10 + [np.nan] * 10 + [41.0], "grade": ["A"] * 20 + ["Z"]})
+    twin = pd.DataFrame({"years": pd.array([41, 30, None], dtype="Int64"), "grade": ["Z", "A", "A"]})
+    assert RealCombinations(real, ["years", "grade"]).count(twin).tolist() == [1, 10, 10]
+    assert exact_copy_mask(twin, real).tolist() == [True, True, True]
+    twin.to_parquet(tmp_path / "shard-00000.parquet", index=False)
+    verified = verify_shards(tmp_path, real, ["grade"], [], k=5)
+    assert verified["exact_matches"] == 3 and verified["rare_record_copies"] == 1

@@ -51,6 +51,8 @@ def _column_contract(series: pd.Series, k: int, is_key: bool) -> pa.Column:
         kept = sorted(map(str, counts.index[counts >= k])) if _all_strings(counts.index) else None
         if kept is not None:
             checks.append(pa.Check.isin(sorted(set(kept) | {OTHER})))
+    if pd.api.types.is_float_dtype(series.dtype) and series.isna().any() and np.all(np.mod(present, 1) == 0):
+        dtype = None  # whole numbers with blanks: the twin writes them as nullable integers (engine `written`)
     return pa.Column(dtype, checks, nullable=bool(series.isna().any()) and not is_key, unique=is_key)
 
 

@@ -421,6 +421,15 @@ class GaussianCopulaEngine:
                 out[spec.name] = spec.text(out[spec.name])
         return out
 
+    def written_view(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame as its writers (CSV, Parquet, a caller's own to_csv) should see it: whole-number columns
+        with blanks as nullable integers, so they are written "31", not "31.0" (`typed_view` reads them back)."""
+        out = frame.copy()
+        for spec in self.specs:
+            if spec.name in out.columns:  # a copy of another column is written as that column
+                out[spec.name] = self._spec(spec.copy_of or spec.name).written(out[spec.name])
+        return out
+
     def _view_specs(self) -> list[ColumnSpec]:
         """Each column's reading for the views: a column a rule derives has lost its kind to the rule's form
         (rules/forms.py), so a text date or text number reads as the rule reads it, not as raw text that
@@ -534,7 +543,7 @@ class GaussianCopulaEngine:
             frame[name] = given[name].to_numpy()
         if self.rules.rules:
             frame = self.rules.decode(frame, round_values=lambda name, numbers: self._round_derived(name, numbers, rng))
-        return frame
+        return self.written_view(frame)
 
     def _round_derived(self, name: str, numbers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A derived column's numbers on the real column's decimals and rounding steps."""

@@ -120,8 +120,16 @@ class ColumnSpec:
 
     # ------------------------------------------------------- typed/text views
     def typed(self, values: pd.Series) -> pd.Series:
-        """Values written as text (numbers "13.5%", text dates) as numbers or datetimes; others as they are."""
-        return values
+        """Values written as text (numbers "13.5%", text dates) as numbers or datetimes, and whole numbers with
+        blanks (nullable integers, see `written`) as the floats the real column reads as; others as they are."""
+        return values.astype(float) if isinstance(values.dtype, pd.Int64Dtype) else values
+
+    def written(self, values: pd.Series) -> pd.Series:
+        """Whole numbers with blanks ("30", "", "41": pandas reads float64) as nullable integers, or every writer
+        turns 31 into "31.0". Values protection made fractional (a band's midpoint) stay floats."""
+        if self.decimals != 0 or self.null_rate == 0 or not pd.api.types.is_float_dtype(values.dtype):
+            return values
+        return values.astype("Int64") if np.all(np.mod(values.dropna().to_numpy(), 1) == 0) else values
 
     def text(self, values: pd.Series) -> pd.Series:
         """The inverse of `typed`: back to the input's text format (nulls stay null)."""
@@ -215,7 +223,13 @@ class Continuous(Numeric):
 
     def restore(self, marginal, decoded: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Its decimals and rounding steps (point masses stay exactly as they are), clipped into its bounds."""
-        numbers = np.round(decoded, self.decimals if self.decimals is not None else 6)
+        decimals = self.decimals if self.decimals is not None else 6
+        numbers = np.round(decoded, decimals)
+        low, high = marginal.x_points[0], marginal.x_points[-1]  # the model's range: its (noisy) end knots
+        inward = np.ceil(np.round(low * 10.0 ** decimals, 6)) / 10.0 ** decimals, \
+            np.floor(np.round(high * 10.0 ** decimals, 6)) / 10.0 ** decimals
+        if inward[0] <= inward[1]:  # rounding must not carry a value past them (256.9 -> 257)
+            numbers = np.where(np.isfinite(numbers), np.clip(numbers, *inward), numbers)
         if self.rounding:
             numbers = col.round_to_steps(numbers, self.rounding, rng, keep=np.isin(numbers, marginal.atoms),
                                          bounds=(marginal.x_points[0], marginal.x_points[-1]))
@@ -224,7 +238,7 @@ class Continuous(Numeric):
         return pd.Series(col.format_number_text(numbers, self.number_format) if self.number_format else numbers)
 
     def typed(self, values: pd.Series) -> pd.Series:
-        return col.parse_number_text(values, self.number_format) if self.number_format else values
+        return col.parse_number_text(values, self.number_format) if self.number_format else super().typed(values)
 
     def text(self, values: pd.Series) -> pd.Series:
         if not self.number_format:
