@@ -340,3 +340,23 @@ def test_us_states_generalise_to_census_division_then_region():
     division, region = hierarchy_levels(pd.Series(["CA", "OR", "TX", "NY", None]))
     assert division["CA"] == division["OR"] == "Pacific" and region["TX"] == "South" and region["NY"] == "Northeast"
     assert hierarchy_levels(pd.Series(["clerk", "nurse"])) == []
+
+
+def test_round_values_keep_their_share_when_a_twin_group_takes_one_members_values():
+    """Incomes 70 % on multiples of 100 and ages 60 % whole years: every group takes one member's values, and
+    a group of five counts five times, so one random member per group moved the income share by 1.5 points
+    (standard deviation over 40 seeds); balanced, the twin keeps both within half a point, with k kept."""
+    qis = ["age", "income", "city"]
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        n = 3000
+        income = rng.lognormal(10, 0.5, n)
+        income = np.where(rng.random(n) < 0.7, np.round(income, -2), np.round(income))
+        age = rng.integers(20, 70, n) + np.where(rng.random(n) < 0.6, 0, rng.integers(1, 12, n) / 12).round(4)
+        real = pd.DataFrame({"age": age, "income": income, "city": rng.choice(list("abc"), n)})
+        twin, report = enforce_k_anonymity(real, 5, qis, synthetic=True, seed=seed)
+        assert report["transformations_applied"]["income"] and len(twin) == n
+        assert twin.groupby(qis).size().min() >= 5
+        for column, step in (("income", 100), ("age", 1)):
+            shares = [np.mean(frame[column] % step == 0) for frame in (real, twin)]
+            assert abs(shares[0] - shares[1]) <= 0.005, (seed, column, shares)

@@ -32,7 +32,7 @@ import pandas as pd
 from twin_pipeline.privacy.grouping import catch_all, column_codes, combine_codes, group_sizes, smallest_group
 from twin_pipeline.privacy.hierarchies import OrdinalColumn, level_loss, redraw_in_hierarchies
 from twin_pipeline.privacy.microaggregation import group_lower_medians, group_means, group_member, mondrian_groups
-from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi
+from twin_pipeline.privacy.numeric import NumericColumn, is_numeric_qi, step_features
 from twin_pipeline.privacy.quasi_identifiers import detect_quasi_identifiers
 from twin_pipeline.errors import PrivacyLimitError, TwinInputError
 from twin_pipeline.defaults import DEFAULT_K, DEFAULT_MAX_SUPPRESSION, TWIN_MAX_REDRAWN
@@ -291,7 +291,8 @@ def _microaggregate(values, strata, k, codec, numeric, steps, representative, rn
     result = values.copy()
     groups = mondrian_groups(points[partitioned], strata[partitioned], k)
     if representative == "values of a random member":
-        representatives = group_member(values[partitioned], groups, rng, points[partitioned].sum(axis=1))
+        representatives = group_member(values[partitioned], groups, rng, points[partitioned].sum(axis=1),
+                                       step_features(values[partitioned], [codec[c].decimals for c in numeric]))
     else:
         representatives = (group_lower_medians if representative == "lower median" else group_means)(
             values[partitioned], groups)
@@ -321,20 +322,24 @@ def _keep_range(result: np.ndarray, values: np.ndarray, partitioned: np.ndarray,
     shift every bin edge. The group takes the whole row of its member holding the extreme, not just that one
     value: a relation that held on every row (age - seniority >= 14, a rule the twin keeps by construction)
     still holds. At most two groups per column move, each to a single shared row, so k holds; a group already
-    given one extreme's row keeps it.
+    given one extreme's row keeps it, so an extreme goes to a group holding the fewest other extremes' rows.
     """
     rows = np.flatnonzero(partitioned)
     pinned = np.zeros(groups.max() + 1 if len(groups) else 0, dtype=bool)
-    for j in range(values.shape[1]):  # a handful of columns
-        for extreme in (np.fmin.reduce(values[:, j]), np.fmax.reduce(values[:, j])):
-            if np.isnan(extreme) or (result[:, j] == extreme).any():
-                continue
-            holders = np.flatnonzero((values[rows, j] == extreme) & ~pinned[groups])
-            if len(holders) == 0:
-                continue  # the extreme row joined a neighbour's values (a stratum with fewer than k to group)
-            holder = holders[np.argmin(np.abs(result[rows[holders], j] - extreme))]  # its group moves the least
-            result[rows[groups == groups[holder]]] = values[rows[holder]]
-            pinned[groups[holder]] = True
+    extremes = [(j, extreme) for j in range(values.shape[1])  # a handful of columns
+                for extreme in (np.fmin.reduce(values[:, j]), np.fmax.reduce(values[:, j]))]
+    crowd = np.bincount(groups[np.any([values[rows, j] == extreme for j, extreme in extremes], axis=0)],
+                        minlength=len(pinned)) if extremes and len(rows) else np.zeros(len(pinned), int)
+    for j, extreme in extremes:
+        if np.isnan(extreme) or (result[:, j] == extreme).any():
+            continue
+        holders = np.flatnonzero((values[rows, j] == extreme) & ~pinned[groups])
+        if len(holders) == 0:
+            continue  # the extreme row joined a neighbour's values (a stratum with fewer than k to group)
+        # fewest other extremes in its group, then the group that moves the least
+        holder = holders[np.lexsort((np.abs(result[rows[holders], j] - extreme), crowd[groups[holders]]))[0]]
+        result[rows[groups == groups[holder]]] = values[rows[holder]]
+        pinned[groups[holder]] = True
 
 
 def _nearest_safe_rows(points, strata, full, rare, joined) -> np.ndarray:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from twin_pipeline.engine.columns import detect_rounding, on_step
+
 NS_PER_DAY = 86_400 * 10**9
 _GRIDS = tuple(range(-3, 11))  # decimals tried, coarsest first: thousands ... 1e-10
 
@@ -32,6 +34,16 @@ def _decimals(values: np.ndarray) -> int | None:
         if np.all(np.abs(finite - np.round(finite, decimals)) <= tolerance):
             return decimals
     return None
+
+
+def step_features(values: np.ndarray, decimals: list[int | None]) -> np.ndarray:
+    """(n, m) booleans: whether each value sits on each rounding step its column really uses beyond its decimals
+    (incomes in 0.05s, ages in quarters: the engine's detection, one home for what a step is)."""
+    features = []
+    for column, places in zip(values.T, decimals):
+        rounding = detect_rounding(column, places, with_atoms=True)  # a whole age is a step, not only an atom
+        features += [on_step(column, step) for step in (rounding["steps"][1:] if rounding else [])]
+    return np.array(features, dtype=bool).T.reshape(len(values), len(features))
 
 
 @dataclass(frozen=True)
