@@ -194,5 +194,6 @@ def test_whole_numbers_with_blanks_come_back_whole_in_the_twin_csv(tmp_path):
 
     with_blanks().to_csv(tmp_path / "real.csv", index=False)
     assert main(["clone", str(tmp_path / "real.csv"), "--out", str(tmp_path / "out")]) == 0
-    years = pd.read_csv(tmp_path / "out" / "synthetic.csv", dtype=str, keep_default_na=False)["years"]
-    assert years.str.fullmatch(r"\d+|").all() and 0.1 < (years == "").mean() < 0.3
+    twin = pd.read_csv(tmp_path / "out" / "synthetic.csv", dtype=str, keep_default_na=False)
+    for name in ("years", "dependents"):
+        assert twin[name].str.fullmatch(r"\d+|").all() and 0.1 < (twin[name] == "").mean() < 0.3

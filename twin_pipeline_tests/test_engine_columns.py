@@ -98,11 +98,12 @@ def test_decimal_comma_numbers_of_a_european_export_are_modelled_as_numbers_and_
 
 
 def with_blanks(n: int = 600, seed: int = 6) -> pd.DataFrame:
-    """Whole years with a fifth of the cells empty ("30", "", "41"): pandas reads the column as float64."""
+    """Whole years and a count of dependents (a discrete column) with a fifth of the cells empty ("30", "",
+    "41"): pandas reads both as float64."""
     rng = np.random.default_rng(seed)
-    years = rng.integers(1, 40, n).astype(float)
-    years[rng.random(n) < 0.2] = np.nan
-    return pd.DataFrame({"years": years, "amount": rng.integers(10, 90, n) * 100,
+    years, dependents = rng.integers(1, 40, n).astype(float), rng.integers(0, 4, n).astype(float)
+    years[rng.random(n) < 0.2] = dependents[rng.random(n) < 0.2] = np.nan
+    return pd.DataFrame({"years": years, "dependents": dependents, "amount": rng.integers(10, 90, n) * 100,
                          "grade": rng.choice(list("ABC"), n)})
 
 
@@ -118,10 +119,13 @@ def test_whole_numbers_with_blanks_are_written_as_whole_numbers_and_blanks(tmp_p
     assert real["years"].dtype == "float64"
     engine = GaussianCopulaEngine().fit(real)
     twin = engine.sample(800, seed=2)
-    assert twin["years"].dtype == "Int64" and twin["amount"].dtype == "int64"
+    assert engine.describe()["dependents"]["kind"] == "discrete"
+    assert twin.dtypes.astype(str).to_dict() == {"years": "Int64", "dependents": "Int64", "amount": "int64",
+                                                 "grade": "object"}
     assert engine.typed_view(twin)["years"].dtype == "float64"
-    written = pd.read_csv(write_frame(twin, tmp_path / "twin.csv"), dtype=str, keep_default_na=False)["years"]
-    assert written.str.fullmatch(r"\d+|").all() and 0.1 < (written == "").mean() < 0.3
+    written = pd.read_csv(write_frame(twin, tmp_path / "twin.csv"), dtype=str, keep_default_na=False)
+    for name in ("years", "dependents"):
+        assert written[name].str.fullmatch(r"\d+|").all() and 0.1 < (written[name] == "").mean() < 0.3
 
 
 def test_unique_amounts_written_as_text_are_numbers_not_keys():

@@ -431,7 +431,10 @@ class GaussianCopulaEngine:
         out = frame.copy()
         for spec in self.specs:
             if spec.name in out.columns:  # a copy of another column is written as that column
-                out[spec.name] = self._spec(spec.copy_of or spec.name).written(out[spec.name])
+                source = spec.copy_of or spec.name
+                value = self.variables.index((source, "value")) if (source, "value") in self.variables else None
+                out[spec.name] = self._spec(source).written(out[spec.name],
+                                                            None if value is None else self.marginals[value])
         return out
 
     def _view_specs(self) -> list[ColumnSpec]:

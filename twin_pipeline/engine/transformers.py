@@ -124,12 +124,16 @@ class ColumnSpec:
         blanks (nullable integers, see `written`) as the floats the real column reads as; others as they are."""
         return values.astype(float) if isinstance(values.dtype, pd.Int64Dtype) else values
 
-    def written(self, values: pd.Series) -> pd.Series:
+    def written(self, values: pd.Series, marginal=None) -> pd.Series:
         """Whole numbers with blanks ("30", "", "41": pandas reads float64) as nullable integers, or every writer
         turns 31 into "31.0". Values protection made fractional (a band's midpoint) stay floats."""
-        if self.decimals != 0 or self.null_rate == 0 or not pd.api.types.is_float_dtype(values.dtype):
+        if self.null_rate == 0 or not pd.api.types.is_float_dtype(values.dtype) or not self.whole(marginal):
             return values
         return values.astype("Int64") if np.all(np.mod(values.dropna().to_numpy(), 1) == 0) else values
+
+    def whole(self, marginal) -> bool:
+        """Whether the column holds whole numbers only (fitted with no decimals)."""
+        return self.decimals == 0
 
     def text(self, values: pd.Series) -> pd.Series:
         """The inverse of `typed`: back to the input's text format (nulls stay null)."""
@@ -324,6 +328,11 @@ class Discrete(ColumnSpec):
     @classmethod
     def detect(cls, series: pd.Series, values: pd.Series) -> bool:
         return pd.api.types.is_numeric_dtype(series) and values.nunique() <= col.DISCRETE_MAX_VALUES
+
+    def whole(self, marginal) -> bool:
+        """Its values are real ones (its marginal's slices): whole numbers when every one is (a count, a flag)."""
+        numbers = pd.to_numeric(pd.Series(getattr(marginal, "values", []), dtype=object), errors="coerce")
+        return bool(len(numbers)) and bool(numbers.notna().all()) and bool(np.all(np.mod(numbers, 1) == 0))
 
     def value_variable(self, values: pd.Series, present: np.ndarray, k: int, rng) -> Iterator[tuple]:
         marginal = SlicedMarginal.fit(values, self.kind, k, rng=rng)
