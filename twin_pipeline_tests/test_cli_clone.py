@@ -162,12 +162,14 @@ def test_the_clone_writes_report_html_and_the_holdout_and_utility_figures(cloned
 
 
 def applicants(n: int = 400, seed: int = 2) -> pd.DataFrame:
-    """A small table with two quasi-identifiers by name (age, region) and two plain columns."""
+    """A small table with two quasi-identifiers by name (age, region), a near miss (a ratio to income) and two
+    plain columns."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     return pd.DataFrame({"age": rng.integers(20, 70, n), "region": rng.choice(["north", "south", "east"], n),
-                         "loan_amount": rng.lognormal(9, 0.4, n).round(-2), "defaulted": rng.integers(0, 2, n)})
+                         "loan_amount": rng.lognormal(9, 0.4, n).round(-2), "defaulted": rng.integers(0, 2, n),
+                         "loan_to_income": rng.uniform(0.1, 0.6, n).round(2)})
 
 
 @pytest.mark.parametrize("given", [None, "age,region"])
@@ -181,10 +183,11 @@ def test_the_privacy_report_says_why_each_quasi_identifier_was_chosen(tmp_path, 
     choice = json.loads((tmp_path / "out" / "privacy_report.json").read_text())["protection"]["quasi_identifier_choice"]
     assert list(choice["chosen"]) == ["age", "region"]
     if given:
-        assert set(choice["chosen"].values()) == {"given by the user"}
+        assert set(choice["chosen"].values()) == {"given by the user"} and choice["not_chosen"] == {}
     else:
         assert choice["chosen"] == {"age": "the word 'age' names age / birth date",
                                     "region": "the word 'region' names place (postcode, state, region)"}
+        assert "ratio" in choice["not_chosen"]["loan_to_income"]
     assert "--quasi-identifiers" in choice["override"]
 
 

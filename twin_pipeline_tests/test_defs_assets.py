@@ -377,4 +377,4 @@ def test_the_run_s_privacy_report_keeps_why_each_detected_quasi_identifier_was_c
     choice = json.loads((folder / "privacy_report.json").read_text())["protection"]["quasi_identifier_choice"]
     assert choice["chosen"] == {"age": "the word 'age' names age / birth date",
                                 "region": "the word 'region' names place (postcode, state, region)"}
-    assert "run config" in choice["override"]
+    assert "ratio" in choice["not_chosen"]["loan_to_income"] and "run config" in choice["override"]

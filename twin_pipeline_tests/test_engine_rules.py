@@ -328,3 +328,18 @@ def test_protection_moving_a_bound_does_not_round_a_derived_value_again():
     again = engine.rederive(before, after, keep=["income"], seed=2)
     assert (again["loan"] == before["loan"]).all()
     assert (again["loan"] <= again["income"]).all()
+
+
+def test_a_rule_on_a_whole_number_column_with_blanks_is_checked_on_the_written_twin():
+    """The twin writes whole numbers with blanks as nullable integers (`written_view`); checking "spend is 0 when
+    there is no card" on it compared blanks as NA and crashed the clone's report."""
+    rng = np.random.default_rng(0)
+    card = rng.choice(["yes", "no"], 2000, p=[0.7, 0.3])
+    spend = np.where(card == "no", 0.0, rng.gamma(2.0, 150.0, 2000).round())
+    spend[(card == "yes") & (rng.random(2000) < 0.1)] = np.nan
+    real = pd.DataFrame({"card": card, "spend": spend, "income": rng.lognormal(8, 0.4, 2000).round()})
+    engine = GaussianCopulaEngine().fit(real)
+    twin = engine.sample(5000, seed=1)
+    assert str(twin["spend"].dtype) == "Int64" and twin["spend"].isna().any()
+    fixed = [entry for entry in engine.rules_report(real, twin)["rules"] if entry["kind"] == "fixed_when"]
+    assert fixed and all(entry["twin"]["share"] == 1.0 for entry in fixed)

@@ -53,12 +53,14 @@ def protect_twin(
     `primary_key` and `ignore_columns` (foreign keys, fresh direct identifiers) are neither compared nor replaced.
     """
     ignore = ([primary_key] if primary_key else []) + list(ignore_columns)
-    if quasi_identifiers is None:
-        choice = choose_quasi_identifiers(synthetic, primary_key=primary_key, exclude=ignore)
-    else:  # a mapping was detected upstream and says why each was chosen; a list was given by the user
-        reasons = quasi_identifiers if isinstance(quasi_identifiers, Mapping) else {}
-        choice = {"chosen": {q: reasons.get(q, GIVEN) for q in quasi_identifiers}, "not_chosen": {},
-                  "override": OVERRIDE}
+    choice = choose_quasi_identifiers(synthetic, primary_key=primary_key, exclude=ignore)
+    if quasi_identifiers is not None:
+        # A mapping was detected upstream and says why each was chosen (the near misses still apply); a list was
+        # given by the user, whose choice no near miss explains.
+        detected = isinstance(quasi_identifiers, Mapping)
+        chosen = {q: quasi_identifiers[q] if detected else GIVEN for q in quasi_identifiers}
+        choice = {"chosen": chosen, "not_chosen": {column: why for column, why in choice["not_chosen"].items()
+                                                   if detected and column not in chosen}, "override": OVERRIDE}
     qis = list(choice["chosen"])
 
     def fresh(n: int) -> pd.DataFrame:

@@ -200,7 +200,7 @@ def matches(series: pd.Series, value) -> np.ndarray:
     """Rows equal to `value`, comparing as text when types differ (a CSV's "1" and a JSON's 1)."""
     if value is None:
         return series.isna().to_numpy()
-    equal = (series == value).to_numpy(dtype=bool)
+    equal = (series == value).fillna(False).to_numpy(dtype=bool)  # a nullable Int64 column's blanks compare as NA
     if not equal.any():
         equal = (series.astype(str) == str(value)).to_numpy(dtype=bool)
     return equal
