@@ -90,7 +90,10 @@ def split(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFram
 
 
 def _labels(series: pd.Series) -> pd.Series:
-    """Values as text, every kind of missing (None, NaN) as one label."""
+    """Values as text, every kind of missing (None, NaN) as one label; numbers as floats, so a twin's nullable
+    integers (1) read like the real table's floats (1.0)."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        series = series.astype("Float64")
     return series.astype(object).where(series.notna(), "<missing>").astype(str)
 
 
