@@ -376,7 +376,8 @@ class GaussianCopulaEngine:
         used = set().union(*(rule.columns for rule in self.rules.rules if rule.enforced))
         columns = [name for name in after.columns if name in used]  # only these rows and columns take part
         before, rows = before.loc[touched, columns], after.loc[touched, columns]
-        encoded = self.rules.encode(self.text_view(rows))
+        text = self.text_view(rows)
+        encoded = self.rules.encode(text)
         ratios = [name for name in derived if self.rules.derived_columns.get(name) and
                   self.rules.derived_columns[name].kind == "ratio"]
         if ratios:
@@ -384,7 +385,7 @@ class GaussianCopulaEngine:
         kept = [name for name in keep if name in rows.columns]
         encoded[kept] = self.text_view(rows[kept])  # a settled column stays itself; what derives from it follows
         rng = np.random.default_rng(seed)
-        current = {name: self.rules.numeric(self.text_view(rows), name) for name in derived}
+        current = {name: self.rules.numeric(text, name) for name in derived}
 
         def round_moved(name, numbers):  # a value that did not move is on its steps already: rounding it again
             rounded = self._round_derived(name, numbers, rng)  # would pile more onto the coarse steps
