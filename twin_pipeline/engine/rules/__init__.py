@@ -429,7 +429,7 @@ def _smoothed_range(values: np.ndarray, governed, k: int) -> dict:
     """An ordered column's own floor and ceiling: the end knots of its summary grid (the noisy means of its
     extreme half-blocks), as in the marginals, so no borrower's value, nor a mean two models could difference, is
     stored. The noise is drawn from the column's content (perturb.fit_rng)."""
-    from ..marginals import summary_grid
+    from ..marginals import point_mass_rows, summary_grid
     from ..perturb import fit_rng
 
     keep = np.isfinite(values) & (~governed if governed is not None else True)
@@ -437,7 +437,12 @@ def _smoothed_range(values: np.ndarray, governed, k: int) -> dict:
     if not len(ordered):
         return {"floor": 0.0, "ceiling": 0.0}
     _, knots = summary_grid(ordered, fit_rng(k, pd.DataFrame({"values": ordered})))
-    return {"floor": float(knots[0]), "ceiling": float(knots[-1])}
+    # An end value held by a point mass's rows (the 0 balance of paid-off loans) is stored exactly, as the
+    # marginals store it: the noisy end knot would move every such row off it (0 -> 0.01).
+    needed = point_mass_rows(len(ordered), k)
+    floor = ordered[0] if np.searchsorted(ordered, ordered[0], "right") >= needed else knots[0]
+    ceiling = ordered[-1] if len(ordered) - np.searchsorted(ordered, ordered[-1]) >= needed else knots[-1]
+    return {"floor": float(floor), "ceiling": float(ceiling)}
 
 
 def _as_dtype(numbers: np.ndarray, dtype: str | None):
