@@ -110,3 +110,21 @@ def test_the_pipeline_scans_a_table_for_identifiers_once_and_a_new_table_afresh(
         "contact", "phone", "customer_name", "card_no"} and len(scans) == 2
     kinds = CloneOptions(column_kinds={"phone": "text"})  # the user's kind wins: another answer
     assert "phone" not in pipeline.direct_identifiers(table, kinds) and len(scans) == 3
+
+
+def test_long_account_numbers_and_a_repeating_customer_number_are_replaced_never_copied():
+    """A 22-character IBAN (20 digits: past int64) crashed the fit; a customer number repeated over a customer's
+    loans was a category, written "Other" on every row, and a customer with 5 loans kept their real number."""
+    rng = np.random.default_rng(1)
+    table = overdraft_table(1, 1200)
+    customers = np.concatenate([np.repeat(rng.integers(10**6, 10**7, 20), 6), rng.integers(10**6, 10**7, 1080)])
+    table.insert(0, "customer_id", [f"C{c}" for c in rng.permutation(customers)])
+    table.insert(1, "iban", [f"DE{rng.integers(10, 99)}{rng.integers(10**8, 10**9)}{rng.integers(10**8, 10**9)}"
+                             for _ in range(len(table))])
+    options = CloneOptions()
+    engine = pipeline.fit_model(table, options)
+    twin = pipeline.protect(engine.sample(3000, seed=1), table, engine, options)[0]
+    for column in ("customer_id", "iban"):
+        assert not set(twin[column]) & set(table[column]), column
+    assert twin["customer_id"].str.fullmatch(r"C\d{7,}").all()
+    assert twin["iban"].str.len().eq(22).all()

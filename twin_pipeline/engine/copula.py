@@ -172,10 +172,9 @@ class GaussianCopulaEngine:
                     spec.decimals)
 
     def _calibrate_derived_rounding(self, rows: int = 5_000, iterations: int = 1) -> None:
-        """Columns computed through an order rule are rounded after the rule bounds them: their step weights are
+        """Stepped columns (rules.stepped_columns) are rounded after their rule bounds them: their step weights are
         corrected on a simulated twin until it sits on each step as often as the real values."""
-        names = [name for name, rule in self.rules.derived_columns.items()
-                 if rule.kind == "order" and self.rules.formats[name].get("rounding")]
+        names = [name for name in self.rules.stepped_columns if self.rules.formats[name].get("rounding")]
         if not names or self._reference is not None:
             return
         real = {name: self._real_values[name] for name in names}
@@ -556,7 +555,7 @@ class GaussianCopulaEngine:
     def _round_derived(self, name: str, numbers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A derived column's numbers on the real column's decimals and rounding steps."""
         fmt = self.rules.formats.get(name, {})
-        if fmt.get("rounding") and self.rules.derived_columns[name].kind == "order":  # sums: their parts' steps
+        if fmt.get("rounding") and name in self.rules.stepped_columns:  # sums: their parts' steps
             numbers = col.round_to_steps(numbers, fmt["rounding"], rng, bounds=(fmt["floor"], fmt["ceiling"]))
         return np.round(numbers, fmt["decimals"]) if fmt.get("decimals") is not None else numbers
 

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .columns import detect_number_format, is_amount_format
+from .marginals import K_MIN
 
+SERIAL_DIGITS = 18  # longer digit runs (a 20-digit account number) do not fit the int64 serial fresh keys count on
 MIN_KEY_ROWS = 20  # fewer unique values say nothing: a small table's amounts are often all different
 HEAD_ROWS = 10_000  # a repeat among the first rows settles most columns before a full pass
 ID_NAME = re.compile(r"(^|[_\s.-])(id|key|uuid|guid)$|^(id|uuid|guid)([_\s.-]|$)|(number|num|no|nr)$", re.IGNORECASE)  # "nr": kunden_nr, konto_nr
@@ -34,18 +36,26 @@ def is_key(series: pd.Series) -> bool:
     """Whether a column is a key (loan_id, "LN000123", a UUID) rather than data: its present values are unique on
     a sizeable table and are whole numbers under a key-like name, or text under such a name or of one key shape.
     Amounts with cents or thousands separators ("1.234,56", "$9,999.99") are not keys. The one rule of the engine
-    (which mints fresh keys), the quality report (which does not score them) and quasi-identifier detection."""
-    if not series.iloc[:HEAD_ROWS].dropna().is_unique:
+    (which mints fresh keys), the quality report (which does not score them) and quasi-identifier detection.
+    A key-named column may repeat (a customer number over the customer's loans) when most of its rows hold a
+    value seen fewer than K_MIN times: as a category it became "Other", and a customer with K_MIN loans kept
+    their real number in the twin."""
+    named = bool(ID_NAME.search(str(series.name)))
+    if not named and not series.iloc[:HEAD_ROWS].dropna().is_unique:
         return False
     values = series.dropna()
-    if len(values) < MIN_KEY_ROWS or not values.is_unique:
+    if len(values) < MIN_KEY_ROWS or not (values.is_unique or named and _mostly_rare(values)):
         return False
-    named = bool(ID_NAME.search(str(series.name)))
     if pd.api.types.is_numeric_dtype(series):
         return named and bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
     if named:
         return True
     return not is_amount_format(detect_number_format(values)) and _one_key_shape(values.astype(str))
+
+
+def _mostly_rare(values: pd.Series) -> bool:
+    counts = values.value_counts()
+    return counts[counts < K_MIN].sum() > len(values) / 2
 
 
 def _one_key_shape(strings: pd.Series) -> bool:
@@ -65,7 +75,8 @@ def identifier_pattern(values: pd.Series) -> dict:
         return {"type": "integer", "start": top + 1}
     strings = values.astype(str)
     parts = strings.str.extract(r"^(\D*)(\d+)(\D*)$")
-    if len(strings) and parts.notna().all().all() and parts[0].nunique() == 1 and parts[2].nunique() == 1:
+    if (len(strings) and parts.notna().all().all() and parts[0].nunique() == 1 and parts[2].nunique() == 1
+            and parts[1].str.len().max() <= SERIAL_DIGITS):
         digits = parts[1]
         return {"type": "pattern", "prefix": parts[0].iloc[0], "suffix": parts[2].iloc[0],
                 "width": int(digits.str.len().max()), "start": int(digits.astype("int64").max()) + 1}

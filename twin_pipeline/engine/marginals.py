@@ -41,6 +41,11 @@ MAX_CATEGORIES = 5000
 Z_CLIP = 1e-12
 
 
+def point_mass_rows(n: int, k: int) -> float:
+    """How many of n rows one value needs to be a point mass: stored exactly, with a noisy frequency."""
+    return max(k, ATOM_SHARE * n)
+
+
 def _normal_bounds(cumulative: np.ndarray) -> np.ndarray:
     return special.ndtri(np.clip(cumulative, Z_CLIP, 1 - Z_CLIP))
 
@@ -175,7 +180,7 @@ class NumericMarginal:
         numbers = np.sort(numbers[np.isfinite(numbers)])
         starts = np.flatnonzero(np.concatenate([[True], numbers[1:] != numbers[:-1]]))  # runs of equal values
         counts = np.diff(np.append(starts, len(numbers)))
-        is_atom = counts >= max(k, ATOM_SHARE * len(numbers))
+        is_atom = counts >= point_mass_rows(len(numbers), k)
         atoms, atom_counts = numbers[starts[is_atom]], counts[is_atom].astype(float)
         rest = numbers[np.repeat(~is_atom, counts)]
         if 0 < len(rest) < MIN_BLOCK_RECORDS and len(atoms):  # too few to summarise: each joins its nearest point mass

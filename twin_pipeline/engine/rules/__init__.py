@@ -64,6 +64,9 @@ class RuleSet:
                 rule.note = f"holds on {rule.real_share:.2%} of the real rows: reported, not enforced"
             elif rule.kind == "range":
                 rule.enforced = True  # the marginals never leave the real range, which the rule contains
+            elif rule.kind == "order" and self._inverted_through(rule):
+                through = self._inverted_through(rule)
+                rule.enforced, rule.note = True, f"kept by deriving {through.derived} through {through.text}"
             elif rule.kind == "fixed_when":
                 if rule.params["column"] in keep:
                     rule.note = "the column is given when sampling (a parent's column)"
@@ -84,8 +87,10 @@ class RuleSet:
                                   "rounding": None if is_date else spec.rounding}
             if rule.kind in ("order", "ratio", "formula"):
                 self.formats[name].update(_smoothed_range(self.numeric(real, name), governed.get(name), k))
-            if rule.kind == "ratio":  # its input `a` may be moved to keep it in that range (RuleSet._ratio)
-                self.formats[name]["a_decimals"] = spec_of[rule.params["a"]].decimals
+            if rule.kind == "ratio":  # the input decoding moves: `a` into the target's range (RuleSet._ratio),
+                moved = rule.params["a" if name == rule.params["target"] else "target"]  # or the target recomputed
+                self.formats[name]["a_decimals" if moved == rule.params["a"] else "target_decimals"] = \
+                    spec_of[moved].decimals
             if rule.kind == "order":
                 values = self.numeric(real, name)
                 mine = ~governed.get(name, np.zeros(len(real), dtype=bool))  # rows a fixed-value rule writes: not
@@ -107,9 +112,13 @@ class RuleSet:
             return [p["column"]]
         if rule.kind == "fixed_combinations":
             return [p["columns"][1]]
+        fixed = {r.params["column"] for r in self.rules if r.kind == "fixed_when" and r.enforced}
+        if rule.kind == "ratio" and p["a"] not in fixed and self._bounding_order(rule):
+            # ltv = loan / value with loan <= value: the ratio modelled, the input derived from it and kept inside
+            # the order (deriving the ratio from two bound inputs clipped it to its range, breaking it)
+            return [p["a"], p["target"]]
         if rule.kind in ("ratio", "formula"):
             return [p["target"]]
-        fixed = {r.params["column"] for r in self.rules if r.kind == "fixed_when" and r.enforced}
         if rule.kind == "sum":
             columns = [p["target"], *p["terms"]]
             finest = max(spec_of[name].decimals or 0 for name in columns)
@@ -124,6 +133,18 @@ class RuleSet:
             return float((real[name].notna() & real[other].isna()).mean())
 
         return sorted((p["low"], p["high"]), key=lambda name: (uncovered(name) > 0, name != p["low"]))
+
+    def _bounding_order(self, ratio: Rule) -> Rule | None:
+        """An order rule the engine may keep between a ratio's input `a` and its other input `b`."""
+        pair = {ratio.params["a"], ratio.params.get("b")}
+        return next((rule for rule in self.rules if rule.kind == "order" and set(rule.columns) == pair
+                     and (rule.source == "declared" or rule.real_share >= ENFORCE_SHARE)), None)
+
+    def _inverted_through(self, order: Rule) -> Rule | None:
+        """The enforced ratio deriving one side of `order` from the other (an inverted ratio), which keeps it."""
+        return next((rule for rule in self.rules if rule.kind == "ratio" and rule.enforced
+                     and rule.derived == rule.params["a"] and set(order.columns) == {rule.params["a"], rule.params["b"]}),
+                    None)
 
     def _enforce(self, rule: Rule, derived: str | None, real: pd.DataFrame) -> bool:
         inputs = set(rule.columns) - {derived} if derived else set(rule.params["when"])
@@ -160,13 +181,23 @@ class RuleSet:
         return {rule.derived: rule for rule in self.rules if rule.enforced and rule.derived}
 
     def order_rules(self, name: str) -> list[Rule]:
-        return [rule for rule in self.rules if rule.enforced and rule.kind == "order" and rule.derived == name]
+        """The enforced order rules bounding `name`: those deriving it, and those an inverted ratio keeps."""
+        return [rule for rule in self.rules if rule.enforced and rule.kind == "order"
+                and (rule.derived == name or (rule.derived is None and name in rule.columns))]
+
+    @property
+    def stepped_columns(self) -> set[str]:
+        """Derived columns put on the real column's rounding steps (a loan on 100s): an ordered column and a
+        ratio's input derived from it; sums, formulas and ratios take the steps of their parts."""
+        return {name for name, rule in self.derived_columns.items()
+                if rule.kind == "order" or (rule.kind == "ratio" and name == rule.params["a"])}
 
     @property
     def computed_columns(self) -> set[str]:
         """Derived columns that are not modelled at all (computed from others); an ordered column is modelled
-        in its form (forms.py), a ratio target as its residual."""
-        computed = {name for name, rule in self.derived_columns.items() if rule.kind not in MODELLED_KINDS}
+        in its form (forms.py), a ratio target as its residual (an inverted ratio's input is computed)."""
+        computed = {name for name, rule in self.derived_columns.items()
+                    if rule.kind not in MODELLED_KINDS or (rule.kind == "ratio" and name != rule.params["target"])}
         for rule in self.derived_columns.values():
             if rule.kind == "fixed_combinations":
                 computed.update(rule.params["columns"][1:])
@@ -191,7 +222,7 @@ class RuleSet:
                 fmt = self.formats[name]
                 encoded[name] = forms.encode(fmt.get("form", "fraction"), self.numeric(real, name),
                                              *self._interval(name, real, own_range=False), fmt["floor"], fmt["ceiling"])
-            elif rule.kind == "ratio":  # the residual around the fitted line, within the real tolerance
+            elif rule.kind == "ratio" and name == rule.params["target"]:  # the residual around the fitted line
                 p = rule.params
                 scale = 1.0 if not p.get("b") else real[p["b"]].to_numpy(dtype=float) ** (-p["power"])
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -261,11 +292,31 @@ class RuleSet:
             frame[p["a"]] = _as_dtype(a, str(frame[p["a"]].dtype))
             return (p["slope"] * a + residual) * scale
 
+    def _inverted_ratio(self, rule: Rule, frame: pd.DataFrame, round_values, keep=frozenset()) -> np.ndarray:
+        """A ratio's input `a` derived from the modelled target and `b` (`loan = ltv x value`), on its steps,
+        inside its own range and its order rules (inward to a step where it crossed); the target is then
+        recomputed from the rounded `a` on its decimals, so both rules hold on every row."""
+        p, name = rule.params, rule.derived
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = frame[p["b"]].to_numpy(dtype=float) ** p["power"]
+            numbers = (frame[p["target"]].to_numpy(dtype=float) / scale - p["intercept"]) / p["slope"]
+            if round_values is not None:
+                numbers = round_values(name, numbers)
+            numbers = self._inside(name, numbers, *self._interval(name, frame))  # the rules win over the own range
+            if self._movable(p["target"], rule, keep):
+                target = (p["slope"] * numbers + p["intercept"]) * scale
+                decimals = self.formats[name].get("target_decimals")
+                frame[p["target"]] = target if decimals is None else np.round(target, decimals)
+        return numbers
+
     def moved_inputs(self, name: str, keep=frozenset()) -> list[str]:
-        """The inputs decoding `name` may move besides it (a ratio's `a`, see `_ratio`)."""
+        """The inputs decoding `name` may move besides it (a ratio's `a`, see `_ratio`, or an inverted ratio's
+        target, see `_inverted_ratio`)."""
         rule = self.derived_columns.get(name)
-        movable = rule is not None and rule.kind == "ratio" and self._movable(rule.params["a"], rule, keep)
-        return [rule.params["a"]] if movable else []
+        if rule is None or rule.kind != "ratio":
+            return []
+        moved = rule.params["a"] if name == rule.params["target"] else rule.params["target"]
+        return [moved] if self._movable(moved, rule, keep) else []
 
     def _movable(self, column: str, rule: Rule, keep) -> bool:
         """Whether `column` may be moved to keep `rule`: not kept, not derived, and used by no other enforced
@@ -287,6 +338,8 @@ class RuleSet:
             terms = {p["target"]: -1, **p["terms"]}
             numbers = -sum(sign * frame[term].to_numpy(dtype=float) for term, sign in terms.items() if term != name)
             numbers = numbers / terms[name]
+        elif rule.kind == "ratio" and name == p["a"]:  # the modelled target gives its input
+            return _as_dtype(self._inverted_ratio(rule, frame, round_values, keep), self.formats[name].get("dtype"))
         elif rule.kind == "ratio":  # the modelled residual keeps how far real rows sit from the line
             numbers = self._ratio(rule, frame, keep)
         else:
@@ -299,15 +352,7 @@ class RuleSet:
         if round_values is not None:
             numbers = round_values(name, numbers)
         if rule.kind == "order":  # rounding must not cross a rule's bound (the rules win over the own range)
-            rule_low, rule_high = self._interval(name, frame, own_range=False)
-            rounding = self.formats[name].get("rounding")
-            units = [10.0 ** -(self.formats[name].get("decimals") or 0)] + (rounding["steps"][1:2] if rounding else [])
-            for unit in units[::-1]:  # inward to the column's first rounding step if it fits, else to its decimals
-                with np.errstate(invalid="ignore"):
-                    up, down = np.ceil(rule_low / unit - 1e-9) * unit, np.floor(rule_high / unit + 1e-9) * unit
-                    numbers = np.where((numbers < rule_low) & (up <= rule_high), up, numbers)
-                    numbers = np.where((numbers > rule_high) & (down >= rule_low), down, numbers)
-            numbers = np.clip(numbers, rule_low, rule_high)
+            numbers = self._inside(name, numbers, *self._interval(name, frame, own_range=False))
         dtype = self.formats.get(name, {}).get("dtype")
         return formatted(numbers, self.parsing[name], dtype) if name in self.parsing else _as_dtype(numbers, dtype)
 
@@ -343,6 +388,18 @@ class RuleSet:
         """A column's numbers as its rules read them (text numbers and dates parsed; anything else: NaN)."""
         return read_numbers(frame[name], self.parsing.get(name))
 
+    def _inside(self, name: str, numbers: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """`numbers` moved into [low, high] per row: inward to the column's first rounding step if one fits,
+        else to its decimals, else onto the bound."""
+        rounding = self.formats[name].get("rounding")
+        units = [10.0 ** -(self.formats[name].get("decimals") or 0)] + (rounding["steps"][1:2] if rounding else [])
+        for unit in units[::-1]:
+            with np.errstate(invalid="ignore"):
+                up, down = np.ceil(low / unit - 1e-9) * unit, np.floor(high / unit + 1e-9) * unit
+                numbers = np.where((numbers < low) & (up <= high), up, numbers)
+                numbers = np.where((numbers > high) & (down >= low), down, numbers)
+        return np.clip(numbers, low, high)
+
     def _interval(self, name: str, frame: pd.DataFrame, own_range: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Per row, the interval an ordered column may take: the other columns of its order rules bound it
         (satisfactory <= open lines <= total lines), and so does its own range."""
@@ -362,7 +419,7 @@ def _smoothed_range(values: np.ndarray, governed, k: int) -> dict:
     """An ordered column's own floor and ceiling: the end knots of its summary grid (the noisy means of its
     extreme half-blocks), as in the marginals, so no borrower's value, nor a mean two models could difference, is
     stored. The noise is drawn from the column's content (perturb.fit_rng)."""
-    from ..marginals import summary_grid
+    from ..marginals import point_mass_rows, summary_grid
     from ..perturb import fit_rng
 
     keep = np.isfinite(values) & (~governed if governed is not None else True)
@@ -370,7 +427,12 @@ def _smoothed_range(values: np.ndarray, governed, k: int) -> dict:
     if not len(ordered):
         return {"floor": 0.0, "ceiling": 0.0}
     _, knots = summary_grid(ordered, fit_rng(k, pd.DataFrame({"values": ordered})))
-    return {"floor": float(knots[0]), "ceiling": float(knots[-1])}
+    # An end value held by a point mass's rows (the 0 balance of paid-off loans) is stored exactly, as the
+    # marginals store it: the noisy end knot would move every such row off it (0 -> 0.01).
+    needed = point_mass_rows(len(ordered), k)
+    floor = ordered[0] if np.searchsorted(ordered, ordered[0], "right") >= needed else knots[0]
+    ceiling = ordered[-1] if len(ordered) - np.searchsorted(ordered, ordered[-1]) >= needed else knots[-1]
+    return {"floor": float(floor), "ceiling": float(ceiling)}
 
 
 def _as_dtype(numbers: np.ndarray, dtype: str | None):
