@@ -106,15 +106,28 @@ def test_a_table_without_an_outcome_says_so_and_a_tiny_table_is_skipped():
     assert "too few" in tiny["holdout"]["skipped"] and tiny["quality_vs_ceiling"] is None
 
 
-def test_the_rank_sum_auc_is_sklearns_auc_with_ties():
-    from sklearn.metrics import roc_auc_score
+def test_the_auc_and_r2_of_every_bootstrap_draw_are_sklearns_on_the_rows_drawn():
+    from sklearn.metrics import r2_score, roc_auc_score
 
-    from twin_pipeline.quality.utility import _binary_auc
+    from twin_pipeline.quality.utility import _auc, _bootstrap_weights, _r2
 
     rng = np.random.default_rng(2)
     truth = rng.random(500) < 0.3
     score = np.round(rng.random(500) + 0.3 * truth, 1)  # coarse scores: many ties
-    assert _binary_auc(truth, score) == pytest.approx(roc_auc_score(truth, score))
+    draws = [rng.integers(0, 500, 500) for _ in range(20)]
+    weights = np.stack([np.bincount(rows, minlength=500) for rows in draws]).astype(float)
+    proba = np.column_stack([1 - score / 2, score / 2])
+    auc = _auc(proba, np.array([False, True]), truth, weights)
+    assert auc == pytest.approx([roc_auc_score(truth[rows], score[rows]) for rows in draws])
+    labels = np.array(["a", "b", "c"])[rng.integers(0, 3, 500)]  # three classes: one-vs-rest, by prevalence
+    proba = rng.dirichlet(np.ones(3), 500) + 0.3 * (labels[:, None] == np.array(["a", "b", "c"]))
+    proba /= proba.sum(axis=1, keepdims=True)
+    auc = _auc(proba, np.array(["a", "b", "c"]), labels, weights)
+    assert auc == pytest.approx([roc_auc_score(labels[rows], proba[rows], multi_class="ovr", average="weighted",
+                                               labels=["a", "b", "c"]) for rows in draws])
+    value, predicted = rng.normal(size=500), rng.normal(size=500)
+    assert _r2(predicted, value, weights) == pytest.approx([r2_score(value[rows], predicted[rows]) for rows in draws])
+    assert _bootstrap_weights(500, np.random.default_rng(0), rounds=3).sum(axis=1).tolist() == [500.0] * 3
 
 
 def test_a_large_table_is_evaluated_on_a_bounded_sample(monkeypatch):

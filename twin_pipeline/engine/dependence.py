@@ -44,7 +44,9 @@ def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = 
     size = len(latent)
     if size < 2:
         return latent
-    ranks = latent.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable")
+    order = latent.argsort(axis=0, kind="stable")
+    ranks = np.empty_like(order)  # the inverse permutation: what a second argsort gives, at a scatter's cost
+    np.put_along_axis(ranks, order, np.arange(size)[:, None], axis=0)
     uniforms = (ranks + rng.random(latent.shape)) / size
     return special.ndtri(uniforms) if nu is None else special.stdtrit(nu, uniforms)
 
@@ -103,19 +105,26 @@ def latent_correlation(scores: np.ndarray, present: np.ndarray, coefficients: np
 
 
 def latent_from_covariance(covariance: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """Each pair's latent rho from the covariance of its normal scores: the root of sum_k rho^k a_k b_k."""
-    terms = coefficients[:, None, :] * coefficients[None, :, :]  # (p, p, K)
+    """Each pair's latent rho from the covariance of its normal scores: the root of sum_k rho^k a_k b_k.
+
+    A covariance that is exactly symmetric (a.T @ a is) has one root per pair: the upper triangle is solved and
+    mirrored, half the work; otherwise every cell is solved and the two roots of a pair are averaged."""
+    if np.array_equal(covariance, covariance.T):
+        rows, columns = np.triu_indices(len(covariance))
+    else:
+        rows, columns = (index.ravel() for index in np.indices(covariance.shape))
+    terms = coefficients[rows] * coefficients[columns]  # (cells, K)
     powers = np.arange(1, coefficients.shape[1] + 1)
-
-    def implied(rho: np.ndarray) -> np.ndarray:
-        return (terms * rho[..., None] ** powers).sum(axis=-1)
-
-    low, high = np.full(covariance.shape, -1.0), np.full(covariance.shape, 1.0)
+    target = covariance[rows, columns]
+    low, high = np.full(len(target), -1.0), np.full(len(target), 1.0)
     for _ in range(40):
         middle = (low + high) / 2
-        too_low = implied(middle) < covariance
+        too_low = (terms * middle[:, None] ** powers).sum(axis=-1) < target
         low, high = np.where(too_low, middle, low), np.where(too_low, high, middle)
-    rho = np.clip((low + high) / 2, -MAX_CORRELATION, MAX_CORRELATION)
+    rho = np.empty_like(covariance)
+    rho[columns, rows] = (low + high) / 2  # the mirror first: when every cell was solved, the next line sets it
+    rho[rows, columns] = (low + high) / 2
+    rho = np.clip(rho, -MAX_CORRELATION, MAX_CORRELATION)
     rho = (rho + rho.T) / 2
     np.fill_diagonal(rho, 1.0)
     return rho

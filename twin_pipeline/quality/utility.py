@@ -87,33 +87,56 @@ def _cap(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return frame.sample(rows, random_state=seed) if len(frame) > rows else frame
 
 
-def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties counted half: the number
-    sklearn's roc_auc_score gives, without its per-call validation (the importances call it hundreds of times)."""
-    from scipy.stats import rankdata
+def _binary_auc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Area under the ROC curve for each row of `weights` (how often each test row counts: ones, or one
+    bootstrap draw's counts per row): the share of (positive, negative) pairs the score puts in the right
+    order, ties counted half. It is the rank-sum (Mann-Whitney) figure sklearn's roc_auc_score gives, for every
+    draw in one sort instead of a ranking per draw (the bootstrap asks for hundreds)."""
+    order = np.argsort(score, kind="stable")
+    ordered, positive, counted = score[order], positive[order], weights[:, order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # one group per distinct score
+    positives = np.add.reduceat(counted * positive, starts, axis=1)
+    negatives = np.add.reduceat(counted * ~positive, starts, axis=1)
+    below = np.cumsum(negatives, axis=1) - negatives  # negatives scored lower than each group
+    pairs = positives.sum(axis=1) * negatives.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, (positives * (below + 0.5 * negatives)).sum(axis=1) / pairs, np.nan)
 
-    n_positive = int(positive.sum())
-    n_negative = len(positive) - n_positive
-    if not n_positive or not n_negative:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
 
+def _auc(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUC of class probabilities `proba` (columns in `classes` order) for each row of `weights`: binary, or
+    one-vs-rest weighted by each class's prevalence among the rows counted."""
+    labels = np.unique(truth)
 
-def _auc(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray) -> float:
-    """AUC of class probabilities `proba` (columns in `classes` order): binary, or one-vs-rest weighted by
-    each class's prevalence."""
-    present = np.unique(truth)
-    scores, weights = [], []
-    for label in present:
-        positive = truth == label
+    def one_vs_rest(label) -> np.ndarray:
         column = np.flatnonzero(classes == label)
         score = proba[:, column[0]] if len(column) else np.zeros(len(truth))  # a class the model never saw
-        scores.append(_binary_auc(positive, score))
-        weights.append(positive.mean())
-        if len(present) == 2:  # binary: both one-vs-rest AUCs are the same number
-            return float(scores[0])
-    return float(np.average(scores, weights=weights)) if scores else float("nan")
+        return _binary_auc(truth == label, score, weights)
+
+    if len(labels) <= 2:  # binary: both one-vs-rest AUCs are the same number
+        return one_vs_rest(labels[0])
+    aucs = np.stack([one_vs_rest(label) for label in labels])
+    counts = np.stack([weights[:, truth == label].sum(axis=1) for label in labels])
+    present = counts > 0
+    averaged = np.where(present, aucs * counts, 0.0).sum(axis=0) / counts.sum(axis=0)
+    first = aucs[present.argmax(axis=0), np.arange(aucs.shape[1])]  # a draw with two classes left: binary
+    classes_left = present.sum(axis=0)
+    return np.where(classes_left == 2, first, np.where(classes_left > 2, averaged, np.nan))
+
+
+def _r2(predicted: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """R^2 for each row of `weights`, as sklearn's r2_score gives it on the rows counted (1 when a constant
+    truth is predicted exactly, else 0 for a constant truth)."""
+    mean = weights @ truth / weights.sum(axis=1)
+    residual = weights @ (truth - predicted) ** 2
+    total = (weights * (truth[None] - mean[:, None]) ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 1.0 - residual / total, np.where(residual == 0, 1.0, 0.0))
+
+
+def _once(score, predicted: np.ndarray, truth: np.ndarray) -> float:
+    """`score` on every test row counted once."""
+    return float(score(predicted, truth, np.ones((1, len(truth))))[0])
 
 
 def _permutation_importances(predict, metric, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
@@ -132,11 +155,15 @@ def _permutation_importances(predict, metric, x: np.ndarray, y: np.ndarray, seed
     return np.asarray(drops).reshape(width, IMPORTANCE_REPEATS).mean(axis=1)
 
 
-def _bootstrap_interval(statistic, n: int, rng: np.random.Generator, rounds: int = BOOTSTRAP_ROUNDS) -> list[float]:
-    """95 % percentile interval of `statistic(rows)` over test rows drawn with replacement: how much the gap
-    would move on another held-out sample of the same size (the models stay fixed)."""
-    draws = [statistic(rng.integers(0, n, n)) for _ in range(rounds)]
-    finite = np.asarray([value for value in draws if np.isfinite(value)])
+def _bootstrap_weights(n: int, rng: np.random.Generator, rounds: int = BOOTSTRAP_ROUNDS) -> np.ndarray:
+    """(rounds, n): how often each test row is drawn in each of `rounds` draws of n rows with replacement."""
+    return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(rounds)]).astype("float64")
+
+
+def _percentile_interval(draws: np.ndarray) -> list[float]:
+    """95 % percentile interval of the finite draws: how much the gap would move on another held-out sample of
+    the same size (the models stay fixed)."""
+    finite = draws[np.isfinite(draws)]
     return [float(np.quantile(finite, 0.025)), float(np.quantile(finite, 0.975))] if len(finite) else [np.nan] * 2
 
 
@@ -159,7 +186,6 @@ def tstr(train: pd.DataFrame, twin: pd.DataFrame, holdout: pd.DataFrame, primary
 def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict:
     from scipy.stats import spearmanr
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.metrics import r2_score
 
     plan = _plan(train, primary_key, column_kinds)
     types = {name: column.type for name, column in plan.items()}
@@ -199,21 +225,23 @@ def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict
     test_x, test_y = x["holdout"][present["holdout"]], labels["holdout"][present["holdout"]]
     rng = np.random.default_rng(seed)
     probe = rng.permutation(len(test_y))[:MAX_IMPORTANCE_ROWS]
-    importances, scorers = {}, {}
+    weights = _bootstrap_weights(len(test_y), rng)  # the gap's interval: test rows resampled, models fixed
+    importances, draws = {}, {}
     for name in ("train", "twin"):
         model = model_type(categorical_features=encode.categorical_mask, **MODEL_SETTINGS)
         model.fit(x[name][present[name]], labels[name][present[name]])
         if classify:
-            predict, metric = model.predict_proba, lambda proba, y, model=model: _auc(proba, model.classes_, y)
+            predict, score = model.predict_proba, lambda proba, y, counted, model=model: _auc(
+                proba, model.classes_, y, counted)
         else:
-            predict, metric = model.predict, lambda values, y: float(r2_score(y, values))
+            predict, score = model.predict, _r2
         predicted = predict(test_x)
-        result["real" if name == "train" else "twin"] = metric(predicted, test_y)
-        scorers[name] = lambda rows, metric=metric, predicted=predicted: metric(predicted[rows], test_y[rows])
-        importances[name] = _permutation_importances(predict, metric, test_x[probe], test_y[probe], seed)
+        result["real" if name == "train" else "twin"] = _once(score, predicted, test_y)
+        draws[name] = score(predicted, test_y, weights)
+        importances[name] = _permutation_importances(
+            predict, lambda predicted, y, score=score: _once(score, predicted, y), test_x[probe], test_y[probe], seed)
     result["gap"] = result["real"] - result["twin"]
-    result["gap_ci"] = _bootstrap_interval(lambda rows: scorers["train"](rows) - scorers["twin"](rows),
-                                           len(test_y), rng)
+    result["gap_ci"] = _percentile_interval(draws["train"] - draws["twin"])
     result["relative"] = result["twin"] / result["real"] if result["real"] else float("nan")
     real_order, twin_order = (list(np.argsort(-importances[name])) for name in ("train", "twin"))
     top = max(1, min(TOP_FEATURES, len(features) // 2))
