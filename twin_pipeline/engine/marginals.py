@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import optimize, sparse, special, stats
 
 from .perturb import noisy_counts
 
@@ -102,9 +102,11 @@ class SlicedMarginal:
         variables, frequency-weighted); returns the rows' codes in the new order."""
         if reference.shape[1] == 0 or len(codes) == 0:
             return codes
-        counts = np.bincount(codes, minlength=len(self.values)).astype(float)
-        sums = np.column_stack([np.bincount(codes, weights=reference[:, j], minlength=len(self.values))
-                                for j in range(reference.shape[1])])
+        counts = np.bincount(codes, minlength=len(self.values))
+        # Each value's rows summed in row order, as a bincount per variable would, in one pass over the rows.
+        members = sparse.csr_matrix((np.ones(len(codes)), np.argsort(codes, kind="stable"),
+                                     np.concatenate([[0], np.cumsum(counts)])), shape=(len(self.values), len(codes)))
+        sums, counts = members @ reference, counts.astype(float)
         centroids = sums / np.maximum(counts, 1.0)[:, None]
         weights = counts / counts.sum()
         centred = (centroids - weights @ centroids) * np.sqrt(weights)[:, None]

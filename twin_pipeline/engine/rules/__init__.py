@@ -264,6 +264,9 @@ class RuleSet:
                     frame[name] = self._derive(derived[name], frame, round_values, keep)
                 for rule in fixed.get(name, []):
                     _write_fixed(frame, rule)
+                if name in derived and name in fixed and pd.api.types.is_float_dtype(frame[name]):
+                    # fixed values filling the rows a derivation left empty: a count is whole again (not "6.0")
+                    frame[name] = _as_dtype(frame[name].to_numpy(), self.formats[name].get("dtype"))
                 pending.discard(name)
         return frame
 
