@@ -327,7 +327,8 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     options, n = resolve_options(real, options, source)
     check_disk_space(out_dir, n, source.stat().st_size / max(len(real), 1), source)
     say = progress or (lambda message: None)
-    say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}")
+    left_out = f"; left out {real.attrs['left_out']}" if "left_out" in real.attrs else ""
+    say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}{left_out}")
     options = pin_quasi_identifiers(real, options)
     qis = list(options.quasi_identifiers)
     # The evaluation's own refit (holdout ceiling and TSTR) needs only the real table and the options, writing the

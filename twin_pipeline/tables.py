@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import TwinInputError
@@ -30,6 +31,8 @@ ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # latin-1 decodes anything: reac
 UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 DELIMITERS = ",;\t|"
 ZERO_PADDED = re.compile(r"0\d+")  # a code, not a number: numbers are not written with leading zeros
+UPPER_BOOLEAN = re.compile(r"TRUE|FALSE|true|false")  # pandas reads them as bools, written back as True/False
+TOTALS_LABEL = re.compile(r"(grand\s+|sub)?totals?|sum|summe|gesamt(summe)?", re.IGNORECASE)
 SNIFF_LINES = 50
 # Limits a hostile or clumsy upload runs into before it can cost minutes or gigabytes (env overrides them):
 # a model holds a columns x columns matrix, so 10,000 columns is a 44 GiB matrix, not a table to clone.
@@ -178,7 +181,7 @@ def read_table(path: str | os.PathLike, min_rows: int = 2, follow_links: bool = 
             except Exception as error:  # pyarrow raises several types for corrupt files
                 raise TwinInputError(path, f"is not a readable Parquet file ({error})") from None
         else:
-            frame = _read_csv(handle, path, size)
+            frame = _without_totals(_read_csv(handle, path, size))
     if frame.shape[1] == 0:
         raise TwinInputError(path, "has no columns")
     if len(frame) == 0:
@@ -201,7 +204,7 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
     handle.seek(0)
     try:
         return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False,
-                           dtype=dict.fromkeys(_zero_padded(text, delimiter), str) or None)
+                           dtype=dict.fromkeys(_as_written(text, delimiter), str) or None)
     except UnicodeDecodeError as error:
         raise TwinInputError(path, f"is not valid {encoding} past the first {SNIFF_BYTES} bytes ({error.reason})") from None
     except (pd.errors.ParserError, csv.Error) as error:
@@ -213,15 +216,38 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
                                    "the process more memory") from None
 
 
-def _zero_padded(text: str, delimiter: str) -> list[str]:
-    """Columns of the first lines holding codes with a leading zero ("01067", "007"): read as text, their zeros
-    are kept (read as numbers, a zip code 01067 became 1067 and its twin wrote four-digit zip codes)."""
+def _as_written(text: str, delimiter: str) -> list[str]:
+    """Columns of the first lines that pandas would rewrite, read as text so the twin writes them alike: codes
+    with a leading zero ("01067", "007"; as numbers a zip code 01067 became 1067 and its twin wrote four-digit zip
+    codes) and flags spelled TRUE/FALSE or true/false (as bools they came back True/False)."""
     lines = [line for line in text.splitlines() if line.strip()]
     rows = list(csv.reader(io.StringIO("\n".join(lines[:-1] if len(lines) > 2 else lines)), delimiter=delimiter))
     if len(rows) < 2:
         return []
-    padded = {i for row in rows[1:] for i, value in enumerate(row[:len(rows[0])]) if ZERO_PADDED.fullmatch(value)}
-    return [rows[0][i] for i in sorted(padded)]
+    kept = {i for row in rows[1:] for i, value in enumerate(row[:len(rows[0])])
+            if ZERO_PADDED.fullmatch(value) or UPPER_BOOLEAN.fullmatch(value)}
+    return [rows[0][i] for i in sorted(kept)]
+
+
+def _without_totals(frame: pd.DataFrame) -> pd.DataFrame:
+    """A spreadsheet export's totals row at the bottom ("TOTAL" in its first filled cell, the column sums beside
+    it) is not a record: modelled, it put an amount 20,000 times the median into the twin's top tail. It is left
+    out (`frame.attrs["left_out"]` says so) when its label appears nowhere else in that column."""
+    if len(frame) < 3:
+        return frame
+    last = frame.iloc[-1]
+    filled = last[last.notna()]
+    if not len(filled) or not isinstance(filled.iloc[0], str) or not TOTALS_LABEL.fullmatch(filled.iloc[0].strip()):
+        return frame
+    if (frame[filled.index[0]] == filled.iloc[0]).sum() > 1:
+        return frame
+    frame = frame.iloc[:-1].infer_objects()
+    for name in last.index[last.isna()]:  # whole numbers the totals row's blank cell made float
+        column = frame[name]
+        if pd.api.types.is_float_dtype(column) and column.notna().all() and (column % 1 == 0).all():
+            frame[name] = column.astype("int64")
+    frame.attrs["left_out"] = f"the totals row at the bottom ({filled.index[0]} = {filled.iloc[0]!r})"
+    return frame
 
 
 def _check_header(path: Path, header_line: str, delimiter: str) -> None:
@@ -270,18 +296,28 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     escaped = frame.copy(deep=False)
     for name in text_columns:
         column = frame[name]
-        # The first character of every text cell (NaN for numbers and missing): one vectorised pass, and the
-        # number pattern only on the few cells that start like a formula.
-        if not _holds_text(column):
+        codes, distinct = _distinct(column)
+        if not _holds_text(distinct):
             continue
-        starts = column.str[:1].isin(FORMULA_STARTS).to_numpy(dtype=bool)
+        # The first character of every distinct text (NaN for numbers): the number pattern only on the few that
+        # start like a formula.
+        starts = distinct.str[:1].isin(FORMULA_STARTS).to_numpy(dtype=bool)
         if not starts.any():
             continue
-        cells = column[starts].astype(str)
-        risky = cells[~cells.str.fullmatch(PLAIN_NUMBER)]
-        if len(risky):
-            escaped[name] = column.where(~column.index.isin(risky.index), "'" + risky)
+        cells = distinct[starts].astype(str)
+        risky = np.zeros(len(distinct), dtype=bool)
+        risky[np.flatnonzero(starts)[~cells.str.fullmatch(PLAIN_NUMBER).to_numpy(dtype=bool)]] = True
+        rows = (codes >= 0) & risky[codes]
+        if rows.any():
+            escaped[name] = column.where(~rows, "'" + column[rows].astype(str))
     return escaped
+
+
+def _distinct(column: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Each cell's code and the column's distinct values (missing ones left out, code -1): a text column repeats
+    its values, and string tests in Python run once per distinct value instead of once per cell."""
+    codes, uniques = pd.factorize(column)
+    return codes, pd.Series(np.asarray(uniques, dtype=object), dtype=object)
 
 
 def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, **kwargs) -> None:
@@ -289,8 +325,8 @@ def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, **kwargs) 
     holding a carriage return is quoted (text cells are then all quoted): Python's csv module quotes only the
     line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows."""
     frame = formula_safe(frame) if escape_formulas else frame
-    text = [frame[name] for name in frame.columns if frame[name].dtype == object]
-    has_cr = any(_holds_text(column) and column.str.contains("\r", regex=False, na=False).any() for column in text)
+    text = [_distinct(frame[name])[1] for name in frame.columns if frame[name].dtype == object]
+    has_cr = any(_holds_text(values) and values.str.contains("\r", regex=False, na=False).any() for values in text)
     frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, **kwargs)
 
 

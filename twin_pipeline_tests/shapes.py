@@ -6,7 +6,9 @@ no change is judged only on the tables it was tuned on.
 * `lending_table`: wide (about 55 columns) LendingClub-like loans with free text, many nulls, rounding steps and
   the business rules a credit analyst checks (balance <= loan_amount, balance 0 when Fully Paid,
   paid_total = principal + interest + fees, satisfactory <= open lines);
-* `mixed_table`: a medium table of every common kind for large-row runs.
+* `mixed_table`: a medium table of every common kind for large-row runs;
+* `mortgage_table`: a mortgage book with dates written as text, maturity = origination + term (calendar months),
+  loan <= value and ltv = loan / value on 4 decimals, a rate and a default flag.
 
     from twin_pipeline_tests.shapes import SHAPES   # name -> builder(seed) -> DataFrame
 """
@@ -164,4 +166,32 @@ def mixed_table(seed: int = 0, n: int = 30_000) -> pd.DataFrame:
     })
 
 
-SHAPES = {"tiny": overdraft_table, "narrow": narrow_table, "wide": lending_table, "large": mixed_table}
+def mortgage_table(seed: int = 0, n: int = 2_000) -> pd.DataFrame:
+    """A mortgage book (the rules every loan book has): maturity_date = origination_date + term_months calendar
+    months, loan_amount <= property_value, ltv = loan_amount / property_value on 4 decimals; dates as text."""
+    rng = np.random.default_rng(seed)
+    origination = pd.Timestamp("2012-01-01") + pd.to_timedelta(rng.integers(0, 4000, n), unit="D")
+    term = rng.choice([120, 180, 240, 300, 360], n, p=[0.1, 0.3, 0.2, 0.1, 0.3])
+    value = np.round(rng.lognormal(12.6, 0.5, n), -3)
+    loan = np.round(value * np.clip(rng.beta(6, 2.5, n), 0.2, 0.97), -2)
+    ltv = np.round(loan / value, 4)
+    income = np.round(rng.lognormal(11.2, 0.45, n), -2)
+    rate = np.round(2.5 + 2.0 * (ltv > 0.8) + 0.004 * (term - 120) / 12 + rng.gamma(2, 0.4, n), 2)
+    default = rng.random(n) < 0.01 + 0.06 * (ltv > 0.85) + 0.03 * (loan / income > 4)
+    return pd.DataFrame({
+        "loan_id": [f"M{i:06d}" for i in range(n)],
+        "origination_date": origination.strftime("%Y-%m-%d"),
+        "term_months": term,
+        "maturity_date": [(day + pd.DateOffset(months=int(months))).strftime("%Y-%m-%d")
+                          for day, months in zip(origination, term)],
+        "property_value": value,
+        "loan_amount": loan,
+        "ltv": ltv,
+        "interest_rate": rate,
+        "annual_income": income,
+        "default_flag": default.astype(int),
+    })
+
+
+SHAPES = {"tiny": overdraft_table, "narrow": narrow_table, "wide": lending_table, "large": mixed_table,
+          "mortgage": mortgage_table}

@@ -373,6 +373,60 @@ def test_a_ratio_of_two_columns_bound_by_an_order_rule_is_modelled_and_its_input
     summary = engine.rules_report(real, protected)["summary"]
     assert summary["mined_exact"] == 2 and summary["mined_break_worst"] == 0.0
 
+
+def test_a_date_plus_a_term_is_found_in_its_unit_and_kept_in_a_large_twin(tmp_path):
+    """maturity = origination + term, the rule every loan book has, with the term in calendar months (31 January
+    + 1 month = 29 February), in years of 365 days, or in days; dates written as text in the CSV. Each is found
+    in its unit and kept by construction (the later date computed from the earlier one and the term)."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    origination = pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 3000, n), unit="D")
+    origination = origination.where(rng.random(n) > 0.05, pd.Timestamp("2020-01-31"))  # month ends
+    months = rng.integers(1, 61, n)
+    years = rng.choice([10, 15, 20, 30], n)
+    grace = rng.integers(10, 90, n)
+    path = tmp_path / "book.csv"
+    pd.DataFrame({
+        "origination": origination.strftime("%d/%m/%Y"), "term_months": months,
+        "maturity": [(day + pd.DateOffset(months=int(m))).strftime("%d/%m/%Y") for day, m in zip(origination, months)],
+        "term_years": years, "final_date": (origination + pd.to_timedelta(years * 365, unit="D")).strftime("%Y-%m-%d"),
+        "grace_days": grace, "first_due": (origination + pd.to_timedelta(grace + 1, unit="D")).strftime("%Y-%m-%d"),
+        "amount": np.round(rng.lognormal(10, 0.6, n), -2),
+    }).to_csv(path, index=False)
+    real = pd.read_csv(path)
+    engine = GaussianCopulaEngine().fit(real)
+    found = {rule.text: rule for rule in rules_of(engine, "date_term")}
+    assert set(found) == {"maturity = origination + term_months months",
+                          "final_date = origination + term_years x 365 days",
+                          "first_due = origination + grace_days days + 1 day"}
+    twin = engine.sample(N_TWIN, seed=3)
+    report = {entry["rule"]: entry for entry in engine.rules_report(real, twin)["rules"]}
+    for text, rule in found.items():
+        assert rule.real_share == 1.0 and rule.enforced and rule.derived == text.split(" = ")[0]
+        assert report[text]["real"]["share"] == 1.0 and report[text]["twin"]["share"] == 1.0, text
+    assert twin["maturity"].str.fullmatch(r"\d{2}/\d{2}/\d{4}").all()
+    assert twin["first_due"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    expected = [(day + pd.DateOffset(months=int(m))).strftime("%d/%m/%Y") for day, m in
+                zip(pd.to_datetime(twin["origination"].head(2000), format="%d/%m/%Y"), twin["term_months"].head(2000))]
+    assert (twin["maturity"].head(2000) == expected).all()  # calendar months, as pandas counts them
+    assert (twin["origination"] == "31/01/2020").mean() > 0.02  # the month ends were drawn too
+
+
+def test_a_date_plus_a_term_broken_on_a_few_rows_is_reported_not_enforced():
+    rng = np.random.default_rng(8)
+    n = 20_000
+    start = pd.Timestamp("2016-01-01") + pd.to_timedelta(rng.integers(0, 2000, n), unit="D")
+    term = rng.choice([12, 24, 36, 48, 60], n)
+    end = pd.Series([day + pd.DateOffset(months=int(m)) for day, m in zip(start, term)])
+    broken = rng.choice(n, 10, replace=False)  # 0.05 % of the rows were restructured
+    end[broken] = end[broken] + pd.Timedelta(days=200)
+    real = pd.DataFrame({"start": start.strftime("%Y-%m-%d"), "term": term, "end": end.dt.strftime("%Y-%m-%d"),
+                         "amount": rng.normal(1000, 100, n).round(2)})
+    (rule,) = rules_of(GaussianCopulaEngine().fit(real), "date_term")
+    assert rule.text == "end = start + term months"
+    assert rule.real_share == pytest.approx(0.9995) and not rule.enforced and "reported" in rule.note
+
+
 def test_a_point_mass_on_the_end_of_an_ordered_column_stays_exact():
     """Half the loans are paid off (balance 0 <= amount): the balance, modelled inside its order rule, was clipped
     to the noisy end knot of its own range, so 55 % zero balances came back as 0.01 (5 % zeros in the twin)."""
@@ -387,3 +441,36 @@ def test_a_point_mass_on_the_end_of_an_ordered_column_stays_exact():
     twin = engine.sample(20_000, seed=1)
     assert (twin["outstanding_balance"] == 0).mean() == pytest.approx(paid_off.mean(), abs=0.03)
     assert (twin["outstanding_balance"] <= twin["original_amount"]).all()
+
+
+def collections(n: int = 8000) -> pd.DataFrame:
+    """Accounts in arrears: 80 % current (0 days past due), heavy-tailed amounts owed by the others, missed
+    payments one per 30 days, and written off on half the 180+ ones."""
+    rng = np.random.default_rng(5)
+    days = np.where(rng.random(n) < 0.8, 0, rng.choice([30, 60, 90, 120, 180, 365], n, p=[.4, .2, .15, .1, .1, .05]))
+    return pd.DataFrame({"days_past_due": days,
+                         "arrears_amount": np.where(days == 0, 0.0, np.round(rng.pareto(1.5, n) * 300 + 50, 2)),
+                         "missed_payments": days // 30,
+                         "collector": rng.choice(["team_a", "team_b", "agency", "legal"], n),
+                         "written_off": ((days >= 180) & (rng.random(n) < 0.5)).astype(int)})
+
+
+def test_a_count_every_value_of_which_a_category_fixes_stays_whole():
+    """missed_payments is fixed by each days-past-due value and bound by an order: the rule left it empty and
+    the fixed values made it float, written "6.0"."""
+    real = collections(3000)
+    twin = GaussianCopulaEngine().fit(real).sample(3000, seed=1)
+    assert twin["missed_payments"].dtype == "int64"
+    assert (twin["missed_payments"] == twin["days_past_due"] // 30).all()
+
+
+def test_a_flag_a_category_fixes_on_most_rows_keeps_its_rate():
+    """Collections: written_off is 0 whenever days_past_due is 0 (80 % of accounts) and 1 on half the 180+ ones.
+    Fitted on the other rows, which the copula's correlation with days past due selects, the flag came out at
+    3.7 % where the real rate is 1.5 %."""
+    real = collections().drop(columns="missed_payments")
+    engine = GaussianCopulaEngine().fit(real)
+    assert any(rule.kind == "fixed_when" and rule.params["column"] == "written_off" for rule in engine.rules.rules)
+    twin = engine.sample(40_000, seed=1)
+    assert twin["written_off"].mean() == pytest.approx(real["written_off"].mean(), rel=0.2)
+    assert not twin["written_off"][twin["days_past_due"] == 0].any()

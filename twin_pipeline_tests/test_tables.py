@@ -95,3 +95,33 @@ def test_a_latin_1_export_is_read_and_a_mixed_file_is_refused(tmp_path):
     path.write_bytes("stadt;n\nM\xfcnchen;1\n".encode() + "Z\xfcrich;2\n".encode("latin-1"))
     with pytest.raises(TwinInputError, match="not valid UTF-8"):
         read_table(path)
+
+
+def erp_export(path, n: int = 400, totals: bool = True) -> pd.DataFrame:
+    """An ERP export: BOM, CRLF, quoted thousands, TRUE/FALSE flags, a totals row and blank lines at the end."""
+    rng = np.random.default_rng(8)
+    amounts = np.round(rng.lognormal(9, 0.8, n), 2)
+    table = pd.DataFrame({"Invoice No": [f"INV-{100000 + i}" for i in range(n)],
+                          "Product": rng.choice(["Total", "Partial"], n),  # "Total" as a value, not a totals row
+                          "Amount": [f"{a:,.2f}" for a in amounts],
+                          "Overdue": np.where(rng.random(n) < 0.1, "TRUE", "FALSE"),
+                          "Days": rng.integers(1, 90, n)})
+    body = table.to_csv(index=False, lineterminator="\r\n")
+    if totals:
+        body += f'TOTAL,,"{amounts.sum():,.2f}",,\r\n'
+    path.write_bytes(("\ufeff" + body + "\r\n\r\n").encode("utf-8"))
+    return table
+
+
+def test_an_erp_exports_totals_row_is_left_out_and_its_flags_keep_their_spelling(tmp_path):
+    """The totals row was a record (an amount 20,000 times the median in the twin's tail, blanks in every other
+    column), and TRUE/FALSE came back as True/False."""
+    table = erp_export(tmp_path / "erp.csv")
+    real = read_table(tmp_path / "erp.csv")
+    assert len(real) == len(table) and "TOTAL" in real.attrs["left_out"]
+    assert real["Days"].dtype == "int64" and set(real["Overdue"]) == {"TRUE", "FALSE"}
+    twin = GaussianCopulaEngine().fit(real, primary_key="Invoice No").sample(2000, seed=1)
+    assert set(twin["Overdue"]) == {"TRUE", "FALSE"} and twin["Days"].dtype == "int64"
+    assert twin["Amount"].str.replace(",", "").astype(float).max() < 2 * table["Amount"].str.replace(",", "").astype(float).max()
+    erp_export(tmp_path / "plain.csv", totals=False)
+    assert len(read_table(tmp_path / "plain.csv")) == len(table) and "left_out" not in read_table(tmp_path / "plain.csv").attrs

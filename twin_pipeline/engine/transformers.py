@@ -285,6 +285,9 @@ class Datetime(Numeric):
             spec.date_format, spec.date_resolution = col.detect_date_format(series.dropna())
             if spec.date_format is None:
                 raise TwinInputError(series.name, "values are not dates in a recognised format")
+        seconds = spec.to_numbers(series.dropna())
+        if spec.date_resolution == "s" and len(seconds) and np.all(np.mod(seconds[np.isfinite(seconds)], 86400) == 0):
+            spec.date_resolution = "D"  # every time is midnight ("2023-01-05 00:00:00"): days, not invented times
         return spec
 
     def to_numbers(self, series: pd.Series) -> np.ndarray:

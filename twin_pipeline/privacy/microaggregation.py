@@ -145,15 +145,19 @@ def _balance(member, order, starts, sizes, features, rng) -> np.ndarray:
     mean = np.add.reduceat(sorted_features, starts, axis=0) / sizes[:, None]
     mixed = np.flatnonzero((np.maximum.reduceat(sorted_features, starts, axis=0)
                             != np.minimum.reduceat(sorted_features, starts, axis=0)).any(axis=1))
+    group_of = np.repeat(np.arange(len(sizes)), sizes)
+    change = sizes[group_of][:, None] * (mean[group_of] - sorted_features)  # per sorted row: its effect if chosen
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))  # a row's place in the sorted order
     member = member.copy()
     deficit = np.zeros(features.shape[1])
-    for group in rng.permutation(mixed):  # only groups whose members differ in a feature
-        rows = order[starts[group]:starts[group] + sizes[group]]
-        after = deficit + sizes[group] * (mean[group] - features[rows])
+    for group in rng.permutation(mixed).tolist():  # the loop does only what depends on the running deficit
+        start = starts[group]
+        after = deficit + change[start:start + sizes[group]]
         score = np.einsum("ij,ij->i", after, after)
-        best = int(np.argmin(score))
-        current = int(np.flatnonzero(rows == member[group])[0])
+        best = int(score.argmin())
+        current = position[member[group]] - start
         choice = current if score[current] <= score[best] + 1e-9 else best
-        member[group] = rows[choice]
+        member[group] = order[start + choice]
         deficit = after[choice]
     return member

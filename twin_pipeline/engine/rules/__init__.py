@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..columns import detect_rounding
 from . import forms
-from .core import ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, evaluate, formatted
+from .core import DAY, ENFORCE_SHARE, SEPARATOR, Rule, combination_keys, date_plus, evaluate, formatted
 from .core import numbers as read_numbers
 from .declared import load_declared, read_rules_file, validate_declared
 from .mining import REPORT_SHARE, mine
@@ -53,7 +53,7 @@ class RuleSet:
         modelled = {name for name, spec in spec_of.items() if spec.shape}  # not keys, constants or copies
         self.depends: dict[str, set[str]] = {}
         rank = {"fixed_when": 0, "determined": 1, "fixed_combinations": 1, "sum": 2, "formula": 2, "ratio": 2,
-                "order": 3, "range": 4}
+                "date_term": 2, "order": 3, "range": 4}
         # null-when rules before value rules: "x is null when individual" is the cause, not the reverse
         for rule in sorted(self.rules, key=lambda r: (r.source != "declared", rank[r.kind],
                                                       r.kind == "fixed_when" and r.params["value"] is not None)):
@@ -64,8 +64,8 @@ class RuleSet:
                 rule.note = f"holds on {rule.real_share:.2%} of the real rows: reported, not enforced"
             elif rule.kind == "range":
                 rule.enforced = True  # the marginals never leave the real range, which the rule contains
-            elif rule.kind == "order" and self._inverted_through(rule):
-                through = self._inverted_through(rule)
+            elif rule.kind == "order" and self._kept_through(rule):
+                through = self._kept_through(rule)
                 rule.enforced, rule.note = True, f"kept by deriving {through.derived} through {through.text}"
             elif rule.kind == "fixed_when":
                 if rule.params["column"] in keep:
@@ -87,10 +87,9 @@ class RuleSet:
                                   "rounding": None if is_date else spec.rounding}
             if rule.kind in ("order", "ratio", "formula"):
                 self.formats[name].update(_smoothed_range(self.numeric(real, name), governed.get(name), k))
-            if rule.kind == "ratio":  # the input decoding moves: `a` into the target's range (RuleSet._ratio),
-                moved = rule.params["a" if name == rule.params["target"] else "target"]  # or the target recomputed
-                self.formats[name]["a_decimals" if moved == rule.params["a"] else "target_decimals"] = \
-                    spec_of[moved].decimals
+            if rule.kind == "ratio":  # decoding moves `a` into the target's range (RuleSet._ratio) or recomputes
+                self.formats[name]["a_decimals"] = spec_of[rule.params["a"]].decimals  # an inverted ratio's target
+                self.formats[name]["target_decimals"] = spec_of[rule.params["target"]].decimals
             if rule.kind == "order":
                 values = self.numeric(real, name)
                 mine = ~governed.get(name, np.zeros(len(real), dtype=bool))  # rows a fixed-value rule writes: not
@@ -108,8 +107,10 @@ class RuleSet:
         """Columns the rule could derive, best first: never a finer-grained column from coarser ones' sums
         (its decimals would be lost), never one whose value a category fixes (the fixed value would break it)."""
         p = rule.params
-        if rule.kind in ("determined",):
+        if rule.kind == "determined":
             return [p["column"]]
+        if rule.kind == "date_term":
+            return [p["end"]]
         if rule.kind == "fixed_combinations":
             return [p["columns"][1]]
         fixed = {r.params["column"] for r in self.rules if r.kind == "fixed_when" and r.enforced}
@@ -140,11 +141,16 @@ class RuleSet:
         return next((rule for rule in self.rules if rule.kind == "order" and set(rule.columns) == pair
                      and (rule.source == "declared" or rule.real_share >= ENFORCE_SHARE)), None)
 
-    def _inverted_through(self, order: Rule) -> Rule | None:
-        """The enforced ratio deriving one side of `order` from the other (an inverted ratio), which keeps it."""
-        return next((rule for rule in self.rules if rule.kind == "ratio" and rule.enforced
-                     and rule.derived == rule.params["a"] and set(order.columns) == {rule.params["a"], rule.params["b"]}),
-                    None)
+    def _kept_through(self, order: Rule) -> Rule | None:
+        """The enforced rule deriving one side of `order` from the other in a way that keeps it: an inverted
+        ratio (its input is put inside the order), or a date plus a never-negative term (start <= end)."""
+        def keeps(rule: Rule) -> bool:
+            p = rule.params
+            if rule.kind == "ratio":
+                return rule.derived == p["a"] and set(order.columns) == {p["a"], p["b"]}
+            return (rule.kind == "date_term" and (order.params["low"], order.params["high"]) == (p["start"], p["end"])
+                    and order.params.get("offset", 0) <= 0 <= p["offset_days"])
+        return next((rule for rule in self.rules if rule.enforced and keeps(rule)), None)
 
     def _enforce(self, rule: Rule, derived: str | None, real: pd.DataFrame) -> bool:
         inputs = set(rule.columns) - {derived} if derived else set(rule.params["when"])
@@ -155,7 +161,7 @@ class RuleSet:
         if any(self._reaches(name, target) for name in inputs):
             rule.note = "would make a cycle with another enforced rule"
             return False
-        if derived and rule.kind in ("sum", "ratio", "formula"):  # an order rule bounds only rows it applies to
+        if derived and rule.kind in ("sum", "ratio", "formula", "date_term"):  # an order bounds only rows it applies to
             present = real[derived].notna().to_numpy()
             if (present != real[list(inputs)].notna().all(axis=1).to_numpy()).any():
                 rule.note = f"{derived} is present on rows where its other columns are not"
@@ -258,6 +264,9 @@ class RuleSet:
                     frame[name] = self._derive(derived[name], frame, round_values, keep)
                 for rule in fixed.get(name, []):
                     _write_fixed(frame, rule)
+                if name in derived and name in fixed and pd.api.types.is_float_dtype(frame[name]):
+                    # fixed values filling the rows a derivation left empty: a count is whole again (not "6.0")
+                    frame[name] = _as_dtype(frame[name].to_numpy(), self.formats[name].get("dtype"))
                 pending.discard(name)
         return frame
 
@@ -342,6 +351,9 @@ class RuleSet:
             return _as_dtype(self._inverted_ratio(rule, frame, round_values, keep), self.formats[name].get("dtype"))
         elif rule.kind == "ratio":  # the modelled residual keeps how far real rows sit from the line
             numbers = self._ratio(rule, frame, keep)
+        elif rule.kind == "date_term":  # the later date from the earlier one and the term
+            numbers = date_plus(self.numeric(frame, p["start"]), read_numbers(frame[p["term"]]),
+                                p["unit"]) + p["offset_days"] * DAY
         else:
             numbers = evaluate(p["expression"], frame)
         if rule.kind in ("ratio", "formula") and rule.source == "mined" and "floor" in self.formats.get(name, {}):

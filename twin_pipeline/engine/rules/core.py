@@ -11,6 +11,9 @@ Kinds (each a `Rule` with a `kind` and JSON-safe `params`):
   is computed from its parts;
 * ``ratio``: ``target = (slope * a + intercept) * b ** power`` within a tolerance (``share = 0.0012 * expenditure /
   income``); the target is computed;
+* ``date_term``: ``end = start + term x unit (+ offset days)`` within a day or two (``maturity_date =
+  origination_date + term_years years``; units: days, weeks, calendar months and years, 365-day years); the later
+  date is computed from the earlier one and the term, month by month when the unit is calendar;
 * ``fixed_when``: ``column == value`` (or null) on every row where ``when`` holds (``balance == 0`` when
   ``loan_status == 'Fully Paid'``); the value is written when the category is drawn, and the column's model is
   fitted on the other rows only;
@@ -57,6 +60,8 @@ class Rule:
             return [p["target"], p["a"]] + ([p["b"]] if p.get("b") else [])
         if self.kind == "fixed_when":
             return [p["column"], *p["when"]]
+        if self.kind == "date_term":
+            return [p["end"], p["start"], p["term"]]
         if self.kind == "determined":
             return [p["column"], p["by"]]
         if self.kind == "formula":
@@ -71,6 +76,8 @@ class Rule:
         p = self.params
         if self.kind == "order":
             offset = p.get("offset", 0)
+            if offset and p.get("parse", {}).get(p["low"], {}).get("kind") == "datetime":  # seconds, shown as days
+                return f"{p['high']} - {p['low']} >= {_number(offset / DAY)} days"
             return f"{p['low']} <= {p['high']}" if offset == 0 else f"{p['high']} - {p['low']} >= {_number(offset)}"
         if self.kind == "sum":
             terms = " ".join(("+ " if sign > 0 else "- ") + name for name, sign in p["terms"].items())
@@ -86,6 +93,11 @@ class Rule:
             return f"{p['column']} is {shown} when {condition}"
         if self.kind == "determined":
             return f"{p['column']} is determined by {p['by']}"
+        if self.kind == "date_term":
+            unit = "x 365 days" if p["unit"] == "365 days" else p["unit"] + "s"
+            offset = p["offset_days"]
+            shift = f" {'+' if offset > 0 else '-'} {abs(offset)} day{'s' if abs(offset) != 1 else ''}" if offset else ""
+            return f"{p['end']} = {p['start']} + {p['term']} {unit}{shift}"
         if self.kind == "formula":
             return f"{p['target']} = {p['expression']}"
         if self.kind == "range":
@@ -106,6 +118,13 @@ class Rule:
             applicable = np.isfinite(low) & np.isfinite(high)
             tolerance = 1e-9 * np.maximum(1.0, np.abs(high))
             return applicable, applicable & (high - low >= p.get("offset", 0) - tolerance)
+        if self.kind == "date_term":
+            parse = p.get("parse", {})
+            end = numbers(frame[p["end"]], parse.get(p["end"]))
+            expected = date_plus(numbers(frame[p["start"]], parse.get(p["start"])), numbers(frame[p["term"]]),
+                                 p["unit"]) + p["offset_days"] * DAY
+            applicable = np.isfinite(end) & np.isfinite(expected)
+            return applicable, applicable & (np.abs(end - expected) <= p["tolerance_days"] * DAY + 1e-6)
         if self.kind in ("sum", "ratio", "formula"):
             target = numbers(frame[p["target"]])
             if self.kind == "ratio":  # residual within the fit's, plus the target's own rounding scaled like it
@@ -161,6 +180,27 @@ def _number(value) -> str:
 
 
 NAT_SECONDS = np.iinfo(np.int64).min // 10**9  # what a missing datetime becomes in the engine's seconds
+DAY = 86_400  # seconds
+DATE_UNITS = {"day": (1, 0), "week": (7, 0), "month": (0, 1), "year": (0, 12), "365 days": (365, 0)}  # days, months
+
+
+def date_plus(start: np.ndarray, term: np.ndarray, unit: str) -> np.ndarray:
+    """`start` (seconds since 1970) plus `term` units: fixed units in days; calendar months and years month by
+    month, the day of the month kept and clipped to the month's end (31 January + 1 month = 28 or 29 February),
+    the time of day kept; a calendar term is a whole number of months."""
+    days, months = DATE_UNITS[unit]
+    if days:
+        return start + term * days * DAY
+    out = np.full(len(start), np.nan)
+    finite = np.isfinite(start) & np.isfinite(term)
+    day = np.floor(start[finite] / DAY).astype(np.int64).astype("datetime64[D]")
+    month = day.astype("datetime64[M]")
+    target = month + np.round(term[finite] * months).astype(np.int64)
+    length = ((target + 1).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
+    shifted = target.astype("datetime64[D]") + np.minimum((day - month.astype("datetime64[D]")).astype(np.int64),
+                                                          length - 1)
+    out[finite] = start[finite] + (shifted - day).astype(np.int64) * DAY
+    return out
 
 
 def parse_of(spec) -> dict | None:

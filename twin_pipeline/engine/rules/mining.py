@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from .core import Rule, numbers, parse_of
+from .core import DATE_UNITS, DAY, Rule, date_plus, numbers, parse_of
 
 SCREEN_ROWS = 5_000  # order rules are screened on a row sample of this size
 PROBE_ROWS = 8  # sums are screened on a few complete rows before the full check
@@ -23,6 +23,8 @@ RATIO_TOLERANCE = 0.01  # a ratio holds when its residual stays within this shar
 MAX_GROUP_VALUES = 60  # category columns with more values are not screened for fixed values
 CHANCE = 1e-6  # a fixed value in a category must be this unlikely to arise by chance
 MAX_SUM_COLUMNS = 60  # wider tables screen sums on the most varied columns only
+TERM_DAYS = 2  # a date plus a term holds within this many days (a convention's day, a rounded term)
+MONTH_DAYS = 365.2425 / 12
 
 
 def numeric_columns(df: pd.DataFrame, specs) -> list[str]:
@@ -72,6 +74,15 @@ def confirm(rule: Rule, df: pd.DataFrame, k: int) -> Rule | None:
         if np.nanmax(residual) > RATIO_TOLERANCE * np.nanstd(y):
             return None
         p["tolerance"] = max(p["tolerance"], float(np.nanmax(residual)) * 1.01)
+    if rule.kind == "date_term":  # the offset and the distance re-measured on every row
+        parse = p.get("parse", {})
+        start, end = (numbers(df[p[side]], parse.get(p[side])) for side in ("start", "end"))
+        term = numbers(df[p["term"]])
+        complete = np.isfinite(start) & np.isfinite(end) & np.isfinite(term)
+        found = _date_term_rule(start[complete], end[complete], term[complete], p["unit"])
+        if found is None:
+            return None
+        p["tolerance_days"], p["offset_days"] = found[1], found[3]
     share = rule.shares(df)["share"]
     exact_only = rule.kind in ("fixed_when", "determined", "ratio")
     if share is None or share < (1.0 if exact_only else REPORT_SHARE):
@@ -94,6 +105,9 @@ def _mine(df: pd.DataFrame, specs, k: int, seed: int) -> list[Rule]:
     unit_of = [f"date {resolution[name]}" if parsed.get(name, {}).get("kind") == "datetime" else "number"
              for name in order_names]  # written as text is never bounded inside one day by a timestamp
     rules += [_with_parse(rule, parsed) for rule in mine_orders(order_values, order_names, k, rng, unit_of)]
+    dates = {name: order_values[:, len(names) + i] for i, (name, parse) in enumerate(parsed.items())
+             if parse["kind"] == "datetime"}
+    rules += [_with_parse(rule, parsed) for rule in mine_date_terms(dates, values, names, k)]
     determined = mine_determined(df, specs, k)
     implied = {(rule.params["column"], rule.params["by"]) for rule in determined}
     rules += [rule for rule in mine_fixed_values(df, specs, k)
@@ -162,6 +176,46 @@ def _order_rule(values, names, i, j, offset) -> Rule:
 
 def _clean(number: float) -> float | int:
     return int(number) if float(number).is_integer() else round(float(number), 10)
+
+
+# ---------------------------------------------------------------------- a date plus a term
+def mine_date_terms(dates: dict[str, np.ndarray], values: np.ndarray, names: list[str], k: int) -> list[Rule]:
+    """`end = start + term x unit` within TERM_DAYS days (maturity = origination + term in months or years): for
+    each pair of dates and each never-negative varying numeric column, the units whose length is near the median
+    gap per term unit are checked on every complete row, and the one holding on most rows (then the tightest) kept."""
+    rules = []
+    for start, end in itertools.permutations(dates, 2):
+        gap = (dates[end] - dates[start]) / DAY
+        for j, term in enumerate(names):
+            t = values[:, j]
+            complete = np.isfinite(gap) & np.isfinite(t)
+            if complete.sum() < max(k, 30) or t[complete].min() < 0 or np.unique(t[complete]).size < 2:
+                continue
+            positive = complete & (t > 0)
+            per_unit = float(np.median(gap[positive] / t[positive]))
+            options = [_date_term_rule(dates[start][complete], dates[end][complete], t[complete], unit)
+                       for unit, (days, months) in DATE_UNITS.items()
+                       if 0.9 <= per_unit / (days or months * MONTH_DAYS) <= 1.1
+                       and (days or np.allclose(t[complete] * months, np.round(t[complete] * months)))]
+            options = [option for option in options if option is not None]
+            if options:
+                share, spread, unit, offset = max(options, key=lambda option: (option[0], -option[1]))
+                rules.append(Rule("date_term", {"end": end, "start": start, "term": term, "unit": unit,
+                                                "offset_days": offset, "tolerance_days": spread},
+                                  real_share=round(share, 6)))
+    return rules
+
+
+def _date_term_rule(start: np.ndarray, end: np.ndarray, term: np.ndarray, unit: str) -> tuple | None:
+    """(share of rows within TERM_DAYS of `start + term x unit + offset`, largest distance among them, unit,
+    offset): the offset is the gap's median distance in whole days; None below REPORT_SHARE."""
+    distance = (end - date_plus(start, term, unit)) / DAY
+    offset = int(np.round(np.median(distance)))
+    spread = np.abs(distance - offset)
+    holds = spread <= TERM_DAYS
+    if holds.mean() < REPORT_SHARE:
+        return None
+    return float(holds.mean()), round(float(spread[holds].max()), 6), unit, offset
 
 
 # ---------------------------------------------------------------------- sums and differences
