@@ -348,8 +348,10 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
-    finally:
-        helper.shutdown(wait=False, cancel_futures=True)
+    except BaseException:
+        helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
+        raise
+    helper.shutdown()  # idle, every result is in: its process has ended when the command does
     publish.publish(out_dir, staged)  # every output replaced at once: a reader never sees a mix of two clones
     summary = outputs.pop("summary")
     result = {**summary, "source": str(source), "rows_real": len(real), "audit": None,
