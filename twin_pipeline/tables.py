@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import TwinInputError
@@ -317,18 +318,28 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     escaped = frame.copy(deep=False)
     for name in text_columns:
         column = frame[name]
-        # The first character of every text cell (NaN for numbers and missing): one vectorised pass, and the
-        # number pattern only on the few cells that start like a formula.
-        if not _holds_text(column):
+        codes, distinct = _distinct(column)
+        if not _holds_text(distinct):
             continue
-        starts = column.str[:1].isin(FORMULA_STARTS).to_numpy(dtype=bool)
+        # The first character of every distinct text (NaN for numbers): the number pattern only on the few that
+        # start like a formula.
+        starts = distinct.str[:1].isin(FORMULA_STARTS).to_numpy(dtype=bool)
         if not starts.any():
             continue
-        cells = column[starts].astype(str)
-        risky = cells[~cells.str.fullmatch(PLAIN_NUMBER)]
-        if len(risky):
-            escaped[name] = column.where(~column.index.isin(risky.index), "'" + risky)
+        cells = distinct[starts].astype(str)
+        risky = np.zeros(len(distinct), dtype=bool)
+        risky[np.flatnonzero(starts)[~cells.str.fullmatch(PLAIN_NUMBER).to_numpy(dtype=bool)]] = True
+        rows = (codes >= 0) & risky[codes]
+        if rows.any():
+            escaped[name] = column.where(~rows, "'" + column[rows].astype(str))
     return escaped
+
+
+def _distinct(column: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Each cell's code and the column's distinct values (missing ones left out, code -1): a text column repeats
+    its values, and string tests in Python run once per distinct value instead of once per cell."""
+    codes, uniques = pd.factorize(column)
+    return codes, pd.Series(np.asarray(uniques, dtype=object), dtype=object)
 
 
 def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, **kwargs) -> None:
@@ -336,8 +347,8 @@ def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, **kwargs) 
     holding a carriage return is quoted (text cells are then all quoted): Python's csv module quotes only the
     line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows."""
     frame = formula_safe(frame) if escape_formulas else frame
-    text = [frame[name] for name in frame.columns if frame[name].dtype == object]
-    has_cr = any(_holds_text(column) and column.str.contains("\r", regex=False, na=False).any() for column in text)
+    text = [_distinct(frame[name])[1] for name in frame.columns if frame[name].dtype == object]
+    has_cr = any(_holds_text(values) and values.str.contains("\r", regex=False, na=False).any() for values in text)
     frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, **kwargs)
 
 

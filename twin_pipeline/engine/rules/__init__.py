@@ -87,10 +87,9 @@ class RuleSet:
                                   "rounding": None if is_date else spec.rounding}
             if rule.kind in ("order", "ratio", "formula"):
                 self.formats[name].update(_smoothed_range(self.numeric(real, name), governed.get(name), k))
-            if rule.kind == "ratio":  # the input decoding moves: `a` into the target's range (RuleSet._ratio),
-                moved = rule.params["a" if name == rule.params["target"] else "target"]  # or the target recomputed
-                self.formats[name]["a_decimals" if moved == rule.params["a"] else "target_decimals"] = \
-                    spec_of[moved].decimals
+            if rule.kind == "ratio":  # decoding moves `a` into the target's range (RuleSet._ratio) or recomputes
+                self.formats[name]["a_decimals"] = spec_of[rule.params["a"]].decimals  # an inverted ratio's target
+                self.formats[name]["target_decimals"] = spec_of[rule.params["target"]].decimals
             if rule.kind == "order":
                 values = self.numeric(real, name)
                 mine = ~governed.get(name, np.zeros(len(real), dtype=bool))  # rows a fixed-value rule writes: not
