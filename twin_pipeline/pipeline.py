@@ -157,12 +157,12 @@ def reference_quality(real: pd.DataFrame, options: CloneOptions) -> dict:
 
 
 def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
-           protection: dict, verified: dict, reference: Future | None = None) -> tuple[dict, dict]:
+           protection: dict, verified: dict) -> tuple[dict, dict]:
     """Quality of the protected twin against the real table, and its privacy figures beside it (k, copies, distance
     to the closest record); the attacker audit is `privacy_audit`, off this path. `protected` is a sample of the
     twin whose rows, k and copies `verified` counted over all of it (shards.verify_shards): they are reported,
-    not counted again on the sample. `reference` is `reference_quality(real, options)` already running elsewhere
-    (see `clone_file`), else it is computed here."""
+    not counted again on the sample. The holdout reference is the caller's to add (`reference_quality`): it
+    needs only the real table, so `clone_file` runs it in another process from the start."""
     from .privacy import privacy_report
     from .quality import quality_report
     from .quality.tails import tail_report
@@ -184,7 +184,6 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     action = ("dropped (drop_identifiers)" if options.drop_identifiers
               else "replaced by fresh values of the same format, never a real one")
     privacy["direct_identifiers"] = {name: {**found, "action": action} for name, found in identifiers.items()}
-    quality.update(reference.result() if reference is not None else reference_quality(real, options))
     return quality, with_recount(privacy, verified, options.k)
 
 
@@ -198,14 +197,25 @@ def comparable(real: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
     return real[[name for name in real.columns if name in twin.columns]]
 
 
+def report_figures(real: pd.DataFrame, twin: pd.DataFrame, quality: dict, options: CloneOptions,
+                   helper: ProcessPoolExecutor | None = None, image_format: str = "svg"):
+    """The real-vs-twin pictures of report.html (report.html.Figures), shared with `helper` when given. They need
+    `report`'s quality, not the holdout reference."""
+    from .report.html import draw
+
+    return draw(comparable(real, twin), twin, quality, options.primary_key, options.column_kinds or None, helper,
+                image_format)
+
+
 def report_page(path: Path, real: pd.DataFrame, twin: pd.DataFrame, quality: dict, privacy: dict,
-                options: CloneOptions, title: str = "", helper: ProcessPoolExecutor | None = None):
+                options: CloneOptions, title: str = "", figures=None, image_format: str = "svg"):
     """report.html beside the twin: the reports' figures and real-vs-twin pictures in one self-contained page.
-    Returns its path and the drawn figures (report.html.Figures), which the Dagster asset page reuses."""
+    Returns its path and the figures (drawn here unless given, see `report_figures`), which the Dagster asset
+    page reuses."""
     from .report import write_report
 
-    return write_report(path, comparable(real, twin), twin, quality, privacy, primary_key=options.primary_key,
-                        column_kinds=options.column_kinds or None, title=title, helper=helper)
+    figures = figures or report_figures(real, twin, quality, options, image_format=image_format)
+    return write_report(path, comparable(real, twin), twin, quality, privacy, title=title, figures=figures)
 
 
 def _ceiling_note(quality: dict) -> str:
@@ -367,9 +377,11 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas)
         twin = sample_shards(Path(folder))
-        quality, privacy = report(real, twin, engine, options, protection, verified, reference)
+        quality, privacy = report(real, twin, engine, options, protection, verified)
+        figures = report_figures(real, twin, quality, options, helper)  # while the helper may still refit
+        quality.update(reference.result())
         page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name,
-                              helper=helper)
+                              figures=figures)
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
         synthetic_path = merged.result()
     return {

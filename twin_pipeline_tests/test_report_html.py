@@ -2,6 +2,7 @@
 cards, small enough to mail for a 55-column table."""
 
 import base64
+import html
 import re
 
 import numpy as np
@@ -14,11 +15,11 @@ from twin_pipeline.quality.tails import tail_report
 from twin_pipeline.report import write_report
 from twin_pipeline.report.html import column_scores
 
-PNG = re.compile(r'<img alt="([^"]+)" title="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
+IMAGE = re.compile(r'<img alt="([^"]+)" title="[^"]*" src="data:image/(?:svg\+xml|png);base64,([A-Za-z0-9+/=]+)">')
 
 
 def images(page: str) -> dict[str, bytes]:
-    return {alt: base64.b64decode(data) for alt, data in PNG.findall(page)}
+    return {alt: base64.b64decode(data) for alt, data in IMAGE.findall(page)}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def test_the_page_has_a_plot_per_scored_column_and_is_self_contained(wide):
     scored = list(column_scores(quality))
     assert len(scored) >= 50
     assert [alt for alt in shown if alt.startswith("column ")] == [f"column {name}" for name in scored]
-    assert all(data.startswith(b"\x89PNG") and len(data) > 2_000 for data in shown.values())
+    assert all(data.startswith(b"<?xml") and b"<svg" in data and len(data) > 2_000 for data in shown.values())
+    assert "<figcaption><b>" + html.escape(scored[0]) + "</b> score " in page  # each plot named and scored
     assert not re.search(r"""(src|href)=["'](?!data:)""", page) and "<script" not in page  # nothing to fetch
     assert path.stat().st_size < 5 * 2**20
 
@@ -97,8 +99,8 @@ def test_a_column_plot_on_the_reused_canvas_is_the_plot_a_fresh_canvas_draws():
     assert {"numeric", "categorical", "datetime"} <= kinds  # every way a plot sets its axes, one after another
 
     def draw(name, compact=False):
-        return plots.column_plot(name, comparison.real[name], comparison.synthetic[name], comparison.plan[name],
-                                 "score 0.9", compact=compact)
+        shown = plots.distribution(comparison.real[name], comparison.synthetic[name], comparison.plan[name])
+        return plots.column_plot(shown, compact=compact)
 
     after_others = {(name, compact): draw(name, compact) for compact in (False, True) for name in names}
     for (name, compact), image in after_others.items():

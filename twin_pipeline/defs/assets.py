@@ -136,10 +136,12 @@ def quality_report(context: dg.AssetExecutionContext, storage: TwinStorage, shar
     twin = shard_reader.sample(storage.staged(context.partition_key, context.run) / SHARDS, options.seed)
     quality, privacy = pipeline.report(real, twin, _engine(fitted_marginals), options, protection,
                                        protection["verified"])
+    quality.update(pipeline.reference_quality(pipeline.comparable(real, twin), options))
     with contract():
         columns = quality_columns(quality)
+    # PNG: the asset page shows the heatmaps inline, and the UI's markdown is for PNG.
     page, figures = pipeline.report_page(storage.portfolio_dir(context.partition_key) / "report.html", real, twin,
-                                         quality, privacy, options, title=context.partition_key)
+                                         quality, privacy, options, title=context.partition_key, image_format="png")
     metadata = {
         **_score_metadata(quality), "rows_real": len(real), "rows_twin": protection["verified"]["rows"],
         "rows_compared": len(twin), **audit_facts(manifest["options"]),

@@ -64,8 +64,9 @@ def inline_figures(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, pri
     for rank, (name, score) in enumerate(list(column_scores(quality).items())[:count], 1):
         if name not in comparison.plan:
             continue
-        image = plots.column_plot(name, comparison.real[name], comparison.synthetic[name], comparison.plan[name],
-                                  compact=True)
+        shown = plots.distribution(comparison.real[name], comparison.synthetic[name], comparison.plan[name],
+                                   bins=plots.COMPACT_BINS)
+        image = plots.column_plot(shown, compact=True)
         reference = f", real sample {ceiling[name]['ceiling']:.3f}" if name in ceiling else ""
         entries[f"worst_column_{rank}"] = f"**{plots.short(name)}** {score:.3f}{reference}\n\n{_inline(image, 'plot')}"
     if len(comparison.numeric) > 1:

@@ -1,4 +1,4 @@
-"""report.html: one self-contained page (PNG images inlined as base64, no script, no external file) that a
+"""report.html: one self-contained page (SVG images inlined as base64, no script, no external file) that a
 risk modeller opens to judge a twin: summary cards, quality against the holdout ceiling, TSTR utility, every
 column's real-vs-twin distribution (worst first), labelled correlation heatmaps, tail dependence and the
 privacy figures with their confidence intervals.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,6 +37,7 @@ h1{font-size:24px;margin:0 0 4px} h2{font-size:19px;margin:32px 0 8px;border-bot
 table{border-collapse:collapse;font-size:13px;background:#fff} td,th{border:1px solid #d8dee6;padding:4px 8px;text-align:right}
 th{background:#eef2f6} td:first-child,th:first-child{text-align:left}
 .grid{display:flex;flex-wrap:wrap;gap:10px} .grid figure{margin:0;background:#fff;border:1px solid #d8dee6;padding:4px}
+figcaption{font-size:12px;padding:0 4px 2px} figcaption b{font-weight:600}
 figure img{display:block;max-width:100%} .wide img{max-width:none}
 .heatmaps{display:flex;flex-wrap:wrap;gap:16px;overflow-x:auto}
 """
@@ -53,12 +54,13 @@ def fmt(value, digits: int = 1) -> str:
     return html.escape(str(value))
 
 
-def _img(data: bytes | None, alt: str, css: str = "") -> str:
+def _img(data: bytes | None, alt: str, css: str = "", caption: str = "") -> str:
     if not data:
         return ""
     encoded = base64.b64encode(data).decode()
-    return (f'<figure class="{css}"><img alt="{html.escape(alt)}" title="{html.escape(alt)}" '
-            f'src="data:image/png;base64,{encoded}"></figure>')
+    mime = plots.MIME_TYPES["svg" if data.lstrip().startswith(b"<") else "png"]
+    return (f'<figure class="{css}">' + (f"<figcaption>{caption}</figcaption>" if caption else "")
+            + f'<img alt="{html.escape(alt)}" title="{html.escape(alt)}" src="data:{mime};base64,{encoded}"></figure>')
 
 
 def _card(label: str, value: str, note: str = "") -> str:
@@ -90,47 +92,36 @@ def correlation_panels(comparison: _Comparison) -> dict[str, pd.DataFrame]:
     return {"real": real, "twin": twin, "twin − real": twin - real}
 
 
-def heatmap_images(panels: Mapping[str, pd.DataFrame]) -> dict[str, bytes]:
-    """One labelled PNG per panel; the difference panel ('−' in its title) on the narrower colour scale."""
-    images = {}
-    for title, matrix in panels.items():
-        limit = DIFFERENCE_LIMIT if "−" in title else 1.0
-        label = f"{title} (colour full at ±{limit:g})" if limit != 1.0 else title
-        images[title] = plots.heatmap_plot(matrix, f"Pearson correlation: {label}", limit)
-    return images
+def heatmap_image(title: str, matrix: pd.DataFrame, image_format: str = "svg") -> bytes:
+    """A labelled correlation heatmap; the difference panel ('−' in its title) on the narrower colour scale."""
+    limit = DIFFERENCE_LIMIT if "−" in title else 1.0
+    label = f"{title} (colour full at ±{limit:g})" if limit != 1.0 else title
+    return plots.heatmap_plot(matrix, f"Pearson correlation: {label}", limit, image_format)
 
 
 COLUMNS_PER_TASK = 4  # column plots handed to a helper process at a time
 
 
-def column_images(comparison: _Comparison, quality: Mapping, only: list[str] | None = None,
-                  helper: Executor | None = None) -> dict[str, bytes]:
-    """A real-vs-twin plot per scored column (or the `only` ones), titled with its score and, when the
-    holdout was measured, the score a fresh real sample reaches.
-
-    With a `helper` executor the plots are shared with it: it draws groups from the end of the list while this
-    process draws from the start, taking back every group the helper has not begun (a wide table's 55 plots
-    are most of the page's drawing time, and the two meet wherever each one's other work leaves them)."""
-    ceiling = (quality.get("holdout") or {}).get("columns", {})
-    tasks = []
-    for name, score in column_scores(quality).items():
-        if only is not None and name not in only:
-            continue
-        subtitle = f"score {fmt(score, 3)}"
-        if name in ceiling:
-            subtitle += f", real sample {fmt(ceiling[name]['ceiling'], 3)}"
-        tasks.append((name, comparison.real[name], comparison.synthetic[name], comparison.plan[name], subtitle))
-    groups = [tasks[start:start + COLUMNS_PER_TASK] for start in range(0, len(tasks), COLUMNS_PER_TASK)]
-    shared = {index: helper.submit(_draw_columns, groups[index])
-              for index in reversed(range(1, len(groups)))} if helper is not None else {}
-    drawn = [_draw_columns(group) if index not in shared or shared[index].cancel() else None
-             for index, group in enumerate(groups)]
-    return {name: image for index, group in enumerate(drawn)
-            for name, image in (group if group is not None else shared[index].result())}
+def column_caption(name: str, score: float, ceiling: Mapping) -> str:
+    """'<b>name</b> score 0.912 · real sample 0.950': the column's shape score and, when the holdout was
+    measured, the score a fresh real sample reaches (`ceiling`: the holdout report's columns)."""
+    return (f"<b>{html.escape(str(name))}</b> score {fmt(score, 3)}"
+            + (f" · real sample {fmt(ceiling[name]['ceiling'], 3)}" if name in ceiling else ""))
 
 
-def _draw_columns(tasks: list[tuple]) -> list[tuple[str, bytes]]:
-    return [(task[0], plots.column_plot(*task)) for task in tasks]
+def _shared(tasks: list[tuple[Callable, tuple]], helper: Executor | None) -> list:
+    """Each task's result, in order. With a `helper` executor (another process) the tasks are shared with it:
+    it takes them from the end of the list while this process runs them from the start, taking back every one
+    the helper has not begun, so the two meet wherever each one's other work leaves them."""
+    shared = {index: helper.submit(function, *arguments)
+              for index, (function, arguments) in reversed(list(enumerate(tasks))) if index} if helper else {}
+    here = {index: function(*arguments) for index, (function, arguments) in enumerate(tasks)
+            if index not in shared or shared[index].cancel()}
+    return [here[index] if index in here else shared[index].result() for index in range(len(tasks))]
+
+
+def _draw_columns(shown: list[tuple[str, plots.Distribution]], image_format: str) -> list[tuple[str, bytes]]:
+    return [(name, plots.column_plot(distribution, image_format)) for name, distribution in shown]
 
 
 def _summary(quality: Mapping, privacy: Mapping) -> str:
@@ -228,22 +219,31 @@ def _with_ci(node, path: str = ""):
 class Figures:
     """The pictures of one twin, drawn once and shared by report.html and the Dagster asset page."""
 
-    columns: dict[str, bytes]  # scored column -> real-vs-twin plot, worst column first
+    columns: dict[str, bytes]  # scored column -> real-vs-twin plot (the page puts them worst first)
     heatmaps: dict[str, bytes]  # "real" / "twin" / "twin − real" -> labelled correlation heatmap
     tails: bytes | None
     scored: int
 
 
 def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: str | None = None,
-         column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None) -> Figures:
-    """Every picture of the page; with a `helper` executor (another process) the heatmaps are drawn there and
-    the column plots shared with it (see `column_images`)."""
+         column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None,
+         image_format: str = "svg") -> Figures:
+    """Every picture of the page: a plot per column the quality report scores, the heatmaps and the tail
+    dependence, drawn here or shared with a `helper` executor (see `_shared`). Needs the quality report's
+    column scores and tail figures, not the holdout reference: the page's captions carry those."""
     comparison = _Comparison(real, twin, primary_key, column_kinds)
     panels = correlation_panels(comparison) if len(comparison.numeric) > 1 else {}
-    heatmaps = helper.submit(heatmap_images, panels) if helper is not None and panels else None
-    columns = column_images(comparison, quality, helper=helper)
-    return Figures(columns=columns, heatmaps=heatmaps.result() if heatmaps else heatmap_images(panels),
-                   tails=plots.tail_plot(quality.get("tail_risk") or {}), scored=len(comparison.plan))
+    shown = [(name, plots.distribution(comparison.real[name], comparison.synthetic[name], comparison.plan[name]))
+             for name in column_scores(quality) if name in comparison.plan]
+    groups = [shown[start:start + COLUMNS_PER_TASK] for start in range(0, len(shown), COLUMNS_PER_TASK)]
+    # The largest pictures last: a helper free early takes them first.
+    tasks = ([(_draw_columns, (group, image_format)) for group in groups]
+             + [(plots.tail_plot, (quality.get("tail_risk") or {}, image_format))]
+             + [(heatmap_image, (title, matrix, image_format)) for title, matrix in panels.items()])
+    drawn = _shared(tasks, helper)
+    return Figures(columns={name: image for group in drawn[:len(groups)] for name, image in group},
+                   heatmaps=dict(zip(panels, drawn[len(groups) + 1:])), tails=drawn[len(groups)],
+                   scored=len(comparison.plan))
 
 
 def render(figures: Figures, quality: Mapping, privacy: Mapping | None = None, title: str = "",
@@ -251,6 +251,7 @@ def render(figures: Figures, quality: Mapping, privacy: Mapping | None = None, t
     """The whole page as one HTML string."""
     privacy = privacy or {}
     columns, heatmaps, tails = figures.columns, figures.heatmaps, figures.tails
+    ceiling = (quality.get("holdout") or {}).get("columns", {})
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Twin report {html.escape(title)}</title>"
@@ -264,7 +265,8 @@ def render(figures: Figures, quality: Mapping, privacy: Mapping | None = None, t
         f"<h2>Columns, worst first ({len(columns)})</h2><p class='muted'>Score: 1 − KS for numbers and dates, "
         "1 − total variation distance for categories (1 = identical); real sample: the score the real training "
         "share reaches against the held-out rows. " + LEGEND + "</p>",
-        '<div class="grid">' + "".join(_img(data, f"column {name}") for name, data in columns.items()) + "</div>",
+        '<div class="grid">' + "".join(_img(columns[name], f"column {name}", caption=column_caption(name, score, ceiling))
+                                       for name, score in column_scores(quality).items() if name in columns) + "</div>",
         "<h2>Correlations</h2>",
         '<div class="heatmaps">' + "".join(_img(data, f"heatmap {name}", "wide") for name, data in heatmaps.items())
         + "</div>" if heatmaps else "<p class='muted'>Fewer than two numeric columns.</p>",
@@ -281,9 +283,10 @@ def render(figures: Figures, quality: Mapping, privacy: Mapping | None = None, t
 def write_report(path: str | Path, real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping,
                  privacy: Mapping | None = None, primary_key: str | None = None,
                  column_kinds: Mapping[str, str] | None = None, title: str = "",
-                 figures: Figures | None = None, helper: Executor | None = None) -> tuple[Path, Figures]:
+                 figures: Figures | None = None, helper: Executor | None = None,
+                 image_format: str = "svg") -> tuple[Path, Figures]:
     """Write report.html atomically; returns its path and the figures (drawn here unless given, see `draw`)."""
-    figures = figures or draw(real, twin, quality, primary_key, column_kinds, helper)
+    figures = figures or draw(real, twin, quality, primary_key, column_kinds, helper, image_format)
     page = render(figures, quality, privacy, title, n_real=len(real))
     path = Path(path)
     with atomic_path(path) as temporary:

@@ -1,5 +1,7 @@
-"""The report's pictures, drawn with matplotlib's Agg backend into PNG bytes (no display, no global pyplot
-state, so it is safe in a Dagster step or a web worker).
+"""The report's pictures, drawn with matplotlib into SVG or PNG bytes (no display, no global pyplot state, so it is
+safe in a Dagster step or a web worker). report.html takes SVG: its text stays text for the browser to set, where
+PNG would rasterise every glyph and compress every pixel (most of a plot's cost); the Dagster UI's inline markdown
+takes PNG.
 
 Columns are read exactly as the quality report reads them (`quality.metrics`): numbers written as text and
 dates are compared as numbers, everything else as categories with missing its own category.
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -21,6 +25,7 @@ from ..quality.metrics import _as_numbers, _Column
 
 REAL_COLOUR, TWIN_COLOUR = "#3b6ea8", "#e07b28"
 BINS = 30
+COMPACT_BINS = 15  # a thumbnail: fewer steps, fewer bytes
 TOP_CATEGORIES = 12  # more categories are drawn as these and one "other" bar
 DPI = 100
 MISSING_LABEL = "(missing)"
@@ -29,11 +34,20 @@ LABEL_INCHES_PER_CHARACTER = 0.065  # a 7-point label, generously
 MAX_LABEL = 22  # longer column names are shortened on axes (the report's tables carry the full names)
 
 
-def png(figure: Figure, tight: bool = False) -> bytes:
-    """PNG bytes; `tight` crops to the drawn content (a second rendering pass: only for figures whose
-    label widths are not known beforehand)."""
+MIME_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
+# SVG text as text, set by the viewer in the figure's sans-serif font; ids from a fixed salt and no date, so the
+# same picture is the same bytes; no metadata block (half a kilobyte a picture).
+SVG_SETTINGS = {"svg.fonttype": "none", "svg.hashsalt": "twin-report"}
+SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
+
+
+def encode(figure: Figure, image_format: str = "png", tight: bool = False) -> bytes:
+    """The figure as SVG or PNG bytes; `tight` crops to the drawn content (a second layout pass: only for
+    figures whose label widths are not known beforehand)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
+    with matplotlib.rc_context(SVG_SETTINGS if image_format == "svg" else {}):
+        figure.savefig(buffer, format=image_format, dpi=DPI, bbox_inches="tight" if tight else None,
+                       metadata=SVG_METADATA if image_format == "svg" else None)
     return buffer.getvalue()
 
 
@@ -42,54 +56,81 @@ def short(name) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
 
-def column_plot(name: str, real: pd.Series, twin: pd.Series, column: _Column, subtitle: str = "",
-                compact: bool = False) -> bytes:
-    """Real (filled blue) and twin (orange) together: density histograms on shared bins for numbers and dates
-    (the real 0.5-99.5 % range, so one outlier does not squash the picture), bars of shares for categories.
-    No legend and few ticks: text is most of matplotlib's drawing time, and the page states the colours once.
-    `compact`: the shapes alone, 280 x 80 pixels in four colours (a few hundred bytes), for a page that inlines
-    only short markdown (the Dagster UI); the caption beside it carries the name and score."""
-    numeric = column.type in ("numeric", "datetime")
-    figure, axes = _canvas(compact, numeric)
-    if numeric:
+@dataclass(frozen=True)
+class Distribution:
+    """A column's real and twin distributions as its plot shows them: densities on shared bins for numbers and
+    dates, shares of the most frequent categories (and "other") for labels. Aggregates only: a helper process
+    drawing the plot is sent a few numbers, never a row."""
+
+    real: np.ndarray
+    twin: np.ndarray | None
+    edges: np.ndarray | None = None  # bin edges (numbers and dates); None for categories
+    labels: tuple[str, ...] = ()  # category labels, one per share
+    dates: bool = False  # edges are nanoseconds since the epoch
+
+
+def distribution(real: pd.Series, twin: pd.Series, column: _Column, bins: int = BINS) -> Distribution:
+    """Numbers and dates on `bins` shared bins over the real 0.5-99.5 % range (one outlier does not squash the
+    picture; whole numbers over a short range get a bin per value, as bins straddling integers would alias);
+    categories as the real table's TOP_CATEGORIES most frequent labels and "other"."""
+    if column.type in ("numeric", "datetime"):
         real_values, twin_values = _as_numbers(real, column), _as_numbers(twin, column)
         real_values, twin_values = real_values[~np.isnan(real_values)], twin_values[~np.isnan(twin_values)]
-        if len(real_values):
-            low, high = np.percentile(real_values, [0.5, 99.5])
-            low, high = (low - 0.5, high + 0.5) if low == high else (low, high)
-            bins = BINS // 2 if compact else BINS  # a thumbnail: fewer steps, fewer bytes
-            whole = np.all(real_values == np.round(real_values)) and high - low <= 2 * bins
-            # Whole numbers over a short range get one bin per value: bins straddling integers would alias.
-            edges = np.arange(low - 0.5, high + 1.0) if whole else np.linspace(low, high, bins + 1)
+        if not len(real_values):
+            return Distribution(np.zeros(0), None, np.zeros(0), dates=column.type == "datetime")
+        low, high = np.percentile(real_values, [0.5, 99.5])
+        low, high = (low - 0.5, high + 0.5) if low == high else (low, high)
+        whole = np.all(real_values == np.round(real_values)) and high - low <= 2 * bins
+        edges = np.arange(low - 0.5, high + 1.0) if whole else np.linspace(low, high, bins + 1)
+        density = lambda values: np.histogram(np.clip(values, low, high), bins=edges, density=True)[0]  # noqa: E731
+        return Distribution(density(real_values), density(twin_values) if len(twin_values) else None, edges,
+                            dates=column.type == "datetime")
+    real_share, twin_share = _shares(real), _shares(twin)
+    order = list(real_share.index[:TOP_CATEGORIES])
+    rest = lambda share: max(0.0, 1.0 - share.reindex(order, fill_value=0).sum())  # noqa: E731
+    other = bool(len(real_share) > len(order) or rest(twin_share) > 1e-9)
+    bars = lambda share: np.array(list(share.reindex(order, fill_value=0)) + ([rest(share)] if other else []))  # noqa: E731
+    return Distribution(bars(real_share), bars(twin_share), labels=tuple(order + ["other"] * other))
+
+
+def column_plot(shown: Distribution, image_format: str = "svg", compact: bool = False) -> bytes:
+    """Real (filled blue) and twin (orange) together: density steps for numbers and dates, side-by-side bars of
+    shares for categories. No title, no legend and few ticks: the page names the column and states the colours
+    once, and text is most of a plot's drawing time. `compact`: the shapes alone, 280 x 80 pixels of PNG in four
+    colours (a few hundred bytes), for a page that inlines only short markdown (the Dagster UI); the caption
+    beside it carries the name and score."""
+    figure, axes = _canvas(compact, shown.edges is not None)
+    if shown.edges is not None:
+        if len(shown.real):
             # One stairs artist per table instead of a rectangle per bin: a third of the drawing time.
-            real_density = np.histogram(np.clip(real_values, low, high), bins=edges, density=True)[0]
-            axes.stairs(real_density, edges, fill=True, color=REAL_COLOUR, alpha=0.45)
-            if len(twin_values):
-                twin_density = np.histogram(np.clip(twin_values, low, high), bins=edges, density=True)[0]
-                axes.stairs(twin_density, edges, linewidth=1.6, color=TWIN_COLOUR)
-            if column.type == "datetime":
+            axes.stairs(shown.real, shown.edges, fill=True, color=REAL_COLOUR, alpha=0.45)
+            if shown.twin is not None:
+                axes.stairs(shown.twin, shown.edges, linewidth=1.6, color=TWIN_COLOUR)
+            if shown.dates:
+                low, high = shown.edges[0], shown.edges[-1]
                 ticks = axes.get_xticks()
                 axes.set_xticks(ticks, [pd.Timestamp(int(t)).strftime("%Y-%m") if low <= t <= high else ""
                                         for t in ticks], fontsize=7)
         axes.set_yticks([])
     else:
-        real_share = _shares(real)
-        twin_share = _shares(twin)
-        order = list(real_share.index[:TOP_CATEGORIES])
-        rest = lambda share: max(0.0, 1.0 - share.reindex(order, fill_value=0).sum())  # noqa: E731
-        labels = order + (["other"] if len(real_share) > len(order) or rest(twin_share) > 1e-9 else [])
-        real_bars = list(real_share.reindex(order, fill_value=0)) + ([rest(real_share)] if len(labels) > len(order) else [])
-        twin_bars = list(twin_share.reindex(order, fill_value=0)) + ([rest(twin_share)] if len(labels) > len(order) else [])
-        positions = np.arange(len(labels))
-        axes.bar(positions - 0.2, real_bars, width=0.4, color=REAL_COLOUR, alpha=0.8)
-        axes.bar(positions + 0.2, twin_bars, width=0.4, color=TWIN_COLOUR, alpha=0.8)
-        axes.set_xticks(positions, [short(label) for label in labels], rotation=35 if len(labels) > 4 else 0,
-                        ha="right" if len(labels) > 4 else "center", fontsize=7)
+        positions = np.arange(len(shown.labels))
+        _bars(axes, positions - 0.4, shown.real, REAL_COLOUR)
+        _bars(axes, positions, shown.twin, TWIN_COLOUR)
+        slanted = len(shown.labels) > 4
+        axes.set_xticks(positions, [short(label) for label in shown.labels], rotation=35 if slanted else 0,
+                        ha="right" if slanted else "center", fontsize=7)
         axes.yaxis.set_major_locator(MaxNLocator(3))
     if compact:
-        return few_colours(png(figure), 4)
-    axes.set_title(f"{short(name)}{'  ·  ' + subtitle if subtitle else ''}", fontsize=9, loc="left")
-    return png(figure)
+        return few_colours(encode(figure), 4)
+    return encode(figure, image_format)
+
+
+def _bars(axes: Axes, starts: np.ndarray, heights: np.ndarray, colour: str) -> None:
+    """Bars 0.4 wide starting at `starts`, drawn as one filled step line (zero between bars): two artists per
+    plot instead of a rectangle per category and table."""
+    edges = np.column_stack([starts, starts + 0.4]).ravel()
+    steps = np.column_stack([heights, np.zeros(len(heights))]).ravel()[:-1]
+    axes.stairs(steps, edges, fill=True, color=colour, alpha=0.8, linewidth=0)
 
 
 _CANVASES = threading.local()  # per thread: a web worker's threads never draw on one figure together
@@ -107,7 +148,7 @@ def _canvas(compact: bool, numeric: bool) -> tuple[Figure, Axes]:
             axes.set_axis_off()
         else:
             figure = Figure(figsize=(4.2, 2.6))  # three to a row in a 1400-pixel window
-            figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.88,
+            figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.96,
                                    bottom=0.13 if numeric else 0.3)
             axes = figure.subplots()
             axes.tick_params(labelsize=7)
@@ -115,8 +156,6 @@ def _canvas(compact: bool, numeric: bool) -> tuple[Figure, Axes]:
                 axes.spines[side].set_visible(False)
         canvases[compact, numeric] = figure, axes
     figure, axes = canvases[compact, numeric]
-    for container in list(axes.containers):
-        container.remove()
     for artist in [*axes.patches, *axes.lines, *axes.collections]:
         artist.remove()
     axes.relim()
@@ -145,15 +184,19 @@ def compact_heatmap(matrix: pd.DataFrame, limit: float) -> bytes:
     axes = figure.add_axes((0.0, 0.0, 1.0, 1.0))
     axes.imshow(matrix.to_numpy(float), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit), interpolation="nearest")
     axes.set_axis_off()
-    return few_colours(png(figure), 12)
+    return few_colours(encode(figure), 12)
 
 
 def _shares(series: pd.Series) -> pd.Series:
-    labels = series.astype("string").fillna(MISSING_LABEL)
-    return labels.value_counts(normalize=True)
+    """Each value's share, labelled as text (missing as its own label), most frequent first. Counted on the
+    values and labelled after: converting every row to text first took ten times longer."""
+    counts = series.value_counts(dropna=False, normalize=True)
+    shares = pd.Series(counts.to_numpy(), [MISSING_LABEL if pd.isna(value) else str(value) for value in counts.index])
+    return shares if shares.index.is_unique else shares.groupby(level=0, sort=False).sum().sort_values(
+        ascending=False, kind="stable")  # values written alike (1 and "1") are one label
 
 
-def heatmap_plot(matrix: pd.DataFrame, title: str, limit: float = 1.0) -> bytes:
+def heatmap_plot(matrix: pd.DataFrame, title: str, limit: float = 1.0, image_format: str = "png") -> bytes:
     """One labelled correlation matrix, coloured -limit blue .. 0 white .. +limit red, with its colour bar;
     cells are large enough for their row and column names to be read at full size. The margins are sized from
     the longest label, so the figure is drawn once (a tight crop would draw it twice)."""
@@ -172,10 +215,10 @@ def heatmap_plot(matrix: pd.DataFrame, title: str, limit: float = 1.0) -> bytes:
     axes.set_title(title, fontsize=10, loc="left")
     bar = figure.add_axes(((label + grid + 0.12) / width, label / height, 0.14 / width, grid / height))
     figure.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
-    return png(figure)
+    return encode(figure, image_format)
 
 
-def tail_plot(tail_risk: dict) -> bytes | None:
+def tail_plot(tail_risk: dict, image_format: str = "png") -> bytes | None:
     """Empirical tail dependence of the most dependent pairs, real vs twin, at each level and side."""
     pairs = tail_risk.get("pairs") or []
     keys = [key for key in (pairs[0] if pairs else {}) if key.startswith(("lower_", "upper_"))]
@@ -196,4 +239,4 @@ def tail_plot(tail_risk: dict) -> bytes | None:
     axes.legend(fontsize=6, ncols=2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
-    return png(figure, tight=True)
+    return encode(figure, image_format, tight=True)
