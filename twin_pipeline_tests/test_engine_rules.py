@@ -410,6 +410,13 @@ def test_a_date_plus_a_term_is_found_in_its_unit_and_kept_in_a_large_twin(tmp_pa
                 zip(pd.to_datetime(twin["origination"].head(2000), format="%d/%m/%Y"), twin["term_months"].head(2000))]
     assert (twin["maturity"].head(2000) == expected).all()  # calendar months, as pandas counts them
     assert (twin["origination"] == "31/01/2020").mean() > 0.02  # the month ends were drawn too
+    # k-anonymity on the origination date (a usual quasi-identifier) moves it: the later dates follow it
+    from twin_pipeline.options import CloneOptions
+    from twin_pipeline.protection import protect
+
+    protected, _ = protect(twin.head(20_000), real, engine, CloneOptions(quasi_identifiers=["origination", "amount"]))
+    assert (protected["origination"] != twin["origination"].head(20_000)).mean() > 0.1
+    assert engine.rules_report(real, protected)["summary"]["mined_break_worst"] == 0.0
 
 
 def test_a_date_plus_a_term_broken_on_a_few_rows_is_reported_not_enforced():
