@@ -226,8 +226,10 @@ def _clone(args) -> int:
     from .pipeline import clone_file
 
     summary = clone_file(args.input[0], args.out, options, progress=say, audit=args.audit)
+    correlation, k = summary["correlation_error"], summary["k"]
     print(f"twin of {summary['source']}: {summary['rows_synthetic']:,} rows, similarity {summary['similarity_score']:.1f}/100, "
-          f"correlation error {summary['correlation_error']:.3f}, k = {summary['k']}, "
+          f"correlation error {'n/a (under two numeric columns)' if correlation is None or correlation != correlation else f'{correlation:.3f}'}, "
+          f"k = {'n/a (no quasi-identifiers)' if k is None else k}, "
           f"copies of rare real records {summary['rare_record_copies']}, rows equal to a real row "
           f"{summary['exact_match_rate']:.0%}")
     rules = summary["rules"]

@@ -32,6 +32,7 @@ UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[
 DELIMITERS = ",;\t|"
 ZERO_PADDED = re.compile(r"0\d+")  # a code, not a number: numbers are not written with leading zeros
 UPPER_BOOLEAN = re.compile(r"TRUE|FALSE|true|false")  # pandas reads them as bools, written back as True/False
+NO_VALUE = ["-", "--", "\u2013", "\u2014"]  # a lone dash: a spreadsheet's "nothing here" (a number column read as text)
 TOTALS_LABEL = re.compile(r"(grand\s+|sub)?totals?|sum|summe|gesamt(summe)?", re.IGNORECASE)
 SNIFF_LINES = 50
 # Limits a hostile or clumsy upload runs into before it can cost minutes or gigabytes (env overrides them):
@@ -92,8 +93,19 @@ def sampled_sha256(path: str | os.PathLike, follow_links: bool = True) -> tuple[
     return digest.hexdigest(), exact
 
 
+# Files a user may pick instead of the CSV export, named so the error says what to do
+NOT_CSV = {b"PK\x03\x04": ("a ZIP archive or an Excel .xlsx workbook", "save the sheet as CSV"),
+           b"\xd0\xcf\x11\xe0": ("an Excel .xls workbook", "save the sheet as CSV"),
+           b"\x1f\x8b": ("gzip-compressed", "decompress it first (gunzip)"),
+           b"PAR1": ("a Parquet file", "give it the .parquet suffix")}
+JSON_START = re.compile(r'\s*(\[\s*)?\{\s*"')
+
+
 def _decode(raw: bytes, path: Path) -> tuple[str, str]:
     """Detect binary content and pick the text encoding from the first bytes."""
+    for magic, (what, remedy) in NOT_CSV.items():
+        if raw.startswith(magic):
+            raise TwinInputError(path, f"is {what}, not a CSV table: {remedy}")
     if b"\x00" in raw:
         raise TwinInputError(path, "looks like a binary file (NUL bytes), not a CSV table")
     try:
@@ -132,10 +144,23 @@ def _delimiter(text: str, path: Path) -> str:
     repeats wins."""
     lines = [line for line in text.splitlines()[:SNIFF_LINES + 1] if line.strip()]
     complete = lines[:-1] if len(lines) > 2 else lines  # the last line may be cut off by the sniff window
+    best = _best_delimiter(complete)
+    if best is not None:
+        return best
+    if len(complete) > 3 and any(_best_delimiter(complete[start:]) for start in (1, 2, 3)):
+        raise TwinInputError(path, f"its first line ({lines[0].strip()[:60]!r}) is not a header like the lines "
+                                   "below it: remove the title lines above the header")
+    if re.search(r"[:]|\s{2,}|\S\s+\S.*\s", lines[0].strip()):
+        raise TwinInputError(path, "no delimiter found: expected a comma, semicolon, tab or pipe separated table")
+    return ","
+
+
+def _best_delimiter(lines: list[str]) -> str | None:
+    """The delimiter splitting the first line into most fields that the other lines repeat, if any."""
     best, best_score = None, (0.0, 1)
     for delimiter in DELIMITERS:
         try:
-            widths = [len(row) for row in csv.reader(io.StringIO("\n".join(complete)), delimiter=delimiter)]
+            widths = [len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)]
         except csv.Error:  # a field over csv's 128 KB limit: not this delimiter
             continue
         if not widths or widths[0] < 2:
@@ -143,11 +168,7 @@ def _delimiter(text: str, path: Path) -> str:
         score = (sum(width == widths[0] for width in widths) / len(widths), widths[0])
         if score > best_score:
             best, best_score = delimiter, score
-    if best is not None:
-        return best
-    if re.search(r"[:]|\s{2,}|\S\s+\S.*\s", lines[0].strip()):
-        raise TwinInputError(path, "no delimiter found: expected a comma, semicolon, tab or pipe separated table")
-    return ","
+    return best
 
 
 def _head(handle, path: Path) -> bytes:
@@ -199,11 +220,13 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
     encoding, text = _decode(head, path)
     if not text.strip():
         raise TwinInputError(path, "is empty (only whitespace)")
+    if JSON_START.match(text):
+        raise TwinInputError(path, "is JSON, not a CSV table: export the table as CSV")
     delimiter = _delimiter(text, path)
     _check_header(path, next(line for line in text.splitlines() if line.strip()), delimiter)
     handle.seek(0)
     try:
-        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False,
+        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False, na_values=NO_VALUE,
                            dtype=dict.fromkeys(_as_written(text, delimiter), str) or None)
     except UnicodeDecodeError as error:
         raise TwinInputError(path, f"is not valid {encoding} past the first {SNIFF_BYTES} bytes ({error.reason})") from None

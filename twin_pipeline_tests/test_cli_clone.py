@@ -200,3 +200,16 @@ def test_whole_numbers_with_blanks_come_back_whole_in_the_twin_csv(tmp_path):
     twin = pd.read_csv(tmp_path / "out" / "synthetic.csv", dtype=str, keep_default_na=False)
     for name in ("years", "dependents"):
         assert twin[name].str.fullmatch(r"\d+|").all() and 0.1 < (twin[name] == "").mean() < 0.3
+
+
+def test_the_summary_line_says_what_is_not_applicable(tmp_path, capsys):
+    """A ledger with one amount and no quasi-identifier printed "correlation error nan, k = None"."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    source = tmp_path / "ledger.csv"
+    pd.DataFrame({"amount": np.round(rng.lognormal(5, 1, 400), 2),
+                  "channel": rng.choice(["web", "branch", "app"], 400)}).to_csv(source, index=False)
+    assert main(["clone", str(source), "--out", str(tmp_path / "out")]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("twin of"))
+    assert "correlation error n/a (under two numeric columns)" in line and "k = n/a (no quasi-identifiers)" in line

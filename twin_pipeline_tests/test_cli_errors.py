@@ -27,6 +27,12 @@ def write(tmp_path, name, content):
     ("mixed.csv", "name,city\nJos\xe9,M\xe1laga\n".encode() + "Ana,Z\xfcrich\n".encode("latin-1"), "not valid UTF-8"),
     ("one_row.csv", "grade,income\nA,100\n", "only 1 data row"),
     ("dupes.csv", "grade,grade,income\nA,B,1\nC,D,2\n", "duplicate column names: grade"),
+    # files picked instead of the CSV export said "binary (NUL bytes)", "no delimiter" or listed JSON as columns
+    ("book.xlsx", b"PK\x03\x04" + bytes(range(256)) * 4, "Excel .xlsx workbook, not a CSV table: save the sheet as CSV"),
+    ("loans.csv.gz", b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4, "gzip-compressed"),
+    ("loans.json", '[{"grade": "A", "income": 100}, {"grade": "B", "income": 200}]', "is JSON, not a CSV table"),
+    ("titled.csv", "Loan book export\nGenerated 2024-06-30 by CoreBanking\n\n" + ROWS * 3,
+     "its first line ('Loan book export') is not a header like the lines below it"),
 ])
 def test_bad_files(tmp_path, capsys, name, content, problem):
     path = write(tmp_path, name, content)

@@ -390,12 +390,12 @@ class GaussianCopulaEngine:
         it, then sits on that bound (re-deriving its modelled gap from a bound that moved far, a member's income,
         pushed a wide twin's loan amounts onto their floor); sums and formulas are computed."""
         depends = {name: inputs for name, inputs in self.rules.depends.items() if name in after.columns}
-        derived = [name for name in depends if name not in keep]
+        derived = [name for name in depends if name not in keep or self.rules.inverted(name)]  # a kept loan: ltv follows
         if not derived or len(after) == 0:
             return after
         involved = set(depends).union(*depends.values()) & set(after.columns)
-        moved = {name: ~((before[name].astype(object) == after[name].astype(object)).to_numpy()
-                         | (before[name].isna() & after[name].isna()).to_numpy()) for name in involved}
+        moved = {name: ~(_equal(before[name], after[name]) | (before[name].isna() & after[name].isna()).to_numpy())
+                 for name in involved}
         for _ in depends:  # through chains of derivations (a sum of an ordered column)
             for name, inputs in depends.items():
                 moved[name] = moved[name] | np.any([moved[i] for i in inputs if i in moved], axis=0)
@@ -423,7 +423,8 @@ class GaussianCopulaEngine:
         out = after.copy()
         for name in derived:
             index = rows.index[moved[name][touched]]
-            out.loc[index, name] = decoded.loc[index, name]
+            if name not in kept:
+                out.loc[index, name] = decoded.loc[index, name]
             for input_ in self.rules.moved_inputs(name, kept):  # a ratio's input moved to keep it in range
                 out.loc[index, input_] = decoded.loc[index, input_]
         return out
@@ -689,3 +690,12 @@ def _check_frame(df: pd.DataFrame, primary_key: str | None, column_kinds: dict |
     unknown = set(column_kinds or {}) - set(df.columns)
     if unknown:
         raise TwinInputError(None, f"column kinds given for unknown columns: {', '.join(sorted(map(str, unknown)))}")
+
+
+def _equal(first: pd.Series, second: pd.Series) -> np.ndarray:
+    """Cell by cell equality of two columns: in numpy when both hold the same plain numbers or times (a Python
+    comparison per cell costs 20x more), else as Python objects (mixed types compare by value)."""
+    if first.dtype == second.dtype and isinstance(first.dtype, np.dtype) and first.dtype.kind in "biufmM":
+        return first.to_numpy() == second.to_numpy()
+    return (first.astype(object) == second.astype(object)).to_numpy()
+

@@ -305,9 +305,7 @@ class Datetime(Numeric):
             stamps = (stamps + ROUNDING_SHIFT[resolution]).dt.to_period(resolution).dt.to_timestamp()
         if not self.date_format:
             return stamps
-        unique = stamps.drop_duplicates()
-        labels = pd.Series(unique.dt.strftime(self.date_format).to_numpy(), index=unique.to_numpy())
-        return pd.Series(labels.reindex(stamps.to_numpy()).to_numpy(), dtype=object)
+        return pd.Series(self._written_dates(stamps), dtype=object)
 
     def typed(self, values: pd.Series) -> pd.Series:
         return pd.to_datetime(values, format=self.date_format, errors="coerce") if self.date_format else values
@@ -315,7 +313,13 @@ class Datetime(Numeric):
     def text(self, values: pd.Series) -> pd.Series:
         if not self.date_format:
             return values
-        return _present_as_text(values, lambda present: pd.to_datetime(present).dt.strftime(self.date_format).to_numpy())
+        return _present_as_text(values, lambda present: self._written_dates(pd.to_datetime(present)))
+
+    def _written_dates(self, stamps: pd.Series) -> np.ndarray:
+        """Dates (none missing) in the column's text format, each distinct one formatted once: a twin repeats its
+        dates, and strftime is a Python call per value."""
+        codes, distinct = pd.factorize(stamps)
+        return pd.Series(distinct).dt.strftime(self.date_format).to_numpy(dtype=object)[codes]
 
 
 # ------------------------------------------------------------------ sliced kinds

@@ -62,13 +62,16 @@ def _values(series: pd.Series) -> pd.Series:
 def _pattern_kind(values: pd.Series) -> str | None:
     if len(values) == 0:
         return None
-    # If none of the first (1 - MATCH_SHARE) share of values (plus one) match, the share cannot reach
-    # MATCH_SHARE: most columns are ruled out on a tenth of their values, with the same answer.
-    head = values.iloc[: int(len(values) * (1 - MATCH_SHARE)) + 1]
+    # Each distinct value is matched once (a column repeats its values). If none of the first (1 - MATCH_SHARE)
+    # share of values (plus one) match, the share cannot reach MATCH_SHARE: most columns are ruled out on a
+    # tenth of their values, with the same answer.
+    codes, distinct = pd.factorize(values)
+    distinct = pd.Series(distinct, dtype=object)
+    head = distinct.iloc[np.unique(codes[: int(len(values) * (1 - MATCH_SHARE)) + 1])]
     for kind, pattern in _PATTERNS.items():
         if not head.str.fullmatch(pattern).any():
             continue
-        matched = values.str.fullmatch(pattern)
+        matched = distinct.str.fullmatch(pattern).to_numpy(dtype=bool)[codes]
         if matched.mean() >= MATCH_SHARE:
             if kind == "card number" and luhn_valid(values[matched]).mean() < MATCH_SHARE:
                 continue

@@ -7,6 +7,7 @@ category-to-value lookups of categories seen at least k times. No row is stored.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -181,26 +182,33 @@ def _clean(number: float) -> float | int:
 # ---------------------------------------------------------------------- a date plus a term
 def mine_date_terms(dates: dict[str, np.ndarray], values: np.ndarray, names: list[str], k: int) -> list[Rule]:
     """`end = start + term x unit` within TERM_DAYS days (maturity = origination + term in months or years): for
-    each pair of dates and each never-negative varying numeric column, the units whose length is near the median
-    gap per term unit are checked on every complete row, and the one holding on most rows (then the tightest) kept."""
+    each pair of dates, the median gap per term unit of every never-negative varying numeric column at once (on a
+    few hundred rows); the units near it are checked on every complete row, and the one holding on most rows (then
+    the tightest) kept."""
+    terms = [j for j in range(len(names)) if np.nanmin(values[:, j], initial=np.inf) >= 0
+             and np.unique(values[np.isfinite(values[:, j]), j]).size >= 2]
+    lengths = np.array([days or months * MONTH_DAYS for days, months in DATE_UNITS.values()])
+    screen = np.unique(np.linspace(0, len(values) - 1, RATIO_ROWS).astype(int))  # rows the median is taken on
     rules = []
     for start, end in itertools.permutations(dates, 2):
         gap = (dates[end] - dates[start]) / DAY
-        for j, term in enumerate(names):
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column with no positive term: no median
+            x = values[np.ix_(screen, terms)]
+            per_unit = np.nanmedian(np.where(x > 0, gap[screen, None] / x, np.nan), axis=0)
+        for j, per in zip(terms, per_unit):
+            near = [unit for unit, length in zip(DATE_UNITS, lengths) if 0.9 <= per / length <= 1.1]
             t = values[:, j]
             complete = np.isfinite(gap) & np.isfinite(t)
-            if complete.sum() < max(k, 30) or t[complete].min() < 0 or np.unique(t[complete]).size < 2:
+            if not near or complete.sum() < max(k, 30):
                 continue
-            positive = complete & (t > 0)
-            per_unit = float(np.median(gap[positive] / t[positive]))
             options = [_date_term_rule(dates[start][complete], dates[end][complete], t[complete], unit)
-                       for unit, (days, months) in DATE_UNITS.items()
-                       if 0.9 <= per_unit / (days or months * MONTH_DAYS) <= 1.1
-                       and (days or np.allclose(t[complete] * months, np.round(t[complete] * months)))]
+                       for unit in near if DATE_UNITS[unit][0]  # a calendar term is a whole number of months
+                       or np.allclose(t[complete] * DATE_UNITS[unit][1], np.round(t[complete] * DATE_UNITS[unit][1]))]
             options = [option for option in options if option is not None]
             if options:
                 share, spread, unit, offset = max(options, key=lambda option: (option[0], -option[1]))
-                rules.append(Rule("date_term", {"end": end, "start": start, "term": term, "unit": unit,
+                rules.append(Rule("date_term", {"end": end, "start": start, "term": names[j], "unit": unit,
                                                 "offset_days": offset, "tolerance_days": spread},
                                   real_share=round(share, 6)))
     return rules
