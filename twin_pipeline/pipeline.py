@@ -172,7 +172,8 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     real = comparable(real, protected)
     quality = quality_report(real, protected, primary_key=options.primary_key,  # identifiers carry no statistics
                              column_kinds={name: "identifier" for name in identifiers if name in real.columns} or None)
-    quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key,
+    quality["tail_risk"] = tail_report(engine.typed_view(real), engine.typed_view(protected),  # "$1,200" too
+                                       primary_key=options.primary_key,
                                        columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
     quality["marginals"] = engine.describe()
     quality["copula"] = engine.tails
