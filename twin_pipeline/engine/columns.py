@@ -37,6 +37,7 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     return None, None
 
 
+SCREEN_ROWS = 100
 DECIMAL_COMMA = str.maketrans(",.", ".,")  # "1.200,50" <-> "1,200.50"
 NUMBER_TEXT = re.compile(r"^(?P<prefix>[^\w+-]*?)(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[^\d]*)$")
 
@@ -59,6 +60,8 @@ def detect_number_format(values: pd.Series) -> dict | None:
 
 
 def _number_format(text: pd.Series) -> dict | None:
+    if any(NUMBER_TEXT.search(value) is None for value in text.iloc[:SCREEN_ROWS]):
+        return None  # a text column is mostly ruled out on its first values, before the extract of every one
     parts = text.str.extract(NUMBER_TEXT)
     if text.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
         return None
