@@ -32,6 +32,7 @@ UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[
 DELIMITERS = ",;\t|"
 ZERO_PADDED = re.compile(r"0\d+")  # a code, not a number: numbers are not written with leading zeros
 UPPER_BOOLEAN = re.compile(r"TRUE|FALSE|true|false")  # pandas reads them as bools, written back as True/False
+NO_VALUE = ["-", "--", "\u2013", "\u2014"]  # a lone dash: a spreadsheet's "nothing here" (a number column read as text)
 TOTALS_LABEL = re.compile(r"(grand\s+|sub)?totals?|sum|summe|gesamt(summe)?", re.IGNORECASE)
 SNIFF_LINES = 50
 # Limits a hostile or clumsy upload runs into before it can cost minutes or gigabytes (env overrides them):
@@ -225,7 +226,7 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
     _check_header(path, next(line for line in text.splitlines() if line.strip()), delimiter)
     handle.seek(0)
     try:
-        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False,
+        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False, na_values=NO_VALUE,
                            dtype=dict.fromkeys(_as_written(text, delimiter), str) or None)
     except UnicodeDecodeError as error:
         raise TwinInputError(path, f"is not valid {encoding} past the first {SNIFF_BYTES} bytes ({error.reason})") from None

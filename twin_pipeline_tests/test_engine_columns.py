@@ -189,3 +189,24 @@ def test_dates_written_with_a_midnight_time_stay_dates_and_keep_their_order():
     twin = engine.sample(5000, seed=1)
     assert twin["Paid On"].str.fullmatch(r"\d{4}-\d{2}-\d{2} 00:00:00").all()
     assert (pd.to_datetime(twin["Paid On"]) >= pd.to_datetime(twin["Booked"], format="%d/%m/%Y")).all()
+
+
+def test_accounting_negatives_and_dash_placeholders_are_numbers_and_blanks(tmp_path):
+    """A ledger export writes negatives in brackets ("(1,234.56)") and a lone "-" where there is no balance: both
+    columns were categories, every value a rare one written "Other" (quality 47.8)."""
+    from twin_pipeline.engine import GaussianCopulaEngine
+    from twin_pipeline.tables import read_table
+
+    rng = np.random.default_rng(11)
+    net, balance = np.round(rng.normal(500, 1500, 2000), 2), np.round(rng.lognormal(8, 1, 2000), 2)
+    no_balance = rng.random(2000) < 0.1
+    pd.DataFrame({"net_movement": [f"({-v:,.2f})" if v < 0 else f"{v:,.2f}" for v in net],
+                  "balance": np.where(no_balance, "-", [f"{b:,.2f}" for b in balance])}).to_csv(tmp_path / "gl.csv", index=False)
+    real = read_table(tmp_path / "gl.csv")
+    assert real["balance"].isna().mean() == no_balance.mean()
+    engine = GaussianCopulaEngine().fit(real)
+    assert {engine.describe()[name]["kind"] for name in real} == {"continuous"}
+    twin = engine.sample(4000, seed=1)
+    assert twin["net_movement"].str.fullmatch(r"\(\d{1,3}(,\d{3})*\.\d{2}\)|\d{1,3}(,\d{3})*\.\d{2}").all()
+    assert twin["net_movement"].str.startswith("(").mean() == pytest.approx((net < 0).mean(), abs=0.03)
+    assert twin["balance"].isna().mean() == pytest.approx(no_balance.mean(), abs=0.02)

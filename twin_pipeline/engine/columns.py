@@ -39,6 +39,7 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
 
 SCREEN_ROWS = 100
 DECIMAL_COMMA = str.maketrans(",.", ".,")  # "1.200,50" <-> "1,200.50"
+ACCOUNTING_NEGATIVE = re.compile(r"^\((?P<prefix>[^\d()-]*?)(?P<rest>\d[^()]*)\)$")  # "(1,234.56)", "($9.50)"
 NUMBER_TEXT = re.compile(r"^(?P<prefix>[^\w+-]*?)(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[^\d]*)$")
 
 
@@ -50,13 +51,22 @@ def detect_number_format(values: pd.Series) -> dict | None:
     A column read both ways ("1,200" only) takes the comma as a thousands separator.
     """
     text = values.astype(str)
+    bracketed = text.str.match(ACCOUNTING_NEGATIVE).any()
+    text = _signed(text) if bracketed else text
     found = _number_format(text)
     if found is None:
         found = _number_format(text.str.translate(DECIMAL_COMMA))
         if found is not None:
             found.update(prefix=found["prefix"].translate(DECIMAL_COMMA), suffix=found["suffix"].translate(DECIMAL_COMMA),
                          decimal=",")
+    if found is not None and bracketed:
+        found["negatives"] = "brackets"
     return found
+
+
+def _signed(text: pd.Series) -> pd.Series:
+    """Accounting negatives in brackets with a minus sign after the prefix: "(1,234.56)" -> "-1,234.56"."""
+    return text.str.replace(ACCOUNTING_NEGATIVE, r"\g<prefix>-\g<rest>", regex=True)
 
 
 def _number_format(text: pd.Series) -> dict | None:
@@ -81,6 +91,8 @@ def is_amount_format(number_format: dict | None) -> bool:
 
 def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
     text = values.astype(str)
+    if number_format.get("negatives") == "brackets":
+        text = _signed(text)
     if number_format.get("decimal") == ",":
         text = text.str.translate(DECIMAL_COMMA)
     numbers = text.str.extract(NUMBER_TEXT)["number"].str.replace(",", "", regex=False)
@@ -90,10 +102,14 @@ def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
 def format_number_text(numbers: np.ndarray, number_format: dict) -> np.ndarray:
     width = f"0{number_format['width']}" if number_format.get("width") else ""
     pattern = "{:" + width + ("," if number_format["thousands"] else "") + f".{number_format['decimals']}f" + "}"
-    text = pd.Series(numbers).map(pattern.format)
+    bracketed = number_format.get("negatives") == "brackets"
+    text = pd.Series(np.abs(numbers) if bracketed else numbers).map(pattern.format)
     if number_format.get("decimal") == ",":
         text = text.str.translate(DECIMAL_COMMA)
-    return (number_format["prefix"] + text + number_format["suffix"]).to_numpy(dtype=object)
+    text = number_format["prefix"] + text + number_format["suffix"]
+    if bracketed:
+        text = text.where(~(np.asarray(numbers) < 0), "(" + text + ")")
+    return text.to_numpy(dtype=object)
 
 
 def count_decimals(numbers: np.ndarray, most: int = 8) -> int:

@@ -390,7 +390,7 @@ class GaussianCopulaEngine:
         it, then sits on that bound (re-deriving its modelled gap from a bound that moved far, a member's income,
         pushed a wide twin's loan amounts onto their floor); sums and formulas are computed."""
         depends = {name: inputs for name, inputs in self.rules.depends.items() if name in after.columns}
-        derived = [name for name in depends if name not in keep]
+        derived = [name for name in depends if name not in keep or self.rules.inverted(name)]  # a kept loan: ltv follows
         if not derived or len(after) == 0:
             return after
         involved = set(depends).union(*depends.values()) & set(after.columns)
@@ -423,7 +423,8 @@ class GaussianCopulaEngine:
         out = after.copy()
         for name in derived:
             index = rows.index[moved[name][touched]]
-            out.loc[index, name] = decoded.loc[index, name]
+            if name not in kept:
+                out.loc[index, name] = decoded.loc[index, name]
             for input_ in self.rules.moved_inputs(name, kept):  # a ratio's input moved to keep it in range
                 out.loc[index, input_] = decoded.loc[index, input_]
         return out

@@ -191,19 +191,23 @@ class RuleSet:
         return [rule for rule in self.rules if rule.enforced and rule.kind == "order"
                 and (rule.derived == name or (rule.derived is None and name in rule.columns))]
 
+    def inverted(self, name: str) -> bool:
+        """Whether `name` is a ratio's input derived from the modelled ratio (`loan = ltv x value`)."""
+        rule = self.derived_columns.get(name)
+        return rule is not None and rule.kind == "ratio" and name == rule.params["a"]
+
     @property
     def stepped_columns(self) -> set[str]:
         """Derived columns put on the real column's rounding steps (a loan on 100s): an ordered column and a
         ratio's input derived from it; sums, formulas and ratios take the steps of their parts."""
-        return {name for name, rule in self.derived_columns.items()
-                if rule.kind == "order" or (rule.kind == "ratio" and name == rule.params["a"])}
+        return {name for name, rule in self.derived_columns.items() if rule.kind == "order" or self.inverted(name)}
 
     @property
     def computed_columns(self) -> set[str]:
         """Derived columns that are not modelled at all (computed from others); an ordered column is modelled
         in its form (forms.py), a ratio target as its residual (an inverted ratio's input is computed)."""
         computed = {name for name, rule in self.derived_columns.items()
-                    if rule.kind not in MODELLED_KINDS or (rule.kind == "ratio" and name != rule.params["target"])}
+                    if rule.kind not in MODELLED_KINDS or self.inverted(name)}
         for rule in self.derived_columns.values():
             if rule.kind == "fixed_combinations":
                 computed.update(rule.params["columns"][1:])
@@ -257,7 +261,7 @@ class RuleSet:
             if not ready:
                 raise RuntimeError("the rules' derivations form a cycle")  # the plan prevents it
             for name in sorted(ready):
-                if name in keep:
+                if name in keep and not self.inverted(name):  # a kept inverted ratio's input: its target follows
                     pending.discard(name)
                     continue
                 if name in derived and derived[name].kind != "fixed_combinations":
@@ -304,15 +308,24 @@ class RuleSet:
     def _inverted_ratio(self, rule: Rule, frame: pd.DataFrame, round_values, keep=frozenset()) -> np.ndarray:
         """A ratio's input `a` derived from the modelled target and `b` (`loan = ltv x value`), on its steps,
         inside its own range and its order rules (inward to a step where it crossed); the target is then
-        recomputed from the rounded `a` on its decimals, so both rules hold on every row."""
+        recomputed from the rounded `a` on its decimals, so both rules hold on every row. A kept `a` (a
+        quasi-identifier protection moved) stays and the target follows it; a kept target gives `a` on its
+        decimals only (a coarser step would break the ratio)."""
         p, name = rule.params, rule.derived
+        movable = self._movable(p["target"], rule, keep)
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = frame[p["b"]].to_numpy(dtype=float) ** p["power"]
-            numbers = (frame[p["target"]].to_numpy(dtype=float) / scale - p["intercept"]) / p["slope"]
-            if round_values is not None:
-                numbers = round_values(name, numbers)
-            numbers = self._inside(name, numbers, *self._interval(name, frame))  # the rules win over the own range
-            if self._movable(p["target"], rule, keep):
+            if name in keep:
+                numbers = frame[name].to_numpy(dtype=float)
+            else:
+                numbers = (frame[p["target"]].to_numpy(dtype=float) / scale - p["intercept"]) / p["slope"]
+                decimals = self.formats[name].get("decimals")
+                if movable and round_values is not None:
+                    numbers = round_values(name, numbers)
+                elif decimals is not None:
+                    numbers = np.round(numbers, decimals)
+                numbers = self._inside(name, numbers, *self._interval(name, frame))  # the rules win over its range
+            if movable:
                 target = (p["slope"] * numbers + p["intercept"]) * scale
                 decimals = self.formats[name].get("target_decimals")
                 frame[p["target"]] = target if decimals is None else np.round(target, decimals)
@@ -347,7 +360,7 @@ class RuleSet:
             terms = {p["target"]: -1, **p["terms"]}
             numbers = -sum(sign * frame[term].to_numpy(dtype=float) for term, sign in terms.items() if term != name)
             numbers = numbers / terms[name]
-        elif rule.kind == "ratio" and name == p["a"]:  # the modelled target gives its input
+        elif self.inverted(name):  # the modelled target gives its input
             return _as_dtype(self._inverted_ratio(rule, frame, round_values, keep), self.formats[name].get("dtype"))
         elif rule.kind == "ratio":  # the modelled residual keeps how far real rows sit from the line
             numbers = self._ratio(rule, frame, keep)
