@@ -50,7 +50,7 @@ def detect_number_format(values: pd.Series) -> dict | None:
     The prefix may hold symbols only (a currency sign, spaces): "customer 0042" is a label, not a number.
     A column read both ways ("1,200" only) takes the comma as a thousands separator.
     """
-    text = values.astype(str)
+    text = pd.Series(values.astype(str).unique(), dtype=object)  # the format depends on the distinct texts only
     bracketed = text.str.match(ACCOUNTING_NEGATIVE).any()
     text = _signed(text) if bracketed else text
     found = _number_format(text)
