@@ -37,6 +37,7 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     return None, None
 
 
+SCREEN_ROWS = 100
 DECIMAL_COMMA = str.maketrans(",.", ".,")  # "1.200,50" <-> "1,200.50"
 ACCOUNTING_NEGATIVE = re.compile(r"^\((?P<prefix>[^\d()-]*?)(?P<rest>\d[^()]*)\)$")  # "(1,234.56)", "($9.50)"
 NUMBER_TEXT = re.compile(r"^(?P<prefix>[^\w+-]*?)(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[^\d]*)$")
@@ -49,7 +50,7 @@ def detect_number_format(values: pd.Series) -> dict | None:
     The prefix may hold symbols only (a currency sign, spaces): "customer 0042" is a label, not a number.
     A column read both ways ("1,200" only) takes the comma as a thousands separator.
     """
-    text = values.astype(str)
+    text = pd.Series(values.astype(str).unique(), dtype=object)  # the format depends on the distinct texts only
     bracketed = text.str.match(ACCOUNTING_NEGATIVE).any()
     text = _signed(text) if bracketed else text
     found = _number_format(text)
@@ -69,6 +70,8 @@ def _signed(text: pd.Series) -> pd.Series:
 
 
 def _number_format(text: pd.Series) -> dict | None:
+    if any(NUMBER_TEXT.search(value) is None for value in text.iloc[:SCREEN_ROWS]):
+        return None  # a text column is mostly ruled out on its first values, before the extract of every one
     parts = text.str.extract(NUMBER_TEXT)
     if text.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
         return None
