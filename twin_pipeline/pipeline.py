@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import publish
 from .engine import GaussianCopulaEngine
+from .engine.keys import is_key
 from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
 from .protection import protect
@@ -120,7 +121,7 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
         audit = audit_generator(real, generate, quasi_identifiers=options.quasi_identifiers, secrets=options.secrets,
                                 budget_seconds=options.audit_budget, holdout_share=holdout_share,
                                 seed=options.seed or 0,
-                                ignore_columns=[options.primary_key] if options.primary_key else [])
+                                ignore_columns=key_columns(real, options))
     except TwinError as error:  # the training share cannot be made k-anonymous or copy-free within the limits
         return {"status": "skipped",
                 "skipped": f"the refit on the training share could not make a twin: {error.problem}"}
@@ -189,8 +190,10 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
 
 
 def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
-    """Columns never compared as data: the primary key and the direct identifiers (fresh or dropped)."""
-    return ([options.primary_key] if options.primary_key else []) + list(direct_identifiers(real, options))
+    """Columns never compared as data: the primary key, the direct identifiers (fresh or dropped) and any other
+    key (engine.keys.is_key: a loan_id not named as the primary key is minted afresh too)."""
+    named = ([options.primary_key] if options.primary_key else []) + list(direct_identifiers(real, options))
+    return named + [name for name in real.columns if name not in named and is_key(real[name])]
 
 
 def comparable(real: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
@@ -390,7 +393,8 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
             f"{verified['rare_record_copies']} copies of rare real records, {verified['exact_matches']} rows equal a "
             "real row (common combinations)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
-        merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas)
+        merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
+                               real.attrs.get("csv_dialect"))
         twin = sample_shards(Path(folder))
         quality, privacy = report(real, twin, engine, options, protection, verified)
         figures = report_figures(real, twin, quality, options, helper)  # while the helper may still refit

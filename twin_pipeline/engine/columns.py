@@ -20,6 +20,9 @@ DATE_FORMATS = (
     ("%Y-%m-%d", "D"), ("%Y-%m-%d %H:%M:%S", "s"), ("%Y-%m-%dT%H:%M:%S", "s"), ("%Y/%m/%d", "D"),
     ("%d/%m/%Y", "D"), ("%m/%d/%Y", "D"), ("%d.%m.%Y", "D"), ("%d-%m-%Y", "D"), ("%b-%Y", "M"), ("%b-%y", "M"),
     ("%B %Y", "M"), ("%Y-%m", "M"), ("%m/%Y", "M"), ("%Y%m%d", "D"), ("%d-%b-%Y", "D"), ("%d %b %Y", "D"),
+    # exports seen at banks: ISO times in UTC from an API, minutes without seconds, Oracle's 09-APR-23
+    ("%Y-%m-%dT%H:%M:%SZ", "s"), ("%Y-%m-%d %H:%M", "s"), ("%d/%m/%Y %H:%M", "s"), ("%m/%d/%Y %H:%M", "s"),
+    ("%d.%m.%Y %H:%M", "s"), ("%d-%b-%y", "D"), ("%b %d, %Y", "D"),
 )
 
 
@@ -51,6 +54,8 @@ def detect_number_format(values: pd.Series) -> dict | None:
     A column read both ways ("1,200" only) takes the comma as a thousands separator.
     """
     text = pd.Series(values.astype(str).unique(), dtype=object)  # the format depends on the distinct texts only
+    if (text.str.len() - text.str.lstrip().str.len()).nunique() > 1:  # right-aligned ("    2,034.48"): padding
+        text = text.str.strip()  # is no prefix (a constant one, " 36 months", is)
     bracketed = text.str.match(ACCOUNTING_NEGATIVE).any()
     text = _signed(text) if bracketed else text
     found = _number_format(text)
@@ -90,7 +95,7 @@ def is_amount_format(number_format: dict | None) -> bool:
 
 
 def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
-    text = values.astype(str)
+    text = values.astype(str).str.strip()
     if number_format.get("negatives") == "brackets":
         text = _signed(text)
     if number_format.get("decimal") == ",":
