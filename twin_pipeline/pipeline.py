@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import publish
 from .engine import GaussianCopulaEngine
+from .engine.keys import is_key
 from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
 from .protection import protect
@@ -120,7 +121,7 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
         audit = audit_generator(real, generate, quasi_identifiers=options.quasi_identifiers, secrets=options.secrets,
                                 budget_seconds=options.audit_budget, holdout_share=holdout_share,
                                 seed=options.seed or 0,
-                                ignore_columns=[options.primary_key] if options.primary_key else [])
+                                ignore_columns=key_columns(real, options))
     except TwinError as error:  # the training share cannot be made k-anonymous or copy-free within the limits
         return {"status": "skipped",
                 "skipped": f"the refit on the training share could not make a twin: {error.problem}"}
@@ -172,7 +173,8 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     real = comparable(real, protected)
     quality = quality_report(real, protected, primary_key=options.primary_key,  # identifiers carry no statistics
                              column_kinds={name: "identifier" for name in identifiers if name in real.columns} or None)
-    quality["tail_risk"] = tail_report(real, protected, primary_key=options.primary_key,
+    quality["tail_risk"] = tail_report(engine.typed_view(real), engine.typed_view(protected),  # "$1,200" too
+                                       primary_key=options.primary_key,
                                        columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
     quality["marginals"] = engine.describe()
     quality["copula"] = engine.tails
@@ -188,8 +190,10 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
 
 
 def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
-    """Columns never compared as data: the primary key and the direct identifiers (fresh or dropped)."""
-    return ([options.primary_key] if options.primary_key else []) + list(direct_identifiers(real, options))
+    """Columns never compared as data: the primary key, the direct identifiers (fresh or dropped) and any other
+    key (engine.keys.is_key: a loan_id not named as the primary key is minted afresh too)."""
+    named = ([options.primary_key] if options.primary_key else []) + list(direct_identifiers(real, options))
+    return named + [name for name in real.columns if name not in named and is_key(real[name])]
 
 
 def comparable(real: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
@@ -323,6 +327,29 @@ def clone_file(source: str | Path, out_dir: str | Path, options: CloneOptions, p
 
 
 def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, audit: bool) -> dict:
+    # The evaluation's own refit (holdout ceiling and TSTR) needs only the real table and the options, writing the
+    # CSV only the shard files: one forked helper process does them beside the main line (fit, sample, protect,
+    # report), so a second core takes them off the clone's wall time, and shares the pictures with it once free.
+    # It starts now, loading scikit-learn while this process reads the table. Same inputs, same figures.
+    helper = ProcessPoolExecutor(1)
+    helper.submit(_load_evaluation)
+    try:
+        return _clone_with(source, out_dir, options, progress, audit, helper)
+    except BaseException:
+        helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
+        raise
+
+
+def _load_evaluation() -> None:
+    """The reference refit's imports, in the helper before its first task: scikit-learn alone is a third of a
+    second."""
+    from .quality import holdout, utility  # noqa: F401
+
+    utility.load_model()
+
+
+def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, audit: bool,
+                helper: ProcessPoolExecutor) -> dict:
     real = read_table(source)
     options, n = resolve_options(real, options, source)
     check_disk_space(out_dir, n, source.stat().st_size / max(len(real), 1), source)
@@ -331,25 +358,16 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}{left_out}")
     options = pin_quasi_identifiers(real, options)
     qis = list(options.quasi_identifiers)
-    # The evaluation's own refit (holdout ceiling and TSTR) needs only the real table and the options, writing the
-    # CSV only the shard files, and the heatmaps only the correlations: one forked helper process does them beside
-    # the main line (fit, sample, protect, report, column plots), so a second core takes them off the clone's
-    # wall time. Same inputs, same figures.
-    helper = ProcessPoolExecutor(1)
+    reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options)
+    engine = fit_model(real, options)
+    say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
+                                          for name, entry in engine.describe().items()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged = publish.version(out_dir, f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}", inherit=False)
     try:
-        reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options)
-        engine = fit_model(real, options)
-        say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
-                                              for name, entry in engine.describe().items()))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        staged = publish.version(out_dir, f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}", inherit=False)
-        try:
-            outputs = _write_outputs(source, real, engine, options, n, qis, staged, say, helper, reference)
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
+        outputs = _write_outputs(source, real, engine, options, n, qis, staged, say, helper, reference)
     except BaseException:
-        helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
+        shutil.rmtree(staged, ignore_errors=True)
         raise
     helper.shutdown()  # idle, every result is in: its process has ended when the command does
     publish.publish(out_dir, staged)  # every output replaced at once: a reader never sees a mix of two clones
@@ -375,7 +393,8 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
             f"{verified['rare_record_copies']} copies of rare real records, {verified['exact_matches']} rows equal a "
             "real row (common combinations)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
-        merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas)
+        merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
+                               real.attrs.get("csv_dialect"))
         twin = sample_shards(Path(folder))
         quality, privacy = report(real, twin, engine, options, protection, verified)
         figures = report_figures(real, twin, quality, options, helper)  # while the helper may still refit

@@ -47,7 +47,8 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
     identifiers equal to a real one are drawn again.
 
     `resample(n)` draws replacement rows (default: from `engine`, conditioned on the values to keep);
-    `ignore_columns` (foreign keys) are left out of the copy comparison, like the primary key."""
+    `ignore_columns` (foreign keys) are left out of the copy comparison, like every key the engine mints afresh
+    (compared, a fresh loan_id made every twin row differ from every real one, and no copy was ever found)."""
     from .privacy import protect_twin
     from .privacy.identifiers import replace_real_values
 
@@ -60,7 +61,8 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
         engine.typed_view(synthetic), engine.typed_view(real), resample=lambda n: engine.typed_view(draw(n)),
         k=options.k, quasi_identifiers=options.quasi_identifiers, generalize=options.generalize,
         max_suppression=options.max_suppression, primary_key=options.primary_key,
-        ignore_columns=list(ignore_columns or ()) + list(formats), resample_given=given, seed=fresh_seed(),
+        ignore_columns=list(ignore_columns or ()) + [spec.name for spec in engine.specs if spec.is_key],
+        resample_given=given, seed=fresh_seed(),
         conform=lambda before, after, qis: engine.rederive(before, after, keep=qis, seed=fresh_seed()),
     )
     protected = engine.renumber_keys(engine.written_view(engine.text_view(protected)), first_row,

@@ -78,7 +78,7 @@ def clone_tables(sources: list[str | Path], out_dir: str | Path, relationships: 
         reports[name] = {"quality": quality_report(real[name].drop(columns=links), synthetic[name].drop(columns=links),
                                                    primary_key=engine.primary_keys[name]),
                          "k_anonymity": protection["k_anonymity"], "quasi_identifiers": protection["quasi_identifiers"]}
-        write_frame(synthetic[name], out_dir / f"{name}.csv", options.escape_formulas)
+        write_frame(synthetic[name], out_dir / f"{name}.csv", options.escape_formulas, real[name].attrs.get("csv_dialect"))
         say(f"{name}: {len(synthetic[name]):,} rows, k={protection['k_anonymity']['final_k']}")
     for relation in relationships:
         child, foreign_key, parent, primary_key = relation

@@ -156,9 +156,9 @@ def _row_count(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def merge_shards(folder: Path, target: Path, escape_formulas: bool = True) -> Path:
-    """Concatenate shard files into one CSV (formula-escaped unless asked not to) or Parquet file (by suffix),
-    one shard in memory at a time, atomically."""
+def merge_shards(folder: Path, target: Path, escape_formulas: bool = True, dialect: dict | None = None) -> Path:
+    """Concatenate shard files into one CSV (formula-escaped unless asked not to; in the input's `dialect`, see
+    tables.to_csv) or Parquet file (by suffix), one shard in memory at a time, atomically."""
     import pyarrow.parquet as pq
 
     from .tables import atomic_path, to_csv
@@ -172,7 +172,8 @@ def merge_shards(folder: Path, target: Path, escape_formulas: bool = True) -> Pa
                 writer = writer or pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table.cast(writer.schema))
             else:
-                to_csv(pd.read_parquet(path), tmp, escape_formulas, mode="a" if number else "w", header=not number)
+                to_csv(pd.read_parquet(path), tmp, escape_formulas, dialect, mode="a" if number else "w",
+                       header=not number)
         if writer is not None:
             writer.close()
     return Path(target)

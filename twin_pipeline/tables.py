@@ -7,6 +7,7 @@ file in the target directory first and is renamed into place, so a crash never l
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import errno
@@ -226,8 +227,11 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
     _check_header(path, next(line for line in text.splitlines() if line.strip()), delimiter)
     handle.seek(0)
     try:
-        return pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False, na_values=NO_VALUE,
-                           dtype=dict.fromkeys(_as_written(text, delimiter), str) or None)
+        frame = pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False, na_values=NO_VALUE,
+                            dtype=dict.fromkeys(_as_written(text, delimiter), str) or None)
+        frame.attrs["csv_dialect"] = {"sep": delimiter, "encoding": "utf-8-sig" if head.startswith(codecs.BOM_UTF8)
+                                      else "utf-8" if encoding == "utf-8-sig" else encoding}
+        return frame
     except UnicodeDecodeError as error:
         raise TwinInputError(path, f"is not valid {encoding} past the first {SNIFF_BYTES} bytes ({error.reason})") from None
     except (pd.errors.ParserError, csv.Error) as error:
@@ -343,24 +347,33 @@ def _distinct(column: pd.Series) -> tuple[np.ndarray, pd.Series]:
     return codes, pd.Series(np.asarray(uniques, dtype=object), dtype=object)
 
 
-def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, **kwargs) -> None:
+def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, dialect: dict | None = None, **kwargs) -> None:
     """The one way a CSV output is written: formula-escaped unless asked not to (see formula_safe). A text cell
     holding a carriage return is quoted (text cells are then all quoted): Python's csv module quotes only the
-    line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows."""
+    line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows.
+    `dialect` is the input's separator and encoding (`read_table`'s `attrs["csv_dialect"]`): a semicolon Latin-1
+    export, or a UTF-8 one with the byte-order mark Excel needs, is written back alike (a character the encoding
+    lacks becomes "?")."""
     frame = formula_safe(frame) if escape_formulas else frame
     text = [_distinct(frame[name])[1] for name in frame.columns if frame[name].dtype == object]
     has_cr = any(_holds_text(values) and values.str.contains("\r", regex=False, na=False).any() for values in text)
-    frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, **kwargs)
+    sep, encoding = (dialect or {}).get("sep", ","), (dialect or {}).get("encoding", "utf-8")
+    if kwargs.get("mode") == "a" and encoding == "utf-8-sig":  # the mark opens the file, not every chunk
+        encoding = "utf-8"
+    frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, sep=sep,
+                 encoding=encoding, errors="replace", **kwargs)
 
 
-def write_frame(frame: pd.DataFrame, target: str | os.PathLike, escape_formulas: bool = True) -> Path:
-    """Write a frame as CSV (formula-escaped unless asked not to) or Parquet (unchanged), by suffix, atomically."""
+def write_frame(frame: pd.DataFrame, target: str | os.PathLike, escape_formulas: bool = True,
+                dialect: dict | None = None) -> Path:
+    """Write a frame as CSV (formula-escaped unless asked not to; in `dialect`, see to_csv) or Parquet (unchanged),
+    by suffix, atomically."""
     target = Path(target)
     with atomic_path(target) as tmp:
         if target.suffix.lower() == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            to_csv(frame, tmp, escape_formulas)
+            to_csv(frame, tmp, escape_formulas, dialect)
     return target
 
 

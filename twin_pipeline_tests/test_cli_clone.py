@@ -213,3 +213,18 @@ def test_the_summary_line_says_what_is_not_applicable(tmp_path, capsys):
     assert main(["clone", str(source), "--out", str(tmp_path / "out")]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("twin of"))
     assert "correlation error n/a (under two numeric columns)" in line and "k = n/a (no quasi-identifiers)" in line
+
+
+def test_tail_risk_covers_amounts_written_as_text(tmp_path):
+    """An export's amounts are text ("$1,234.56", "13.5%"): the tail report left them out and said
+    "fewer than two continuous columns" for a table of four correlated amounts."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    base = rng.lognormal(9, 0.8, 800)
+    source = tmp_path / "invoices.csv"
+    pd.DataFrame({"Amount": [f"{a:,.2f}" for a in base], "Fee": [f"${a * rng.uniform(0.01, 0.03):,.2f}" for a in base],
+                  "Rate": [f"{r:.1f}%" for r in rng.uniform(3, 20, 800)]}).to_csv(source, index=False)
+    assert main(["clone", str(source), "--out", str(tmp_path / "out")]) == 0
+    pairs = json.loads((tmp_path / "out" / "quality_report.json").read_text())["tail_risk"]["pairs"]
+    assert {"Amount", "Fee"} in [set(pair["columns"]) for pair in pairs]

@@ -327,6 +327,24 @@ def test_drop_identifiers_through_the_run_config_gives_a_twin_without_them_that_
     assert set(json.loads((folder / "schema.json").read_text())["columns"]) == set(twin.columns)
 
 
+def test_a_landed_semicolon_windows_export_is_published_in_its_own_dialect(storage):
+    """The landing path wrote a German export (semicolons, Windows-1252) back as comma-separated UTF-8."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    storage.landing.mkdir(parents=True, exist_ok=True)
+    source = storage.landing / "kredite.csv"
+    pd.DataFrame({"stadt": rng.choice(["München", "Köln", "Genève"], 400),
+                  "einkommen": [f"{v:.2f}".replace(".", ",") for v in rng.lognormal(10, 0.4, 400)]}
+                 ).to_csv(source, sep=";", index=False, encoding="cp1252")
+    key, result = clone(storage, source, assets=SIX)
+    assert result.success
+    written = (storage.portfolio_dir(key) / "synthetic.csv").read_bytes()
+    assert written.startswith(b"stadt;einkommen")
+    twin = pd.read_csv(storage.portfolio_dir(key) / "synthetic.csv", sep=";", encoding="cp1252")
+    assert set(twin["stadt"]) <= {"München", "Köln", "Genève"}
+
+
 @pytest.mark.slow
 def test_no_exact_extreme_or_rare_value_in_any_contract_report_metadata_log_or_audit_row(storage):
     """Every file a clone writes outside raw/ (schema, model, reports, manifests, lineage), every event of its

@@ -27,6 +27,12 @@ def test_kinds_of_the_loan_book(loan_book):
     (["2018-03-01", "2019-12-31"], ("%Y-%m-%d", "D")),
     (["2018-03-01 10:00:00", "2019-12-31 23:59:59"], ("%Y-%m-%d %H:%M:%S", "s")),
     (["31/12/2019", "13/01/2020"], ("%d/%m/%Y", "D")),
+    # were text (every value rare: "Other") or, for ISO times in UTC, keys minted as "SYN-000000001"
+    (["2023-04-09T10:50:42Z", "2023-12-31T23:59:59Z"], ("%Y-%m-%dT%H:%M:%SZ", "s")),
+    (["04/09/2023 10:50", "12/31/2023 23:59"], ("%m/%d/%Y %H:%M", "s")),
+    (["09.04.2023 10:50", "31.12.2023 23:59"], ("%d.%m.%Y %H:%M", "s")),
+    (["09-APR-23", "31-DEC-23"], ("%d-%b-%y", "D")),
+    (["Apr 09, 2023", "Dec 31, 2023"], ("%b %d, %Y", "D")),
     (["apple", "pear"], (None, None)),
 ])
 def test_text_date_formats(values, expected):
@@ -210,3 +216,12 @@ def test_accounting_negatives_and_dash_placeholders_are_numbers_and_blanks(tmp_p
     assert twin["net_movement"].str.fullmatch(r"\(\d{1,3}(,\d{3})*\.\d{2}\)|\d{1,3}(,\d{3})*\.\d{2}").all()
     assert twin["net_movement"].str.startswith("(").mean() == pytest.approx((net < 0).mean(), abs=0.03)
     assert twin["balance"].isna().mean() == pytest.approx(no_balance.mean(), abs=0.02)
+
+
+def test_right_aligned_amounts_are_numbers():
+    """A fixed-width export pads amounts to one width ("    2,034.48"): the varying padding read as a prefix, so
+    the column was text, every value rare."""
+    values = pd.Series([f"{v:>12,.2f}" for v in np.random.default_rng(0).lognormal(8, 1, 300)], name="amount")
+    spec = detect_spec(values)
+    assert spec.kind == "continuous" and spec.number_format["prefix"] == ""
+    assert np.allclose(spec.typed(values), values.str.replace(",", "").astype(float))

@@ -50,3 +50,11 @@ def test_a_given_target_wins_and_a_missing_one_is_a_clear_error():
     assert choose_target(frame, target="region") == ("region", "given")
     with pytest.raises(TwinInputError, match="--target.*'income' is not in the real data"):
         choose_target(frame, target="income")
+
+
+def test_a_write_off_flag_and_a_german_default_are_outcomes():
+    """A collections table's written_off and a German export's ausfall had no TSTR and no inferred secret."""
+    frame = pd.DataFrame({"arrears_amount": [float(i) for i in range(30)], "written_off": [0, 1] * 15,
+                          "collector": ["a", "b", "c"] * 10})
+    assert outcome_column(frame)[0] == "written_off"
+    assert outcome_column(pd.DataFrame({"ausfall": ["ja", "nein"] * 5, "stadt": ["K", "M"] * 5}))[0] == "ausfall"

@@ -110,3 +110,26 @@ def test_a_twin_row_with_whole_numbers_and_blanks_still_equals_the_rare_real_rec
     twin.to_parquet(tmp_path / "shard-00000.parquet", index=False)
     verified = verify_shards(tmp_path, real, ["grade"], [], k=5)
     assert verified["exact_matches"] == 3 and verified["rare_record_copies"] == 1
+
+
+def test_a_key_not_named_as_the_primary_key_does_not_hide_copied_records():
+    """loan_id was not given as --primary-key: the engine minted it afresh, the copy check compared it, and no
+    twin row ever equalled a real record (1,683 of 4,000 rows copied one shared by fewer than 5 real rows, the
+    report said 0). The attacker audit measured distances on it too and flagged a membership leak that was not."""
+    from twin_pipeline import pipeline
+    from twin_pipeline.options import CloneOptions
+
+    rng = np.random.default_rng(0)
+    n = 800
+    real = pd.DataFrame({"loan_id": np.arange(1, n + 1), "grade": rng.choice(list("ABC"), n),
+                         "term": rng.choice([36, 60], n), "purpose": rng.choice(["car", "home", "debt"], n),
+                         "branch": rng.choice([f"b{i}" for i in range(8)], n), "default": (rng.random(n) < 0.1).astype(int)})
+    options = CloneOptions()
+    assert pipeline.key_columns(real, options) == ["loan_id"]
+    engine = pipeline.fit_model(real, options)
+    twin, report = pipeline.protect(engine.sample(4000, seed=1), real, engine, options)
+    data = [name for name in real.columns if name != "loan_id"]
+    shared_by = twin[data].merge(real.groupby(data).size().rename("rows").reset_index(), on=data, how="left")["rows"]
+    assert report["exact_copies"]["rare_record_copies_found"] > 0 and not (shared_by < 5).any()
+    audit = pipeline.privacy_audit(real, options)
+    assert "loan_id" not in audit["secrets"] + audit["known_columns"]

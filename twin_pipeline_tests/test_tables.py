@@ -125,3 +125,22 @@ def test_an_erp_exports_totals_row_is_left_out_and_its_flags_keep_their_spelling
     assert twin["Amount"].str.replace(",", "").astype(float).max() < 2 * table["Amount"].str.replace(",", "").astype(float).max()
     erp_export(tmp_path / "plain.csv", totals=False)
     assert len(read_table(tmp_path / "plain.csv")) == len(table) and "left_out" not in read_table(tmp_path / "plain.csv").attrs
+
+
+def test_a_semicolon_latin_1_or_bom_export_is_written_back_in_its_own_dialect(tmp_path):
+    """A German bank's export (semicolons, Windows-1252, "München") came back comma-separated UTF-8, which its
+    spreadsheet opens as one column of "MÃ¼nchen"; a UTF-8 export with a byte-order mark lost the mark."""
+    from twin_pipeline.pipeline import clone_file
+    from twin_pipeline.options import CloneOptions
+
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame({"stadt": rng.choice(["München", "Köln", "Genève"], 300),
+                          "einkommen": [f"{v:.2f}".replace(".", ",") for v in rng.lognormal(10, 0.4, 300)]})
+    table.to_csv(tmp_path / "de.csv", sep=";", index=False, encoding="cp1252")
+    table.to_csv(tmp_path / "bom.csv", index=False, encoding="utf-8-sig")
+    for name, sep, encoding, start in (("de", ";", "cp1252", b"stadt;einkommen"), ("bom", ",", "utf-8-sig", b"\xef\xbb\xbfstadt")):
+        clone_file(tmp_path / f"{name}.csv", tmp_path / name, CloneOptions(scale=2))
+        written = (tmp_path / name / "synthetic.csv").read_bytes()
+        assert written.startswith(start) and written.count(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
+        twin = pd.read_csv(tmp_path / name / "synthetic.csv", sep=sep, encoding=encoding)
+        assert set(twin["stadt"]) <= {"München", "Köln", "Genève"} and twin["einkommen"].str.fullmatch(r"\d+,\d{2}").all()

@@ -116,7 +116,8 @@ def k_anonymized_output(context: dg.AssetExecutionContext, storage: TwinStorage,
         "rare_record_copies": verified["rare_record_copies"],
         "rows_suppressed": protection["k_anonymity"]["records_suppressed"], "shards": len(synthetic_sample["shards"]),
         "quasi_identifiers": ", ".join(protection["quasi_identifiers"]) or "(none)", "table_format": table_format,
-        "escape_formulas": options.escape_formulas, **audit_facts(manifest["options"]),
+        "escape_formulas": options.escape_formulas, "csv_dialect": real.attrs.get("csv_dialect") or {},
+        **audit_facts(manifest["options"]),
     })
 
 

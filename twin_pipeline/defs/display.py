@@ -47,7 +47,7 @@ def heatmap_markdown(panels: Mapping[str, pd.DataFrame]) -> str:
     first = next(iter(panels.values()))
     if first.empty:
         return "_no variable pairs to correlate_"
-    return images_markdown({title: plots.heatmap_plot(matrix, title) for title, matrix in panels.items()})
+    return images_markdown(plots.heatmap_plots({title: (matrix, 1.0) for title, matrix in panels.items()}))
 
 
 def inline_figures(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: str | None = None,

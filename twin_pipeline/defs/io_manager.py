@@ -54,7 +54,8 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
         values = {next(iter(parts)): obj} if len(parts) == 1 else obj
         table_format = _plain(context.output_metadata.get("table_format"))
         escape = _plain(context.output_metadata.get("escape_formulas"))
-        written = {part: self._write(values[part], folder / name, table_format, escape is not False)
+        dialect = _plain(context.output_metadata.get("csv_dialect"))  # the upload's separator and encoding
+        written = {part: self._write(values[part], folder / name, table_format, escape is not False, dialect)
                    for part, name in parts.items()}
         hashes = {path.name: sha256_file(path) for path in written.values()}
         head = self.audit_trail.record(context, folder, hashes)
@@ -68,7 +69,8 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
         })
 
     @staticmethod
-    def _write(value: Any, target: Path, table_format: str | None, escape_formulas: bool) -> Path:
+    def _write(value: Any, target: Path, table_format: str | None, escape_formulas: bool,
+               dialect: dict | None = None) -> Path:
         if isinstance(value, (pd.DataFrame, ShardedTable)):
             if target.suffix == ".csv" and table_format == "parquet":
                 target = target.with_suffix(".parquet")
@@ -76,8 +78,8 @@ class PortfolioIOManager(dg.ConfigurableIOManager):
                 if stale != target:
                     stale.unlink(missing_ok=True)
             if isinstance(value, ShardedTable):
-                return merge_shards(value.folder, target, escape_formulas)
-            return write_frame(value, target, escape_formulas)
+                return merge_shards(value.folder, target, escape_formulas, dialect)
+            return write_frame(value, target, escape_formulas, dialect)
         return write_json(value, target)
 
     def load_input(self, context: dg.InputContext) -> Any:

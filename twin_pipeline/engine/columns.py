@@ -20,6 +20,9 @@ DATE_FORMATS = (
     ("%Y-%m-%d", "D"), ("%Y-%m-%d %H:%M:%S", "s"), ("%Y-%m-%dT%H:%M:%S", "s"), ("%Y/%m/%d", "D"),
     ("%d/%m/%Y", "D"), ("%m/%d/%Y", "D"), ("%d.%m.%Y", "D"), ("%d-%m-%Y", "D"), ("%b-%Y", "M"), ("%b-%y", "M"),
     ("%B %Y", "M"), ("%Y-%m", "M"), ("%m/%Y", "M"), ("%Y%m%d", "D"), ("%d-%b-%Y", "D"), ("%d %b %Y", "D"),
+    # exports seen at banks: ISO times in UTC from an API, minutes without seconds, Oracle's 09-APR-23
+    ("%Y-%m-%dT%H:%M:%SZ", "s"), ("%Y-%m-%d %H:%M", "s"), ("%d/%m/%Y %H:%M", "s"), ("%m/%d/%Y %H:%M", "s"),
+    ("%d.%m.%Y %H:%M", "s"), ("%d-%b-%y", "D"), ("%b %d, %Y", "D"),
 )
 
 
@@ -37,6 +40,7 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     return None, None
 
 
+SCREEN_ROWS = 100
 DECIMAL_COMMA = str.maketrans(",.", ".,")  # "1.200,50" <-> "1,200.50"
 ACCOUNTING_NEGATIVE = re.compile(r"^\((?P<prefix>[^\d()-]*?)(?P<rest>\d[^()]*)\)$")  # "(1,234.56)", "($9.50)"
 NUMBER_TEXT = re.compile(r"^(?P<prefix>[^\w+-]*?)(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[^\d]*)$")
@@ -49,7 +53,9 @@ def detect_number_format(values: pd.Series) -> dict | None:
     The prefix may hold symbols only (a currency sign, spaces): "customer 0042" is a label, not a number.
     A column read both ways ("1,200" only) takes the comma as a thousands separator.
     """
-    text = values.astype(str)
+    text = pd.Series(values.astype(str).unique(), dtype=object)  # the format depends on the distinct texts only
+    if (text.str.len() - text.str.lstrip().str.len()).nunique() > 1:  # right-aligned ("    2,034.48"): padding
+        text = text.str.strip()  # is no prefix (a constant one, " 36 months", is)
     bracketed = text.str.match(ACCOUNTING_NEGATIVE).any()
     text = _signed(text) if bracketed else text
     found = _number_format(text)
@@ -69,6 +75,8 @@ def _signed(text: pd.Series) -> pd.Series:
 
 
 def _number_format(text: pd.Series) -> dict | None:
+    if any(NUMBER_TEXT.search(value) is None for value in text.iloc[:SCREEN_ROWS]):
+        return None  # a text column is mostly ruled out on its first values, before the extract of every one
     parts = text.str.extract(NUMBER_TEXT)
     if text.empty or parts["number"].isna().any() or parts["prefix"].nunique() != 1 or parts["suffix"].nunique() != 1:
         return None
@@ -87,7 +95,7 @@ def is_amount_format(number_format: dict | None) -> bool:
 
 
 def parse_number_text(values: pd.Series, number_format: dict) -> np.ndarray:
-    text = values.astype(str)
+    text = values.astype(str).str.strip()
     if number_format.get("negatives") == "brackets":
         text = _signed(text)
     if number_format.get("decimal") == ",":

@@ -79,17 +79,17 @@ def redraw_in_hierarchies(
             group = _group_labels(out[column], level)
             merged = group.map(out[column].groupby(group).nunique(dropna=False)).to_numpy(dtype=float)
             row_loss = (merged - 1) / (domain - 1)
-            moves.append((round(float(row_loss.mean()) * bits, 1), column, group, row_loss))
+            moves.append((round(float(row_loss.mean()) * bits, 1), column, column_codes(group), row_loss))
+    codes = {c: column_codes(out[c]) for c in columns}  # kept up to date: a move changes one column
     while moves:
-        codes = {c: column_codes(out[c]) for c in columns}
         rare = group_sizes(combine_codes([*codes.values(), *fixed], n)) < k
         if not rare.any():
             break
         least = min(move[0] for move in moves)
         trials = []
         for move in [m for m in moves if m[0] == least]:
-            _, column, group, _ = move
-            keys = combine_codes([*(codes[c] for c in columns if c != column), *fixed, column_codes(group)], n)
+            _, column, group_codes, _ = move
+            keys = combine_codes([*(codes[c] for c in columns if c != column), *fixed, group_codes], n)
             target = _representatives(keys, codes[column][0], rare, out[column].notna().to_numpy(), k, rng)
             trials.append((int((target >= 0).sum()), move, target))
         _, move, target = max(trials, key=lambda trial: trial[0])  # the move that fixes the most rows
@@ -99,6 +99,7 @@ def redraw_in_hierarchies(
         if moved.any():
             values = np.asarray(pd.factorize(out[column], use_na_sentinel=False)[1], dtype=object)
             out[column] = out[column].mask(moved, pd.Series(values[np.maximum(target, 0)], index=out.index))
+            codes[column] = column_codes(out[column])
             changed[column] |= moved
             loss[column] = np.where(moved, row_loss, loss[column])
     return out, changed, loss

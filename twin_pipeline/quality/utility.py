@@ -174,13 +174,19 @@ def tstr(train: pd.DataFrame, twin: pd.DataFrame, holdout: pd.DataFrame, primary
     `twin` must come from a model fitted on `train` only, or the held-out rows leak into it. Returns
     {"skipped": reason} when there is no target or too little to learn from.
     """
-    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime first, so the limit below applies to it
     from threadpoolctl import threadpool_limits
 
+    load_model()  # loads the OpenMP runtime first, so the limit below applies to it
     # One thread: on tables this size OpenMP's start-up per tree costs more than it saves, and on a busy
     # machine two spinning threads made a fit 15x slower than one.
     with threadpool_limits(THREADS):
         return _tstr(train, twin, holdout, primary_key, column_kinds, target, seed)
+
+
+def load_model() -> None:
+    """Import scikit-learn's gradient boosting (a third of a second: a caller with a process to spare loads it
+    early)."""
+    import sklearn.ensemble  # noqa: F401
 
 
 def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict:

@@ -92,11 +92,15 @@ def correlation_panels(comparison: _Comparison) -> dict[str, pd.DataFrame]:
     return {"real": real, "twin": twin, "twin − real": twin - real}
 
 
-def heatmap_image(title: str, matrix: pd.DataFrame, image_format: str = "svg") -> bytes:
-    """A labelled correlation heatmap; the difference panel ('−' in its title) on the narrower colour scale."""
-    limit = DIFFERENCE_LIMIT if "−" in title else 1.0
-    label = f"{title} (colour full at ±{limit:g})" if limit != 1.0 else title
-    return plots.heatmap_plot(matrix, f"Pearson correlation: {label}", limit, image_format)
+def heatmap_images(panels: Mapping[str, pd.DataFrame], image_format: str = "svg") -> dict[str, bytes]:
+    """{name: labelled correlation heatmap} for `correlation_panels`; the difference panel ('−' in its name) on the
+    narrower colour scale."""
+    limits = {name: DIFFERENCE_LIMIT if "−" in name else 1.0 for name in panels}
+    titles = {name: f"Pearson correlation: {name}" + (f" (colour full at ±{limits[name]:g})" if limits[name] != 1.0
+                                                       else "") for name in panels}
+    pictures = plots.heatmap_plots({titles[name]: (matrix, limits[name]) for name, matrix in panels.items()},
+                                   image_format)
+    return {name: pictures[titles[name]] for name in panels}
 
 
 COLUMNS_PER_TASK = 4  # column plots handed to a helper process at a time
@@ -239,10 +243,10 @@ def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: 
     # The largest pictures last: a helper free early takes them first.
     tasks = ([(_draw_columns, (group, image_format)) for group in groups]
              + [(plots.tail_plot, (quality.get("tail_risk") or {}, image_format))]
-             + [(heatmap_image, (title, matrix, image_format)) for title, matrix in panels.items()])
+             + [(heatmap_images, (panels, image_format))] * bool(panels))
     drawn = _shared(tasks, helper)
     return Figures(columns={name: image for group in drawn[:len(groups)] for name, image in group},
-                   heatmaps=dict(zip(panels, drawn[len(groups) + 1:])), tails=drawn[len(groups)],
+                   heatmaps=drawn[len(groups) + 1] if panels else {}, tails=drawn[len(groups)],
                    scored=len(comparison.plan))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import matplotlib
@@ -196,26 +197,34 @@ def _shares(series: pd.Series) -> pd.Series:
         ascending=False, kind="stable")  # values written alike (1 and "1") are one label
 
 
-def heatmap_plot(matrix: pd.DataFrame, title: str, limit: float = 1.0, image_format: str = "png") -> bytes:
-    """One labelled correlation matrix, coloured -limit blue .. 0 white .. +limit red, with its colour bar;
-    cells are large enough for their row and column names to be read at full size. The margins are sized from
-    the longest label, so the figure is drawn once (a tight crop would draw it twice)."""
+def heatmap_plots(panels: Mapping[str, tuple[pd.DataFrame, float]], image_format: str = "png") -> dict[str, bytes]:
+    """{title: picture} for {title: (matrix, limit)}, matrices over the same columns: each coloured -limit blue ..
+    0 white .. +limit red, with its colour bar; cells large enough for their row and column names to be read at
+    full size. One figure, sized for the longest label and title (so it is drawn once: a tight crop would draw it
+    twice), takes each panel's cells, colour scale and title in turn: its 2 x n labelled ticks, most of a
+    heatmap's drawing time, are built once."""
+    matrix = next(iter(panels.values()))[0]
     size = len(matrix)
     labels = [short(name) for name in matrix.columns]
     grid = max(2.6, CELL_INCHES * size)  # the cells, in inches (a few columns still read at full size)
     label = LABEL_INCHES_PER_CHARACTER * max(len(text) for text in labels) + 0.15
     # Colour bar on the right and the title on top (room for all of it: it starts at the cells' left edge).
-    width, height = label + max(grid + 0.9, 0.075 * len(title)), label + grid + 0.35
+    width, height = label + max(grid + 0.9, 0.075 * max(map(len, panels))), label + grid + 0.35
     figure = Figure(figsize=(width, height))
     axes = figure.add_axes((label / width, label / height, grid / width, grid / height))
-    image = axes.imshow(matrix.to_numpy(float), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit),
+    image = axes.imshow(matrix.to_numpy(float), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -1.0, 1.0),
                         interpolation="nearest")
     axes.set_xticks(range(size), labels, rotation=90, fontsize=7)
     axes.set_yticks(range(size), labels, fontsize=7)
-    axes.set_title(title, fontsize=10, loc="left")
     bar = figure.add_axes(((label + grid + 0.12) / width, label / height, 0.14 / width, grid / height))
     figure.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
-    return encode(figure, image_format)
+    pictures = {}
+    for title, (matrix, limit) in panels.items():
+        image.set_data(matrix.to_numpy(float))
+        image.set_norm(TwoSlopeNorm(0.0, -limit, limit))  # the colour bar follows
+        axes.set_title(title, fontsize=10, loc="left")
+        pictures[title] = encode(figure, image_format)
+    return pictures
 
 
 def tail_plot(tail_risk: dict, image_format: str = "png") -> bytes | None:
