@@ -44,21 +44,23 @@ def tail_report(real: pd.DataFrame, synthetic: pd.DataFrame, primary_key: str | 
     columns = chosen if len(chosen) >= 2 else numeric
     if len(columns) < 2:
         return {"pairs": [], "max_tail_dependence_gap": None}
-    spearman = real[columns].corr(method="spearman").abs().fillna(0.0).to_numpy()
+    # Pairwise complete rows, as a pair's own correlation would use: one matrix serves every pair's sign too.
+    rho = real[columns].corr(method="spearman").fillna(0.0).to_numpy()
+    spearman = np.abs(rho)
     upper = np.triu_indices(len(columns), 1)
     strongest = np.argsort(-spearman[upper])[:MAX_PAIRS if len(chosen) >= 2 else top_pairs]
     pairs, gaps = [], []
     for index in strongest:
         first, second = columns[upper[0][index]], columns[upper[1][index]]
         rows = {"real": real[[first, second]].dropna(), "twin": synthetic[[first, second]].dropna()}
-        sign = np.sign(real[[first, second]].corr(method="spearman").iloc[0, 1]) or 1.0
+        sign = np.sign(rho[upper][index]) or 1.0
         entry = {"columns": [first, second], "spearman": round(float(sign * spearman[upper][index]), 4)}
+        ranks = {name: (_ranks(frame[first].to_numpy(float)), _ranks(sign * frame[second].to_numpy(float)))
+                 for name, frame in rows.items()}  # ranked once for every level
         for q in levels:
             for side in ("lower", "upper"):
                 entry[f"{side}_{q}"] = {}
-            for name, frame in rows.items():
-                u = _ranks(frame[first].to_numpy(float))
-                v = _ranks(sign * frame[second].to_numpy(float))
+            for name, (u, v) in ranks.items():
                 lower, upper_tail = _tail(u, v, q)
                 entry[f"lower_{q}"][name], entry[f"upper_{q}"][name] = round(lower, 4), round(upper_tail, 4)
             gaps += [abs(entry[f"{side}_{q}"]["real"] - entry[f"{side}_{q}"]["twin"]) for side in ("lower", "upper")]

@@ -234,8 +234,10 @@ def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: 
          image_format: str = "svg") -> Figures:
     """Every picture of the page: a plot per column the quality report scores, the heatmaps and the tail
     dependence, drawn here or shared with a `helper` executor (see `_shared`). Needs the quality report's
-    column scores and tail figures, not the holdout reference: the page's captions carry those."""
-    comparison = _Comparison(real, twin, primary_key, column_kinds)
+    column scores and tail figures, not the holdout reference: the page's captions carry those. Columns are read
+    as the quality report typed them (its `column_types`; `column_kinds` when it has none), so each plot shows
+    what was scored and no column is detected twice."""
+    comparison = _Comparison(real, twin, primary_key, quality.get("column_types") or column_kinds)
     panels = correlation_panels(comparison) if len(comparison.numeric) > 1 else {}
     shown = [(name, plots.distribution(comparison.real[name], comparison.synthetic[name], comparison.plan[name]))
              for name in column_scores(quality) if name in comparison.plan]
