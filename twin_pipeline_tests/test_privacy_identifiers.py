@@ -128,3 +128,18 @@ def test_long_account_numbers_and_a_repeating_customer_number_are_replaced_never
         assert not set(twin[column]) & set(table[column]), column
     assert twin["customer_id"].str.fullmatch(r"C\d{7,}").all()
     assert twin["iban"].str.len().eq(22).all()
+
+
+def test_national_ids_are_direct_identifiers_by_name():
+    """A Spanish DNI ("12345678Z") matches no value pattern and has no key name: a customer with five loans had
+    their real DNI written into the twin."""
+    rng = np.random.default_rng(2)
+    table = overdraft_table(2, 1000)
+    people = [f"{rng.integers(10**7, 10**8)}{rng.choice(list('TRWAGMYFPDXBNJZSQVHLCKE'))}" for _ in range(700)]
+    table["dni"] = rng.permutation(people * 2)[:1000]
+    table.loc[:5, "dni"] = people[0]  # one customer, six loans
+    assert detect_direct_identifiers(table)["dni"]["kind"] == "national id"
+    options = CloneOptions()
+    engine = pipeline.fit_model(table, options)
+    twin = pipeline.protect(engine.sample(2000, seed=1), table, engine, options)[0]
+    assert not set(twin["dni"]) & set(table["dni"]) and twin["dni"].str.fullmatch(r"\d{8}[A-Z]").all()

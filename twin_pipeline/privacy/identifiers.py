@@ -40,6 +40,8 @@ _NAME_WORDS = {
                     [({"card", "cc"}, {"number", "no", "num", "nr"})]),
     "account number": ({"iban", "bban", "accountnumber", "acctno"},
                        [({"account", "acct", "acc"}, {"number", "no", "num", "nr"})]),
+    "national id": ({"nationalid", "dni", "nie", "passport", "taxid", "tin", "cpf", "pesel", "personnummer", "bsn",
+                     "steuerid"}, [({"national", "tax", "passport", "personal", "identity"}, {"id", "number", "no", "nr"})]),
     "street address": ({"address", "street", "streetaddress", "addressline"}, []),
     "full name": ({"name", "fullname", "firstname", "lastname", "surname", "forename", "givenname"}, []),
 }
