@@ -228,3 +228,39 @@ def test_tail_risk_covers_amounts_written_as_text(tmp_path):
     assert main(["clone", str(source), "--out", str(tmp_path / "out")]) == 0
     pairs = json.loads((tmp_path / "out" / "quality_report.json").read_text())["tail_risk"]["pairs"]
     assert {"Amount", "Fee"} in [set(pair["columns"]) for pair in pairs]
+
+
+def test_a_failed_clone_leaves_no_helper_process_behind(tmp_path):
+    """The clone's helper process starts before the table is read; a clone that fails ends without waiting for
+    it, and it must end too (blocked on its task queue, it once lived on after every failed command)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with open(tmp_path / "stderr.txt", "w") as stderr:  # a file, not a pipe a lingering helper would hold open
+        command = subprocess.Popen([sys.executable, "-m", "twin_pipeline.cli", "clone", str(tmp_path / "missing.csv"),
+                                    "--out", str(tmp_path / "out")], stderr=stderr, start_new_session=True,
+                                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert command.wait(timeout=120) == 2
+    assert "file not found" in (tmp_path / "stderr.txt").read_text()
+
+    def session() -> list[str]:  # processes still in the command's session (Linux /proc; its id is its pid)
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == command.pid and fields[0] != "Z":
+                alive.append(stat.parent.name)
+        return alive
+
+    deadline = time.monotonic() + 10
+    while session() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    leftover = session()
+    for pid in leftover:  # end them, so a failure leaves no process behind either
+        os.kill(int(pid), 9)
+    assert leftover == []
