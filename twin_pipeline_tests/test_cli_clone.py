@@ -1,11 +1,14 @@
 """`twin clone` end to end: the protected twin, its model and both reports, with the guarantees recounted."""
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
 from twin_pipeline.cli import main
+from twin_pipeline_tests import shapes
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +231,21 @@ def test_tail_risk_covers_amounts_written_as_text(tmp_path):
     assert main(["clone", str(source), "--out", str(tmp_path / "out")]) == 0
     pairs = json.loads((tmp_path / "out" / "quality_report.json").read_text())["tail_risk"]["pairs"]
     assert {"Amount", "Fee"} in [set(pair["columns"]) for pair in pairs]
+
+
+def test_the_command_as_a_process_finishes_its_outputs_and_exit_code(tmp_path):
+    """`twin clone` as a process skips the interpreter's teardown when it succeeds (cli.run): its last line is
+    printed, its files are whole, and a failure still exits with its code. Neither leaves a helper process behind:
+    one would hold the output pipes open and the run would time out."""
+    source = tmp_path / "overdraft.csv"
+    shapes.overdraft_table().to_csv(source, index=False)
+    command = [sys.executable, "-m", "twin_pipeline.cli", "clone"]
+    done = subprocess.run(command + [str(source), "--out", str(tmp_path / "out"), "--scale", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().splitlines()[-1].split()[0] == "report"  # the summary's last line, flushed
+    assert len(pd.read_csv(tmp_path / "out" / "synthetic.csv")) == 900
+    assert json.loads((tmp_path / "out" / "clone.json").read_text())["options"]
+    failed = subprocess.run(command + [str(tmp_path / "missing.csv"), "--out", str(tmp_path / "none")],
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "file not found" in failed.stderr
