@@ -11,7 +11,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 import weakref
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -332,25 +331,13 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     # CSV only the shard files: one forked helper process does them beside the main line (fit, sample, protect,
     # report), so a second core takes them off the clone's wall time, and shares the pictures with it once free.
     # It starts now, loading scikit-learn while this process reads the table. Same inputs, same figures.
-    helper = ProcessPoolExecutor(1, initializer=_end_with, initargs=(os.getpid(),))
+    helper = ProcessPoolExecutor(1)
     helper.submit(_load_evaluation)
     try:
         return _clone_with(source, out_dir, options, progress, audit, helper)
     except BaseException:
         helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
         raise
-
-
-def _end_with(parent: int) -> None:
-    """In the helper: end when the clone's process has ended. A failed clone exits without waiting for it
-    (cli.run), and a worker blocked on its task queue would never see that queue close: it holds the queue's
-    writing end too."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def _load_evaluation() -> None:
