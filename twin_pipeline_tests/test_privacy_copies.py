@@ -133,3 +133,24 @@ def test_a_key_not_named_as_the_primary_key_does_not_hide_copied_records():
     assert report["exact_copies"]["rare_record_copies_found"] > 0 and not (shared_by < 5).any()
     audit = pipeline.privacy_audit(real, options)
     assert "loan_id" not in audit["secrets"] + audit["known_columns"]
+
+
+def test_replacements_keep_the_outcome_on_the_profiles_that_carry_it():
+    """On a small all-discrete table the rows a rule removes are the risky profiles seen on fewer than k real rows
+    (overdrawn, young, long overdraft): replacements that kept only each column's share put the overdrawn rows on
+    safe profiles and turned the relation around. The outcome's share within each value of the other columns is
+    kept, so the risky profiles stay riskier."""
+    from twin_pipeline.options import CloneOptions
+    from twin_pipeline.pipeline import fit_model
+    from twin_pipeline_tests.shapes import overdraft_table
+
+    real = overdraft_table(0)
+    engine = fit_model(real, CloneOptions())
+    twin = engine.sample(4_500, seed=1)
+    draws = iter(range(2, 100))
+    safe, report = replace_disclosive_copies(twin, real, lambda n: engine.sample(n, seed=next(draws)))
+    assert report["rows_replaced"] > 500  # the rule does bite here
+    overdrawn = safe["overdrawn"] == "yes"
+    for risky in (safe["age"] < 20, safe["days"] >= 60):  # both raise the real rate (shapes.overdraft_table)
+        assert overdrawn[risky].mean() > overdrawn[~risky].mean() + 0.03
+    assert abs(overdrawn.mean() - (real["overdrawn"] == "yes").mean()) < 0.02
