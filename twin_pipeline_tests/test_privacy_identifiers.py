@@ -143,3 +143,31 @@ def test_national_ids_are_direct_identifiers_by_name():
     engine = pipeline.fit_model(table, options)
     twin = pipeline.protect(engine.sample(2000, seed=1), table, engine, options)[0]
     assert not set(twin["dni"]) & set(table["dni"]) and twin["dni"].str.fullmatch(r"\d{8}[A-Z]").all()
+
+
+def _iban(rng) -> str:
+    body = "".join(map(str, rng.integers(0, 10, 18)))  # bank code + account number
+    check = 98 - int(body + "131400") % 97  # "DE00" moved to the end, D = 13, E = 14
+    return f"DE{check:02d}{body}"
+
+
+def test_fresh_ibans_and_phones_keep_what_every_real_one_shares_and_pass_the_check():
+    """A German book's IBANs all start "DE" and its phones "+49": fresh values keep them (drawn at random they
+    read "NY26..."), and IBANs pass the mod-97 check a bank system applies on load. Never a real value."""
+    from twin_pipeline.engine.keys import iban_valid
+
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"iban": [_iban(rng) for _ in range(500)],
+                         "phone": [f"+49 1{a:02d} {b:07d}" for a, b in zip(rng.integers(50, 80, 500),
+                                                                            rng.integers(0, 9_999_999, 500))]})
+    assert iban_valid(real["iban"]).all()
+    found = detect_direct_identifiers(real)
+    assert found["iban"]["kind"] == "account number"
+    for column in ("iban", "phone"):
+        fresh = pd.Series(fresh_values(identifier_format(real[column], found[column]["kind"]), 2_000, rng))
+        assert not fresh.isin(set(real[column])).any()
+        assert fresh.nunique() > 1_900  # still drawn, not copied: only the shared characters are fixed
+        if column == "iban":
+            assert fresh.str.fullmatch(r"DE\d{20}").all() and iban_valid(fresh).all()
+        else:
+            assert fresh.str.fullmatch(r"\+49 1\d\d \d{7}").all()

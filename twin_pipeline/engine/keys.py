@@ -118,15 +118,20 @@ def fresh_values(fmt: dict, count: int, rng: np.random.Generator) -> np.ndarray:
     if kind == "street address":
         numbers = rng.integers(1, 9999, count).astype(str).astype(object)
         return numbers + " " + rng.choice(np.array(_STREETS, dtype=object), count) + " Street"
-    values = _from_shapes(fmt["shapes"], fmt["weights"], count, rng)
+    values = _from_shapes(fmt["shapes"], fmt["weights"], count, rng, fmt.get("fixed"))
     if fmt.get("luhn"):
         values = np.array([_with_check_digit(value) for value in values], dtype=object)
+    if fmt.get("iban"):
+        values = np.array([_with_iban_check(value) for value in values], dtype=object)
     if fmt.get("numeric"):
         return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
     return values
 
 
-def _from_shapes(shapes: list[str], weights: list[float], count: int, rng: np.random.Generator) -> np.ndarray:
+def _from_shapes(shapes: list[str], weights: list[float], count: int, rng: np.random.Generator,
+                 fixed: list[dict[str, str]] | None = None) -> np.ndarray:
+    """Values drawn from character shapes (9 a digit, a / A a letter); `fixed[i]` writes the characters shape i's
+    real values all share ({position: character}) as they are."""
     chosen = rng.choice(len(shapes), count, p=np.asarray(weights) / np.sum(weights))
     out = np.empty(count, dtype=object)
     for index in np.unique(chosen):
@@ -140,6 +145,8 @@ def _from_shapes(shapes: list[str], weights: list[float], count: int, rng: np.ra
         first_digit = np.argmax(shape == "9") if (shape == "9").any() else None
         if first_digit is not None and shape[0] == "9":  # no leading zero: numbers stay numbers, IINs start 1-9
             grid[:, first_digit] = rng.choice(list("123456789"), len(rows))
+        for position, character in (fixed[index] if fixed else {}).items():
+            grid[:, int(position)] = character
         out[rows] = ["".join(row) for row in grid]
     return out
 
@@ -154,6 +161,23 @@ def _luhn_sum(digits: list[int]) -> int:
 
 def luhn_valid(values: pd.Series) -> pd.Series:
     return values.map(lambda value: len(_digits(value)) >= 12 and _luhn_sum(_digits(value)) % 10 == 0)
+
+
+def _iban_remainder(value: str) -> int:
+    """ISO 13616: the IBAN without spaces, its first four characters moved to the end, letters as 10-35, mod 97."""
+    compact = value.replace(" ", "")
+    return int("".join(str(int(c, 36)) for c in compact[4:] + compact[:4])) % 97
+
+
+def iban_valid(values: pd.Series) -> pd.Series:
+    return values.map(lambda value: bool(re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9 ]{10,}", value))
+                      and _iban_remainder(value) == 1)
+
+
+def _with_iban_check(value: str) -> str:
+    """The IBAN with its check digits (third and fourth characters) set so that it passes the mod-97 check."""
+    check = 98 - _iban_remainder(value[:2] + "00" + value[4:])
+    return f"{value[:2]}{check:02d}{value[4:]}"
 
 
 def _with_check_digit(value: str) -> str:

@@ -3,7 +3,7 @@ name and by value pattern, and by default replaced by fresh values of the same f
 
 A direct identifier names one person by itself, so it is neither modelled nor protected statistically: the
 model keeps only its format (character shapes seen at least k times, e-mail domains shared by at least k
-people, whether card numbers pass the Luhn check), fresh values are minted from that format (engine/keys.py), and any fresh value
+people, whether card numbers pass the Luhn check and IBANs their mod-97 check, the characters every value shares), fresh values are minted from that format (engine/keys.py), and any fresh value
 that happens to equal a real one is drawn again. `--drop-identifiers` drops the columns instead.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from twin_pipeline.engine.keys import fresh_values, luhn_valid
+from twin_pipeline.engine.keys import fresh_values, iban_valid, luhn_valid
 from twin_pipeline.privacy.quasi_identifiers import name_tokens
 
 SAMPLE_ROWS = 5_000  # detection reads at most this many rows: a pattern is a property of the column
@@ -119,23 +119,41 @@ def identifier_format(series: pd.Series, kind: str, k: int = 5) -> dict:
     """What fresh values of this column need: character shapes (digit 9, letter a/A) seen at least k times, the
     e-mail domains at least k people share, Luhn-valid card numbers; never a real value."""
     values = _values(series)
-    shapes = (values.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[a-z]", "a", regex=True)
-              .str.replace(r"[A-Z]", "A", regex=True).value_counts())
+    shape_of = (values.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[a-z]", "a", regex=True)
+                .str.replace(r"[A-Z]", "A", regex=True))
+    shapes = shape_of.value_counts()
     common = shapes[shapes >= k].iloc[:MAX_SHAPES]
     if common.empty:
         common = shapes.iloc[:1].rename(lambda shape: re.sub(r"\S", lambda m: m.group() if m.group() in "9aA-@. "
                                                              else "9", shape))
     fmt = {"type": "format", "kind": kind, "shapes": list(common.index),
            "weights": (common / common.sum()).round(6).tolist(), "numeric": bool(pd.api.types.is_numeric_dtype(series))}
+    fixed = [_shared_characters(shape, values[shape_of == shape], k) for shape in common.index]
+    if any(fixed):
+        fmt["fixed"] = fixed
     if kind == "e-mail":
         domains = values.str.extract(r"@(.+)$")[0].str.lower().value_counts()
         fmt["domains"] = list(domains[domains >= k].index[:20]) or ["example.com"]
     if kind == "card number":
         fmt["luhn"] = bool(luhn_valid(values).mean() >= MATCH_SHARE)
+    if kind == "account number":
+        fmt["iban"] = bool(iban_valid(values).mean() >= MATCH_SHARE)
     if kind == "full name":
         fmt["upper"] = bool(values.str.isupper().mean() > 0.5)
         fmt["comma"] = bool(values.str.contains(",").mean() > 0.5)
     return fmt
+
+
+def _shared_characters(shape: str, values: pd.Series, k: int) -> dict[str, str]:
+    """{position: character} that every one of a shape's real values shares where the shape draws (a German
+    IBAN's "DE", a phone's "+49"), kept in fresh values: common to at least k distinct values, they name no one,
+    and drawn at random they made "NY26..." of a book of German accounts. Empty below k distinct values."""
+    distinct = values.unique()
+    if len(distinct) < k:
+        return {}
+    chars = np.array([list(value) for value in distinct])
+    shared = (chars == chars[0]).all(axis=0) & np.isin(list(shape), list("9aA"))
+    return {str(position): str(chars[0, position]) for position in np.flatnonzero(shared)}
 
 
 def replace_real_values(twin: pd.DataFrame, real: pd.DataFrame, formats: dict[str, dict],
