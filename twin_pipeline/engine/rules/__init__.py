@@ -65,8 +65,7 @@ class RuleSet:
                 rule.note = f"holds on {rule.real_share:.2%} of the real rows: reported, not enforced"
             elif rule.kind == "range":
                 rule.enforced = True  # the marginals never leave the real range, which the rule contains
-            elif rule.kind == "order" and self._kept_through(rule):
-                through = self._kept_through(rule)
+            elif rule.kind == "order" and (through := self._kept_through(rule)):
                 rule.enforced, rule.note = True, f"kept by deriving {through.derived} through {through.text}"
             elif rule.kind == "fixed_when":
                 if rule.params["column"] in keep:

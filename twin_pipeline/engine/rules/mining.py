@@ -189,13 +189,14 @@ def mine_date_terms(dates: dict[str, np.ndarray], values: np.ndarray, names: lis
              and np.unique(values[np.isfinite(values[:, j]), j]).size >= 2]
     lengths = np.array([days or months * MONTH_DAYS for days, months in DATE_UNITS.values()])
     screen = np.unique(np.linspace(0, len(values) - 1, RATIO_ROWS).astype(int))  # rows the median is taken on
+    positive = values[np.ix_(screen, terms)]
+    positive[~(positive > 0)] = np.nan  # a gap per unit only where the term is positive
     rules = []
     for start, end in itertools.permutations(dates, 2):
         gap = (dates[end] - dates[start]) / DAY
         with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a column with no positive term: no median
-            x = values[np.ix_(screen, terms)]
-            per_unit = np.nanmedian(np.where(x > 0, gap[screen, None] / x, np.nan), axis=0)
+            per_unit = np.nanmedian(gap[screen, None] / positive, axis=0)
         for j, per in zip(terms, per_unit):
             near = [unit for unit, length in zip(DATE_UNITS, lengths) if 0.9 <= per / length <= 1.1]
             t = values[:, j]
