@@ -2,9 +2,10 @@
 name and by value pattern, and by default replaced by fresh values of the same format, never a real one.
 
 A direct identifier names one person by itself, so it is neither modelled nor protected statistically: the
-model keeps only its format (character shapes seen at least k times, e-mail domains shared by at least k
-people, whether card numbers pass the Luhn check and IBANs their mod-97 check, the characters every value shares), fresh values are minted from that format (engine/keys.py), and any fresh value
-that happens to equal a real one is drawn again. `--drop-identifiers` drops the columns instead.
+model keeps only its format (character shapes seen at least k times and the characters all their values share,
+e-mail domains shared by at least k people, whether card numbers pass the Luhn check and IBANs their mod-97
+check), fresh values are minted from that format (engine/keys.py), and any fresh value that happens to equal a
+real one is drawn again. `--drop-identifiers` drops the columns instead.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ def detect_direct_identifiers(df: pd.DataFrame, primary_key: str | None = None,
 
 
 def identifier_format(series: pd.Series, kind: str, k: int = 5) -> dict:
-    """What fresh values of this column need: character shapes (digit 9, letter a/A) seen at least k times, the
-    e-mail domains at least k people share, Luhn-valid card numbers; never a real value."""
+    """What fresh values of this column need: character shapes (digit 9, letter a/A) seen at least k times and
+    the characters their values all share, the e-mail domains at least k people share, Luhn-valid card numbers,
+    IBANs passing their check; never a real value."""
     values = _values(series)
     shape_of = (values.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[a-z]", "a", regex=True)
                 .str.replace(r"[A-Z]", "A", regex=True))
