@@ -47,7 +47,8 @@ _NAME_WORDS = {
     "national id": ({"nationalid", "dni", "nie", "passport", "taxid", "tin", "cpf", "pesel", "personnummer", "bsn",
                      "steuerid"}, [({"national", "tax", "passport", "personal", "identity"}, {"id", "number", "no", "nr"})]),
     "street address": ({"address", "street", "streetaddress", "addressline"}, []),
-    "full name": ({"name", "fullname", "firstname", "lastname", "surname", "forename", "givenname"}, []),
+    "full name": ({"name", "fullname", "firstname", "lastname", "surname", "forename", "givenname", "nachname",
+                   "vorname", "nom", "prenom", "prénom", "apellido", "apellidos", "nombre"}, []),
 }
 # A name word only names a person when the rest of the name is about a person ("NAME_FAMILY_STATUS" is not).
 _PERSON_WORDS = {"name", "full", "first", "last", "given", "family", "middle", "sur", "fore", "customer", "client",
