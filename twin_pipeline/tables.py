@@ -256,6 +256,17 @@ def _as_written(text: str, delimiter: str) -> list[str]:
     return [rows[0][i] for i in sorted(kept)]
 
 
+def as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table built in memory (a notebook's `pd.read_csv`) as `read_table` reads a file: lone-dash placeholders
+    blank and a totals row at the bottom left out. Without it a notebook's twin modelled the TOTAL row and
+    made a dashed amount column a category."""
+    frame = frame.copy()
+    for name in frame.columns[frame.dtypes == object]:
+        column = frame[name]
+        frame[name] = column.where(~column.astype(str).str.strip().isin(NO_VALUE))
+    return _without_totals(frame)
+
+
 def _without_totals(frame: pd.DataFrame) -> pd.DataFrame:
     """A spreadsheet export's totals row at the bottom ("TOTAL" in its first filled cell, the column sums beside
     it) is not a record: modelled, it put an amount 20,000 times the median into the twin's top tail. It is left
