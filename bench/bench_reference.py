@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from twin_pipeline import pipeline  # noqa: E402
 from twin_pipeline.options import CloneOptions, resolve_options  # noqa: E402
 from twin_pipeline.tables import read_table  # noqa: E402
-from twin_pipeline_tests.shapes import lending_table, narrow_table, overdraft_table  # noqa: E402
+from twin_pipeline_tests.shapes import lending_table, loan_book_table, narrow_table, overdraft_table  # noqa: E402
 
 SHARED = Path(os.environ.get("TWIN_SHARED_DATASETS", "/work/shared/datasets"))
 RESULTS = ROOT / "bench" / "results" / "reference.json"
@@ -32,6 +32,7 @@ TABLES = {  # the tables of bench_cli.py
     "tiny": lambda: overdraft_table(0),
     "narrow": lambda: narrow_table(0, 30_000),
     "wide": lambda: lending_table(0, 10_000),
+    "loans": lambda: loan_book_table(0),  # the reviewer's shape: 2 % default stepping with discrete columns
 }
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 # approval (yes / no); as a word, not a part ("majorcards" counts cards held).
 _WORD = r"(^|[^a-z]){}($|[^a-z])"  # the word itself, not part of another
 OUTCOME_PATTERNS = {"default": "default|ausfall", "status": "status", "approval": "approv", "bad": _WORD.format("bad"),
-                    "charged off": r"charged.?off", "written off": r"writ(ten|e).?off", "fraud": "fraud", "arrears": "arrears", "overdrawn": "overdr",
+                    "charged off": r"charged.?off", "written off": r"writ(ten|e).?off", "fraud": "fraud",
+                    "chargeback": r"charge.?back", "arrears": "arrears", "overdrawn": "overdr",
                     "delinquent": "delinq|dlq", "target": "target", "label": "label", "outcome": "outcome",
                     "card": _WORD.format("card")}
 MAX_CLASSES = 20  # a column with more values is not an outcome

@@ -7,6 +7,8 @@ no change is judged only on the tables it was tuned on.
   the business rules a credit analyst checks (balance <= loan_amount, balance 0 when Fully Paid,
   paid_total = principal + interest + fees, satisfactory <= open lines);
 * `mixed_table`: a medium table of every common kind for large-row runs;
+* `loan_book_table`: a reviewer-like loan book, 10,000 loans and 2 % default stepping up with grade E-G, a
+  60-month term and under 2 years in employment (mostly discrete columns, amounts rounded to thousands);
 * `mortgage_table`: a mortgage book with dates written as text, maturity = origination + term (calendar months),
   loan <= value and ltv = loan / value on 4 decimals, a rate and a default flag.
 
@@ -45,6 +47,20 @@ def narrow_table(seed: int = 0, n: int = 10_000) -> pd.DataFrame:
     p = 0.04 + 0.08 * (age < 30) + 0.05 * (product == "card")
     return pd.DataFrame({"age": age, "region": region, "product": product,
                          "default": (rng.random(n) < p).astype(int)})
+
+
+def loan_book_table(seed: int = 0, n: int = 10_000) -> pd.DataFrame:
+    """Loans whose rare default (2 %) steps with three discrete columns; purpose and region say nothing of it."""
+    rng = np.random.default_rng(seed)
+    grade = rng.choice(list("ABCDEFG"), n, p=[0.2, 0.25, 0.22, 0.15, 0.1, 0.05, 0.03])
+    term = rng.choice([36, 60], n, p=[0.7, 0.3])
+    years = rng.integers(0, 11, n)
+    risk = 1 + 3 * np.isin(grade, ["E", "F", "G"]) + 1.5 * (term == 60) + 2 * (years < 2)
+    return pd.DataFrame({"grade": grade, "term": term,
+                         "purpose": rng.choice(["car", "home", "debt", "card", "other"], n, p=[0.2, 0.15, 0.35, 0.2, 0.1]),
+                         "emp_years": years, "region": rng.choice(["N", "S", "E", "W"], n),
+                         "amount": np.clip(np.round(np.exp(rng.normal(9.3, 0.6, n)), -3), 1000, 40000),
+                         "default": (rng.random(n) < risk / risk.mean() * 0.02).astype(int)})
 
 
 def lending_table(seed: int = 0, n: int = 5_000) -> pd.DataFrame:

@@ -173,7 +173,7 @@ def test_a_model_stores_each_kinds_own_fields_and_a_model_written_with_every_fie
     model = engine.to_dict()
     stored = {column["name"]: set(column) - {"name", "kind", "dtype", "null_rate"} for column in model["columns"]}
     assert stored["grade"] == set() and stored["defaulted"] == set()
-    assert stored["issue_d"] == {"date_format", "date_resolution"} and stored["loan_id"] == {"id_pattern"}
+    assert stored["issue_d"] == {"date_format", "date_resolution", "utc_offsets"} and stored["loan_id"] == {"id_pattern"}
     assert stored["country"] == {"value"} and stored["copy"] == {"copy_of"}
     assert stored["income"] == {"decimals", "number_format", "rounding", "bounds"}
     older = {**model, "columns": [{**OLD_COLUMN_FIELDS, **column} for column in model["columns"]]}
@@ -225,3 +225,25 @@ def test_right_aligned_amounts_are_numbers():
     spec = detect_spec(values)
     assert spec.kind == "continuous" and spec.number_format["prefix"] == ""
     assert np.allclose(spec.typed(values), values.str.replace(",", "").astype(float))
+
+
+def test_times_with_a_utc_offset_are_dates_written_with_the_offset_in_force(tmp_path):
+    """A card system writes local times with their offset ("2024-03-03T15:39:13+01:00", "+02:00" in summer): the
+    column was a category of unique values, every twin row "Other". Modelled as UTC, each twin time is written
+    with the offset in force then, so the zone's switch to summer time is kept."""
+    from twin_pipeline.engine import GaussianCopulaEngine
+
+    rng = np.random.default_rng(5)
+    stamps = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 300 * 86400, 3000), "s")
+    local = stamps.tz_convert("Europe/Berlin")
+    real = pd.DataFrame({"txn_ts": [t.isoformat() for t in local], "amount_cents": rng.integers(100, 90000, 3000)})
+    engine = GaussianCopulaEngine().fit(real)
+    assert engine.describe()["txn_ts"]["kind"] == "datetime"
+    twin = engine.sample(6000, seed=1)
+    assert twin["txn_ts"].str.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0[12]:00").all()
+    instants = pd.to_datetime(twin["txn_ts"], utc=True)
+    berlin = instants.dt.tz_convert("Europe/Berlin").map(lambda t: t.isoformat())
+    assert (berlin == twin["txn_ts"]).mean() > 0.995  # the offset in force, except within hours of a switch
+    assert twin["txn_ts"].str.endswith("+02:00").mean() == pytest.approx(real["txn_ts"].str.endswith("+02:00").mean(),
+                                                                      abs=0.03)
+    assert instants.min() >= stamps.min() - pd.Timedelta(days=2) and instants.max() <= stamps.max() + pd.Timedelta(days=2)

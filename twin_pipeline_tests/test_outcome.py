@@ -58,3 +58,9 @@ def test_a_write_off_flag_and_a_german_default_are_outcomes():
                           "collector": ["a", "b", "c"] * 10})
     assert outcome_column(frame)[0] == "written_off"
     assert outcome_column(pd.DataFrame({"ausfall": ["ja", "nein"] * 5, "stadt": ["K", "M"] * 5}))[0] == "ausfall"
+
+
+def test_a_card_extracts_chargeback_is_the_outcome():
+    """A card-transactions extract's 0.3 % chargebacks had no TSTR and no inferred secret."""
+    frame = pd.DataFrame({"mcc": [5411, 5812, 7995] * 10, "amount_cents": range(30), "Charge-Back": [0, 0, 1] * 10})
+    assert outcome_column(frame)[0] == "Charge-Back"

@@ -22,6 +22,9 @@ def test_public_samples():
     "DAYS_BIRTH", "dateOfBirth", "CODE_GENDER", "NAME_FAMILY_STATUS", "CNT_CHILDREN", "MonthlyIncome",
     "NumberOfDependents", "personal_status_sex", "Race", "ethnicity", "occupation", "employer", "region",
     "marital_status", "YearsEmployed", "education_level",
+    # a European bank's export: German, French and Spanish headers, umlauts one word
+    "Geburtsdatum", "Ort", "PLZ", "Geschlecht", "Familienstand", "Staatsangehörigkeit", "Nettoeinkommen",
+    "date_de_naissance", "code_postal", "fecha_nacimiento", "ingresos", "sexo",
 ])
 def test_names_of_quasi_identifiers(name):
     df = pd.DataFrame({name: ["a", "b", "c"] * 10})
@@ -30,7 +33,7 @@ def test_names_of_quasi_identifiers(name):
 
 @pytest.mark.parametrize("name", [
     "customer_id", "id", "mortgage", "loan_amnt", "int_rate", "Time", "Records", "Status", "purpose",
-    "usage", "employer_id",
+    "usage", "employer_id", "Kreditbetrag", "Zinssatz", "Laufzeit_Monate", "Vertragsdatum", "Größe_Betrieb",
 ])
 def test_names_that_are_not_quasi_identifiers(name):
     df = pd.DataFrame({name: ["a", "b", "c"] * 10})

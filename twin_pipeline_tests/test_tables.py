@@ -144,3 +144,40 @@ def test_a_semicolon_latin_1_or_bom_export_is_written_back_in_its_own_dialect(tm
         assert written.startswith(start) and written.count(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
         twin = pd.read_csv(tmp_path / name / "synthetic.csv", sep=sep, encoding=encoding)
         assert set(twin["stadt"]) <= {"München", "Köln", "Genève"} and twin["einkommen"].str.fullmatch(r"\d+,\d{2}").all()
+
+
+@pytest.mark.parametrize("dialect", [None, {"sep": ";", "encoding": "utf-8-sig"}, {"sep": "\t", "encoding": "cp1252"}])
+def test_a_twin_is_written_byte_for_byte_as_pandas_writes_it(tmp_path, dialect):
+    """Most twins go through Arrow's CSV writer (tables._arrow_columns): every kind of cell must read as pandas
+    would have written it (floats as Python writes them, whole ones with ".0", tiny and huge ones in exponent form,
+    missing values empty, flags True/False), and a frame Arrow cannot write exactly goes to pandas."""
+    import csv
+
+    from twin_pipeline.tables import formula_safe, to_csv
+
+    rng = np.random.default_rng(0)
+    n = 400
+    numbers = pd.DataFrame({
+        "amount": rng.normal(0, 1e4, n).round(2), "rate": rng.uniform(0, 1, n),
+        "spread": 10.0 ** rng.uniform(-7, 18, n) * rng.choice([-1, 1], n), "whole": rng.integers(0, 99, n) * 1.0,
+        "big": 10.0 ** rng.uniform(10, 15, n), "tiny": 10.0 ** rng.uniform(-6, -4, n),
+        "count": rng.integers(-5, 10**12, n), "small": rng.integers(0, 9, n).astype("uint8"),
+        "nullable": pd.array(np.where(rng.random(n) < 0.3, None, rng.integers(0, 9, n)), dtype="Int64"),
+        "flag": rng.random(n) < 0.5, "maybe": pd.array(np.where(rng.random(n) < 0.2, None, rng.random(n) < 0.5),
+                                                        dtype="boolean"),
+        "grade": rng.choice(["A", "B", "", " C ", "é", "=SUM(A1)", "-3.5", None, np.nan], n),
+    })
+    numbers.loc[:5, "amount"] = [0.0, -0.0, np.nan, np.inf, 1e-4, 9_999_999_999.5]
+    frames = {"numbers": numbers, "quoted text": numbers.assign(grade="a;b\tc,d\"e"),
+              "dates": numbers.assign(day=pd.Timestamp("2024-01-31")), "mixed objects": numbers.assign(grade=1),
+              "one column": numbers[["grade"]]}
+    sep, encoding = (dialect or {}).get("sep", ","), (dialect or {}).get("encoding", "utf-8")
+    for name, frame in frames.items():
+        ours, theirs = tmp_path / f"{name}.ours", tmp_path / f"{name}.pandas"
+        to_csv(frame, ours, dialect=dialect)
+        to_csv(frame.iloc[:7], ours, dialect=dialect, mode="a", header=False)
+        formula_safe(frame).to_csv(theirs, index=False, sep=sep, encoding=encoding, errors="replace",
+                                   quoting=csv.QUOTE_MINIMAL)
+        formula_safe(frame.iloc[:7]).to_csv(theirs, index=False, sep=sep, errors="replace", mode="a", header=False,
+                                            encoding="utf-8" if encoding == "utf-8-sig" else encoding)
+        assert ours.read_bytes() == theirs.read_bytes(), name

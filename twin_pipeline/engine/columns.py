@@ -23,7 +23,11 @@ DATE_FORMATS = (
     # exports seen at banks: ISO times in UTC from an API, minutes without seconds, Oracle's 09-APR-23
     ("%Y-%m-%dT%H:%M:%SZ", "s"), ("%Y-%m-%d %H:%M", "s"), ("%d/%m/%Y %H:%M", "s"), ("%m/%d/%Y %H:%M", "s"),
     ("%d.%m.%Y %H:%M", "s"), ("%d-%b-%y", "D"), ("%b %d, %Y", "D"),
+    # times with their UTC offset ("2024-03-03T15:39:13+01:00", a card system's local time): modelled as UTC
+    ("%Y-%m-%dT%H:%M:%S%z", "s"), ("%Y-%m-%d %H:%M:%S%z", "s"),
 )
+MAX_OFFSET_CHANGES = 24  # a zone's daylight-saving switches over a dozen years; more: several zones mixed
+OFFSET_TEXT = re.compile(r"(?:(?P<sign>[+-])(?P<hours>\d\d):?(?P<minutes>\d\d)|Z)$")
 
 
 def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
@@ -34,10 +38,62 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     if sample.empty or not sample.str.contains(r"\d").all():
         return None, None
     for fmt, resolution in DATE_FORMATS:
-        parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
-        if parsed.notna().all():
+        if parse_dates(sample, fmt).notna().all():
             return fmt, resolution
     return None, None
+
+
+def parse_dates(text: pd.Series, fmt: str) -> pd.Series:
+    """Text dates in `fmt` as naive datetimes, NaT where unreadable; times with a UTC offset (%z) in UTC."""
+    if "%z" not in fmt:
+        return pd.to_datetime(text, format=fmt, errors="coerce")
+    return pd.to_datetime(text, format=fmt, errors="coerce", utc=True).dt.tz_localize(None)
+
+
+def utc_offsets(text: pd.Series, fmt: str) -> dict | None:
+    """How times written with a UTC offset give it: {"colon": "+01:00" or "+0100", "changes": [[from, minutes],
+    ...]}, the offset in force from each instant on (seconds since 1970, the first from the start of time).
+
+    One zone's offsets change at its daylight-saving switches: each switch is kept as the midpoint, to the hour,
+    between the last time of one offset and the first of the next (no real time is stored). Offsets changing
+    more often than MAX_OFFSET_CHANGES (several zones in one column) are written as the most common one."""
+    if "%z" not in fmt:
+        return None
+    text = text.dropna().astype(str).str.strip()
+    parts = text.str.extract(OFFSET_TEXT)
+    minutes = (parts["hours"].astype(float) * 60 + parts["minutes"].astype(float)).fillna(0)
+    minutes = minutes.where(parts["sign"] != "-", -minutes).astype(int).to_numpy()
+    seconds = parse_dates(text, fmt).astype("int64").to_numpy() // 10**9
+    order = np.argsort(seconds, kind="stable")
+    seconds, minutes = seconds[order], minutes[order]
+    switch = np.flatnonzero(np.diff(minutes) != 0) + 1
+    if len(switch) > MAX_OFFSET_CHANGES:
+        values, counts = np.unique(minutes, return_counts=True)
+        changes = [[None, int(values[np.argmax(counts)])]]
+    else:
+        starts = (seconds[switch - 1] + seconds[switch]) // 2 // 3600 * 3600
+        changes = [[None, int(minutes[0])]] + [[int(at), int(minutes[i])] for at, i in zip(starts, switch)]
+    return {"colon": bool(text.str.contains(r"[+-]\d\d:\d\d$").any()), "changes": changes}
+
+
+def write_dates(stamps: pd.Series, fmt: str, offsets: dict | None = None) -> np.ndarray:
+    """Naive datetimes (none missing) as text in `fmt`; UTC times with an offset in force (see utc_offsets) are
+    written as local time plus that offset. Each distinct time is formatted once (strftime is a call per value)."""
+    codes, distinct = pd.factorize(stamps)
+    distinct = pd.Series(distinct)
+    if "%z" not in fmt:
+        return distinct.dt.strftime(fmt).to_numpy(dtype=object)[codes]
+    offsets = offsets or {"colon": True, "changes": [[None, 0]]}
+    starts = np.array([np.iinfo(np.int64).min if at is None else at for at, _ in offsets["changes"]], dtype=np.int64)
+    minutes = np.array([m for _, m in offsets["changes"]], dtype=np.int64)
+    seconds = distinct.astype("int64").to_numpy() // 10**9
+    minute = minutes[np.searchsorted(starts, seconds, side="right") - 1]
+    local = (distinct + pd.to_timedelta(minute, unit="m")).dt.strftime(fmt.replace("%z", ""))
+    sign = np.where(minute < 0, "-", "+")
+    hours, rest = np.abs(minute) // 60, np.abs(minute) % 60
+    joint = ":" if offsets["colon"] else ""
+    zone = [f"{s}{h:02d}{joint}{m:02d}" for s, h, m in zip(sign, hours, rest)]
+    return (local + pd.Series(zone, index=local.index)).to_numpy(dtype=object)[codes]
 
 
 SCREEN_ROWS = 100

@@ -271,6 +271,7 @@ class Datetime(Numeric):
     grid_scale: ClassVar[tuple[float, float]] = (86400.0, 946684800.0)
     date_format: str | None = None  # text dates: strptime/strftime format; None for native datetime64
     date_resolution: str | None = None  # "Y", "M", "D" or "s"
+    utc_offsets: dict | None = None  # times written with a UTC offset: the offsets in force (col.utc_offsets)
 
     @classmethod
     def detect(cls, series: pd.Series, values: pd.Series) -> bool:
@@ -285,6 +286,7 @@ class Datetime(Numeric):
             spec.date_format, spec.date_resolution = col.detect_date_format(series.dropna())
             if spec.date_format is None:
                 raise TwinInputError(series.name, "values are not dates in a recognised format")
+            spec.utc_offsets = col.utc_offsets(series, spec.date_format)
         seconds = spec.to_numbers(series.dropna())
         if spec.date_resolution == "s" and len(seconds) and np.all(np.mod(seconds[np.isfinite(seconds)], 86400) == 0):
             spec.date_resolution = "D"  # every time is midnight ("2023-01-05 00:00:00"): days, not invented times
@@ -308,7 +310,7 @@ class Datetime(Numeric):
         return pd.Series(self._written_dates(stamps), dtype=object)
 
     def typed(self, values: pd.Series) -> pd.Series:
-        return pd.to_datetime(values, format=self.date_format, errors="coerce") if self.date_format else values
+        return col.parse_dates(values, self.date_format) if self.date_format else values
 
     def text(self, values: pd.Series) -> pd.Series:
         if not self.date_format:
@@ -316,10 +318,8 @@ class Datetime(Numeric):
         return _present_as_text(values, lambda present: self._written_dates(pd.to_datetime(present)))
 
     def _written_dates(self, stamps: pd.Series) -> np.ndarray:
-        """Dates (none missing) in the column's text format, each distinct one formatted once: a twin repeats its
-        dates, and strftime is a Python call per value."""
-        codes, distinct = pd.factorize(stamps)
-        return pd.Series(distinct).dt.strftime(self.date_format).to_numpy(dtype=object)[codes]
+        """Dates (none missing) in the column's text format."""
+        return col.write_dates(stamps, self.date_format, self.utc_offsets)
 
 
 # ------------------------------------------------------------------ sliced kinds

@@ -1,5 +1,6 @@
-"""Direct identifiers (SSN, e-mail, phone, full name, street address, account or card number): found at ingest by
-name and by value pattern, and by default replaced by fresh values of the same format, never a real one.
+"""Direct identifiers (SSN, e-mail, phone, full name, street address, account or card number, masked or not):
+found at ingest by name and by value pattern, and by default replaced by fresh values of the same format, never
+a real one.
 
 A direct identifier names one person by itself, so it is neither modelled nor protected statistically: the
 model keeps only its format (character shapes seen at least k times and the characters all their values share,
@@ -28,6 +29,8 @@ _PATTERNS = {
     "e-mail": re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"),
     "phone number": re.compile(r"(?=(?:\D*\d){9,15}\D*$)\+?[\d\s()-]{9,}"),
     "card number": re.compile(r"\d{4}([ -]?\d{4}){2}[ -]?\d{1,7}"),
+    # a card number with its middle digits masked ("482933******5348"): the bank's own key to the card
+    "masked card number": re.compile(r"\d{4}[ -]?\d{0,2}[ -]?[*xX#•]{2,4}([ -]?[*xX#•]{2,4}){0,2}[ -]?\d{4}"),
     "account number": re.compile(r"[A-Z]{2}\d{2}[ ]?[A-Z0-9]{4}([ ]?[A-Z0-9]{2,4}){2,7}"),  # IBAN
     "street address": re.compile(r"\d+[A-Za-z]?\s+\S.*\b(street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|"
                                  r"blvd|way|court|ct|place|pl|terrace|close|crescent)\b\.?.*", re.IGNORECASE),
@@ -44,7 +47,8 @@ _NAME_WORDS = {
     "national id": ({"nationalid", "dni", "nie", "passport", "taxid", "tin", "cpf", "pesel", "personnummer", "bsn",
                      "steuerid"}, [({"national", "tax", "passport", "personal", "identity"}, {"id", "number", "no", "nr"})]),
     "street address": ({"address", "street", "streetaddress", "addressline"}, []),
-    "full name": ({"name", "fullname", "firstname", "lastname", "surname", "forename", "givenname"}, []),
+    "full name": ({"name", "fullname", "firstname", "lastname", "surname", "forename", "givenname", "nachname",
+                   "vorname", "nom", "prenom", "prénom", "apellido", "apellidos", "nombre"}, []),
 }
 # A name word only names a person when the rest of the name is about a person ("NAME_FAMILY_STATUS" is not).
 _PERSON_WORDS = {"name", "full", "first", "last", "given", "family", "middle", "sur", "fore", "customer", "client",

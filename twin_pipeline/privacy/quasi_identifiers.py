@@ -1,9 +1,10 @@
 """Which columns could re-identify a person when combined with outside data (quasi-identifiers).
 
 Chosen as a data-protection officer reads a schema: a column is a quasi-identifier when a whole word of its
-name (or the whole name, for compounds like "homeownership") is in a known vocabulary (age / birth date, sex,
+name (or the whole name, for compounds like "homeownership") is in a known vocabulary, in English and in the
+German, French and Spanish a European bank exports ("Geburtsdatum", "Ort"): age / birth date, sex,
 postcode / state / region, marital status, ethnicity, job / employer / title, employment length, education,
-dependents, home ownership, income). Never by substring: "debt_to_income" is a ratio, "annual_income_joint" a
+dependents, home ownership, income. Never by substring: "debt_to_income" is a ratio, "annual_income_joint" a
 derived amount, "verified_income" a verification status, none of which an attacker looks up about a person.
 At most one column per kind (one income, one place) and at most MAX_DETECTED in all, most identifying kinds
 first: every further quasi-identifier multiplies the combinations k-anonymity must coarsen.
@@ -22,21 +23,29 @@ MAX_DETECTED = 6
 # Kinds in priority order (most identifying first): kind -> whole words (or whole compound names) that mark it.
 VOCABULARY: dict[str, frozenset[str]] = {
     "age / birth date": frozenset({"age", "ages", "birth", "birthday", "birthdate", "birthyear", "dob", "born",
-                                   "yob", "dateofbirth", "yearofbirth"}),
-    "sex / gender": frozenset({"sex", "gender"}),
+                                   "yob", "dateofbirth", "yearofbirth",
+                                   "alter", "geburtsdatum", "geburtstag", "geburtsjahr", "naissance", "edad",
+                                   "nacimiento"}),
+    "sex / gender": frozenset({"sex", "gender", "geschlecht", "sexe", "sexo"}),
     "place (postcode, state, region)": frozenset({
         "zip", "zipcode", "postcode", "postal", "postalcode", "plz", "state", "region", "county", "city",
-        "province", "district", "municipality", "country"}),
-    "marital status": frozenset({"marital", "married", "maritalstatus"}),
-    "ethnicity / race": frozenset({"race", "ethnicity", "ethnic", "nationality", "citizenship", "religion"}),
+        "province", "district", "municipality", "country",
+        "ort", "wohnort", "stadt", "postleitzahl", "bundesland", "ville", "ciudad", "provincia", "localidad"}),
+    "marital status": frozenset({"marital", "married", "maritalstatus", "familienstand"}),
+    "ethnicity / race": frozenset({"race", "ethnicity", "ethnic", "nationality", "citizenship", "religion",
+                                   "nationalität", "staatsangehörigkeit", "nationalite", "nacionalidad"}),
     "job / employer / title": frozenset({"occupation", "job", "jobtitle", "employer", "title", "profession",
-                                         "position"}),
-    "income": frozenset({"income", "salary", "wage", "wages", "earnings", "annualincome", "monthlyincome"}),
-    "education": frozenset({"education", "degree"}),
+                                         "position", "beruf", "arbeitgeber", "ocupacion", "empleador"}),
+    "income": frozenset({"income", "salary", "wage", "wages", "earnings", "annualincome", "monthlyincome",
+                         "einkommen", "nettoeinkommen", "bruttoeinkommen", "gehalt", "revenu", "revenus", "salaire",
+                         "ingresos", "salario"}),
+    "education": frozenset({"education", "degree", "bildung", "ausbildung"}),
     "employment length": frozenset({"seniority", "employment", "employed", "selfemp", "selfemployed", "tenure",
                                     "yearsemployed"}),
-    "dependents": frozenset({"dependents", "dependent", "dependants", "children", "kids", "household"}),
-    "home ownership": frozenset({"home", "homeowner", "owner", "ownership", "homeownership", "housing"}),
+    "dependents": frozenset({"dependents", "dependent", "dependants", "children", "kids", "household", "kinder",
+                             "enfants", "hijos"}),
+    "home ownership": frozenset({"home", "homeowner", "owner", "ownership", "homeownership", "housing",
+                                 "wohnsituation"}),
 }
 # Abbreviations that only mean a quasi-identifier next to another word ("annual_inc", "emp_length").
 _PAIRS = (
@@ -59,7 +68,7 @@ OVERRIDE = ("to choose them yourself: --quasi-identifiers a,b,c (twin clone), \"
 def name_tokens(name: str) -> list[str]:
     """Lower-case words of a column name: snake_case, kebab-case, spaces and camelCase all split."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", str(name))
-    return [token for token in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if token]
+    return [token for token in re.split(r"[\W_]+", spaced.lower()) if token]  # "Größe" one word, not two
 
 
 def quasi_identifier_kind(name: str) -> tuple[str | None, str]:

@@ -37,7 +37,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from twin_pipeline.engine.columns import detect_date_format, detect_number_format, parse_number_text
+from twin_pipeline.engine.columns import detect_date_format, detect_number_format, parse_dates, parse_number_text
 from twin_pipeline.engine.keys import is_key
 from twin_pipeline.tables import TwinInputError
 
@@ -155,7 +155,7 @@ def _as_numbers(series: pd.Series, column: _Column) -> np.ndarray:
         return _parse_distinct(series, lambda text: parse_number_text(text, column.number_format))
     if column.date_format and not pd.api.types.is_datetime64_any_dtype(series):
         return _parse_distinct(series, lambda text: _datetime_numbers(
-            pd.to_datetime(text.astype(str).str.strip(), format=column.date_format, errors="coerce")))
+            parse_dates(text.astype(str).str.strip(), column.date_format)))
     if column.type == "datetime":
         return _datetime_numbers(pd.to_datetime(series, errors="coerce"))
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)

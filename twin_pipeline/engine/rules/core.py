@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..columns import format_number_text
+from ..columns import format_number_text, write_dates
 from ..transformers import ColumnSpec
 
 ENFORCE_SHARE = 1.0  # a mined rule is enforced only when it holds on every applicable real row
@@ -209,7 +209,7 @@ def parse_of(spec) -> dict | None:
     if spec.number_format:
         return {"kind": spec.kind, "number_format": spec.number_format}
     if spec.kind == "datetime":
-        return {"kind": "datetime", "date_format": spec.date_format}
+        return {"kind": "datetime", "date_format": spec.date_format, "utc_offsets": spec.utc_offsets}
     return None
 
 
@@ -233,7 +233,9 @@ def formatted(values: np.ndarray, parse: dict, dtype: str | None):
     stamps = pd.to_datetime(np.where(present, values, np.nan), unit="s")
     if not parse.get("date_format"):
         return stamps.to_numpy(dtype=dtype or "datetime64[ns]")
-    return np.where(present, stamps.strftime(parse["date_format"]).to_numpy(dtype=object), None)
+    text = np.full(len(values), None, dtype=object)
+    text[present] = write_dates(pd.Series(stamps[present]), parse["date_format"], parse.get("utc_offsets"))
+    return text
 
 
 def matches(series: pd.Series, value) -> np.ndarray:
