@@ -115,7 +115,9 @@ def detect_direct_identifiers(df: pd.DataFrame, primary_key: str | None = None,
             continue
         values = _values(df[column])
         by_value, by_name = _pattern_kind(values), _name_kind(column)
-        if by_value:
+        if by_value == "phone number" and by_name:  # 9 to 15 digits fit many numbers: the name says which
+            found[column] = {"kind": by_name, "why": f"its name says {by_name} and its values are long numbers"}
+        elif by_value:
             found[column] = {"kind": by_value, "why": f"{MATCH_SHARE:.0%} or more of its values match the {by_value} "
                              "pattern" + (f", and its name says {by_name}" if by_name else "")}
         elif by_name and len(values) and values.nunique() >= 0.5 * len(values):
