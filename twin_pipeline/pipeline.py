@@ -158,12 +158,13 @@ def reference_quality(real: pd.DataFrame, options: CloneOptions) -> dict:
 
 
 def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
-           protection: dict, verified: dict) -> tuple[dict, dict]:
+           protection: dict, verified: dict, comparison=None) -> tuple[dict, dict]:
     """Quality of the protected twin against the real table, and its privacy figures beside it (k, copies, distance
     to the closest record); the attacker audit is `privacy_audit`, off this path. `protected` is a sample of the
     twin whose rows, k and copies `verified` counted over all of it (shards.verify_shards): they are reported,
     not counted again on the sample. The holdout reference is the caller's to add (`reference_quality`): it
-    needs only the real table, so `clone_file` runs it in another process from the start."""
+    needs only the real table, so `clone_file` runs it in another process from the start. `comparison`: the
+    quality metrics' view of the same two tables, when the pictures already built it (`report_figures`)."""
     from .privacy import privacy_report
     from .quality import quality_report
     from .quality.tails import tail_report
@@ -171,7 +172,9 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     identifiers = direct_identifiers(real, options)
     ignore = [name for name in key_columns(real, options) if name in protected.columns]
     real = comparable(real, protected)
-    quality = quality_report(real, protected, primary_key=options.primary_key, column_kinds=scored_kinds(real, options))
+    quality = (comparison.report() if comparison is not None
+               else quality_report(real, protected, primary_key=options.primary_key,
+                                   column_kinds=scored_kinds(real, options)))
     quality["tail_risk"] = tail_report(engine.typed_view(real), engine.typed_view(protected),  # "$1,200" too
                                        primary_key=options.primary_key,
                                        columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
@@ -354,6 +357,11 @@ def _load_evaluation() -> None:
     utility.load_model()
 
 
+def _load_pictures() -> None:
+    """matplotlib, a third of a second, in the helper before its first picture."""
+    from .report import plots  # noqa: F401
+
+
 def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, audit: bool,
                 helper: ProcessPoolExecutor) -> dict:
     real = read_table(source)
@@ -365,6 +373,7 @@ def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, au
     options = pin_quasi_identifiers(real, options)
     qis = list(options.quasi_identifiers)
     reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options)
+    helper.submit(_load_pictures)  # in the helper's gap between the reference and the pictures it is handed
     engine = fit_model(real, options)
     say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                           for name, entry in engine.describe().items()))
@@ -403,7 +412,7 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
                                real.attrs.get("csv_dialect"))
         twin = sample_shards(Path(folder))
         drawing = report_figures(real, twin, options, helper)  # the helper draws once free, while this reports
-        quality, privacy = report(real, twin, engine, options, protection, verified)
+        quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
         figures = drawing.finish(quality)
         quality.update(reference.result())
         page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name,

@@ -250,14 +250,16 @@ class Drawing:
     executor at once (`_Shared`; the largest last, which a helper free early takes first) while this process
     writes the report; `finish(quality)` adds the tail dependence picture (the report's tail figures) and draws
     what the helper has not begun. `column_kinds` must be the quality report's, so each plot shows what was
-    scored."""
+    scored; the quality report can then be read off the same `comparison` (its numbers and correlations are
+    computed once)."""
 
     def __init__(self, real: pd.DataFrame, twin: pd.DataFrame, primary_key: str | None = None,
                  column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None,
                  image_format: str = "svg"):
-        comparison = _Comparison(real, twin, primary_key, column_kinds)
+        self.comparison = comparison = _Comparison(real, twin, primary_key, column_kinds)
         panels = correlation_panels(comparison) if len(comparison.numeric) > 1 else {}
-        shown = [(name, plots.distribution(comparison.real[name], comparison.synthetic[name], column))
+        shown = [(name, plots.distribution(comparison.real[name], comparison.synthetic[name], column,
+                                           numbers=comparison.numbers.get(name)))
                  for name, column in comparison.plan.items()]
         self.groups = [shown[start:start + COLUMNS_PER_TASK] for start in range(0, len(shown), COLUMNS_PER_TASK)]
         self.shared = _Shared([(_draw_columns, (group, image_format)) for group in self.groups]
