@@ -230,7 +230,8 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
         frame = pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False, na_values=NO_VALUE,
                             dtype=dict.fromkeys(_as_written(text, delimiter), str) or None)
         frame.attrs["csv_dialect"] = {"sep": delimiter, "encoding": "utf-8-sig" if head.startswith(codecs.BOM_UTF8)
-                                      else "utf-8" if encoding == "utf-8-sig" else encoding}
+                                      else "utf-8" if encoding == "utf-8-sig" else encoding,
+                                      **_line_ends_and_blanks(head, text, delimiter)}
         return frame
     except UnicodeDecodeError as error:
         raise TwinInputError(path, f"is not valid {encoding} past the first {SNIFF_BYTES} bytes ({error.reason})") from None
@@ -243,17 +244,44 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
                                    "the process more memory") from None
 
 
+def _sniffed_rows(text: str, delimiter: str) -> list[list[str]]:
+    """The complete rows of the sniffed head (its last line may be cut off), header first."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return list(csv.reader(io.StringIO("\n".join(lines[:-1] if len(lines) > 2 else lines)), delimiter=delimiter))
+
+
+def _line_ends_and_blanks(head: bytes, text: str, delimiter: str) -> dict:
+    """How the file ends its lines and writes a missing value, when not as pandas writes them: a Windows export's
+    CRLF, a spreadsheet's lone dash where no cell of the head is empty (both came back as LF and blank cells)."""
+    found = {"lineterminator": "\r\n"} if b"\r\n" in head else {}
+    cells = [value.strip() for row in _sniffed_rows(text, delimiter)[1:] for value in row]
+    dashes = [value for value in cells if value in NO_VALUE]
+    if dashes and "" not in cells:
+        found["na_rep"] = max(set(dashes), key=dashes.count)
+    return found
+
+
 def _as_written(text: str, delimiter: str) -> list[str]:
     """Columns of the first lines that pandas would rewrite, read as text so the twin writes them alike: codes
     with a leading zero ("01067", "007"; as numbers a zip code 01067 became 1067 and its twin wrote four-digit zip
     codes) and flags spelled TRUE/FALSE or true/false (as bools they came back True/False)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    rows = list(csv.reader(io.StringIO("\n".join(lines[:-1] if len(lines) > 2 else lines)), delimiter=delimiter))
+    rows = _sniffed_rows(text, delimiter)
     if len(rows) < 2:
         return []
     kept = {i for row in rows[1:] for i, value in enumerate(row[:len(rows[0])])
             if ZERO_PADDED.fullmatch(value) or UPPER_BOOLEAN.fullmatch(value)}
     return [rows[0][i] for i in sorted(kept)]
+
+
+def as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table built in memory (a notebook's `pd.read_csv`) as `read_table` reads a file: lone-dash placeholders
+    blank and a totals row at the bottom left out. Without it a notebook's twin modelled the TOTAL row and
+    made a dashed amount column a category."""
+    frame = frame.copy()
+    for name in frame.columns[frame.dtypes == object]:
+        column = frame[name]
+        frame[name] = column.where(~column.astype(str).str.strip().isin(NO_VALUE))
+    return _without_totals(frame)
 
 
 def _without_totals(frame: pd.DataFrame) -> pd.DataFrame:
@@ -351,21 +379,24 @@ def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, dialect: d
     """The one way a CSV output is written: formula-escaped unless asked not to (see formula_safe). A text cell
     holding a carriage return is quoted (text cells are then all quoted): Python's csv module quotes only the
     line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows.
-    `dialect` is the input's separator and encoding (`read_table`'s `attrs["csv_dialect"]`): a semicolon Latin-1
-    export, or a UTF-8 one with the byte-order mark Excel needs, is written back alike (a character the encoding
-    lacks becomes "?"). Most tables are written by Arrow's CSV writer, byte for byte as pandas writes them
+    `dialect` is the input's separator, encoding, line ends and blank (`read_table`'s `attrs["csv_dialect"]`): a
+    semicolon Latin-1 export, a UTF-8 one with the byte-order mark Excel needs, a Windows one with CRLF and "-"
+    for nothing, is written back alike (a character the encoding lacks becomes "?"). Most tables are written by Arrow's CSV writer, byte for byte as pandas writes them
     (`_arrow_columns`), in a third of the time (100,000 x 55 cells: 2.3 -> 0.8 CPU s)."""
     frame = formula_safe(frame) if escape_formulas else frame
     text = {name: _distinct(frame[name])[1] for name in frame.columns if frame[name].dtype == object}
     has_cr = any(_holds_text(values) and values.str.contains("\r", regex=False, na=False).any()
                  for values in text.values())
-    sep, encoding = (dialect or {}).get("sep", ","), (dialect or {}).get("encoding", "utf-8")
+    dialect = dialect or {}
+    sep, encoding = dialect.get("sep", ","), dialect.get("encoding", "utf-8")
     if kwargs.get("mode") == "a" and encoding == "utf-8-sig":  # the mark opens the file, not every chunk
         encoding = "utf-8"
-    columns = None if has_cr or set(kwargs) - {"mode", "header"} else _arrow_columns(frame, text, sep, encoding)
+    line_end, blank = dialect.get("lineterminator", "\n"), dialect.get("na_rep", "")
+    plain = not has_cr and not set(kwargs) - {"mode", "header"} and (line_end, blank) == ("\n", "")
+    columns = _arrow_columns(frame, text, sep, encoding) if plain else None
     if columns is None:
         frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, sep=sep,
-                     encoding=encoding, errors="replace", **kwargs)
+                     encoding=encoding, errors="replace", lineterminator=line_end, na_rep=blank, **kwargs)
         return
     import pyarrow.csv
 

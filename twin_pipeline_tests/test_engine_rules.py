@@ -506,3 +506,21 @@ def test_a_product_of_three_columns_is_found_and_kept():
     high = outward_bounds(real["Expected Loss (EUR)"])[1]
     assert not broken[twin["Expected Loss (EUR)"] < high].any()  # a product of extremes stops at the contract's range
     assert broken.mean() < 0.001 and twin["Expected Loss (EUR)"].max() <= high
+
+
+def test_a_term_in_30_day_months_is_found_and_kept():
+    """A small-business book counts its terms in 30-day months (the 30/360 convention): maturity = origination +
+    30 x term days was no rule of any unit (a calendar month is 28 to 31 days), and 19 % of twin loans broke it."""
+    rng = np.random.default_rng(6)
+    n = 3000
+    origination = pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 3000, n), unit="D")
+    term = rng.choice([12, 24, 36, 60, 84, 120], n)
+    real = pd.DataFrame({"origination": origination.strftime("%Y-%m-%d"), "term_months": term,
+                         "maturity": (origination + pd.to_timedelta(term * 30, unit="D")).strftime("%Y-%m-%d"),
+                         "principal": np.round(rng.lognormal(11, 1, n), -2)})
+    engine = GaussianCopulaEngine().fit(real)
+    (rule,) = rules_of(engine, "date_term")
+    assert rule.text == "maturity = origination + term_months x 30 days" and rule.enforced
+    twin = engine.sample(20_000, seed=1)
+    gap = pd.to_datetime(twin["maturity"]) - pd.to_datetime(twin["origination"])
+    assert (gap.dt.days == twin["term_months"] * 30).all()

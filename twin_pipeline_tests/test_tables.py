@@ -146,6 +146,28 @@ def test_a_semicolon_latin_1_or_bom_export_is_written_back_in_its_own_dialect(tm
         assert set(twin["stadt"]) <= {"München", "Köln", "Genève"} and twin["einkommen"].str.fullmatch(r"\d+,\d{2}").all()
 
 
+def test_a_windows_export_keeps_its_line_ends_and_its_dash_for_nothing(tmp_path):
+    """A Windows ERP export ends its lines with CRLF and writes "-" where there is no value: its twin came back
+    with LF line ends and blank cells, which the bank's loader reads differently from its own file."""
+    from twin_pipeline.options import CloneOptions
+    from twin_pipeline.pipeline import clone_file
+
+    rng = np.random.default_rng(2)
+    paid = np.where(rng.random(400) < 0.2, "-", [f"{v:.2f}" for v in rng.lognormal(7, 0.5, 400)])
+    table = pd.DataFrame({"invoice_amount": np.round(rng.lognormal(7, 0.5, 400), 2), "paid": paid,
+                          "region": rng.choice(["north", "south"], 400)})
+    table.to_csv(tmp_path / "erp.csv", index=False, lineterminator="\r\n")
+    assert read_table(tmp_path / "erp.csv").attrs["csv_dialect"] == {"sep": ",", "encoding": "utf-8",
+                                                                    "lineterminator": "\r\n", "na_rep": "-"}
+    clone_file(tmp_path / "erp.csv", tmp_path / "out", CloneOptions(scale=2))
+    written = (tmp_path / "out" / "synthetic.csv").read_bytes()
+    assert written.count(b"\r\n") == written.count(b"\n") == 801
+    twin = pd.read_csv(tmp_path / "out" / "synthetic.csv", dtype=str, keep_default_na=False)
+    assert (twin["paid"] == "-").mean() == pytest.approx(0.2, abs=0.05) and not (twin == "").any().any()
+    pd.DataFrame({"a": ["1", "", "3"], "b": ["-", "2", "x"]}).to_csv(tmp_path / "blank.csv", index=False)
+    assert "na_rep" not in read_table(tmp_path / "blank.csv").attrs["csv_dialect"]  # blanks and dashes: blank
+
+
 @pytest.mark.parametrize("dialect", [None, {"sep": ";", "encoding": "utf-8-sig"}, {"sep": "\t", "encoding": "cp1252"}])
 def test_a_twin_is_written_byte_for_byte_as_pandas_writes_it(tmp_path, dialect):
     """Most twins go through Arrow's CSV writer (tables._arrow_columns): every kind of cell must read as pandas
