@@ -114,14 +114,20 @@ def column_caption(name: str, score: float, ceiling: Mapping) -> str:
 
 
 class _Shared:
-    """Tasks shared with a `helper` executor (another process): handed to it at once, from the end of the list,
-    while this process goes on with other work; `results()` then runs here, from the start, every task the helper
-    has not begun, so the two meet wherever each one's other work leaves them. Without a helper all run here."""
+    """Tasks shared with a `helper` executor (another process): handed to it at once, from the end of the list
+    (added ones after those), while this process goes on with other work; `results()` then runs here, from the
+    start, every task the helper has not begun, so the two meet wherever each one's other work leaves them. The
+    first task always runs here. Without a helper all run here."""
 
     def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None):
-        self.tasks = tasks
+        self.tasks, self.helper = list(tasks), helper
         self.handed = {index: helper.submit(function, *arguments)
                        for index, (function, arguments) in reversed(list(enumerate(tasks))) if index} if helper else {}
+
+    def add(self, function: Callable, *arguments) -> None:
+        if self.helper is not None and self.tasks:
+            self.handed[len(self.tasks)] = self.helper.submit(function, *arguments)
+        self.tasks.append((function, arguments))
 
     def results(self) -> list:
         here = {index: function(*arguments) for index, (function, arguments) in enumerate(self.tasks)
@@ -248,10 +254,10 @@ class Drawing:
     """The pictures of one twin, begun before its quality report exists: a plot per column the quality report
     scores and the correlation heatmaps need only the real table and the twin, so they are handed to a `helper`
     executor at once (`_Shared`; the largest last, which a helper free early takes first) while this process
-    writes the report; `finish(quality)` adds the tail dependence picture (the report's tail figures) and draws
-    what the helper has not begun. `column_kinds` must be the quality report's, so each plot shows what was
-    scored; the quality report can then be read off the same `comparison` (its numbers and correlations are
-    computed once)."""
+    writes the report; `finish(quality)` adds the tail dependence picture (the report's tail figures, shared
+    too) and draws what the helper has not begun. `column_kinds` must be the quality report's, so each plot
+    shows what was scored; the quality report can then be read off the same `comparison` (its numbers and
+    correlations are computed once)."""
 
     def __init__(self, real: pd.DataFrame, twin: pd.DataFrame, primary_key: str | None = None,
                  column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None,
@@ -267,8 +273,8 @@ class Drawing:
         self.image_format, self.scored = image_format, len(comparison.plan)
 
     def finish(self, quality: Mapping) -> Figures:
-        tails = plots.tail_plot(quality.get("tail_risk") or {}, self.image_format)
-        drawn = self.shared.results()
+        self.shared.add(plots.tail_plot, quality.get("tail_risk") or {}, self.image_format)
+        *drawn, tails = self.shared.results()
         columns = {name: image for group in drawn[:len(self.groups)] for name, image in group}
         return Figures(columns={name: columns[name] for name in column_scores(quality) if name in columns},
                        heatmaps=drawn[len(self.groups)] if len(drawn) > len(self.groups) else {}, tails=tails,
