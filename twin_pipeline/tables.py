@@ -33,6 +33,7 @@ UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[
 DELIMITERS = ",;\t|"
 ZERO_PADDED = re.compile(r"0\d+")  # a code, not a number: numbers are not written with leading zeros
 UPPER_BOOLEAN = re.compile(r"TRUE|FALSE|true|false")  # pandas reads them as bools, written back as True/False
+OPEN_END = re.compile(r"9999-12-31([ T]00:00(:00(\.0+)?)?)?|31[./-]12[./-]9999|12/31/9999|99991231")
 NO_VALUE = ["-", "--", "\u2013", "\u2014"]  # a lone dash: a spreadsheet's "nothing here" (a number column read as text)
 TOTALS_LABEL = re.compile(r"(grand\s+|sub)?totals?|sum|summe|gesamt(summe)?", re.IGNORECASE)
 SNIFF_LINES = 50
@@ -203,7 +204,7 @@ def read_table(path: str | os.PathLike, min_rows: int = 2, follow_links: bool = 
             except Exception as error:  # pyarrow raises several types for corrupt files
                 raise TwinInputError(path, f"is not a readable Parquet file ({error})") from None
         else:
-            frame = _without_totals(_read_csv(handle, path, size))
+            frame = _without_open_ends(_without_totals(_read_csv(handle, path, size)))
     if frame.shape[1] == 0:
         raise TwinInputError(path, "has no columns")
     if len(frame) == 0:
@@ -273,15 +274,31 @@ def _as_written(text: str, delimiter: str) -> list[str]:
     return [rows[0][i] for i in sorted(kept)]
 
 
+def _without_open_ends(frame: pd.DataFrame) -> pd.DataFrame:
+    """A core banking system writes an open contract's end date as 9999-12-31 (a date column may not be empty):
+    past pandas' last date, the column read as text and its twin wrote "Other" on most rows. The sentinel is read
+    as a blank (an end not yet known) and `attrs["csv_dialect"]["open_end"]` keeps it, per column, to write back."""
+    found = {}
+    for name in frame.columns[frame.dtypes == object]:
+        text = frame[name].astype(str).str.strip()
+        open_end = text.str.fullmatch(OPEN_END).to_numpy() & frame[name].notna().to_numpy()
+        if open_end.any() and not open_end[frame[name].notna().to_numpy()].all():
+            found[name] = text[open_end].mode().iloc[0]
+            frame[name] = frame[name].mask(open_end)
+    if found:
+        frame.attrs.setdefault("csv_dialect", {})["open_end"] = found
+    return frame
+
+
 def as_read(frame: pd.DataFrame) -> pd.DataFrame:
     """A table built in memory (a notebook's `pd.read_csv`) as `read_table` reads a file: lone-dash placeholders
-    blank and a totals row at the bottom left out. Without it a notebook's twin modelled the TOTAL row and
-    made a dashed amount column a category."""
+    and 9999-12-31 open ends blank, a totals row at the bottom left out. Without it a notebook's twin modelled the
+    TOTAL row and made a dashed amount column a category."""
     frame = frame.copy()
     for name in frame.columns[frame.dtypes == object]:
         column = frame[name]
         frame[name] = column.where(~column.astype(str).str.strip().isin(NO_VALUE))
-    return _without_totals(frame)
+    return _without_open_ends(_without_totals(frame))
 
 
 def _without_totals(frame: pd.DataFrame) -> pd.DataFrame:
@@ -317,7 +334,8 @@ def _check_header(path: Path, header_line: str, delimiter: str) -> None:
     if duplicates:
         raise TwinInputError(path, f"has duplicate column names: {', '.join(duplicates)}")
     if any(name == "" for name in names):
-        raise TwinInputError(path, "has an empty column name in its header")
+        raise TwinInputError(path, "has an empty column name in its header (a pandas index? write the file with "
+                                   "to_csv(..., index=False), or name the column)")
 
 
 @contextlib.contextmanager
@@ -379,11 +397,15 @@ def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, dialect: d
     """The one way a CSV output is written: formula-escaped unless asked not to (see formula_safe). A text cell
     holding a carriage return is quoted (text cells are then all quoted): Python's csv module quotes only the
     line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows.
-    `dialect` is the input's separator, encoding, line ends and blank (`read_table`'s `attrs["csv_dialect"]`): a
-    semicolon Latin-1 export, a UTF-8 one with the byte-order mark Excel needs, a Windows one with CRLF and "-"
-    for nothing, is written back alike (a character the encoding lacks becomes "?"). Most tables are written by Arrow's CSV writer, byte for byte as pandas writes them
+    `dialect` is the input's separator, encoding, line ends, blank and open end dates (`read_table`'s
+    `attrs["csv_dialect"]`): a semicolon Latin-1 export, a UTF-8 one with the byte-order mark Excel needs, a
+    Windows one with CRLF and "-" for nothing, a core system's 9999-12-31, is written back alike (a character the encoding lacks becomes "?"). Most tables are written by Arrow's CSV writer, byte for byte as pandas writes them
     (`_arrow_columns`), in a third of the time (100,000 x 55 cells: 2.3 -> 0.8 CPU s)."""
     frame = formula_safe(frame) if escape_formulas else frame
+    open_end = {name: value for name, value in (dialect or {}).get("open_end", {}).items() if name in frame}
+    if open_end:  # the end date of an open contract, as the input wrote it
+        frame = frame.assign(**{name: frame[name].astype(object).where(frame[name].notna(), value)
+                                for name, value in open_end.items()})
     text = {name: _distinct(frame[name])[1] for name in frame.columns if frame[name].dtype == object}
     has_cr = any(_holds_text(values) and values.str.contains("\r", regex=False, na=False).any()
                  for values in text.values())

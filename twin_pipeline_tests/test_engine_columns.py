@@ -259,3 +259,15 @@ def test_month_names_in_capitals_come_back_in_capitals():
     real = pd.DataFrame({"booked": days.strftime("%d-%b-%y").str.upper(), "amount": rng.lognormal(7, 1, 800)})
     twin = GaussianCopulaEngine().fit(real).sample(2000, seed=1)
     assert twin["booked"].str.fullmatch(r"\d{2}-(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)-\d{2}").all()
+
+
+def test_native_times_of_a_zone_come_back_in_that_zone():
+    """A Parquet column of Europe/Berlin times came back naive, in UTC: every time an hour or two early."""
+    from twin_pipeline.engine import GaussianCopulaEngine
+
+    rng = np.random.default_rng(1)
+    utc = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 200 * 86400, 2000), "s")
+    real = pd.DataFrame({"ts": utc.tz_convert("Europe/Berlin"), "amount": rng.integers(100, 9000, 2000)})
+    twin = GaussianCopulaEngine().fit(real).sample(3000, seed=1)
+    assert str(twin["ts"].dtype) == "datetime64[ns, Europe/Berlin]"
+    assert real["ts"].min() - pd.Timedelta(days=2) <= twin["ts"].min() and twin["ts"].max() <= real["ts"].max() + pd.Timedelta(days=2)

@@ -203,3 +203,27 @@ def test_a_twin_is_written_byte_for_byte_as_pandas_writes_it(tmp_path, dialect):
         formula_safe(frame.iloc[:7]).to_csv(theirs, index=False, sep=sep, errors="replace", mode="a", header=False,
                                             encoding="utf-8" if encoding == "utf-8-sig" else encoding)
         assert ours.read_bytes() == theirs.read_bytes(), name
+
+
+def test_an_open_contracts_end_date_9999_12_31_is_read_as_open_and_written_back(tmp_path):
+    """A core banking export writes an open contract's end as 9999-12-31 (past pandas' last date): the column was
+    text, and its twin wrote "Other" on most rows (quality 76.9). Read as a blank, it is a date column; the twin
+    writes the open ends as the export did, and its other end dates follow their start."""
+    from twin_pipeline.options import CloneOptions
+    from twin_pipeline.pipeline import clone_file
+
+    rng = np.random.default_rng(9)
+    start = pd.Timestamp("2018-01-01") + pd.to_timedelta(rng.integers(0, 1500, 2000), "D")
+    end = (start + pd.to_timedelta(rng.integers(100, 2000, 2000), "D")).strftime("%d.%m.%Y").to_numpy(dtype=object)
+    end[rng.random(2000) < 0.4] = "31.12.9999"
+    pd.DataFrame({"start": start.strftime("%d.%m.%Y"), "end": end, "limit": np.round(rng.lognormal(9, 1, 2000), -2),
+                  "always_open": "9999-12-31"}).to_csv(tmp_path / "contracts.csv", index=False)
+    real = read_table(tmp_path / "contracts.csv")
+    assert real["end"].isna().mean() == (end == "31.12.9999").mean() and real["always_open"].notna().all()
+    assert real.attrs["csv_dialect"]["open_end"] == {"end": "31.12.9999"}
+    clone_file(tmp_path / "contracts.csv", tmp_path / "out", CloneOptions(scale=2))
+    twin = pd.read_csv(tmp_path / "out" / "synthetic.csv", dtype=str)
+    is_open = twin["end"] == "31.12.9999"
+    assert is_open.mean() == pytest.approx(0.4, abs=0.04) and twin["end"].notna().all()
+    closed = twin[~is_open]
+    assert (pd.to_datetime(closed["end"], format="%d.%m.%Y") >= pd.to_datetime(closed["start"], format="%d.%m.%Y")).all()
