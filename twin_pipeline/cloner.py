@@ -13,7 +13,7 @@ from .engine.copula import GaussianCopulaEngine
 from .engine.multitable import MultiTableEngine
 from .errors import TwinInputError
 from .paths import data_dir
-from .tables import write_json
+from .tables import as_read, write_json
 
 
 class DigitalTwinCloner:
@@ -26,11 +26,13 @@ class DigitalTwinCloner:
 
     def train(self, df: pd.DataFrame, primary_key: str | None = None,
               column_kinds: dict[str, str] | None = None) -> tuple[str, dict]:
-        """Fit a copula on `df` as `twin clone` does (direct identifiers become fresh values of their format, never
-        a real one); returns (model_id, metadata with columns, n_rows, kinds and chosen families)."""
+        """Fit a copula on `df` as `twin clone` does on a file (read as `read_table` reads it; direct identifiers
+        become fresh values of their format, never a real one); returns (model_id, metadata with columns, n_rows,
+        kinds and chosen families)."""
         from .options import CloneOptions
         from .pipeline import fit_model
 
+        df = as_read(df)
         engine = fit_model(df, CloneOptions(primary_key=primary_key, k=self.k, column_kinds=dict(column_kinds or {}),
                                             seed=None))
         model_id = self._store(engine.to_dict())

@@ -158,12 +158,13 @@ def reference_quality(real: pd.DataFrame, options: CloneOptions) -> dict:
 
 
 def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions,
-           protection: dict, verified: dict) -> tuple[dict, dict]:
+           protection: dict, verified: dict, comparison=None) -> tuple[dict, dict]:
     """Quality of the protected twin against the real table, and its privacy figures beside it (k, copies, distance
     to the closest record); the attacker audit is `privacy_audit`, off this path. `protected` is a sample of the
     twin whose rows, k and copies `verified` counted over all of it (shards.verify_shards): they are reported,
     not counted again on the sample. The holdout reference is the caller's to add (`reference_quality`): it
-    needs only the real table, so `clone_file` runs it in another process from the start."""
+    needs only the real table, so `clone_file` runs it in another process from the start. `comparison`: the
+    quality metrics' view of the same two tables, when the pictures already built it (`report_figures`)."""
     from .privacy import privacy_report
     from .quality import quality_report
     from .quality.tails import tail_report
@@ -171,8 +172,9 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     identifiers = direct_identifiers(real, options)
     ignore = [name for name in key_columns(real, options) if name in protected.columns]
     real = comparable(real, protected)
-    quality = quality_report(real, protected, primary_key=options.primary_key,  # identifiers carry no statistics
-                             column_kinds={name: "identifier" for name in identifiers if name in real.columns} or None)
+    quality = (comparison.report() if comparison is not None
+               else quality_report(real, protected, primary_key=options.primary_key,
+                                   column_kinds=scored_kinds(real, options)))
     quality["tail_risk"] = tail_report(engine.typed_view(real), engine.typed_view(protected),  # "$1,200" too
                                        primary_key=options.primary_key,
                                        columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
@@ -189,6 +191,12 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     return quality, with_recount(privacy, verified, options.k)
 
 
+def scored_kinds(real: pd.DataFrame, options: CloneOptions) -> dict[str, str] | None:
+    """The column kinds the quality report and its pictures read a twin with: direct identifiers carry no
+    statistics."""
+    return {name: "identifier" for name in direct_identifiers(real, options) if name in real.columns} or None
+
+
 def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
     """Columns never compared as data: the primary key, the direct identifiers (fresh or dropped) and any other
     key (engine.keys.is_key: a loan_id not named as the primary key is minted afresh too)."""
@@ -201,14 +209,15 @@ def comparable(real: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
     return real[[name for name in real.columns if name in twin.columns]]
 
 
-def report_figures(real: pd.DataFrame, twin: pd.DataFrame, quality: dict, options: CloneOptions,
+def report_figures(real: pd.DataFrame, twin: pd.DataFrame, options: CloneOptions,
                    helper: ProcessPoolExecutor | None = None, image_format: str = "svg"):
-    """The real-vs-twin pictures of report.html (report.html.Figures), shared with `helper` when given. They need
-    `report`'s quality, not the holdout reference."""
-    from .report.html import draw
+    """The real-vs-twin pictures of report.html, begun now (report.html.Drawing) and shared with `helper` when
+    given: they need only the tables, so a helper draws them while `report` runs; `.finish(quality)` with its
+    quality report completes them."""
+    from .report.html import Drawing
 
-    return draw(comparable(real, twin), twin, quality, options.primary_key, options.column_kinds or None, helper,
-                image_format)
+    real = comparable(real, twin)
+    return Drawing(real, twin, options.primary_key, scored_kinds(real, options), helper, image_format)
 
 
 def report_page(path: Path, real: pd.DataFrame, twin: pd.DataFrame, quality: dict, privacy: dict,
@@ -218,7 +227,7 @@ def report_page(path: Path, real: pd.DataFrame, twin: pd.DataFrame, quality: dic
     page reuses."""
     from .report import write_report
 
-    figures = figures or report_figures(real, twin, quality, options, image_format=image_format)
+    figures = figures or report_figures(real, twin, options, image_format=image_format).finish(quality)
     return write_report(path, comparable(real, twin), twin, quality, privacy, title=title, figures=figures)
 
 
@@ -348,6 +357,11 @@ def _load_evaluation() -> None:
     utility.load_model()
 
 
+def _load_pictures() -> None:
+    """matplotlib, a third of a second, in the helper before its first picture."""
+    from .report import plots  # noqa: F401
+
+
 def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, audit: bool,
                 helper: ProcessPoolExecutor) -> dict:
     real = read_table(source)
@@ -359,6 +373,7 @@ def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, au
     options = pin_quasi_identifiers(real, options)
     qis = list(options.quasi_identifiers)
     reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options)
+    helper.submit(_load_pictures)  # in the helper's gap between the reference and the pictures it is handed
     engine = fit_model(real, options)
     say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                           for name, entry in engine.describe().items()))
@@ -396,8 +411,9 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
                                real.attrs.get("csv_dialect"))
         twin = sample_shards(Path(folder))
-        quality, privacy = report(real, twin, engine, options, protection, verified)
-        figures = report_figures(real, twin, quality, options, helper)  # while the helper may still refit
+        drawing = report_figures(real, twin, options, helper)  # the helper draws once free, while this reports
+        quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
+        figures = drawing.finish(quality)
         quality.update(reference.result())
         page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name,
                               figures=figures)

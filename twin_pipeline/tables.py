@@ -18,7 +18,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[
 DELIMITERS = ",;\t|"
 ZERO_PADDED = re.compile(r"0\d+")  # a code, not a number: numbers are not written with leading zeros
 UPPER_BOOLEAN = re.compile(r"TRUE|FALSE|true|false")  # pandas reads them as bools, written back as True/False
+OPEN_END = re.compile(r"9999-12-31([ T]00:00(:00(\.0+)?)?)?|31[./-]12[./-]9999|12/31/9999|99991231")
 NO_VALUE = ["-", "--", "\u2013", "\u2014"]  # a lone dash: a spreadsheet's "nothing here" (a number column read as text)
 TOTALS_LABEL = re.compile(r"(grand\s+|sub)?totals?|sum|summe|gesamt(summe)?", re.IGNORECASE)
 SNIFF_LINES = 50
@@ -203,7 +204,7 @@ def read_table(path: str | os.PathLike, min_rows: int = 2, follow_links: bool = 
             except Exception as error:  # pyarrow raises several types for corrupt files
                 raise TwinInputError(path, f"is not a readable Parquet file ({error})") from None
         else:
-            frame = _without_totals(_read_csv(handle, path, size))
+            frame = _without_open_ends(_without_totals(_read_csv(handle, path, size)))
     if frame.shape[1] == 0:
         raise TwinInputError(path, "has no columns")
     if len(frame) == 0:
@@ -230,7 +231,8 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
         frame = pd.read_csv(handle, sep=delimiter, encoding=encoding, low_memory=False, na_values=NO_VALUE,
                             dtype=dict.fromkeys(_as_written(text, delimiter), str) or None)
         frame.attrs["csv_dialect"] = {"sep": delimiter, "encoding": "utf-8-sig" if head.startswith(codecs.BOM_UTF8)
-                                      else "utf-8" if encoding == "utf-8-sig" else encoding}
+                                      else "utf-8" if encoding == "utf-8-sig" else encoding,
+                                      **_line_ends_and_blanks(head, text, delimiter)}
         return frame
     except UnicodeDecodeError as error:
         raise TwinInputError(path, f"is not valid {encoding} past the first {SNIFF_BYTES} bytes ({error.reason})") from None
@@ -243,17 +245,60 @@ def _read_csv(handle, path: Path, size: int) -> pd.DataFrame:
                                    "the process more memory") from None
 
 
+def _sniffed_rows(text: str, delimiter: str) -> list[list[str]]:
+    """The complete rows of the sniffed head (its last line may be cut off), header first."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return list(csv.reader(io.StringIO("\n".join(lines[:-1] if len(lines) > 2 else lines)), delimiter=delimiter))
+
+
+def _line_ends_and_blanks(head: bytes, text: str, delimiter: str) -> dict:
+    """How the file ends its lines and writes a missing value, when not as pandas writes them: a Windows export's
+    CRLF, a spreadsheet's lone dash where no cell of the head is empty (both came back as LF and blank cells)."""
+    found = {"lineterminator": "\r\n"} if b"\r\n" in head else {}
+    cells = [value.strip() for row in _sniffed_rows(text, delimiter)[1:] for value in row]
+    dashes = [value for value in cells if value in NO_VALUE]
+    if dashes and "" not in cells:
+        found["na_rep"] = max(set(dashes), key=dashes.count)
+    return found
+
+
 def _as_written(text: str, delimiter: str) -> list[str]:
     """Columns of the first lines that pandas would rewrite, read as text so the twin writes them alike: codes
     with a leading zero ("01067", "007"; as numbers a zip code 01067 became 1067 and its twin wrote four-digit zip
     codes) and flags spelled TRUE/FALSE or true/false (as bools they came back True/False)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    rows = list(csv.reader(io.StringIO("\n".join(lines[:-1] if len(lines) > 2 else lines)), delimiter=delimiter))
+    rows = _sniffed_rows(text, delimiter)
     if len(rows) < 2:
         return []
     kept = {i for row in rows[1:] for i, value in enumerate(row[:len(rows[0])])
             if ZERO_PADDED.fullmatch(value) or UPPER_BOOLEAN.fullmatch(value)}
     return [rows[0][i] for i in sorted(kept)]
+
+
+def _without_open_ends(frame: pd.DataFrame) -> pd.DataFrame:
+    """A core banking system writes an open contract's end date as 9999-12-31 (a date column may not be empty):
+    past pandas' last date, the column read as text and its twin wrote "Other" on most rows. The sentinel is read
+    as a blank (an end not yet known) and `attrs["csv_dialect"]["open_end"]` keeps it, per column, to write back."""
+    found = {}
+    for name in frame.columns[frame.dtypes == object]:
+        text = frame[name].astype(str).str.strip()
+        open_end = text.str.fullmatch(OPEN_END).to_numpy() & frame[name].notna().to_numpy()
+        if open_end.any() and not open_end[frame[name].notna().to_numpy()].all():
+            found[name] = text[open_end].mode().iloc[0]
+            frame[name] = frame[name].mask(open_end)
+    if found:
+        frame.attrs.setdefault("csv_dialect", {})["open_end"] = found
+    return frame
+
+
+def as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table built in memory (a notebook's `pd.read_csv`) as `read_table` reads a file: lone-dash placeholders
+    and 9999-12-31 open ends blank, a totals row at the bottom left out. Without it a notebook's twin modelled the
+    TOTAL row and made a dashed amount column a category."""
+    frame = frame.copy()
+    for name in frame.columns[frame.dtypes == object]:
+        column = frame[name]
+        frame[name] = column.where(~column.astype(str).str.strip().isin(NO_VALUE))
+    return _without_open_ends(_without_totals(frame))
 
 
 def _without_totals(frame: pd.DataFrame) -> pd.DataFrame:
@@ -289,7 +334,8 @@ def _check_header(path: Path, header_line: str, delimiter: str) -> None:
     if duplicates:
         raise TwinInputError(path, f"has duplicate column names: {', '.join(duplicates)}")
     if any(name == "" for name in names):
-        raise TwinInputError(path, "has an empty column name in its header")
+        raise TwinInputError(path, "has an empty column name in its header (a pandas index? write the file with "
+                                   "to_csv(..., index=False), or name the column)")
 
 
 @contextlib.contextmanager
@@ -351,17 +397,89 @@ def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, dialect: d
     """The one way a CSV output is written: formula-escaped unless asked not to (see formula_safe). A text cell
     holding a carriage return is quoted (text cells are then all quoted): Python's csv module quotes only the
     line terminator's characters, and an unquoted CR splits the row, starting a new line with what follows.
-    `dialect` is the input's separator and encoding (`read_table`'s `attrs["csv_dialect"]`): a semicolon Latin-1
-    export, or a UTF-8 one with the byte-order mark Excel needs, is written back alike (a character the encoding
-    lacks becomes "?")."""
+    `dialect` is the input's separator, encoding, line ends, blank and open end dates (`read_table`'s
+    `attrs["csv_dialect"]`): a semicolon Latin-1 export, a UTF-8 one with the byte-order mark Excel needs, a
+    Windows one with CRLF and "-" for nothing, a core system's 9999-12-31, is written back alike (a character the encoding lacks becomes "?"). Most tables are written by Arrow's CSV writer, byte for byte as pandas writes them
+    (`_arrow_columns`), in a third of the time (100,000 x 55 cells: 2.3 -> 0.8 CPU s)."""
     frame = formula_safe(frame) if escape_formulas else frame
-    text = [_distinct(frame[name])[1] for name in frame.columns if frame[name].dtype == object]
-    has_cr = any(_holds_text(values) and values.str.contains("\r", regex=False, na=False).any() for values in text)
-    sep, encoding = (dialect or {}).get("sep", ","), (dialect or {}).get("encoding", "utf-8")
+    open_end = {name: value for name, value in (dialect or {}).get("open_end", {}).items() if name in frame}
+    if open_end:  # the end date of an open contract, as the input wrote it
+        frame = frame.assign(**{name: frame[name].astype(object).where(frame[name].notna(), value)
+                                for name, value in open_end.items()})
+    text = {name: _distinct(frame[name])[1] for name in frame.columns if frame[name].dtype == object}
+    has_cr = any(_holds_text(values) and values.str.contains("\r", regex=False, na=False).any()
+                 for values in text.values())
+    dialect = dialect or {}
+    sep, encoding = dialect.get("sep", ","), dialect.get("encoding", "utf-8")
     if kwargs.get("mode") == "a" and encoding == "utf-8-sig":  # the mark opens the file, not every chunk
         encoding = "utf-8"
-    frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, sep=sep,
-                 encoding=encoding, errors="replace", **kwargs)
+    line_end, blank = dialect.get("lineterminator", "\n"), dialect.get("na_rep", "")
+    plain = not has_cr and not set(kwargs) - {"mode", "header"} and (line_end, blank) == ("\n", "")
+    columns = _arrow_columns(frame, text, sep, encoding) if plain else None
+    if columns is None:
+        frame.to_csv(target, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL, sep=sep,
+                     encoding=encoding, errors="replace", lineterminator=line_end, na_rep=blank, **kwargs)
+        return
+    import pyarrow.csv
+
+    with open(target, "ab" if kwargs.get("mode") == "a" else "wb") as handle:
+        handle.write((codecs.BOM_UTF8 if encoding == "utf-8-sig" else b"")
+                     + (sep.join(map(str, frame.columns)) + "\n").encode() * bool(kwargs.get("header", True)))
+        pyarrow.csv.write_csv(columns, handle,
+                              pyarrow.csv.WriteOptions(include_header=False, delimiter=sep, quoting_style="none"))
+
+
+# Python writes a float in fixed notation from 1e-4 up to 1e16 and Arrow from 1e-6 up to 1e10, both with the
+# shortest digits that read back as the same number: inside both ranges they agree but for Python's ".0" on
+# whole numbers.
+ARROW_FLOATS = (1e-4, 1e10)
+
+
+def _arrow_columns(frame: pd.DataFrame, text: Mapping[str, pd.Series], sep: str, encoding: str):
+    """An Arrow table of the frame's cells as the text pandas' `to_csv` (QUOTE_MINIMAL, missing as "") writes, or
+    None when pandas must write the frame: a cell or name the CSV has to quote (separator, quote, line break), a
+    single column (an empty row is written quoted), an encoding other than UTF-8, or a column type whose text
+    Arrow writes differently (dates, categories, float32, objects other than text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    special = [sep, '"', "\n", "\r"]
+    if (frame.shape[1] < 2 or encoding not in ("utf-8", "utf-8-sig") or not frame.columns.is_unique
+            or any(mark in str(name) for name in frame.columns for mark in special)):
+        return None
+    try:
+        return pa.table({str(index): _arrow_text(frame[name], text.get(name), special)
+                         for index, name in enumerate(frame.columns)})
+    except (_Unwritable, UnicodeError, pa.ArrowException):  # a lone surrogate: pandas writes it as "?"
+        return None
+
+
+class _Unwritable(Exception):
+    """A column `_arrow_text` leaves to pandas."""
+
+
+def _arrow_text(column: pd.Series, distinct: pd.Series | None, special: list[str]):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if distinct is not None:  # text: the distinct values hold only strings, none the CSV must quote
+        if len(distinct) and (pd.api.types.infer_dtype(distinct, skipna=False) != "string"
+                              or distinct.str.contains("|".join(map(re.escape, special))).any()):
+            raise _Unwritable
+        return pa.array(column.to_numpy(), type=pa.string(), from_pandas=True)
+    kind = column.dtype.kind if pd.api.types.is_numeric_dtype(column.dtype) else "?"
+    if kind in "iu":
+        return pc.cast(pa.array(column, from_pandas=True), pa.string())
+    if kind == "b":
+        return pc.if_else(pa.array(column, from_pandas=True), "True", "False")
+    if kind != "f" or column.dtype != np.float64:
+        raise _Unwritable
+    magnitude = np.abs(column.to_numpy(dtype=float, na_value=np.nan))
+    missing = np.isnan(magnitude)
+    if not np.all(missing | (magnitude == 0) | ((magnitude >= ARROW_FLOATS[0]) & (magnitude < ARROW_FLOATS[1]))):
+        return pa.array(column.to_numpy().astype(str), mask=missing, type=pa.string())  # numpy's repr, as pandas
+    written = pc.cast(pa.array(column, from_pandas=True), pa.string())
+    return pc.if_else(pc.match_substring(written, "."), written, pc.binary_join_element_wise(written, ".0", ""))
 
 
 def write_frame(frame: pd.DataFrame, target: str | os.PathLike, escape_formulas: bool = True,

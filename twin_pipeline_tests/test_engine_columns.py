@@ -31,7 +31,8 @@ def test_kinds_of_the_loan_book(loan_book):
     (["2023-04-09T10:50:42Z", "2023-12-31T23:59:59Z"], ("%Y-%m-%dT%H:%M:%SZ", "s")),
     (["04/09/2023 10:50", "12/31/2023 23:59"], ("%m/%d/%Y %H:%M", "s")),
     (["09.04.2023 10:50", "31.12.2023 23:59"], ("%d.%m.%Y %H:%M", "s")),
-    (["09-APR-23", "31-DEC-23"], ("%d-%b-%y", "D")),
+    (["09-APR-23", "31-DEC-23"], ("%d-%^b-%y", "D")),  # capitals kept when written back
+    (["09-Apr-23", "31-Dec-23"], ("%d-%b-%y", "D")),
     (["Apr 09, 2023", "Dec 31, 2023"], ("%b %d, %Y", "D")),
     (["apple", "pear"], (None, None)),
 ])
@@ -247,3 +248,26 @@ def test_times_with_a_utc_offset_are_dates_written_with_the_offset_in_force(tmp_
     assert twin["txn_ts"].str.endswith("+02:00").mean() == pytest.approx(real["txn_ts"].str.endswith("+02:00").mean(),
                                                                       abs=0.03)
     assert instants.min() >= stamps.min() - pd.Timedelta(days=2) and instants.max() <= stamps.max() + pd.Timedelta(days=2)
+
+
+def test_month_names_in_capitals_come_back_in_capitals():
+    """Oracle writes dates as "09-APR-23": the twin wrote "09-Apr-23", which the bank's loader does not read."""
+    from twin_pipeline.engine import GaussianCopulaEngine
+
+    rng = np.random.default_rng(3)
+    days = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 900, 800), "D")
+    real = pd.DataFrame({"booked": days.strftime("%d-%b-%y").str.upper(), "amount": rng.lognormal(7, 1, 800)})
+    twin = GaussianCopulaEngine().fit(real).sample(2000, seed=1)
+    assert twin["booked"].str.fullmatch(r"\d{2}-(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)-\d{2}").all()
+
+
+def test_native_times_of_a_zone_come_back_in_that_zone():
+    """A Parquet column of Europe/Berlin times came back naive, in UTC: every time an hour or two early."""
+    from twin_pipeline.engine import GaussianCopulaEngine
+
+    rng = np.random.default_rng(1)
+    utc = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 200 * 86400, 2000), "s")
+    real = pd.DataFrame({"ts": utc.tz_convert("Europe/Berlin"), "amount": rng.integers(100, 9000, 2000)})
+    twin = GaussianCopulaEngine().fit(real).sample(3000, seed=1)
+    assert str(twin["ts"].dtype) == "datetime64[ns, Europe/Berlin]"
+    assert real["ts"].min() - pd.Timedelta(days=2) <= twin["ts"].min() and twin["ts"].max() <= real["ts"].max() + pd.Timedelta(days=2)

@@ -85,6 +85,26 @@ def test_the_notebook_comparison_does_not_score_fresh_e_mail_addresses(tmp_path)
     assert comparison["column_types"]["email"] == "excluded" and comparison["similarity_score"] > 90
 
 
+def test_the_notebook_api_reads_a_pandas_frame_as_the_cli_reads_the_file(tmp_path):
+    """A ledger export read with `pd.read_csv` keeps its TOTAL row and its "-" placeholders: the notebook's twin
+    modelled the totals (amounts to 600 times the median) and made the dashed balance a category of rare values."""
+    from twin_pipeline import DigitalTwinCloner
+
+    rng = np.random.default_rng(4)
+    amount, balance = np.round(rng.lognormal(7, 0.6, 800), 2), np.round(rng.lognormal(8, 1, 800), 2)
+    rows = pd.DataFrame({"account": rng.choice(["cash", "loans", "fees"], 800), "amount": amount,
+                         "balance": np.where(rng.random(800) < 0.1, "-", balance.astype(str))})
+    rows.loc[len(rows)] = ["TOTAL", amount.sum(), "-"]
+    rows.to_csv(tmp_path / "ledger.csv", index=False)
+    real = pd.read_csv(tmp_path / "ledger.csv")
+    cloner = DigitalTwinCloner(tmp_path)
+    model_id, metadata = cloner.train(real)
+    assert metadata["n_rows"] == 800 and metadata["column_kinds"]["balance"] == "continuous"
+    twin = cloner.generate(model_id, 4000, seed=1)
+    assert "TOTAL" not in set(twin["account"]) and twin["amount"].max() < 20 * np.median(amount)
+    assert twin["balance"].isna().mean() == pytest.approx(0.1, abs=0.03)
+
+
 @pytest.mark.parametrize("command", [["clone"], ["demo"], ["status"], ["serve"], ["audit", "privacy"],
                                      ["audit", "verify"], ["audit", "show"]])
 def test_every_subcommand_prints_its_help(command, capsys):

@@ -139,6 +139,10 @@ def test_national_ids_are_direct_identifiers_by_name():
     table["dni"] = rng.permutation(people * 2)[:1000]
     table.loc[:5, "dni"] = people[0]  # one customer, six loans
     assert detect_direct_identifiers(table)["dni"]["kind"] == "national id"
+    digits = pd.DataFrame({"national_id": [f"{n:011d}" for n in rng.integers(10**10, 10**11, 300)],
+                           "account_number": rng.integers(10**9, 10**10, 300).astype(str)})  # 11 and 10 digits
+    assert {name: entry["kind"] for name, entry in detect_direct_identifiers(digits).items()} == {
+        "national_id": "national id", "account_number": "account number"}  # not "phone number"
     options = CloneOptions()
     engine = pipeline.fit_model(table, options)
     twin = pipeline.protect(engine.sample(2000, seed=1), table, engine, options)[0]

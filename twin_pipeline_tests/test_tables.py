@@ -144,3 +144,86 @@ def test_a_semicolon_latin_1_or_bom_export_is_written_back_in_its_own_dialect(tm
         assert written.startswith(start) and written.count(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
         twin = pd.read_csv(tmp_path / name / "synthetic.csv", sep=sep, encoding=encoding)
         assert set(twin["stadt"]) <= {"München", "Köln", "Genève"} and twin["einkommen"].str.fullmatch(r"\d+,\d{2}").all()
+
+
+def test_a_windows_export_keeps_its_line_ends_and_its_dash_for_nothing(tmp_path):
+    """A Windows ERP export ends its lines with CRLF and writes "-" where there is no value: its twin came back
+    with LF line ends and blank cells, which the bank's loader reads differently from its own file."""
+    from twin_pipeline.options import CloneOptions
+    from twin_pipeline.pipeline import clone_file
+
+    rng = np.random.default_rng(2)
+    paid = np.where(rng.random(400) < 0.2, "-", [f"{v:.2f}" for v in rng.lognormal(7, 0.5, 400)])
+    table = pd.DataFrame({"invoice_amount": np.round(rng.lognormal(7, 0.5, 400), 2), "paid": paid,
+                          "region": rng.choice(["north", "south"], 400)})
+    table.to_csv(tmp_path / "erp.csv", index=False, lineterminator="\r\n")
+    assert read_table(tmp_path / "erp.csv").attrs["csv_dialect"] == {"sep": ",", "encoding": "utf-8",
+                                                                    "lineterminator": "\r\n", "na_rep": "-"}
+    clone_file(tmp_path / "erp.csv", tmp_path / "out", CloneOptions(scale=2))
+    written = (tmp_path / "out" / "synthetic.csv").read_bytes()
+    assert written.count(b"\r\n") == written.count(b"\n") == 801
+    twin = pd.read_csv(tmp_path / "out" / "synthetic.csv", dtype=str, keep_default_na=False)
+    assert (twin["paid"] == "-").mean() == pytest.approx(0.2, abs=0.05) and not (twin == "").any().any()
+    pd.DataFrame({"a": ["1", "", "3"], "b": ["-", "2", "x"]}).to_csv(tmp_path / "blank.csv", index=False)
+    assert "na_rep" not in read_table(tmp_path / "blank.csv").attrs["csv_dialect"]  # blanks and dashes: blank
+
+
+@pytest.mark.parametrize("dialect", [None, {"sep": ";", "encoding": "utf-8-sig"}, {"sep": "\t", "encoding": "cp1252"}])
+def test_a_twin_is_written_byte_for_byte_as_pandas_writes_it(tmp_path, dialect):
+    """Most twins go through Arrow's CSV writer (tables._arrow_columns): every kind of cell must read as pandas
+    would have written it (floats as Python writes them, whole ones with ".0", tiny and huge ones in exponent form,
+    missing values empty, flags True/False), and a frame Arrow cannot write exactly goes to pandas."""
+    import csv
+
+    from twin_pipeline.tables import formula_safe, to_csv
+
+    rng = np.random.default_rng(0)
+    n = 400
+    numbers = pd.DataFrame({
+        "amount": rng.normal(0, 1e4, n).round(2), "rate": rng.uniform(0, 1, n),
+        "spread": 10.0 ** rng.uniform(-7, 18, n) * rng.choice([-1, 1], n), "whole": rng.integers(0, 99, n) * 1.0,
+        "big": 10.0 ** rng.uniform(10, 15, n), "tiny": 10.0 ** rng.uniform(-6, -4, n),
+        "count": rng.integers(-5, 10**12, n), "small": rng.integers(0, 9, n).astype("uint8"),
+        "nullable": pd.array(np.where(rng.random(n) < 0.3, None, rng.integers(0, 9, n)), dtype="Int64"),
+        "flag": rng.random(n) < 0.5, "maybe": pd.array(np.where(rng.random(n) < 0.2, None, rng.random(n) < 0.5),
+                                                        dtype="boolean"),
+        "grade": rng.choice(["A", "B", "", " C ", "é", "=SUM(A1)", "-3.5", None, np.nan], n),
+    })
+    numbers.loc[:5, "amount"] = [0.0, -0.0, np.nan, np.inf, 1e-4, 9_999_999_999.5]
+    frames = {"numbers": numbers, "quoted text": numbers.assign(grade="a;b\tc,d\"e"),
+              "dates": numbers.assign(day=pd.Timestamp("2024-01-31")), "mixed objects": numbers.assign(grade=1),
+              "one column": numbers[["grade"]]}
+    sep, encoding = (dialect or {}).get("sep", ","), (dialect or {}).get("encoding", "utf-8")
+    for name, frame in frames.items():
+        ours, theirs = tmp_path / f"{name}.ours", tmp_path / f"{name}.pandas"
+        to_csv(frame, ours, dialect=dialect)
+        to_csv(frame.iloc[:7], ours, dialect=dialect, mode="a", header=False)
+        formula_safe(frame).to_csv(theirs, index=False, sep=sep, encoding=encoding, errors="replace",
+                                   quoting=csv.QUOTE_MINIMAL)
+        formula_safe(frame.iloc[:7]).to_csv(theirs, index=False, sep=sep, errors="replace", mode="a", header=False,
+                                            encoding="utf-8" if encoding == "utf-8-sig" else encoding)
+        assert ours.read_bytes() == theirs.read_bytes(), name
+
+
+def test_an_open_contracts_end_date_9999_12_31_is_read_as_open_and_written_back(tmp_path):
+    """A core banking export writes an open contract's end as 9999-12-31 (past pandas' last date): the column was
+    text, and its twin wrote "Other" on most rows (quality 76.9). Read as a blank, it is a date column; the twin
+    writes the open ends as the export did, and its other end dates follow their start."""
+    from twin_pipeline.options import CloneOptions
+    from twin_pipeline.pipeline import clone_file
+
+    rng = np.random.default_rng(9)
+    start = pd.Timestamp("2018-01-01") + pd.to_timedelta(rng.integers(0, 1500, 2000), "D")
+    end = (start + pd.to_timedelta(rng.integers(100, 2000, 2000), "D")).strftime("%d.%m.%Y").to_numpy(dtype=object)
+    end[rng.random(2000) < 0.4] = "31.12.9999"
+    pd.DataFrame({"start": start.strftime("%d.%m.%Y"), "end": end, "limit": np.round(rng.lognormal(9, 1, 2000), -2),
+                  "always_open": "9999-12-31"}).to_csv(tmp_path / "contracts.csv", index=False)
+    real = read_table(tmp_path / "contracts.csv")
+    assert real["end"].isna().mean() == (end == "31.12.9999").mean() and real["always_open"].notna().all()
+    assert real.attrs["csv_dialect"]["open_end"] == {"end": "31.12.9999"}
+    clone_file(tmp_path / "contracts.csv", tmp_path / "out", CloneOptions(scale=2))
+    twin = pd.read_csv(tmp_path / "out" / "synthetic.csv", dtype=str)
+    is_open = twin["end"] == "31.12.9999"
+    assert is_open.mean() == pytest.approx(0.4, abs=0.04) and twin["end"].notna().all()
+    closed = twin[~is_open]
+    assert (pd.to_datetime(closed["end"], format="%d.%m.%Y") >= pd.to_datetime(closed["start"], format="%d.%m.%Y")).all()

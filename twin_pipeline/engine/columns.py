@@ -39,12 +39,16 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
         return None, None
     for fmt, resolution in DATE_FORMATS:
         if parse_dates(sample, fmt).notna().all():
+            if re.search("%[bB]", fmt) and sample.str.replace(r"[^A-Za-z]", "", regex=True).str.isupper().all():
+                fmt = re.sub("%([bB])", r"%^\1", fmt)  # Oracle's "09-APR-23": months written in capitals
             return fmt, resolution
     return None, None
 
 
 def parse_dates(text: pd.Series, fmt: str) -> pd.Series:
-    """Text dates in `fmt` as naive datetimes, NaT where unreadable; times with a UTC offset (%z) in UTC."""
+    """Text dates in `fmt` as naive datetimes, NaT where unreadable; times with a UTC offset (%z) in UTC; `%^b`
+    (a month name in capitals) reads as %b."""
+    fmt = fmt.replace("%^", "%")
     if "%z" not in fmt:
         return pd.to_datetime(text, format=fmt, errors="coerce")
     return pd.to_datetime(text, format=fmt, errors="coerce", utc=True).dt.tz_localize(None)
@@ -79,6 +83,8 @@ def utc_offsets(text: pd.Series, fmt: str) -> dict | None:
 def write_dates(stamps: pd.Series, fmt: str, offsets: dict | None = None) -> np.ndarray:
     """Naive datetimes (none missing) as text in `fmt`; UTC times with an offset in force (see utc_offsets) are
     written as local time plus that offset. Each distinct time is formatted once (strftime is a call per value)."""
+    if "%^" in fmt:  # capitals, as glibc's %^b writes them (portably)
+        return pd.Series(write_dates(stamps, fmt.replace("%^", "%"), offsets)).str.upper().to_numpy(dtype=object)
     codes, distinct = pd.factorize(stamps)
     distinct = pd.Series(distinct)
     if "%z" not in fmt:

@@ -420,11 +420,11 @@ class GaussianCopulaEngine:
         kept = [name for name in keep if name in rows.columns]
         encoded[kept] = self.text_view(rows[kept])  # a settled column stays itself; what derives from it follows
         rng = np.random.default_rng(seed)
-        current = {name: self.rules.numeric(text, name) for name in derived}
 
         def round_moved(name, numbers):  # a value that did not move is on its steps already: rounding it again
             rounded = self._round_derived(name, numbers, rng)  # would pile more onto the coarse steps
-            return np.where(numbers == current.get(name, np.nan), numbers, rounded)
+            current = self.rules.numeric(text, name) if name in derived else np.nan  # read only when rounded
+            return np.where(numbers == current, numbers, rounded)
         decoded = self.typed_view(self.rules.decode(encoded, round_values=round_moved, keep=set(kept)))
         out = after.copy()
         for name in derived:

@@ -306,8 +306,16 @@ class Datetime(Numeric):
         if resolution != "s":
             stamps = (stamps + ROUNDING_SHIFT[resolution]).dt.to_period(resolution).dt.to_timestamp()
         if not self.date_format:
-            return stamps
+            return self._zoned(stamps)
         return pd.Series(self._written_dates(stamps), dtype=object)
+
+    def _zoned(self, stamps: pd.Series) -> pd.Series:
+        """Native times of a zone (a Parquet column in Europe/Berlin) are modelled in UTC and put back in their
+        zone: written naive, they read as UTC and every time moved by the zone's offset."""
+        dtype = pd.api.types.pandas_dtype(self.dtype) if self.dtype.startswith("datetime64") else None
+        if not isinstance(dtype, pd.DatetimeTZDtype):
+            return stamps
+        return stamps.dt.tz_localize("UTC").dt.tz_convert(dtype.tz)
 
     def typed(self, values: pd.Series) -> pd.Series:
         return col.parse_dates(values, self.date_format) if self.date_format else values

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from twin_pipeline.outcome import outcome_column
-from twin_pipeline.privacy.grouping import catch_all, group_keys
+from twin_pipeline.privacy.grouping import catch_all, column_codes, combine_codes, group_keys
 from twin_pipeline.errors import TwinInputError
 
 LOW_CARDINALITY = 20  # columns with at most this many values keep their shares: replacements are drawn within them
@@ -95,9 +95,12 @@ def rake(pool: pd.DataFrame, target: pd.DataFrame, margins: Sequence[Sequence[st
     (iterative proportional fitting, as survey statisticians calibrate a sample). A target cell the pool lacks
     cannot be matched: the margin is calibrated to the cells it has; uniform weights when nothing can be matched."""
     weights = np.ones(len(pool))
+    columns = list(dict.fromkeys(column for margin in margins for column in margin))
+    stacked = pd.concat([pool[columns], target[columns]], ignore_index=True)
+    coded = {column: column_codes(stacked[column]) for column in columns}  # once each, shared by its margins
     codes = []
     for margin in margins:
-        both = group_keys(pd.concat([pool[list(margin)], target[list(margin)]], ignore_index=True), list(margin))
+        both = combine_codes([coded[column] for column in margin], len(stacked))
         pool_codes, target_codes = both[:len(pool)], both[len(pool):]
         wanted = np.bincount(target_codes, minlength=both.max() + 1 if len(both) else 0).astype(float)
         if wanted.sum() > 0:

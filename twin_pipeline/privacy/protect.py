@@ -87,8 +87,9 @@ def protect_twin(
     protected = agree(safe.loc[protected.index], protected)
     protected, refill = _refill(protected, safe, real, len(synthetic), qis, redraw, agree, k, ignore, max_rounds,
                                 seed)
+    smallest = smallest_group(protected, qis)
     for round_ in range(1, max_rounds + 1):  # a late copy's group lost its row to a swapped donor: again
-        if smallest_group(protected, qis) >= k:
+        if smallest >= k:
             break
         again, extra = enforce_k_anonymity(protected, k, qis, generalize, max_suppression, synthetic=True,
                                            seed=seed + round_)
@@ -97,10 +98,11 @@ def protect_twin(
         protected, more = _refill(again, protected, real, len(synthetic), qis, redraw, agree, k, ignore,
                                   max_rounds, seed + round_)
         refill = {key: refill[key] + more[key] for key in refill}
-    if smallest_group(protected, qis) < k:
+        smallest = smallest_group(protected, qis)
+    if smallest < k:
         raise PrivacyLimitError(None, f"k = {k} could not be kept on {qis} while refilling the twin to "
                                       f"{len(synthetic):,} rows after {max_rounds} rounds")
-    anonymity["final_k"] = smallest_group(protected, qis)
+    anonymity["final_k"] = smallest
     anonymity["bank_compliant"] = anonymity["final_k"] >= k
     return protected, {
         "quasi_identifiers": qis,

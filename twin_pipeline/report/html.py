@@ -113,15 +113,26 @@ def column_caption(name: str, score: float, ceiling: Mapping) -> str:
             + (f" · real sample {fmt(ceiling[name]['ceiling'], 3)}" if name in ceiling else ""))
 
 
-def _shared(tasks: list[tuple[Callable, tuple]], helper: Executor | None) -> list:
-    """Each task's result, in order. With a `helper` executor (another process) the tasks are shared with it:
-    it takes them from the end of the list while this process runs them from the start, taking back every one
-    the helper has not begun, so the two meet wherever each one's other work leaves them."""
-    shared = {index: helper.submit(function, *arguments)
-              for index, (function, arguments) in reversed(list(enumerate(tasks))) if index} if helper else {}
-    here = {index: function(*arguments) for index, (function, arguments) in enumerate(tasks)
-            if index not in shared or shared[index].cancel()}
-    return [here[index] if index in here else shared[index].result() for index in range(len(tasks))]
+class _Shared:
+    """Tasks shared with a `helper` executor (another process): handed to it at once, from the end of the list
+    (added ones after those), while this process goes on with other work; `results()` then runs here, from the
+    start, every task the helper has not begun, so the two meet wherever each one's other work leaves them. The
+    first task always runs here. Without a helper all run here."""
+
+    def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None):
+        self.tasks, self.helper = list(tasks), helper
+        self.handed = {index: helper.submit(function, *arguments)
+                       for index, (function, arguments) in reversed(list(enumerate(tasks))) if index} if helper else {}
+
+    def add(self, function: Callable, *arguments) -> None:
+        if self.helper is not None and self.tasks:
+            self.handed[len(self.tasks)] = self.helper.submit(function, *arguments)
+        self.tasks.append((function, arguments))
+
+    def results(self) -> list:
+        here = {index: function(*arguments) for index, (function, arguments) in enumerate(self.tasks)
+                if index not in self.handed or self.handed[index].cancel()}
+        return [here[index] if index in here else self.handed[index].result() for index in range(len(self.tasks))]
 
 
 def _draw_columns(shown: list[tuple[str, plots.Distribution]], image_format: str) -> list[tuple[str, bytes]]:
@@ -232,24 +243,42 @@ class Figures:
 def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: str | None = None,
          column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None,
          image_format: str = "svg") -> Figures:
-    """Every picture of the page: a plot per column the quality report scores, the heatmaps and the tail
-    dependence, drawn here or shared with a `helper` executor (see `_shared`). Needs the quality report's
-    column scores and tail figures, not the holdout reference: the page's captions carry those. Columns are read
+    """Every picture of the page (see `Drawing`), drawn here or shared with a `helper` executor. Columns are read
     as the quality report typed them (its `column_types`; `column_kinds` when it has none), so each plot shows
     what was scored and no column is detected twice."""
-    comparison = _Comparison(real, twin, primary_key, quality.get("column_types") or column_kinds)
-    panels = correlation_panels(comparison) if len(comparison.numeric) > 1 else {}
-    shown = [(name, plots.distribution(comparison.real[name], comparison.synthetic[name], comparison.plan[name]))
-             for name in column_scores(quality) if name in comparison.plan]
-    groups = [shown[start:start + COLUMNS_PER_TASK] for start in range(0, len(shown), COLUMNS_PER_TASK)]
-    # The largest pictures last: a helper free early takes them first.
-    tasks = ([(_draw_columns, (group, image_format)) for group in groups]
-             + [(plots.tail_plot, (quality.get("tail_risk") or {}, image_format))]
-             + [(heatmap_images, (panels, image_format))] * bool(panels))
-    drawn = _shared(tasks, helper)
-    return Figures(columns={name: image for group in drawn[:len(groups)] for name, image in group},
-                   heatmaps=drawn[len(groups) + 1] if panels else {}, tails=drawn[len(groups)],
-                   scored=len(comparison.plan))
+    return Drawing(real, twin, primary_key, quality.get("column_types") or column_kinds, helper,
+                   image_format).finish(quality)
+
+
+class Drawing:
+    """The pictures of one twin, begun before its quality report exists: a plot per column the quality report
+    scores and the correlation heatmaps need only the real table and the twin, so they are handed to a `helper`
+    executor at once (`_Shared`; the largest last, which a helper free early takes first) while this process
+    writes the report; `finish(quality)` adds the tail dependence picture (the report's tail figures, shared
+    too) and draws what the helper has not begun. `column_kinds` must be the quality report's, so each plot
+    shows what was scored; the quality report can then be read off the same `comparison` (its numbers and
+    correlations are computed once)."""
+
+    def __init__(self, real: pd.DataFrame, twin: pd.DataFrame, primary_key: str | None = None,
+                 column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None,
+                 image_format: str = "svg"):
+        self.comparison = comparison = _Comparison(real, twin, primary_key, column_kinds)
+        panels = correlation_panels(comparison) if len(comparison.numeric) > 1 else {}
+        shown = [(name, plots.distribution(comparison.real[name], comparison.synthetic[name], column,
+                                           numbers=comparison.numbers.get(name)))
+                 for name, column in comparison.plan.items()]
+        self.groups = [shown[start:start + COLUMNS_PER_TASK] for start in range(0, len(shown), COLUMNS_PER_TASK)]
+        self.shared = _Shared([(_draw_columns, (group, image_format)) for group in self.groups]
+                              + [(heatmap_images, (panels, image_format))] * bool(panels), helper)
+        self.image_format, self.scored = image_format, len(comparison.plan)
+
+    def finish(self, quality: Mapping) -> Figures:
+        self.shared.add(plots.tail_plot, quality.get("tail_risk") or {}, self.image_format)
+        *drawn, tails = self.shared.results()
+        columns = {name: image for group in drawn[:len(self.groups)] for name, image in group}
+        return Figures(columns={name: columns[name] for name in column_scores(quality) if name in columns},
+                       heatmaps=drawn[len(self.groups)] if len(drawn) > len(self.groups) else {}, tails=tails,
+                       scored=self.scored)
 
 
 def render(figures: Figures, quality: Mapping, privacy: Mapping | None = None, title: str = "",

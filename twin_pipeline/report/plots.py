@@ -70,12 +70,14 @@ class Distribution:
     dates: bool = False  # edges are nanoseconds since the epoch
 
 
-def distribution(real: pd.Series, twin: pd.Series, column: _Column, bins: int = BINS) -> Distribution:
+def distribution(real: pd.Series, twin: pd.Series, column: _Column, bins: int = BINS,
+                 numbers: tuple[np.ndarray, np.ndarray] | None = None) -> Distribution:
     """Numbers and dates on `bins` shared bins over the real 0.5-99.5 % range (one outlier does not squash the
     picture; whole numbers over a short range get a bin per value, as bins straddling integers would alias);
-    categories as the real table's TOP_CATEGORIES most frequent labels and "other"."""
+    categories as the real table's TOP_CATEGORIES most frequent labels and "other". `numbers`: both columns
+    already read as numbers (the quality report's)."""
     if column.type in ("numeric", "datetime"):
-        real_values, twin_values = _as_numbers(real, column), _as_numbers(twin, column)
+        real_values, twin_values = numbers or (_as_numbers(real, column), _as_numbers(twin, column))
         real_values, twin_values = real_values[~np.isnan(real_values)], twin_values[~np.isnan(twin_values)]
         if not len(real_values):
             return Distribution(np.zeros(0), None, np.zeros(0), dates=column.type == "datetime")

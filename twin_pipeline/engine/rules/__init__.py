@@ -87,6 +87,8 @@ class RuleSet:
                                   "rounding": None if is_date else spec.rounding}
             if rule.kind in ("order", "ratio", "formula"):
                 self.formats[name].update(_smoothed_range(self.numeric(real, name), governed.get(name), k))
+            if rule.kind == "formula" and rule.source == "mined":  # the range the upload's contract checks
+                self.formats[name]["bounds"] = spec.bounds
             if rule.kind == "ratio":  # decoding moves `a` into the target's range (RuleSet._ratio) or recomputes
                 self.formats[name]["a_decimals"] = spec_of[rule.params["a"]].decimals  # an inverted ratio's target
                 self.formats[name]["target_decimals"] = spec_of[rule.params["target"]].decimals
@@ -369,11 +371,13 @@ class RuleSet:
                                 p["unit"]) + p["offset_days"] * DAY
         else:
             numbers = evaluate(p["expression"], frame)
-        if rule.kind in ("ratio", "formula") and rule.source == "mined" and "floor" in self.formats.get(name, {}):
+        if rule.kind == "ratio" and rule.source == "mined" and "floor" in self.formats.get(name, {}):
             # a mined, approximate relation must not carry a column past its own (smoothed) range, which the
             # upload's contract checks (where `_ratio` could not move its input); a declared formula is the
             # user's word and wins
             numbers = np.clip(numbers, self.formats[name]["floor"], self.formats[name]["ceiling"])
+        elif rule.kind == "formula" and self.formats.get(name, {}).get("bounds"):  # a mined product (EL = PD x
+            numbers = np.clip(numbers, *self.formats[name]["bounds"])  # LGD x EAD) of three extremes may pass it
         if round_values is not None:
             numbers = round_values(name, numbers)
         if rule.kind == "order":  # rounding must not cross a rule's bound (the rules win over the own range)

@@ -94,7 +94,7 @@ class Rule:
         if self.kind == "determined":
             return f"{p['column']} is determined by {p['by']}"
         if self.kind == "date_term":
-            unit = "x 365 days" if p["unit"] == "365 days" else p["unit"] + "s"
+            unit = f"x {p['unit']}" if p["unit"].endswith(" days") else p["unit"] + "s"
             offset = p["offset_days"]
             shift = f" {'+' if offset > 0 else '-'} {abs(offset)} day{'s' if abs(offset) != 1 else ''}" if offset else ""
             return f"{p['end']} = {p['start']} + {p['term']} {unit}{shift}"
@@ -181,7 +181,9 @@ def _number(value) -> str:
 
 NAT_SECONDS = np.iinfo(np.int64).min // 10**9  # what a missing datetime becomes in the engine's seconds
 DAY = 86_400  # seconds
-DATE_UNITS = {"day": (1, 0), "week": (7, 0), "month": (0, 1), "year": (0, 12), "365 days": (365, 0)}  # days, months
+# (days, months) per unit; "30 days" and "360 days" are the 30/360 convention's month and year
+DATE_UNITS = {"day": (1, 0), "week": (7, 0), "month": (0, 1), "year": (0, 12), "365 days": (365, 0),
+              "30 days": (30, 0), "360 days": (360, 0)}
 
 
 def date_plus(start: np.ndarray, term: np.ndarray, unit: str) -> np.ndarray:

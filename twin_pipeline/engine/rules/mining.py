@@ -7,6 +7,7 @@ category-to-value lookups of categories seen at least k times. No row is stored.
 from __future__ import annotations
 
 import itertools
+import keyword
 import warnings
 
 import numpy as np
@@ -24,6 +25,9 @@ RATIO_TOLERANCE = 0.01  # a ratio holds when its residual stays within this shar
 MAX_GROUP_VALUES = 60  # category columns with more values are not screened for fixed values
 CHANCE = 1e-6  # a fixed value in a category must be this unlikely to arise by chance
 MAX_SUM_COLUMNS = 60  # wider tables screen sums on the most varied columns only
+PRODUCT_COLUMNS = 24  # products of three are screened among this many positive columns, the most varied
+PRODUCT_ROWS = 64  # ... on this many rows where the target's rounding is negligible (LOG_TOLERANCE)
+LOG_TOLERANCE = 1e-3
 TERM_DAYS = 2  # a date plus a term holds within this many days (a convention's day, a rounded term)
 MONTH_DAYS = 365.2425 / 12
 
@@ -99,6 +103,8 @@ def _mine(df: pd.DataFrame, specs, k: int, seed: int) -> list[Rule]:
     rules = mine_sums(values, names, specs, rng)
     found = {frozenset(rule.columns) for rule in rules}
     rules += [rule for rule in mine_ratios(values, names, specs, rng) if frozenset(rule.columns) not in found]
+    found = {rule.params["target"] for rule in rules}
+    rules += [rule for rule in mine_products(values, names, specs, rng) if rule.params["target"] not in found]
     parsed = parsed_columns(specs)  # orders also among text numbers, and among dates (never a date and a number)
     order_names = names + list(parsed)
     order_values = np.column_stack([values] + [numbers(df[name], parse) for name, parse in parsed.items()])
@@ -335,6 +341,51 @@ def mine_ratios(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
         rule.params["rounding"] = float(half_units[rule.params["target"]]) * 1.01
         chosen.append(rule)
     return chosen
+
+
+def mine_products(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
+    """`target = a * b * c` within the target's rounding (expected loss = PD x LGD x EAD), as a formula rule:
+    screened in logs on rows where the target is large against its rounding, then checked on every row."""
+    n, p = values.shape
+    half_units = units(specs, names)
+    with np.errstate(invalid="ignore"):
+        positive = [j for j in range(p) if np.nanmin(values[:, j]) >= 0 and np.nanstd(values[:, j]) > 0]
+    if len(positive) < 4:
+        return []
+    rules: list[Rule] = []
+    for target in positive:
+        large = np.flatnonzero(values[:, target] >= 1000 * half_units[target])
+        if len(large) < 30:
+            continue
+        rows = values[rng.choice(large, min(PRODUCT_ROWS, len(large)), replace=False)]
+        inputs = [j for j in positive if j != target and np.all(rows[:, j] > 0)]
+        inputs = sorted(inputs, key=lambda j: -np.std(np.log(rows[:, j])))[:PRODUCT_COLUMNS]
+        if len(inputs) < 3:
+            continue
+        logs = np.log(rows[:, inputs])  # (m, q)
+        rest = np.log(rows[:, target])[:, None, None] - logs[:, :, None] - logs[:, None, :]  # log target - a - b
+        for a in range(len(inputs)):  # target - a - b = c on every screened row
+            close = np.all(np.abs(rest[:, a, :, None] - logs[:, None, :]) <= LOG_TOLERANCE, axis=0)  # (b, c)
+            for b, c in zip(*np.nonzero(close)):
+                if a < b < c:
+                    rule = _product_rule(values, names, half_units, target, [inputs[a], inputs[b], inputs[c]])
+                    rules += [rule] if rule is not None else []
+    return list({rule.params["target"]: rule for rule in rules}.values())  # one product per target
+
+
+def _product_rule(values, names, half_units, target, factors) -> Rule | None:
+    factors = sorted(factors)  # written in table order
+    product = np.prod(values[:, factors], axis=1)
+    y = values[:, target]
+    present = np.isfinite(y) & np.isfinite(product)
+    tolerance = float(half_units[target]) * 1.01
+    holds = np.abs(y - product)[present] <= tolerance + 1e-9 * np.maximum(1.0, np.abs(y[present]))
+    if not present.sum() or holds.mean() < REPORT_SHARE:
+        return None
+    expression = " * ".join(names[j] if names[j].isidentifier() and not keyword.iskeyword(names[j])
+                            and names[j] != "col" else f"col({names[j]!r})" for j in factors)
+    return Rule("formula", {"target": names[target], "expression": expression, "tolerance": tolerance},
+                real_share=round(float(holds.mean()), 6))
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
