@@ -426,13 +426,14 @@ class GaussianCopulaEngine:
             current = self.rules.numeric(text, name) if name in derived else np.nan  # read only when rounded
             return np.where(numbers == current, numbers, rounded)
         decoded = self.typed_view(self.rules.decode(encoded, round_values=round_moved, keep=set(kept)))
-        out = after.copy()
+        out = after.copy(deep=False)  # only the columns set below are copied: they are replaced, `after` stays
         for name in derived:
             index = rows.index[moved[name][touched]]
-            if name not in kept:
-                out.loc[index, name] = decoded.loc[index, name]
-            for input_ in self.rules.moved_inputs(name, kept):  # a ratio's input moved to keep it in range
-                out.loc[index, input_] = decoded.loc[index, input_]
+            # the column itself unless kept, and a ratio's input moved to keep it in range
+            for column in ([] if name in kept else [name]) + self.rules.moved_inputs(name, kept):
+                values = out[column].copy()
+                values.loc[index] = decoded.loc[index, column]
+                out[column] = values
         return out
 
     def renumber_keys(self, frame: pd.DataFrame, first_row: int = 0, seed: int | None = None) -> pd.DataFrame:
