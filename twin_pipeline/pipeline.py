@@ -305,7 +305,7 @@ def combine_protection(results: list[dict]) -> dict:
     copies = {key: total(lambda p, key=key: p["exact_copies"].get(key)) for key, value in first["exact_copies"].items()
               if isinstance(value, int) and not isinstance(value, bool)}
     copies.update(
-        {key: first["exact_copies"][key] for key in ("rule", "columns_compared", "replacements_raked_on",
+        {key: first["exact_copies"][key] for key in ("rule", "columns_compared", "replacements_calibrated_on",
                                                      "natural_identical_match_share")},
         identical_match_share=total(lambda p: p["exact_copies"]["identical_match_share"] * p["rows"]["returned"])
         / max(rows, 1),

@@ -154,3 +154,38 @@ def test_replacements_keep_the_outcome_on_the_profiles_that_carry_it():
     for risky in (safe["age"] < 20, safe["days"] >= 60):  # both raise the real rate (shapes.overdraft_table)
         assert overdrawn[risky].mean() > overdrawn[~risky].mean() + 0.03
     assert abs(overdrawn.mean() - (real["overdrawn"] == "yes").mean()) < 0.02
+
+
+def survey_table(seed: int, n: int = 500) -> pd.DataFrame:
+    """Applications, four discrete columns; 9 % approved, more often when employed or owning a home: most approved
+    profiles are seen on fewer than 5 real rows, so the copy rule replaces one twin row in ten."""
+    rng = np.random.default_rng(seed)
+    employment = rng.choice(["employed", "self-employed", "unemployed"], n, p=[0.7, 0.2, 0.1])
+    housing = rng.choice(["own", "rent", "family"], n)
+    approval = 0.04 + 0.08 * (employment == "employed") + 0.04 * (housing == "own")
+    return pd.DataFrame({"age_band": rng.choice(["18-25", "26-35", "36-50", "51+"], n), "employment": employment,
+                         "housing": housing, "approved": np.where(rng.random(n) < approval, "yes", "no")})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_protection_keeps_the_approval_rate_and_every_column_share(seed):
+    """A reviewer's survey: replacing the rare copies moved approvals from 9.96 % to 12.3 % and an age band by 6.5
+    points, as the replacements were raked on outcome pairs the allowed rows cannot all reach. What the rule keeps
+    must keep its shares: the protected twin's approval rate and every column's shares are the unprotected twin's
+    (give or take the replacements' rounding), and the approval rate stays within sampling noise of the real one."""
+    from twin_pipeline import pipeline
+    from twin_pipeline.options import CloneOptions
+
+    real = survey_table(600 + seed)
+    options = CloneOptions(seed=seed)
+    engine = pipeline.fit_model(real, options)
+    sample = engine.sample(5_000, seed=seed)
+    twin, report = pipeline.protect(sample, real, engine, options)
+    assert report["exact_copies"]["rows_replaced"] > 250  # the rule does bite here
+    shared_by = twin.merge(real.groupby(list(real.columns)).size().rename("rows").reset_index(), how="left")["rows"]
+    assert not (shared_by < 5).any()
+    for column in real.columns:
+        shift = twin[column].value_counts(normalize=True).sub(sample[column].value_counts(normalize=True), fill_value=0)
+        assert shift.abs().max() < (0.01 if column == "approved" else 0.02), (column, shift.round(3).to_dict())
+    real_rate = (real["approved"] == "yes").mean()
+    assert abs((twin["approved"] == "yes").mean() - real_rate) < 0.02 + 2 * np.sqrt(real_rate * (1 - real_rate) / len(real))

@@ -54,7 +54,7 @@ def test_twin_has_no_rare_strings_no_rare_records_k5_and_all_its_rows():
 
 def test_a_small_discrete_table_keeps_its_flag_rate_and_its_shares():
     """450 rows of four discrete columns with a 13 % flag: most twin rows equal some real row, as most fresh real
-    rows would; only rare records are replaced, from a raked pool, so every share stays within sampling error."""
+    rows would; only rare records are replaced, from a reweighted pool, so every share stays within sampling error."""
     real = overdraft_table(seed=3)
     options = CloneOptions()
     engine = pipeline.fit_model(real, options)
