@@ -147,7 +147,7 @@ def reference_quality(real: pd.DataFrame, options: CloneOptions) -> dict:
 
     started = time.perf_counter()
     evaluation = holdout_evaluation(real, make_twin, primary_key=options.primary_key,
-                                    column_kinds=options.column_kinds or None, target=options.target,
+                                    column_kinds=scored_kinds(real, options), target=options.target,
                                     seed=options.seed or 0)
     holdout = evaluation["holdout"]
     if "skipped" not in holdout:
@@ -192,9 +192,11 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
 
 
 def scored_kinds(real: pd.DataFrame, options: CloneOptions) -> dict[str, str] | None:
-    """The column kinds the quality report and its pictures read a twin with: direct identifiers carry no
-    statistics."""
-    return {name: "identifier" for name in direct_identifiers(real, options) if name in real.columns} or None
+    """The column kinds the quality report, its pictures and the holdout reference read a twin with: the kinds
+    the user gave, and direct identifiers, which carry no statistics (scored as categories in the reference, a
+    card extract's fresh masked cards put its twin 5 points under the ceiling)."""
+    return {**options.column_kinds,
+            **{name: "identifier" for name in direct_identifiers(real, options) if name in real.columns}} or None
 
 
 def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:

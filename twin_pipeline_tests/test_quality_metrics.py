@@ -95,6 +95,8 @@ def test_primary_key_and_unique_text_are_excluded_but_unique_floats_are_not():
     assert column_types(frame) == {"ref": "excluded", "account": "numeric", "balance": "numeric", "limit": "numeric",
                                    "einkommen": "numeric"}
     assert column_types(frame, primary_key="account")["account"] == "excluded"
+    notes = pd.Series([f"called client re {i}, promised {i * 7} EUR" if i % 3 else None for i in range(200)])
+    assert column_types(frame.assign(notes=notes))["notes"] == "excluded"  # unique where filled: free text
     report = quality_report(frame, frame.sample(frac=1, random_state=1), primary_key="account")
     assert set(report["ks_statistics"]) == {"balance", "limit", "einkommen"}
 

@@ -28,6 +28,7 @@ from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dic
 from .dp import DEFAULT_DELTA, fit_private
 from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation
 from .rules import RuleSet, load_declared
+from .steps import OutcomeSteps
 from .transformers import ColumnSpec, Continuous, Derived, detect_spec, mark_duplicates
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class GaussianCopulaEngine:
         self.declared_rules = load_declared(rules)  # a path, dict or list of declared rules
         self.rules = RuleSet()
         self._reference = None  # the copulas backend's fitted GaussianMultivariate
+        self.steps: OutcomeSteps | None = None  # the outcome's thresholds per cell of its parents (steps.py)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, df: pd.DataFrame, primary_key: str | None = None,
@@ -155,6 +157,8 @@ class GaussianCopulaEngine:
             self.tails = self._fit_tails(df)
         if self.backend == "copulas":
             self._reference = fit_reference(self, df)
+        elif self.variables:
+            self.steps = OutcomeSteps.fit(self, df, rng)
         self._calibrate_governed_shares()
         self._calibrate_derived_rounding()
         log.info("fitted %d columns (%d copula variables) on %d rows", len(self.specs), len(self.variables), len(df))
@@ -321,6 +325,7 @@ class GaussianCopulaEngine:
             else:
                 latent = self._latent_values(size, rng, cholesky, box)
                 decoded = {i: marginal.decode(latent[:, i]) for i, marginal in enumerate(marginals)}
+                self._decode_outcome(decoded, latent, conditions or {}, None if conditions else rng)
                 for index, condition in (conditions or {}).items():
                     variable = self.variables.index((index, "value"))
                     if isinstance(self.marginals[variable], NumericMarginal):
@@ -379,6 +384,7 @@ class GaussianCopulaEngine:
                 box[variable] = value_boxes(marginal, keys)
             latent = self._latent_values(len(block), rng, cholesky, box)
             decoded = {i: marginal.decode(latent[:, i]) for i, marginal in enumerate(marginals)}
+            self._decode_outcome(decoded, latent, block.columns)
             parts.append(self._assemble(decoded, len(block), start, rng, given=block))
         return pd.concat(parts, ignore_index=True) if parts else self.sample(0)
 
@@ -420,13 +426,14 @@ class GaussianCopulaEngine:
             current = self.rules.numeric(text, name) if name in derived else np.nan  # read only when rounded
             return np.where(numbers == current, numbers, rounded)
         decoded = self.typed_view(self.rules.decode(encoded, round_values=round_moved, keep=set(kept)))
-        out = after.copy()
+        out = after.copy(deep=False)  # only the columns set below are copied: they are replaced, `after` stays
         for name in derived:
             index = rows.index[moved[name][touched]]
-            if name not in kept:
-                out.loc[index, name] = decoded.loc[index, name]
-            for input_ in self.rules.moved_inputs(name, kept):  # a ratio's input moved to keep it in range
-                out.loc[index, input_] = decoded.loc[index, input_]
+            # the column itself unless kept, and a ratio's input moved to keep it in range
+            for column in ([] if name in kept else [name]) + self.rules.moved_inputs(name, kept):
+                values = out[column].copy()
+                values.loc[index] = decoded.loc[index, column]
+                out[column] = values
         return out
 
     def renumber_keys(self, frame: pd.DataFrame, first_row: int = 0, seed: int | None = None) -> pd.DataFrame:
@@ -475,6 +482,12 @@ class GaussianCopulaEngine:
         parsing, derived = self.rules.parsing, self.rules.derived_columns
         return [ColumnSpec.from_dict({"name": spec.name, "dtype": spec.dtype, **parsing[spec.name]})
                 if spec.name in derived and spec.name in parsing else spec for spec in self.specs]
+
+    def _decode_outcome(self, decoded: dict, latent: np.ndarray, given, rng=None) -> None:
+        """The outcome in its cell (steps.py), unless it is itself given or conditioned on; `rng` for an
+        unconditional batch, whose cells then keep their shares exactly."""
+        if self.steps is not None and self.variables[self.steps.outcome][0] not in given:
+            self.steps.apply(decoded, latent, rng)
 
     def _latent_box(self, conditions: dict) -> dict[int, tuple[float, float]]:
         box = {}
@@ -636,7 +649,7 @@ class GaussianCopulaEngine:
             "variables": [{"column": name, "role": role, "marginal": marginal.to_dict()}
                           for (name, role), marginal in zip(self.variables, self.marginals)],
             "correlation": self.correlation.tolist(), "tails": self.tails, "rules": self.rules.to_dict(),
-            "privacy": self.privacy,
+            "privacy": self.privacy, "outcome_steps": self.steps.to_dict() if self.steps is not None else None,
         }
 
     @classmethod
@@ -655,6 +668,7 @@ class GaussianCopulaEngine:
         engine.privacy = data.get("privacy", {})
         engine.epsilon, engine.delta = engine.privacy.get("epsilon"), engine.privacy.get("delta")
         engine.rules = RuleSet.from_dict(data.get("rules"))
+        engine.steps = OutcomeSteps.from_dict(data.get("outcome_steps"))
         return engine
 
     def save(self, path: str | Path) -> Path:

@@ -11,7 +11,7 @@ Column types (decided on the REAL frame, see `column_types`):
   * categorical -- text, category, boolean, and numeric columns with at most 10 distinct values (0/1 flags,
                    number of dependants): their values are labels, so frequencies are compared, not shapes.
   * excluded    -- the primary key, keys as the engine finds them (engine.keys.is_key: loan_id, "LN000123"), and
-                   free text with a new value on every row: nothing to learn from, so never scored.
+                   free text with a new value on every row it fills: nothing to learn from, so never scored.
 Text formats are recognised by the engine's own detectors, so both read a column the same way.
 
 Formulas (R = real, S = synthetic; NaN is dropped from numeric values and is its own category otherwise):
@@ -126,8 +126,10 @@ def _detect(series: pd.Series) -> _Column:
         return _Column("numeric")
     if numbers := _numeric_column(series, "numeric"):
         return numbers
-    if len(series) > 1 and head.notna().all() and head.is_unique and series.notna().all() and series.is_unique:
-        return _Column("excluded")  # free text with a new value on every row (notes, names): nothing to compare
+    present = series.dropna()
+    if len(present) > 1 and present.iloc[:HEAD_ROWS].is_unique and present.is_unique:
+        return _Column("excluded")  # free text with a new value on every row it fills (notes, names, blank on
+        # some): nothing to compare; scored as a category, a collector's notes took a twin's score from 99 to 73
     return _Column("categorical")
 
 
