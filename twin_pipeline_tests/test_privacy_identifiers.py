@@ -191,3 +191,15 @@ def test_masked_card_numbers_repeating_over_transactions_are_replaced_never_copi
     twin = pipeline.protect(engine.sample(4000, seed=1), table, engine, options)[0]
     assert not set(twin["card_masked"]) & set(table["card_masked"])
     assert twin["card_masked"].str.fullmatch(r"4\d{5}\*{6}\d{4}").all()
+
+
+def test_large_amounts_in_cents_are_not_phone_numbers():
+    """Exposures in cents have 9 to 13 digits, as phone numbers do: a corporate book's amounts were labelled
+    phone numbers and replaced by random digits. A phone stored as a number (one length, no sign) still is one."""
+    rng = np.random.default_rng(5)
+    table = pd.DataFrame({"exposure_cents": np.round(rng.lognormal(21, 1.5, 800)).astype(np.int64),
+                          "net_change_cents": rng.integers(-10**12, 10**12, 800),
+                          "contact": 4915100000000 + rng.integers(0, 10**8, 800)})
+    assert (table["exposure_cents"].astype(str).str.len() >= 9).mean() > 0.9
+    assert {name: entry["kind"] for name, entry in detect_direct_identifiers(table).items()} == {
+        "contact": "phone number"}

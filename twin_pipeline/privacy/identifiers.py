@@ -115,6 +115,8 @@ def detect_direct_identifiers(df: pd.DataFrame, primary_key: str | None = None,
             continue
         values = _values(df[column])
         by_value, by_name = _pattern_kind(values), _name_kind(column)
+        if by_value == "phone number" and pd.api.types.is_numeric_dtype(df[column]) and not _phone_like(values):
+            by_value = None  # amounts in cents of 9 digits and more (a corporate exposure) are no phone numbers
         if by_value == "phone number" and by_name:  # 9 to 15 digits fit many numbers: the name says which
             found[column] = {"kind": by_name, "why": f"its name says {by_name} and its values are long numbers"}
         elif by_value:
@@ -123,6 +125,12 @@ def detect_direct_identifiers(df: pd.DataFrame, primary_key: str | None = None,
         elif by_name and len(values) and values.nunique() >= 0.5 * len(values):
             found[column] = {"kind": by_name, "why": f"its name says {by_name} and its values are mostly distinct"}
     return found
+
+
+def _phone_like(digits: pd.Series) -> bool:
+    """Numbers that could be phone numbers stored as numbers: none negative, of one or two lengths (a country's
+    numbers), where amounts spread over several orders of magnitude."""
+    return not digits.str.startswith("-").any() and digits.str.len().nunique() <= 2
 
 
 def identifier_format(series: pd.Series, kind: str, k: int = 5) -> dict:
