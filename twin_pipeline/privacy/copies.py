@@ -105,20 +105,25 @@ def calibrate(pool: pd.DataFrame, target: pd.DataFrame, margins: Sequence[Sequen
     squares keeps every column's shares and the pairs as near as the allowed rows let them be; uniform weights
     when nothing can be matched."""
     columns = list(dict.fromkeys(column for margin in margins for column in margin))
+    if not columns or len(pool) == 0:
+        return np.ones(len(pool))
     stacked = pd.concat([pool[columns], target[columns]], ignore_index=True)
     coded = {column: column_codes(stacked[column]) for column in columns}  # once each, shared by its margins
+    # Rows of one combination of these columns are alike to every margin: solve per combination (a few hundred
+    # on a discrete table, whatever the pool's size), then share its weight equally among its rows.
+    _, first, combination, size = np.unique(combine_codes(list(coded.values()), len(stacked))[:len(pool)],
+                                            return_index=True, return_inverse=True, return_counts=True)
     rows, wanted = [], []
     for margin in margins:
         both = combine_codes([coded[column] for column in margin], len(stacked))
-        cells = int(both.max()) + 1 if len(both) else 0
+        cells = int(both.max()) + 1
         scale = EXACT_SHARES if len(margin) == 1 else 1.0
-        rows.append(sparse.csr_matrix((np.full(len(pool), scale), (both[:len(pool)], np.arange(len(pool)))),
-                                      shape=(cells, len(pool))))
+        rows.append(sparse.csr_matrix((np.full(len(first), scale), (both[first], np.arange(len(first)))),
+                                      shape=(cells, len(first))))
         wanted.append(scale * np.bincount(both[len(pool):], minlength=cells) / max(len(target), 1))
-    if not rows or len(pool) == 0:
-        return np.ones(len(pool))
-    weights = lsq_linear(sparse.vstack(rows).tocsr(), np.concatenate(wanted), bounds=(0, np.inf),
-                         lsmr_tol="auto").x
+    totals = lsq_linear(sparse.vstack(rows).tocsr(), np.concatenate(wanted), bounds=(0, np.inf),
+                        lsmr_tol="auto").x
+    weights = (totals / size)[combination]
     return weights if weights.sum() > 0 else np.ones(len(pool))
 
 
