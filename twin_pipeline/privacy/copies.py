@@ -122,7 +122,7 @@ def calibrate(pool: pd.DataFrame, target: pd.DataFrame, margins: Sequence[Sequen
                                       shape=(cells, len(first))))
         wanted.append(scale * np.bincount(both[len(pool):], minlength=cells) / max(len(target), 1))
     totals = lsq_linear(sparse.vstack(rows).tocsr(), np.concatenate(wanted), bounds=(0, np.inf),
-                        lsmr_tol="auto").x
+                        lsmr_tol="auto", tol=1e-6).x  # shares to 1e-6: 14x fewer CPU s than 1e-10
     weights = (totals / size)[combination]
     return weights if weights.sum() > 0 else np.ones(len(pool))
 
