@@ -11,8 +11,8 @@ is timed too (`ratio_process_to_process`). `floor_s` is a bare `python -c "impor
 row: no Python command that reads a table can finish faster, so where SDV's fit + sample takes less than twice the
 floor (tiny) the imports-excluded 0.5x cannot be met by any CLI and the process-to-process ratio is the fair one. The
 machine may be shared: CPU seconds (user + system) are recorded beside wall seconds, and the load average with each
-row. Targets (issue 13): twin / SDV <= 0.2 on the 55-column table, <= 0.5 on every other; the audit within its 60 s
-budget.
+row; each side runs `--repeats` times (default 3), alternating, and the medians count. Targets (issue 13): twin /
+SDV <= 0.2 on the 55-column table, <= 0.5 on every other; the audit within its 60 s budget.
 SDV comes from the `bench` extra: pip install torch==2.13.0 (CPU wheel) first, then pip install -e '.[bench]'.
 """
 
@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,7 +86,11 @@ def last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def bench_table(name: str, folder: Path) -> dict:
+def _median(runs: list[tuple], index: int) -> float:
+    return round(statistics.median(measured[index] for measured in runs), 2)
+
+
+def bench_table(name: str, folder: Path, repeats: int) -> dict:
     real = TABLES[name]()
     source = folder / f"{name}.csv"
     real.to_csv(source, index=False)
@@ -93,18 +98,26 @@ def bench_table(name: str, folder: Path) -> dict:
     row = {"table": name, "rows": len(real), "columns": real.shape[1], "target_ratio": TARGETS.get(name, 0.5)}
     row["floor_s"] = round(run([sys.executable, "-c", "import pandas"], timeout=120)[0], 2)
 
-    seconds, cpu, twin = run([sys.executable, "-m", "twin_pipeline.cli", "clone", str(source), "--out", str(out),
-                              "--scale", "10"], timeout=1800)
-    row.update(twin_clone_s=round(seconds, 2), twin_clone_cpu_s=round(cpu, 2), twin_exit=twin.returncode)
+    # The twin's command and SDV's process alternate `repeats` times and each side's median counts: a shared or
+    # virtual machine's speed drifts by 20 % between minutes, which one run of each would read as a ratio.
+    twin_runs, sdv_runs = [], []
+    for _ in range(repeats):
+        twin_runs.append(run([sys.executable, "-m", "twin_pipeline.cli", "clone", str(source), "--out", str(out),
+                              "--scale", "10"], timeout=1800))
+        sdv_runs.append(run([sys.executable, "-c", SDV_SCRIPT, str(source), str(10 * len(real))], timeout=3600))
+    twin, sdv = twin_runs[-1][2], sdv_runs[-1][2]
+    row.update(twin_clone_s=_median(twin_runs, 0), twin_clone_cpu_s=_median(twin_runs, 1), twin_exit=twin.returncode,
+               twin_clone_runs_s=[round(seconds, 2) for seconds, _, _ in twin_runs])
     if twin.returncode != 0:
         row["twin_error"] = last_line(twin.stderr)
 
-    seconds, cpu, sdv = run([sys.executable, "-c", SDV_SCRIPT, str(source), str(10 * len(real))], timeout=3600)
     if sdv.returncode == 0:
-        measured = json.loads(last_line(sdv.stdout))
-        row.update(sdv_fit_s=round(measured["fit_s"], 2), sdv_fit_sample_s=round(measured["fit_sample_s"], 2),
-                   sdv_fit_sample_cpu_s=round(measured["fit_sample_cpu_s"], 2), sdv_process_s=round(seconds, 2),
-                   sdv_process_cpu_s=round(cpu, 2))
+        measured = [json.loads(last_line(completed.stdout)) for _, _, completed in sdv_runs]
+        row.update(sdv_fit_s=round(statistics.median(m["fit_s"] for m in measured), 2),
+                   sdv_fit_sample_s=round(statistics.median(m["fit_sample_s"] for m in measured), 2),
+                   sdv_fit_sample_cpu_s=round(statistics.median(m["fit_sample_cpu_s"] for m in measured), 2),
+                   sdv_process_s=_median(sdv_runs, 0), sdv_process_cpu_s=_median(sdv_runs, 1),
+                   sdv_process_runs_s=[round(seconds, 2) for seconds, _, _ in sdv_runs])
         if twin.returncode == 0:
             row["ratio"] = round(row["twin_clone_s"] / row["sdv_fit_sample_s"], 3)
             row["meets_target"] = row["ratio"] <= row["target_ratio"]
@@ -133,10 +146,11 @@ def bench_table(name: str, folder: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES))
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side per table; medians count")
     args = parser.parse_args()
     previous = json.loads(RESULTS.read_text())["tables"] if RESULTS.exists() else []
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as folder:
-        rows = [bench_table(name, Path(folder)) for name in args.tables]
+        rows = [bench_table(name, Path(folder), args.repeats) for name in args.tables]
     kept = [row for row in previous if row["table"] not in set(args.tables)]
     import sdv
 
@@ -145,6 +159,8 @@ def main() -> None:
         "command": "python bench/bench_cli.py " + " ".join(sys.argv[1:]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sdv": sdv.__version__},
         "twin_command": "twin clone T --out D --scale 10 (python -m twin_pipeline.cli, wall clock)",
+        "repeats": f"{args.repeats} alternating runs of each side per table: *_s figures are medians, "
+                   "*_runs_s every run",
         "sdv_measure": "GaussianCopulaSynthesizer: metadata detection + fit + sample(10x rows), imports excluded",
         "floor_measure": "floor_s: wall seconds of a bare `python -c 'import pandas'` process, timed beside each row",
         "tables": sorted(kept + rows, key=lambda row: list(TABLES).index(row["table"])),
