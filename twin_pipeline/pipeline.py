@@ -86,12 +86,17 @@ def fit_model(real: pd.DataFrame, options: CloneOptions) -> GaussianCopulaEngine
     from .privacy.identifiers import identifier_format
 
     started = time.perf_counter()
-    identifiers = direct_identifiers(real, options)
+    identifiers, all_columns = direct_identifiers(real, options), list(real.columns)
     kinds = dict(options.column_kinds)
     if options.drop_identifiers:
         real = real.drop(columns=dropped_columns(real, options))
     else:
         kinds = {**{name: "identifier" for name in identifiers}, **kinds}
+    if not any(name != options.primary_key and name not in identifiers and real[name].notna().any()
+               and (name in options.column_kinds or not is_key(real[name])) for name in real.columns):
+        # A twin of fresh keys alone says nothing of the table, and its checks would fail on what is not there
+        raise TwinInputError(None, "nothing to model: every column is empty, a key or a direct identifier "
+                                   f"({', '.join(map(str, all_columns))}); add the columns that describe the rows")
     engine = GaussianCopulaEngine(k=options.k, rules=options.rules, epsilon=options.epsilon).fit(
         real, primary_key=options.primary_key, column_kinds=kinds or None, seed=options.seed)
     for spec in engine.specs:

@@ -249,3 +249,18 @@ def test_the_command_as_a_process_finishes_its_outputs_and_exit_code(tmp_path):
     failed = subprocess.run(command + [str(tmp_path / "missing.csv"), "--out", str(tmp_path / "none")],
                             capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and "file not found" in failed.stderr
+
+
+@pytest.mark.parametrize("columns", [
+    {"a": [None] * 300, "b": [None] * 300},  # an export whose every cell is blank
+    {"customer_id": [f"C{100000 + i}" for i in range(300)]},  # keys alone
+    {"email": [f"user{i}@example.com" for i in range(300)]},  # a direct identifier alone (dropped, or fresh)
+])
+@pytest.mark.parametrize("flags", [[], ["--drop-identifiers"]])
+def test_a_table_with_nothing_to_model_is_one_line_naming_the_file(tmp_path, capsys, columns, flags):
+    source = tmp_path / "contacts.csv"
+    pd.DataFrame(columns).to_csv(source, index=False)
+    assert main(["clone", str(source), "--out", str(tmp_path / "out"), *flags]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("twin: error:") and "contacts.csv" in error and "nothing to model" in error
+    assert "\n" not in error and not (tmp_path / "out" / "synthetic.csv").exists()
