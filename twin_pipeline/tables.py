@@ -442,7 +442,6 @@ def _arrow_columns(frame: pd.DataFrame, text: Mapping[str, pd.Series], sep: str,
     single column (an empty row is written quoted), an encoding other than UTF-8, or a column type whose text
     Arrow writes differently (dates, categories, float32, objects other than text)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     special = [sep, '"', "\n", "\r"]
     if (frame.shape[1] < 2 or encoding not in ("utf-8", "utf-8-sig") or not frame.columns.is_unique
