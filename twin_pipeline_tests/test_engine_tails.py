@@ -121,3 +121,13 @@ def test_frailty_skips_only_thetas_that_cannot_make_the_correlations():
     assert len(unreachable) >= 3 and max(unreachable) < min(loglik for reachable, loglik in scored.values() if reachable)
     best = max(scored, key=lambda theta: scored[theta][1])
     assert fitted["theta"] == best and fitted["loglik"] == pytest.approx(scored[best][1], rel=1e-12)
+
+
+def test_stored_frailty_calibration_is_the_simulation():
+    """The engine reads the grid's calibration from a file instead of simulating it in every process: the file
+    must hold exactly what the simulation gives (else regenerate it with calibration_table)."""
+    import json
+
+    from twin_pipeline.engine import dependence
+
+    assert json.loads(dependence.CALIBRATION_FILE.read_text()) == dependence.calibration_table()
