@@ -421,6 +421,10 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
+        twin = sample_shards(Path(folder))
+        # The pictures need only the tables: handed to the helper first, while this process recounts and reports
+        # (the helper is free by now on small tables; the CSV, after them, is needed only at the end)
+        drawing = report_figures(real, twin, options, helper)
         verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
@@ -429,8 +433,6 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
                                real.attrs.get("csv_dialect"))
-        twin = sample_shards(Path(folder))
-        drawing = report_figures(real, twin, options, helper)  # the helper draws once free, while this reports
         quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
         figures = drawing.finish(quality)
         quality.update(reference.result())
