@@ -358,13 +358,19 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     # CSV only the shard files: one forked helper process does them beside the main line (fit, sample, protect,
     # report), so a second core takes them off the clone's wall time, and shares the pictures with it once free.
     # It starts now, loading scikit-learn while this process reads the table. Same inputs, same figures.
-    helper = ProcessPoolExecutor(1)
-    helper.submit(_load_evaluation)
-    try:
-        return _clone_with(source, out_dir, options, progress, audit, helper)
-    except BaseException:
-        helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
-        raise
+    # Each process does its linear algebra on one thread: the two of them already fill the two cores a clone
+    # is measured on, and OpenBLAS's second thread spun idle between the small products (0.6 of narrow's 2.4 CPU s
+    # making its shards, taken from the helper's core) and made the model's last bits depend on the thread count.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        helper = ProcessPoolExecutor(1)
+        helper.submit(_load_evaluation)
+        try:
+            return _clone_with(source, out_dir, options, progress, audit, helper)
+        except BaseException:
+            helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
+            raise
 
 
 def _load_evaluation() -> None:

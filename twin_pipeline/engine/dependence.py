@@ -46,17 +46,20 @@ def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = 
 
     Ranks come from one sort per column on a contiguous (columns x rows) copy, by numpy's default (introsort,
     vectorised) rather than a stable sort: 40 % less time at 100,000 x 55, and the same ranks, since continuous
-    draws do not tie (a tie, if ever, would only swap which of two equal values gets which stratum)."""
+    draws do not tie (a tie, if ever, would only swap which of two equal values gets which stratum).
+    The strata stay in that (columns x rows) layout, computed in place, and come back as its transpose: the same
+    numbers, each column contiguous for the decoding that reads them one column at a time."""
     size = len(latent)
     if size < 2:
         return latent
     orders = np.ascontiguousarray(latent.T).argsort(axis=1)
-    ranks = np.empty_like(orders)  # the inverse permutations: what a second argsort gives, at a scatter's cost
-    positions = np.arange(size)
-    for rank, order in zip(ranks, orders):
-        rank[order] = positions
-    uniforms = (ranks.T + rng.random(latent.shape)) / size
-    return special.ndtri(uniforms) if nu is None else special.stdtrit(nu, uniforms)
+    strata = np.empty(orders.shape)  # the inverse permutations: what a second argsort gives, at a scatter's cost
+    positions = np.arange(size, dtype=float)
+    for stratum, order in zip(strata, orders):
+        stratum[order] = positions
+    strata += rng.random(latent.shape).T  # the same draws as row by row: only their layout is transposed
+    strata /= size
+    return (special.ndtri(strata, out=strata) if nu is None else special.stdtrit(nu, strata, out=strata)).T
 
 
 def truncated_normal_mean(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -121,13 +124,12 @@ def latent_from_covariance(covariance: np.ndarray, coefficients: np.ndarray) -> 
         rows, columns = np.triu_indices(len(covariance))
     else:
         rows, columns = (index.ravel() for index in np.indices(covariance.shape))
-    terms = coefficients[rows] * coefficients[columns]  # (cells, K)
-    powers = np.arange(1, coefficients.shape[1] + 1)
+    terms = (coefficients[rows] * coefficients[columns]).T  # (K, cells): a term's cells contiguous
     target = covariance[rows, columns]
     low, high = np.full(len(target), -1.0), np.full(len(target), 1.0)
     for _ in range(40):
         middle = (low + high) / 2
-        too_low = (terms * middle[:, None] ** powers).sum(axis=-1) < target
+        too_low = _series(terms, middle) < target
         low, high = np.where(too_low, middle, low), np.where(too_low, high, middle)
     rho = np.empty_like(covariance)
     rho[columns, rows] = (low + high) / 2  # the mirror first: when every cell was solved, the next line sets it
@@ -136,6 +138,17 @@ def latent_from_covariance(covariance: np.ndarray, coefficients: np.ndarray) -> 
     rho = (rho + rho.T) / 2
     np.fill_diagonal(rho, 1.0)
     return rho
+
+
+def _series(terms: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """sum_k terms[k-1] rho^k by Horner's rule: K multiply-adds per cell instead of K powers (a tenth of the
+    time). Bisection reads only its sign against the target, so the roots agree with the powers' to the last
+    bit unless a midpoint lands within rounding of a root."""
+    total = terms[-1].copy()
+    for term in terms[-2::-1]:
+        total *= rho
+        total += term
+    return total * rho
 
 
 def nearest_correlation(matrix: np.ndarray, floor: float = 1e-6, iterations: int = 50) -> np.ndarray:
