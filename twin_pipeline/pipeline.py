@@ -358,13 +358,19 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     # CSV only the shard files: one forked helper process does them beside the main line (fit, sample, protect,
     # report), so a second core takes them off the clone's wall time, and shares the pictures with it once free.
     # It starts now, loading scikit-learn while this process reads the table. Same inputs, same figures.
-    helper = ProcessPoolExecutor(1)
-    helper.submit(_load_evaluation)
-    try:
-        return _clone_with(source, out_dir, options, progress, audit, helper)
-    except BaseException:
-        helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
-        raise
+    # Each process does its linear algebra on one thread: the two of them already fill the two cores a clone
+    # is measured on, and OpenBLAS's second thread spun idle between the small products (0.6 of narrow's 2.4 CPU s
+    # making its shards, taken from the helper's core) and made the model's last bits depend on the thread count.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        helper = ProcessPoolExecutor(1)
+        helper.submit(_load_evaluation)
+        try:
+            return _clone_with(source, out_dir, options, progress, audit, helper)
+        except BaseException:
+            helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
+            raise
 
 
 def _load_evaluation() -> None:
@@ -421,6 +427,10 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
+        twin = sample_shards(Path(folder))
+        # The pictures need only the tables: handed to the helper first, while this process recounts and reports
+        # (the helper is free by now on small tables; the CSV, after them, is needed only at the end)
+        drawing = report_figures(real, twin, options, helper)
         verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
@@ -429,8 +439,6 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
                                real.attrs.get("csv_dialect"))
-        twin = sample_shards(Path(folder))
-        drawing = report_figures(real, twin, options, helper)  # the helper draws once free, while this reports
         quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
         figures = drawing.finish(quality)
         quality.update(reference.result())
