@@ -364,11 +364,6 @@ def _load_evaluation() -> None:
     utility.load_model()
 
 
-def _load_pictures() -> None:
-    """matplotlib, a third of a second, in the helper before its first picture."""
-    from .report import plots  # noqa: F401
-
-
 def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, audit: bool,
                 helper: ProcessPoolExecutor) -> dict:
     real = read_table(source)
@@ -380,7 +375,6 @@ def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, au
     options = pin_quasi_identifiers(real, options)
     qis = list(options.quasi_identifiers)
     reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options)
-    helper.submit(_load_pictures)  # in the helper's gap between the reference and the pictures it is handed
     engine = fit_model(real, options)
     say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                           for name, entry in engine.describe().items()))
