@@ -4,10 +4,10 @@
 and plans which rules the engine keeps by construction: each derived column has one defining rule and the
 derivations form no cycle. `encode` turns the real table into what the copula models (an ordered column becomes
 its fraction of the allowed interval, its gap to its bound or itself, see forms.py; rows whose value a category
-fixes are left out of that column's fit); `decode` turns sampled rows back (ordered columns into their interval,
-sums, ratios and a later date from its term computed, or a ratio's input from the modelled ratio, fixed values
-written), so every enforced rule holds on every twin row while the modelled parts keep their marginals and
-correlations.
+or a threshold fixes are left out of that column's fit); `decode` turns sampled rows back (ordered columns into
+their interval, sums, ratios and a later date from its term computed, or a ratio's input from the modelled ratio,
+fixed values written, a threshold column's values exchanged between rows where a category fixes another value),
+so every enforced rule holds on every twin row while the modelled parts keep their marginals and correlations.
 """
 
 from __future__ import annotations
