@@ -466,7 +466,7 @@ def mine_thresholds(df: pd.DataFrame, specs, names: list[str], k: int) -> list[R
     targets = [spec.name for spec in specs if spec.shape]  # not keys, constants or copies
     if not names or not targets:
         return []
-    codes = np.column_stack([pd.factorize(df[name], use_na_sentinel=True)[0] for name in targets])
+    codes = np.column_stack([pd.factorize(df[name], use_na_sentinel=True)[0] for name in targets]).astype(np.int32)
     least = max(k, 20)
     rules = []
     for x in names:
@@ -480,7 +480,7 @@ def mine_thresholds(df: pd.DataFrame, specs, names: list[str], k: int) -> list[R
         differs = block != block[-1]  # rows whose column is not the top row's value
         last = len(order) - 1 - np.argmax(differs[::-1], axis=0)  # the last such row, per column
         steps = np.flatnonzero(np.diff(ordered)) + 1  # the first row of each distinct value of x
-        for j in np.flatnonzero(differs.any(axis=0)):
+        for j in np.flatnonzero(differs.any(axis=0) & (len(order) - 1 - last >= enough)):  # long enough runs
             target = targets[j]
             # the run: every row past the last one off the value. The cut goes where the rows change: the gap
             # just below the run, unless a gap ten times wider follows within its first tenth (a few rows of
