@@ -47,17 +47,21 @@ def check_disk_space(folder: Path, rows: int, bytes_per_row: float, source) -> N
                                      f"{existing} has {free / 2**30:,.1f} GiB free")
 
 
-def direct_identifiers(real: pd.DataFrame, options: CloneOptions) -> dict[str, dict]:
+def direct_identifiers(real: pd.DataFrame, options: CloneOptions, known: dict[str, dict] | None = None
+                       ) -> dict[str, dict]:
     """Columns that name a person by themselves (SSN, e-mail, ...); a column whose kind the user set is theirs.
 
     Fitting, protecting, verifying and reporting each ask about the same table: the answer is kept while the
-    frame lives (the pipeline never changes a real table in place), so the scan runs once per table."""
+    frame lives (the pipeline never changes a real table in place), so the scan runs once per table. `known`:
+    the answer found on a table this one is rows of, taken instead of a scan (`reference_quality`)."""
     from .privacy.identifiers import detect_direct_identifiers
 
     key = (id(real), tuple(real.columns), real.shape, options.primary_key, tuple(options.column_kinds))
     if key not in _IDENTIFIERS:
-        _IDENTIFIERS[key] = detect_direct_identifiers(real, primary_key=options.primary_key,
-                                                      exclude=list(options.column_kinds))
+        _IDENTIFIERS[key] = ({name: found for name, found in known.items() if name in real.columns}
+                             if known is not None else
+                             detect_direct_identifiers(real, primary_key=options.primary_key,
+                                                       exclude=list(options.column_kinds)))
         weakref.finalize(real, _IDENTIFIERS.pop, key, None)  # an id is reused only after its frame is gone
     return dict(_IDENTIFIERS[key])
 
@@ -134,14 +138,21 @@ def privacy_audit(real: pd.DataFrame, options: CloneOptions, holdout_share: floa
     return {"status": "skipped" if "skipped" in audit else "completed", **audit}
 
 
-def reference_quality(real: pd.DataFrame, options: CloneOptions) -> dict:
+def reference_quality(real: pd.DataFrame, options: CloneOptions, identifiers: dict[str, dict] | None = None) -> dict:
     """The holdout ceiling and TSTR utility (quality.holdout): a twin of 80 % of the rows, made like the product,
-    scored against the 20 % held out; `quality_vs_ceiling` is 100 when it is as close as real rows are."""
+    scored against the 20 % held out; `quality_vs_ceiling` is 100 when it is as close as real rows are.
+
+    Which columns are direct identifiers is decided once, on the whole table, as the product decides it (and
+    `identifiers`, the caller's `direct_identifiers` of it, spares the scan): the training share's twin treats
+    them alike. It is a judgement about what a column is (an SSN, an e-mail), not a statistic the held-out rows
+    could lend the twin, and the reference scores no identifier column."""
     from .quality.holdout import holdout_evaluation
 
     made = {"protected": True}
+    identifiers = direct_identifiers(real, options, identifiers)
 
     def make_twin(train: pd.DataFrame, rows: int) -> pd.DataFrame:
+        direct_identifiers(train, options, identifiers)
         engine = fit_model(train, options)
         twin = engine.sample(rows, seed=options.seed)
         try:
@@ -347,13 +358,19 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     # CSV only the shard files: one forked helper process does them beside the main line (fit, sample, protect,
     # report), so a second core takes them off the clone's wall time, and shares the pictures with it once free.
     # It starts now, loading scikit-learn while this process reads the table. Same inputs, same figures.
-    helper = ProcessPoolExecutor(1)
-    helper.submit(_load_evaluation)
-    try:
-        return _clone_with(source, out_dir, options, progress, audit, helper)
-    except BaseException:
-        helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
-        raise
+    # Each process does its linear algebra on one thread: the two of them already fill the two cores a clone
+    # is measured on, and OpenBLAS's second thread spun idle between the small products (0.6 of narrow's 2.4 CPU s
+    # making its shards, taken from the helper's core) and made the model's last bits depend on the thread count.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        helper = ProcessPoolExecutor(1)
+        helper.submit(_load_evaluation)
+        try:
+            return _clone_with(source, out_dir, options, progress, audit, helper)
+        except BaseException:
+            helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
+            raise
 
 
 def _load_evaluation() -> None:
@@ -379,7 +396,8 @@ def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, au
     say(f"read {len(real):,} rows x {real.shape[1]} columns from {source}{left_out}")
     options = pin_quasi_identifiers(real, options)
     qis = list(options.quasi_identifiers)
-    reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options)
+    reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options,
+                              direct_identifiers(real, options))  # found once, for both processes
     helper.submit(_load_pictures)  # in the helper's gap between the reference and the pictures it is handed
     engine = fit_model(real, options)
     say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
@@ -409,6 +427,10 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
+        twin = sample_shards(Path(folder))
+        # The pictures need only the tables: handed to the helper first, while this process recounts and reports
+        # (the helper is free by now on small tables; the CSV, after them, is needed only at the end)
+        drawing = report_figures(real, twin, options, helper)
         verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
@@ -417,8 +439,6 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
         merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
                                real.attrs.get("csv_dialect"))
-        twin = sample_shards(Path(folder))
-        drawing = report_figures(real, twin, options, helper)  # the helper draws once free, while this reports
         quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
         figures = drawing.finish(quality)
         quality.update(reference.result())

@@ -97,3 +97,52 @@ def test_mirrored_clayton_is_the_survival_family():
     assert engine.tails["copula"] == "survival_clayton"
     twin = engine.sample(100_000, seed=2)
     assert np.abs(tail_dependence(twin, 0.01) - tail_dependence(mirrored, 0.01)).max() < 0.12
+
+
+def test_frailty_skips_only_thetas_that_cannot_make_the_correlations():
+    """Three columns joined by a Clayton frailty over negatively correlated normals: a strong frailty cannot
+    reach their correlations. Those thetas are skipped unscored; scored anyway they are the worst by far, so the
+    choice and its likelihood are the full grid's."""
+    from twin_pipeline.engine import dependence
+
+    rng = np.random.default_rng(3)
+    z = rng.multivariate_normal(np.zeros(3), np.full((3, 3), -0.4) + 1.4 * np.eye(3), 3000)
+    u = (1 - np.log(special.ndtr(z)) / rng.gamma(1.0, 1.0, 3000)[:, None]) ** -1.0  # theta = 1
+    uniforms = pd.DataFrame(u).rank().to_numpy() / 3001
+    correlation = np.corrcoef(special.ndtri(uniforms).T)
+    fitted = dependence.fit_frailty(uniforms, correlation, correlation, [0, 1, 2], np.random.default_rng(0))
+    scored = {}
+    for theta in dependence.FRAILTY_THETAS:
+        both, _ = dependence._calibration(theta, False)
+        block = np.where(np.eye(3, dtype=bool), 1.0, np.interp(correlation, both, dependence.CALIBRATION_GRID))
+        scored[theta] = (np.linalg.eigvalsh(block).min() > dependence.REACHABLE_EIGENVALUE,
+                         dependence.frailty_loglik(uniforms, dependence.nearest_correlation(block), theta, False))
+    unreachable = [loglik for reachable, loglik in scored.values() if not reachable]
+    assert len(unreachable) >= 3 and max(unreachable) < min(loglik for reachable, loglik in scored.values() if reachable)
+    best = max(scored, key=lambda theta: scored[theta][1])
+    assert fitted["theta"] == best and fitted["loglik"] == pytest.approx(scored[best][1], rel=1e-12)
+
+
+def test_stored_frailty_calibration_is_the_simulation():
+    """The engine reads the grid's calibration from a file instead of simulating it in every process: the file
+    must hold exactly what the simulation gives (else regenerate it with calibration_table)."""
+    import json
+
+    from twin_pipeline.engine import dependence
+
+    assert json.loads(dependence.CALIBRATION_FILE.read_text()) == dependence.calibration_table()
+
+
+def test_t_profile_takes_each_quantile_once_and_scores_as_every_cell():
+    """fit_t_degrees inverts each distinct rank once: its best degrees of freedom and likelihood are those of the
+    t copula density evaluated cell by cell."""
+    from twin_pipeline.engine import dependence
+
+    real = elliptical_table(3000, rho=0.6, nu=4, seed=3)
+    uniforms = real.rank().to_numpy() / (len(real) + 1)
+    correlation = np.corrcoef(special.ndtri(uniforms).T)
+    fitted = dependence.fit_t_degrees(uniforms, correlation, np.random.default_rng(0))
+    loglik = {nu: stats.multivariate_t(np.zeros(3), correlation, df=nu).logpdf(stats.t(nu).ppf(uniforms)).sum()
+                  - stats.t(nu).logpdf(stats.t(nu).ppf(uniforms)).sum() for nu in dependence.T_DEGREES}
+    best = max(loglik, key=loglik.get)
+    assert fitted["degrees_of_freedom"] == best and fitted["loglik_t"] == pytest.approx(loglik[best], rel=1e-9)

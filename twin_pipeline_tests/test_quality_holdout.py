@@ -140,13 +140,35 @@ def test_a_large_table_is_evaluated_on_a_bounded_sample(monkeypatch):
     assert sizes == [800] and result["holdout"]["n_holdout"] == 200 and result["utility"]["n_test"] == 200
 
 
-def test_the_holdout_reference_does_not_score_fresh_identifiers():
-    """A card extract's masked card numbers repeat over transactions, so they are no key; replaced by fresh ones
-    (never real) but scored as a category in the reference, they put the twin 5 points under its ceiling."""
+def card_extract() -> pd.DataFrame:
+    """Transactions with masked card numbers, which repeat over transactions, so they are no key."""
     rng = np.random.default_rng(7)
     cards = [f"4{rng.integers(10**4, 10**5)}******{rng.integers(1000, 9999)}" for _ in range(400)]
-    real = pd.DataFrame({"card_masked": rng.choice(cards, 3000), "amount_cents": rng.integers(100, 90_000, 3000),
-                         "channel": rng.choice(["POS", "ECOM"], 3000), "chargeback": (rng.random(3000) < 0.05).astype(int)})
-    result = pipeline.reference_quality(real, pipeline.CloneOptions())
+    return pd.DataFrame({"card_masked": rng.choice(cards, 3000), "amount_cents": rng.integers(100, 90_000, 3000),
+                         "channel": rng.choice(["POS", "ECOM"], 3000),
+                         "chargeback": (rng.random(3000) < 0.05).astype(int)})
+
+
+def test_the_holdout_reference_does_not_score_fresh_identifiers():
+    """Masked cards replaced by fresh ones (never real) but scored as a category in the reference put the twin
+    5 points under its ceiling."""
+    result = pipeline.reference_quality(card_extract(), pipeline.CloneOptions())
     assert "card_masked" not in result["holdout"]["columns"]
     assert result["quality_vs_ceiling"] > 97
+
+
+def test_the_reference_finds_direct_identifiers_once_on_the_whole_table(monkeypatch):
+    """Its training share's twin mints the columns the product mints (found on the whole table, not again on the
+    share), and `twin clone`'s helper process is handed them instead of scanning the table a second time."""
+    from twin_pipeline.privacy import identifiers
+
+    real = card_extract()
+    found = identifiers.detect_direct_identifiers(real)
+    assert list(found) == ["card_masked"]
+    scans = []
+    monkeypatch.setattr(identifiers, "detect_direct_identifiers", lambda *args, **kwargs: scans.append(1) or found)
+    handed = pipeline.reference_quality(real, pipeline.CloneOptions(), identifiers=found)
+    assert scans == [] and "card_masked" not in handed["holdout"]["columns"]
+    scanned = pipeline.reference_quality(real.copy(), pipeline.CloneOptions())  # a new frame: no answer kept
+    assert scans == [1]
+    assert [scanned["quality_vs_ceiling"], scanned["utility"]["gap"]] == [handed["quality_vs_ceiling"], handed["utility"]["gap"]]

@@ -154,6 +154,7 @@ def _canvas(compact: bool, numeric: bool) -> tuple[Figure, Axes]:
             figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.96,
                                    bottom=0.13 if numeric else 0.3)
             axes = figure.subplots()
+            _unlabelled(axes)
             axes.tick_params(labelsize=7)
             for side in ("top", "right"):
                 axes.spines[side].set_visible(False)
@@ -167,6 +168,14 @@ def _canvas(compact: bool, numeric: bool) -> tuple[Figure, Axes]:
         axis.set_major_formatter(ScalarFormatter())
     axes.xaxis.set_major_locator(MaxNLocator(5))
     return figure, axes
+
+
+def _unlabelled(*axes: Axes) -> None:
+    """Axes without axis labels, whose (empty) labels need no place: matplotlib otherwise measures every tick
+    label at each drawing to keep the label clear of them, a quarter of a heatmap's drawing time."""
+    for each in axes:
+        each.xaxis.set_label_coords(0.5, 0.0)
+        each.yaxis.set_label_coords(0.0, 0.5)
 
 
 def few_colours(data: bytes, colours: int = 6) -> bytes:
@@ -220,11 +229,12 @@ def heatmap_plots(panels: Mapping[str, tuple[pd.DataFrame, float]], image_format
     axes.set_yticks(range(size), labels, fontsize=7)
     bar = figure.add_axes(((label + grid + 0.12) / width, label / height, 0.14 / width, grid / height))
     figure.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
+    _unlabelled(axes, bar)
     pictures = {}
     for title, (matrix, limit) in panels.items():
         image.set_data(matrix.to_numpy(float))
         image.set_norm(TwoSlopeNorm(0.0, -limit, limit))  # the colour bar follows
-        axes.set_title(title, fontsize=10, loc="left")
+        axes.set_title(title, fontsize=10, loc="left", y=1.0)  # where matplotlib would put it over bottom ticks
         pictures[title] = encode(figure, image_format)
     return pictures
 
