@@ -192,8 +192,11 @@ def fit_t_degrees(uniforms: np.ndarray, correlation: np.ndarray, rng: np.random.
     normal = special.ndtri(uniforms)
     gaussian = float((-0.5 * log_det - 0.5 * np.einsum("ij,jk,ik->i", normal, inverse - np.eye(dimension), normal)).sum())
     best = {"degrees_of_freedom": None, "loglik_t": -np.inf, "loglik_gaussian": gaussian}
+    # Every column holds the same ranks / (n + 1): each quantile's inverse t (the costly part) is taken once
+    values, positions = np.unique(uniforms, return_inverse=True)
+    positions = positions.reshape(uniforms.shape)
     for nu in T_DEGREES:
-        x = special.stdtrit(nu, uniforms)
+        x = special.stdtrit(nu, values)[positions]
         quadratic = np.einsum("ij,jk,ik->i", x, inverse, x)
         joint = (special.gammaln((nu + dimension) / 2) - special.gammaln(nu / 2) - dimension / 2 * np.log(nu * np.pi)
                  - 0.5 * log_det - (nu + dimension) / 2 * np.log1p(quadratic / nu))
