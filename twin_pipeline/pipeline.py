@@ -384,11 +384,6 @@ def _load_evaluation() -> None:
     utility.load_model()
 
 
-def _load_pictures() -> None:
-    """matplotlib, a third of a second, in the helper before its first picture."""
-    from .report import plots  # noqa: F401
-
-
 def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, audit: bool,
                 helper: ProcessPoolExecutor) -> dict:
     real = read_table(source)
@@ -401,7 +396,6 @@ def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, au
     qis = list(options.quasi_identifiers)
     reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options,
                               direct_identifiers(real, options))  # found once, for both processes
-    helper.submit(_load_pictures)  # in the helper's gap between the reference and the pictures it is handed
     engine = fit_model(real, options)
     say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
                                           for name, entry in engine.describe().items()))
