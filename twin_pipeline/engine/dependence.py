@@ -12,6 +12,8 @@ so the latent rho of every pair is the root of that series, found by vectorised 
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -190,8 +192,11 @@ def fit_t_degrees(uniforms: np.ndarray, correlation: np.ndarray, rng: np.random.
     normal = special.ndtri(uniforms)
     gaussian = float((-0.5 * log_det - 0.5 * np.einsum("ij,jk,ik->i", normal, inverse - np.eye(dimension), normal)).sum())
     best = {"degrees_of_freedom": None, "loglik_t": -np.inf, "loglik_gaussian": gaussian}
+    # Every column holds the same ranks / (n + 1): each quantile's inverse t (the costly part) is taken once
+    values, positions = np.unique(uniforms, return_inverse=True)
+    positions = positions.reshape(uniforms.shape)
     for nu in T_DEGREES:
-        x = special.stdtrit(nu, uniforms)
+        x = special.stdtrit(nu, values)[positions]
         quadratic = np.einsum("ij,jk,ik->i", x, inverse, x)
         joint = (special.gammaln((nu + dimension) / 2) - special.gammaln(nu / 2) - dimension / 2 * np.log(nu * np.pi)
                  - 0.5 * log_det - (nu + dimension) / 2 * np.log1p(quadratic / nu))
@@ -281,10 +286,38 @@ def frailty_scores(normals: np.ndarray, theta: float, survival: bool, frailty: n
 
 @functools.lru_cache(maxsize=None)
 def _calibration(theta: float, survival: bool) -> tuple[np.ndarray, np.ndarray]:
+    """`simulate_calibration`, read from CALIBRATION_FILE for the grid's thetas (the same numbers: a test checks
+    them; simulated, they cost 15 ms a theta, a tenth of a second of a fit). Once per process and theta; the
+    arrays are read-only."""
+    stored = _stored_calibrations().get(_calibration_key(theta, survival))
+    curves = tuple(np.array(curve) for curve in stored) if stored else simulate_calibration(theta, survival)
+    for curve in curves:
+        curve.setflags(write=False)
+    return curves
+
+
+CALIBRATION_FILE = Path(__file__).with_name("frailty_calibration.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _stored_calibrations() -> dict[str, list[list[float]]]:
+    return json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
+
+
+def _calibration_key(theta: float, survival: bool) -> str:
+    return f"{theta:g} {'upper' if survival else 'lower'}"
+
+
+def calibration_table() -> dict[str, list[list[float]]]:
+    """Every grid theta's calibration, as CALIBRATION_FILE stores it (json.dump(..., indent=0) writes the file)."""
+    return {_calibration_key(theta, survival): [curve.tolist() for curve in simulate_calibration(theta, survival)]
+            for theta in FRAILTY_THETAS for survival in (False, True)}
+
+
+def simulate_calibration(theta: float, survival: bool) -> tuple[np.ndarray, np.ndarray]:
     """Normal-score correlation produced by inner correlation r (CALIBRATION_GRID), between two frailty
     variables and between a frailty variable and a plain Gaussian one: increasing in r, inverted by interpolation.
-    A fixed simulation (seed 0) of (theta, survival) alone, so it is drawn once per process and theta, not per
-    fit and per step (the arrays are read-only). The first variable does not move with r: scored once."""
+    A fixed simulation (seed 0) of (theta, survival) alone. The first variable does not move with r: scored once."""
     rng = np.random.default_rng(0)
     first, second = rng.standard_normal((2, CALIBRATION_DRAWS))
     frailty = rng.gamma(1 / theta, 1.0, CALIBRATION_DRAWS)
@@ -295,10 +328,7 @@ def _calibration(theta: float, survival: bool) -> tuple[np.ndarray, np.ndarray]:
         scores = np.clip(frailty_scores(partner[:, None], theta, survival, frailty)[:, 0], -8, 8)
         both.append(np.corrcoef(first_scores, scores)[0, 1])
         cross.append(np.corrcoef(first_scores, partner)[0, 1])
-    curves = np.maximum.accumulate(np.array(both)), np.maximum.accumulate(np.array(cross))
-    for curve in curves:
-        curve.setflags(write=False)
-    return curves
+    return np.maximum.accumulate(np.array(both)), np.maximum.accumulate(np.array(cross))
 
 
 def inner_correlation(correlation: np.ndarray, chosen: list[int], theta: float, survival: bool) -> np.ndarray:

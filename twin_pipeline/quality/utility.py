@@ -93,16 +93,20 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) ->
     """Area under the ROC curve for each row of `weights` (how often each test row counts: ones, or one
     bootstrap draw's counts per row): the share of (positive, negative) pairs the score puts in the right
     order, ties counted half. It is the rank-sum (Mann-Whitney) figure sklearn's roc_auc_score gives, for every
-    draw in one sort instead of a ranking per draw (the bootstrap asks for hundreds)."""
-    order = np.argsort(score, kind="stable")
-    ordered, positive, counted = score[order], positive[order], weights[:, order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # one group per distinct score
-    positives = np.add.reduceat(counted * positive, starts, axis=1)
-    negatives = np.add.reduceat(counted * ~positive, starts, axis=1)
-    below = np.cumsum(negatives, axis=1) - negatives  # negatives scored lower than each group
-    pairs = positives.sum(axis=1) * negatives.sum(axis=1)
+    draw at once: each positive row's negatives scored below it, and half those tied, are read off one running
+    sum of the negatives' weights in score order (a ranking per draw would cost hundreds). Counts are whole,
+    so every sum is exact."""
+    negatives = np.flatnonzero(~positive)
+    negatives = negatives[np.argsort(score[negatives], kind="stable")]
+    ranked, positives = score[negatives], np.flatnonzero(positive)
+    below = np.zeros((len(weights), len(negatives) + 1))  # below[:, j]: weight of the j lowest-scored negatives
+    np.cumsum(weights[:, negatives], axis=1, out=below[:, 1:])
+    beaten = 0.5 * (below[:, np.searchsorted(ranked, score[positives], "left")]
+                    + below[:, np.searchsorted(ranked, score[positives], "right")])
+    counted = weights[:, positives]
+    pairs = counted.sum(axis=1) * below[:, -1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pairs > 0, (positives * (below + 0.5 * negatives)).sum(axis=1) / pairs, np.nan)
+        return np.where(pairs > 0, (counted * beaten).sum(axis=1) / pairs, np.nan)
 
 
 def _auc(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:

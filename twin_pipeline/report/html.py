@@ -116,16 +116,16 @@ def column_caption(name: str, score: float, ceiling: Mapping) -> str:
 class _Shared:
     """Tasks shared with a `helper` executor (another process): handed to it at once, from the end of the list
     (added ones after those), while this process goes on with other work; `results()` then runs here, from the
-    start, every task the helper has not begun, so the two meet wherever each one's other work leaves them. The
-    first task always runs here. Without a helper all run here."""
+    start, every task the helper has not begun, so the two meet wherever each one's other work leaves them (a
+    clone's main process whose helper keeps up never loads matplotlib). Without a helper all run here."""
 
     def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None):
         self.tasks, self.helper = list(tasks), helper
         self.handed = {index: helper.submit(function, *arguments)
-                       for index, (function, arguments) in reversed(list(enumerate(tasks))) if index} if helper else {}
+                       for index, (function, arguments) in reversed(list(enumerate(tasks)))} if helper else {}
 
     def add(self, function: Callable, *arguments) -> None:
-        if self.helper is not None and self.tasks:
+        if self.helper is not None:
             self.handed[len(self.tasks)] = self.helper.submit(function, *arguments)
         self.tasks.append((function, arguments))
 

@@ -5,6 +5,9 @@ takes PNG.
 
 Columns are read exactly as the quality report reads them (`quality.metrics`): numbers written as text and
 dates are compared as numbers, everything else as categories with missing its own category.
+
+matplotlib (a third of a second to import) is imported by the first picture drawn, not with this module: a clone's
+main process computes the aggregates (`distribution`) and hands the drawing to its helper process.
 """
 
 from __future__ import annotations
@@ -13,16 +16,16 @@ import io
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.colors import TwoSlopeNorm
-from matplotlib.figure import Figure
-from matplotlib.ticker import AutoLocator, MaxNLocator, ScalarFormatter
 
 from ..quality.metrics import _as_numbers, _Column
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 REAL_COLOUR, TWIN_COLOUR = "#3b6ea8", "#e07b28"
 BINS = 30
@@ -45,6 +48,8 @@ SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 def encode(figure: Figure, image_format: str = "png", tight: bool = False) -> bytes:
     """The figure as SVG or PNG bytes; `tight` crops to the drawn content (a second layout pass: only for
     figures whose label widths are not known beforehand)."""
+    import matplotlib
+
     buffer = io.BytesIO()
     with matplotlib.rc_context(SVG_SETTINGS if image_format == "svg" else {}):
         figure.savefig(buffer, format=image_format, dpi=DPI, bbox_inches="tight" if tight else None,
@@ -105,6 +110,8 @@ def column_plot(shown: Distribution, image_format: str = "svg", compact: bool = 
     once, and text is most of a plot's drawing time. `compact`: the shapes alone, 280 x 80 pixels of PNG in four
     colours (a few hundred bytes), for a page that inlines only short markdown (the Dagster UI); the caption
     beside it carries the name and score."""
+    from matplotlib.ticker import MaxNLocator
+
     figure, axes = _canvas(compact, shown.edges is not None)
     if shown.edges is not None:
         if len(shown.real):
@@ -146,6 +153,9 @@ def _canvas(compact: bool, numeric: bool) -> tuple[Figure, Axes]:
     """The figure and axes of a column plot, cleared of the previous plot's bars, steps and tick settings.
     One per layout and thread, reused: a new axes builds its ticks and spines anew, a quarter of a plot's
     drawing time, and the picture is the same byte for byte (test_report_html)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import AutoLocator, MaxNLocator, ScalarFormatter
+
     canvases = vars(_CANVASES)
     if (compact, numeric) not in canvases:
         if compact:
@@ -157,6 +167,7 @@ def _canvas(compact: bool, numeric: bool) -> tuple[Figure, Axes]:
             figure.subplots_adjust(left=0.04 if numeric else 0.1, right=0.97, top=0.96,
                                    bottom=0.13 if numeric else 0.3)
             axes = figure.subplots()
+            _unlabelled(axes)
             axes.tick_params(labelsize=7)
             for side in ("top", "right"):
                 axes.spines[side].set_visible(False)
@@ -172,6 +183,14 @@ def _canvas(compact: bool, numeric: bool) -> tuple[Figure, Axes]:
     return figure, axes
 
 
+def _unlabelled(*axes: Axes) -> None:
+    """Axes without axis labels, whose (empty) labels need no place: matplotlib otherwise measures every tick
+    label at each drawing to keep the label clear of them, a quarter of a heatmap's drawing time."""
+    for each in axes:
+        each.xaxis.set_label_coords(0.5, 0.0)
+        each.yaxis.set_label_coords(0.0, 0.5)
+
+
 def few_colours(data: bytes, colours: int = 6) -> bytes:
     """The PNG with its colours reduced to a small palette (anti-aliased edges snap to the nearest one): a plot
     of flat shapes then compresses to a few hundred bytes."""
@@ -185,6 +204,9 @@ def few_colours(data: bytes, colours: int = 6) -> bytes:
 
 def compact_heatmap(matrix: pd.DataFrame, limit: float) -> bytes:
     """The matrix's cells alone (blue -limit .. white 0 .. red +limit), 22 pixels each, in a small palette."""
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.figure import Figure
+
     side = 0.22 * len(matrix)
     figure = Figure(figsize=(side, side))
     axes = figure.add_axes((0.0, 0.0, 1.0, 1.0))
@@ -208,6 +230,9 @@ def heatmap_plots(panels: Mapping[str, tuple[pd.DataFrame, float]], image_format
     full size. One figure, sized for the longest label and title (so it is drawn once: a tight crop would draw it
     twice), takes each panel's cells, colour scale and title in turn: its 2 x n labelled ticks, most of a
     heatmap's drawing time, are built once."""
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.figure import Figure
+
     matrix = next(iter(panels.values()))[0]
     size = len(matrix)
     labels = [short(name) for name in matrix.columns]
@@ -223,17 +248,20 @@ def heatmap_plots(panels: Mapping[str, tuple[pd.DataFrame, float]], image_format
     axes.set_yticks(range(size), labels, fontsize=7)
     bar = figure.add_axes(((label + grid + 0.12) / width, label / height, 0.14 / width, grid / height))
     figure.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
+    _unlabelled(axes, bar)
     pictures = {}
     for title, (matrix, limit) in panels.items():
         image.set_data(matrix.to_numpy(float))
         image.set_norm(TwoSlopeNorm(0.0, -limit, limit))  # the colour bar follows
-        axes.set_title(title, fontsize=10, loc="left")
+        axes.set_title(title, fontsize=10, loc="left", y=1.0)  # where matplotlib would put it over bottom ticks
         pictures[title] = encode(figure, image_format)
     return pictures
 
 
 def tail_plot(tail_risk: dict, image_format: str = "png") -> bytes | None:
     """Empirical tail dependence of the most dependent pairs, real vs twin, at each level and side."""
+    from matplotlib.figure import Figure
+
     pairs = tail_risk.get("pairs") or []
     keys = [key for key in (pairs[0] if pairs else {}) if key.startswith(("lower_", "upper_"))]
     if not keys:

@@ -4,10 +4,10 @@
 and plans which rules the engine keeps by construction: each derived column has one defining rule and the
 derivations form no cycle. `encode` turns the real table into what the copula models (an ordered column becomes
 its fraction of the allowed interval, its gap to its bound or itself, see forms.py; rows whose value a category
-fixes are left out of that column's fit); `decode` turns sampled rows back (ordered columns into their interval,
-sums, ratios and a later date from its term computed, or a ratio's input from the modelled ratio, fixed values
-written), so every enforced rule holds on every twin row while the modelled parts keep their marginals and
-correlations.
+or a threshold fixes are left out of that column's fit); `decode` turns sampled rows back (ordered columns into
+their interval, sums, ratios and a later date from its term computed, or a ratio's input from the modelled ratio,
+fixed values written, a threshold column's values exchanged between rows where a category fixes another value),
+so every enforced rule holds on every twin row while the modelled parts keep their marginals and correlations.
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ class RuleSet:
         self.depends: dict[str, set[str]] = {}
         rank = {"fixed_when": 0, "determined": 1, "fixed_combinations": 1, "sum": 2, "formula": 2, "ratio": 2,
                 "date_term": 2, "order": 3, "range": 4}
-        # null-when rules before value rules: "x is null when individual" is the cause, not the reverse
-        for rule in sorted(self.rules, key=lambda r: (r.source != "declared", rank[r.kind],
+        # null-when rules before value rules: "x is null when individual" is the cause, not the reverse; values
+        # fixed past a threshold last, so they never displace a rule planned without them (_enforce_threshold)
+        for rule in sorted(self.rules, key=lambda r: (r.threshold is not None, r.source != "declared", rank[r.kind],
                                                       r.kind == "fixed_when" and r.params["value"] is not None)):
             rule.enforced, rule.derived = False, None
             if not set(rule.columns) <= modelled:
@@ -70,6 +71,8 @@ class RuleSet:
             elif rule.kind == "fixed_when":
                 if rule.params["column"] in keep:
                     rule.note = "the column is given when sampling (a parent's column)"
+                elif rule.threshold is not None:
+                    self._enforce_threshold(rule, real, keep)
                 else:
                     self._enforce(rule, None, real)
             else:
@@ -78,6 +81,9 @@ class RuleSet:
                         break
                 else:
                     rule.note = rule.note or "its columns are already derived through other rules"
+        # a cut found in the data that the engine cannot keep is dropped, not reported: those left are mostly
+        # the ends of other relations (the largest payments are all on paid-off loans), not business rules
+        self.rules = [rule for rule in self.rules if rule.enforced or rule.threshold is None or rule.source != "mined"]
         governed = self.governed(real)
         parsed = self.parsing
         for name, rule in self.derived_columns.items():
@@ -154,9 +160,32 @@ class RuleSet:
                     and order.params.get("offset", 0) <= 0 <= p["offset_days"])
         return next((rule for rule in self.rules if rule.enforced and keeps(rule)), None)
 
+    def _enforce_threshold(self, rule: Rule, real: pd.DataFrame, keep: set) -> bool:
+        """A value fixed past a threshold (stage 3 when days past due >= 90), planned after every other rule.
+        Another value a category fixes in the same column (stage 1 when grade == 'BB') wins where both apply;
+        the rule is then kept by exchanging its number column's values between such rows and free ones
+        (`_exchange`), so that column must be used by no other kept rule. A second threshold with another value
+        in one column, or a derived column, is not written over."""
+        name, value, cut = rule.params["column"], rule.params["value"], rule.threshold
+        fixed = [other for other in self.rules if other.enforced and other.kind == "fixed_when"
+                 and other.params["column"] == name and other.params["value"] != value]
+        if name in self.derived_columns:
+            rule.note = f"{name} is derived through another rule"
+        elif any(other.threshold is not None for other in fixed):
+            rule.note = f"another threshold fixes {name} to another value"
+        elif fixed and (len(rule.params["when"]) > 1 or cut in keep or cut in self.depends
+                        or any(cut in other.columns for other in self.rules if other.enforced)):
+            rule.note = f"{cut} would be exchanged between rows to keep it, but other rules use it"
+        else:
+            return self._enforce(rule, None, real)
+        return False
+
     def _enforce(self, rule: Rule, derived: str | None, real: pd.DataFrame) -> bool:
         inputs = set(rule.columns) - {derived} if derived else set(rule.params["when"])
         target = derived or rule.params["column"]
+        if exchanged := set(rule.columns) & set(self.exchanged):
+            rule.note = f"{', '.join(sorted(exchanged))} is exchanged between rows to keep another rule"
+            return False
         if derived and any(other.enforced and other.derived == derived
                            and (other.kind != "order" or rule.kind != "order") for other in self.rules):
             return False  # one defining rule per column; several order rules on one column combine
@@ -184,6 +213,18 @@ class RuleSet:
         return False
 
     # ------------------------------------------------------------- encoding
+    @property
+    def exchanged(self) -> dict[str, Rule]:
+        """Number columns whose values decoding exchanges between rows to keep a threshold rule (`_exchange`)."""
+        return {rule.threshold: rule for rule in self.rules if rule.enforced and rule.threshold is not None
+                and self._blocking(rule)}
+
+    def _blocking(self, rule: Rule) -> list[Rule]:
+        """The kept category rules fixing another value in a threshold rule's column: they win where both apply."""
+        return [other for other in self.rules if other.enforced and other.kind == "fixed_when"
+                and other.threshold is None and other.params["column"] == rule.params["column"]
+                and other.params["value"] != rule.params["value"]]
+
     @property
     def derived_columns(self) -> dict[str, Rule]:
         return {rule.derived: rule for rule in self.rules if rule.enforced and rule.derived}
@@ -251,7 +292,7 @@ class RuleSet:
         `keep` columns are left as they are (and the columns derived from them follow them)."""
         derived = self.derived_columns
         fixed: dict[str, list[Rule]] = {}
-        for rule in self.rules:
+        for rule in sorted(self.rules, key=lambda rule: rule.threshold is None):  # a category's value wins
             if rule.enforced and rule.kind == "fixed_when":
                 fixed.setdefault(rule.params["column"], []).append(rule)
         for rule in derived.values():
@@ -269,12 +310,39 @@ class RuleSet:
                 if name in derived and derived[name].kind != "fixed_combinations":
                     frame[name] = self._derive(derived[name], frame, round_values, keep)
                 for rule in fixed.get(name, []):
+                    if rule.threshold is not None and rule.threshold not in keep:
+                        self._exchange(rule, frame)
                     _write_fixed(frame, rule)
                 if name in derived and name in fixed and pd.api.types.is_float_dtype(frame[name]):
                     # fixed values filling the rows a derivation left empty: a count is whole again (not "6.0")
                     frame[name] = _as_dtype(frame[name].to_numpy(), self.formats[name].get("dtype"))
                 pending.discard(name)
         return frame
+
+    def _exchange(self, rule: Rule, frame: pd.DataFrame) -> None:
+        """Keep a threshold rule where a category fixes another value in its column (a grade 'BB' drawn with
+        120 days past due, which the real rows never pair): those rows' numbers past the cut are exchanged with
+        the largest numbers short of it on rows no category fixes, largest with largest. The number column keeps
+        its values exactly (only which rows hold them changes) and both rules hold; were free rows too few, the
+        category's value stays on the rest."""
+        blocking = self._blocking(rule)
+        if not blocking:
+            return
+        applies, _ = rule.check(frame)
+        blocked = np.zeros(len(frame), dtype=bool)
+        for other in blocking:
+            blocked |= other.check(frame)[0]
+        values = read_numbers(frame[rule.threshold])
+        conflict = np.flatnonzero(applies & blocked)
+        free = np.flatnonzero(~applies & ~blocked & np.isfinite(values))
+        count = min(len(conflict), len(free))
+        if not count:
+            return
+        conflict = conflict[np.argsort(-values[conflict], kind="stable")[:count]]
+        free = free[np.argsort(-values[free], kind="stable")[:count]]
+        column = frame[rule.threshold].copy()
+        column.iloc[conflict], column.iloc[free] = column.iloc[free].to_numpy(), column.iloc[conflict].to_numpy()
+        frame[rule.threshold] = column
 
     def _ratio(self, rule: Rule, frame: pd.DataFrame, keep=frozenset()) -> np.ndarray:
         """A ratio's target from its inputs and modelled residual, kept in its own (smoothed) range by

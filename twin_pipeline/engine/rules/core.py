@@ -14,9 +14,10 @@ Kinds (each a `Rule` with a `kind` and JSON-safe `params`):
 * ``date_term``: ``end = start + term x unit (+ offset days)`` within a day or two (``maturity_date =
   origination_date + term_years years``; units: days, weeks, calendar months and years, 365-day years); the later
   date is computed from the earlier one and the term, month by month when the unit is calendar;
-* ``fixed_when``: ``column == value`` (or null) on every row where ``when`` holds (``balance == 0`` when
-  ``loan_status == 'Fully Paid'``); the value is written when the category is drawn, and the column's model is
-  fitted on the other rows only;
+* ``fixed_when``: ``column == value`` (or null) on every row where ``when`` holds: a category (``balance == 0``
+  when ``loan_status == 'Fully Paid'``) or a threshold on a number (``ifrs9_stage == 3`` when ``days_past_due >=
+  90``, written ``{"days_past_due": {">=": 90}}``); the value is written when the condition is drawn, and the
+  column's model is fitted on the other rows only;
 * ``determined``: a category column that is a function of another (``grade`` from ``sub_grade``): looked up;
 * declared only: ``range`` (``min <= column <= max``), ``formula`` (any arithmetic expression of columns),
   ``fixed_combinations`` (only value combinations seen in the real table).
@@ -71,6 +72,13 @@ class Rule:
         return list(p["columns"])
 
     @property
+    def threshold(self) -> str | None:
+        """The number column a fixed-value rule's condition cuts (`days_past_due` of `days_past_due >= 90`)."""
+        if self.kind != "fixed_when":
+            return None
+        return next((name for name, value in self.params["when"].items() if isinstance(value, dict)), None)
+
+    @property
     def text(self) -> str:
         """The rule as an analyst would write it."""
         p = self.params
@@ -88,9 +96,11 @@ class Rule:
                 core = f"({core}) {'*' if p['power'] > 0 else '/'} {p['b']}"
             return f"{p['target']} ~= {core}"
         if self.kind == "fixed_when":
-            condition = " and ".join(f"{name} == {value!r}" for name, value in p["when"].items())
+            when = " and ".join(" and ".join(f"{name} {op} {_number(bound)}" for op, bound in value.items())
+                                if isinstance(value, dict) else f"{name} == {value!r}"
+                                for name, value in p["when"].items())
             shown = "null" if p["value"] is None else repr(p["value"])
-            return f"{p['column']} is {shown} when {condition}"
+            return f"{p['column']} is {shown} when {when}"
         if self.kind == "determined":
             return f"{p['column']} is determined by {p['by']}"
         if self.kind == "date_term":
@@ -141,7 +151,7 @@ class Rule:
         if self.kind == "fixed_when":
             applicable = np.ones(n, dtype=bool)
             for name, value in p["when"].items():
-                applicable &= matches(frame[name], value)
+                applicable &= condition(frame[name], value)
             column = frame[p["column"]]
             holds = column.isna().to_numpy() if p["value"] is None else matches(column, p["value"])
             return applicable, applicable & holds
@@ -248,6 +258,22 @@ def matches(series: pd.Series, value) -> np.ndarray:
     if not equal.any():
         equal = (series.astype(str) == str(value)).to_numpy(dtype=bool)
     return equal
+
+
+COMPARISONS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+
+
+def condition(series: pd.Series, value) -> np.ndarray:
+    """Rows meeting one condition of a fixed-value rule: equal to a value (`matches`), or, for {op: bound}
+    (`{">=": 90}`), a number on that side of each bound (missing or unreadable: never)."""
+    if not isinstance(value, dict):
+        return matches(series, value)
+    values = numbers(series)
+    met = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        for op, bound in value.items():
+            met &= COMPARISONS[op](values, bound)
+    return met
 
 
 def combination_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:

@@ -6,6 +6,7 @@
       - {type: fixed_combinations, columns: [grade, sub_grade]}
       - {type: formula, target: paid_total, expression: "paid_principal + paid_interest + paid_late_fees"}
       - {type: fixed_when, column: balance, value: 0, when: {loan_status: Fully Paid}}
+      - {type: fixed_when, column: ifrs9_stage, value: 3, when: {days_past_due: {">=": 90}}}  # past a threshold
 
 A declared rule is enforced even when a few real rows break it (up to 1 %: the user says so); one that more
 real rows break contradicts the data and is a clear error naming the rule.
@@ -19,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...tables import TwinInputError
-from .core import Rule, combination_keys, parse_expression
+from .core import COMPARISONS, Rule, combination_keys, parse_expression
 
 CONTRADICTION = 0.01  # a declared rule broken on more than this share of real rows contradicts the data
 TYPES = {"inequality": "order", "order": "order", "range": "range", "fixed_combinations": "fixed_combinations",
@@ -78,6 +79,12 @@ def _rule(entry, position: int, source: str) -> Rule:
         params.setdefault("value", None)
         if not isinstance(params["when"], dict):
             raise TwinInputError(source, f"{label}: 'when' must map a column to its value")
+        for column, value in params["when"].items():
+            if isinstance(value, dict) and not (value and all(
+                    op in COMPARISONS and isinstance(bound, (int, float)) and not isinstance(bound, bool)
+                    for op, bound in value.items())):
+                raise TwinInputError(source, f"{label}: a threshold on {column} maps {', '.join(COMPARISONS)} "
+                                             f"to a number, e.g. {{'>=': 90}}")
     if kind == "fixed_combinations" and (not isinstance(params["columns"], list) or len(params["columns"]) < 2):
         raise TwinInputError(source, f"{label}: 'columns' must list at least two columns")
     if kind == "formula":
@@ -99,6 +106,8 @@ def validate_declared(rules: list[Rule], real: pd.DataFrame, source: str = "rule
             raise TwinInputError(source, f"{label} names columns not in the table: {', '.join(map(str, unknown))}")
         p = rule.params
         numeric = {"order": rule.columns, "range": rule.columns, "formula": rule.columns}.get(rule.kind, [])
+        if rule.kind == "fixed_when":
+            numeric = [name for name, value in p["when"].items() if isinstance(value, dict)]
         not_numbers = [name for name in numeric if not pd.api.types.is_numeric_dtype(real[name])]
         if not_numbers:
             raise TwinInputError(source, f"{label}: {', '.join(not_numbers)} must be numeric")

@@ -28,6 +28,9 @@ MAX_SUM_COLUMNS = 60  # wider tables screen sums on the most varied columns only
 PRODUCT_COLUMNS = 24  # products of three are screened among this many positive columns, the most varied
 PRODUCT_ROWS = 64  # ... on this many rows where the target's rounding is negligible (LOG_TOLERANCE)
 LOG_TOLERANCE = 1e-3
+THRESHOLD_SHARE = 0.01  # a value fixed past a threshold: on at least this share of the rows (and k, and 20)
+THRESHOLD_STEP = 0.1  # ... where at least this share of the rows just below the cut is off the value
+GAP_PREFERENCE = 10  # ... cut just below its rows unless a gap this many times wider follows
 TERM_DAYS = 2  # a date plus a term holds within this many days (a convention's day, a rounded term)
 MONTH_DAYS = 365.2425 / 12
 
@@ -119,7 +122,7 @@ def _mine(df: pd.DataFrame, specs, k: int, seed: int) -> list[Rule]:
     implied = {(rule.params["column"], rule.params["by"]) for rule in determined}
     rules += [rule for rule in mine_fixed_values(df, specs, k)
               if (rule.params["column"], next(iter(rule.params["when"]))) not in implied]
-    return rules + determined
+    return rules + determined + mine_thresholds(df, specs, names, k)
 
 
 # ---------------------------------------------------------------------- order and bounded differences
@@ -450,6 +453,71 @@ def mine_fixed_values(df: pd.DataFrame, specs, k: int) -> list[Rule]:
                 rules.append(Rule("fixed_when", {"column": target, "value": _plain(fixed),
                                                  "when": {group: _plain(value)}}))
     return rules
+
+
+def mine_thresholds(df: pd.DataFrame, specs, names: list[str], k: int) -> list[Rule]:
+    """`column == value` on every row past a cut of a number column (IFRS 9 stage 3 when days past due >= 90).
+    The rows above the largest value of `x` where the column is not `value` are all `value` by definition; the
+    cut is a rule only when those rows are many (k, 20 and THRESHOLD_SHARE of the rows, as many below), the value
+    steps up there (THRESHOLD_STEP of as many rows just below are off it: a steep trend makes the top rows agree
+    too) and their run is not chance given how often the value occurs just below. The
+    cut is written where the real rows change, as an analyst would (`>= 90`, `> 0`; see `_cut`). One value of
+    `x` past the cut is a point mass (its maximum), not a threshold."""
+    targets = [spec.name for spec in specs if spec.shape]  # not keys, constants or copies
+    if not names or not targets:
+        return []
+    codes = np.column_stack([pd.factorize(df[name], use_na_sentinel=True)[0] for name in targets]).astype(np.int32)
+    least = max(k, 20)
+    rules = []
+    for x in names:
+        values = df[x].to_numpy(dtype=float)
+        present = np.flatnonzero(np.isfinite(values))
+        enough = max(least, int(np.ceil(THRESHOLD_SHARE * len(present))))
+        if len(present) < 2 * enough:
+            continue
+        order = present[np.argsort(values[present], kind="stable")]
+        ordered, block = values[order], codes[order]  # rows by x, ascending
+        differs = block != block[-1]  # rows whose column is not the top row's value
+        last = len(order) - 1 - np.argmax(differs[::-1], axis=0)  # the last such row, per column
+        steps = np.flatnonzero(np.diff(ordered)) + 1  # the first row of each distinct value of x
+        for j in np.flatnonzero(differs.any(axis=0) & (len(order) - 1 - last >= enough)):  # long enough runs
+            target = targets[j]
+            # the run: every row past the last one off the value. The cut goes where the rows change: the gap
+            # just below the run, unless a gap ten times wider follows within its first tenth (a few rows of
+            # the value by chance before a point mass stay below the cut)
+            first = steps[np.searchsorted(steps, last[j], side="right"):]
+            first = first[first <= first[0] + (len(order) - first[0]) // 10] if len(first) else first
+            if target == x or not len(first):
+                continue
+            gaps = ordered[first] - ordered[first - 1]
+            gaps[0] *= GAP_PREFERENCE
+            cut = first[np.argmax(gaps)]
+            run = len(order) - cut
+            if cut == steps[-1]:  # one value of x past the cut: a point mass (its maximum), not a threshold
+                continue
+            if run < enough or cut < enough:
+                continue
+            near = block[max(0, cut - run):cut, j]  # as many rows just below the cut
+            share = float((near == block[-1, j]).mean())
+            if share > 1 - THRESHOLD_STEP or (share > 0 and run * np.log(share) > np.log(CHANCE)):
+                continue  # no step at the cut (a trend), or a run this long is chance at that share
+            value = None if block[-1, j] == -1 else _plain(df[target].iloc[order[-1]])
+            op, bound = _cut(float(ordered[cut - 1]), float(ordered[cut]))
+            rules.append(Rule("fixed_when", {"column": target, "value": value, "when": {x: {op: bound}}}))
+    return rules
+
+
+def _cut(below: float, above: float) -> tuple[str, float | int]:
+    """How an analyst writes a cut between the largest value off the rule and the smallest on it: the roundest
+    number in [below, above] (a multiple of the largest 1, 2 or 5 x 10^e that has one there); `> below` when
+    that is `below` itself (`> 0`), else `>= number` (`>= 90` between 89 and 90, `>= 24` between 23 and 24)."""
+    scale = max(abs(below), abs(above), 1e-12)
+    for exponent in range(int(np.floor(np.log10(scale))) + 1, -13, -1):
+        for step in (5 * 10.0 ** exponent, 2 * 10.0 ** exponent, 10.0 ** exponent):
+            number = round(np.ceil(below / step - 1e-9) * step, 12)
+            if number <= above + 1e-12 * scale:
+                return (">", _clean(below)) if np.isclose(number, below, rtol=1e-12, atol=0) else (">=", _clean(number))
+    return ">", _clean(below)
 
 
 def _plain(value):
