@@ -223,8 +223,11 @@ def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
 
 
 def comparable(real: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
-    """The real table on the twin's columns: identifiers dropped from the twin are compared and shown nowhere."""
-    return real[[name for name in real.columns if name in twin.columns]]
+    """The real table on the twin's columns: identifiers dropped from the twin are compared and shown nowhere.
+    The table itself when the twin has all its columns (a copy would be a new frame to `direct_identifiers`,
+    scanned again: 0.05-0.2 s per report)."""
+    shown = [name for name in real.columns if name in twin.columns]
+    return real if len(shown) == real.shape[1] else real[shown]
 
 
 def report_figures(real: pd.DataFrame, twin: pd.DataFrame, options: CloneOptions,
