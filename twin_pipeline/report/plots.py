@@ -89,8 +89,11 @@ def distribution(real: pd.Series, twin: pd.Series, column: _Column, bins: int = 
         low, high = np.percentile(real_values, [0.5, 99.5])
         low, high = (low - 0.5, high + 0.5) if low == high else (low, high)
         whole = np.all(real_values == np.round(real_values)) and high - low <= 2 * bins
+        # Equal bins are given as a count and a range: numpy then bins by arithmetic, where an array of edges sorts
+        # every value (3x the time on a 100,000-row twin), over the same np.linspace edges, so the same counts.
         edges = np.arange(low - 0.5, high + 1.0) if whole else np.linspace(low, high, bins + 1)
-        density = lambda values: np.histogram(np.clip(values, low, high), bins=edges, density=True)[0]  # noqa: E731
+        binning = {"bins": edges} if whole else {"bins": bins, "range": (low, high)}
+        density = lambda values: np.histogram(np.clip(values, low, high), density=True, **binning)[0]  # noqa: E731
         return Distribution(density(real_values), density(twin_values) if len(twin_values) else None, edges,
                             dates=column.type == "datetime")
     real_share, twin_share = _shares(real), _shares(twin)
