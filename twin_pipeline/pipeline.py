@@ -26,6 +26,7 @@ from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
 from .protection import protect
 from .shards import make_shards, merge_shards, sample_shards, verify_shards
+from .sharing import SharedTasks
 from .tables import read_table, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -434,15 +435,17 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
             f"{verified['rare_record_copies']} copies of rare real records, {verified['exact_matches']} rows equal a "
             "real row (common combinations)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
-        merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
-                               real.attrs.get("csv_dialect"))
+        # The CSV is the helper's once its reference is done, else this process writes it after its own work: queued
+        # behind the reference it ended last on small tables, while this process waited for both
+        merged = SharedTasks([(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
+                                              real.attrs.get("csv_dialect")))], helper, after=reference)
         quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
         figures = drawing.finish(quality)
+        [synthetic_path] = merged.results()
         quality.update(reference.result())
         page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name,
                               figures=figures)
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
-        synthetic_path = merged.result()
     return {
         "synthetic": synthetic_path,
         "model": engine.save(out_dir / "model.json"),

@@ -132,11 +132,11 @@ def test_shared_tasks_wait_for_the_helper_to_be_free_and_are_drawn_here_meanwhil
     be taken back, and this process, idle, would wait for it. Once free, it takes the remaining tasks from the end."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from twin_pipeline.report.html import _Shared
+    from twin_pipeline.sharing import SharedTasks
 
     with ThreadPoolExecutor(1) as helper:
         busy = Future()
-        shared = _Shared([(pow, (2, power)) for power in range(4)], helper, after=busy)
+        shared = SharedTasks([(pow, (2, power)) for power in range(4)], helper, after=busy)
         shared.add(pow, 3, 2)
         assert shared.results() == [1, 2, 4, 8, 9] and not shared.handed
         busy.set_result(None)
@@ -145,7 +145,7 @@ def test_shared_tasks_wait_for_the_helper_to_be_free_and_are_drawn_here_meanwhil
         free = Future()
         free.set_result(None)
         release = threading.Event()
-        shared = _Shared([(pow, (2, 0)), (release.wait, ()), (pow, (2, 2))], helper, after=free)
+        shared = SharedTasks([(pow, (2, 0)), (release.wait, ()), (pow, (2, 2))], helper, after=free)
         assert list(shared.handed) == [2] or list(shared.handed) == [2, 1]  # from the end, one at a time
         release.set()
         assert shared.results() == [1, True, 4]

@@ -12,9 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-import threading
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..quality.metrics import _Comparison
+from ..sharing import SharedTasks
 from ..tables import atomic_path
 from . import plots
 
@@ -113,61 +112,6 @@ def column_caption(name: str, score: float, ceiling: Mapping) -> str:
     measured, the score a fresh real sample reaches (`ceiling`: the holdout report's columns)."""
     return (f"<b>{html.escape(str(name))}</b> score {fmt(score, 3)}"
             + (f" · real sample {fmt(ceiling[name]['ceiling'], 3)}" if name in ceiling else ""))
-
-
-class _Shared:
-    """Tasks shared with a `helper` executor (another process), taken from the two ends of one queue. The helper
-    is handed the last task once it has finished `after` (its work before these: a clone's holdout reference)
-    and the next each time it finishes one, so no task waits in a busy helper's queue where this process could
-    not take it back; `results()` runs here, from the front, every task not handed yet, then collects the
-    helper's. The two meet wherever each one's other work leaves them (a clone's main process whose helper keeps
-    up never loads matplotlib). Without a helper all run here."""
-
-    def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None, after: Future | None = None):
-        self.tasks, self.helper = list(tasks), helper
-        self.pending = deque(range(len(self.tasks)))  # not handed, not begun here
-        self.handed: dict[int, Future] = {}
-        self.lock = threading.Lock()
-        self.idle = helper is None  # the helper has nothing of ours in hand and `after` is done
-        if helper is not None and after is not None:
-            after.add_done_callback(self._hand)
-        elif helper is not None:
-            self._hand(None)
-
-    def _hand(self, _done) -> None:
-        """Hand the helper the last pending task (called when it is free: `after` or its previous task done)."""
-        with self.lock:
-            self.idle = not self.pending
-            if self.idle:
-                return
-            index = self.pending.pop()
-            function, arguments = self.tasks[index]
-            try:
-                self.handed[index] = future = self.helper.submit(function, *arguments)
-            except RuntimeError:  # the helper was shut down (a failed clone): the task stays here
-                self.pending.append(index)
-                self.idle = True
-                return
-        future.add_done_callback(self._hand)
-
-    def add(self, function: Callable, *arguments) -> None:
-        with self.lock:
-            self.tasks.append((function, arguments))
-            self.pending.append(len(self.tasks) - 1)
-            wake = self.idle and self.helper is not None
-        if wake:
-            self._hand(None)
-
-    def results(self) -> list:
-        here = {}
-        while True:
-            with self.lock:
-                if not self.pending:
-                    break
-                index = self.pending.popleft()
-            function, arguments = self.tasks[index]
-            here[index] = function(*arguments)
-        return [here[index] if index in here else self.handed[index].result() for index in range(len(self.tasks))]
 
 
 def _draw_columns(shown: list[tuple[str, plots.Distribution]], image_format: str) -> list[tuple[str, bytes]]:
@@ -288,7 +232,7 @@ def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: 
 class Drawing:
     """The pictures of one twin, begun before its quality report exists: a plot per column the quality report
     scores and the correlation heatmaps need only the real table and the twin, so they are handed to a `helper`
-    executor (`_Shared`, once it has finished `after`; the largest last, which it takes first) while this process
+    executor (`SharedTasks`, once it has finished `after`; the largest last, which it takes first) while this process
     writes the report; `finish(quality)` adds the tail dependence picture (the report's tail figures, shared
     too) and draws what the helper has not begun. `column_kinds` must be the quality report's, so each plot
     shows what was scored; the quality report can then be read off the same `comparison` (its numbers and
@@ -303,7 +247,7 @@ class Drawing:
                                            numbers=comparison.numbers.get(name)))
                  for name, column in comparison.plan.items()]
         self.groups = [shown[start:start + COLUMNS_PER_TASK] for start in range(0, len(shown), COLUMNS_PER_TASK)]
-        self.shared = _Shared([(_draw_columns, (group, image_format)) for group in self.groups]
+        self.shared = SharedTasks([(_draw_columns, (group, image_format)) for group in self.groups]
                               + [(heatmap_images, (panels, image_format))] * bool(panels), helper, after)
         self.image_format, self.scored = image_format, len(comparison.plan)
 
