@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .engine.multitable import MultiTableEngine
 from .options import CloneOptions, validate_options
 from .protection import protect
 from .quality import quality_report
+from .quality.metrics import ks_statistic
 from .tables import TwinInputError, read_table, write_frame, write_json
 
 
@@ -35,7 +35,7 @@ def parse_foreign_key(text: str) -> tuple[str, str, str, str]:
 def children_per_parent(tables: dict[str, pd.DataFrame], relation: tuple[str, str, str, str]) -> np.ndarray:
     child, foreign_key, parent, primary_key = relation
     counts = tables[child][foreign_key].value_counts()
-    return counts.reindex(tables[parent][primary_key], fill_value=0).to_numpy()
+    return counts.reindex(tables[parent][primary_key], fill_value=0).to_numpy(dtype=float)
 
 
 def clone_tables(sources: list[str | Path], out_dir: str | Path, relationships: list[tuple[str, str, str, str]],
@@ -85,8 +85,8 @@ def clone_tables(sources: list[str | Path], out_dir: str | Path, relationships: 
         valid = synthetic[child][foreign_key].isin(synthetic[parent][primary_key]).mean() if len(synthetic[child]) else 1.0
         reports[f"{child}->{parent}"] = {
             "valid_foreign_keys": float(valid),
-            "children_per_parent_ks": float(stats.ks_2samp(children_per_parent(real, relation),
-                                                           children_per_parent(synthetic, relation)).statistic),
+            "children_per_parent_ks": ks_statistic(children_per_parent(real, relation),
+                                                   children_per_parent(synthetic, relation)),
         }
     write_json(reports, out_dir / "quality_report.json")
     return {"tables": {name: len(frame) for name, frame in synthetic.items()}, "reports": reports,

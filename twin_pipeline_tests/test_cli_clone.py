@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -264,3 +265,32 @@ def test_a_table_with_nothing_to_model_is_one_line_naming_the_file(tmp_path, cap
     error = capsys.readouterr().err.strip()
     assert error.startswith("twin: error:") and "contacts.csv" in error and "nothing to model" in error
     assert "\n" not in error and not (tmp_path / "out" / "synthetic.csv").exists()
+
+
+def test_the_clone_s_main_process_imports_neither_scipy_stats_scikit_learn_nor_dagster(tmp_path):
+    """Whatever the main process imports, every clone pays before it reads its table: scipy.stats (a third of a
+    second) and scikit-learn belong to the helper's holdout reference (a forked process: its imports are not in
+    the main process's sys.modules), matplotlib to whichever process draws a picture first, Dagster to the
+    pipeline's definitions."""
+    rng = np.random.default_rng(5)
+    income = np.round(rng.lognormal(10.5, 0.5, 1200), 2)
+    source = tmp_path / "loans.csv"
+    pd.DataFrame({"income": income, "amount": np.round(income * rng.uniform(0.1, 0.9, 1200), 2),  # amount <= income
+                  "rate": np.round(rng.gamma(4.0, 2.0, 1200), 2), "age": rng.integers(21, 70, 1200),
+                  "grade": rng.choice(list("ABCD"), 1200), "default": (rng.random(1200) < 0.1).astype(int)}
+                 ).to_csv(source, index=False)
+    script = ("import json, sys\n"
+              "from twin_pipeline import cli, pipeline\n"
+              "from twin_pipeline.report import html\n"
+              "heavy = ('scipy.stats', 'sklearn', 'matplotlib', 'dagster')\n"
+              "loaded = [name for name in heavy if name in sys.modules]\n"
+              "code = cli.main(['clone', sys.argv[1], '--out', sys.argv[2]])\n"
+              "print(json.dumps([loaded, [name for name in heavy if name in sys.modules], code]))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(source), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    imported, after_clone, code = json.loads(done.stdout.strip().splitlines()[-1])
+    assert code == 0 and imported == []
+    assert not {"scipy.stats", "sklearn", "dagster"} & set(after_clone)
+    model = json.loads((tmp_path / "out" / "model.json").read_text())
+    assert any(variable["marginal"].get("p_value") is not None for variable in model["variables"])  # a KS test ran

@@ -4,6 +4,7 @@ cards, small enough to mail for a 55-column table."""
 import base64
 import html
 import re
+import threading
 
 import numpy as np
 import pandas as pd
@@ -106,3 +107,45 @@ def test_a_column_plot_on_the_reused_canvas_is_the_plot_a_fresh_canvas_draws():
     for (name, compact), image in after_others.items():
         vars(plots._CANVASES).clear()  # a fresh figure, as the first plot of a process gets
         assert draw(name, compact) == image, name
+
+
+def test_column_densities_count_each_value_in_its_bin():
+    """A plot's densities are the histogram over its own edges, for numbers, whole numbers and dates."""
+    from twin_pipeline.quality.metrics import _Comparison
+    from twin_pipeline.report import plots
+
+    rng = np.random.default_rng(5)
+    real = pd.DataFrame({"amount": rng.lognormal(8, 1.5, 2_000), "term": rng.integers(12, 40, 2_000),
+                         "issued": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, 2_000), "D")})
+    twin = real.sample(9_000, replace=True, random_state=1).reset_index(drop=True)
+    twin["amount"] *= rng.uniform(0.5, 1.5, len(twin))
+    comparison = _Comparison(real, twin)
+    for name in real.columns:
+        shown = plots.distribution(real[name], twin[name], comparison.plan[name], numbers=comparison.numbers[name])
+        for values, density in zip(comparison.numbers[name], (shown.real, shown.twin)):
+            clipped = np.clip(values, shown.edges[0], shown.edges[-1])
+            assert np.allclose(density, np.histogram(clipped, bins=shown.edges, density=True)[0], rtol=0, atol=1e-15)
+
+
+def test_shared_tasks_wait_for_the_helper_to_be_free_and_are_drawn_here_meanwhile():
+    """A helper still busy with earlier work (`after`) is handed nothing: a task queued behind that work could not
+    be taken back, and this process, idle, would wait for it. Once free, it takes the remaining tasks from the end."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from twin_pipeline.report.html import _Shared
+
+    with ThreadPoolExecutor(1) as helper:
+        busy = Future()
+        shared = _Shared([(pow, (2, power)) for power in range(4)], helper, after=busy)
+        shared.add(pow, 3, 2)
+        assert shared.results() == [1, 2, 4, 8, 9] and not shared.handed
+        busy.set_result(None)
+        assert not shared.handed  # nothing left to hand
+
+        free = Future()
+        free.set_result(None)
+        release = threading.Event()
+        shared = _Shared([(pow, (2, 0)), (release.wait, ()), (pow, (2, 2))], helper, after=free)
+        assert list(shared.handed) == [2] or list(shared.handed) == [2, 1]  # from the end, one at a time
+        release.set()
+        assert shared.results() == [1, True, 4]

@@ -18,12 +18,11 @@ value away (see perturb.py for counts and the correlation).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import pandas as pd
-from scipy import optimize, sparse, special, stats
+from scipy import optimize, sparse, special
 
+from .families import distribution, ks_pvalue
 from .perturb import noisy_counts
 
 K_MIN = 5  # no value seen fewer than this many times is stored verbatim
@@ -285,33 +284,6 @@ def _mix_atoms(atoms, probabilities, u_grid, x_grid) -> tuple[np.ndarray, np.nda
 FAMILIES = ("normal", "lognormal", "uniform", "gamma", "beta", "truncnorm")
 
 
-class _Fitted(NamedTuple):
-    """A family at fitted parameters: scipy's shared distribution called with them. Freezing one (what
-    `stats.norm(loc, scale)` does) builds a new distribution object, about 1.5 ms each, 130 per wide fit."""
-    distribution: object
-    arguments: tuple
-
-    def cdf(self, x):
-        return self.distribution.cdf(x, *self.arguments)
-
-    def ppf(self, q):
-        return self.distribution.ppf(q, *self.arguments)
-
-
-def _frozen(family: str, parameters: dict) -> _Fitted:
-    p = parameters
-    return {
-        "normal": lambda: _Fitted(stats.norm, (p["loc"], p["scale"])),
-        "lognormal": lambda: _Fitted(stats.lognorm, (p["s"], 0.0, p["scale"])),
-        "uniform": lambda: _Fitted(stats.uniform, (p["loc"], p["scale"])),
-        "gamma": lambda: _Fitted(stats.gamma, (p["a"], 0.0, p["scale"])),
-        "beta": lambda: _Fitted(stats.beta, (p["a"], p["b"], p["loc"], p["scale"])),
-        # Every family is truncated to the observed range where it is used, so the truncated normal is the normal
-        # with its own (truncation-aware) maximum-likelihood parameters.
-        "truncnorm": lambda: _Fitted(stats.norm, (p["loc"], p["scale"])),
-    }[family]()
-
-
 def _fit_parameters(family: str, x: np.ndarray, low: float, high: float) -> dict | None:
     """Fast estimates (moments or closed-form MLE); None when the family cannot describe the data."""
     mean, var = float(x.mean()), float(x.var())
@@ -355,18 +327,18 @@ def select_family(x: np.ndarray, low: float, high: float, families: tuple[str, .
     """
     x = x[:: max(1, len(x) // sample_size)] if len(x) > sample_size else x
     best = ("empirical", {}, None)
-    for family in families or FAMILIES:
-        parameters = _fit_parameters(family, x, low, high)
+    for name in families or FAMILIES:
+        parameters = _fit_parameters(name, x, low, high)
         if parameters is None or not all(np.isfinite(list(parameters.values()))):
             continue
-        frozen = _frozen(family, parameters)
-        lower, upper = frozen.cdf(low), frozen.cdf(high)
+        fitted = distribution(name, parameters)
+        lower, upper = fitted.cdf(low), fitted.cdf(high)
         if not upper > lower:
             continue
-        statistic = _ks_distance(x, np.clip((frozen.cdf(x) - lower) / (upper - lower), 0.0, 1.0))
+        statistic = _ks_distance(x, np.clip((fitted.cdf(x) - lower) / (upper - lower), 0.0, 1.0))
         if best[2] is None or statistic < best[2]:
-            best = (family, parameters, statistic)
-    p_value = None if best[2] is None else float(stats.kstwo.sf(best[2], len(x)))  # the winner's only (exact: slow)
+            best = (name, parameters, statistic)
+    p_value = None if best[2] is None else ks_pvalue(best[2], len(x))  # the winner's only (exact: a few ms)
     if p_value is None or p_value < KS_ALPHA:
         return "empirical", {}, best[2], p_value
     return (*best, p_value)
@@ -379,10 +351,10 @@ def _ks_distance(sorted_x: np.ndarray, cdf: np.ndarray) -> float:
     return float(max((steps - cdf).max(), (cdf - steps + 1 / n).max()))
 
 
-def _truncated_quantiles(family: str, parameters: dict, low: float, high: float, u: np.ndarray) -> np.ndarray:
-    frozen = _frozen(family, parameters)
-    lower, upper = frozen.cdf(low), frozen.cdf(high)
-    return np.clip(frozen.ppf(lower + u * (upper - lower)), low, high)
+def _truncated_quantiles(name: str, parameters: dict, low: float, high: float, u: np.ndarray) -> np.ndarray:
+    fitted = distribution(name, parameters)
+    lower, upper = fitted.cdf(low), fitted.cdf(high)
+    return np.clip(fitted.ppf(lower + u * (upper - lower)), low, high)
 
 
 def marginal_from_dict(data: dict) -> SlicedMarginal | NumericMarginal:

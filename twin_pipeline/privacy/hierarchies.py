@@ -75,11 +75,14 @@ def redraw_in_hierarchies(
     for column in columns:
         shares = out[column].value_counts(normalize=True, dropna=False)
         bits, domain = float(-(shares * np.log2(shares)).sum()), max(len(shares), 2)
-        for level in [*hierarchy_levels(out[column]), None]:  # None: any value
+        for level in hierarchy_levels(out[column]):
             group = _group_labels(out[column], level)
             merged = group.map(out[column].groupby(group).nunique(dropna=False)).to_numpy(dtype=float)
             row_loss = (merged - 1) / (domain - 1)
             moves.append((round(float(row_loss.mean()) * bits, 1), column, column_codes(group), row_loss))
+        # "any value": one group holding every value the column shows (a group-by of the whole column told it)
+        row_loss = np.full(n, (len(shares) - 1) / (domain - 1))
+        moves.append((round(float(row_loss.mean()) * bits, 1), column, (np.zeros(n, dtype=np.int64), 1), row_loss))
     codes = {c: column_codes(out[c]) for c in columns}  # kept up to date: a move changes one column
     while moves:
         rare = group_sizes(combine_codes([*codes.values(), *fixed], n)) < k
@@ -105,10 +108,8 @@ def redraw_in_hierarchies(
     return out, changed, loss
 
 
-def _group_labels(series: pd.Series, level: dict | None) -> pd.Series:
-    """Each row's group at `level` (None: one group); a value the level does not map is a group of its own."""
-    if level is None:
-        return pd.Series("*", index=series.index)
+def _group_labels(series: pd.Series, level: dict) -> pd.Series:
+    """Each row's group at `level`; a value the level does not map is a group of its own."""
     return series.map(level).astype(object).where(lambda g: g.notna(), series.astype(object)).fillna("<missing>")
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 from scipy.spatial import cKDTree
 
 from twin_pipeline.outcome import outcome_column
@@ -335,7 +335,7 @@ def attacker_risk(
                    for name in ("train", "control")}
 
     n_tests = 3 + len(secret_columns)
-    z = stats.norm.ppf(1 - FAMILY_ALPHA / (2 * n_tests))  # each "ci_family" holds with 95 % for all attacks at once
+    z = special.ndtri(1 - FAMILY_ALPHA / (2 * n_tests))  # each "ci_family" holds with 95 % for all attacks at once
     result: dict = {
         "rows": {"synthetic": len(syn), "train": len(train), "control": len(control),
                  "train_total": len(real_train)},
@@ -413,8 +413,8 @@ def auc_with_interval(positives: np.ndarray, negatives: np.ndarray,
     """P(positive score > negative score) + P(tie) / 2, with DeLong's interval (95 % by default; midranks handle
     ties)."""
     m, n = len(positives), len(negatives)
-    ranks = stats.rankdata(np.concatenate([positives, negatives]))
-    within_positive, within_negative = stats.rankdata(positives), stats.rankdata(negatives)
+    ranks = pd.Series(np.concatenate([positives, negatives])).rank().to_numpy()  # ties share their mean rank
+    within_positive, within_negative = pd.Series(positives).rank().to_numpy(), pd.Series(negatives).rank().to_numpy()
     v10 = (ranks[:m] - within_positive) / n  # per positive: share of negatives it beats
     v01 = 1.0 - (ranks[m:] - within_negative) / m  # per negative: share of positives that beat it
     auc = float(v10.mean())
@@ -505,7 +505,7 @@ def singling_out_risk(syn: pd.DataFrame, train: pd.DataFrame, control: pd.DataFr
                                          n_cols=min(3, syn.shape[1]), max_attempts=20 * n_attacks, seed=seed)
         evaluator.evaluate(mode="multivariate")
         risk = evaluator.risk(confidence_level=0.95)
-        family = evaluator.risk(confidence_level=1 - 2 * stats.norm.sf(z_family))
+        family = evaluator.risk(confidence_level=1 - 2 * special.ndtr(-z_family))
     return {"risk": float(risk.value), "ci": [float(risk.ci[0]), float(risk.ci[1])], "n_attacks": n_attacks,
             "ci_family": [float(family.ci[0]), float(family.ci[1])],
             "queries_found": len(evaluator.queries()), "notes": sorted({str(w.message) for w in caught})}

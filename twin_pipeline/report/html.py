@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import html
 import math
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,24 +116,57 @@ def column_caption(name: str, score: float, ceiling: Mapping) -> str:
 
 
 class _Shared:
-    """Tasks shared with a `helper` executor (another process): handed to it at once, from the end of the list
-    (added ones after those), while this process goes on with other work; `results()` then runs here, from the
-    start, every task the helper has not begun, so the two meet wherever each one's other work leaves them. The
-    first task always runs here. Without a helper all run here."""
+    """Tasks shared with a `helper` executor (another process), taken from the two ends of one queue. The helper
+    is handed the last task once it has finished `after` (its work before these: a clone's holdout reference)
+    and the next each time it finishes one, so no task waits in a busy helper's queue where this process could
+    not take it back; `results()` runs here, from the front, every task not handed yet, then collects the
+    helper's. The two meet wherever each one's other work leaves them (a clone's main process whose helper keeps
+    up never loads matplotlib). Without a helper all run here."""
 
-    def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None):
+    def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None, after: Future | None = None):
         self.tasks, self.helper = list(tasks), helper
-        self.handed = {index: helper.submit(function, *arguments)
-                       for index, (function, arguments) in reversed(list(enumerate(tasks))) if index} if helper else {}
+        self.pending = deque(range(len(self.tasks)))  # not handed, not begun here
+        self.handed: dict[int, Future] = {}
+        self.lock = threading.Lock()
+        self.idle = helper is None  # the helper has nothing of ours in hand and `after` is done
+        if helper is not None and after is not None:
+            after.add_done_callback(self._hand)
+        elif helper is not None:
+            self._hand(None)
+
+    def _hand(self, _done) -> None:
+        """Hand the helper the last pending task (called when it is free: `after` or its previous task done)."""
+        with self.lock:
+            self.idle = not self.pending
+            if self.idle:
+                return
+            index = self.pending.pop()
+            function, arguments = self.tasks[index]
+            try:
+                self.handed[index] = future = self.helper.submit(function, *arguments)
+            except RuntimeError:  # the helper was shut down (a failed clone): the task stays here
+                self.pending.append(index)
+                self.idle = True
+                return
+        future.add_done_callback(self._hand)
 
     def add(self, function: Callable, *arguments) -> None:
-        if self.helper is not None and self.tasks:
-            self.handed[len(self.tasks)] = self.helper.submit(function, *arguments)
-        self.tasks.append((function, arguments))
+        with self.lock:
+            self.tasks.append((function, arguments))
+            self.pending.append(len(self.tasks) - 1)
+            wake = self.idle and self.helper is not None
+        if wake:
+            self._hand(None)
 
     def results(self) -> list:
-        here = {index: function(*arguments) for index, (function, arguments) in enumerate(self.tasks)
-                if index not in self.handed or self.handed[index].cancel()}
+        here = {}
+        while True:
+            with self.lock:
+                if not self.pending:
+                    break
+                index = self.pending.popleft()
+            function, arguments = self.tasks[index]
+            here[index] = function(*arguments)
         return [here[index] if index in here else self.handed[index].result() for index in range(len(self.tasks))]
 
 
@@ -253,7 +288,7 @@ def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: 
 class Drawing:
     """The pictures of one twin, begun before its quality report exists: a plot per column the quality report
     scores and the correlation heatmaps need only the real table and the twin, so they are handed to a `helper`
-    executor at once (`_Shared`; the largest last, which a helper free early takes first) while this process
+    executor (`_Shared`, once it has finished `after`; the largest last, which it takes first) while this process
     writes the report; `finish(quality)` adds the tail dependence picture (the report's tail figures, shared
     too) and draws what the helper has not begun. `column_kinds` must be the quality report's, so each plot
     shows what was scored; the quality report can then be read off the same `comparison` (its numbers and
@@ -261,7 +296,7 @@ class Drawing:
 
     def __init__(self, real: pd.DataFrame, twin: pd.DataFrame, primary_key: str | None = None,
                  column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None,
-                 image_format: str = "svg"):
+                 image_format: str = "svg", after: Future | None = None):
         self.comparison = comparison = _Comparison(real, twin, primary_key, column_kinds)
         panels = correlation_panels(comparison) if len(comparison.numeric) > 1 else {}
         shown = [(name, plots.distribution(comparison.real[name], comparison.synthetic[name], column,
@@ -269,7 +304,7 @@ class Drawing:
                  for name, column in comparison.plan.items()]
         self.groups = [shown[start:start + COLUMNS_PER_TASK] for start in range(0, len(shown), COLUMNS_PER_TASK)]
         self.shared = _Shared([(_draw_columns, (group, image_format)) for group in self.groups]
-                              + [(heatmap_images, (panels, image_format))] * bool(panels), helper)
+                              + [(heatmap_images, (panels, image_format))] * bool(panels), helper, after)
         self.image_format, self.scored = image_format, len(comparison.plan)
 
     def finish(self, quality: Mapping) -> Figures:

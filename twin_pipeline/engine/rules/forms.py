@@ -17,7 +17,8 @@ thousand draws, no engine fit. Only the chosen name is stored.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+import pandas as pd
+from scipy import special
 
 FORMS = ("fraction", "gap_above", "gap_below", "own")  # gap_above: d = low + gap; gap_below: d = high - gap
 SIMULATED_ROWS = 4_000
@@ -75,7 +76,7 @@ def choose_form(value: np.ndarray, low: np.ndarray, high: np.ndarray, floor: flo
     for form in forms:
         modelled = encode(form, value[fit], low[fit], high[fit], floor, ceiling)
         columns = [bound[fit] for bound in bounds] + [modelled]
-        ranks = np.column_stack([stats.rankdata(column) / (len(column) + 1) for column in columns])
+        ranks = pd.DataFrame(np.column_stack(columns)).rank(method="average").to_numpy() / (len(fit) + 1)
         with np.errstate(invalid="ignore", divide="ignore"):  # a constant bound: no correlation
             correlation = np.nan_to_num(np.corrcoef(special.ndtri(ranks).T))
         np.fill_diagonal(correlation, 1.0)
