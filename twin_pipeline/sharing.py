@@ -3,61 +3,63 @@
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 
 
 class SharedTasks:
-    """Tasks shared with a `helper` executor (another process), taken from the two ends of one queue. The helper
-    is handed the last task once it has finished `after` (its work before these: a clone's holdout reference)
-    and the next each time it finishes one, so no task waits in a busy helper's queue where this process could
-    not take it back; `results()` runs here, from the front, every task not handed yet, then collects the
-    helper's. The two meet wherever each one's other work leaves them (a clone's main process whose helper keeps
-    up never loads matplotlib). Without a helper all run here."""
+    """Tasks shared with a `helper` executor (another process): handed to it, from the end of the list (added ones
+    after those), once it has finished `after` (its work before these: a clone's holdout reference), so none waits
+    in a busy helper's queue where it could not be taken back; `results()` runs here, from the start, every task
+    the helper has not begun, then collects the helper's. A helper that frees up only once `results()` has begun
+    is handed nothing: this process is under way (matplotlib loaded) and would wait for the helper's first
+    picture, imports and all. The two meet wherever each one's other work leaves them (a clone's main process
+    whose helper keeps up never loads matplotlib). Without a helper all run here."""
 
     def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None, after: Future | None = None):
         self.tasks, self.helper = list(tasks), helper
-        self.pending = deque(range(len(self.tasks)))  # not handed, not begun here
         self.handed: dict[int, Future] = {}
+        self.taken: set[int] = set()  # begun here
         self.lock = threading.Lock()
-        self.idle = helper is None  # the helper has nothing of ours in hand and `after` is done
+        self.started = False  # the helper is done with `after`
+        self.collecting = False  # results() has begun
         if helper is not None and after is not None:
             after.add_done_callback(self._hand)
         elif helper is not None:
             self._hand(None)
 
-    def _hand(self, _done) -> None:
-        """Hand the helper the last pending task (called when it is free: `after` or its previous task done)."""
+    def _hand(self, _after: Future | None) -> None:
         with self.lock:
-            self.idle = not self.pending
-            if self.idle:
+            if self.collecting:
                 return
-            index = self.pending.pop()
-            function, arguments = self.tasks[index]
-            try:
-                self.handed[index] = future = self.helper.submit(function, *arguments)
-            except RuntimeError:  # the helper was shut down (a failed clone): the task stays here
-                self.pending.append(index)
-                self.idle = True
-                return
-        future.add_done_callback(self._hand)
+            self.started = True
+            for index in reversed(range(len(self.tasks))):
+                if index not in self.handed and index not in self.taken and not self._submit(index):
+                    break
+
+    def _submit(self, index: int) -> bool:
+        function, arguments = self.tasks[index]
+        try:
+            self.handed[index] = self.helper.submit(function, *arguments)
+        except RuntimeError:  # the helper was shut down (a failed clone): the task stays here
+            return False
+        return True
 
     def add(self, function: Callable, *arguments) -> None:
         with self.lock:
             self.tasks.append((function, arguments))
-            self.pending.append(len(self.tasks) - 1)
-            wake = self.idle and self.helper is not None
-        if wake:
-            self._hand(None)
+            if self.started and not self.collecting:
+                self._submit(len(self.tasks) - 1)
 
     def results(self) -> list:
+        with self.lock:
+            self.collecting = True
         here = {}
-        while True:
+        for index, (function, arguments) in enumerate(self.tasks):
             with self.lock:
-                if not self.pending:
-                    break
-                index = self.pending.popleft()
-            function, arguments = self.tasks[index]
-            here[index] = function(*arguments)
+                mine = index not in self.handed or self.handed[index].cancel()
+                if mine:
+                    self.taken.add(index)
+            if mine:
+                here[index] = function(*arguments)
         return [here[index] if index in here else self.handed[index].result() for index in range(len(self.tasks))]

@@ -129,7 +129,7 @@ def test_column_densities_count_each_value_in_its_bin():
 
 def test_shared_tasks_wait_for_the_helper_to_be_free_and_are_drawn_here_meanwhile():
     """A helper still busy with earlier work (`after`) is handed nothing: a task queued behind that work could not
-    be taken back, and this process, idle, would wait for it. Once free, it takes the remaining tasks from the end."""
+    be taken back, and this process, idle, would wait for it. Once free, it is handed them all, the last first."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from twin_pipeline.sharing import SharedTasks
@@ -145,7 +145,7 @@ def test_shared_tasks_wait_for_the_helper_to_be_free_and_are_drawn_here_meanwhil
         free = Future()
         free.set_result(None)
         release = threading.Event()
-        shared = SharedTasks([(pow, (2, 0)), (release.wait, ()), (pow, (2, 2))], helper, after=free)
-        assert list(shared.handed) == [2] or list(shared.handed) == [2, 1]  # from the end, one at a time
+        shared = SharedTasks([(pow, (2, 0)), (pow, (2, 1)), (release.wait, ()), (pow, (2, 3))], helper, after=free)
+        assert set(shared.handed) == {0, 1, 2, 3}  # all of them once it is free, the last first
         release.set()
-        assert shared.results() == [1, True, 4]
+        assert shared.results() == [1, 2, True, 8]
