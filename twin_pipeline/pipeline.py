@@ -26,6 +26,7 @@ from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
 from .protection import protect
 from .shards import make_shards, merge_shards, sample_shards, verify_shards
+from .sharing import SharedTasks
 from .tables import read_table, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -231,14 +232,14 @@ def comparable(real: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
 
 
 def report_figures(real: pd.DataFrame, twin: pd.DataFrame, options: CloneOptions,
-                   helper: ProcessPoolExecutor | None = None, image_format: str = "svg"):
+                   helper: ProcessPoolExecutor | None = None, image_format: str = "svg", after: Future | None = None):
     """The real-vs-twin pictures of report.html, begun now (report.html.Drawing) and shared with `helper` when
-    given: they need only the tables, so a helper draws them while `report` runs; `.finish(quality)` with its
-    quality report completes them."""
+    given, once it has finished `after`: they need only the tables, so a helper draws them while `report` runs;
+    `.finish(quality)` with its quality report completes them."""
     from .report.html import Drawing
 
     real = comparable(real, twin)
-    return Drawing(real, twin, options.primary_key, scored_kinds(real, options), helper, image_format)
+    return Drawing(real, twin, options.primary_key, scored_kinds(real, options), helper, image_format, after)
 
 
 def report_page(path: Path, real: pd.DataFrame, twin: pd.DataFrame, quality: dict, privacy: dict,
@@ -425,24 +426,26 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
         twin = sample_shards(Path(folder))
-        # The pictures need only the tables: handed to the helper first, while this process recounts and reports
-        # (the helper is free by now on small tables; the CSV, after them, is needed only at the end)
-        drawing = report_figures(real, twin, options, helper)
+        # The pictures need only the tables: shared with the helper from now on, one at a time once its reference
+        # is done (this process draws what it has not taken), while this process recounts and reports
+        drawing = report_figures(real, twin, options, helper, after=reference)
         verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
             f"{verified['rare_record_copies']} copies of rare real records, {verified['exact_matches']} rows equal a "
             "real row (common combinations)")
         fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
-        merged = helper.submit(merge_shards, Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
-                               real.attrs.get("csv_dialect"))
+        # The CSV is the helper's once its reference is done, else this process writes it after its own work: queued
+        # behind the reference it ended last on small tables, while this process waited for both
+        merged = SharedTasks([(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
+                                              real.attrs.get("csv_dialect")))], helper, after=reference)
         quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
         figures = drawing.finish(quality)
+        [synthetic_path] = merged.results()
         quality.update(reference.result())
         page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name,
                               figures=figures)
         say(f"quality {quality['similarity_score']:.1f}, {_ceiling_note(quality)}; report: {page}")
-        synthetic_path = merged.result()
     return {
         "synthetic": synthetic_path,
         "model": engine.save(out_dir / "model.json"),

@@ -267,10 +267,11 @@ def test_a_table_with_nothing_to_model_is_one_line_naming_the_file(tmp_path, cap
     assert "\n" not in error and not (tmp_path / "out" / "synthetic.csv").exists()
 
 
-def test_the_clone_s_main_process_imports_neither_scipy_stats_nor_scikit_learn(tmp_path):
+def test_the_clone_s_main_process_imports_neither_scipy_stats_scikit_learn_nor_dagster(tmp_path):
     """Whatever the main process imports, every clone pays before it reads its table: scipy.stats (a third of a
     second) and scikit-learn belong to the helper's holdout reference (a forked process: its imports are not in
-    the main process's sys.modules), matplotlib to whichever process draws a picture first."""
+    the main process's sys.modules), matplotlib to whichever process draws a picture first, Dagster to the
+    pipeline's definitions."""
     rng = np.random.default_rng(5)
     income = np.round(rng.lognormal(10.5, 0.5, 1200), 2)
     source = tmp_path / "loans.csv"
@@ -281,7 +282,7 @@ def test_the_clone_s_main_process_imports_neither_scipy_stats_nor_scikit_learn(t
     script = ("import json, sys\n"
               "from twin_pipeline import cli, pipeline\n"
               "from twin_pipeline.report import html\n"
-              "heavy = ('scipy.stats', 'sklearn', 'matplotlib')\n"
+              "heavy = ('scipy.stats', 'sklearn', 'matplotlib', 'dagster')\n"
               "loaded = [name for name in heavy if name in sys.modules]\n"
               "code = cli.main(['clone', sys.argv[1], '--out', sys.argv[2]])\n"
               "print(json.dumps([loaded, [name for name in heavy if name in sys.modules], code]))\n")
@@ -290,6 +291,6 @@ def test_the_clone_s_main_process_imports_neither_scipy_stats_nor_scikit_learn(t
     assert done.returncode == 0, done.stderr
     imported, after_clone, code = json.loads(done.stdout.strip().splitlines()[-1])
     assert code == 0 and imported == []
-    assert not {"scipy.stats", "sklearn"} & set(after_clone)
+    assert not {"scipy.stats", "sklearn", "dagster"} & set(after_clone)
     model = json.loads((tmp_path / "out" / "model.json").read_text())
     assert any(variable["marginal"].get("p_value") is not None for variable in model["variables"])  # a KS test ran

@@ -4,6 +4,7 @@ cards, small enough to mail for a 55-column table."""
 import base64
 import html
 import re
+import threading
 
 import numpy as np
 import pandas as pd
@@ -124,3 +125,27 @@ def test_column_densities_count_each_value_in_its_bin():
         for values, density in zip(comparison.numbers[name], (shown.real, shown.twin)):
             clipped = np.clip(values, shown.edges[0], shown.edges[-1])
             assert np.allclose(density, np.histogram(clipped, bins=shown.edges, density=True)[0], rtol=0, atol=1e-15)
+
+
+def test_shared_tasks_wait_for_the_helper_to_be_free_and_are_drawn_here_meanwhile():
+    """A helper still busy with earlier work (`after`) is handed nothing: a task queued behind that work could not
+    be taken back, and this process, idle, would wait for it. Once free, it takes the remaining tasks from the end."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from twin_pipeline.sharing import SharedTasks
+
+    with ThreadPoolExecutor(1) as helper:
+        busy = Future()
+        shared = SharedTasks([(pow, (2, power)) for power in range(4)], helper, after=busy)
+        shared.add(pow, 3, 2)
+        assert shared.results() == [1, 2, 4, 8, 9] and not shared.handed
+        busy.set_result(None)
+        assert not shared.handed  # nothing left to hand
+
+        free = Future()
+        free.set_result(None)
+        release = threading.Event()
+        shared = SharedTasks([(pow, (2, 0)), (release.wait, ()), (pow, (2, 2))], helper, after=free)
+        assert list(shared.handed) == [2] or list(shared.handed) == [2, 1]  # from the end, one at a time
+        release.set()
+        assert shared.results() == [1, True, 4]

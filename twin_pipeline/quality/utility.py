@@ -33,9 +33,10 @@ TOP_FEATURES = 10  # importance agreement: Spearman over the union of both model
 # at most half the columns: on a 12-column table a top 10 would overlap whatever the models learnt)
 THREADS = 1
 # Early stopping on a tenth of the training rows. Every round of a model with C classes is C trees to grow and
-# to evaluate in the importances, so the rounds are few and long (learning rate 0.2, stop 5 rounds past the best,
-# most tables stop at 10-30): half the CPU of 0.1 / 10 rounds, with gaps that moved by less than the classifier's
-# own seed moves them (bench/bench_tstr_settings.py).
+# to evaluate in the importances, so the rounds are few and long (learning rate 0.2, stop 5 rounds past the best:
+# 6 to 50 rounds on the bench tables, at most 50 x 0.2 as much learning as 100 x 0.1): 35-55 % less CPU than
+# 0.1 / 100 / 10, with gaps that moved by less than the classifier's own seed moves them on five of six bench
+# tables, and well inside the interval on the sixth (bench/bench_tstr_settings.py).
 MODEL_SETTINGS = {"max_iter": 50, "learning_rate": 0.2, "early_stopping": True, "validation_fraction": 0.1,
                   "n_iter_no_change": 5, "random_state": 0}
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
+from collections.abc import Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..quality.metrics import _Comparison
+from ..sharing import SharedTasks
 from ..tables import atomic_path
 from . import plots
 
@@ -111,28 +112,6 @@ def column_caption(name: str, score: float, ceiling: Mapping) -> str:
     measured, the score a fresh real sample reaches (`ceiling`: the holdout report's columns)."""
     return (f"<b>{html.escape(str(name))}</b> score {fmt(score, 3)}"
             + (f" · real sample {fmt(ceiling[name]['ceiling'], 3)}" if name in ceiling else ""))
-
-
-class _Shared:
-    """Tasks shared with a `helper` executor (another process): handed to it at once, from the end of the list
-    (added ones after those), while this process goes on with other work; `results()` then runs here, from the
-    start, every task the helper has not begun, so the two meet wherever each one's other work leaves them (a
-    clone's main process whose helper keeps up never loads matplotlib). Without a helper all run here."""
-
-    def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None):
-        self.tasks, self.helper = list(tasks), helper
-        self.handed = {index: helper.submit(function, *arguments)
-                       for index, (function, arguments) in reversed(list(enumerate(tasks)))} if helper else {}
-
-    def add(self, function: Callable, *arguments) -> None:
-        if self.helper is not None:
-            self.handed[len(self.tasks)] = self.helper.submit(function, *arguments)
-        self.tasks.append((function, arguments))
-
-    def results(self) -> list:
-        here = {index: function(*arguments) for index, (function, arguments) in enumerate(self.tasks)
-                if index not in self.handed or self.handed[index].cancel()}
-        return [here[index] if index in here else self.handed[index].result() for index in range(len(self.tasks))]
 
 
 def _draw_columns(shown: list[tuple[str, plots.Distribution]], image_format: str) -> list[tuple[str, bytes]]:
@@ -253,7 +232,7 @@ def draw(real: pd.DataFrame, twin: pd.DataFrame, quality: Mapping, primary_key: 
 class Drawing:
     """The pictures of one twin, begun before its quality report exists: a plot per column the quality report
     scores and the correlation heatmaps need only the real table and the twin, so they are handed to a `helper`
-    executor at once (`_Shared`; the largest last, which a helper free early takes first) while this process
+    executor (`SharedTasks`, once it has finished `after`; the largest last, which it takes first) while this process
     writes the report; `finish(quality)` adds the tail dependence picture (the report's tail figures, shared
     too) and draws what the helper has not begun. `column_kinds` must be the quality report's, so each plot
     shows what was scored; the quality report can then be read off the same `comparison` (its numbers and
@@ -261,15 +240,15 @@ class Drawing:
 
     def __init__(self, real: pd.DataFrame, twin: pd.DataFrame, primary_key: str | None = None,
                  column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None,
-                 image_format: str = "svg"):
+                 image_format: str = "svg", after: Future | None = None):
         self.comparison = comparison = _Comparison(real, twin, primary_key, column_kinds)
         panels = correlation_panels(comparison) if len(comparison.numeric) > 1 else {}
         shown = [(name, plots.distribution(comparison.real[name], comparison.synthetic[name], column,
                                            numbers=comparison.numbers.get(name)))
                  for name, column in comparison.plan.items()]
         self.groups = [shown[start:start + COLUMNS_PER_TASK] for start in range(0, len(shown), COLUMNS_PER_TASK)]
-        self.shared = _Shared([(_draw_columns, (group, image_format)) for group in self.groups]
-                              + [(heatmap_images, (panels, image_format))] * bool(panels), helper)
+        self.shared = SharedTasks([(_draw_columns, (group, image_format)) for group in self.groups]
+                              + [(heatmap_images, (panels, image_format))] * bool(panels), helper, after)
         self.image_format, self.scored = image_format, len(comparison.plan)
 
     def finish(self, quality: Mapping) -> Figures:
