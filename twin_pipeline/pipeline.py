@@ -426,8 +426,8 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
         twin = sample_shards(Path(folder))
-        # The pictures need only the tables: shared with the helper from now on, one at a time once its reference
-        # is done (this process draws what it has not taken), while this process recounts and reports
+        # The pictures need only the tables: shared with the helper from now on, handed to it once its reference
+        # is done (this process draws what it has not begun), while this process recounts and reports
         drawing = report_figures(real, twin, options, helper, after=reference)
         verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "

@@ -19,7 +19,6 @@ class SharedTasks:
     def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None, after: Future | None = None):
         self.tasks, self.helper = list(tasks), helper
         self.handed: dict[int, Future] = {}
-        self.taken: set[int] = set()  # begun here
         self.lock = threading.Lock()
         self.started = False  # the helper is done with `after`
         self.collecting = False  # results() has begun
@@ -34,7 +33,7 @@ class SharedTasks:
                 return
             self.started = True
             for index in reversed(range(len(self.tasks))):
-                if index not in self.handed and index not in self.taken and not self._submit(index):
+                if index not in self.handed and not self._submit(index):
                     break
 
     def _submit(self, index: int) -> bool:
@@ -56,10 +55,6 @@ class SharedTasks:
             self.collecting = True
         here = {}
         for index, (function, arguments) in enumerate(self.tasks):
-            with self.lock:
-                mine = index not in self.handed or self.handed[index].cancel()
-                if mine:
-                    self.taken.add(index)
-            if mine:
+            if index not in self.handed or self.handed[index].cancel():  # nothing is handed once collecting
                 here[index] = function(*arguments)
         return [here[index] if index in here else self.handed[index].result() for index in range(len(self.tasks))]
