@@ -166,9 +166,8 @@ class RuleSet:
         the rule is then kept by exchanging its number column's values between such rows and free ones
         (`_exchange`), so that column must be used by no other kept rule. A second threshold with another value
         in one column, or a derived column, is not written over."""
-        name, value, cut = rule.params["column"], rule.params["value"], rule.threshold
-        fixed = [other for other in self.rules if other.enforced and other.kind == "fixed_when"
-                 and other.params["column"] == name and other.params["value"] != value]
+        name, cut = rule.params["column"], rule.threshold
+        fixed = self._fixing_another_value(rule)
         if name in self.derived_columns:
             rule.note = f"{name} is derived through another rule"
         elif any(other.threshold is not None for other in fixed):
@@ -221,9 +220,12 @@ class RuleSet:
 
     def _blocking(self, rule: Rule) -> list[Rule]:
         """The kept category rules fixing another value in a threshold rule's column: they win where both apply."""
+        return [other for other in self._fixing_another_value(rule) if other.threshold is None]
+
+    def _fixing_another_value(self, rule: Rule) -> list[Rule]:
+        """The kept fixed-value rules that write another value than `rule`'s into its column."""
         return [other for other in self.rules if other.enforced and other.kind == "fixed_when"
-                and other.threshold is None and other.params["column"] == rule.params["column"]
-                and other.params["value"] != rule.params["value"]]
+                and other.params["column"] == rule.params["column"] and other.params["value"] != rule.params["value"]]
 
     @property
     def derived_columns(self) -> dict[str, Rule]:
