@@ -6,11 +6,13 @@ line and the orchestrated pipeline cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import weakref
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -420,8 +422,30 @@ def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, au
     return result
 
 
+def _load_pictures_when_free(helper: ProcessPoolExecutor, reference: Future) -> threading.Event:
+    """A helper done with its reference before this process collects the pictures is handed them to draw
+    (report_figures): it loads matplotlib as soon as it is free, in the time it would wait for them. Set the
+    event returned when collecting begins: a helper free only then draws nothing and loads nothing."""
+    collecting = threading.Event()
+
+    def load(_reference: Future) -> None:
+        if not collecting.is_set():
+            with contextlib.suppress(RuntimeError):  # a failed clone's helper is shut down
+                helper.submit(_load_pictures)
+
+    reference.add_done_callback(load)
+    return collecting
+
+
+def _load_pictures() -> None:
+    from .report import plots
+
+    plots.load()
+
+
 def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions, n: int,
                    qis, out_dir: Path, say, helper: ProcessPoolExecutor, reference: Future) -> dict:
+    collecting = _load_pictures_when_free(helper, reference)
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
@@ -440,6 +464,7 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         merged = SharedTasks([(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
                                               real.attrs.get("csv_dialect")))], helper, after=reference)
         quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
+        collecting.set()
         figures = drawing.finish(quality)
         [synthetic_path] = merged.results()
         quality.update(reference.result())

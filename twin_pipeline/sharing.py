@@ -11,10 +11,11 @@ class SharedTasks:
     """Tasks shared with a `helper` executor (another process): handed to it, from the end of the list (added ones
     after those), once it has finished `after` (its work before these: a clone's holdout reference), so none waits
     in a busy helper's queue where it could not be taken back; `results()` runs here, from the start, every task
-    the helper has not begun, then collects the helper's. A helper that frees up only once `results()` has begun
-    is handed nothing: this process is under way (matplotlib loaded) and would wait for the helper's first
-    picture, imports and all. The two meet wherever each one's other work leaves them (a clone's main process
-    whose helper keeps up never loads matplotlib). Without a helper all run here."""
+    the helper has not been handed, and those it was handed but has begun none of, then collects the helper's.
+    A helper that has begun them keeps them all: it has loaded what they need (matplotlib) and this process would
+    load it again for the few it could take back. A helper that frees up only once `results()` has begun is
+    handed nothing: this process is under way (matplotlib loaded) and would wait for the helper's first picture,
+    imports and all. Without a helper all run here."""
 
     def __init__(self, tasks: list[tuple[Callable, tuple]], helper: Executor | None, after: Future | None = None):
         self.tasks, self.helper = list(tasks), helper
@@ -53,8 +54,9 @@ class SharedTasks:
     def results(self) -> list:
         with self.lock:
             self.collecting = True
+        begun = any(future.running() or future.done() for future in self.handed.values())
         here = {}
         for index, (function, arguments) in enumerate(self.tasks):
-            if index not in self.handed or self.handed[index].cancel():  # nothing is handed once collecting
+            if index not in self.handed or (not begun and self.handed[index].cancel()):  # none handed from now on
                 here[index] = function(*arguments)
         return [here[index] if index in here else self.handed[index].result() for index in range(len(self.tasks))]

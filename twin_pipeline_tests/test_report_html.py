@@ -149,3 +149,26 @@ def test_shared_tasks_wait_for_the_helper_to_be_free_and_are_drawn_here_meanwhil
         assert set(shared.handed) == {0, 1, 2, 3}  # all of them once it is free, the last first
         release.set()
         assert shared.results() == [1, 2, True, 8]
+
+
+def test_shared_tasks_the_helper_has_begun_all_stay_with_it():
+    """A helper that has begun the tasks keeps every one: taking back those it has not reached would load their
+    imports (matplotlib) in this process a second time."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from twin_pipeline.sharing import SharedTasks
+
+    started, release = threading.Event(), threading.Event()
+
+    def hold():
+        started.set()
+        release.wait()
+        return threading.get_ident()
+
+    with ThreadPoolExecutor(1) as helper:
+        free = Future()
+        free.set_result(None)
+        shared = SharedTasks([(threading.get_ident, ())] * 3 + [(hold, ())], helper, after=free)
+        started.wait()  # the last is handed first: the helper holds it, the others wait in its queue
+        threading.Timer(0.05, release.set).start()
+        assert threading.get_ident() not in shared.results()

@@ -45,6 +45,13 @@ SVG_SETTINGS = {"svg.fonttype": "none", "svg.hashsalt": "twin-report"}
 SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 
 
+def load() -> None:
+    """matplotlib's modules for the pictures, loaded ahead of the first: by a helper process waiting to be handed
+    them (a third of a second it would otherwise take once they arrive)."""
+    import matplotlib.backends.backend_svg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
 def encode(figure: Figure, image_format: str = "png", tight: bool = False) -> bytes:
     """The figure as SVG or PNG bytes; `tight` crops to the drawn content (a second layout pass: only for
     figures whose label widths are not known beforehand)."""
