@@ -240,6 +240,31 @@ def test_contingency_of_two_high_cardinality_columns_is_exact():
     assert contingency_similarity(real, synthetic, column_kinds=labels)["mean"] == pytest.approx(expected, abs=1e-12)
 
 
+def test_contingency_pairs_counted_together_score_as_each_pair_counted_alone():
+    """A column's partners are counted in one pass over their joint codes while the joint grid is small: each
+    pair's score is, bit for bit, the one its own count gives."""
+    from twin_pipeline.quality.metrics import JOINT_CELLS, _Comparison, _tvd
+
+    def frame(seed, n):
+        rng = np.random.default_rng(seed)
+        columns = {f"c{size}": np.char.add("v", rng.integers(0, size, n).astype(str)).astype(object)
+                   for size in (2, 3, 7, 60, 90)}
+        columns["c7"][rng.random(n) < 0.1] = None  # missing: a category of its own
+        return pd.DataFrame({**columns, "x": rng.lognormal(0, 1, n)})
+
+    comparison = _Comparison(frame(0, 3_000), frame(1, 7_000))
+    sizes = {name: comparison.codes[name][2] for name in comparison.plan}
+    assert sizes["c90"] * sizes["c60"] > JOINT_CELLS >= sizes["c2"] * sizes["c3"] * sizes["c7"] * sizes["x"]
+    assert [len(group) for group in comparison._partner_groups("c2", ["c3", "c7", "x", "c60", "c90"])] == [3, 1, 1]
+    for pair in comparison.contingency_pairs():
+        real_a, synth_a, size_a = comparison.codes[pair["column_1"]]
+        real_b, synth_b, size_b = comparison.codes[pair["column_2"]]
+        alone = _tvd(real_a.astype(np.int64) * size_b + real_b, synth_a.astype(np.int64) * size_b + synth_b,
+                     size_a * size_b)
+        assert pair["score"] == 1.0 - alone, pair
+    assert len(comparison.contingency_pairs()) == 6 * 5 / 2
+
+
 def test_categorical_pairs_equal_sdmetrics_contingency_similarity(credit):
     from sdmetrics.column_pairs import ContingencySimilarity
 

@@ -61,6 +61,7 @@ KIND_TYPES = {
     "excluded": "excluded",
 }
 MAX_DENSE_JOINT = 1 << 22  # joint category grids larger than this are counted by hashing, not bincount
+JOINT_CELLS = 1 << 12  # a column's contingency pairs are counted together while their joint grid is this small
 
 
 @dataclass(frozen=True)
@@ -212,8 +213,13 @@ def _tvd(real_codes: np.ndarray, synth_codes: np.ndarray, size: int) -> float:
         real_share = pd.Series(real_codes).value_counts(normalize=True)
         synth_share = pd.Series(synth_codes).value_counts(normalize=True)
         return float(0.5 * real_share.sub(synth_share, fill_value=0).abs().sum())
-    real_share = np.bincount(real_codes, minlength=size) / len(real_codes)
-    synth_share = np.bincount(synth_codes, minlength=size) / len(synth_codes)
+    return _count_tvd(np.bincount(real_codes, minlength=size), np.bincount(synth_codes, minlength=size))
+
+
+def _count_tvd(real_counts: np.ndarray, synth_counts: np.ndarray) -> float:
+    """Total variation distance of two frequency tables over the same cells."""
+    real_share = real_counts / real_counts.sum()
+    synth_share = synth_counts / synth_counts.sum()
     return float(0.5 * np.abs(real_share - synth_share).sum())
 
 
@@ -346,16 +352,48 @@ class _Comparison:
 
     def contingency_pairs(self) -> list[dict]:
         pairs = []
-        for first, second in itertools.combinations(list(self.plan), 2):
-            if first in self.categorical or second in self.categorical:
-                real_a, synth_a, size_a = self.codes[first]
-                real_b, synth_b, size_b = self.codes[second]
-                size = size_a * size_b
-                real_joint = _narrow(real_a, size) * size_b + real_b
-                synth_joint = _narrow(synth_a, size) * size_b + synth_b
-                score = 1.0 - _tvd(real_joint, synth_joint, size)
-                pairs.append({"column_1": first, "column_2": second, "score": score})
+        names = list(self.plan)
+        for position, first in enumerate(names):
+            partners = [second for second in names[position + 1:]
+                        if first in self.categorical or second in self.categorical]
+            for group in self._partner_groups(first, partners):
+                pairs += [{"column_1": first, "column_2": second, "score": 1.0 - distance}
+                          for second, distance in zip(group, self._joint_tvds(first, group))]
         return pairs
+
+    def _partner_groups(self, first: str, partners: list[str]) -> list[list[str]]:
+        """`partners` in order, in runs whose joint grid with `first` has at most JOINT_CELLS cells."""
+        groups, cells = [], JOINT_CELLS + 1
+        for second in partners:
+            size = self.codes[second][2]
+            if cells * size > JOINT_CELLS:
+                groups.append([])
+                cells = self.codes[first][2]
+            groups[-1].append(second)
+            cells *= size
+        return groups
+
+    def _joint_tvds(self, first: str, group: list[str]) -> list[float]:
+        """TVD of the pair (first, second) for each column of `group`. Several are counted in one pass over the
+        rows of each table, on the joint codes of `first` and the whole group: a pair's frequency table is that
+        count summed over the other columns' axes, the same integers in a third of the time (one bincount of
+        100,000 rows for three pairs)."""
+        real_a, synth_a, size_a = self.codes[first]
+        if len(group) == 1:
+            real_b, synth_b, size_b = self.codes[group[0]]
+            size = size_a * size_b
+            return [_tvd(_narrow(real_a, size) * size_b + real_b, _narrow(synth_a, size) * size_b + synth_b, size)]
+        sizes = [self.codes[second][2] for second in group]
+        counts = []
+        for table, codes in enumerate((real_a, synth_a)):
+            joint = codes.astype(np.int16)  # a copy (the cached codes stay), and JOINT_CELLS fit in int16
+            for second in group:
+                joint *= self.codes[second][2]
+                joint += self.codes[second][table]
+            counts.append(np.bincount(joint, minlength=size_a * int(np.prod(sizes))).reshape(size_a, *sizes))
+        axes = range(1, len(group) + 1)
+        return [_count_tvd(*(count.sum(axis=tuple(other for other in axes if other != axis)).ravel()
+                             for count in counts)) for axis in axes]
 
     def report(self) -> dict:
         ks = self.ks_statistics()
