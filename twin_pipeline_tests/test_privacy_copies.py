@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from twin_pipeline.privacy import exact_copy_mask, replace_disclosive_copies, replace_rare_strings
-from twin_pipeline.privacy.copies import _comparable, natural_identical_share, row_fingerprints
+from twin_pipeline.privacy.copies import (RealCombinations, _comparable, natural_identical_share,
+                                          row_fingerprints)
 
 
 def real_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -54,6 +55,22 @@ def test_row_fingerprints_are_the_hash_pandas_gives_the_frame_of_comparable_colu
     for columns in (list(frame.columns), ["job"], ["score", "age", "note"]):
         whole = pd.DataFrame({column: _comparable(frame[column]) for column in columns})
         assert np.array_equal(row_fingerprints(frame, columns), pd.util.hash_pandas_object(whole, index=False))
+
+
+def test_real_combinations_count_every_equal_row_and_only_those():
+    """Rows are fingerprinted whole only once each of their values is some real row's: the counts are still those
+    of every real row equal to them, blanks and dtypes aside (3 == 3.0, category == text)."""
+    rng = np.random.default_rng(3)
+    real = pd.DataFrame({"a": rng.integers(0, 3, 400), "b": rng.choice(["x", "y", None], 400),
+                         "c": rng.choice([1.5, 2.5, np.nan], 400)})
+    twin = pd.DataFrame({"a": rng.integers(0, 4, 300).astype(float),
+                         "b": pd.Categorical(rng.choice(["x", "y", None], 300)),
+                         "c": rng.choice([1.5, 2.5, 3.5, np.nan], 300)}, index=np.arange(300) * 7)
+    counts = RealCombinations(real, ["a", "b", "c"]).count(twin)
+    keyed = lambda frame: (frame.astype({"a": float, "b": object}).astype(object)  # noqa: E731
+                           .where(frame.notna(), "-").astype(str).agg("|".join, axis=1))
+    expected = keyed(twin).map(keyed(real).value_counts()).fillna(0).to_numpy()
+    assert counts.tolist() == expected.tolist() and 0 < (counts > 0).sum() < len(twin)
 
 
 def test_a_new_primary_key_does_not_hide_a_copied_record():
