@@ -37,8 +37,9 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     sample = values.iloc[:: max(1, len(values) // 500)][:500].astype(str).str.strip()
     if sample.empty or not sample.str.contains(r"\d").all():
         return None, None
+    first = sample.iloc[:1]  # a format that cannot read the first value is not tried on the other 499
     for fmt, resolution in DATE_FORMATS:
-        if parse_dates(sample, fmt).notna().all():
+        if parse_dates(first, fmt).notna().all() and parse_dates(sample, fmt).notna().all():
             if re.search("%[bB]", fmt) and sample.str.replace(r"[^A-Za-z]", "", regex=True).str.isupper().all():
                 fmt = re.sub("%([bB])", r"%^\1", fmt)  # Oracle's "09-APR-23": months written in capitals
             return fmt, resolution
@@ -212,21 +213,24 @@ def detect_rounding(numbers: np.ndarray, decimals: int | None, with_atoms: bool 
 
     Returns {"steps": fine to coarse, "shares": share of values on each, "weights": the share of values to
     round to each step so that a smooth sample lands on every step as often as the real values do}."""
-    numbers = numbers[np.isfinite(numbers)]
+    # Each distinct value is tested once per step and counted as often as it occurs (amounts repeat): the
+    # shares are whole counts over the same total, so the same numbers as testing every value.
+    values, counts = np.unique(numbers[np.isfinite(numbers)], return_counts=True)
     if not with_atoms:  # `with_atoms`: for values computed through a rule, which has no point masses of its own
-        values, counts = np.unique(numbers, return_counts=True)
-        atoms = values[counts >= max(5, ATOM_SHARE * len(numbers))]
-        numbers = numbers[~np.isin(numbers, atoms)]
-    if len(numbers) < 50:
+        kept = counts < max(5, ATOM_SHARE * counts.sum())
+        values, counts = values[kept], counts[kept]
+    total = int(counts.sum())
+    if total < 50:
         return None
     base = 10.0 ** -(decimals or 0)
     chain, shares = [base], [1.0]
-    on = {step: float(on_step(numbers, step).mean()) for step in ROUNDING_STEPS if step > base * (1 + 1e-9)}
+    on = {step: float(counts[on_step(values, step)].sum() / total) for step in ROUNDING_STEPS
+          if step > base * (1 + 1e-9)}
     while True:  # the next step is the one with most values above chance (amounts in 100s, not 20s, after 10s)
-        options = [(on[step] - shares[-1] * chain[-1] / step, step) for step in on
-                   if step > chain[-1] * (1 + 1e-9) and on_step(np.array([step]), chain[-1])[0]
+        options = [(on[step] - shares[-1] * chain[-1] / step, step) for step in on  # nesting tested last: the
+                   if step > chain[-1] * (1 + 1e-9)  # shares rule out most steps at a float comparison's cost
                    and on[step] >= shares[-1] * chain[-1] / step + ROUNDING_MIN_GAIN
-                   and on[step] >= 1.5 * shares[-1] * chain[-1] / step]
+                   and on[step] >= 1.5 * shares[-1] * chain[-1] / step and on_step(np.array([step]), chain[-1])[0]]
         if not options:
             break
         _, step = max(options)

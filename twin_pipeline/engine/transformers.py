@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -54,8 +55,9 @@ class ColumnSpec:
     copy_of: ClassVar[str | None] = None
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
-        """Whether an unlabelled column (`values`: its non-null values) is of this kind; tried in DETECTION order."""
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
+        """Whether an unlabelled column (`seen`: what the tests read of it) is of this kind; tried in DETECTION
+        order."""
         return False
 
     @classmethod
@@ -195,16 +197,8 @@ class Continuous(Numeric):
     bounds: list | None = None  # the range sampled values are clipped into (bounds.outward_bounds)
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
-        return cls._whole(series, values) is False
-
-    @staticmethod
-    def _whole(series: pd.Series, values: pd.Series) -> bool | None:
-        """Whether a numeric column (or numbers written as text) holds whole numbers; None when it is neither."""
-        if pd.api.types.is_numeric_dtype(series):
-            return bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
-        number_format = col.detect_number_format(values) if values.nunique() > col.DISCRETE_MAX_VALUES else None
-        return None if number_format is None else number_format["decimals"] == 0
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
+        return seen.whole is False
 
     @classmethod
     def fit(cls, series: pd.Series, k: int = 1) -> "Continuous":
@@ -258,8 +252,8 @@ class Integer(Continuous):
     kind: ClassVar[str] = "integer"
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
-        return cls._whole(series, values) is True
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
+        return seen.whole is True
 
 
 @dataclass
@@ -274,8 +268,8 @@ class Datetime(Numeric):
     utc_offsets: dict | None = None  # times written with a UTC offset: the offsets in force (col.utc_offsets)
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
-        return pd.api.types.is_datetime64_any_dtype(series) or col.detect_date_format(values)[0] is not None
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
+        return pd.api.types.is_datetime64_any_dtype(series) or col.detect_date_format(seen.values)[0] is not None
 
     @classmethod
     def fit(cls, series: pd.Series, k: int = 1) -> "Datetime":
@@ -341,8 +335,8 @@ class Discrete(ColumnSpec):
     category: ClassVar[bool] = True
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
-        return pd.api.types.is_numeric_dtype(series) and values.nunique() <= col.DISCRETE_MAX_VALUES
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
+        return pd.api.types.is_numeric_dtype(series) and seen.distinct <= col.DISCRETE_MAX_VALUES
 
     def whole(self, marginal) -> bool:
         """Its values are real ones (its marginal's slices): whole numbers when every one is (a count, a flag)."""
@@ -365,11 +359,12 @@ class Boolean(Discrete):
     quantity: ClassVar[bool] = False
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
         if pd.api.types.is_bool_dtype(series):
             return True
-        if values.nunique() != 2:
+        if seen.distinct != 2:
             return False
+        values = seen.values
         if pd.api.types.is_numeric_dtype(series):
             return set(np.unique(values.to_numpy(dtype=float))) <= {0.0, 1.0}
         return set(values.astype(str).str.lower().unique()) <= col.BOOLEAN_WORDS
@@ -384,7 +379,7 @@ class Categorical(Discrete):
     quantity: ClassVar[bool] = False
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
         return True
 
 
@@ -396,9 +391,8 @@ class Text(Categorical):
     category: ClassVar[bool] = False
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
-        n_distinct = values.nunique()
-        return n_distinct > col.TEXT_MIN_VALUES and n_distinct > 0.2 * len(values)
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
+        return seen.distinct > col.TEXT_MIN_VALUES and seen.distinct > 0.2 * len(seen.values)
 
 
 # ----------------------------------------------------------- kinds with no marginal
@@ -411,7 +405,7 @@ class Identifier(ColumnSpec):
     id_pattern: dict = field(default_factory=dict)  # how fresh keys are formed (keys.identifier_pattern)
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
         return is_key(series)
 
     @classmethod
@@ -439,8 +433,8 @@ class Constant(ColumnSpec):
     value: object = None
 
     @classmethod
-    def detect(cls, series: pd.Series, values: pd.Series) -> bool:
-        return values.nunique() <= 1
+    def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
+        return seen.distinct <= 1
 
     @classmethod
     def fit(cls, series: pd.Series, k: int = 1) -> "Constant":
@@ -495,9 +489,30 @@ def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None =
     if primary_key:
         kind = "identifier"
     if kind is None:
-        values = series.dropna()
-        kind = next(cls.kind for cls in DETECTION if cls.detect(series, values))
+        seen = Unlabelled(series)
+        kind = next(cls.kind for cls in DETECTION if cls.detect(series, seen))
     return KIND_CLASSES[kind].fit(series, k)
+
+
+class Unlabelled:
+    """What the kinds' tests read of a column whose kind is not given: its non-null values, their number of
+    distinct values and whether they are whole numbers, each found once however many kinds ask (four tests
+    counted the distinct values of every column, two read text numbers twice)."""
+
+    def __init__(self, series: pd.Series):
+        self.series, self.values = series, series.dropna()
+
+    @cached_property
+    def distinct(self) -> int:
+        return self.values.nunique()
+
+    @cached_property
+    def whole(self) -> bool | None:
+        """Whether a numeric column (or numbers written as text) holds whole numbers; None when it is neither."""
+        if pd.api.types.is_numeric_dtype(self.series):
+            return bool(np.all(np.mod(self.values.to_numpy(dtype=float), 1) == 0))
+        number_format = col.detect_number_format(self.values) if self.distinct > col.DISCRETE_MAX_VALUES else None
+        return None if number_format is None else number_format["decimals"] == 0
 
 
 def mark_duplicates(df: pd.DataFrame, specs: list[ColumnSpec], fixed: set[str]) -> None:

@@ -6,6 +6,7 @@ category-to-value lookups of categories seen at least k times. No row is stored.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import keyword
 import warnings
@@ -120,9 +121,10 @@ def _mine(df: pd.DataFrame, specs, k: int, seed: int) -> list[Rule]:
     rules += [_with_parse(rule, parsed) for rule in mine_date_terms(dates, values, names, k)]
     determined = mine_determined(df, specs, k)
     implied = {(rule.params["column"], rule.params["by"]) for rule in determined}
-    rules += [rule for rule in mine_fixed_values(df, specs, k)
+    coded = value_codes(df, specs)
+    rules += [rule for rule in mine_fixed_values(df, specs, k, coded)
               if (rule.params["column"], next(iter(rule.params["when"]))) not in implied]
-    return rules + determined + mine_thresholds(df, specs, names, k)
+    return rules + determined + mine_thresholds(df, names, k, coded)
 
 
 # ---------------------------------------------------------------------- order and bounded differences
@@ -142,14 +144,14 @@ def mine_orders(values: np.ndarray, names: list[str], k: int, rng, units: list[s
     sample = values[rng.choice(n, SCREEN_ROWS, replace=False)] if n > SCREEN_ROWS else values
     present = np.isfinite(sample)
     rules = []
-    sorted_columns = [np.sort(sample[present[:, j], j]) for j in range(p)]
+    quantiles = [_quantiles(np.sort(sample[present[:, j], j])) for j in range(p)]
     for i in range(p):
         both = present[:, [i]] & present  # (rows, p)
         counts = both.sum(axis=0)
         difference = np.where(both, sample - sample[:, [i]], np.nan)  # high (j) - low (i)
         with np.errstate(invalid="ignore"):
             holds = np.where(counts > 0, (difference >= 0).sum(axis=0) / np.maximum(counts, 1), 0.0)
-            lowest = np.nanmin(np.where(both, difference, np.inf), axis=0)
+            lowest = np.where(both, difference, np.inf).min(axis=0)  # no NaN left: nanmin's own scan is not needed
         for j in np.flatnonzero(counts >= 50):
             if j == i or (units is not None and units[i] != units[j]):
                 continue
@@ -160,20 +162,24 @@ def mine_orders(values: np.ndarray, names: list[str], k: int, rng, units: list[s
                 offset = 0.0
             if offset is None:
                 continue
-            chance = _independent_violation(sorted_columns[i], sorted_columns[j], offset)
+            chance = _independent_violation(quantiles[i], quantiles[j], offset)
             if chance < INFORMATIVE or (1 - holds[j]) * NEAR_RULE_LIFT > chance:
                 continue
             rules.append(_order_rule(values, names, i, j, offset))
     return [rule for rule in rules if rule.real_share >= REPORT_SHARE]
 
 
-def _independent_violation(low: np.ndarray, high: np.ndarray, offset: float, m: int = 2000) -> float:
-    """How often `high - low >= offset` fails for independent draws of the two columns: 0 when the ranges
-    alone imply it (nothing to keep), large when only their dependence keeps it."""
+def _quantiles(sorted_values: np.ndarray, m: int = 2000) -> np.ndarray:
+    """At most `m` evenly spaced order statistics of a sorted column: what `_independent_violation` compares,
+    taken once per column rather than once per pair."""
+    return sorted_values[np.linspace(0, len(sorted_values) - 1, min(m, len(sorted_values))).astype(int)]
+
+
+def _independent_violation(low: np.ndarray, high: np.ndarray, offset: float) -> float:
+    """How often `high - low >= offset` fails for independent draws of the two columns (`_quantiles` of each):
+    0 when the ranges alone imply it (nothing to keep), large when only their dependence keeps it."""
     if not len(low) or not len(high):
         return 0.0
-    low = low[np.linspace(0, len(low) - 1, min(m, len(low))).astype(int)]
-    high = high[np.linspace(0, len(high) - 1, min(m, len(high))).astype(int)]
     return float(np.searchsorted(high, low + offset, side="left").mean() / len(high))
 
 
@@ -268,11 +274,12 @@ def mine_sums(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
                 if a < b and len({target, a, b, c}) == 4 and (sign < 0 or b < c):
                     candidates.add((target, (int(a), 1), (int(b), 1), (int(c), sign)))
     rules, seen = [], set()
+    stats = _ColumnStats(values)
     for target, *terms in sorted(candidates):
         columns = frozenset([target, *(index for index, _ in terms)])
-        if columns in seen or any(np.nanstd(values[:, index]) == 0 for index in columns):
+        if columns in seen or any(stats.spread(index) == 0 for index in columns):
             continue
-        rule = _sum_rule(values, names, half_units, target, terms)
+        rule = _sum_rule(values, names, half_units, target, terms, stats)
         if rule is not None:
             seen.add(columns)
             rules.append(rule)
@@ -290,11 +297,22 @@ def _probe_rows(values: np.ndarray, rng, m: int = PROBE_ROWS) -> np.ndarray | No
     return np.concatenate([ranked[: m // 2], rng.choice(complete, min(m - m // 2, len(complete)), replace=False)])
 
 
-def _sum_rule(values, names, half_units, target, terms) -> Rule | None:
+class _ColumnStats:
+    """A column's spread and size, which the candidate sums sharing it ask for again and again (a hundred
+    candidates over a few dozen columns on the wide table): each measured once, as the same call on the same
+    column, so every comparison reads the same number."""
+
+    def __init__(self, values: np.ndarray):
+        self.spread = functools.cache(lambda index: np.nanstd(values[:, index]))
+        self.median_size = functools.cache(lambda index: np.nanmedian(np.abs(values[:, index])))
+        self.largest_size = functools.cache(lambda index: np.nanmax(np.abs(values[:, index])))
+
+
+def _sum_rule(values, names, half_units, target, terms, stats: _ColumnStats) -> Rule | None:
     indices = [target, *(index for index, _ in terms)]
     tolerance = float(half_units[indices].max()) * 1.01
-    if len(set(indices)) < len(indices) or any(np.nanmedian(np.abs(values[:, index])) <= 2 * tolerance
-                                               and np.nanmax(np.abs(values[:, index])) <= 2 * tolerance
+    if len(set(indices)) < len(indices) or any(stats.median_size(index) <= 2 * tolerance
+                                               and stats.largest_size(index) <= 2 * tolerance
                                                for index in indices):
         return None  # a term lost in the rounding of the others (a tiny share added to an age) is no sum
     parts = sum(sign * values[:, index] for index, sign in terms)
@@ -421,15 +439,23 @@ def _ratio_rule(values, names, target, a, b, power) -> Rule | None:
 
 
 # ---------------------------------------------------------------------- fixed values within a category
-def mine_fixed_values(df: pd.DataFrame, specs, k: int) -> list[Rule]:
+def value_codes(df: pd.DataFrame, specs) -> tuple[list[str], np.ndarray]:
+    """The columns a value may be fixed in (not keys, constants or copies) and their values as integer codes
+    (-1 for null), rows by columns: the fixed-value and the threshold searches both read them."""
+    targets = [spec.name for spec in specs if spec.shape]
+    if not targets:
+        return targets, np.zeros((len(df), 0), dtype=np.intp)
+    return targets, np.column_stack([pd.factorize(df[name], use_na_sentinel=True)[0] for name in targets])
+
+
+def mine_fixed_values(df: pd.DataFrame, specs, k: int, coded: tuple[list[str], np.ndarray]) -> list[Rule]:
     """`column == value` (or null) on every row of a category, when that is not chance: the value is rare
-    enough elsewhere that a group of this size would not all carry it by luck."""
+    enough elsewhere that a group of this size would not all carry it by luck. `coded`: `value_codes`."""
     groups = [spec.name for spec in specs if spec.category
               and df[spec.name].nunique() <= MAX_GROUP_VALUES]
-    targets = [spec.name for spec in specs if spec.shape]  # not keys, constants or copies
+    targets, matrix = coded
     if not groups or not targets:
         return []
-    matrix = np.column_stack([pd.factorize(df[name], use_na_sentinel=True)[0] for name in targets])
     rules = []
     for group in groups:
         group_codes, group_values = pd.factorize(df[group])
@@ -455,18 +481,18 @@ def mine_fixed_values(df: pd.DataFrame, specs, k: int) -> list[Rule]:
     return rules
 
 
-def mine_thresholds(df: pd.DataFrame, specs, names: list[str], k: int) -> list[Rule]:
+def mine_thresholds(df: pd.DataFrame, names: list[str], k: int, coded: tuple[list[str], np.ndarray]) -> list[Rule]:
     """`column == value` on every row past a cut of a number column (IFRS 9 stage 3 when days past due >= 90).
     The rows above the largest value of `x` where the column is not `value` are all `value` by definition; the
     cut is a rule only when those rows are many (k, 20 and THRESHOLD_SHARE of the rows, as many below), the value
     steps up there (THRESHOLD_STEP of as many rows just below are off it: a steep trend makes the top rows agree
     too) and their run is not chance given how often the value occurs just below. The
     cut is written where the real rows change, as an analyst would (`>= 90`, `> 0`; see `_cut`). One value of
-    `x` past the cut is a point mass (its maximum), not a threshold."""
-    targets = [spec.name for spec in specs if spec.shape]  # not keys, constants or copies
+    `x` past the cut is a point mass (its maximum), not a threshold. `coded`: `value_codes`."""
+    targets, codes = coded
     if not names or not targets:
         return []
-    codes = np.column_stack([pd.factorize(df[name], use_na_sentinel=True)[0] for name in targets]).astype(np.int32)
+    codes = codes.astype(np.int32)
     least = max(k, 20)
     rules = []
     for x in names:
