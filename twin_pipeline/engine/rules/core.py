@@ -26,6 +26,7 @@ Kinds (each a `Rule` with a `kind` and JSON-safe `params`):
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from dataclasses import asdict, dataclass
 
@@ -255,9 +256,17 @@ def matches(series: pd.Series, value) -> np.ndarray:
     if value is None:
         return series.isna().to_numpy()
     equal = (series == value).fillna(False).to_numpy(dtype=bool)  # a nullable Int64 column's blanks compare as NA
-    if not equal.any():
+    if not equal.any() and not _numbers_apart(series, value):
         equal = (series.astype(str) == str(value)).to_numpy(dtype=bool)
     return equal
+
+
+def _numbers_apart(series: pd.Series, value) -> bool:
+    """Whether no cell of `series` can be written as `value` is without equalling it: whole numbers, or floats
+    (written by repr, one text per number), against a number that is not NaN. Writing 100,000 floats as text to
+    find no 0.0 again took 0.03 CPU s."""
+    plain = series.dtype.kind in "iu" or series.dtype == np.float64
+    return plain and isinstance(value, (int, float)) and not math.isnan(value)
 
 
 COMPARISONS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
