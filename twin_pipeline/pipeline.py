@@ -449,20 +449,22 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
         protection = combine_protection(results)
+        rows = sum(result["rows"] for result in results)
+        fmt = options.output_format or ("parquet" if rows >= PARQUET_FROM_ROWS else "csv")
+        # The CSV is the helper's once its reference is done, else this process writes it after its own work: queued
+        # behind the reference it ended last on small tables, while this process waited for both. Handed before
+        # the pictures: a helper free since its reference writes it while this process begins them
+        merged = SharedTasks([(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
+                                              real.attrs.get("csv_dialect")))], helper, after=reference)
         twin = sample_shards(Path(folder))
         # The pictures need only the tables: shared with the helper from now on, handed to it once its reference
-        # is done (this process draws what it has not begun), while this process recounts and reports
+        # is done (this process draws them if it has begun none), while this process recounts and reports
         drawing = report_figures(real, twin, options, helper, after=reference)
         verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
             f"{verified['rare_record_copies']} copies of rare real records, {verified['exact_matches']} rows equal a "
             "real row (common combinations)")
-        fmt = options.output_format or ("parquet" if verified["rows"] >= PARQUET_FROM_ROWS else "csv")
-        # The CSV is the helper's once its reference is done, else this process writes it after its own work: queued
-        # behind the reference it ended last on small tables, while this process waited for both
-        merged = SharedTasks([(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
-                                              real.attrs.get("csv_dialect")))], helper, after=reference)
         quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
         collecting.set()
         figures = drawing.finish(quality)
