@@ -186,8 +186,14 @@ class GaussianCopulaEngine:
                    if role == "value" and name in fixed and isinstance(self.marginals[i], SlicedMarginal)}
         if not targets or self._reference is not None:
             return
+        # Each round is sample(rows, seed=0) with the shares corrected so far: the same latent draws every time,
+        # so they are drawn once and the generator is set back to where they left it.
+        rng = np.random.default_rng(0)
+        latent = self._latent_values(rows, rng, np.linalg.cholesky(self.correlation), {})
+        drawn = rng.bit_generator.state
         for _ in range(iterations):
-            twin = self.sample(rows, seed=0)
+            rng.bit_generator.state = drawn
+            twin = self._assemble(self._decoded(latent, self._latent_marginals(), rng), rows, 0, rng)
             governed = self.rules.governed(twin)
             settled = True
             for i, target in targets.items():
@@ -324,8 +330,7 @@ class GaussianCopulaEngine:
                 decoded = sample_reference(self, size, rng)
             else:
                 latent = self._latent_values(size, rng, cholesky, box)
-                decoded = {i: marginal.decode(latent[:, i]) for i, marginal in enumerate(marginals)}
-                self._decode_outcome(decoded, latent, conditions or {}, None if conditions else rng)
+                decoded = self._decoded(latent, marginals, rng, conditions)
                 for index, condition in (conditions or {}).items():
                     variable = self.variables.index((index, "value"))
                     if isinstance(self.marginals[variable], NumericMarginal):
@@ -471,6 +476,13 @@ class GaussianCopulaEngine:
         parsing, derived = self.rules.parsing, self.rules.derived_columns
         return [ColumnSpec.from_dict({"name": spec.name, "dtype": spec.dtype, **parsing[spec.name]})
                 if spec.name in derived and spec.name in parsing else spec for spec in self.specs]
+
+    def _decoded(self, latent: np.ndarray, marginals: list, rng: np.random.Generator, conditions: dict | None = None
+                 ) -> dict[int, np.ndarray]:
+        """Each model variable of latent rows through its marginal (`_latent_marginals`), the outcome in its cell."""
+        decoded = {i: marginal.decode(latent[:, i]) for i, marginal in enumerate(marginals)}
+        self._decode_outcome(decoded, latent, conditions or {}, None if conditions else rng)
+        return decoded
 
     def _decode_outcome(self, decoded: dict, latent: np.ndarray, given, rng=None) -> None:
         """The outcome in its cell (steps.py), unless it is itself given or conditioned on; `rng` for an
