@@ -151,12 +151,13 @@ def mine_orders(values: np.ndarray, names: list[str], k: int, rng, units: list[s
         difference = np.where(both, sample - sample[:, [i]], np.nan)  # high (j) - low (i)
         with np.errstate(invalid="ignore"):
             holds = np.where(counts > 0, (difference >= 0).sum(axis=0) / np.maximum(counts, 1), 0.0)
-            lowest = np.where(both, difference, np.inf).min(axis=0)  # no NaN left: nanmin's own scan is not needed
+            lowest = np.fmin.reduce(difference, axis=0)  # NaN (no pair's row) is skipped; read where counts >= 50
+            on_bound = (difference <= lowest).sum(axis=0)  # rows at the lowest difference, every pair at once
         for j in np.flatnonzero(counts >= 50):
             if j == i or (units is not None and units[i] != units[j]):
                 continue
             offset = None
-            if np.isfinite(lowest[j]) and lowest[j] != 0 and int((difference[:, j] <= lowest[j]).sum()) >= k:
+            if np.isfinite(lowest[j]) and lowest[j] != 0 and int(on_bound[j]) >= k:
                 offset = float(lowest[j])  # a bound shared by at least k rows: Age - Seniority >= 14
             elif holds[j] >= REPORT_SHARE:
                 offset = 0.0
