@@ -726,5 +726,5 @@ def _equal(first: pd.Series, second: pd.Series) -> np.ndarray:
     comparison per cell costs 20x more), else as Python objects (mixed types compare by value)."""
     if first.dtype == second.dtype and isinstance(first.dtype, np.dtype) and first.dtype.kind in "biufmM":
         return first.to_numpy() == second.to_numpy()
-    return (first.astype(object) == second.astype(object)).to_numpy()
+    return (first.astype(object, copy=False) == second.astype(object, copy=False)).to_numpy()
 

@@ -84,7 +84,7 @@ def protect_twin(
         return after if conform is None else conform(before, after, qis)
 
     protected, anonymity = enforce_k_anonymity(safe, k, qis, generalize, max_suppression, synthetic=True, seed=seed)
-    protected = agree(safe.loc[protected.index], protected)
+    protected = agree(safe if protected.index.equals(safe.index) else safe.loc[protected.index], protected)
     protected, refill = _refill(protected, safe, real, len(synthetic), qis, redraw, agree, k, ignore, max_rounds,
                                 seed)
     smallest = smallest_group(protected, qis)
