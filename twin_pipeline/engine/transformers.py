@@ -115,7 +115,7 @@ class ColumnSpec:
             if self.dtype == "bool" and values.isna().any():
                 return values.astype(object)
             if self.dtype == "object":
-                return values.astype(object)
+                return values.astype(object, copy=False)  # the frame it goes into copies it
             return values.astype(self.dtype)
         except (TypeError, ValueError):
             return values
@@ -456,7 +456,7 @@ class Constant(ColumnSpec):
         return spec
 
     def fill(self, size: int, start: int, rng: np.random.Generator) -> pd.Series:
-        return pd.Series([self.value] * size, dtype=object)
+        return pd.Series(np.full(size, self.value, dtype=object))  # no list of `size` items first
 
 
 @dataclass
