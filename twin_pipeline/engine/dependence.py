@@ -83,10 +83,11 @@ def hermite_coefficients(upper: np.ndarray, block_scores: np.ndarray, terms: int
     jumps = np.diff(block_scores)
     density = _phi(edges) * jumps
     coefficients = np.empty(terms)
+    roots = np.sqrt(np.arange(terms + 1))  # the same square roots as one call per term, at one call's cost
     previous, current = np.zeros_like(edges), np.ones_like(edges)  # normalised He_{-1}, He_0
     for k in range(1, terms + 1):
-        coefficients[k - 1] = (density * current).sum() / np.sqrt(k)
-        previous, current = current, (edges * current - np.sqrt(k - 1) * previous) / np.sqrt(k)
+        coefficients[k - 1] = (density * current).sum() / roots[k]
+        previous, current = current, (edges * current - roots[k - 1] * previous) / roots[k]
     return coefficients
 
 
