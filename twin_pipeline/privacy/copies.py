@@ -267,7 +267,7 @@ def replace_disclosive_copies(
         "rows_dropped": dropped,
         "identical_match_share": identical / len(out) if len(out) else 0.0,
         "natural_identical_match_share": natural,
-        "share_shift": share_shift(synthetic, out, kept_shares),
+        "share_shift": share_shift(synthetic, out, kept_shares if replaced or dropped else []),  # else none moved
     }
 
 
