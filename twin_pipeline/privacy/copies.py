@@ -204,6 +204,7 @@ def replace_disclosive_copies(
     max_rounds: int = 10,
     seed: int = 0,
     pool_factor: int = 20,
+    combinations: RealCombinations | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Replace every twin row equal to a real combination shared by fewer than `k` real rows, and the common
     copies above the natural identical-match share (plus two binomial standard errors of sampling error).
@@ -213,11 +214,12 @@ def replace_disclosive_copies(
     removed rows' shares on every low-cardinality column (`calibrate`), and the replacements are drawn by those
     weights.
     Rows still forbidden after `max_rounds` are dropped and counted. Returns the frame (row order kept) and the
-    report, with the largest share change this caused in any low-cardinality column.
+    report, with the largest share change this caused in any low-cardinality column. `combinations`: the real
+    table's over the compared columns, when the caller has them.
     """
     out = synthetic.reset_index(drop=True)
     columns = compared_columns(out, real, ignore_columns)
-    combinations = RealCombinations(real, columns)
+    combinations = combinations or RealCombinations(real, columns)
     natural = natural_identical_share(real, columns, seed)
     kept_shares = low_cardinality_columns(real, columns)
     margins = calibration_margins(real, kept_shares)

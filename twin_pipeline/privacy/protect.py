@@ -72,7 +72,9 @@ def protect_twin(
         return replace_rare_strings(resample_given(given).reset_index(drop=True), real, k, exclude=ignore)[0]
 
     safe, rare_strings = replace_rare_strings(synthetic.reset_index(drop=True), real, k, exclude=ignore)
-    safe, copies = replace_disclosive_copies(safe, real, fresh, k, ignore, max_rounds, seed)
+    combinations = RealCombinations(real, compared_columns(safe, real, ignore))  # once, for copies and refills
+    safe, copies = replace_disclosive_copies(safe, real, fresh, k, ignore, max_rounds, seed,
+                                             combinations=combinations)
     if len(synthetic) and copies["rows_dropped"] > MAX_COPY_SHARE * len(synthetic):
         raise PrivacyLimitError(
             None, f"{copies['rows_dropped']:,} of {len(synthetic):,} twin rows still equal a real record shared by "
@@ -85,7 +87,7 @@ def protect_twin(
 
     protected, anonymity = enforce_k_anonymity(safe, k, qis, generalize, max_suppression, synthetic=True, seed=seed)
     protected = agree(safe if protected.index.equals(safe.index) else safe.loc[protected.index], protected)
-    protected, refill = _refill(protected, safe, real, len(synthetic), qis, redraw, agree, k, ignore, max_rounds,
+    protected, refill = _refill(protected, safe, combinations, len(synthetic), qis, redraw, agree, k, max_rounds,
                                 seed)
     smallest = smallest_group(protected, qis)
     for round_ in range(1, max_rounds + 1):  # a late copy's group lost its row to a swapped donor: again
@@ -95,7 +97,7 @@ def protect_twin(
                                            seed=seed + round_)
         anonymity["records_suppressed"] += extra["records_suppressed"]
         again = agree(protected.loc[again.index], again)
-        protected, more = _refill(again, protected, real, len(synthetic), qis, redraw, agree, k, ignore,
+        protected, more = _refill(again, protected, combinations, len(synthetic), qis, redraw, agree, k,
                                   max_rounds, seed + round_)
         refill = {key: refill[key] + more[key] for key in refill}
         smallest = smallest_group(protected, qis)
@@ -115,15 +117,14 @@ def protect_twin(
     }
 
 
-def _refill(protected, before, real, n, qis, redraw, conform, k, ignore, max_rounds, seed) -> tuple[pd.DataFrame,
-                                                                                                 dict]:
+def _refill(protected, before, combinations, n, qis, redraw, conform, k, max_rounds, seed) -> tuple[pd.DataFrame,
+                                                                                              dict]:
     """Back to `n` rows: suppressed (or dropped) rows, and rows that now equal a rare real record, become fresh
     conforming draws. Each takes the protected quasi-identifier values of a donor row already in a group of >= k
     (for a rare copy, itself first: its group keeps its size), and the rest is drawn given the donor's values
     before anonymisation, which the model knows, then made to agree with the protected ones (`conform`). A donor
     whose draws keep equalling a rare record is swapped for another; if that left a group short, k-anonymity is
     enforced once more (its suppressions refilled)."""
-    combinations = RealCombinations(real, compared_columns(protected, real, ignore))
     rng = np.random.default_rng([seed, 1])
     counts = combinations.count(protected)
     late = (counts > 0) & (counts < k)
