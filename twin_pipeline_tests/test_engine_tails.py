@@ -125,12 +125,16 @@ def test_frailty_skips_only_thetas_that_cannot_make_the_correlations():
 
 def test_stored_frailty_calibration_is_the_simulation():
     """The engine reads the grid's calibration from a file instead of simulating it in every process: the file
-    must hold exactly what the simulation gives (else regenerate it with calibration_table)."""
+    must hold what the simulation gives, to rounding (else regenerate it with calibration_table)."""
     import json
 
     from twin_pipeline.engine import dependence
 
-    assert json.loads(dependence.CALIBRATION_FILE.read_text()) == dependence.calibration_table()
+    stored, simulated = json.loads(dependence.CALIBRATION_FILE.read_text()), dependence.calibration_table()
+    assert stored.keys() == simulated.keys()
+    for key in stored:  # to the last bits only: scipy's and the CPU's rounding differ between machines
+        np.testing.assert_allclose(np.array(stored[key]), np.array(simulated[key]), rtol=1e-12, atol=1e-15,
+                                   err_msg=key)
 
 
 def test_t_profile_takes_each_quantile_once_and_scores_as_every_cell():

@@ -38,7 +38,8 @@ SIZES = [5, 8, 13, 30, 75, 140, 141, 300, 1000, 2500, 5000]
 def test_the_ks_p_value_is_scipy_s_kstwo_sf_and_decides_alike():
     """Over every n the engine tests (5 to 5,000 values) and distances across [0, 1], densest near the critical
     value: agreement to 1e-10 (relative), exact where both use the same method, and every accept / reject at
-    KS_ALPHA the same."""
+    KS_ALPHA the same but at the critical value itself, where p is KS_ALPHA to the last digits and scipy's own
+    versions differ (1.17 moved n = 30, 75 and 140 across it by 1e-15)."""
     for n in SIZES:
         critical = stats.kstwo.isf(KS_ALPHA, n)
         distances = np.concatenate([np.linspace(0.0, 1.0, 401), critical * (1 + np.linspace(-0.02, 0.02, 81)),
@@ -46,6 +47,8 @@ def test_the_ks_p_value_is_scipy_s_kstwo_sf_and_decides_alike():
         ours = np.array([ks_pvalue(d, n) for d in distances])
         theirs = stats.kstwo.sf(distances, n)
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-300)
-        np.testing.assert_array_equal(ours < KS_ALPHA, theirs < KS_ALPHA)
+        decided = np.abs(theirs / KS_ALPHA - 1) > 1e-10  # within the agreement of KS_ALPHA is a tie rounding decides
+        assert decided.sum() >= len(distances) - 3
+        np.testing.assert_array_equal(ours[decided] < KS_ALPHA, theirs[decided] < KS_ALPHA)
         if n > 140:  # smirnov, Pelz-Good and Durbin as scipy chooses them: the same digits
             np.testing.assert_array_equal(ours, theirs)
