@@ -362,14 +362,22 @@ def _holds_text(column: pd.Series) -> bool:
 def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with every text cell a spreadsheet would run as a formula (starting with = + - @ tab or CR,
     and not a plain number) prefixed with an apostrophe, OWASP's CSV-injection defence; numbers untouched."""
+    return _formula_safe(frame)[0]
+
+
+def _formula_safe(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """`formula_safe`'s frame and the distinct values of each of its text columns (`_distinct`), which `to_csv`
+    tests again: a text column is factorised once, not once to escape and once to write (merging the 100,000 x 55
+    twin: 0.34 -> 0.31 CPU s)."""
     text_columns = [name for name in frame.columns
                     if frame[name].dtype == object or isinstance(frame[name].dtype, pd.StringDtype)]
     if not text_columns:
-        return frame
-    escaped = frame.copy(deep=False)
+        return frame, {}
+    escaped, distincts = frame.copy(deep=False), {}
     for name in text_columns:
         column = frame[name]
         codes, distinct = _distinct(column)
+        distincts[name] = distinct
         if not _holds_text(distinct):
             continue
         # The first character of every distinct text (NaN for numbers): the number pattern only on the few that
@@ -383,7 +391,8 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
         rows = (codes >= 0) & risky[codes]
         if rows.any():
             escaped[name] = column.where(~rows, "'" + column[rows].astype(str))
-    return escaped
+            distincts[name] = _distinct(escaped[name])[1]
+    return escaped, distincts
 
 
 def _distinct(column: pd.Series) -> tuple[np.ndarray, pd.Series]:
@@ -402,12 +411,13 @@ def to_csv(frame: pd.DataFrame, target, escape_formulas: bool = True, dialect: d
     Windows one with CRLF and "-" for nothing, a core system's 9999-12-31, is written back alike (a character
     the encoding lacks becomes "?"). Most tables are written by Arrow's CSV writer, byte for byte as pandas
     writes them (`_arrow_columns`), in a third of the time (the 100,000 x 55 twin: 1.6 -> 0.5 CPU s)."""
-    frame = formula_safe(frame) if escape_formulas else frame
+    frame, distincts = _formula_safe(frame) if escape_formulas else (frame, {})
     open_end = {name: value for name, value in (dialect or {}).get("open_end", {}).items() if name in frame}
     if open_end:  # the end date of an open contract, as the input wrote it
         frame = frame.assign(**{name: frame[name].astype(object).where(frame[name].notna(), value)
                                 for name, value in open_end.items()})
-    text = {name: _distinct(frame[name])[1] for name in frame.columns if frame[name].dtype == object}
+    text = {name: distincts[name] if name in distincts and name not in open_end else _distinct(frame[name])[1]
+            for name in frame.columns if frame[name].dtype == object}
     has_cr = any(_holds_text(values) and values.str.contains("\r", regex=False, na=False).any()
                  for values in text.values())
     dialect = dialect or {}
