@@ -59,25 +59,32 @@ def _labels(values: pd.Series, keep: list) -> np.ndarray:
 
 class _Encoder:
     """Numbers as numbers (text numbers and dates parsed as the quality report parses them) and categories as
-    integer codes learnt from the real training share, so every frame is encoded the same way."""
+    integer codes learnt from the real training share, so every frame is encoded the same way. `train`: that
+    share encoded, from the text its categories were counted on (each column converted once)."""
 
     def __init__(self, train: pd.DataFrame, plan: dict, features: list[str]):
         self.plan, self.features = plan, features
-        self.categories = {}
+        self.categories, text = {}, {}
         for name in features:
             if plan[name].type == "categorical":
-                top = train[name].astype("string").value_counts().index[:MAX_CATEGORIES]
-                self.categories[name] = pd.Index(top)
+                text[name] = train[name].astype("string")
+                self.categories[name] = pd.Index(text[name].value_counts().index[:MAX_CATEGORIES])
+        self.train = self._encode(train, text)
 
     @property
     def categorical_mask(self) -> np.ndarray:
         return np.array([name in self.categories for name in self.features])
 
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        return self._encode(frame, {})
+
+    def _encode(self, frame: pd.DataFrame, text: Mapping[str, pd.Series]) -> np.ndarray:
+        """`frame` encoded; `text`: its categorical columns already converted to text, where at hand."""
         columns = []
         for name in self.features:
             if name in self.categories:
-                codes = self.categories[name].get_indexer(frame[name].astype("string")).astype("float64")
+                values = text[name] if name in text else frame[name].astype("string")
+                codes = self.categories[name].get_indexer(values).astype("float64")
                 codes[(codes < 0) & frame[name].notna().to_numpy()] = len(self.categories[name])  # unseen/rare
                 codes[frame[name].isna().to_numpy()] = np.nan
                 columns.append(codes)
@@ -224,7 +231,7 @@ def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict
         labels = {name: _as_numbers(frame[target], plan[target]) for name, frame in
                   (("train", train), ("twin", twin), ("holdout", holdout))}
         metric, model_type = "r2", HistGradientBoostingRegressor
-    x = {"train": encode(train), "twin": encode(twin), "holdout": encode(holdout)}
+    x = {"train": encode.train, "twin": encode(twin), "holdout": encode(holdout)}
     present = {name: pd.notna(labels[name]) for name in labels}  # rows whose target is known
     if len(np.unique(labels["twin"][present["twin"]])) < 2:
         return {"skipped": f"the twin has a single value of the target {target!r}", "target": target}
