@@ -186,7 +186,7 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     quality metrics' view of the same two tables, when the pictures already built it (`report_figures`)."""
     from .privacy import privacy_report
     from .quality import quality_report
-    from .quality.tails import tail_report
+    from .quality.tails import tail_columns, tail_report
 
     identifiers = direct_identifiers(real, options)
     ignore = [name for name in key_columns(real, options) if name in protected.columns]
@@ -194,8 +194,9 @@ def report(real: pd.DataFrame, protected: pd.DataFrame, engine: GaussianCopulaEn
     quality = (comparison.report() if comparison is not None
                else quality_report(real, protected, primary_key=options.primary_key,
                                    column_kinds=scored_kinds(real, options)))
-    quality["tail_risk"] = tail_report(engine.typed_view(real), engine.typed_view(protected),  # "$1,200" too
-                                       primary_key=options.primary_key,
+    typed_real = engine.typed_view(real)  # "$1,200" is a number too; of the twin, only the columns it can read
+    read = [name for name in tail_columns(typed_real, options.primary_key) if name in protected.columns]
+    quality["tail_risk"] = tail_report(typed_real, engine.typed_view(protected[read]), primary_key=options.primary_key,
                                        columns=engine.tails.get("columns") if engine.tails["copula"] != "gaussian" else None)
     quality["marginals"] = engine.describe()
     quality["copula"] = engine.tails

@@ -69,6 +69,24 @@ def test_tail_report_shows_what_the_gaussian_misses():
     assert abs(corner["real"] - corner["twin"]) < 0.005
 
 
+def test_tail_ranks_are_pandas_percentile_ranks_to_the_bit():
+    from twin_pipeline.quality.tails import _ranks
+
+    rng = np.random.default_rng(3)
+    samples = [rng.normal(size=50_000), rng.integers(0, 30, 50_000).astype(float), np.round(rng.lognormal(size=9_999), 1),
+               np.array([0.0, -0.0, np.inf, -np.inf, 1.0, np.inf]), np.array([2.5]), np.array([])]
+    for values in samples + [-values for values in samples]:
+        assert np.array_equal(_ranks(values), pd.Series(values).rank(pct=True, method="average").to_numpy())
+
+
+def test_tail_columns_are_the_numbers_with_a_tail():
+    from twin_pipeline.quality.tails import tail_columns
+
+    real = elliptical_table(500, rho=0.5).assign(id=range(500), grade=list("ABCDE") * 100, flag=[True, False] * 250,
+                                                  children=np.arange(500) % 4)
+    assert tail_columns(real, primary_key="id") == ["income", "loan_amount", "utilisation"]
+
+
 def clayton_table(n, theta=2.0, seed=0):
     """Three columns joined by a Clayton copula: strong joint lows (crises), no joint highs."""
     rng = np.random.default_rng(seed)

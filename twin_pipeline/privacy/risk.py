@@ -179,9 +179,10 @@ def privacy_report(
     columns = [c for c in synthetic.columns if c in real_train.columns and c not in set(ignore_columns)]
     rng = np.random.default_rng(seed)
     n_reference = min(max_rows, len(real_train), len(real_holdout) if real_holdout is not None else max_rows)
-    syn = _subsample(synthetic[columns], max_rows, rng)
-    train = _subsample(real_train[columns], n_reference, rng)
-    holdout = _subsample(real_holdout[columns], n_reference, rng) if real_holdout is not None else None
+    # rows drawn first, then columns: a 100,000-row twin's columns are not copied for the 2,000 rows compared
+    syn = _subsample(synthetic, max_rows, rng)[columns]
+    train = _subsample(real_train, n_reference, rng)[columns]
+    holdout = _subsample(real_holdout, n_reference, rng)[columns] if real_holdout is not None else None
     encoder = Encoder.fit(train, columns, [syn] + ([holdout] if holdout is not None else []))
     syn_x, train_x = encoder.transform(syn), encoder.transform(train)
     dcr: dict = {

@@ -20,15 +20,30 @@ MAX_PAIRS = 45  # every pair of up to 10 columns
 MIN_DISTINCT = 20  # columns with fewer values have no tail to speak of
 
 
-def _numeric_columns(real: pd.DataFrame, synthetic: pd.DataFrame, primary_key: str | None) -> list[str]:
+def tail_columns(real: pd.DataFrame, primary_key: str | None = None) -> list[str]:
+    """The real table's columns `tail_report` can read: numbers with at least MIN_DISTINCT values. A caller that
+    converts the twin first (a typed view) converts these alone."""
     return [name for name in real.columns
-            if name != primary_key and name in synthetic.columns and pd.api.types.is_numeric_dtype(real[name])
-            and not pd.api.types.is_bool_dtype(real[name]) and pd.api.types.is_numeric_dtype(synthetic[name])
-            and real[name].nunique() >= MIN_DISTINCT]
+            if name != primary_key and pd.api.types.is_numeric_dtype(real[name])
+            and not pd.api.types.is_bool_dtype(real[name]) and real[name].nunique() >= MIN_DISTINCT]
+
+
+def _numeric_columns(real: pd.DataFrame, synthetic: pd.DataFrame, primary_key: str | None) -> list[str]:
+    return [name for name in tail_columns(real, primary_key)
+            if name in synthetic.columns and pd.api.types.is_numeric_dtype(synthetic[name])]
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
-    return pd.Series(values).rank(pct=True, method="average").to_numpy()
+    """Percentile ranks, ties averaged: pandas' rank(pct=True) to the bit (a tie group's mean 1-based position,
+    exact in floats, over the count), from one quicksort instead of its lexsort (a quarter of the CPU time on
+    a 100,000-row twin)."""
+    order = np.argsort(values)
+    ordered = values[order]
+    starts = np.flatnonzero(np.append(True, ordered[1:] != ordered[:-1]))  # first position of each distinct value
+    ends = np.append(starts[1:], len(values))
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts) / len(values)
+    return ranks
 
 
 def _tail(u: np.ndarray, v: np.ndarray, q: float) -> tuple[float, float]:
