@@ -24,9 +24,10 @@ def test_latent_correlation_is_the_root_of_each_pairs_series():
 def test_strata_keep_each_columns_ranks_one_draw_per_quantile():
     rng = np.random.default_rng(0)
     latent = rng.standard_normal((1_000, 3)) @ np.array([[1.0, 0.6, 0.0], [0.0, 0.8, 0.3], [0.0, 0.0, 0.9]])
-    strata = stratified(latent, np.random.default_rng(1))
+    strata, orders = stratified(latent, np.random.default_rng(1))
     assert strata.shape == latent.shape
     for column in range(3):
         assert np.array_equal(np.argsort(strata[:, column]), np.argsort(latent[:, column]))
+        assert np.all(np.diff(latent[orders[column], column]) > 0)  # the rows by rising value, for decoding
         cells = np.floor(special.ndtr(strata[:, column]) * len(latent))  # which 1/n-quantile each draw is in
         assert np.array_equal(np.sort(cells), np.arange(len(latent)))

@@ -37,7 +37,8 @@ def tied_normal_scores(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return block_scores[inverse], upper, block_scores
 
 
-def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = None) -> np.ndarray:
+def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
     """Latin hypercube sampling with the copula's ranks (Stein 1987): each column's values move to one draw per
     1/n-quantile stratum of its latent marginal (normal, or Student-t with `nu`), in the order the copula drew
     them. The dependence (ranks) is untouched and each marginal stays exact in distribution, but an n-row twin
@@ -48,10 +49,13 @@ def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = 
     vectorised) rather than a stable sort: 40 % less time at 100,000 x 55, and the same ranks, since continuous
     draws do not tie (a tie, if ever, would only swap which of two equal values gets which stratum).
     The strata stay in that (columns x rows) layout, computed in place, and come back as its transpose: the same
-    numbers, each column contiguous for the decoding that reads them one column at a time."""
+    numbers, each column contiguous for the decoding that reads them one column at a time.
+
+    Returns (strata, orders): orders[j] lists the rows by rising column j, for the decoding (copula._decoded),
+    which walks a column's knots 10x faster in that order; None when nothing was sorted."""
     size = len(latent)
     if size < 2:
-        return latent
+        return latent, None
     orders = np.ascontiguousarray(latent.T).argsort(axis=1)
     strata = np.empty(orders.shape)  # the inverse permutations: what a second argsort gives, at a scatter's cost
     positions = np.arange(size, dtype=float)
@@ -59,7 +63,7 @@ def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = 
         stratum[order] = positions
     strata += rng.random(latent.shape).T  # the same draws as row by row: only their layout is transposed
     strata /= size
-    return (special.ndtri(strata, out=strata) if nu is None else special.stdtrit(nu, strata, out=strata)).T
+    return (special.ndtri(strata, out=strata) if nu is None else special.stdtrit(nu, strata, out=strata)).T, orders
 
 
 def truncated_normal_mean(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

@@ -93,7 +93,7 @@ class OutcomeSteps:
         return node
 
     def _thresholds(self, engine, real_cells, y, classes, rng) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        latent = engine._latent_values(SIMULATED_ROWS, rng, np.linalg.cholesky(engine.correlation), {})
+        latent, _ = engine._latent_values(SIMULATED_ROWS, rng, np.linalg.cholesky(engine.correlation), {})
         marginals = engine._latent_marginals()
         simulated = self.cell_of({index: marginals[index].decode(latent[:, index]) for index in self.parents})
         score = latent[:, self.outcome]
