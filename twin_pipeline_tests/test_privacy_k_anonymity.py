@@ -342,6 +342,17 @@ def test_us_states_generalise_to_census_division_then_region():
     assert hierarchy_levels(pd.Series(["clerk", "nurse"])) == []
 
 
+def test_a_columns_codes_come_with_the_value_of_each_code():
+    from twin_pipeline.privacy.grouping import column_codes
+    from twin_pipeline.privacy.hierarchies import _coded
+
+    series = pd.Series(["TX", "CA", None, "TX", "NY", None, "CA"], index=range(10, 17))
+    (codes, n_codes), values = _coded(series)
+    assert (codes.tolist(), n_codes) == (column_codes(series)[0].tolist(), column_codes(series)[1])
+    assert values.tolist() == ["TX", "CA", None, "NY"]  # the missing value is a code of its own, in order
+    assert series.reset_index(drop=True).equals(values.iloc[codes].reset_index(drop=True))
+
+
 def test_round_values_keep_their_share_when_a_twin_group_takes_one_members_values():
     """Incomes 70 % on multiples of 100 and ages 60 % whole years: every group takes one member's values, and
     a group of five counts five times, so one random member per group moved the income share by 1.5 points

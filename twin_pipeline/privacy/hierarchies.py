@@ -71,19 +71,25 @@ def redraw_in_hierarchies(
     n = len(out)
     changed = {c: np.zeros(n, dtype=bool) for c in columns}
     loss = {c: np.zeros(n) for c in columns}
+    # Each column once as codes and the value of each code (kept up to date: a move changes one column); its
+    # groups and their sizes are read off its few distinct values, not off its rows.
+    codes, values = {}, {}
+    for column in columns:
+        codes[column], values[column] = _coded(out[column])
+    present = {c: values[c].notna().to_numpy()[codes[c][0]] for c in columns}  # missing stays missing
     moves = []
     for column in columns:
         shares = out[column].value_counts(normalize=True, dropna=False)
         bits, domain = float(-(shares * np.log2(shares)).sum()), max(len(shares), 2)
-        for level in hierarchy_levels(out[column]):
-            group = _group_labels(out[column], level)
-            merged = group.map(out[column].groupby(group).nunique(dropna=False)).to_numpy(dtype=float)
+        for level in hierarchy_levels(values[column]):
+            group, labels = pd.factorize(_group_labels(values[column], level))  # each distinct value's group
+            merged = np.bincount(group)[group][codes[column][0]].astype(float)  # values merged in each row's group
             row_loss = (merged - 1) / (domain - 1)
-            moves.append((round(float(row_loss.mean()) * bits, 1), column, column_codes(group), row_loss))
+            moves.append((round(float(row_loss.mean()) * bits, 1), column, (group[codes[column][0]], len(labels)),
+                          row_loss))
         # "any value": one group holding every value the column shows (a group-by of the whole column told it)
         row_loss = np.full(n, (len(shares) - 1) / (domain - 1))
         moves.append((round(float(row_loss.mean()) * bits, 1), column, (np.zeros(n, dtype=np.int64), 1), row_loss))
-    codes = {c: column_codes(out[c]) for c in columns}  # kept up to date: a move changes one column
     while moves:
         rare = group_sizes(combine_codes([*codes.values(), *fixed], n)) < k
         if not rare.any():
@@ -93,19 +99,30 @@ def redraw_in_hierarchies(
         for move in [m for m in moves if m[0] == least]:
             _, column, group_codes, _ = move
             keys = combine_codes([*(codes[c] for c in columns if c != column), *fixed, group_codes], n)
-            target = _representatives(keys, codes[column][0], rare, out[column].notna().to_numpy(), k, rng)
+            target = _representatives(keys, codes[column][0], rare, present[column], k, rng)
             trials.append((int((target >= 0).sum()), move, target))
         _, move, target = max(trials, key=lambda trial: trial[0])  # the move that fixes the most rows
         moves.remove(move)
         _, column, _, row_loss = move
         moved = (target >= 0) & (target != codes[column][0])
         if moved.any():
-            values = np.asarray(pd.factorize(out[column], use_na_sentinel=False)[1], dtype=object)
-            out[column] = out[column].mask(moved, pd.Series(values[np.maximum(target, 0)], index=out.index))
-            codes[column] = column_codes(out[column])
+            drawn = np.asarray(values[column], dtype=object)[np.maximum(target, 0)]
+            out[column] = out[column].mask(moved, pd.Series(drawn, index=out.index))
+            # the column's codes again in order of first appearance, as column_codes numbers the new column
+            renumbered, kept = pd.factorize(np.where(moved, target, codes[column][0]))
+            codes[column] = renumbered.astype(np.int64, copy=False), len(kept)
+            values[column] = values[column].iloc[kept].reset_index(drop=True)
             changed[column] |= moved
             loss[column] = np.where(moved, row_loss, loss[column])
     return out, changed, loss
+
+
+def _coded(series: pd.Series) -> tuple[tuple[np.ndarray, int], pd.Series]:
+    """`column_codes` of a column, and the value of each code (a missing one as it first occurs): a code's
+    first row is where the codes, numbered in order of first appearance, reach a new high."""
+    codes, n_codes = column_codes(series)
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
+    return (codes, n_codes), series.iloc[first].reset_index(drop=True)
 
 
 def _group_labels(series: pd.Series, level: dict) -> pd.Series:
