@@ -491,7 +491,13 @@ def _arrow_text(column: pd.Series, text: tuple[np.ndarray, pd.Series] | None, sp
     if not np.all(missing | (magnitude == 0) | ((magnitude >= ARROW_FLOATS[0]) & (magnitude < ARROW_FLOATS[1]))):
         return pa.array(column.to_numpy().astype(str), mask=missing, type=pa.string())  # numpy's repr, as pandas
     written = pc.cast(pa.array(column, from_pandas=True), pa.string())
-    return pc.if_else(pc.match_substring(written, "."), written, pc.binary_join_element_wise(written, ".0", ""))
+    # In that range Arrow writes a whole number, and only a whole one, without a point: told by the numbers, not
+    # by searching the text, and a column of only whole or only fractional numbers is not picked row by row.
+    whole = magnitude == np.floor(magnitude)
+    if not whole.any():
+        return written
+    pointed = pc.binary_join_element_wise(written, ".0", "")
+    return pointed if np.all(whole | missing) else pc.if_else(pa.array(whole), pointed, written)
 
 
 def write_frame(frame: pd.DataFrame, target: str | os.PathLike, escape_formulas: bool = True,
