@@ -284,6 +284,18 @@ def test_correlation_error_matches_pandas_pairwise_pearson():
     assert correlation_error(real, real) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_pairwise_pearson_counts_each_pair_on_its_own_rows():
+    from twin_pipeline.quality.metrics import _pearson_matrix
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(size=(400, 5)), columns=list("abcde"))
+    frame.loc[rng.random(400) < 0.3, "b"] = np.nan  # gaps in some columns only, overlapping
+    frame.loc[rng.random(400) < 0.5, "c"] = np.nan
+    frame.loc[8:, "d"] = np.nan
+    ours = _pearson_matrix([frame[name].to_numpy() for name in frame])
+    np.testing.assert_allclose(ours, frame.corr().to_numpy(), atol=1e-12)
+
+
 def test_datetimes_are_correlated_as_numbers():
     real, synthetic = mixed_frame(seed=0), mixed_frame(seed=1)
 
