@@ -330,6 +330,17 @@ def test_protection_moving_a_bound_does_not_round_a_derived_value_again():
     assert (again["loan"] <= again["income"]).all()
 
 
+def test_a_cell_moved_by_protection_is_one_whose_value_changed_two_blanks_being_no_change():
+    from twin_pipeline.engine.copula import _moved
+
+    before = pd.Series([1.0, np.nan, np.nan, 3.0, 4.0], index=range(5, 10))
+    after = pd.Series([1.0, np.nan, 2.0, np.nan, 5.0], index=range(5, 10))
+    assert _moved(before, after).tolist() == [False, False, True, True, True]
+    text = pd.Series(["a", None, np.nan, "b", "c"], dtype=object)
+    assert _moved(text, pd.Series(["a", np.nan, "x", None, "c"], dtype=object)).tolist() == [False, False, True, True,
+                                                                                           False]
+
+
 def test_a_rule_on_a_whole_number_column_with_blanks_is_checked_on_the_written_twin():
     """The twin writes whole numbers with blanks as nullable integers (`written_view`); checking "spend is 0 when
     there is no card" on it compared blanks as NA and crashed the clone's report."""

@@ -405,8 +405,7 @@ class GaussianCopulaEngine:
         if not derived or len(after) == 0:
             return after
         involved = set(depends).union(*depends.values()) & set(after.columns)
-        moved = {name: ~(_equal(before[name], after[name]) | (before[name].isna() & after[name].isna()).to_numpy())
-                 for name in involved}
+        moved = {name: _moved(before[name], after[name]) for name in involved}
         for _ in depends:  # through chains of derivations (a sum of an ordered column)
             for name, inputs in depends.items():
                 moved[name] = moved[name] | np.any([moved[i] for i in inputs if i in moved], axis=0)
@@ -737,10 +736,16 @@ def _in_order(decode, values: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-def _equal(first: pd.Series, second: pd.Series) -> np.ndarray:
-    """Cell by cell equality of two columns: in numpy when both hold the same plain numbers or times (a Python
-    comparison per cell costs 20x more), else as Python objects (mixed types compare by value)."""
+def _moved(first: pd.Series, second: pd.Series) -> np.ndarray:
+    """Cell by cell, whether a column's value changed (two missing values are no change): compared in numpy when
+    both hold the same plain numbers or times (a Python comparison per cell costs 20x more), else as Python
+    objects (mixed types compare by value). Missing values are looked for only where the values compare unequal:
+    on a text column that scan cost as much as the comparison, for the few cells a protection pass moves."""
     if first.dtype == second.dtype and isinstance(first.dtype, np.dtype) and first.dtype.kind in "biufmM":
-        return first.to_numpy() == second.to_numpy()
-    return (first.astype(object, copy=False) == second.astype(object, copy=False)).to_numpy()
-
+        moved = ~(first.to_numpy() == second.to_numpy())
+    else:
+        moved = ~(first.astype(object, copy=False) == second.astype(object, copy=False)).to_numpy()
+    rows = np.flatnonzero(moved)
+    if len(rows):
+        moved[rows] = ~(first.iloc[rows].isna().to_numpy() & second.iloc[rows].isna().to_numpy())
+    return moved
