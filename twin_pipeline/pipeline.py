@@ -59,17 +59,21 @@ def direct_identifiers(real: pd.DataFrame, options: CloneOptions, known: dict[st
     the answer found on a table this one is rows of, taken instead of a scan (`reference_quality`)."""
     from .privacy.identifiers import detect_direct_identifiers
 
-    key = (id(real), tuple(real.columns), real.shape, options.primary_key, tuple(options.column_kinds))
-    if key not in _IDENTIFIERS:
-        _IDENTIFIERS[key] = ({name: found for name, found in known.items() if name in real.columns}
-                             if known is not None else
-                             detect_direct_identifiers(real, primary_key=options.primary_key,
-                                                       exclude=list(options.column_kinds)))
-        weakref.finalize(real, _IDENTIFIERS.pop, key, None)  # an id is reused only after its frame is gone
-    return dict(_IDENTIFIERS[key])
+    return dict(_per_table(real, options, "identifiers", lambda: (
+        {name: found for name, found in known.items() if name in real.columns} if known is not None
+        else detect_direct_identifiers(real, primary_key=options.primary_key, exclude=list(options.column_kinds)))))
 
 
-_IDENTIFIERS: dict[tuple, dict[str, dict]] = {}
+def _per_table(real: pd.DataFrame, options: CloneOptions, what: str, find):
+    """`find()`, found once per real table and kept while the frame lives (see `direct_identifiers`)."""
+    key = (what, id(real), tuple(real.columns), real.shape, options.primary_key, tuple(options.column_kinds))
+    if key not in _PER_TABLE:
+        _PER_TABLE[key] = find()
+        weakref.finalize(real, _PER_TABLE.pop, key, None)  # an id is reused only after its frame is gone
+    return _PER_TABLE[key]
+
+
+_PER_TABLE: dict[tuple, object] = {}
 
 
 def dropped_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
@@ -221,9 +225,12 @@ def scored_kinds(real: pd.DataFrame, options: CloneOptions) -> dict[str, str] | 
 
 def key_columns(real: pd.DataFrame, options: CloneOptions) -> list[str]:
     """Columns never compared as data: the primary key, the direct identifiers (fresh or dropped) and any other
-    key (engine.keys.is_key: a loan_id not named as the primary key is minted afresh too)."""
-    named = ([options.primary_key] if options.primary_key else []) + list(direct_identifiers(real, options))
-    return named + [name for name in real.columns if name not in named and is_key(real[name])]
+    key (engine.keys.is_key: a loan_id not named as the primary key is minted afresh too). Found once per
+    table: a clone's recount and its reports ask alike (0.01 CPU s on the wide table)."""
+    def find() -> list[str]:
+        named = ([options.primary_key] if options.primary_key else []) + list(direct_identifiers(real, options))
+        return named + [name for name in real.columns if name not in named and is_key(real[name])]
+    return list(_per_table(real, options, "keys", find))
 
 
 def comparable(real: pd.DataFrame, twin: pd.DataFrame) -> pd.DataFrame:
