@@ -65,7 +65,7 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
         resample_given=given, seed=fresh_seed(),
         conform=lambda before, after, qis: engine.rederive(before, after, keep=qis, seed=fresh_seed()),
     )
-    protected = engine.renumber_keys(engine.written_view(engine.text_view(protected)), first_row,
+    protected = engine.renumber_keys(engine.written_view(engine.text_view(protected), copy=False), first_row,
                                      seed=[options.seed or 0, first_row])
     protected, clashes = replace_real_values(protected, real, formats, resample_rng)
     protection["direct_identifiers_redrawn_for_equalling_a_real_value"] = clashes

@@ -459,14 +459,15 @@ class GaussianCopulaEngine:
         """The inverse of `typed_view`: back to the input's text formats (nulls stay null)."""
         return _converted(frame, {spec.name: spec.text for spec in self._view_specs()})
 
-    def written_view(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def written_view(self, frame: pd.DataFrame, copy: bool = True) -> pd.DataFrame:
         """The frame as its writers (CSV, Parquet, a caller's own to_csv) should see it: whole-number columns
-        with blanks as nullable integers, so they are written "31", not "31.0" (`typed_view` reads them back)."""
+        with blanks as nullable integers, so they are written "31", not "31.0" (`typed_view` reads them back).
+        `copy=False` converts a frame the caller made for it (a sampled chunk, a protected twin) in place."""
         def writer(spec: ColumnSpec):  # a copy of another column is written as that column
             source = spec.copy_of or spec.name
             value = self.variables.index((source, "value")) if (source, "value") in self.variables else None
             return lambda values: self._spec(source).written(values, None if value is None else self.marginals[value])
-        return _converted(frame, {spec.name: writer(spec) for spec in self.specs})
+        return _converted(frame, {spec.name: writer(spec) for spec in self.specs}, copy)
 
     def _view_specs(self) -> list[ColumnSpec]:
         """Each column's reading for the views: a column a rule derives has lost its kind to the rule's form
@@ -602,7 +603,7 @@ class GaussianCopulaEngine:
             frame[name] = given[name].to_numpy()
         if self.rules.rules:
             frame = self.rules.decode(frame, round_values=lambda name, numbers: self._round_derived(name, numbers, rng))
-        return self.written_view(frame)
+        return self.written_view(frame, copy=False)  # a frame of its own
 
     def _round_derived(self, name: str, numbers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A derived column's numbers on the real column's decimals and rounding steps."""
@@ -714,11 +715,12 @@ def _check_frame(df: pd.DataFrame, primary_key: str | None, column_kinds: dict |
         raise TwinInputError(None, f"column kinds given for unknown columns: {', '.join(sorted(map(str, unknown)))}")
 
 
-def _converted(frame: pd.DataFrame, conversions: dict) -> pd.DataFrame:
-    """A copy of `frame` with each column that its conversion changes replaced. A conversion hands back a column
-    it leaves alone, which is not set again: setting a column copies it once more and splits the frame's blocks,
-    which every later copy joins again (0.1 CPU s of a 100,000-row wide shard's views went on that)."""
-    out = frame.copy()
+def _converted(frame: pd.DataFrame, conversions: dict, copy: bool = True) -> pd.DataFrame:
+    """A copy of `frame` (or, not `copy`, the frame itself) with each column that its conversion changes
+    replaced (a column is replaced, never written into). A conversion hands back a column it leaves alone, which
+    is not set again: setting a column copies it once more and splits the frame's blocks, which every later copy
+    joins again (0.1 CPU s of a 100,000-row wide shard's views went on that)."""
+    out = frame.copy() if copy else frame
     for name, convert in conversions.items():
         if name in out.columns:
             values = out[name]

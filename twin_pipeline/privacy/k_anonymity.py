@@ -131,7 +131,8 @@ def enforce_k_anonymity(
             full = values[:, j].copy()
             full[kept] = new_values[:, j]
             protected[column] = codec[column].restore(full, protected.index)
-    protected = protected[kept]
+    if not kept.all():  # a copy of every column otherwise, for nothing: `protected` is this function's own
+        protected = protected[kept]
 
     generalised = {c: (pooled[c][0] | recoded[c])[kept] for c in categorical}
     changed = {c: generalised[c] | redrawn[c][kept] for c in categorical}
@@ -149,7 +150,7 @@ def enforce_k_anonymity(
         "records_suppressed": int(rare.sum()),
         "max_suppression_rows": int(cap),
         "transformations_applied": steps,
-        "information_loss": _information_loss(df[kept], protected, {c: codec[c] for c in numeric}, changed,
+        "information_loss": _information_loss(df.loc[kept, qis], protected, {c: codec[c] for c in numeric}, changed,
                                               generalised, row_loss),
     }
     report["information_loss"]["share_suppressed"] = float(rare.mean())
