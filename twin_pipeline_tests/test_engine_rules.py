@@ -535,3 +535,18 @@ def test_a_term_in_30_day_months_is_found_and_kept():
     twin = engine.sample(20_000, seed=1)
     gap = pd.to_datetime(twin["maturity"]) - pd.to_datetime(twin["origination"])
     assert (gap.dt.days == twin["term_months"] * 30).all()
+
+
+def test_a_determined_rule_reads_each_row_as_its_text_whichever_way_it_is_looked_up():
+    from twin_pipeline.engine.rules.core import Rule
+
+    rule = Rule("determined", {"column": "grade", "by": "sub_grade",
+                               "mapping": {"A1": "A", "A2": "A", "B1": "B", "1": "C", "nan": "D"}})
+    texts = pd.DataFrame({"sub_grade": ["A1", "B1", "A2", "Z9", "B1"] * 20, "grade": ["A", "B", "B", "A", "C"] * 20})
+    mixed = texts.assign(sub_grade=["A1", 1, 1.0, "Z9", np.nan] * 20)  # 1 and 1.0 are equal, written unalike
+    for frame in (texts, mixed, texts.assign(sub_grade=texts.sub_grade.where(texts.index % 7 > 0))):
+        expected = frame.sub_grade.map(lambda value: rule.params["mapping"].get(str(value)))
+        applicable = expected.notna().to_numpy()
+        holds = applicable & (frame.grade.astype(str).to_numpy() == expected.astype(str).to_numpy())
+        found = rule.check(frame)
+        assert np.array_equal(found[0], applicable) and np.array_equal(found[1], holds)

@@ -157,7 +157,7 @@ class Rule:
             holds = column.isna().to_numpy() if p["value"] is None else matches(column, p["value"])
             return applicable, applicable & holds
         if self.kind == "determined":
-            expected = frame[p["by"]].map(lambda value: p["mapping"].get(str(value)))
+            expected = _looked_up(frame[p["by"]], p["mapping"])
             applicable = expected.notna().to_numpy()
             same = frame[p["column"]].astype(str).to_numpy() == expected.astype(str).to_numpy()
             return applicable, applicable & same
@@ -259,6 +259,20 @@ def matches(series: pd.Series, value) -> np.ndarray:
     if not equal.any() and not _numbers_apart(series, value):
         equal = (series.astype(str) == str(value)).to_numpy(dtype=bool)
     return equal
+
+
+def _looked_up(by: pd.Series, mapping: dict) -> pd.Series:
+    """mapping.get(str(value)) of each row (a determined rule's expected value), looked up once per distinct text
+    when `by` holds texts alone, none missing: a text column repeats its few values, and a call per row took 10 ms
+    of a 100,000-row twin's rules report. Other columns (whose equal values may print unalike: 1 and 1.0) are
+    looked up row by row."""
+    def lookup(value):
+        return mapping.get(str(value))
+    if by.dtype == object:
+        codes, distinct = pd.factorize(by)
+        if (codes >= 0).all() and all(type(value) is str for value in distinct):
+            return pd.Series(distinct, dtype=object).map(lookup).take(codes)
+    return by.map(lookup)
 
 
 def _numbers_apart(series: pd.Series, value) -> bool:
