@@ -378,13 +378,24 @@ def _clone_file(source: Path, out_dir: Path, options: CloneOptions, progress, au
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, user_api="blas"):
-        helper = ProcessPoolExecutor(1)
+        helper = ProcessPoolExecutor(1, initializer=_end_with, initargs=(os.getpid(),))
         helper.submit(_load_evaluation)
         try:
             return _clone_with(source, out_dir, options, progress, audit, helper)
         except BaseException:
             helper.shutdown(wait=False, cancel_futures=True)  # a failed clone does not wait for its evaluation
             raise
+
+
+def _end_with(parent: int) -> None:
+    """The helper ends when the clone's process is gone: a clone killed outright (SIGKILL, the OOM killer, a
+    cancelled Dagster run) cannot shut its helper down, which otherwise waits for work forever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="end-with-clone").start()
 
 
 def _load_evaluation() -> None:

@@ -124,3 +124,21 @@ def test_twin_clone_killed_while_writing_leaves_the_previous_outputs_whole(tmp_p
     child.wait()
     assert child.returncode == -signal.SIGKILL
     assert {name: sha256_file(out / name) for name in names} == before
+    if Path("/proc").is_dir():  # nor is its helper process left behind, waiting for work forever
+        deadline = time.monotonic() + 30
+        while _processes_naming(out) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _processes_naming(out)
+
+
+def _processes_naming(path: Path) -> list[int]:
+    """Live processes whose command line names `path` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(path).encode() in (entry / "cmdline").read_bytes() \
+                    and (entry / "stat").read_text().split(") ")[-1][0] != "Z":
+                found.append(int(entry.name))
+        except OSError:  # ended meanwhile
+            continue
+    return found
