@@ -190,6 +190,8 @@ def test_a_twin_is_written_byte_for_byte_as_pandas_writes_it(tmp_path, dialect):
         "grade": rng.choice(["A", "B", "", " C ", "é", "=SUM(A1)", "-3.5", None, np.nan], n),
     })
     numbers.loc[:5, "amount"] = [0.0, -0.0, np.nan, np.inf, 1e-4, 9_999_999_999.5]
+    numbers["step"] = rng.integers(-4, 4, n) * 0.25  # few distinct values: written by distinct value
+    numbers.loc[:3, "step"] = [-0.0, 0.0, np.nan, -0.0]
     frames = {"numbers": numbers, "quoted text": numbers.assign(grade="a;b\tc,d\"e"),
               "dates": numbers.assign(day=pd.Timestamp("2024-01-31")), "mixed objects": numbers.assign(grade=1),
               "one column": numbers[["grade"]]}
