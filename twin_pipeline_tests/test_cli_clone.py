@@ -1,5 +1,6 @@
 """`twin clone` end to end: the protected twin, its model and both reports, with the guarantees recounted."""
 
+import gc
 import json
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def test_writes_the_twin_and_reports(cloned):
     assert privacy["k"] >= 5 and privacy["exact_match_rate"] == 0
     assert "audit" not in privacy and not (out / "privacy_audit.json").exists()  # the audit is off the clone's path
     assert (out / "model.json").exists() and not list(out.glob("*.tmp"))
+    assert gc.get_freeze_count() == 0  # a long-lived caller (twin serve, a Dagster worker) keeps no object for good
 
 
 def test_k_anonymity_holds_when_recounted_and_no_row_is_a_copy(cloned):
