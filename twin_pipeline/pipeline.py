@@ -488,14 +488,17 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         rows = sum(result["rows"] for result in results)
         fmt = options.output_format or ("parquet" if rows >= PARQUET_FROM_ROWS else "csv")
         # The CSV is the helper's once its reference is done, else this process writes it after its own work: queued
-        # behind the reference it ended last on small tables, while this process waited for both. Handed before
-        # the pictures: a helper free since its reference writes it while this process begins them
-        merged = SharedTasks([(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
-                                              real.attrs.get("csv_dialect")))], helper, after=reference)
+        # behind the reference it ended last on small tables, while this process waited for both. A helper free
+        # already writes it while this process begins the pictures; a busy one is handed it after them, and this
+        # process, done with its report, takes it back if the helper has not begun it (it is drawing them).
+        merge = [(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
+                                 real.attrs.get("csv_dialect")))]
+        merged = SharedTasks(merge, helper, after=reference) if reference.done() else None
         twin = sample_shards(Path(folder))
         # The pictures need only the tables: shared with the helper from now on, handed to it once its reference
         # is done (this process draws them if it has begun none), while this process recounts and reports
         drawing = report_figures(real, twin, options, helper, after=reference)
+        merged = merged or SharedTasks(merge, helper, after=reference)
         verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
@@ -503,8 +506,9 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
             "real row (common combinations)")
         quality, privacy = report(real, twin, engine, options, protection, verified, drawing.comparison)
         collecting.set()
-        figures = drawing.finish(quality)
+        drawing.hand_tails(quality)  # the last picture, to whoever draws the others, before this process merges
         [synthetic_path] = merged.results()
+        figures = drawing.finish(quality)
         quality.update(reference.result())
         page, _ = report_page(out_dir / "report.html", real, twin, quality, privacy, options, title=source.name,
                               figures=figures)

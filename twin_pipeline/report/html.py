@@ -234,7 +234,7 @@ class Drawing:
     scores and the correlation heatmaps need only the real table and the twin, so they are handed to a `helper`
     executor (`SharedTasks`, once it has finished `after`; the largest last, which it takes first) while this process
     writes the report; `finish(quality)` adds the tail dependence picture (the report's tail figures, shared
-    too) and draws what the helper has not begun. `column_kinds` must be the quality report's, so each plot
+    too; `hand_tails` adds it earlier) and draws what the helper has not begun. `column_kinds` must be the quality report's, so each plot
     shows what was scored; the quality report can then be read off the same `comparison` (its numbers and
     correlations are computed once)."""
 
@@ -250,9 +250,17 @@ class Drawing:
         self.shared = SharedTasks([(_draw_columns, (group, image_format)) for group in self.groups]
                               + [(heatmap_images, (panels, image_format))] * bool(panels), helper, after)
         self.image_format, self.scored = image_format, len(comparison.plan)
+        self.tails_handed = False
+
+    def hand_tails(self, quality: Mapping) -> None:
+        """Add the tail dependence picture (it needs the quality report's tail figures) to the shared pictures:
+        a caller with other work before `finish` hands it first, so a helper drawing the others draws it too."""
+        if not self.tails_handed:
+            self.shared.add(plots.tail_plot, quality.get("tail_risk") or {}, self.image_format)
+            self.tails_handed = True
 
     def finish(self, quality: Mapping) -> Figures:
-        self.shared.add(plots.tail_plot, quality.get("tail_risk") or {}, self.image_format)
+        self.hand_tails(quality)
         *drawn, tails = self.shared.results()
         columns = {name: image for group in drawn[:len(self.groups)] for name, image in group}
         return Figures(columns={name: columns[name] for name in column_scores(quality) if name in columns},
