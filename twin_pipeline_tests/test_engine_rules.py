@@ -498,6 +498,19 @@ def test_a_flag_a_category_fixes_on_most_rows_keeps_its_rate():
     assert not twin["written_off"][twin["days_past_due"] == 0].any()
 
 
+def test_a_flag_s_shares_are_corrected_on_its_own_slices_as_on_whole_twins(monkeypatch):
+    """After the first simulated twin, the shares' later rounds read only the flag's own slices (no other column
+    reads it): the same corrected shares, to the bit, as a whole twin every round."""
+    real = collections().drop(columns="missed_payments")
+    quick = GaussianCopulaEngine().fit(real)
+    flag = quick.variables.index(("written_off", "value"))
+    assert quick._shares_alone({flag})
+    monkeypatch.setattr(GaussianCopulaEngine, "_shares_alone", lambda self, targets: False)
+    whole = GaussianCopulaEngine().fit(real)
+    assert whole.variables == quick.variables
+    assert [m.to_dict() for m in whole.marginals] == [m.to_dict() for m in quick.marginals]
+
+
 def test_a_product_of_three_columns_is_found_and_kept():
     """A Basel risk table's expected loss is PD x LGD x EAD, rounded to cents: the twin broke it on 99.97 % of
     its rows (only products of two were searched). Names with spaces and units are read through col("...")."""

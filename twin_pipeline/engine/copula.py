@@ -191,18 +191,28 @@ class GaussianCopulaEngine:
         rng = np.random.default_rng(0)
         latent, orders = self._latent_values(rows, rng, np.linalg.cholesky(self.correlation), {})
         drawn = rng.bit_generator.state
+        alone = self._shares_alone(set(targets))
+        own_rows = None  # with `alone`: per target, the twin's rows no rule writes and not null (the first round's)
         for _ in range(iterations):
-            rng.bit_generator.state = drawn
-            twin = self._assemble(self._decoded(latent, self._latent_marginals(), rng, orders=orders), rows, 0, rng)
-            governed = self.rules.governed(twin)
+            if own_rows is None:
+                rng.bit_generator.state = drawn
+                twin = self._assemble(self._decoded(latent, self._latent_marginals(), rng, orders=orders), rows, 0, rng)
+                governed = self.rules.governed(twin)
+                codes = {i: self.marginals[i].codes(twin[self.variables[i][0]][~governed[self.variables[i][0]]].dropna())
+                         for i in targets}
+                if alone:
+                    own_rows = {i: ~governed[self.variables[i][0]] & twin[self.variables[i][0]].notna().to_numpy()
+                                for i in targets}
+            else:  # only the targets' own slices moved: their codes are their latent values' slices
+                marginals = self._latent_marginals()
+                codes = {i: marginals[i].decode(latent[own_rows[i], i]) for i in targets}
             settled = True
             for i, target in targets.items():
-                marginal, name = self.marginals[i], self.variables[i][0]
-                values = twin[name][~governed[name]].dropna()
-                if not len(values):
+                marginal = self.marginals[i]
+                if not len(codes[i]):
                     continue
-                measured = np.bincount(marginal.codes(values), minlength=len(target)) / len(values)
-                if np.all(np.abs(measured - target) <= 2 * np.sqrt(target * (1 - target) / len(values))):
+                measured = np.bincount(codes[i], minlength=len(target)) / len(codes[i])
+                if np.all(np.abs(measured - target) <= 2 * np.sqrt(target * (1 - target) / len(codes[i]))):
                     continue  # within the simulation's own noise
                 settled = False
                 corrected = np.where(measured > 0, marginal.probabilities * target / np.maximum(measured, 1e-12),
@@ -210,6 +220,21 @@ class GaussianCopulaEngine:
                 self.marginals[i] = SlicedMarginal(marginal.values, corrected / corrected.sum(), marginal.pooled)
             if settled:
                 return
+
+    def _shares_alone(self, targets: set[int]) -> bool:
+        """Whether correcting the `targets`' shares (value variables) changes nothing of a simulated twin but
+        their own values: no other column copies them, no outcome step reads them, and no enforced rule reads
+        them but the fixed-value rules that write them. Then every other column, and the rows those rules
+        write, come out the same in each round (the same latent draws, and the targets' slices take no random
+        numbers), so a round after the first needs only the targets' slices, not a whole twin."""
+        names = {self.variables[i][0] for i in targets}
+        if any(spec.copy_of in names for spec in self.specs):
+            return False
+        if self.steps is not None and ({self.steps.outcome, *self.steps.parents} & targets):
+            return False
+        return all(not set(rule.columns) & names or (rule.kind == "fixed_when" and set(rule.columns) & names
+                                                      == {rule.params["column"]})
+                   for rule in self.rules.rules if rule.enforced)
 
     def _calibrate_derived_rounding(self, rows: int = 5_000, iterations: int = 1) -> None:
         """Stepped columns (rules.stepped_columns) are rounded after their rule bounds them: their step weights are
