@@ -57,16 +57,18 @@ def protect(synthetic: pd.DataFrame, real: pd.DataFrame, engine: GaussianCopulaE
     draw = resample or (lambda n: engine.sample(n, seed=fresh_seed()))
     given = None if resample else (lambda rows: conditional_draw(engine, rows, fresh_seed()))
     formats = identifier_formats(engine)
+    # The twin's typed view replaces the columns it converts in a shallow copy: no copy of every column, and the
+    # caller's frame unchanged (no step of protect_twin writes into the frame it is given)
     protected, protection = protect_twin(
-        engine.typed_view(synthetic), engine.typed_view(real), resample=lambda n: engine.typed_view(draw(n)),
+        engine.typed_view(synthetic.copy(deep=False), copy=False), engine.typed_view(real), resample=lambda n: engine.typed_view(draw(n)),
         k=options.k, quasi_identifiers=options.quasi_identifiers, generalize=options.generalize,
         max_suppression=options.max_suppression, primary_key=options.primary_key,
         ignore_columns=list(ignore_columns or ()) + [spec.name for spec in engine.specs if spec.is_key],
         resample_given=given, seed=fresh_seed(),
         conform=lambda before, after, qis: engine.rederive(before, after, keep=qis, seed=fresh_seed()),
     )
-    protected = engine.renumber_keys(engine.written_view(engine.text_view(protected), copy=False), first_row,
-                                     seed=[options.seed or 0, first_row])
+    written = engine.written_view(engine.text_view(protected, copy=False), copy=False)  # protect_twin's own frame
+    protected = engine.renumber_keys(written, first_row, seed=[options.seed or 0, first_row])
     protected, clashes = replace_real_values(protected, real, formats, resample_rng)
     protection["direct_identifiers_redrawn_for_equalling_a_real_value"] = clashes
     return protected, protection

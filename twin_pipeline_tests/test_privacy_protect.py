@@ -52,6 +52,23 @@ def test_twin_has_no_rare_strings_no_rare_records_k5_and_all_its_rows():
     assert list(protected.dtypes) == list(synthetic.dtypes)
 
 
+def test_protection_never_writes_into_the_twin_it_is_given():
+    """Its steps share the columns they leave alone with the frame they are given (no copy of every column): a
+    replaced copy, a regrouped string, a micro-aggregated income or a redrawn title must land in a frame of
+    protection's own, never in the caller's."""
+    real = applicants(1_000, seed=1)
+    leaked = real.sample(30, random_state=0).assign(application_id=lambda d: "S" + d["application_id"])
+    synthetic = pd.concat([applicants(2_000, seed=2), leaked], ignore_index=True)
+    synthetic.loc[:9, "emp_title"] = real["emp_title"][real["emp_title"].str.startswith("title")].iloc[:10].values
+    before = synthetic.copy()
+    seeds = iter(range(100, 200))
+    protected, report = protect_twin(synthetic, real, lambda n: applicants(n, seed=next(seeds)), k=5,
+                                     primary_key="application_id")
+    assert report["exact_copies"]["rows_replaced"] > 0 and report["rare_strings"]["emp_title"]["cells_replaced"] > 0
+    assert not protected["income"].equals(synthetic["income"])  # micro-aggregated
+    pd.testing.assert_frame_equal(synthetic, before)
+
+
 def test_a_small_discrete_table_keeps_its_flag_rate_and_its_shares():
     """450 rows of four discrete columns with a 13 % flag: most twin rows equal some real row, as most fresh real
     rows would; only rare records are replaced, from a reweighted pool, so every share stays within sampling error."""

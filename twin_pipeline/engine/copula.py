@@ -468,21 +468,22 @@ class GaussianCopulaEngine:
     def renumber_keys(self, frame: pd.DataFrame, first_row: int = 0, seed: int | None = None) -> pd.DataFrame:
         """Fresh identifier values numbered from `first_row`: after rows were replaced or dropped, keys stay
         unique and never real."""
-        frame = frame.reset_index(drop=True)
+        frame = frame.set_axis(pd.RangeIndex(len(frame)), copy=False)  # a key column is replaced, never written into
         rng = np.random.default_rng(seed)
         for spec in self.specs:
             if spec.is_key:
                 frame[spec.name] = spec.cast(pd.Series(spec.mint(first_row, len(frame), rng)))
         return frame
 
-    def typed_view(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def typed_view(self, frame: pd.DataFrame, copy: bool = True) -> pd.DataFrame:
         """Numbers written as text become numbers and text dates become datetimes, so privacy protection treats
-        them by value (micro-aggregates "13.5%", never regroups a date into "Other")."""
-        return _converted(frame, {spec.name: spec.typed for spec in self._view_specs()})
+        them by value (micro-aggregates "13.5%", never regroups a date into "Other"). `copy=False` converts
+        `frame` itself (its columns are replaced, never written into)."""
+        return _converted(frame, {spec.name: spec.typed for spec in self._view_specs()}, copy)
 
-    def text_view(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The inverse of `typed_view`: back to the input's text formats (nulls stay null)."""
-        return _converted(frame, {spec.name: spec.text for spec in self._view_specs()})
+    def text_view(self, frame: pd.DataFrame, copy: bool = True) -> pd.DataFrame:
+        """The inverse of `typed_view`: back to the input's text formats (nulls stay null); `copy` as there."""
+        return _converted(frame, {spec.name: spec.text for spec in self._view_specs()}, copy)
 
     def written_view(self, frame: pd.DataFrame, copy: bool = True) -> pd.DataFrame:
         """The frame as its writers (CSV, Parquet, a caller's own to_csv) should see it: whole-number columns

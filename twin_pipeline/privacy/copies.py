@@ -217,7 +217,9 @@ def replace_disclosive_copies(
     report, with the largest share change this caused in any low-cardinality column. `combinations`: the real
     table's over the compared columns, when the caller has them.
     """
-    out = synthetic.reset_index(drop=True)
+    # A view with fresh row numbers, copied only before its first row is replaced (most shards replace none): the
+    # caller's frame is never written
+    out, own = synthetic.set_axis(pd.RangeIndex(len(synthetic)), copy=False), False
     columns = compared_columns(out, real, ignore_columns)
     combinations = combinations or RealCombinations(real, columns)
     natural = natural_identical_share(real, columns, seed)
@@ -250,12 +252,14 @@ def replace_disclosive_copies(
         if take:
             chosen = systematic_sample(pool, weights, take, kept_shares, rng)
             targets = positions[:take] if take == len(positions) else rng.choice(positions, take, replace=False)
+            out, own = (out, own) if own else (out.copy(), True)
             out.loc[targets] = pool.loc[chosen].set_axis(targets).astype(out.dtypes.to_dict())
             counts[targets] = pool_counts[chosen]
             replaced += take
         rounds += 1
     dropped = int(forbidden.sum())
-    out = out[~forbidden].reset_index(drop=True)
+    if forbidden.any():
+        out = out[~forbidden].reset_index(drop=True)
     identical = int((counts[~forbidden] > 0).sum())
     return out, {
         "rule": f"no row equal to a real combination shared by fewer than {k} real rows; common combinations "
@@ -283,9 +287,10 @@ def replace_rare_strings(
 
     Values absent from the real data (an engine's own "Other", generated keys) reveal nobody and stay.
     `exclude` names columns to leave alone (e.g. the primary key). Returns the frame and, per column,
-    how many rare real values exist and how many synthetic cells were replaced.
+    how many rare real values exist and how many synthetic cells were replaced. The frame returned shares the
+    columns it leaves alone with `synthetic` (a changed column is replaced, never written into).
     """
-    out = synthetic.copy()
+    out = synthetic.copy(deep=False)
     counts: dict[str, dict] = {}
     for column in out.columns:
         if column in exclude or column not in real.columns or not _is_text(out[column]) or not _is_text(real[column]):

@@ -65,9 +65,10 @@ def redraw_in_hierarchies(
     of populous cells inside their hierarchy group, level by level in order of ARX Loss times the column's
     entropy (the bits a move can lose: a state within its division, then a home-ownership status, before a
     title); at equal cost the move that makes the most rows safe first. Where the group has no populous cell but >= k rare rows, they share the group's most
-    common value among them. Returns the frame, per column the rows changed and the ARX Loss per changed row.
+    common value among them. Returns the frame (sharing the columns it leaves alone with `frame`: a moved column is
+    replaced, never written into), per column the rows changed and the ARX Loss per changed row.
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)
     n = len(out)
     changed = {c: np.zeros(n, dtype=bool) for c in columns}
     loss = {c: np.zeros(n) for c in columns}

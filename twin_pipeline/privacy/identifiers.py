@@ -177,11 +177,11 @@ def _shared_characters(shape: str, values: pd.Series, k: int) -> dict[str, str]:
 
 def replace_real_values(twin: pd.DataFrame, real: pd.DataFrame, formats: dict[str, dict],
                         rng: np.random.Generator, max_rounds: int = 20) -> tuple[pd.DataFrame, dict]:
-    """Redraw any fresh identifier equal to a real value of its column, so no real one is ever emitted."""
-    out, redrawn = twin.copy(), {}
+    """Redraw any fresh identifier equal to a real value of its column, so no real one is ever emitted (`twin`
+    itself is returned when it has none of these columns: nothing to copy for)."""
+    formats = {column: fmt for column, fmt in formats.items() if column in twin.columns and column in real.columns}
+    out, redrawn = twin.copy() if formats else twin, {}
     for column, fmt in formats.items():
-        if column not in out.columns or column not in real.columns:
-            continue
         real_values = set(real[column].dropna().astype(str))
         clash = out[column].astype(str).isin(real_values).to_numpy() & out[column].notna().to_numpy()
         redrawn[column] = int(clash.sum())

@@ -71,7 +71,8 @@ def protect_twin(
             return fresh(len(given))
         return replace_rare_strings(resample_given(given).reset_index(drop=True), real, k, exclude=ignore)[0]
 
-    safe, rare_strings = replace_rare_strings(synthetic.reset_index(drop=True), real, k, exclude=ignore)
+    safe, rare_strings = replace_rare_strings(synthetic.set_axis(pd.RangeIndex(len(synthetic)), copy=False), real, k,
+                                              exclude=ignore)  # fresh row numbers, no copy: neither writes into it
     combinations = RealCombinations(real, compared_columns(safe, real, ignore))  # once, for copies and refills
     safe, copies = replace_disclosive_copies(safe, real, fresh, k, ignore, max_rounds, seed,
                                              combinations=combinations)
