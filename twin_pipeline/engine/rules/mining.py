@@ -119,9 +119,9 @@ def _mine(df: pd.DataFrame, specs, k: int, seed: int) -> list[Rule]:
     dates = {name: order_values[:, len(names) + i] for i, (name, parse) in enumerate(parsed.items())
              if parse["kind"] == "datetime"}
     rules += [_with_parse(rule, parsed) for rule in mine_date_terms(dates, values, names, k)]
-    determined = mine_determined(df, specs, k)
-    implied = {(rule.params["column"], rule.params["by"]) for rule in determined}
     coded = value_codes(df, specs)
+    determined = mine_determined(df, specs, k, coded)
+    implied = {(rule.params["column"], rule.params["by"]) for rule in determined}
     rules += [rule for rule in mine_fixed_values(df, specs, k, coded)
               if (rule.params["column"], next(iter(rule.params["when"]))) not in implied]
     return rules + determined + mine_thresholds(df, names, k, coded)
@@ -442,7 +442,8 @@ def _ratio_rule(values, names, target, a, b, power) -> Rule | None:
 # ---------------------------------------------------------------------- fixed values within a category
 def value_codes(df: pd.DataFrame, specs) -> tuple[list[str], np.ndarray]:
     """The columns a value may be fixed in (not keys, constants or copies) and their values as integer codes
-    (-1 for null), rows by columns: the fixed-value and the threshold searches both read them."""
+    (-1 for null; pd.factorize's, numbered in order of first appearance), rows by columns: the fixed-value, the
+    threshold and the determined searches all read them (every category column is among them)."""
     targets = [spec.name for spec in specs if spec.shape]
     if not targets:
         return targets, np.zeros((len(df), 0), dtype=np.intp)
@@ -452,18 +453,20 @@ def value_codes(df: pd.DataFrame, specs) -> tuple[list[str], np.ndarray]:
 def mine_fixed_values(df: pd.DataFrame, specs, k: int, coded: tuple[list[str], np.ndarray]) -> list[Rule]:
     """`column == value` (or null) on every row of a category, when that is not chance: the value is rare
     enough elsewhere that a group of this size would not all carry it by luck. `coded`: `value_codes`."""
-    groups = [spec.name for spec in specs if spec.category
-              and df[spec.name].nunique() <= MAX_GROUP_VALUES]
     targets, matrix = coded
+    column_of = {name: j for j, name in enumerate(targets)}
+    groups = [spec.name for spec in specs if spec.category
+              and matrix[:, column_of[spec.name]].max(initial=-1) + 1 <= MAX_GROUP_VALUES]  # distinct values
     if not groups or not targets:
         return []
     rules = []
     for group in groups:
-        group_codes, group_values = pd.factorize(df[group])
+        group_codes = matrix[:, column_of[group]]
         others = np.array([name != group for name in targets])
         order = np.argsort(group_codes, kind="stable")
-        bounds = np.searchsorted(group_codes[order], np.arange(len(group_values) + 1))
-        for code, value in enumerate(group_values):
+        distinct = int(group_codes.max(initial=-1)) + 1
+        bounds = np.searchsorted(group_codes[order], np.arange(distinct + 1))
+        for code in range(distinct):
             rows = order[bounds[code]:bounds[code + 1]]
             if len(rows) < max(k, 20):
                 continue
@@ -477,6 +480,7 @@ def mine_fixed_values(df: pd.DataFrame, specs, k: int, coded: tuple[list[str], n
             for index in constant[(elsewhere < 1.0) & (chance <= np.log(CHANCE))]:
                 target = targets[index]
                 fixed = None if block[0, index] == -1 else df[target].iloc[rows[0]]
+                value = df[group].iloc[rows[0]]  # the code's value: its first row's (rows are in row order)
                 rules.append(Rule("fixed_when", {"column": target, "value": _plain(fixed),
                                                  "when": {group: _plain(value)}}))
     return rules
@@ -554,11 +558,14 @@ def _plain(value):
 
 
 # ---------------------------------------------------------------------- one category determines another
-def mine_determined(df: pd.DataFrame, specs, k: int) -> list[Rule]:
-    """A category column that is a function of another (grade of sub_grade), neither with values rarer than k."""
+def mine_determined(df: pd.DataFrame, specs, k: int, coded: tuple[list[str], np.ndarray]) -> list[Rule]:
+    """A category column that is a function of another (grade of sub_grade), neither with values rarer than k.
+    `coded`: `value_codes`."""
+    targets, matrix = coded
+    every = {name: matrix[:, j] for j, name in enumerate(targets)}
     names = [spec.name for spec in specs if spec.category
-             and df[spec.name].notna().all() and df[spec.name].value_counts().min() >= k]
-    codes = {name: pd.factorize(df[name])[0] for name in names}
+             and len(df) and every[spec.name].min() >= 0 and np.bincount(every[spec.name]).min() >= k]
+    codes = {name: every[name] for name in names}
     distinct = {name: int(code.max()) + 1 for name, code in codes.items()}
     screen = np.random.default_rng(0).choice(len(df), min(len(df), SCREEN_ROWS), replace=False)
 
