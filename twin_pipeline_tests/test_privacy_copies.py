@@ -124,6 +124,15 @@ def test_natural_identical_match_share_on_a_holdout_and_leaving_one_out():
     assert natural_identical_share(real, ["flag", "unique"])["leave_one_out"] == 0.0
 
 
+def test_the_real_rows_fingerprints_taken_from_their_combinations_give_the_same_natural_share():
+    real = real_table(500).assign(job=lambda d: d["job"].where(d.index % 7 > 0))
+    columns = ["age", "job"]
+    combinations = RealCombinations(real, columns)
+    assert np.array_equal(combinations.rows, row_fingerprints(real, columns))
+    shared = natural_identical_share(real, columns, seed=3, fingerprints=combinations.rows)
+    assert shared == natural_identical_share(real, columns, seed=3) and 0 < shared["holdout_50_50"] < 1
+
+
 def test_a_twin_row_with_whole_numbers_and_blanks_still_equals_the_rare_real_record_it_copies(tmp_path):
     """The twin writes whole numbers with blanks as nullable integers (30), the real table reads them as floats
     (30.0): the in-memory count and DuckDB's recount over the written shards still see the copy."""

@@ -81,7 +81,8 @@ class RealCombinations:
     def __init__(self, real: pd.DataFrame, columns: Sequence[str]):
         self.columns = list(columns)
         hashes = [_column_hashes(real[column]) for column in self.columns]
-        self.fingerprints, self.counts = np.unique(_combined(hashes, len(hashes), len(real)), return_counts=True)
+        self.rows = _combined(hashes, len(hashes), len(real))  # each real row's fingerprint, in row order
+        self.fingerprints, self.counts = np.unique(self.rows, return_counts=True)
         # Each column's real values (hashed), the most varied first: a row whose value in one column no real row
         # has equals no real row, so `count` fingerprints only the rows these let through
         self.values = sorted(zip(self.columns, map(np.unique, hashes)), key=lambda item: -len(item[1]))
@@ -110,12 +111,14 @@ def _among(hashes: np.ndarray, values: np.ndarray) -> np.ndarray:
     return values[np.minimum(np.searchsorted(values, hashes), len(values) - 1)] == hashes
 
 
-def natural_identical_share(real: pd.DataFrame, columns: Sequence[str], seed: int = 0) -> dict:
+def natural_identical_share(real: pd.DataFrame, columns: Sequence[str], seed: int = 0,
+                            fingerprints: np.ndarray | None = None) -> dict:
     """The share of rows identical to some real row that a fresh real sample shows (MOSTLY AI's "identical match
     share"), estimated two ways: on a 50/50 holdout split (half B against half A), and leaving one row out at a
     time (a real row whose combination another real row shares), which is the same question at the full table's
-    size and is the cap used."""
-    fingerprints = row_fingerprints(real, columns)
+    size and is the cap used. `fingerprints`: the real rows' own over `columns` (RealCombinations.rows), when
+    the caller has them (hashing 55 real columns again cost a wide shard 15-20 ms)."""
+    fingerprints = row_fingerprints(real, columns) if fingerprints is None else fingerprints
     _, inverse, counts = np.unique(fingerprints, return_inverse=True, return_counts=True)
     order = np.random.default_rng(seed).permutation(len(real))
     half_a, half_b = fingerprints[order[: len(real) // 2]], fingerprints[order[len(real) // 2:]]
@@ -222,7 +225,8 @@ def replace_disclosive_copies(
     out, own = synthetic.set_axis(pd.RangeIndex(len(synthetic)), copy=False), False
     columns = compared_columns(out, real, ignore_columns)
     combinations = combinations or RealCombinations(real, columns)
-    natural = natural_identical_share(real, columns, seed)
+    natural = natural_identical_share(real, columns, seed,
+                                      combinations.rows if combinations.columns == columns else None)
     kept_shares = low_cardinality_columns(real, columns)
     margins = calibration_margins(real, kept_shares)
     n = len(out)
