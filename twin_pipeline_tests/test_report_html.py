@@ -109,6 +109,24 @@ def test_a_column_plot_on_the_reused_canvas_is_the_plot_a_fresh_canvas_draws():
         assert draw(name, compact) == image, name
 
 
+def test_a_heatmap_carries_its_cells_as_one_pixel_each_and_its_labels_without_tick_marks():
+    import io
+
+    from PIL import Image
+
+    from twin_pipeline.report import plots
+
+    names = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    matrix = pd.DataFrame(np.random.default_rng(0).uniform(-1, 1, (5, 5)), names, names)
+    svg = plots.heatmap_plots({"one": (matrix, 1.0)}, "svg")["one"].decode()
+    sizes = [Image.open(io.BytesIO(base64.b64decode(data))).size
+             for data in re.findall(r'xlink:href="data:image/png;base64,([^"]+)"', svg)]
+    assert (5, 5) in sizes  # the cells (the other image is the colour bar)
+    assert all(f">{name}</text>" in svg for name in names)
+    assert len(re.findall(r"<use ", svg)) == len(re.findall(r"<use ", plots.heatmap_plots(
+        {"one": (matrix.iloc[:2, :2], 1.0)}, "svg")["one"].decode()))  # the colour bar's marks only
+
+
 def test_column_densities_count_each_value_in_its_bin():
     """A plot's densities are the histogram over its own edges, for numbers, whole numbers and dates."""
     from twin_pipeline.quality.metrics import _Comparison

@@ -249,10 +249,14 @@ def heatmap_plots(panels: Mapping[str, tuple[pd.DataFrame, float]], image_format
     width, height = label + max(grid + 0.9, 0.075 * max(map(len, panels))), label + grid + 0.35
     figure = Figure(figsize=(width, height))
     axes = figure.add_axes((label / width, label / height, grid / width, grid / height))
+    # The cells as an image of one pixel each, which the viewer enlarges without smoothing (matplotlib resampled
+    # it to the figure's pixels and compressed those), and labels without tick marks: each label sits at its
+    # cell's middle, and the marks were 2 x n more objects to draw.
     image = axes.imshow(matrix.to_numpy(float), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -1.0, 1.0),
-                        interpolation="nearest")
+                        interpolation="none")
     axes.set_xticks(range(size), labels, rotation=90, fontsize=7)
     axes.set_yticks(range(size), labels, fontsize=7)
+    axes.tick_params(bottom=False, left=False)
     bar = figure.add_axes(((label + grid + 0.12) / width, label / height, 0.14 / width, grid / height))
     figure.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
     _unlabelled(axes, bar)
