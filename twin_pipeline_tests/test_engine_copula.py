@@ -44,6 +44,18 @@ def test_chunks_concatenate_to_the_same_sample(fitted):
     assert pd.concat(chunks, ignore_index=True).equals(fitted.sample(2500, seed=5, chunk_size=1000))
 
 
+def test_each_column_of_a_sampled_chunk_holds_its_own_cells(fitted):
+    """A chunk's frame takes its columns as sampled, unconsolidated (no copy): a caller writing into one column
+    of a chunk must find no other column changed with it."""
+    chunk = next(fitted.iter_samples(1000, seed=2))
+    cells = [chunk[name].array for name in chunk.columns]
+    buffers = [getattr(values, "_data", getattr(values, "_ndarray", None)) for values in cells]
+    buffers = [np.asarray(values) if buffer is None else buffer for values, buffer in zip(cells, buffers)]
+    shared = [(a, b) for i, a in enumerate(chunk.columns) for j, b in enumerate(chunk.columns)
+              if i < j and np.shares_memory(buffers[i], buffers[j])]
+    assert shared == []
+
+
 def test_numbers_stay_in_range_integers_stay_integers_and_decimals_kept(loan_book, twin):
     for name in ("income", "loan_amount", "age", "debt", "annual_inc_joint"):
         assert twin[name].min() >= loan_book[name].min() and twin[name].max() <= loan_book[name].max(), name

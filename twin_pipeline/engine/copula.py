@@ -624,7 +624,7 @@ class GaussianCopulaEngine:
             marginal, values = (None, None) if value_index is None else (self.marginals[value_index], decoded[value_index])
             is_null = None if null_index is None else np.asarray(decoded[null_index]) == 1
             out[spec.name] = spec.sample(marginal, values, is_null, size, start, rng, out)
-        frame = pd.DataFrame(out, index=pd.RangeIndex(size))
+        frame = pd.DataFrame(out, index=pd.RangeIndex(size), copy=False)
         for name in given.columns if given is not None else ():
             frame[name] = given[name].to_numpy()
         if self.rules.rules:
