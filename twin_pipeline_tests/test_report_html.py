@@ -127,6 +127,25 @@ def test_a_heatmap_carries_its_cells_as_one_pixel_each_and_its_labels_without_ti
         {"one": (matrix.iloc[:2, :2], 1.0)}, "svg")["one"].decode()))  # the colour bar's marks only
 
 
+def test_column_plots_are_the_pictures_matplotlib_s_stairs_draws(monkeypatch):
+    from twin_pipeline.quality.metrics import _Comparison
+    from twin_pipeline.report import plots
+
+    real, twin = lending_table(n=600), lending_table(seed=1, n=600)
+    comparison = _Comparison(real, twin)
+    shown = [plots.distribution(comparison.real[name], comparison.synthetic[name], column)
+             for name, column in comparison.plan.items() if column.type != "excluded"]
+
+    def pictures():
+        vars(plots._CANVASES).clear()
+        return [plots.column_plot(each, compact=compact) for compact in (False, True) for each in shown]
+
+    drawn = pictures()
+    monkeypatch.setattr(plots, "_stairs", lambda axes, heights, edges, colour, fill=False, **style: axes.stairs(
+        heights, edges, fill=fill, color=colour, **({"linewidth": 0} if fill else {}), **style))
+    assert pictures() == drawn
+
+
 def test_column_densities_count_each_value_in_its_bin():
     """A plot's densities are the histogram over its own edges, for numbers, whole numbers and dates."""
     from twin_pipeline.quality.metrics import _Comparison

@@ -123,9 +123,9 @@ def column_plot(shown: Distribution, image_format: str = "svg", compact: bool = 
     if shown.edges is not None:
         if len(shown.real):
             # One stairs artist per table instead of a rectangle per bin: a third of the drawing time.
-            axes.stairs(shown.real, shown.edges, fill=True, color=REAL_COLOUR, alpha=0.45)
+            _stairs(axes, shown.real, shown.edges, REAL_COLOUR, fill=True, alpha=0.45)
             if shown.twin is not None:
-                axes.stairs(shown.twin, shown.edges, linewidth=1.6, color=TWIN_COLOUR)
+                _stairs(axes, shown.twin, shown.edges, TWIN_COLOUR, linewidth=1.6)
             if shown.dates:
                 low, high = shown.edges[0], shown.edges[-1]
                 ticks = axes.get_xticks()
@@ -150,7 +150,20 @@ def _bars(axes: Axes, starts: np.ndarray, heights: np.ndarray, colour: str) -> N
     plot instead of a rectangle per category and table."""
     edges = np.column_stack([starts, starts + 0.4]).ravel()
     steps = np.column_stack([heights, np.zeros(len(heights))]).ravel()[:-1]
-    axes.stairs(steps, edges, fill=True, color=colour, alpha=0.8, linewidth=0)
+    _stairs(axes, steps, edges, colour, fill=True, alpha=0.8)
+
+
+def _stairs(axes: Axes, heights: np.ndarray, edges: np.ndarray, colour: str, fill: bool = False, **style) -> None:
+    """`axes.stairs(heights, edges, color=colour, fill=fill, **style)` on a zero baseline, its extent given to the
+    data limits as its edges and heights (as `add_artist`'s docs advise): `stairs` finds it by walking every
+    segment of the outline in Python, a fifth of a column plot's time. The same artist, limits and picture."""
+    from matplotlib.patches import StepPatch
+
+    colours = {"facecolor": colour, "linewidth": 0} if fill else {"edgecolor": colour}
+    steps = axes.add_artist(StepPatch(heights, edges, baseline=0, fill=fill, **colours, **style))
+    steps.sticky_edges.y.append(0)
+    axes.update_datalim([(edges.min(), min(0.0, heights.min())), (edges.max(), max(0.0, heights.max()))])
+    axes.autoscale()  # the view follows the data limits when drawn, as after `stairs`
 
 
 _CANVASES = threading.local()  # per thread: a web worker's threads never draw on one figure together
