@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin_pipeline.engine.columns import count_decimals, detect_date_format
+from twin_pipeline.engine.columns import DATE_FORMATS, count_decimals, detect_date_format, parse_dates
 from twin_pipeline.engine.transformers import detect_spec
 
 
@@ -34,10 +34,19 @@ def test_kinds_of_the_loan_book(loan_book):
     (["09-APR-23", "31-DEC-23"], ("%d-%^b-%y", "D")),  # capitals kept when written back
     (["09-Apr-23", "31-Dec-23"], ("%d-%b-%y", "D")),
     (["Apr 09, 2023", "Dec 31, 2023"], ("%b %d, %Y", "D")),
+    (["Mar-18", "Apr-18", "Dec-19"], ("%b-%y", "M")),
     (["apple", "pear"], (None, None)),
+    (["A1", "B5", "G3"], (None, None)),  # a grade's sub-grades: one digit, no year
 ])
 def test_text_date_formats(values, expected):
     assert detect_date_format(pd.Series(values)) == expected
+
+
+def test_no_date_format_reads_a_value_with_one_digit():
+    """detect_date_format rules out values with fewer than two digits before trying the formats."""
+    values = pd.Series(["A1", "1", "Jan-5", "5 Jan", "Jan 5, 5", "5-Jan-5", "1/1/1", "1.1.1", "1-1-1", "5T1Z"])
+    for fmt, _ in DATE_FORMATS:
+        assert parse_dates(values, fmt).isna().all(), fmt
 
 
 def test_year_numbers_stay_integers():
