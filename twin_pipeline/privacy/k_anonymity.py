@@ -64,13 +64,13 @@ def enforce_k_anonymity(
     `synthetic`: the rows are model draws (a twin), so rare combinations may be redrawn inside their hierarchy
     groups (seeded by `seed`) before anything is generalised; real records are only ever generalised.
 
-    Returns the protected frame (same columns, order and dtypes; suppressed rows removed, index kept)
-    and a report with initial_k, final_k, bank_compliant, records_suppressed, transformations_applied,
+    Returns the protected frame (same columns, order and dtypes; suppressed rows removed, index kept; without
+    suppression it shares the columns it leaves alone with `df`) and a report with initial_k, final_k, bank_compliant, records_suppressed, transformations_applied,
     quasi_identifiers and information_loss.
     """
     qis = _checked_arguments(df, target_k, quasi_identifiers, generalize, max_suppression)
     n = len(df)
-    protected = df.copy()
+    protected = df.copy(deep=False)  # every pass replaces the columns it changes, never writes into them
     numeric = [q for q in qis if is_numeric_qi(df[q])]
     categorical = [q for q in qis if q not in numeric]
     steps: dict[str, list[dict]] = {q: [] for q in qis}
