@@ -28,7 +28,7 @@ from .engine.keys import is_key
 from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
 from .protection import protect
-from .shards import make_shards, merge_shards, sample_shards, verify_shards
+from .shards import QUALITY_SAMPLE_ROWS, make_shards, merge_shards, sample_shards, verify_shards
 from .sharing import SharedTasks
 from .tables import read_table, sha256_file, write_json
 
@@ -483,7 +483,9 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
                    qis, out_dir: Path, say, helper: ProcessPoolExecutor, reference: Future) -> dict:
     collecting = _load_pictures_when_free(helper, reference)
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
-        results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say)
+        frames = [] if n <= QUALITY_SAMPLE_ROWS else None  # a twin the quality sample would read whole anyway
+        results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say,
+                              frames=frames)
         protection = combine_protection(results)
         rows = sum(result["rows"] for result in results)
         fmt = options.output_format or ("parquet" if rows >= PARQUET_FROM_ROWS else "csv")
@@ -494,7 +496,7 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         merge = [(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
                                  real.attrs.get("csv_dialect")))]
         merged = SharedTasks(merge, helper, after=reference) if reference.done() else None
-        twin = sample_shards(Path(folder))
+        twin = sample_shards(Path(folder), frames=frames)
         # The pictures need only the tables: shared with the helper from now on, handed to it once its reference
         # is done (this process draws them if it has begun none), while this process recounts and reports
         drawing = report_figures(real, twin, options, helper, after=reference)

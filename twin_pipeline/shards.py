@@ -50,13 +50,17 @@ def shard_seed(seed: int | None, shard: int) -> int:
     return int(np.random.SeedSequence([seed or 0, shard]).generate_state(1, dtype=np.uint64)[0])
 
 
-def make_shard(engine: GaussianCopulaEngine, real: pd.DataFrame, options: CloneOptions, shard: Shard, folder: Path) -> dict:
-    """Sample, protect and write one shard; returns its protection figures."""
+def make_shard(engine: GaussianCopulaEngine, real: pd.DataFrame, options: CloneOptions, shard: Shard, folder: Path,
+               frames: list | None = None) -> dict:
+    """Sample, protect and write one shard; returns its protection figures. The shard's frame, as written, is
+    appended to `frames` when given (`sample_shards` then need not read it back)."""
     synthetic = engine.sample(shard.rows, seed=shard_seed(options.seed, shard.index), first_row=shard.first_row)
     protected, protection = protect(synthetic, real, engine, options, first_row=shard.first_row)
     if len(protected) < shard.rows:  # protection refills what it removes: a short shard is a bug, not a result
         raise RuntimeError(f"shard {shard.index}: protection returned {len(protected)} of {shard.rows} rows")
     write_frame(protected, Path(folder) / shard.file_name)
+    if frames is not None:
+        frames.append(protected)
     return {"shard": shard.index, "rows": len(protected), "protection": protection}
 
 
@@ -72,8 +76,10 @@ def _run_in_worker(shard: Shard) -> dict:
 
 
 def make_shards(engine: GaussianCopulaEngine, real: pd.DataFrame, options: CloneOptions, n: int, folder: Path,
-                workers: int = 1, progress=None, shard_rows: int = SHARD_ROWS) -> list[dict]:
-    """All shards of an `n`-row twin into `folder`, in `workers` processes; `progress(message)` after each."""
+                workers: int = 1, progress=None, shard_rows: int = SHARD_ROWS, frames: list | None = None) -> list[dict]:
+    """All shards of an `n`-row twin into `folder`, in `workers` processes; `progress(message)` after each.
+    `frames`, when given, receives every shard's frame in shard order if they are made in this process (it stays
+    empty if they are made in others): hold them only for a twin small enough to keep whole."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     shards = plan_shards(n, shard_rows)
@@ -89,7 +95,7 @@ def make_shards(engine: GaussianCopulaEngine, real: pd.DataFrame, options: Clone
 
     if workers <= 1 or len(shards) == 1:
         for shard in shards:
-            report(make_shard(engine, real, options, shard, folder))
+            report(make_shard(engine, real, options, shard, folder, frames))
     else:
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(engine, real, options, folder)) as pool:
             for result in pool.map(_run_in_worker, shards):
@@ -136,16 +142,21 @@ def verify_shards(folder: Path, real: pd.DataFrame, quasi_identifiers: list[str]
             "exact_match_rate": copies / rows if rows else 0.0, "rare_record_copies": int(rare)}
 
 
-def sample_shards(folder: Path, rows: int = QUALITY_SAMPLE_ROWS, seed: int = 0) -> pd.DataFrame:
-    """A uniform random sample of at most `rows` rows across all shards, read one shard at a time."""
+def sample_shards(folder: Path, rows: int = QUALITY_SAMPLE_ROWS, seed: int = 0,
+                  frames: list[pd.DataFrame] | None = None) -> pd.DataFrame:
+    """A uniform random sample of at most `rows` rows across all shards, read one shard at a time. `frames`: all
+    the shards' frames, in shard order, if the caller still holds them (`make_shards`): taken instead of reading
+    each file back (the same frames: 0.07-0.18 CPU s for a 100,000 x 55 shard)."""
     files = sorted(Path(folder).glob("shard-*.parquet"))
-    sizes = [_row_count(path) for path in files]
+    if frames is not None and len(frames) != len(files):
+        frames = None
+    sizes = [len(frame) for frame in frames] if frames is not None else [_row_count(path) for path in files]
     total = sum(sizes)
     rng = np.random.default_rng(seed)
     parts = []
-    for path, size in zip(files, sizes):
+    for number, (path, size) in enumerate(zip(files, sizes)):
         take = size if total <= rows else int(rng.binomial(size, rows / total))
-        frame = pd.read_parquet(path)
+        frame = frames[number] if frames is not None else pd.read_parquet(path)
         parts.append(frame if take >= size else frame.iloc[np.sort(rng.choice(size, take, replace=False))])
     return pd.concat(parts, ignore_index=True)
 

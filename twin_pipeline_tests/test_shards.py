@@ -56,6 +56,19 @@ def test_verify_finds_a_planted_copy(setup, tmp_path):
     assert verify_shards(tmp_path, real, QIS, ["loan_id"])["exact_matches"] == 1
 
 
+def test_shards_kept_in_memory_are_the_files_read_back(setup, tmp_path):
+    real, options, engine = setup
+    frames = []
+    make_shards(engine, real, options, 6000, tmp_path, shard_rows=2000, frames=frames)
+    assert len(frames) == 3
+    for rows in (10_000, 1000):  # the whole twin, then a sample drawn alike from both
+        kept, read = sample_shards(tmp_path, rows=rows, frames=frames), sample_shards(tmp_path, rows=rows)
+        assert kept.equals(read) and kept.dtypes.equals(read.dtypes)
+    made_elsewhere = []
+    make_shards(engine, real, options, 6000, tmp_path / "two", workers=2, shard_rows=2000, frames=made_elsewhere)
+    assert made_elsewhere == [] and sample_shards(tmp_path / "two", frames=made_elsewhere).equals(read_all(tmp_path))
+
+
 def test_sample_and_merge_read_one_shard_at_a_time(setup, tmp_path):
     real, options, engine = setup
     make_shards(engine, real, options, 6000, tmp_path / "s", shard_rows=2000)
