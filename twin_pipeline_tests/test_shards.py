@@ -30,6 +30,24 @@ def test_plan_covers_every_row_once():
     assert [shard.first_row for shard in shards] == [0, 500_000, 1_000_000]
 
 
+def test_a_shard_file_reads_back_as_the_frame_written_its_floats_stored_plain(tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from twin_pipeline.shards import _write_shard
+
+    frame = pd.DataFrame({"amount": [1.5, -0.0, np.nan, 2.25] * 50, "count": pd.array([1, None, 3, 4] * 50, "Int64"),
+                          "grade": ["A", None, "B", "A"] * 50, "term": [36, 60, 36, 36] * 50})
+    path = _write_shard(frame, tmp_path / "shard-00000.parquet")
+    back = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(back, frame)
+    assert np.signbit(back["amount"].to_numpy()).tolist() == np.signbit(frame["amount"].to_numpy()).tolist()
+    columns = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {columns.column(i).path_in_schema: columns.column(i).encodings for i in range(columns.num_columns)}
+    assert not any("DICTIONARY" in encoding for encoding in encodings["amount"])
+    assert any("DICTIONARY" in encoding for encoding in encodings["grade"])
+
+
 def test_same_twin_in_one_process_or_two(setup, tmp_path):
     real, options, engine = setup
     make_shards(engine, real, options, 6000, tmp_path / "one", workers=1, shard_rows=2000)
