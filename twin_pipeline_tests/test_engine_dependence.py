@@ -4,7 +4,8 @@ strata keep the draws' ranks."""
 import numpy as np
 from scipy import special
 
-from twin_pipeline.engine.dependence import hermite_coefficients, latent_from_covariance, stratified, tied_normal_scores
+from twin_pipeline.engine.dependence import (hermite_coefficients, latent_from_covariance, rising_orders, stratified,
+                                            tied_normal_scores)
 
 
 def test_latent_correlation_is_the_root_of_each_pairs_series():
@@ -31,3 +32,18 @@ def test_strata_keep_each_columns_ranks_one_draw_per_quantile():
         assert np.all(np.diff(latent[orders[column], column]) > 0)  # the rows by rising value, for decoding
         cells = np.floor(special.ndtr(strata[:, column]) * len(latent))  # which 1/n-quantile each draw is in
         assert np.array_equal(np.sort(cells), np.arange(len(latent)))
+
+
+def test_rising_orders_are_argsorts_even_where_keys_tie_on_their_high_bits():
+    rng = np.random.default_rng(9)
+    columns = rng.standard_normal((8, 50_000)) * np.array([[1e-3], [1], [1], [1], [1], [1], [1e6], [1]])
+    columns[1, 100:160] = np.repeat(columns[1, :6], 10) * (1 + np.tile(np.arange(10), 6) * 1e-15)  # runs of ten
+    columns[2, 10:20] = columns[2, 10] * (1 - np.arange(10) * 2e-16)
+    columns[3, 5] = columns[3, 6]  # equal values: argsort's own order
+    columns[4, 7], columns[4, 9] = -0.0, 0.0  # the two zeros tie
+    columns[5, 3], columns[5, 8] = np.nan, np.inf
+    columns[7, :] = np.round(columns[7, :], 1)  # all ties
+    assert np.array_equal(rising_orders(columns), columns.argsort(axis=1))
+    assert np.array_equal(rising_orders(columns[:, :2]), columns[:, :2].argsort(axis=1))
+    transposed = rng.standard_normal((3_000, 5))
+    assert np.array_equal(rising_orders(transposed.T), transposed.T.argsort(axis=1))

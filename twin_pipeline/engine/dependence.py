@@ -45,9 +45,8 @@ def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = 
     no longer adds its own sampling noise to every column's shares: on small tables that noise alone put the
     twin a point or more further from the real data than the model is.
 
-    Ranks come from one sort per column on a contiguous (columns x rows) copy, by numpy's default (introsort,
-    vectorised) rather than a stable sort: 40 % less time at 100,000 x 55, and the same ranks, since continuous
-    draws do not tie (a tie, if ever, would only swap which of two equal values gets which stratum).
+    Ranks come from one sort per column on a contiguous (columns x rows) copy (`rising_orders`: an argsort's
+    orders from a sort of integer keys).
     The strata stay in that (columns x rows) layout, computed in place, and come back as its transpose: the same
     numbers, each column contiguous for the decoding that reads them one column at a time.
 
@@ -56,7 +55,7 @@ def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = 
     size = len(latent)
     if size < 2:
         return latent, None
-    orders = np.ascontiguousarray(latent.T).argsort(axis=1)
+    orders = rising_orders(latent.T)
     strata = np.empty(orders.shape)  # the inverse permutations: what a second argsort gives, at a scatter's cost
     positions = np.arange(size, dtype=float)
     for stratum, order in zip(strata, orders):
@@ -64,6 +63,50 @@ def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = 
     strata += rng.random(latent.shape).T  # the same draws as row by row: only their layout is transposed
     strata /= size
     return (special.ndtri(strata, out=strata) if nu is None else special.stdtrit(nu, strata, out=strata)).T, orders
+
+
+def rising_orders(columns: np.ndarray) -> np.ndarray:
+    """`columns.argsort(axis=1)` for float rows at two thirds of its cost: one vectorised sort of 64-bit integer
+    keys, each a value's order-preserving bits with its position written over the lowest bits, the positions read
+    back from the sorted keys. Keys that still tie on the bits left (values within about 1e-11 of each other
+    relatively: a few per 100,000 x 55) are put in order by their values (`_untie`), so the orders are
+    argsort's exactly. The two zeros tie as in argsort: -0.0 is added to +0.0 in the (contiguous) copy first."""
+    rows, size = columns.shape
+    keys = np.add(columns, 0.0, out=np.empty((rows, size))).view(np.int64)  # -0.0 + 0.0 = +0.0
+    flip = keys >> 63  # all ones for a negative value, whose other bits then count backwards
+    flip &= np.int64(2**63 - 1)
+    keys ^= flip
+    positions = np.int64((1 << max(size - 1, 1).bit_length()) - 1)
+    keys &= ~positions
+    keys |= np.arange(size, dtype=np.int64)
+    keys.sort(axis=1)
+    orders = keys & positions
+    keys &= ~positions
+    _untie(columns, orders, *np.nonzero(keys[:, 1:] == keys[:, :-1]))
+    return orders
+
+
+def _untie(columns: np.ndarray, orders: np.ndarray, rows: np.ndarray, tied: np.ndarray) -> None:
+    """Each run of sorted places whose keys tie (`tied` i: places i and i + 1 of row `rows` i) sorted by value,
+    in place; a row whose tie holds equal values, or holding a NaN or an infinity, is argsorted whole (argsort's
+    own order among equal values)."""
+    with np.errstate(all="ignore"):  # a NaN sum: a NaN, or inf - inf
+        whole = set(np.flatnonzero(~np.isfinite(columns.sum(axis=1))).tolist())
+    first = 0
+    for k in range(len(tied)):
+        if k + 1 < len(tied) and rows[k + 1] == rows[k] and tied[k + 1] == tied[k] + 1:
+            continue  # the run goes on
+        row, start, stop = rows[k], tied[first], tied[k] + 2
+        first = k + 1
+        run = orders[row, start:stop]
+        values = columns[row, run]
+        rank = values.argsort(kind="stable")
+        if (np.diff(values[rank]) == 0).any():
+            whole.add(int(row))
+        else:
+            orders[row, start:stop] = run[rank]
+    for row in whole:
+        orders[row] = columns[row].argsort()
 
 
 def truncated_normal_mean(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
