@@ -130,6 +130,9 @@ def _refill(protected, before, combinations, n, qis, redraw, conform, k, max_rou
     counts = combinations.count(protected)
     late = (counts > 0) & (counts < k)
     late_copies = int(late.sum())
+    if not late_copies and len(protected) == n > 0 and protected.index.equals(pd.RangeIndex(n)) \
+            and isinstance(protected.index, pd.RangeIndex):
+        return protected, {"filled": 0, "late_copies": 0}  # nothing to refill: the frame itself, not two copies
     kept = protected[~late]
     if len(kept) == 0:
         raise PrivacyLimitError(None, "every protected row equals a rare real record: no safe twin can be made")
