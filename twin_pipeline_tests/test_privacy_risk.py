@@ -10,7 +10,7 @@ import pytest
 from shapes import lending_table, narrow_table
 from twin_pipeline.privacy import (audit_generator, default_secrets, detect_quasi_identifiers, enforce_k_anonymity,
                                    privacy_report, risk)
-from twin_pipeline.privacy.risk import Encoder, auc_with_interval, closest_distances, nearest
+from twin_pipeline.privacy.risk import Encoder, _twice_midranks, auc_with_interval, closest_distances, nearest
 
 
 def population(n: int, seed: int) -> pd.DataFrame:
@@ -168,3 +168,15 @@ def test_one_failing_attack_leaves_the_others_standing(monkeypatch):
     audit = audit_generator(population(1_000, 1), copying)
     assert audit["linkability"] == {"error": "RuntimeError: boom"}
     assert "membership" in audit["flagged"] and "linkability" not in audit["flagged"]
+
+
+def test_twice_midranks_are_both_searches_summed():
+    """One search among the distinct values gives what the two searches (left and right) gave: ties, both zeros,
+    infinities, NaN (past the end) and values outside the reference, on continuous and stepped columns."""
+    rng = np.random.default_rng(4)
+    for ordered in (np.sort(rng.lognormal(8, 1, 3_000)), np.sort(np.round(rng.normal(0, 50, 3_000), -1)),
+                    np.sort(np.r_[-0.0, 0.0, 0.0, -np.inf, 1.0, 1.0, np.inf]), np.array([2.5]), np.array([])):
+        values = np.r_[rng.choice(ordered, 500) if len(ordered) else [], rng.normal(0, 1e4, 500), -0.0, 0.0, np.nan,
+                       np.inf, -np.inf, 1.0]
+        both = np.searchsorted(ordered, values, "left") + np.searchsorted(ordered, values, "right")
+        assert np.array_equal(_twice_midranks(ordered, values), both)
