@@ -563,3 +563,32 @@ def test_a_determined_rule_reads_each_row_as_its_text_whichever_way_it_is_looked
         holds = applicable & (frame.grade.astype(str).to_numpy() == expected.astype(str).to_numpy())
         found = rule.check(frame)
         assert np.array_equal(found[0], applicable) and np.array_equal(found[1], holds)
+
+
+def test_order_screens_of_both_directions_come_from_one_difference_per_pair():
+    """Each pair is differenced once and its reverse read off the same difference (negated exactly): the rows,
+    shares, lowest values and rows at them are those of differencing every ordered pair, with blanks, ties and
+    both zeros among the values."""
+    from twin_pipeline.engine.rules.mining import _pair_screens
+
+    rng = np.random.default_rng(3)
+    sample = rng.integers(-3, 4, (400, 6)).astype(float) * np.array([1.0, 0.5, 1.0, 2.0, 1.0, 1.0])
+    sample[:, 2] = np.where(sample[:, 2] == 0, -0.0, sample[:, 2])
+    sample[:, 4] = np.sort(sample[:, 4])
+    sample[rng.random(sample.shape) < 0.1] = np.nan
+    sample[:, 5] = np.nan  # a column with no values: no pair rows
+    present = np.isfinite(sample)
+    counts, holds, lowest, on_bound = _pair_screens(sample, present)
+    for i in range(6):
+        for j in range(6):
+            if i == j:
+                continue
+            both = present[:, i] & present[:, j]
+            difference = sample[both, j] - sample[both, i]
+            assert counts[i, j] == both.sum()
+            assert holds[i, j] == ((difference >= 0).sum() / both.sum() if both.any() else 0.0)
+            if both.any():
+                assert lowest[i, j] == difference.min() and on_bound[i, j] == (difference <= difference.min()).sum()
+            else:
+                assert np.isnan(lowest[i, j])
+
