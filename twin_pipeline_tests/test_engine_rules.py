@@ -592,3 +592,14 @@ def test_order_screens_of_both_directions_come_from_one_difference_per_pair():
             else:
                 assert np.isnan(lowest[i, j])
 
+
+def test_a_column_modelled_in_its_rule_s_form_keeps_its_range_and_is_written_in_the_real_format(fitted, loans, twin):
+    """An ordered column is modelled as its form's numbers with their range only; its decimals and steps are the
+    real column's, applied on decoding, so the twin writes it as the real table does."""
+    ordered = [name for name, rule in fitted.rules.derived_columns.items() if rule.kind == "order"]
+    assert ordered
+    for name in ordered:
+        spec = fitted._spec(name)
+        assert spec.decimals is None and spec.rounding is None and len(spec.bounds) == 2
+        assert fitted.rules.formats[name]["decimals"] == 2 or loans[name].dtype.kind == "i"
+        assert np.allclose(twin[name].dropna(), twin[name].dropna().round(2))

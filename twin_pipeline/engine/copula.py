@@ -266,9 +266,7 @@ class GaussianCopulaEngine:
             if spec.name in computed:
                 self.specs[index] = Derived(spec.name, spec.dtype, spec.null_rate)
             elif spec.name in derived:  # an ordered column modelled in its rule's form (rules/forms.py)
-                modelled = Continuous.fit(encoded[spec.name])
-                modelled.decimals, modelled.rounding = None, None  # the real column's format is applied on decoding
-                self.specs[index] = modelled
+                self.specs[index] = Continuous.in_form(encoded[spec.name])
         return encoded
 
     def _match_pearson(self, df: pd.DataFrame, latent: np.ndarray, weak: np.ndarray) -> np.ndarray:

@@ -233,6 +233,16 @@ class Continuous(Numeric):
         spec.rounding = col.detect_rounding(col.to_plain_numbers(values, spec.number_format), spec.decimals)
         return spec
 
+    @classmethod
+    def in_form(cls, encoded: pd.Series) -> "Continuous":
+        """A column modelled in its rule's form (rules/forms.py: a fraction of its interval, a gap, a residual):
+        its range only. The real column's decimals and rounding steps are applied on decoding (RuleSet.formats),
+        so none is looked for in the form's numbers (a rounding search over every distinct fraction)."""
+        spec = super().fit(encoded)
+        values = encoded.dropna()
+        spec.bounds = [float(bound) for bound in outward_bounds(values)] if len(values) else None
+        return spec
+
     def to_numbers(self, series: pd.Series) -> np.ndarray:
         """The column as floats (numbers written as text parsed)."""
         return col.to_plain_numbers(series, self.number_format)
