@@ -47,3 +47,19 @@ def test_rising_orders_are_argsorts_even_where_keys_tie_on_their_high_bits():
     assert np.array_equal(rising_orders(columns[:, :2]), columns[:, :2].argsort(axis=1))
     transposed = rng.standard_normal((3_000, 5))
     assert np.array_equal(rising_orders(transposed.T), transposed.T.argsort(axis=1))
+
+
+def test_pairs_matched_together_get_the_rho_each_gets_alone():
+    """Pairs of one second variable are bisected together and share the decoding of the middles they have in
+    common (all start at 0): each still gets its own rho, as when matched alone."""
+    from twin_pipeline.engine.dependence import match_pearson
+
+    skewed = lambda z: np.exp(z)  # noqa: E731 - monotone marginals of different shapes
+    stepped = lambda z: np.floor(2 * z)  # noqa: E731
+    decoders = {0: skewed, 1: stepped, 2: lambda z: z, 3: lambda z: z**3}
+    targets = {(0, 3): 0.3, (1, 3): 0.31, (2, 3): -0.5, (0, 2): 0.6, (1, 2): 0.6000001}
+    together = match_pearson(np.eye(4), decoders, targets)
+    for pair, target in targets.items():
+        alone = match_pearson(np.eye(4), decoders, {pair: target})
+        assert np.isclose(together[pair], alone[pair], rtol=0, atol=1e-12) and together[pair] == together[pair[::-1]]
+    assert together[0, 3] != together[1, 3] and together[0, 2] != together[1, 2]

@@ -290,16 +290,22 @@ def match_pearson(correlation: np.ndarray, decoders: dict, targets: dict[tuple[i
         scale = np.array([sds[first] * sds[second] for first in firsts])
 
         def implied(rho: np.ndarray) -> np.ndarray:
+            # Every bisection starts at 0, and pairs that took the same turns so far share their middle (a quarter
+            # of the pairs' evaluations on a 55-column table): each distinct middle's points are decoded once.
+            middles, pair_middle = np.unique(rho, return_inverse=True)
+            if len(middles) == len(rho):
+                middles, pair_middle = rho, slice(None)
             # points[p, k, l] = rho_p n_k + sqrt(1 - rho_p^2) n_l. np.interp looks each point's knot up starting
             # from the previous point's, so it is laid out with the node of the smaller coefficient varying fastest
             # (for most pairs, |rho| < 0.7: along k), where consecutive points are close; the values are the same.
-            shift = np.sqrt(1 - rho**2)
-            if 2 * np.count_nonzero(np.abs(rho) < shift) > len(rho):
-                points = rho[:, None, None] * nodes[None, None, :] + shift[:, None, None] * nodes[None, :, None]
+            shift = np.sqrt(1 - middles**2)
+            if 2 * np.count_nonzero(np.abs(middles) < shift) > len(middles):
+                points = middles[:, None, None] * nodes[None, None, :] + shift[:, None, None] * nodes[None, :, None]
                 decoded = np.ascontiguousarray(decoders[second](points).transpose(0, 2, 1))  # [p, l, k] -> [p, k, l]
             else:
-                decoded = decoders[second](rho[:, None, None] * nodes[None, :, None] + shift[:, None, None] * nodes[None, None, :])
-            return np.einsum("kl,pk,pkl->p", pair_weights, first_values, decoded - means[second]) / scale
+                decoded = decoders[second](middles[:, None, None] * nodes[None, :, None]
+                                           + shift[:, None, None] * nodes[None, None, :])
+            return np.einsum("kl,pk,pkl->p", pair_weights, first_values, decoded[pair_middle] - means[second]) / scale
 
         low, high = np.full(len(firsts), -MAX_CORRELATION), np.full(len(firsts), MAX_CORRELATION)
         for _ in range(iterations):
