@@ -489,23 +489,24 @@ def _arrow_text(column: pd.Series, text: tuple[np.ndarray, pd.Series] | None, sp
         return pc.if_else(pa.array(column, from_pandas=True), "True", "False")
     if kind != "f" or column.dtype != np.float64:
         raise _Unwritable
+    values = column.to_numpy(dtype=float, na_value=np.nan)
     # Told apart by their bits: factorizing the floats would make -0.0 and 0.0 one value (and write one as the other).
-    codes, distinct = pd.factorize(column.to_numpy(dtype=float, na_value=np.nan).view(np.int64))
+    codes, distinct = pd.factorize(values.view(np.int64))
     if len(distinct) <= len(codes) // REPEATED_FLOATS:  # amounts on a step, counts stored as floats
-        return pc.take(_float_text(pd.Series(distinct.view(np.float64))), pa.array(codes))
-    return _float_text(column)
+        return pc.take(_float_text(distinct.view(np.float64)), pa.array(codes))
+    return _float_text(values)
 
 
-def _float_text(column: pd.Series):
-    """A float64 column's text as pandas writes it."""
+def _float_text(values: np.ndarray):
+    """Floats' text as pandas writes them (NaN missing)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    magnitude = np.abs(column.to_numpy(dtype=float, na_value=np.nan))
+    magnitude = np.abs(values)
     missing = np.isnan(magnitude)
     if not np.all(missing | (magnitude == 0) | ((magnitude >= ARROW_FLOATS[0]) & (magnitude < ARROW_FLOATS[1]))):
-        return pa.array(column.to_numpy().astype(str), mask=missing, type=pa.string())  # numpy's repr, as pandas
-    written = pc.cast(pa.array(column, from_pandas=True), pa.string())
+        return pa.array(values.astype(str), mask=missing, type=pa.string())  # numpy's repr, as pandas
+    written = pc.cast(pa.array(values, from_pandas=True), pa.string())
     # In that range Arrow writes a whole number, and only a whole one, without a point: told by the numbers, not
     # by searching the text, and a column of only whole or only fractional numbers is not picked row by row.
     whole = magnitude == np.floor(magnitude)

@@ -65,8 +65,8 @@ def enforce_k_anonymity(
     groups (seeded by `seed`) before anything is generalised; real records are only ever generalised.
 
     Returns the protected frame (same columns, order and dtypes; suppressed rows removed, index kept; without
-    suppression it shares the columns it leaves alone with `df`) and a report with initial_k, final_k, bank_compliant, records_suppressed, transformations_applied,
-    quasi_identifiers and information_loss.
+    suppression it shares the columns it leaves alone with `df`) and a report with initial_k, final_k,
+    bank_compliant, records_suppressed, transformations_applied, quasi_identifiers and information_loss.
     """
     qis = _checked_arguments(df, target_k, quasi_identifiers, generalize, max_suppression)
     n = len(df)

@@ -234,9 +234,9 @@ class Drawing:
     scores and the correlation heatmaps need only the real table and the twin, so they are handed to a `helper`
     executor (`SharedTasks`, once it has finished `after`; the largest last, which it takes first) while this process
     writes the report; `finish(quality)` adds the tail dependence picture (the report's tail figures, shared
-    too; `hand_tails` adds it earlier) and draws what the helper has not begun. `column_kinds` must be the quality report's, so each plot
-    shows what was scored; the quality report can then be read off the same `comparison` (its numbers and
-    correlations are computed once)."""
+    too; `hand_tails` adds it earlier) and draws what the helper has not begun. `column_kinds` must be the
+    quality report's, so each plot shows what was scored; the quality report can then be read off the same
+    `comparison` (its numbers and correlations are computed once)."""
 
     def __init__(self, real: pd.DataFrame, twin: pd.DataFrame, primary_key: str | None = None,
                  column_kinds: Mapping[str, str] | None = None, helper: Executor | None = None,
