@@ -381,6 +381,11 @@ def run() -> None:
     process lives (a failed clone's helper is stopped by that teardown; skipped, it would wait forever)."""
     import multiprocessing
 
+    # OpenBLAS starts a worker thread per core as it loads (numpy's and SciPy's copies alike, again in a forked
+    # helper) and each spins about 0.1 s waiting for work that never comes: a clone runs its small products on one
+    # thread (pipeline._clone_file), and the spinning took 0.3-0.5 of the 55-column clone's 8 CPU s from the other
+    # process. Set before anything imports numpy; a user's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     code = main()
     if code == 0 and build_parser().parse_known_args()[0].command == "clone" and not multiprocessing.active_children():
         sys.stdout.flush()

@@ -1,6 +1,7 @@
 """`twin clone` end to end: the protected twin, its model and both reports, with the guarantees recounted."""
 
 import gc
+import os
 import json
 import subprocess
 import sys
@@ -252,6 +253,19 @@ def test_the_command_as_a_process_finishes_its_outputs_and_exit_code(tmp_path):
     failed = subprocess.run(command + [str(tmp_path / "missing.csv"), "--out", str(tmp_path / "none")],
                             capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and "file not found" in failed.stderr
+
+
+def test_the_command_loads_openblas_with_one_thread():
+    """`twin` (cli.run) loads numpy's and SciPy's OpenBLAS with one thread: a worker thread per core spins as the
+    library loads and took CPU from the clone's other process. A user's own OPENBLAS_NUM_THREADS wins."""
+    script = ("import sys\nfrom twin_pipeline import cli\nsys.argv = ['twin', '--help']\ntry:\n    cli.run()\n"
+              "except SystemExit:\n    pass\nimport numpy, scipy.linalg\nfrom threadpoolctl import threadpool_info\n"
+              "print(sorted(i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas'))")
+    environment = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+    for given, expected in ((None, "[1, 1]"), ("2", "[2, 2]")):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                              env={**environment, **({"OPENBLAS_NUM_THREADS": given} if given else {})})
+        assert done.stdout.strip().splitlines()[-1] == expected, done.stderr
 
 
 @pytest.mark.parametrize("columns", [
