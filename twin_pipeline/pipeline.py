@@ -483,25 +483,29 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
                    qis, out_dir: Path, say, helper: ProcessPoolExecutor, reference: Future) -> dict:
     collecting = _load_pictures_when_free(helper, reference)
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
-        frames = [] if n <= QUALITY_SAMPLE_ROWS else None  # a twin the quality sample would read whole anyway
+        # A twin the quality sample would read whole anyway is kept in memory, its shards never written as files
+        frames = [] if n <= QUALITY_SAMPLE_ROWS else None
         results = make_shards(engine, real, options, n, Path(folder), workers=options.workers, progress=say,
                               frames=frames)
         protection = combine_protection(results)
         rows = sum(result["rows"] for result in results)
         fmt = options.output_format or ("parquet" if rows >= PARQUET_FROM_ROWS else "csv")
-        # The CSV is the helper's once its reference is done, else this process writes it after its own work: queued
-        # behind the reference it ended last on small tables, while this process waited for both. A helper free
-        # already writes it while this process begins the pictures; a busy one is handed it after them, and this
-        # process, done with its report, takes it back if the helper has not begun it (it is drawing them).
         merge = [(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
-                                 real.attrs.get("csv_dialect")))]
-        merged = SharedTasks(merge, helper, after=reference) if reference.done() else None
+                                 real.attrs.get("csv_dialect"), frames))]
+        # Shards in memory are written out here, after the report (the helper would have to be sent them, and it
+        # draws the pictures meanwhile). Shard files are the helper's once its reference is done, else this process
+        # writes them after its own work: queued behind the reference it ended last on small tables, while this
+        # process waited for both. A helper free already writes them while this process begins the pictures; a busy
+        # one is handed them after them, and this process, done with its report, takes them back if the helper has
+        # not begun (it is drawing them).
+        merged = SharedTasks(merge, None) if frames else (
+            SharedTasks(merge, helper, after=reference) if reference.done() else None)
         twin = sample_shards(Path(folder), frames=frames)
         # The pictures need only the tables: shared with the helper from now on, handed to it once its reference
         # is done (this process draws them if it has begun none), while this process recounts and reports
         drawing = report_figures(real, twin, options, helper, after=reference)
         merged = merged or SharedTasks(merge, helper, after=reference)
-        verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k)
+        verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k, frames=frames)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
             f"{verified['rare_record_copies']} copies of rare real records, {verified['exact_matches']} rows equal a "

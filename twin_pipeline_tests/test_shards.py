@@ -74,17 +74,33 @@ def test_verify_finds_a_planted_copy(setup, tmp_path):
     assert verify_shards(tmp_path, real, QIS, ["loan_id"])["exact_matches"] == 1
 
 
-def test_shards_kept_in_memory_are_the_files_read_back(setup, tmp_path):
+def test_shards_kept_in_memory_give_what_their_files_give(setup, tmp_path):
+    """A twin kept in memory (`frames`) is never written as shard files, and its sample, recount and merged
+    outputs are those of the same shards written and read back."""
     real, options, engine = setup
     frames = []
-    make_shards(engine, real, options, 6000, tmp_path, shard_rows=2000, frames=frames)
-    assert len(frames) == 3
+    make_shards(engine, real, options, 6000, tmp_path / "kept", shard_rows=2000, frames=frames)
+    make_shards(engine, real, options, 6000, tmp_path / "files", shard_rows=2000)
+    assert len(frames) == 3 and not list((tmp_path / "kept").iterdir())
     for rows in (10_000, 1000):  # the whole twin, then a sample drawn alike from both
-        kept, read = sample_shards(tmp_path, rows=rows, frames=frames), sample_shards(tmp_path, rows=rows)
+        kept, read = sample_shards(tmp_path / "kept", rows=rows, frames=frames), sample_shards(tmp_path / "files", rows=rows)
         assert kept.equals(read) and kept.dtypes.equals(read.dtypes)
-    made_elsewhere = []
+    made_elsewhere = []  # shards made in other processes are files, whatever the caller asked
     make_shards(engine, real, options, 6000, tmp_path / "two", workers=2, shard_rows=2000, frames=made_elsewhere)
-    assert made_elsewhere == [] and sample_shards(tmp_path / "two", frames=made_elsewhere).equals(read_all(tmp_path))
+    assert made_elsewhere == [] and sample_shards(tmp_path / "two", frames=made_elsewhere).equals(
+        pd.concat(frames, ignore_index=True))
+    planted = frames[1].copy()
+    planted.iloc[0] = real.iloc[0]  # a copy of a real row: found in memory as in the files
+    frames[1] = planted
+    planted.to_parquet(tmp_path / "files" / "shard-00001.parquet", index=False)
+    recounted = [verify_shards(tmp_path / source, real, QIS, ["loan_id"], frames=kept)
+                 for source, kept in (("kept", frames), ("files", None))]
+    assert recounted[0] == recounted[1] and recounted[0]["exact_matches"] >= 1 and recounted[0]["rows"] == 6000
+    for suffix in ("csv", "parquet"):
+        merged = [merge_shards(tmp_path / source, tmp_path / f"{source}.{suffix}", frames=kept)
+                  for source, kept in (("kept", frames), ("files", None))]
+        assert pd.read_parquet(merged[0]).equals(pd.read_parquet(merged[1])) if suffix == "parquet" \
+            else merged[0].read_bytes() == merged[1].read_bytes()
 
 
 def test_sample_and_merge_read_one_shard_at_a_time(setup, tmp_path):
