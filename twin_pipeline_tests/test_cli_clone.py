@@ -255,16 +255,19 @@ def test_the_command_as_a_process_finishes_its_outputs_and_exit_code(tmp_path):
     assert failed.returncode == 2 and "file not found" in failed.stderr
 
 
-def test_the_command_loads_openblas_with_one_thread():
-    """`twin` (cli.run) loads numpy's and SciPy's OpenBLAS with one thread: a worker thread per core spins as the
-    library loads and took CPU from the clone's other process. A user's own OPENBLAS_NUM_THREADS wins."""
+def test_the_command_loads_openblas_with_one_thread_and_arrow_on_malloc():
+    """`twin` (cli.run) loads numpy's and SciPy's OpenBLAS with one thread (a worker thread per core spins as the
+    library loads, taking CPU from the clone's other process) and gives Arrow the C library's malloc (its default
+    pool's set-up is 0.2 s of system time). A user's own settings win."""
     script = ("import sys\nfrom twin_pipeline import cli\nsys.argv = ['twin', '--help']\ntry:\n    cli.run()\n"
-              "except SystemExit:\n    pass\nimport numpy, scipy.linalg\nfrom threadpoolctl import threadpool_info\n"
-              "print(sorted(i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas'))")
-    environment = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
-    for given, expected in ((None, "[1, 1]"), ("2", "[2, 2]")):
+              "except SystemExit:\n    pass\nimport numpy, scipy.linalg, pyarrow\nfrom threadpoolctl import threadpool_info\n"
+              "print(sorted(i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas'),"
+              " pyarrow.default_memory_pool().backend_name)")
+    given = {"OPENBLAS_NUM_THREADS": "2", "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}
+    environment = {name: value for name, value in os.environ.items() if name not in given}
+    for settings, expected in (({}, "[1, 1] system"), (given, "[2, 2] jemalloc")):
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                              env={**environment, **({"OPENBLAS_NUM_THREADS": given} if given else {})})
+                              env={**environment, **settings})
         assert done.stdout.strip().splitlines()[-1] == expected, done.stderr
 
 
