@@ -130,6 +130,33 @@ def test_the_auc_and_r2_of_every_bootstrap_draw_are_sklearns_on_the_rows_drawn()
     assert _bootstrap_weights(500, np.random.default_rng(0), rounds=3).sum(axis=1).tolist() == [500.0] * 3
 
 
+def test_the_tstr_encoder_codes_each_value_by_its_text_as_the_real_training_share_ranks_them():
+    from twin_pipeline.quality.metrics import _Column
+    from twin_pipeline.quality.utility import MAX_CATEGORIES, _Encoder
+
+    rng = np.random.default_rng(4)
+    columns = {  # values that are equal but read differently, blanks, and ties in the counts
+        "mixed": pd.Series([1, 1.0, True, "1", None, np.nan, "a", 2] * 40, dtype=object),
+        "zeros": pd.Series([0.0, -0.0, 1.5, np.nan, 3.0] * 64),
+        "ties": pd.Series(rng.permutation(np.repeat(np.arange(300), [2] * 150 + [1] * 150))[:320]),
+        "text": pd.Series(rng.choice(["x", "y", "z", None], 320), dtype=object),
+    }
+    train = pd.DataFrame(columns)
+    other = pd.DataFrame({"mixed": pd.Series(["1", 1.0, 7, None] * 80, dtype=object),
+                          "zeros": pd.Series([-0.0, 2.0, np.nan, 0.0] * 80),
+                          "ties": pd.Series(np.arange(320) % 301), "text": pd.Series(["z", "w"] * 160)})
+    encoder = _Encoder(train, {name: _Column("categorical") for name in columns}, list(columns))
+    for frame, encoded in ((train, encoder.train), (other, encoder(other))):
+        for position, name in enumerate(columns):
+            text = frame[name].astype("string")
+            categories = train[name].astype("string").value_counts().index[:MAX_CATEGORIES]
+            expected = pd.Index(categories).get_indexer(text).astype(float)
+            expected[expected < 0] = len(categories)
+            expected[text.isna().to_numpy()] = np.nan
+            assert np.array_equal(encoded[:, position], expected, equal_nan=True), name
+            assert encoder.categories[name].equals(pd.Index(categories))
+
+
 def test_a_large_table_is_evaluated_on_a_bounded_sample(monkeypatch):
     from twin_pipeline.quality import holdout as module
 

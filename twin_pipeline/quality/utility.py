@@ -59,17 +59,19 @@ def _labels(values: pd.Series, keep: list) -> np.ndarray:
 
 class _Encoder:
     """Numbers as numbers (text numbers and dates parsed as the quality report parses them) and categories as
-    integer codes learnt from the real training share, so every frame is encoded the same way. `train`: that
-    share encoded, from the text its categories were counted on (each column converted once)."""
+    integer codes learnt from the real training share's values as text, so every frame is encoded the same way.
+    `train`: that share encoded (its categories counted on the codes it was encoded with)."""
 
     def __init__(self, train: pd.DataFrame, plan: dict, features: list[str]):
         self.plan, self.features = plan, features
-        self.categories, text = {}, {}
+        self.categories, texts = {}, {}
         for name in features:
             if plan[name].type == "categorical":
-                text[name] = train[name].astype("string")
-                self.categories[name] = pd.Index(text[name].value_counts().index[:MAX_CATEGORIES])
-        self.train = self._encode(train, text)
+                texts[name] = codes, text = _texts(train[name])
+                counts = pd.Series(np.bincount(codes[codes >= 0], minlength=len(text)), index=text)
+                # as text.value_counts() orders them: by count, ties as its sort leaves them
+                self.categories[name] = pd.Index(counts.sort_values(ascending=False).index[:MAX_CATEGORIES])
+        self.train = self._encode(train, texts)
 
     @property
     def categorical_mask(self) -> np.ndarray:
@@ -78,19 +80,31 @@ class _Encoder:
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
         return self._encode(frame, {})
 
-    def _encode(self, frame: pd.DataFrame, text: Mapping[str, pd.Series]) -> np.ndarray:
-        """`frame` encoded; `text`: its categorical columns already converted to text, where at hand."""
+    def _encode(self, frame: pd.DataFrame, texts: Mapping[str, tuple]) -> np.ndarray:
+        """`frame` encoded; `texts`: its categorical columns' `_texts`, where at hand."""
         columns = []
         for name in self.features:
             if name in self.categories:
-                values = text[name] if name in text else frame[name].astype("string")
-                codes = self.categories[name].get_indexer(values).astype("float64")
-                codes[(codes < 0) & frame[name].notna().to_numpy()] = len(self.categories[name])  # unseen/rare
-                codes[frame[name].isna().to_numpy()] = np.nan
-                columns.append(codes)
+                codes, text = texts[name] if name in texts else _texts(frame[name])
+                known = self.categories[name].get_indexer(text).astype("float64")
+                known[known < 0] = len(self.categories[name])  # unseen or rare
+                columns.append(np.append(known, np.nan)[codes])  # code -1 (missing) picks the NaN
             else:
                 columns.append(_as_numbers(frame[name], self.plan[name]))
         return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+
+def _texts(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """`values` as text (astype("string")): (codes, -1 where missing; the distinct texts, in order of first
+    appearance). Each distinct value is converted once where equal values are equal texts (whole numbers, text,
+    floats without a -0.0), which spares converting and hashing every row's text (4/5 of the encoder's time)."""
+    array = values.to_numpy()
+    kind = array.dtype.kind
+    if not (kind in "iub" or (kind == "f" and not np.signbit(array[array == 0]).any())
+            or (kind == "O" and pd.api.types.infer_dtype(array, skipna=True) in ("string", "empty"))):
+        values = values.astype("string")  # 1 and 1.0 hash alike but read "1" and "1.0"
+    codes, distinct = pd.factorize(values)
+    return codes, distinct.astype("string")
 
 
 def _cap(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
