@@ -603,3 +603,28 @@ def test_a_column_modelled_in_its_rule_s_form_keeps_its_range_and_is_written_in_
         assert spec.decimals is None and spec.rounding is None and len(spec.bounds) == 2
         assert fitted.rules.formats[name]["decimals"] == 2 or loans[name].dtype.kind == "i"
         assert np.allclose(twin[name].dropna(), twin[name].dropna().round(2))
+
+
+def test_a_category_is_determined_by_another_only_when_every_row_agrees():
+    """grade of sub_grade on every row is a rule; one row off the mapping (outside the screened row sample or in
+    it) and it is none, whichever row; a coarser column never determines a finer one."""
+    from twin_pipeline.engine.rules import mining
+    from twin_pipeline.engine.transformers import detect_spec
+
+    rng = np.random.default_rng(4)
+    n = 2 * mining.SCREEN_ROWS
+    sub = rng.integers(0, 35, n)
+    real = pd.DataFrame({"sub_grade": [f"{'ABCDEFG'[s // 5]}{s % 5 + 1}" for s in sub],
+                         "grade": ["ABCDEFG"[s // 5] for s in sub], "term": rng.choice([36, 60], n)})
+
+    def determined(frame):
+        specs = [detect_spec(frame[name], k=5) for name in frame.columns]
+        return [(rule.params["column"], rule.params["by"], rule.params["mapping"])
+                for rule in mining.mine_determined(frame, specs, 5, mining.value_codes(frame, specs))]
+
+    (found,) = determined(real)
+    assert found == ("grade", "sub_grade", {f"{g}{i}": g for g in "ABCDEFG" for i in range(1, 6)})
+    for row in rng.choice(n, 5, replace=False):
+        broken = real.copy()
+        broken.loc[row, "grade"] = "A" if broken.loc[row, "grade"] != "A" else "B"
+        assert determined(broken) == []

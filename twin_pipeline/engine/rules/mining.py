@@ -283,6 +283,7 @@ def mine_sums(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
     x = values[probes]  # (m, p)
     tolerance = half_units.max() * 4 + 1e-9 * np.abs(x).max()
     pair_sum = x[:, :, None] + x[:, None, :]  # (m, p, p): a + b
+    low, high = np.triu_indices(p, 1)  # the pairs a < b
     candidates = set()
     for target in range(p):
         rest = x[:, target][:, None, None] - pair_sum  # target - a - b
@@ -290,12 +291,13 @@ def mine_sums(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
         for a, b in zip(*np.nonzero(np.triu(three, 1))):
             candidates.add((target, (int(a), 1), (int(b), 1)))
         for sign in (1, -1):  # target - a - b = sign * c: screened on the first probe row, then on all of them
-            first = np.abs(rest[0][:, :, None] - sign * x[0][None, None, :]) <= tolerance
-            a, b, c = np.nonzero(first)
+            pair, c = np.nonzero(np.abs(rest[0][low, high][:, None] - sign * x[0][None, :]) <= tolerance)
+            a, b = low[pair], high[pair]
+            apart = (a != target) & (b != target) & (c != target) & (c != a) & (c != b) & ((sign < 0) | (b < c))
+            a, b, c = a[apart], b[apart], c[apart]  # four columns; + c after b (the same sum in another order)
             keep = np.all(np.abs(rest[:, a, b] - sign * x[:, c]) <= tolerance, axis=0)
             for a, b, c in zip(a[keep], b[keep], c[keep]):
-                if a < b and len({target, a, b, c}) == 4 and (sign < 0 or b < c):
-                    candidates.add((target, (int(a), 1), (int(b), 1), (int(c), sign)))
+                candidates.add((target, (int(a), 1), (int(b), 1), (int(c), sign)))
     rules, seen = [], set()
     stats = _ColumnStats(values)
     for target, *terms in sorted(candidates):
@@ -368,13 +370,13 @@ def mine_ratios(values: np.ndarray, names: list[str], specs, rng) -> list[Rule]:
                                                      for b in positive if b != target for power in (1, -1)]
         ys = _standardise(np.column_stack([y for _, _, y in candidates]))
         correlation = np.abs(ys.T @ standard) / len(rows)  # (candidates, p)
-        for (b, power, _), row in zip(candidates, correlation):
-            for a in np.flatnonzero(row > 1 - 1e-5):
-                if a in (target, b):
-                    continue
-                rule = _ratio_rule(values, names, target, int(a), b, power)
-                if rule is not None:
-                    best.setdefault(frozenset((target, a, b)), []).append(rule)
+        for candidate, a in zip(*np.nonzero(correlation > 1 - 1e-5)):
+            b, power, _ = candidates[candidate]
+            if a in (target, b):
+                continue
+            rule = _ratio_rule(values, names, target, int(a), b, power)
+            if rule is not None:
+                best.setdefault(frozenset((target, a, b)), []).append(rule)
     decimals = {spec.name: spec.decimals or 0 for spec in specs}
     chosen = []
     for options in best.values():  # the orientations that rebuild their target best (no division by a
@@ -402,18 +404,19 @@ def mine_products(values: np.ndarray, names: list[str], specs, rng) -> list[Rule
         if len(large) < 30:
             continue
         rows = values[rng.choice(large, min(PRODUCT_ROWS, len(large)), replace=False)]
-        inputs = [j for j in positive if j != target and np.all(rows[:, j] > 0)]
-        inputs = sorted(inputs, key=lambda j: -np.std(np.log(rows[:, j])))[:PRODUCT_COLUMNS]
+        others = [j for j in positive if j != target]
+        inputs = np.array(others)[(rows[:, others] > 0).all(axis=0)]
+        logs = np.log(np.ascontiguousarray(rows[:, inputs].T))  # (q, m): each column's logs contiguous, as alone
+        most = np.argsort(-np.std(logs, axis=1), kind="stable")[:PRODUCT_COLUMNS]  # the most varied first
+        inputs, logs = inputs[most].tolist(), logs[most].T  # (m, q)
         if len(inputs) < 3:
             continue
-        logs = np.log(rows[:, inputs])  # (m, q)
         rest = np.log(rows[:, target])[:, None, None] - logs[:, :, None] - logs[:, None, :]  # log target - a - b
-        for a in range(len(inputs)):  # target - a - b = c on every screened row
-            close = np.all(np.abs(rest[:, a, :, None] - logs[:, None, :]) <= LOG_TOLERANCE, axis=0)  # (b, c)
-            for b, c in zip(*np.nonzero(close)):
-                if a < b < c:
-                    rule = _product_rule(values, names, half_units, target, [inputs[a], inputs[b], inputs[c]])
-                    rules += [rule] if rule is not None else []
+        for a in range(len(inputs)):  # target - a - b = c on every screened row, for a < b < c
+            close = np.all(np.abs(rest[:, a, a + 1:, None] - logs[:, None, a + 1:]) <= LOG_TOLERANCE, axis=0)
+            for b, c in zip(*(a + 1 + np.array(np.nonzero(np.triu(close, 1))))):  # close: (b, c) past a
+                rule = _product_rule(values, names, half_units, target, [inputs[a], inputs[b], inputs[c]])
+                rules += [rule] if rule is not None else []
     return list({rule.params["target"]: rule for rule in rules}.values())  # one product per target
 
 
@@ -465,11 +468,13 @@ def _ratio_rule(values, names, target, a, b, power) -> Rule | None:
 def value_codes(df: pd.DataFrame, specs) -> tuple[list[str], np.ndarray]:
     """The columns a value may be fixed in (not keys, constants or copies) and their values as integer codes
     (-1 for null; pd.factorize's, numbered in order of first appearance), rows by columns: the fixed-value, the
-    threshold and the determined searches all read them (every category column is among them)."""
+    threshold and the determined searches all read them (every category column is among them). 32-bit: the
+    blocks of rows those searches gather are half the memory."""
     targets = [spec.name for spec in specs if spec.shape]
-    if not targets:
-        return targets, np.zeros((len(df), 0), dtype=np.intp)
-    return targets, np.column_stack([pd.factorize(df[name], use_na_sentinel=True)[0] for name in targets])
+    matrix = np.empty((len(df), len(targets)), dtype=np.int32)
+    for j, name in enumerate(targets):
+        matrix[:, j] = pd.factorize(df[name], use_na_sentinel=True)[0]
+    return targets, matrix
 
 
 def mine_fixed_values(df: pd.DataFrame, specs, k: int, coded: tuple[list[str], np.ndarray]) -> list[Rule]:
@@ -485,7 +490,7 @@ def mine_fixed_values(df: pd.DataFrame, specs, k: int, coded: tuple[list[str], n
     for group in groups:
         group_codes = matrix[:, column_of[group]]
         others = np.array([name != group for name in targets])
-        order = np.argsort(group_codes, kind="stable")
+        order = np.argsort(group_codes.astype(np.int8), kind="stable")  # codes -1 .. 59: a radix sort
         distinct = int(group_codes.max(initial=-1)) + 1
         bounds = np.searchsorted(group_codes[order], np.arange(distinct + 1))
         for code in range(distinct):
@@ -496,12 +501,12 @@ def mine_fixed_values(df: pd.DataFrame, specs, k: int, coded: tuple[list[str], n
             constant = np.flatnonzero((block.min(axis=0) == block.max(axis=0)) & others)
             if not len(constant):
                 continue
-            fixed_codes = block[0, constant]  # how often the value occurs outside the group (every row inside has it)
+            fixed_codes = matrix[rows[0], constant]  # how often the value occurs outside the group (every row inside has it)
             elsewhere = ((matrix[:, constant] == fixed_codes).sum(axis=0) - len(rows)) / max(len(df) - len(rows), 1)
             chance = np.where(elsewhere > 0, len(rows) * np.log(np.maximum(elsewhere, 1e-300)), -np.inf)
             for index in constant[(elsewhere < 1.0) & (chance <= np.log(CHANCE))]:
                 target = targets[index]
-                fixed = None if block[0, index] == -1 else df[target].iloc[rows[0]]
+                fixed = None if matrix[rows[0], index] == -1 else df[target].iloc[rows[0]]
                 value = df[group].iloc[rows[0]]  # the code's value: its first row's (rows are in row order)
                 rules.append(Rule("fixed_when", {"column": target, "value": _plain(fixed),
                                                  "when": {group: _plain(value)}}))
@@ -519,7 +524,6 @@ def mine_thresholds(df: pd.DataFrame, names: list[str], k: int, coded: tuple[lis
     targets, codes = coded
     if not names or not targets:
         return []
-    codes = codes.astype(np.int32)
     least = max(k, 20)
     rules = []
     for x in names:
@@ -595,9 +599,11 @@ def mine_determined(df: pd.DataFrame, specs, k: int, coded: tuple[list[str], np.
     distinct = {name: int(code.max()) + 1 for name, code in codes.items()}
     screen = np.random.default_rng(0).choice(len(df), min(len(df), SCREEN_ROWS), replace=False)
 
-    def determines(by: str, column: str, rows=slice(None)) -> bool:
-        pairs = codes[by][rows] * distinct[column] + codes[column][rows]
-        return len(np.unique(pairs)) == len(np.unique(codes[by][rows]))
+    def determines(by: str, column: str, rows=slice(None)) -> bool:  # one `column` code per `by` code on `rows`:
+        by_codes, column_codes = codes[by][rows], codes[column][rows]  # each `by` code's last one read back on all
+        last = np.zeros(distinct[by], dtype=column_codes.dtype)
+        last[by_codes] = column_codes
+        return bool(np.array_equal(last[by_codes], column_codes))
 
     rules, derived = [], set()
     for by, column in itertools.permutations(names, 2):
