@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import special
 
 HERMITE_TERMS = 60
+BLOCK_VALUES = 1 << 19  # values drawn per block by `stratified` (4 MB)
 MAX_BLOCKS = 4096  # coarser columns lose nothing; finer ones are merged for the coefficients only
 MAX_CORRELATION = 0.9995
 
@@ -60,7 +61,11 @@ def stratified(latent: np.ndarray, rng: np.random.Generator, nu: float | None = 
     positions = np.arange(size, dtype=float)
     for stratum, order in zip(strata, orders):
         stratum[order] = positions
-    strata += rng.random(latent.shape).T  # the same draws as row by row: only their layout is transposed
+    # The same draws as rng.random(latent.shape), row by row, only their layout transposed, drawn a block of rows
+    # at a time: no third array of the sample's size is made (fresh memory is most of its cost, cli.py).
+    block = max(1, BLOCK_VALUES // max(latent.shape[1], 1))
+    for start in range(0, size, block):
+        strata[:, start:start + block] += rng.random((min(block, size - start), latent.shape[1])).T
     strata /= size
     return (special.ndtri(strata, out=strata) if nu is None else special.stdtrit(nu, strata, out=strata)).T, orders
 
@@ -73,9 +78,8 @@ def rising_orders(columns: np.ndarray) -> np.ndarray:
     argsort's exactly. The two zeros tie as in argsort: -0.0 is added to +0.0 in the (contiguous) copy first."""
     rows, size = columns.shape
     keys = np.add(columns, 0.0, out=np.empty((rows, size))).view(np.int64)  # -0.0 + 0.0 = +0.0
-    flip = keys >> 63  # all ones for a negative value, whose other bits then count backwards
-    flip &= np.int64(2**63 - 1)
-    keys ^= flip
+    for key in keys:  # a negative value's other bits count backwards: flipped (a row at a time, no second array)
+        key ^= (key >> 63) & np.int64(2**63 - 1)
     positions = np.int64((1 << max(size - 1, 1).bit_length()) - 1)
     keys &= ~positions
     keys |= np.arange(size, dtype=np.int64)
