@@ -1,12 +1,13 @@
 """The marginal families and the KS p-value on scipy.special alone (engine/families.py) give scipy.stats's numbers:
-the same cdf and ppf bit for bit, and the same accepted and rejected families."""
+the same cdf and ppf bit for bit, and the same accepted and rejected families; the truncated normal's Nelder-Mead
+(engine/marginals.py) gives scipy.optimize's minimum bit for bit."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from twin_pipeline.engine.families import distribution, ks_pvalue
-from twin_pipeline.engine.marginals import KS_ALPHA
+from twin_pipeline.engine.marginals import KS_ALPHA, _fit_parameters, _nelder_mead
 
 RNG = np.random.default_rng(3)
 FAMILIES = {  # our name and parameters -> scipy's distribution and arguments
@@ -52,3 +53,33 @@ def test_the_ks_p_value_is_scipy_s_kstwo_sf_and_decides_alike():
         np.testing.assert_array_equal(ours[decided] < KS_ALPHA, theirs[decided] < KS_ALPHA)
         if n > 140:  # smirnov, Pelz-Good and Durbin as scipy chooses them: the same digits
             np.testing.assert_array_equal(ours, theirs)
+
+
+def test_nelder_mead_is_scipy_s_step_for_step():
+    """The same minimum to the bit as scipy.optimize.minimize(method="Nelder-Mead") with the same options: on the
+    truncated normal's likelihood of varied samples, and on functions that take every move, tie, are flat, step,
+    turn NaN or infinite, from starts with zero coordinates (scipy's other initial simplex step)."""
+    from scipy import optimize
+
+    def scipy_minimum(function, start):
+        return optimize.minimize(function, list(start), method="Nelder-Mead",
+                                 options={"maxiter": 200, "xatol": 1e-4, "fatol": 1e-4}).x
+
+    rng = np.random.default_rng(5)
+    samples = [rng.normal(40, 9, 800), rng.lognormal(3, 1, 300), rng.uniform(0, 1, 2000) ** 3,
+               np.round(rng.normal(10, 2, 500)), rng.exponential(5, 40)]
+    for x in map(np.sort, samples):
+        with pytest.MonkeyPatch.context() as patch:  # the likelihood truncnorm is fitted with, and its start
+            calls = []
+            patch.setattr("twin_pipeline.engine.marginals._nelder_mead", lambda f, start: calls.append((f, start)) or start)
+            _fit_parameters("truncnorm", x, x[0], x[-1])
+        (function, start), = calls
+        np.testing.assert_array_equal(_nelder_mead(function, start), scipy_minimum(function, start))
+    functions = [lambda t: 0.0, lambda t: float(np.floor(t[0]) + np.floor(t[1])),
+                 lambda t: np.nan if t[0] > 1.02 else t[0] ** 2 + t[1] ** 2,
+                 lambda t: np.inf if t[1] < 0 else (t[0] - 3) ** 2 + t[1], lambda t: np.round(t[0] ** 2 + t[1] ** 2, 1),
+                 lambda t: (t[0] - 1) ** 2 + 100 * (t[1] - t[0] ** 2) ** 2, lambda t: abs(t[0]) + abs(t[1])]
+    with np.errstate(invalid="ignore"):
+        for function in functions:
+            for start in [(0.0, 0.0), (1.0, 0.0), (0.0, -2.0), (-3.5, 2.25), (1e-9, 1e9)]:
+                np.testing.assert_array_equal(_nelder_mead(function, start), scipy_minimum(function, start))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, sparse, special
+from scipy import sparse, special
 
 from .families import distribution, ks_pvalue
 from .perturb import noisy_counts
@@ -312,10 +312,61 @@ def _fit_parameters(family: str, x: np.ndarray, low: float, high: float) -> dict
             scale = np.exp(log_scale)
             mass = special.ndtr((high - loc) / scale) - special.ndtr((low - loc) / scale)
             return 0.5 * np.square((x - loc) / scale).sum() + len(x) * (log_scale + np.log(max(mass, 1e-300)))
-        result = optimize.minimize(negative_log_likelihood, [mean, 0.5 * np.log(var)], method="Nelder-Mead",
-                                   options={"maxiter": 200, "xatol": 1e-4, "fatol": 1e-4})
-        return {"loc": float(result.x[0]), "scale": float(np.exp(result.x[1])), "low": low, "high": high}
+        loc, log_scale = _nelder_mead(negative_log_likelihood, (mean, 0.5 * np.log(var)))
+        return {"loc": float(loc), "scale": float(np.exp(log_scale)), "low": low, "high": high}
     raise ValueError(f"unknown family {family!r}")
+
+
+def _nelder_mead(function, start: tuple[float, float], maxiter: int = 200, xatol: float = 1e-4,
+                 fatol: float = 1e-4) -> tuple[float, float]:
+    """`optimize.minimize(function, start, method="Nelder-Mead", options={"maxiter", "xatol", "fatol"}).x` for a
+    point of two coordinates, step for step: scipy's simplex, moves (reflect 2, expand 3, contract 1.5 / 0.5,
+    shrink 0.5, each the same float operations), stopping test and order of the vertices (numpy's argsort of three
+    values is this stable sort, NaN last), on floats instead of 2-vectors, whose bookkeeping cost as much as the
+    likelihood (0.02 CPU s of a 55-column fit). `function` gets each point as a fresh array, as from scipy."""
+    def value(point):
+        return function(np.array(point, dtype=float))
+
+    def ordered(vertices, values):
+        order = sorted(range(3), key=lambda i: (values[i] != values[i], values[i]))
+        return [vertices[i] for i in order], [values[i] for i in order]
+
+    x0 = [float(start[0]), float(start[1])]
+    vertices = [x0] + [[(1 + 0.05) * x0[0] if x0[0] != 0 else 0.00025, x0[1]],
+                       [x0[0], (1 + 0.05) * x0[1] if x0[1] != 0 else 0.00025]]
+    vertices, values = ordered(vertices, [value(vertex) for vertex in vertices])
+    for _ in range(maxiter - 1):
+        best, worst = vertices[0], vertices[-1]
+        if (all(abs(vertex[i] - best[i]) <= xatol for vertex in vertices[1:] for i in (0, 1))
+                and all(abs(values[0] - other) <= fatol for other in values[1:])):
+            break
+        centre = [(best[i] + vertices[1][i]) / 2 for i in (0, 1)]
+        reflected = [2 * centre[i] - worst[i] for i in (0, 1)]
+        reflected_value = value(reflected)
+        if reflected_value < values[0]:
+            expanded = [3 * centre[i] - 2 * worst[i] for i in (0, 1)]
+            expanded_value = value(expanded)
+            vertices[-1], values[-1] = (expanded, expanded_value) if expanded_value < reflected_value \
+                else (reflected, reflected_value)
+        elif reflected_value < values[-2]:
+            vertices[-1], values[-1] = reflected, reflected_value
+        else:
+            if reflected_value < values[-1]:  # contract outside, else inside
+                contracted = [1.5 * centre[i] - 0.5 * worst[i] for i in (0, 1)]
+                contracted_value = value(contracted)
+                shrink = not contracted_value <= reflected_value
+            else:
+                contracted = [0.5 * centre[i] + 0.5 * worst[i] for i in (0, 1)]
+                contracted_value = value(contracted)
+                shrink = not contracted_value < values[-1]
+            if not shrink:
+                vertices[-1], values[-1] = contracted, contracted_value
+            else:
+                for j in (1, 2):
+                    vertices[j] = [best[i] + 0.5 * (vertices[j][i] - best[i]) for i in (0, 1)]
+                    values[j] = value(vertices[j])
+        vertices, values = ordered(vertices, values)
+    return vertices[0][0], vertices[0][1]
 
 
 def select_family(x: np.ndarray, low: float, high: float, families: tuple[str, ...] | None = None,
