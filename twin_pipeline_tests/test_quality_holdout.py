@@ -157,6 +157,28 @@ def test_the_tstr_encoder_codes_each_value_by_its_text_as_the_real_training_shar
             assert encoder.categories[name].equals(pd.Index(categories))
 
 
+LOAD_MODEL = """
+import scipy._lib._array_api as array_api, scipy._lib._docscrape as docscrape
+from twin_pipeline.quality import utility
+{setup}
+utility.load_model()
+import scipy.stats, sklearn.ensemble
+assert array_api.FunctionDoc is docscrape.FunctionDoc
+assert "Spearman" in scipy.stats.spearmanr.__doc__
+print("Array API Standard Support" in scipy.stats.spearmanr.__doc__)
+"""
+
+
+@pytest.mark.parametrize("setup, table", [("", "False"), ("utility._DocstringAsWritten.__str__ = None", "True")])
+def test_the_model_loads_with_scipys_docstrings_as_written_or_as_it_comes(setup, table):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", LOAD_MODEL.format(setup=setup)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [table]  # the table of array libraries: left out, or there when SciPy changed
+
+
 def test_a_large_table_is_evaluated_on_a_bounded_sample(monkeypatch):
     from twin_pipeline.quality import holdout as module
 

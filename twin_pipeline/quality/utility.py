@@ -12,6 +12,7 @@ columns either model ranks in its top 10 (top half on narrower tables), and the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -213,8 +214,43 @@ def tstr(train: pd.DataFrame, twin: pd.DataFrame, holdout: pd.DataFrame, primary
 
 def load_model() -> None:
     """Import scikit-learn's gradient boosting (a third of a second: a caller with a process to spare loads it
-    early)."""
-    import sklearn.ensemble  # noqa: F401
+    early). It loads scipy.stats, whose ~280 array-API functions each have their docstring parsed and written
+    again with a table of the array libraries they support (scipy._lib._array_api.xp_capabilities): 0.09 of its
+    0.24 CPU s, for docstrings nobody reads here, so they are left as written (`_docstrings_as_written`). A SciPy
+    whose decorator that does not fit is loaded again, as it comes."""
+    import sys
+
+    if "scipy.stats" not in sys.modules:
+        with contextlib.suppress(Exception), _docstrings_as_written():
+            import sklearn.ensemble  # noqa: F401
+    import sklearn.ensemble  # noqa: F401,F811
+
+
+@contextlib.contextmanager
+def _docstrings_as_written():
+    """SciPy's xp_capabilities decorator given `_DocstringAsWritten` for a docstring parser while inside."""
+    from scipy._lib import _array_api
+
+    parser = _array_api.FunctionDoc
+    _array_api.FunctionDoc = _DocstringAsWritten
+    try:
+        yield
+    finally:
+        _array_api.FunctionDoc = parser
+
+
+class _DocstringAsWritten:
+    """A function's docstring as it was written (after the signature line xp_capabilities drops); the section
+    the decorator appends to is discarded."""
+
+    def __init__(self, function, *args, **kwargs):
+        self.text = function.__doc__ or ""
+
+    def __getitem__(self, section: str) -> list:
+        return []
+
+    def __str__(self) -> str:
+        return "\n" + self.text
 
 
 def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict:
