@@ -64,7 +64,10 @@ def _values(series: pd.Series) -> pd.Series:
         if not (values == values.round()).all():
             return values.iloc[:0].astype(str)
         values = values.astype("int64")
-    codes, distinct = pd.factorize(values.astype(str))
+    # Integers are told apart by value, so they are factorized before their text is made; anything else (1 and
+    # "1", True and 1 in one object column) by its text.
+    codes, distinct = pd.factorize(values if pd.api.types.is_integer_dtype(values.dtype) else values.astype(str))
+    distinct = distinct.astype(str)
     return pd.Series(pd.Series(distinct, dtype=object).str.strip().to_numpy(dtype=object)[codes], index=values.index,
                      name=values.name, dtype=object)
 
