@@ -1,10 +1,11 @@
 """The copula's dependence solvers: the latent correlation inverts the Hermite series, and the Latin hypercube
-strata keep the draws' ranks."""
+strata keep the draws' ranks; average ranks are pandas'."""
 
 import numpy as np
+import pandas as pd
 from scipy import special
 
-from twin_pipeline.engine.dependence import (hermite_coefficients, latent_from_covariance, rising_orders, stratified,
+from twin_pipeline.engine.dependence import (average_ranks, hermite_coefficients, latent_from_covariance, rising_orders, stratified,
                                             tied_normal_scores)
 
 
@@ -63,3 +64,20 @@ def test_pairs_matched_together_get_the_rho_each_gets_alone():
         alone = match_pearson(np.eye(4), decoders, {pair: target})
         assert np.isclose(together[pair], alone[pair], rtol=0, atol=1e-12) and together[pair] == together[pair[::-1]]
     assert together[0, 3] != together[1, 3] and together[0, 2] != together[1, 2]
+
+
+def test_average_ranks_are_pandas_ranks_to_the_bit():
+    """Ties, both zeros, infinities, NaN (no rank, out of the others' way), one value, none; a frame ranked column
+    by column as DataFrame.rank ranks it."""
+    rng = np.random.default_rng(8)
+    with_nan = rng.normal(size=3_000)
+    with_nan[rng.random(3_000) < 0.1] = np.nan
+    samples = [rng.normal(size=20_000), rng.integers(0, 30, 20_000).astype(float), np.round(rng.lognormal(size=9_999), 1),
+               np.array([0.0, -0.0, np.inf, -np.inf, 1.0, np.inf, np.nan, 0.0]), with_nan, np.array([2.5]),
+               np.array([np.nan]), np.array([])]
+    for values in samples + [-values for values in samples]:
+        np.testing.assert_array_equal(average_ranks(values), pd.Series(values).rank(method="average").to_numpy())
+    frame = np.column_stack([rng.integers(0, 9, 500).astype(float), rng.normal(size=500), np.round(rng.normal(size=500))])
+    ours, theirs = np.vstack([average_ranks(column) for column in frame.T]).T, pd.DataFrame(frame).rank().to_numpy()
+    np.testing.assert_array_equal(ours, theirs)
+    assert ours.flags.f_contiguous and theirs.flags.f_contiguous  # the layout later sums follow, too

@@ -34,9 +34,10 @@ def detect_date_format(values: pd.Series) -> tuple[str | None, str | None]:
     """The first format in DATE_FORMATS that parses every sampled non-null string value."""
     if pd.api.types.is_numeric_dtype(values):
         return None, None
-    sample = values.iloc[:: max(1, len(values) // 500)][:500].astype(str).str.strip()
-    if sample.empty or not sample.str.contains(r"\d\D*\d").all():
-        return None, None  # every format has a year (%Y: four digits, %y: two): "A1" is no date in any
+    for sample in values.iloc[:1], values.iloc[:: max(1, len(values) // 500)][:500]:  # the first value decides most
+        sample = sample.astype(str).str.strip()
+        if sample.empty or not sample.str.contains(r"\d\D*\d").all():
+            return None, None  # every format has a year (%Y: four digits, %y: two): "A1" is no date in any
     first = sample.iloc[:1]  # a format that cannot read the first value is not tried on the other 499
     for fmt, resolution in DATE_FORMATS:
         if parse_dates(first, fmt).notna().all() and parse_dates(sample, fmt).notna().all():

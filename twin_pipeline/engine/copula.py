@@ -23,7 +23,7 @@ from ..tables import atomic_path, to_csv, write_json
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .copulas_backend import fit_reference, sample_reference
-from .dependence import FRAILTY_FAMILIES, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, stratified, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
+from .dependence import FRAILTY_FAMILIES, average_ranks, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, stratified, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 from .dp import DEFAULT_DELTA, fit_private
 from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation
@@ -291,7 +291,8 @@ class GaussianCopulaEngine:
         if len(frame) < 200:
             return {"copula": "gaussian", "reason": "fewer than 200 complete rows"}
         frame = frame.sample(min(len(frame), T_MAX_ROWS), random_state=0)
-        uniforms = frame.rank(method="average").to_numpy() / (len(frame) + 1)
+        # pandas' frame.rank(): the same ranks, in the same (column-major) layout, which the correlations' sums follow
+        uniforms = np.vstack([average_ranks(frame[i].to_numpy()) for i in chosen]).T / (len(frame) + 1)
         block = self.correlation[np.ix_(chosen, chosen)]
         fit = fit_t_degrees(uniforms, block, np.random.default_rng(0))
         tails = {"copula": "t" if fit["use_t"] else "gaussian", "degrees_of_freedom": fit["degrees_of_freedom"],

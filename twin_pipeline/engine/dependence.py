@@ -25,6 +25,21 @@ MAX_BLOCKS = 4096  # coarser columns lose nothing; finer ones are merged for the
 MAX_CORRELATION = 0.9995
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """pandas' rank(method="average") of a float column to the bit (a tie group's mean 1-based position, exact in
+    floats; a NaN keeps none), from one quicksort instead of pandas' stable sort and frame machinery (a quarter of
+    the CPU time)."""
+    order = np.argsort(values)
+    ordered = values[order]
+    starts = np.flatnonzero(np.append(True, ordered[1:] != ordered[:-1]))  # first position of each distinct value
+    ends = np.append(starts[1:], len(values))
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    if len(values) and np.isnan(ordered[-1]):  # NaNs sort last, out of every other value's way
+        ranks[np.isnan(values)] = np.nan
+    return ranks
+
+
 def tied_normal_scores(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normal scores of sortable `keys` with ties: E[Z | Z in the block's slice].
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..engine.dependence import average_ranks
+
 LEVELS = (0.05, 0.01)
 TOP_PAIRS = 5
 MAX_PAIRS = 45  # every pair of up to 10 columns
@@ -34,16 +36,9 @@ def _numeric_columns(real: pd.DataFrame, synthetic: pd.DataFrame, primary_key: s
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
-    """Percentile ranks, ties averaged: pandas' rank(pct=True) to the bit (a tie group's mean 1-based position,
-    exact in floats, over the count), from one quicksort instead of its lexsort (a quarter of the CPU time on
-    a 100,000-row twin)."""
-    order = np.argsort(values)
-    ordered = values[order]
-    starts = np.flatnonzero(np.append(True, ordered[1:] != ordered[:-1]))  # first position of each distinct value
-    ends = np.append(starts[1:], len(values))
-    ranks = np.empty(len(values))
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts) / len(values)
-    return ranks
+    """Percentile ranks of values without NaN, ties averaged: pandas' rank(pct=True) to the bit (the average rank
+    over the count), from one quicksort instead of its lexsort (a quarter of the CPU time on a 100,000-row twin)."""
+    return average_ranks(values) / len(values)
 
 
 def _tail(u: np.ndarray, v: np.ndarray, q: float) -> tuple[float, float]:

@@ -17,8 +17,9 @@ thousand draws, no engine fit. Only the chosen name is stored.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy import special
+
+from ..dependence import average_ranks
 
 FORMS = ("fraction", "gap_above", "gap_below", "own")  # gap_above: d = low + gap; gap_below: d = high - gap
 SIMULATED_ROWS = 4_000
@@ -76,7 +77,7 @@ def choose_form(value: np.ndarray, low: np.ndarray, high: np.ndarray, floor: flo
     for form in forms:
         modelled = encode(form, value[fit], low[fit], high[fit], floor, ceiling)
         columns = [bound[fit] for bound in bounds] + [modelled]
-        ranks = pd.DataFrame(np.column_stack(columns)).rank(method="average").to_numpy() / (len(fit) + 1)
+        ranks = np.vstack([average_ranks(column) for column in columns]).T / (len(fit) + 1)  # as pandas lays it out
         with np.errstate(invalid="ignore", divide="ignore"):  # a constant bound: no correlation
             correlation = np.nan_to_num(np.corrcoef(special.ndtri(ranks).T))
         np.fill_diagonal(correlation, 1.0)
