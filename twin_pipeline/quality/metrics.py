@@ -394,16 +394,17 @@ class _Comparison:
             size = size_a * size_b
             return [_tvd(_narrow(real_a, size) * size_b + real_b, _narrow(synth_a, size) * size_b + synth_b, size)]
         sizes = [self.codes[second][2] for second in group]
-        counts = []
+        counts = np.empty((2, size_a * int(np.prod(sizes))), dtype=np.int64)  # both tables' joint counts
         for table, codes in enumerate((real_a, synth_a)):
             joint = codes.astype(np.int16)  # a copy (the cached codes stay), and JOINT_CELLS fit in int16
             for second in group:
                 joint *= self.codes[second][2]
                 joint += self.codes[second][table]
-            counts.append(np.bincount(joint, minlength=size_a * int(np.prod(sizes))).reshape(size_a, *sizes))
-        axes = range(1, len(group) + 1)
-        return [_count_tvd(*(count.sum(axis=tuple(other for other in axes if other != axis)).ravel()
-                             for count in counts)) for axis in axes]
+            counts[table] = np.bincount(joint, minlength=counts.shape[1])
+        counts = counts.reshape(2, size_a, *sizes)
+        axes = range(2, len(group) + 2)  # each pair's table, both tables summed at once (whole numbers: exact)
+        return [_count_tvd(*counts.sum(axis=tuple(other for other in axes if other != axis)).reshape(2, -1))
+                for axis in axes]
 
     def report(self) -> dict:
         ks = self.ks_statistics()

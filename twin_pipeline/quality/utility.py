@@ -174,13 +174,14 @@ def _permutation_importances(predict, metric, x: np.ndarray, y: np.ndarray, seed
     over every tree per copy costs several times more)."""
     rng = np.random.default_rng(seed)
     n, width = x.shape
-    copies = np.repeat(x[None], width * IMPORTANCE_REPEATS, axis=0)  # (column x repeat, row, feature)
-    for index in range(len(copies)):
+    copies = width * IMPORTANCE_REPEATS
+    rows = np.tile(x, (1 + copies, 1))  # x, then a copy per column x repeat, in one array
+    for index in range(copies):
         column = index // IMPORTANCE_REPEATS
-        copies[index, :, column] = x[rng.permutation(n), column]
-    predictions = predict(np.concatenate([x, copies.reshape(-1, width)]))
+        rows[(index + 1) * n:(index + 2) * n, column] = x[rng.permutation(n), column]
+    predictions = predict(rows)
     base = metric(predictions[:n], y)
-    drops = [base - metric(predictions[(index + 1) * n:(index + 2) * n], y) for index in range(len(copies))]
+    drops = [base - metric(predictions[(index + 1) * n:(index + 2) * n], y) for index in range(copies)]
     return np.asarray(drops).reshape(width, IMPORTANCE_REPEATS).mean(axis=1)
 
 
