@@ -28,7 +28,7 @@ from .engine.keys import is_key
 from .errors import TwinError, TwinInputError
 from .options import CloneOptions, resolve_options
 from .protection import protect
-from .shards import QUALITY_SAMPLE_ROWS, make_shards, merge_shards, sample_shards, verify_shards
+from .shards import QUALITY_SAMPLE_ROWS, make_shards, merge_shards, recount_database, sample_shards, verify_shards
 from .sharing import SharedTasks
 from .tables import read_table, sha256_file, write_json
 
@@ -434,16 +434,17 @@ def _clone_with(source: Path, out_dir: Path, options: CloneOptions, progress, au
     qis = list(options.quasi_identifiers)
     reference = helper.submit(reference_quality, real.drop(columns=dropped_columns(real, options)), options,
                               direct_identifiers(real, options))  # found once, for both processes
-    engine = fit_model(real, options)
-    say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
-                                          for name, entry in engine.describe().items()))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staged = publish.version(out_dir, f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}", inherit=False)
-    try:
-        outputs = _write_outputs(source, real, engine, options, n, qis, staged, say, helper, reference)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+    with recount_database() as database:  # before the arrays: its start frees the C library's spare memory
+        engine = fit_model(real, options)
+        say("fitted the model: " + ", ".join(f"{name}={entry['family'] or entry['kind']}"
+                                              for name, entry in engine.describe().items()))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staged = publish.version(out_dir, f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}", inherit=False)
+        try:
+            outputs = _write_outputs(source, real, engine, options, n, qis, staged, say, helper, reference, database)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
     helper.shutdown()  # idle, every result is in: its process has ended when the command does
     publish.publish(out_dir, staged)  # every output replaced at once: a reader never sees a mix of two clones
     summary = outputs.pop("summary")
@@ -480,7 +481,7 @@ def _load_pictures() -> None:
 
 
 def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngine, options: CloneOptions, n: int,
-                   qis, out_dir: Path, say, helper: ProcessPoolExecutor, reference: Future) -> dict:
+                   qis, out_dir: Path, say, helper: ProcessPoolExecutor, reference: Future, database) -> dict:
     collecting = _load_pictures_when_free(helper, reference)
     with tempfile.TemporaryDirectory(prefix=".shards-", dir=out_dir) as folder:
         # A twin the quality sample would read whole anyway is kept in memory, its shards never written as files
@@ -505,7 +506,8 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         # is done (this process draws them if it has begun none), while this process recounts and reports
         drawing = report_figures(real, twin, options, helper, after=reference)
         merged = merged or SharedTasks(merge, helper, after=reference)
-        verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k, frames=frames)
+        verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k, frames=frames,
+                                 database=database)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "
             f"{protection['k_anonymity']['records_suppressed']} rows suppressed (refilled); "
             f"{verified['rare_record_copies']} copies of rare real records, {verified['exact_matches']} rows equal a "

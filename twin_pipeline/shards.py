@@ -118,7 +118,10 @@ def make_shards(engine: GaussianCopulaEngine, real: pd.DataFrame, options: Clone
     return sorted(results, key=lambda item: item["shard"])
 
 
-def _duckdb(memory_limit: str):
+def recount_database(memory_limit: str = "1GB"):
+    """The DuckDB database `verify_shards` recounts in (it takes a cursor). A caller opens it before its arrays
+    exist: DuckDB gives the C library's free memory back to the system as each database starts (malloc_trim),
+    memory a clone keeps for its next arrays (cli._keep_freed_memory) and would fault in again (0.1-0.2 GB)."""
     import duckdb
 
     connection = duckdb.connect()
@@ -132,11 +135,13 @@ def _quoted(name: str) -> str:
 
 
 def verify_shards(folder: Path, real: pd.DataFrame, quasi_identifiers: list[str], ignore_columns: list[str],
-                  k: int = 5, memory_limit: str = "1GB", frames: list[pd.DataFrame] | None = None) -> dict:
+                  k: int = 5, memory_limit: str = "1GB", frames: list[pd.DataFrame] | None = None,
+                  database=None) -> dict:
     """Recount k over all shards, count rows equal to a real row, and among them the disclosive ones: equal to a
     real record whose combination fewer than `k` real rows share. Out of core in DuckDB; the shard path is a query
-    parameter (a folder named o'q is not SQL). `frames`: the shards kept in memory (`make_shards`), if any."""
-    with _duckdb(memory_limit) as connection:
+    parameter (a folder named o'q is not SQL). `frames`: the shards kept in memory (`make_shards`), if any;
+    `database`: a `recount_database` to take a cursor of (else one is opened with `memory_limit`)."""
+    with recount_database(memory_limit) if database is None else database.cursor() as connection:
         if frames:
             connection.register("twin_rows", frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
             shards, pattern = "twin_rows", None

@@ -7,7 +7,8 @@ import pytest
 
 from twin_pipeline.options import CloneOptions
 from twin_pipeline.pipeline import fit_model
-from twin_pipeline.shards import make_shards, merge_shards, plan_shards, sample_shards, verify_shards
+from twin_pipeline.shards import (make_shards, merge_shards, plan_shards, recount_database, sample_shards,
+                                  verify_shards)
 
 QIS = ["Age", "Marital", "Home", "Job", "Income"]
 
@@ -95,7 +96,11 @@ def test_shards_kept_in_memory_give_what_their_files_give(setup, tmp_path):
     planted.to_parquet(tmp_path / "files" / "shard-00001.parquet", index=False)
     recounted = [verify_shards(tmp_path / source, real, QIS, ["loan_id"], frames=kept)
                  for source, kept in (("kept", frames), ("files", None))]
-    assert recounted[0] == recounted[1] and recounted[0]["exact_matches"] >= 1 and recounted[0]["rows"] == 6000
+    with recount_database() as database:  # a cursor of the caller's database, which stays open
+        recounted.append(verify_shards(tmp_path / "kept", real, QIS, ["loan_id"], frames=frames, database=database))
+        assert database.execute("SELECT 1").fetchall() == [(1,)]
+    assert recounted[0] == recounted[1] == recounted[2]
+    assert recounted[0]["exact_matches"] >= 1 and recounted[0]["rows"] == 6000
     for suffix in ("csv", "parquet"):
         merged = [merge_shards(tmp_path / source, tmp_path / f"{source}.{suffix}", frames=kept)
                   for source, kept in (("kept", frames), ("files", None))]
