@@ -280,3 +280,22 @@ def test_native_times_of_a_zone_come_back_in_that_zone():
     twin = GaussianCopulaEngine().fit(real).sample(3000, seed=1)
     assert str(twin["ts"].dtype) == "datetime64[ns, Europe/Berlin]"
     assert real["ts"].min() - pd.Timedelta(days=2) <= twin["ts"].min() and twin["ts"].max() <= real["ts"].max() + pd.Timedelta(days=2)
+
+
+def test_a_detected_column_is_fitted_as_when_its_kind_is_given(loan_book):
+    """Detection hands its count of distinct values to the key test and its non-null values to the fit: the same
+    kinds and specs (null rates to the bit) as a fit of each column on its own, and the same key verdicts."""
+    from twin_pipeline.engine.keys import is_key
+    from twin_pipeline.engine.transformers import KIND_CLASSES
+
+    rng = np.random.default_rng(2)
+    frame = loan_book.assign(loan_code=[f"L{i:05d}" for i in range(len(loan_book))],
+                             repeated=rng.integers(0, len(loan_book) // 2, len(loan_book)),
+                             sparse=np.where(rng.random(len(loan_book)) < 0.3, rng.normal(size=len(loan_book)), np.nan))
+    for name in frame.columns:
+        series = frame[name]
+        detected = detect_spec(series)
+        assert detected.to_dict() == KIND_CLASSES[detected.kind].fit(series).to_dict()
+        assert detected.null_rate == float(series.isna().mean())
+        values = series.dropna()
+        assert is_key(series, unique=values.nunique() == len(values)) == is_key(series)

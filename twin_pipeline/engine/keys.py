@@ -32,16 +32,18 @@ _LAST = ["Ashford", "Brennock", "Calloway", "Dunmore", "Everly", "Fairholm", "Ga
 _STREETS = ["Maple", "Cedar", "Willow", "Harbor", "Orchard", "Meadow", "Station", "Mill", "Chapel", "Bridge"]
 
 
-def is_key(series: pd.Series) -> bool:
+def is_key(series: pd.Series, unique: bool | None = None) -> bool:
     """Whether a column is a key (loan_id, "LN000123", a UUID) rather than data: its present values are unique on
     a sizeable table and are whole numbers under a key-like name, or text under such a name or of one key shape.
     Amounts with cents or thousands separators ("1.234,56", "$9,999.99") are not keys. The one rule of the engine
     (which mints fresh keys), the quality report (which does not score them) and quasi-identifier detection.
     A key-named column may repeat (a customer number over the customer's loans) when most of its rows hold a
     value seen fewer than K_MIN times: as a category it became "Other", and a customer with K_MIN loans kept
-    their real number in the twin."""
+    their real number in the twin. `unique`: whether its present values all differ, when the caller counted them
+    (on a table of at most HEAD_ROWS rows, the first rows' test)."""
     named = bool(ID_NAME.search(str(series.name)))
-    if not named and not series.iloc[:HEAD_ROWS].dropna().is_unique:
+    if not named and not (unique if unique is not None and len(series) <= HEAD_ROWS
+                          else series.iloc[:HEAD_ROWS].dropna().is_unique):
         return False
     values = series.dropna()
     if len(values) < MIN_KEY_ROWS or not (values.is_unique or named and _mostly_rare(values)):

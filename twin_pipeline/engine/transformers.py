@@ -61,10 +61,12 @@ class ColumnSpec:
         return False
 
     @classmethod
-    def fit(cls, series: pd.Series, k: int = 1) -> "ColumnSpec":
-        """The column's kind-specific format details, learned from its values."""
+    def fit(cls, series: pd.Series, k: int = 1, present: pd.Series | None = None) -> "ColumnSpec":
+        """The column's kind-specific format details, learned from its values; `present`: its non-null values, when
+        the caller has them (detection read them)."""
+        present = series.dropna() if present is None else present
         return cls(name=str(series.name), dtype=str(series.dtype),
-                   null_rate=float(series.isna().mean()) if len(series) else 0.0)
+                   null_rate=(len(series) - len(present)) / len(series) if len(series) else 0.0)
 
     # ---------------------------------------------------------------- encoding
     def variables(self, series: pd.Series, k: int, governed: np.ndarray | None = None,
@@ -219,9 +221,9 @@ class Continuous(Numeric):
         return seen.whole is False
 
     @classmethod
-    def fit(cls, series: pd.Series, k: int = 1) -> "Continuous":
-        spec = super().fit(series, k)
-        values = series.dropna()
+    def fit(cls, series: pd.Series, k: int = 1, present: pd.Series | None = None) -> "Continuous":
+        values = series.dropna() if present is None else present
+        spec = super().fit(series, k, values)
         if not pd.api.types.is_numeric_dtype(series):
             spec.number_format = col.detect_number_format(values)
             if spec.number_format is None:
@@ -238,8 +240,8 @@ class Continuous(Numeric):
         """A column modelled in its rule's form (rules/forms.py: a fraction of its interval, a gap, a residual):
         its range only. The real column's decimals and rounding steps are applied on decoding (RuleSet.formats),
         so none is looked for in the form's numbers (a rounding search over every distinct fraction)."""
-        spec = super().fit(encoded)
         values = encoded.dropna()
+        spec = super().fit(encoded, present=values)
         spec.bounds = [float(bound) for bound in outward_bounds(values)] if len(values) else None
         return spec
 
@@ -300,16 +302,17 @@ class Datetime(Numeric):
         return pd.api.types.is_datetime64_any_dtype(series) or col.detect_date_format(seen.values)[0] is not None
 
     @classmethod
-    def fit(cls, series: pd.Series, k: int = 1) -> "Datetime":
-        spec = super().fit(series, k)
+    def fit(cls, series: pd.Series, k: int = 1, present: pd.Series | None = None) -> "Datetime":
+        present = series.dropna() if present is None else present
+        spec = super().fit(series, k, present)
         if pd.api.types.is_datetime64_any_dtype(series):
             spec.date_resolution = "s"
         else:
-            spec.date_format, spec.date_resolution = col.detect_date_format(series.dropna())
+            spec.date_format, spec.date_resolution = col.detect_date_format(present)
             if spec.date_format is None:
                 raise TwinInputError(series.name, "values are not dates in a recognised format")
             spec.utc_offsets = col.utc_offsets(series, spec.date_format)
-        seconds = spec.to_numbers(series.dropna())
+        seconds = spec.to_numbers(present)
         if spec.date_resolution == "s" and len(seconds) and np.all(np.mod(seconds[np.isfinite(seconds)], 86400) == 0):
             spec.date_resolution = "D"  # every time is midnight ("2023-01-05 00:00:00"): days, not invented times
         return spec
@@ -434,12 +437,13 @@ class Identifier(ColumnSpec):
 
     @classmethod
     def detect(cls, series: pd.Series, seen: Unlabelled) -> bool:
-        return is_key(series)
+        return is_key(series, unique=seen.distinct == len(seen.values))
 
     @classmethod
-    def fit(cls, series: pd.Series, k: int = 1) -> "Identifier":
-        spec = super().fit(series, k)
-        spec.id_pattern = identifier_pattern(series.dropna())
+    def fit(cls, series: pd.Series, k: int = 1, present: pd.Series | None = None) -> "Identifier":
+        present = series.dropna() if present is None else present
+        spec = super().fit(series, k, present)
+        spec.id_pattern = identifier_pattern(present)
         return spec
 
     def variables(self, series, k, governed=None, rng=None) -> Iterator[tuple]:
@@ -465,9 +469,9 @@ class Constant(ColumnSpec):
         return seen.distinct <= 1
 
     @classmethod
-    def fit(cls, series: pd.Series, k: int = 1) -> "Constant":
-        spec = super().fit(series, k)
-        values = series.dropna()
+    def fit(cls, series: pd.Series, k: int = 1, present: pd.Series | None = None) -> "Constant":
+        values = series.dropna() if present is None else present
+        spec = super().fit(series, k, values)
         spec.value = None if len(values) < max(k, 1) else (
             values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0])
         return spec
@@ -516,10 +520,11 @@ def detect_spec(series: pd.Series, primary_key: bool = False, kind: str | None =
         raise TwinInputError(series.name, f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     if primary_key:
         kind = "identifier"
+    seen = None
     if kind is None:
         seen = Unlabelled(series)
         kind = next(cls.kind for cls in DETECTION if cls.detect(series, seen))
-    return KIND_CLASSES[kind].fit(series, k)
+    return KIND_CLASSES[kind].fit(series, k, None if seen is None else seen.values)
 
 
 class Unlabelled:
