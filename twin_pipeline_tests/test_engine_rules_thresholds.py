@@ -110,3 +110,17 @@ def test_a_threshold_that_cannot_be_kept_displaces_no_other_rule():
     twin = engine.sample(20_000, seed=4)
     kept = [rule for rule in engine.rules.rules if rule.enforced]
     assert len(kept) >= 10 and all(rule.shares(twin)["share"] == 1.0 for rule in kept)
+
+
+def test_the_threshold_search_orders_rows_as_a_stable_argsort():
+    """Small whole numbers (radix-sorted as 16-bit integers) and other values (a quicksort, ties put back in row
+    order): the rows in np.argsort(kind="stable")'s order, with ties, both zeros, infinities, extremes, none."""
+    from twin_pipeline.engine.rules.mining import _stable_order
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 57, 3000):
+        for values in (rng.integers(-5, 5, n).astype(float), rng.normal(size=n), rng.integers(-40_000, 40_000, n) * 1.0,
+                       np.where(rng.random(n) < 0.3, -0.0, np.round(rng.normal(size=n), 1)),
+                       rng.choice([1e300, -1e300, np.inf, -np.inf, 0.5, 3.0, -0.0, 0.0, 32767.0, -32768.0], n),
+                       1 + rng.integers(0, 3, n) * 1e-16):
+            assert np.array_equal(_stable_order(values), np.argsort(values, kind="stable"))

@@ -225,8 +225,10 @@ def detect_rounding(numbers: np.ndarray, decimals: int | None, with_atoms: bool 
         return None
     base = 10.0 ** -(decimals or 0)
     chain, shares = [base], [1.0]
-    on = {step: float(counts[on_step(values, step)].sum() / total) for step in ROUNDING_STEPS
-          if step > base * (1 + 1e-9)}
+    # a step at least twice the largest value holds its zeros only (every other ratio rounds to 0): counted once
+    largest, zeros = max(abs(values[0]), abs(values[-1])), float(counts[values == 0].sum() / total)
+    on = {step: float(counts[on_step(values, step)].sum() / total) if step < 2 * largest else zeros
+          for step in ROUNDING_STEPS if step > base * (1 + 1e-9)}
     while True:  # the next step is the one with most values above chance (amounts in 100s, not 20s, after 10s)
         options = [(on[step] - shares[-1] * chain[-1] / step, step) for step in on  # nesting tested last: the
                    if step > chain[-1] * (1 + 1e-9)  # shares rule out most steps at a float comparison's cost

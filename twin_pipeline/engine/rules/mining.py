@@ -223,6 +223,8 @@ def mine_date_terms(dates: dict[str, np.ndarray], values: np.ndarray, names: lis
     each pair of dates, the median gap per term unit of every never-negative varying numeric column at once (on a
     few hundred rows); the units near it are checked on every complete row, and the one holding on most rows (then
     the tightest) kept."""
+    if len(dates) < 2:
+        return []
     terms = [j for j in range(len(names)) if np.nanmin(values[:, j], initial=np.inf) >= 0
              and np.unique(values[np.isfinite(values[:, j]), j]).size >= 2]
     lengths = np.array([days or months * MONTH_DAYS for days, months in DATE_UNITS.values()])
@@ -532,7 +534,7 @@ def mine_thresholds(df: pd.DataFrame, names: list[str], k: int, coded: tuple[lis
         enough = max(least, int(np.ceil(THRESHOLD_SHARE * len(present))))
         if len(present) < 2 * enough:
             continue
-        order = present[np.argsort(values[present], kind="stable")]
+        order = present[_stable_order(values[present])]
         top = codes[order[-enough:]]  # a run long enough holds the top row's value on the top `enough` rows:
         runs = np.flatnonzero((top == top[-1]).all(axis=0))  # only those columns are read on every row
         if not len(runs):
@@ -566,6 +568,24 @@ def mine_thresholds(df: pd.DataFrame, names: list[str], k: int, coded: tuple[lis
             op, bound = _cut(float(ordered[cut - 1]), float(ordered[cut]))
             rules.append(Rule("fixed_when", {"column": target, "value": value, "when": {x: {op: bound}}}))
     return rules
+
+
+def _stable_order(values: np.ndarray) -> np.ndarray:
+    """np.argsort(values, kind="stable") of finite floats at a third of its cost: small whole numbers (counts) as
+    16-bit integers, which numpy sorts by radix; others by numpy's (vectorised) quicksort, each run of equal
+    values then put back in the order of its positions by one sort of (the value's rank, position) keys."""
+    if np.all(np.abs(values) < 2**15):
+        small = values.astype(np.int16)
+        if np.array_equal(small, values):
+            return np.argsort(small, kind="stable")
+    order = np.argsort(values)
+    ordered = values[order]
+    keys = np.zeros(len(values), dtype=np.int64)
+    np.cumsum(ordered[1:] != ordered[:-1], out=keys[1:])  # each sorted place's rank among the distinct values
+    keys *= len(values)
+    keys += order
+    keys.sort()
+    return keys % max(len(values), 1)
 
 
 def _cut(below: float, above: float) -> tuple[str, float | int]:
