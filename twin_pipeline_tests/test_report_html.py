@@ -109,6 +109,31 @@ def test_a_column_plot_on_the_reused_canvas_is_the_plot_a_fresh_canvas_draws():
         assert draw(name, compact) == image, name
 
 
+LOAD_PICTURES = """
+import hashlib
+import numpy as np
+from twin_pipeline.report import plots
+{setup}
+plots.load()
+from matplotlib import artist
+from matplotlib.lines import Line2D
+assert artist.kwdoc.__module__ == "matplotlib.artist"  # matplotlib's own, back in place
+shown = plots.Distribution(np.array([0.2, 0.5, 0.3]), np.array([0.3, 0.4, 0.3]), np.array([0.0, 1.0, 2.0, 3.0]))
+print("agg_filter" in Line2D.set.__doc__, hashlib.sha256(plots.column_plot(shown)).hexdigest())
+"""
+
+
+def test_pictures_loaded_without_matplotlibs_property_tables_are_the_same_pictures():
+    import subprocess
+    import sys
+
+    runs = [subprocess.run([sys.executable, "-c", LOAD_PICTURES.format(setup=setup)], capture_output=True, text=True)
+            for setup in ("", "import matplotlib.figure")]  # loaded before: as it comes
+    assert [run.returncode for run in runs] == [0, 0], [run.stderr for run in runs]
+    (without, picture), (table, same_picture) = (run.stdout.split() for run in runs)
+    assert (without, table) == ("False", "True") and picture == same_picture
+
+
 def test_a_heatmap_carries_its_cells_as_one_pixel_each_and_its_labels_without_tick_marks():
     import io
 

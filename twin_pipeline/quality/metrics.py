@@ -116,7 +116,8 @@ def _detect(series: pd.Series) -> _Column:
         return _Column("categorical")
     if pd.api.types.is_datetime64_any_dtype(series):
         return _Column("datetime")
-    if head.nunique() <= CATEGORICAL_MAX_DISTINCT and series.nunique() <= CATEGORICAL_MAX_DISTINCT:
+    if head.nunique() <= CATEGORICAL_MAX_DISTINCT and (len(head) == len(series)  # the head is the whole column
+                                                       or series.nunique() <= CATEGORICAL_MAX_DISTINCT):
         return _Column("categorical")
     numeric = pd.api.types.is_numeric_dtype(series)
     if not numeric and (dates := _numeric_column(series, "datetime")):
