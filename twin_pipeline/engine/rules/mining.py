@@ -414,11 +414,14 @@ def mine_products(values: np.ndarray, names: list[str], specs, rng) -> list[Rule
         if len(inputs) < 3:
             continue
         rest = np.log(rows[:, target])[:, None, None] - logs[:, :, None] - logs[:, None, :]  # log target - a - b
-        for a in range(len(inputs)):  # target - a - b = c on every screened row, for a < b < c
-            close = np.all(np.abs(rest[:, a, a + 1:, None] - logs[:, None, a + 1:]) <= LOG_TOLERANCE, axis=0)
-            for b, c in zip(*(a + 1 + np.array(np.nonzero(np.triu(close, 1))))):  # close: (b, c) past a
-                rule = _product_rule(values, names, half_units, target, [inputs[a], inputs[b], inputs[c]])
-                rules += [rule] if rule is not None else []
+        # target - a - b = c, a < b < c: every triple on the first screened row at once, then those on every row
+        a, b, c = np.nonzero(np.abs(rest[0][:, :, None] - logs[0][None, None, :]) <= LOG_TOLERANCE)
+        ordered = (a < b) & (b < c)
+        a, b, c = a[ordered], b[ordered], c[ordered]
+        close = np.all(np.abs(rest[:, a, b] - logs[:, c]) <= LOG_TOLERANCE, axis=0)
+        for a, b, c in zip(a[close], b[close], c[close]):
+            rule = _product_rule(values, names, half_units, target, [inputs[a], inputs[b], inputs[c]])
+            rules += [rule] if rule is not None else []
     return list({rule.params["target"]: rule for rule in rules}.values())  # one product per target
 
 
