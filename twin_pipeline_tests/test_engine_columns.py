@@ -320,3 +320,29 @@ def test_nonnegative_least_squares_is_scipy_s_solution():
     steps, weights = [1.0, 100.0, 1000.0], rounding_weights([1.0, 100.0, 1000.0], [1.0, 0.3, 0.1])
     landing = [sum(w * (1.0 if i >= j else steps[i] / steps[j]) for i, w in enumerate(weights)) for j in range(3)]
     np.testing.assert_allclose(landing, [1.0, 0.3, 0.1], atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", [fmt for fmt, _ in DATE_FORMATS])
+def test_text_dates_read_once_per_distinct_text_are_read_as_every_row(fmt):
+    """Datetime.to_numbers parses each distinct text once: the same seconds as parsing every row, with repeats,
+    padding, blanks, unreadable texts and (for %z) offsets."""
+    from twin_pipeline.engine.transformers import Datetime
+
+    rng = np.random.default_rng(5)
+    stamps = pd.Timestamp("1990-01-01") + pd.to_timedelta(rng.integers(0, 12_000, 400), unit="D") \
+        + pd.to_timedelta(rng.integers(0, 86_400, 400), unit="s")
+    fmt_plain = fmt.replace("%z", "")
+    text = pd.Series(stamps.strftime(fmt_plain), dtype=object)
+    if "%z" in fmt:
+        text = text + pd.Series(rng.choice(["+01:00", "+0200", "-0530"], 400))
+    text = text.sample(2_000, replace=True, random_state=1).reset_index(drop=True)
+    text[rng.random(2_000) < 0.05] = None
+    text[rng.random(2_000) < 0.02] = "not a date"
+    padded = rng.random(2_000) < 0.1
+    text[padded] = "  " + text[padded].astype(str) + " "
+    spec = Datetime("d", "object", date_format=fmt, date_resolution="s")
+    every_row = spec.typed(text.astype(str).str.strip())
+    if getattr(every_row.dt, "tz", None) is not None:
+        every_row = every_row.dt.tz_convert(None)
+    expected = (every_row.astype("datetime64[ns]").astype("int64") // 10**9).to_numpy(dtype=float)
+    np.testing.assert_array_equal(spec.to_numbers(text), expected)

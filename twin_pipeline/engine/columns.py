@@ -117,6 +117,9 @@ def detect_number_format(values: pd.Series) -> dict | None:
     The prefix may hold symbols only (a currency sign, spaces): "customer 0042" is a label, not a number.
     A column read both ways ("1,200" only) takes the comma as a thousands separator.
     """
+    first = values.iloc[:1].astype(str)
+    if first.empty or not any(character.isdigit() for character in first.iloc[0]):
+        return None  # every value must hold a number (stripping, brackets and commas add no digit): "Paris" is none
     text = pd.Series(values.astype(str).unique(), dtype=object)  # the format depends on the distinct texts only
     if (text.str.len() - text.str.lstrip().str.len()).nunique() > 1:  # right-aligned ("    2,034.48"): padding
         text = text.str.strip()  # is no prefix (a constant one, " 36 months", is)
