@@ -168,21 +168,31 @@ def _once(score, predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(score(predicted, truth, np.ones((1, len(truth))))[0])
 
 
-def _permutation_importances(predict, metric, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
-    """Mean drop of `metric` when one column's values are shuffled (IMPORTANCE_REPEATS shuffles per column),
-    as sklearn's permutation_importance measures it; all shuffled copies go through one `predict` call (a pass
-    over every tree per copy costs several times more)."""
+def _with_shuffled_copies(rows: np.ndarray, x: np.ndarray, seed: int) -> np.ndarray:
+    """`rows`, then a copy of `x` per column and repeat with that column's values shuffled (IMPORTANCE_REPEATS
+    shuffles per column), in one array: a model predicts them all in one call (a call per copy costs several
+    times more), and both models the same rows."""
     rng = np.random.default_rng(seed)
     n, width = x.shape
     copies = width * IMPORTANCE_REPEATS
-    rows = np.tile(x, (1 + copies, 1))  # x, then a copy per column x repeat, in one array
+    out = np.empty((len(rows) + copies * n, width))
+    out[:len(rows)] = rows
+    out[len(rows):].reshape(copies, n, width)[:] = x
     for index in range(copies):
         column = index // IMPORTANCE_REPEATS
-        rows[(index + 1) * n:(index + 2) * n, column] = x[rng.permutation(n), column]
-    predictions = predict(rows)
-    base = metric(predictions[:n], y)
-    drops = [base - metric(predictions[(index + 1) * n:(index + 2) * n], y) for index in range(copies)]
-    return np.asarray(drops).reshape(width, IMPORTANCE_REPEATS).mean(axis=1)
+        start = len(rows) + index * n
+        out[start:start + n, column] = x[rng.permutation(n), column]
+    return out
+
+
+def _permutation_importances(metric, base: np.ndarray, shuffled: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean drop of `metric` from the predictions `base` of some rows to those of their copies with one column
+    shuffled (`shuffled`, in `_with_shuffled_copies` order), as sklearn's permutation_importance measures it."""
+    n = len(y)
+    copies = len(shuffled) // n
+    score = metric(base, y)
+    drops = [score - metric(shuffled[index * n:(index + 1) * n], y) for index in range(copies)]
+    return np.asarray(drops).reshape(copies // IMPORTANCE_REPEATS, IMPORTANCE_REPEATS).mean(axis=1)
 
 
 def _bootstrap_weights(n: int, rng: np.random.Generator, rounds: int = BOOTSTRAP_ROUNDS) -> np.ndarray:
@@ -296,6 +306,7 @@ def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict
     test_x, test_y = x["holdout"][present["holdout"]], labels["holdout"][present["holdout"]]
     rng = np.random.default_rng(seed)
     probe = rng.permutation(len(test_y))[:MAX_IMPORTANCE_ROWS]
+    rows = _with_shuffled_copies(test_x, test_x[probe], seed)  # the test rows, then the importances' copies
     weights = _bootstrap_weights(len(test_y), rng)  # the gap's interval: test rows resampled, models fixed
     importances, draws = {}, {}
     for name in ("train", "twin"):
@@ -306,11 +317,12 @@ def _tstr(train, twin, holdout, primary_key, column_kinds, target, seed) -> dict
                 proba, model.classes_, y, counted)
         else:
             predict, score = model.predict, _r2
-        predicted = predict(test_x)
+        predictions = predict(rows)
+        predicted = predictions[:len(test_x)]
         result["real" if name == "train" else "twin"] = _once(score, predicted, test_y)
         draws[name] = score(predicted, test_y, weights)
-        importances[name] = _permutation_importances(
-            predict, lambda predicted, y, score=score: _once(score, predicted, y), test_x[probe], test_y[probe], seed)
+        importances[name] = _permutation_importances(lambda predicted, y, score=score: _once(score, predicted, y),
+                                                     predicted[probe], predictions[len(test_x):], test_y[probe])
     result["gap"] = result["real"] - result["twin"]
     result["gap_ci"] = _percentile_interval(draws["train"] - draws["twin"])
     result["relative"] = result["twin"] / result["real"] if result["real"] else float("nan")
