@@ -30,6 +30,13 @@ def _is_text(series: pd.Series) -> bool:
         or isinstance(series.dtype, pd.CategoricalDtype)
 
 
+def _may_be_good_bad(series: pd.Series) -> bool:
+    """False when the first row is a text spelled neither good nor bad: most text columns are ruled out there,
+    before their distinct values are read."""
+    first = series.iloc[0] if len(series) else None
+    return not isinstance(first, str) or first.strip().lower() in GOOD_BAD
+
+
 def _spellings(series: pd.Series) -> set[str]:
     """The column's values as text, trimmed and in lower case; read off its distinct values (a pass over every
     row's text took ten times longer, on every text column of the table)."""
@@ -41,7 +48,7 @@ def outcome_column(table: pd.DataFrame, exclude: Collection[str] = ()) -> tuple[
     else the first with 2 to MAX_CLASSES distinct values and named like an outcome (OUTCOME_PATTERNS)."""
     candidates = [name for name in table.columns if name not in set(exclude)]
     for name in candidates:  # a class that says what it is ("class" in the German credit data), whatever its name
-        if _is_text(table[name]) and _spellings(table[name]) == GOOD_BAD:
+        if _is_text(table[name]) and _may_be_good_bad(table[name]) and _spellings(table[name]) == GOOD_BAD:
             return name, "its values are good / bad"
     for word, pattern in OUTCOME_PATTERNS.items():
         for name in candidates:

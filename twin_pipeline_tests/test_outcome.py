@@ -64,3 +64,13 @@ def test_a_card_extracts_chargeback_is_the_outcome():
     """A card-transactions extract's 0.3 % chargebacks had no TSTR and no inferred secret."""
     frame = pd.DataFrame({"mcc": [5411, 5812, 7995] * 10, "amount_cents": range(30), "Charge-Back": [0, 0, 1] * 10})
     assert outcome_column(frame)[0] == "Charge-Back"
+
+
+def test_a_good_bad_column_is_found_whatever_its_first_row():
+    """The first row rules most text columns out; a good / bad class whose first row is blank, or spelled
+    " Good", is still found, and a column whose first row is good but others are not is not."""
+    rows = ["good", "bad", "Bad ", "good"] * 10
+    for first in (None, float("nan"), " Good"):
+        table = pd.DataFrame({"city": ["Oslo"] * 41, "class": [first] + rows})
+        assert outcome_column(table)[0] == "class"
+    assert outcome_column(pd.DataFrame({"class": ["good"] + rows[1:] + ["ugly"]}))[0] is None

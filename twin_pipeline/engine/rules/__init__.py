@@ -12,6 +12,8 @@ so every enforced rule holds on every twin row while the modelled parts keep the
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -53,6 +55,7 @@ class RuleSet:
         spec_of = {spec.name: spec for spec in specs}
         modelled = {name for name, spec in spec_of.items() if spec.shape}  # not keys, constants or copies
         self.depends: dict[str, set[str]] = {}
+        present = functools.cache(lambda name: real[name].notna().to_numpy())  # each column's, once for all rules
         rank = {"fixed_when": 0, "determined": 1, "fixed_combinations": 1, "sum": 2, "formula": 2, "ratio": 2,
                 "date_term": 2, "order": 3, "range": 4}
         # null-when rules before value rules: "x is null when individual" is the cause, not the reverse; values
@@ -76,7 +79,7 @@ class RuleSet:
                 else:
                     self._enforce(rule, None, real)
             else:
-                for candidate in [name for name in self._candidates(rule, real, spec_of) if name not in keep]:
+                for candidate in [name for name in self._candidates(rule, present, spec_of) if name not in keep]:
                     if self._enforce(rule, candidate, real):
                         break
                 else:
@@ -111,9 +114,10 @@ class RuleSet:
                 if not is_date:
                     self.formats[name]["rounding"] = detect_rounding(values[inside], spec.decimals, with_atoms=True)
 
-    def _candidates(self, rule: Rule, real: pd.DataFrame, spec_of) -> list[str]:
+    def _candidates(self, rule: Rule, present, spec_of) -> list[str]:
         """Columns the rule could derive, best first: never a finer-grained column from coarser ones' sums
-        (its decimals would be lost), never one whose value a category fixes (the fixed value would break it)."""
+        (its decimals would be lost), never one whose value a category fixes (the fixed value would break it).
+        `present(name)`: the real column's non-null rows."""
         p = rule.params
         if rule.kind == "determined":
             return [p["column"]]
@@ -137,11 +141,10 @@ class RuleSet:
         # bound). First the side the rule bounds wherever it is present (a joint income, present only where the
         # income is, rather than the income of every row), then the lower side: a loan is a share of the
         # income, a balance a share of the loan.
-        def uncovered(name: str) -> float:
-            other = p["high"] if name == p["low"] else p["low"]
-            return float((real[name].notna() & real[other].isna()).mean())
+        def uncovered(name: str) -> bool:  # some row has it without the other side
+            return bool((present(name) & ~present(p["high"] if name == p["low"] else p["low"])).any())
 
-        return sorted((p["low"], p["high"]), key=lambda name: (uncovered(name) > 0, name != p["low"]))
+        return sorted((p["low"], p["high"]), key=lambda name: (uncovered(name), name != p["low"]))
 
     def _bounding_order(self, ratio: Rule) -> Rule | None:
         """An order rule the engine may keep between a ratio's input `a` and its other input `b`."""
