@@ -142,9 +142,11 @@ def verify_shards(folder: Path, real: pd.DataFrame, quasi_identifiers: list[str]
     parameter (a folder named o'q is not SQL). `frames`: the shards kept in memory (`make_shards`), if any;
     `database`: a `recount_database` to take a cursor of (else one is opened with `memory_limit`)."""
     with recount_database(memory_limit) if database is None else database.cursor() as connection:
-        if frames:
-            connection.register("twin_rows", frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
-            shards, pattern = "twin_rows", None
+        if frames:  # each frame scanned where it is: no concatenated copy of the twin
+            for number, frame in enumerate(frames):
+                connection.register(f"shard_{number}", frame)
+            shards = "(" + " UNION ALL ".join(f"SELECT * FROM shard_{number}" for number in range(len(frames))) + ")"
+            pattern = None
         else:
             shards, pattern = "read_parquet($shards)", {"shards": str(Path(folder) / "shard-*.parquet")}
         rows = connection.execute(f"SELECT count(*) FROM {shards}", pattern).fetchall()[0][0]
