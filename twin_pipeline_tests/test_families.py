@@ -29,6 +29,9 @@ def test_cdf_and_ppf_are_scipy_stats_bit_for_bit(name):
     q = np.concatenate([RNG.uniform(0, 1, 2000), RNG.uniform(0, 1e-9, 50), [0.0, 1.0, 1 - 1e-16, -0.1, 1.1, np.nan]])
     np.testing.assert_array_equal(ours.cdf(x), theirs.cdf(x, *arguments))
     np.testing.assert_array_equal(ours.ppf(q), theirs.ppf(q, *arguments))
+    inside = theirs.ppf(RNG.uniform(0.001, 0.999, 500), *arguments)  # all inside the support: the direct path
+    np.testing.assert_array_equal(ours.cdf(inside), theirs.cdf(inside, *arguments))
+    assert ours.cdf(inside[0]) == theirs.cdf(inside[0], *arguments) and np.ndim(ours.cdf(inside[0])) == 0
     assert ours.cdf(centre) == theirs.cdf(centre, *arguments) and np.ndim(ours.cdf(centre)) == 0
     assert ours.ppf(0.3) == theirs.ppf(0.3, *arguments) and np.ndim(ours.ppf(0.3)) == 0
 

@@ -34,6 +34,8 @@ class Family:
         z = np.asarray((np.asarray(x, dtype=float) - self.loc) / self.scale, dtype=float)
         low, high = self.support
         inside = (low < z) & (z < high)
+        if inside.all():  # every value inside the support (a fitted family's sample): the function alone
+            return np.asarray(self.cdf_standard(z))[()]
         out = np.where(z >= high, 1.0, np.where(np.isnan(z), np.nan, 0.0))
         out[inside] = self.cdf_standard(z[inside])
         return out[()]
