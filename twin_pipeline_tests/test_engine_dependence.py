@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from twin_pipeline.engine.dependence import (average_ranks, hermite_coefficients, latent_from_covariance, rising_orders, stratified,
+from twin_pipeline.engine.dependence import (average_ranks, hermite_coefficients, hermite_rows, latent_from_covariance, rising_orders, stratified,
                                             tied_normal_scores)
 
 
@@ -81,3 +81,15 @@ def test_average_ranks_are_pandas_ranks_to_the_bit():
     ours, theirs = np.vstack([average_ranks(column) for column in frame.T]).T, pd.DataFrame(frame).rank().to_numpy()
     np.testing.assert_array_equal(ours, theirs)
     assert ours.flags.f_contiguous and theirs.flags.f_contiguous  # the layout later sums follow, too
+
+
+def test_variables_with_as_many_edges_get_their_own_coefficients_when_run_together():
+    """hermite_rows runs variables with the same number of edges together: each row is the variable's own
+    coefficients to the bit (flags, counts, a coarsened continuous column, one block)."""
+    rng = np.random.default_rng(6)
+    columns = [rng.integers(0, 2, 800), rng.integers(0, 2, 3_000), rng.integers(0, 5, 500), rng.integers(0, 5, 9_000),
+               rng.normal(size=9_000), np.zeros(40), rng.integers(0, 2, 50)]
+    blocks = [tuple(tied_normal_scores(keys)[1:]) for keys in columns]
+    together = hermite_rows(blocks)
+    for row, block in zip(together, blocks):
+        assert np.array_equal(row, hermite_rows([block])[0])

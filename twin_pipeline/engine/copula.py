@@ -23,7 +23,7 @@ from ..tables import atomic_path, to_csv, write_json
 from . import columns as col
 from .conditional import conditional_normals, latent_box, value_boxes
 from .copulas_backend import fit_reference, sample_reference
-from .dependence import FRAILTY_FAMILIES, average_ranks, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, stratified, hermite_coefficients, latent_correlation, nearest_correlation, tied_normal_scores
+from .dependence import FRAILTY_FAMILIES, average_ranks, T_MAX_ROWS, fit_frailty, fit_t_degrees, frailty_scores, match_pearson, stratified, hermite_rows, latent_correlation, nearest_correlation, tied_normal_scores
 from .marginals import K_MIN, NumericMarginal, SlicedMarginal, marginal_from_dict
 from .dp import DEFAULT_DELTA, fit_private
 from .perturb import DIFFERENCING_NOISE, fit_rng, noisy_correlation
@@ -121,7 +121,7 @@ class GaussianCopulaEngine:
                 spec.null_rate = float(marginal.probabilities[1])
         scores = np.zeros((len(df), len(candidates)))  # zero where a value is missing: filled in place, one copy only
         present = np.zeros((len(df), len(candidates)), dtype=bool)
-        coefficients, informative = [None] * len(candidates), [False] * len(candidates)
+        blocks, informative = [None] * len(candidates), [False] * len(candidates)
         unordered = [i for i, (spec, role, marginal, _, _) in enumerate(candidates)
                      if role == "value" and spec.unordered and len(marginal.values) >= 3]
         # Categories have no order of their own; the copula needs one. Score every other variable first, then
@@ -136,11 +136,11 @@ class GaussianCopulaEngine:
                 column_scores, upper, block_scores = tied_normal_scores(keys)
                 scores[mask, i] = column_scores
                 present[:, i] = mask
-                coefficients[i] = hermite_coefficients(upper, block_scores)
+                blocks[i] = upper, block_scores
                 informative[i] = len(keys) * (1 - np.diff(np.concatenate([[0.0], upper])).max()) >= MIN_DEPENDENCE_ROWS
         self._calibrate_rounding(df, governed)
         if self.variables:
-            latent = latent_correlation(scores, present, np.vstack(coefficients))
+            latent = latent_correlation(scores, present, hermite_rows(blocks))
             del scores, present
             # Too few rows off the mode (a column null on 3 rows) give wild estimates that would distort the
             # whole matrix when it is repaired: such variables keep their frequencies but join independently.

@@ -144,16 +144,29 @@ def hermite_coefficients(upper: np.ndarray, block_scores: np.ndarray, terms: int
 
     By summation by parts, a_k = sum over inner edges t of (g_right - g_left) * He_{k-1}(t) phi(t) / sqrt(k!).
     """
-    upper, block_scores = _coarsen(upper, block_scores)
-    edges = special.ndtri(np.clip(upper[:-1], 1e-15, 1 - 1e-15))
-    jumps = np.diff(block_scores)
-    density = _phi(edges) * jumps
-    coefficients = np.empty(terms)
+    return hermite_rows([(upper, block_scores)], terms)[0]
+
+
+def hermite_rows(blocks: list[tuple[np.ndarray, np.ndarray]], terms: int = HERMITE_TERMS) -> np.ndarray:
+    """`hermite_coefficients` of each (upper, block_scores), one row each. Variables with as many inner edges
+    (every null indicator has one) run the recurrence together, a row each: the same operations on each value,
+    and a row's sum is the sum of that row alone, so the same numbers as one variable at a time."""
+    edges, density = [], []
+    for upper, block_scores in blocks:
+        upper, block_scores = _coarsen(upper, block_scores)
+        edges.append(special.ndtri(np.clip(upper[:-1], 1e-15, 1 - 1e-15)))
+        density.append(_phi(edges[-1]) * np.diff(block_scores))
+    coefficients = np.empty((len(blocks), terms))
     roots = np.sqrt(np.arange(terms + 1))  # the same square roots as one call per term, at one call's cost
-    previous, current = np.zeros_like(edges), np.ones_like(edges)  # normalised He_{-1}, He_0
-    for k in range(1, terms + 1):
-        coefficients[k - 1] = (density * current).sum() / roots[k]
-        previous, current = current, (edges * current - roots[k - 1] * previous) / roots[k]
+    sizes = np.array([len(values) for values in edges], dtype=int)
+    for size in np.unique(sizes):
+        rows = np.flatnonzero(sizes == size)
+        at, weight = np.vstack([edges[i] for i in rows]), np.vstack([density[i] for i in rows])
+        previous, current, sums = np.zeros_like(at), np.ones_like(at), []  # normalised He_{-1}, He_0
+        for k in range(1, terms + 1):
+            sums.append((weight * current).sum(axis=1))
+            previous, current = current, (at * current - roots[k - 1] * previous) / roots[k]
+        coefficients[rows] = np.array(sums).T / roots[1:]
     return coefficients
 
 
