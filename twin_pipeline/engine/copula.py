@@ -173,8 +173,8 @@ class GaussianCopulaEngine:
                 values = df[name][~governed[name]] if name in governed else df[name]
                 spec.rounding = col.calibrate_rounding(
                     spec.rounding, spec.to_numbers(values.dropna()),
-                    lambda n, rng, marginal=marginal: marginal.decode(rng.standard_normal(n)), marginal.atoms,
-                    spec.decimals)
+                    lambda n, rng, marginal=marginal: _in_order(marginal.decode, rng.standard_normal(n)),
+                    marginal.atoms, spec.decimals)
 
     def _calibrate_governed_shares(self, rows: int = 10_000, iterations: int = 3) -> None:
         """A category that a fixed-value rule writes on some rows (written_off is 0 when days_past_due is 0) is
@@ -756,8 +756,11 @@ def _converted(frame: pd.DataFrame, conversions: dict, copy: bool = True) -> pd.
     return out
 
 
-def _in_order(decode, values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """decode(values), computed on the values sorted by `order` and put back in place."""
+def _in_order(decode, values: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """decode(values), computed on the values sorted by `order` (their argsort when not given) and put back in
+    place: the same values (a marginal decodes each value alone), but np.interp finds each next knot beside the
+    last (half the time on 20,000 normal draws)."""
+    order = np.argsort(values) if order is None else order
     ranked = decode(values[order])
     out = np.empty_like(ranked)
     out[order] = ranked
