@@ -378,7 +378,7 @@ def _keep_freed_memory() -> None:
     """glibc's malloc keeps what a clone frees for its next arrays, instead of giving every block over 32 MB (a
     100,000 x 55 matrix is 44 MB) back to the system and faulting fresh pages in for the next: page faults cost
     3-4x more while the other core is busy, as the clone's helper keeps it. Sampling and protecting the 55-column
-    twin took 0.28-0.45 s of system time, 0.11-0.17 so, at the same peak memory. For a one-shot `twin clone` only
+    twin took 0.28-0.45 s of system time, 0.11-0.17 with it, at the same peak memory. For a one-shot `twin clone` only
     (a long-lived server would keep its peak); the process forked for the holdout reference inherits it; left
     alone where the user tunes malloc, or the C library is not glibc."""
     import ctypes
