@@ -321,12 +321,8 @@ def match_pearson(correlation: np.ndarray, decoders: dict, targets: dict[tuple[i
         target = np.array([targets[(first, second)] for first in firsts])
         scale = np.array([sds[first] * sds[second] for first in firsts])
 
-        def implied(rho: np.ndarray) -> np.ndarray:
-            # Every bisection starts at 0, and pairs that took the same turns so far share their middle (a quarter
-            # of the pairs' evaluations on a 55-column table): each distinct middle's points are decoded once.
-            middles, pair_middle = np.unique(rho, return_inverse=True)
-            if len(middles) == len(rho):
-                middles, pair_middle = rho, slice(None)
+        def implied(middles: np.ndarray, pair_middle) -> np.ndarray:
+            # Each pair's implied Pearson correlation, from the distinct latent `middles` (`pair_middle`: each pair's).
             # points[p, k, l] = rho_p n_k + sqrt(1 - rho_p^2) n_l. np.interp looks each point's knot up starting
             # from the previous point's, so it is laid out with the node of the smaller coefficient varying fastest
             # (for most pairs, |rho| < 0.7: along k), where consecutive points are close; the values are the same.
@@ -340,9 +336,16 @@ def match_pearson(correlation: np.ndarray, decoders: dict, targets: dict[tuple[i
             return np.einsum("kl,pk,pkl->p", pair_weights, first_values, decoded[pair_middle] - means[second]) / scale
 
         low, high = np.full(len(firsts), -MAX_CORRELATION), np.full(len(firsts), MAX_CORRELATION)
+        apart = False
         for _ in range(iterations):
             middle = (low + high) / 2
-            too_low = implied(middle) < target
+            # Every bisection starts at 0, and pairs that took the same turns so far share their middle (a quarter
+            # of the pairs' evaluations on a 55-column table): each distinct middle's points are decoded once. Once
+            # every pair has its own, they stay apart (each in its own half of a distinct interval): no more search.
+            middles, pair_middle = (middle, slice(None)) if apart else np.unique(middle, return_inverse=True)
+            if len(middles) == len(middle):
+                middles, pair_middle, apart = middle, slice(None), True
+            too_low = implied(middles, pair_middle) < target
             low, high = np.where(too_low, middle, low), np.where(too_low, high, middle)
         matched[firsts, second] = matched[second, firsts] = (low + high) / 2
     return matched
