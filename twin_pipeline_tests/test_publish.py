@@ -118,8 +118,8 @@ def test_twin_clone_killed_while_writing_leaves_the_previous_outputs_whole(tmp_p
     child = subprocess.Popen([sys.executable, "-c", CLONE, str(source), str(out), "2"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while not list((out / publish.VERSIONS).glob("*/.shards-*/shard-*.parquet")) and time.monotonic() < deadline:
-        time.sleep(0.01)  # until the new clone is writing its outputs
+    while not list((out / publish.VERSIONS).glob("*/.shards-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the new clone is making its shards in its staged version
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert child.returncode == -signal.SIGKILL
