@@ -493,19 +493,19 @@ def _write_outputs(source: Path, real: pd.DataFrame, engine: GaussianCopulaEngin
         fmt = options.output_format or ("parquet" if rows >= PARQUET_FROM_ROWS else "csv")
         merge = [(merge_shards, (Path(folder), out_dir / f"synthetic.{fmt}", options.escape_formulas,
                                  real.attrs.get("csv_dialect"), frames))]
-        # Shards in memory are written out here, after the report (the helper would have to be sent them, and it
-        # draws the pictures meanwhile). Shard files are the helper's once its reference is done, else this process
-        # writes them after its own work: queued behind the reference it ended last on small tables, while this
-        # process waited for both. A helper free already writes them while this process begins the pictures; a busy
-        # one is handed them after them, and this process, done with its report, takes them back if the helper has
-        # not begun (it is drawing them).
-        merged = SharedTasks(merge, None) if frames else (
-            SharedTasks(merge, helper, after=reference) if reference.done() else None)
+        # Shards kept in memory are written out by this process, after its report: the helper would have to be
+        # sent them, and it draws the pictures meanwhile. Shard files are the helper's once its reference is done,
+        # else this process writes them after its own work: queued behind the reference it ended last on small
+        # tables, while this process waited for both. A helper free already merges while this process begins the
+        # pictures; a busy one is handed the merge after the pictures, and this process, done with its report,
+        # takes it back if the helper has not begun it (it is drawing them).
+        merger = None if frames else helper
+        merged = SharedTasks(merge, merger, after=reference) if reference.done() else None
         twin = sample_shards(Path(folder), frames=frames)
         # The pictures need only the tables: shared with the helper from now on, handed to it once its reference
         # is done (this process draws them if it has begun none), while this process recounts and reports
         drawing = report_figures(real, twin, options, helper, after=reference)
-        merged = merged or SharedTasks(merge, helper, after=reference)
+        merged = merged or SharedTasks(merge, merger, after=reference)
         verified = verify_shards(Path(folder), real, list(qis), key_columns(real, options), options.k, frames=frames,
                                  database=database)
         say(f"k-anonymity: k={verified['k']} on {', '.join(qis) or 'no quasi-identifiers'}; "

@@ -22,7 +22,7 @@ import pandas as pd
 from .engine import GaussianCopulaEngine
 from .options import CloneOptions
 from .protection import protect
-from .tables import atomic_path
+from .tables import atomic_path, to_csv
 
 SHARD_ROWS = 500_000
 QUALITY_SAMPLE_ROWS = 1_000_000
@@ -201,8 +201,6 @@ def merge_shards(folder: Path, target: Path, escape_formulas: bool = True, diale
     kept in memory (`make_shards`), if any."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from .tables import atomic_path, to_csv
 
     with atomic_path(target) as tmp:
         writer = None
